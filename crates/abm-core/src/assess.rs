@@ -1,0 +1,754 @@
+//! One account's stateless assessment (SPEC §4.2–§4.4, §4.6): tier, engagement level, triggers,
+//! the decision-table row, conflicts, program, next action, micro-segment and the rationale.
+
+use crate::account::AccountRef;
+use crate::engagement::{Deal, DealStatus, EngagementState, LevelBasis, Signal, Trigger};
+use crate::model::{Cluster, EngagementLevel, Tier};
+use crate::rules::{Code, Rules};
+use crate::scoring::{score_account, ScoreResult, ScoringModel, Source};
+use crate::time::Instant;
+use std::fmt::Write;
+
+/// Everything known about one account's activity, gathered by the ingest path.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub engagement: &'a EngagementState,
+    /// The account's triggers (any order, any date: filtered here).
+    pub triggers: &'a [Trigger],
+    pub deals: &'a [Deal],
+    /// The account's demotion-signal events (any date: filtered here).
+    pub signals: &'a [Signal],
+    /// Evidence before this instant is ignored (the account's last demotion).
+    pub floor: Instant,
+}
+
+/// A reason to ask a human (SPEC §4.5, `conflict`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conflict {
+    LowTierHighEngagement { tier: Tier, open_deal: bool },
+    MixedSignals { signal: Code, signal_at: Instant },
+    TierMismatch { input: Tier, computed: Tier },
+}
+
+impl Conflict {
+    pub fn describe(&self, rules: &Rules) -> String {
+        match self {
+            Conflict::LowTierHighEngagement { tier, open_deal } => format!(
+                "tier {tier} with {}",
+                if *open_deal {
+                    "an active open deal"
+                } else {
+                    "High engagement"
+                }
+            ),
+            Conflict::MixedSignals { signal, signal_at } => format!(
+                "demotion signal {}@{} alongside promotion signals in the same window",
+                rules.event_name(*signal),
+                signal_at
+            ),
+            Conflict::TierMismatch { input, computed } => {
+                format!("input icp_tier {input} but the score gives tier {computed}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub score: ScoreResult,
+    pub level: EngagementLevel,
+    pub basis: LevelBasis,
+    pub engaged_contacts: u32,
+    pub counted_events: u32,
+    /// Triggers in the window, newest first (ties by type name).
+    pub triggers: Vec<(Code, Instant)>,
+    /// Demotion signals in the engagement window, newest first.
+    pub signals: Vec<(Code, Instant)>,
+    /// Indexes into `Facts::deals`.
+    pub active_deals: Vec<usize>,
+    pub stalled_deals: Vec<usize>,
+    /// 1-based decision-table row.
+    pub rule: u8,
+    /// What the entry rules say.
+    pub cluster: Cluster,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Assessment {
+    pub fn has_triggers(&self) -> bool {
+        !self.triggers.is_empty()
+    }
+}
+
+pub fn assess(
+    rules: &Rules,
+    model: &ScoringModel,
+    account: &AccountRef<'_>,
+    facts: &Facts<'_>,
+    detailed: bool,
+) -> Assessment {
+    let score = score_account(model, account, detailed);
+    let st = facts.engagement;
+
+    let mut triggers: Vec<(Code, Instant)> = facts
+        .triggers
+        .iter()
+        .filter(|t| t.counts(rules, facts.floor))
+        .map(|t| (t.code, t.at))
+        .collect();
+    triggers.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| rules.trigger_name(a.0).cmp(rules.trigger_name(b.0)))
+    });
+    let mut signals: Vec<(Code, Instant)> = facts
+        .signals
+        .iter()
+        .filter(|s| s.at >= rules.engagement_from && s.at <= rules.as_of && s.at > facts.floor)
+        .map(|s| (s.code, s.at))
+        .collect();
+    signals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let mut active_deals = Vec::new();
+    let mut stalled_deals = Vec::new();
+    for (i, d) in facts.deals.iter().enumerate() {
+        match d.status(rules, facts.floor) {
+            DealStatus::Active => active_deals.push(i),
+            DealStatus::Stalled => stalled_deals.push(i),
+            _ => {}
+        }
+    }
+
+    // The level: the strongest of the best event, an active deal, the engaged contacts.
+    let contacts = st.engaged_contacts();
+    let mut level = st.best_level();
+    let mut basis = if level > EngagementLevel::None {
+        LevelBasis::Event {
+            code: st.best_code,
+            at: st.best_at,
+        }
+    } else {
+        LevelBasis::Nothing
+    };
+    if rules.config.engagement.open_deal_is_high
+        && !active_deals.is_empty()
+        && level < EngagementLevel::High
+    {
+        level = EngagementLevel::High;
+        basis = LevelBasis::OpenDeal(active_deals[0]);
+    }
+    let by_contacts = if contacts >= rules.high_contacts {
+        EngagementLevel::High
+    } else if contacts >= rules.medium_contacts {
+        EngagementLevel::Medium
+    } else {
+        EngagementLevel::None
+    };
+    if by_contacts > level {
+        level = by_contacts;
+        basis = LevelBasis::Contacts(contacts);
+    }
+
+    let (rule, cluster) = rules.decision.decide(score.tier, level, !triggers.is_empty());
+
+    let cp = &rules.config.checkpoints;
+    let mut conflicts = Vec::new();
+    if cp.conflict_low_tier_high_engagement
+        && matches!(score.tier, Tier::D | Tier::E)
+        && (level == EngagementLevel::High || !active_deals.is_empty())
+    {
+        conflicts.push(Conflict::LowTierHighEngagement {
+            tier: score.tier,
+            open_deal: !active_deals.is_empty(),
+        });
+    }
+    if cp.conflict_mixed_signals
+        && !signals.is_empty()
+        && (level >= EngagementLevel::Medium || !triggers.is_empty())
+    {
+        conflicts.push(Conflict::MixedSignals {
+            signal: signals[0].0,
+            signal_at: signals[0].1,
+        });
+    }
+    if score.tier_source == Source::Input
+        && score.tier.distance(score.tier_from_score) >= cp.conflict_tier_distance as usize
+        && (score.score_source == Source::Input || !score.criteria.is_empty())
+    {
+        conflicts.push(Conflict::TierMismatch {
+            input: score.tier,
+            computed: score.tier_from_score,
+        });
+    }
+
+    Assessment {
+        score,
+        level,
+        basis,
+        engaged_contacts: contacts,
+        counted_events: st.counted,
+        triggers,
+        signals,
+        active_deals,
+        stalled_deals,
+        rule,
+        cluster,
+        conflicts,
+    }
+}
+
+/// The next promotion the decision table allows from here, and what it takes.
+fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<String> {
+    let rank = cluster.rank()?;
+    let tier = a.score.tier;
+    let trig = a.has_triggers();
+    let mut options: Vec<(Cluster, String)> = Vec::new();
+    let target = |lvl: EngagementLevel, t: bool| rules.decision.decide(tier, lvl, t).1;
+    let higher = |c: Cluster| c.rank().is_some_and(|r| r > rank);
+    if !trig && higher(target(a.level, true)) {
+        options.push((target(a.level, true), "a buying trigger (funding, expansion, intent surge, …)".into()));
+    }
+    for lvl in EngagementLevel::ALL.into_iter().filter(|l| *l > a.level) {
+        let c = target(lvl, trig);
+        if higher(c) {
+            let examples: Vec<&str> = rules.types_of(lvl).into_iter().take(3).collect();
+            let contacts_needed = match lvl {
+                EngagementLevel::High => Some(rules.high_contacts),
+                EngagementLevel::Medium => Some(rules.medium_contacts),
+                _ => None,
+            };
+            let mut text = format!("{lvl} engagement ({}", examples.join(", "));
+            if let Some(n) = contacts_needed {
+                let have = a.engaged_contacts;
+                let _ = write!(
+                    text,
+                    ", or {n} engaged contacts: has {have}"
+                );
+            }
+            text.push(')');
+            options.push((c, text));
+            break;
+        }
+    }
+    let to = options.iter().map(|o| o.0).min_by_key(|c| c.rank())?;
+    let what: Vec<&str> = options
+        .iter()
+        .filter(|o| o.0 == to)
+        .map(|o| o.1.as_str())
+        .collect();
+    Some(format!("needs {} for {}", what.join(" or "), to.label()))
+}
+
+/// A concrete next step: the cluster's action plus what is missing for the next promotion.
+pub fn next_action(rules: &Rules, a: &Assessment, cluster: Cluster) -> String {
+    let base = rules.config.next_actions.of(cluster);
+    let mut s = base.to_string();
+    match cluster {
+        Cluster::MonitorOnly => {
+            let _ = write!(s, "; tier {} is below the ICP cut", a.score.tier);
+            if !a.score.missing.is_empty() {
+                let _ = write!(s, ": enrich {} and re-score", a.score.missing.join(", "));
+            }
+        }
+        Cluster::ActiveFocus => {
+            if !a.active_deals.is_empty() {
+                let _ = write!(s, "; advance the open deal");
+            } else if !a.stalled_deals.is_empty() {
+                let _ = write!(s, "; a deal is stalled: re-engage the champion");
+            }
+            if a.engaged_contacts < rules.high_contacts {
+                let _ = write!(
+                    s,
+                    "; multi-thread: {} engaged contact{}, aim for {}+",
+                    a.engaged_contacts,
+                    if a.engaged_contacts == 1 { "" } else { "s" },
+                    rules.high_contacts
+                );
+            }
+        }
+        _ => match missing_for_next(rules, a, cluster) {
+            Some(m) => {
+                let _ = write!(s, "; {m}");
+            }
+            None => {
+                let _ = write!(
+                    s,
+                    "; tier {} caps this account at {}: improve ICP fit to go further",
+                    a.score.tier,
+                    cluster.label()
+                );
+            }
+        },
+    }
+    s
+}
+
+/// `challenge/vertical/stage` for Future Pipeline accounts (SPEC §4.6).
+pub fn micro_segment(
+    rules: &Rules,
+    account: &AccountRef<'_>,
+    a: &Assessment,
+    facts: &Facts<'_>,
+) -> String {
+    let ms = &rules.config.micro_segment;
+    let slug = |s: &str| {
+        s.trim()
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("_")
+    };
+    let mut challenge = account.field("challenge").map(slug).unwrap_or_default();
+    if challenge.is_empty() {
+        for (code, _) in &a.triggers {
+            if let Some(c) = ms.challenge_from_triggers.get(rules.trigger_name(*code)) {
+                challenge = c.clone();
+                break;
+            }
+        }
+    }
+    if challenge.is_empty() {
+        'outer: for (code, at) in &a.triggers {
+            if rules.trigger_name(*code) != "intent_surge" {
+                continue;
+            }
+            for t in facts.triggers.iter().filter(|t| t.code == *code && t.at == *at) {
+                let h = t.headline.to_lowercase();
+                if let Some((_, c)) = ms
+                    .challenge_from_intent_topics
+                    .iter()
+                    .find(|(k, _)| h.contains(k.as_str()))
+                {
+                    challenge = c.clone();
+                    break 'outer;
+                }
+            }
+        }
+    }
+    if challenge.is_empty() {
+        challenge = "unknown".into();
+    }
+    let industry = account.field("industry").unwrap_or("").trim().to_lowercase();
+    let vertical = if industry.is_empty() {
+        "unknown".to_string()
+    } else {
+        rules
+            .config
+            .verticals
+            .get(&industry)
+            .cloned()
+            .unwrap_or_else(|| "other".into())
+    };
+    let has = |list: &[String]| {
+        a.triggers
+            .iter()
+            .any(|(c, _)| list.iter().any(|n| n == rules.trigger_name(*c)))
+    };
+    let f = account.firmographics();
+    let young = f
+        .founded_year
+        .is_some_and(|y| rules.as_of.year() - (y as i64) <= ms.growth_max_age_years as i64);
+    let small = f.employees.is_some_and(|e| e <= ms.growth_max_employees);
+    let stage = if has(&ms.transformation_triggers) {
+        "transformation"
+    } else if has(&ms.growth_triggers) || young || small {
+        "growth"
+    } else if f.founded_year.is_none() && f.employees.is_none() {
+        "unknown"
+    } else {
+        "established"
+    };
+    format!("{challenge}/{vertical}/{stage}")
+}
+
+/// Short rationale for the output row.
+pub fn rationale(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> String {
+    let mut s = String::with_capacity(160);
+    let sc = &a.score;
+    let _ = write!(
+        s,
+        "tier {} ({}, score {}{})",
+        sc.tier,
+        if sc.tier_source == Source::Input {
+            "input tier"
+        } else {
+            "from score"
+        },
+        sc.score_text(),
+        if sc.score_source == Source::Input {
+            " input"
+        } else {
+            ""
+        }
+    );
+    if !sc.missing.is_empty() {
+        let _ = write!(s, ", missing {}", sc.missing.join("+"));
+    }
+    let _ = write!(s, "; engagement {}", a.level);
+    match &a.basis {
+        LevelBasis::Event { code, at } => {
+            let _ = write!(s, " ({} {}", rules.event_name(*code), at.date_string());
+        }
+        LevelBasis::Contacts(n) => {
+            let _ = write!(s, " ({n} engaged contacts");
+        }
+        LevelBasis::OpenDeal(i) => {
+            let d = &facts.deals[*i];
+            let _ = write!(s, " (open deal {} {}", d.deal_id, d.stage);
+        }
+        LevelBasis::Nothing => {
+            let _ = write!(s, " (no counted events");
+        }
+    }
+    if a.counted_events > 0 {
+        let _ = write!(
+            s,
+            ", {} event{}, {} contact{})",
+            a.counted_events,
+            if a.counted_events == 1 { "" } else { "s" },
+            a.engaged_contacts,
+            if a.engaged_contacts == 1 { "" } else { "s" }
+        );
+    } else {
+        s.push(')');
+    }
+    match a.triggers.first() {
+        Some((c, at)) => {
+            let _ = write!(
+                s,
+                "; {} trigger{} (latest {} {})",
+                a.triggers.len(),
+                if a.triggers.len() == 1 { "" } else { "s" },
+                rules.trigger_name(*c),
+                at.date_string()
+            );
+        }
+        None => s.push_str("; no triggers"),
+    }
+    let _ = write!(s, "; rule {} → {}", a.rule, a.cluster);
+    s
+}
+
+/// `type@timestamp;…`, newest first.
+pub fn promotion_triggers(rules: &Rules, a: &Assessment) -> String {
+    let mut s = String::new();
+    for (i, (c, at)) in a.triggers.iter().enumerate() {
+        if i > 0 {
+            s.push(';');
+        }
+        let _ = write!(s, "{}@{}", rules.trigger_name(*c), at);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountSchema, AccountTable, Firmographics};
+    use crate::config::Config;
+    use crate::engagement::DealOutcome;
+
+    const AS_OF: &str = "2026-11-01T00:00:00Z";
+
+    fn t(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+
+    struct World {
+        rules: Rules,
+        table: AccountTable,
+        model: ScoringModel,
+    }
+
+    fn world(tier: Tier) -> World {
+        let schema = AccountSchema::new(
+            ["name", "industry", "challenge"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let mut table = AccountTable::new(schema);
+        let f = Firmographics {
+            icp_tier: Some(tier),
+            icp_score: Some(match tier {
+                Tier::A => 90.0,
+                Tier::B => 70.0,
+                Tier::C => 55.0,
+                Tier::D => 40.0,
+                Tier::E => 10.0,
+            }),
+            employees: Some(1000.0),
+            founded_year: Some(1990),
+            ..Default::default()
+        };
+        table.push(["A1", "Acme", "software", ""], &f, 2);
+        let rules = Rules::compile(&Config::default(), t(AS_OF)).unwrap();
+        let model = ScoringModel::new(&rules.config.icp, table.schema());
+        World {
+            rules,
+            table,
+            model,
+        }
+    }
+
+    struct Activity {
+        events: Vec<(&'static str, &'static str, &'static str)>,
+        triggers: Vec<(&'static str, &'static str)>,
+        deals: Vec<Deal>,
+    }
+
+    fn run(w: &World, act: &Activity) -> Assessment {
+        let mut st = EngagementState::default();
+        let mut signals = Vec::new();
+        for (ty, at, c) in &act.events {
+            let code = w.rules.events.lookup(ty.as_bytes()).unwrap();
+            if let crate::engagement::Verdict::Signal { .. } =
+                st.observe(&w.rules, code, t(at), c.as_bytes(), Instant::MIN)
+            {
+                signals.push(Signal {
+                    account: 0,
+                    code,
+                    at: t(at),
+                });
+            }
+        }
+        let triggers: Vec<Trigger> = act
+            .triggers
+            .iter()
+            .map(|(ty, at)| Trigger {
+                account: 0,
+                code: w.rules.triggers.lookup(ty.as_bytes()).unwrap(),
+                at: t(at),
+                headline: String::new(),
+            })
+            .collect();
+        let facts = Facts {
+            engagement: &st,
+            triggers: &triggers,
+            deals: &act.deals,
+            signals: &signals,
+            floor: Instant::MIN,
+        };
+        assess(&w.rules, &w.model, &w.table.get(0), &facts, false)
+    }
+
+    fn quiet() -> Activity {
+        Activity {
+            events: vec![],
+            triggers: vec![],
+            deals: vec![],
+        }
+    }
+
+    fn open_deal(created: &str) -> Deal {
+        Deal {
+            account: 0,
+            deal_id: "D1".into(),
+            stage: "proposal".into(),
+            amount: Some(1000.0),
+            created_at: t(created),
+            closed_at: None,
+            last_stage_change_at: None,
+            outcome: DealOutcome::Open,
+        }
+    }
+
+    #[test]
+    fn rule_1_low_tiers_are_monitor_only_whatever_happens() {
+        for tier in [Tier::D, Tier::E] {
+            let w = world(tier);
+            let mut act = quiet();
+            act.events.push(("demo", "2026-10-20", "c1"));
+            act.triggers.push(("funding_round", "2026-10-20"));
+            let a = run(&w, &act);
+            assert_eq!((a.rule, a.cluster), (1, Cluster::MonitorOnly));
+            assert!(matches!(
+                a.conflicts[0],
+                Conflict::LowTierHighEngagement { .. }
+            ));
+            assert_eq!((run(&w, &quiet()).rule, run(&w, &quiet()).cluster), (1, Cluster::MonitorOnly));
+        }
+    }
+
+    #[test]
+    fn rule_2_high_engagement_on_a_b() {
+        for tier in [Tier::A, Tier::B] {
+            let w = world(tier);
+            let mut act = quiet();
+            act.events.push(("meeting", "2026-10-20", ""));
+            let a = run(&w, &act);
+            assert_eq!((a.level, a.rule, a.cluster), (EngagementLevel::High, 2, Cluster::ActiveFocus));
+        }
+    }
+
+    #[test]
+    fn rule_2_via_open_deal_and_via_three_contacts() {
+        let w = world(Tier::A);
+        let mut act = quiet();
+        act.deals.push(open_deal("2026-10-01"));
+        let a = run(&w, &act);
+        assert_eq!((a.level, a.cluster), (EngagementLevel::High, Cluster::ActiveFocus));
+        assert_eq!(a.basis, LevelBasis::OpenDeal(0));
+        // A deal created after as_of is not engagement.
+        let mut act = quiet();
+        act.deals.push(open_deal("2026-11-02"));
+        assert_eq!(run(&w, &act).level, EngagementLevel::None);
+        // A stalled deal is not engagement.
+        let mut act = quiet();
+        act.deals.push(open_deal("2026-09-01"));
+        let a = run(&w, &act);
+        assert_eq!((a.level, a.stalled_deals.len()), (EngagementLevel::None, 1));
+        // Three distinct contacts on low events → High.
+        let mut act = quiet();
+        for c in ["c1", "c2", "c3"] {
+            act.events.push(("email_open", "2026-10-20", c));
+        }
+        let a = run(&w, &act);
+        assert_eq!((a.level, a.basis.clone()), (EngagementLevel::High, LevelBasis::Contacts(3)));
+        // Two → Medium.
+        act.events.pop();
+        assert_eq!(run(&w, &act).level, EngagementLevel::Medium);
+    }
+
+    #[test]
+    fn rules_3_and_4_medium_with_and_without_triggers() {
+        for tier in [Tier::A, Tier::B] {
+            let w = world(tier);
+            let mut act = quiet();
+            act.events.push(("webinar_attended", "2026-10-20", ""));
+            let a = run(&w, &act);
+            assert_eq!((a.rule, a.cluster), (4, Cluster::FuturePipeline));
+            act.triggers.push(("funding_round", "2026-10-25"));
+            let a = run(&w, &act);
+            assert_eq!((a.rule, a.cluster), (3, Cluster::ActiveFocus));
+        }
+    }
+
+    #[test]
+    fn rule_5_tier_c_engaged() {
+        let w = world(Tier::C);
+        for ty in ["demo", "email_reply"] {
+            let mut act = quiet();
+            act.events.push((ty, "2026-10-20", ""));
+            let a = run(&w, &act);
+            assert_eq!((a.rule, a.cluster), (5, Cluster::FuturePipeline));
+        }
+    }
+
+    #[test]
+    fn rules_6_and_7_low_or_none() {
+        for tier in [Tier::A, Tier::B, Tier::C] {
+            let w = world(tier);
+            let a = run(&w, &quiet());
+            assert_eq!((a.rule, a.cluster), (7, Cluster::ClusterIcp));
+            let mut act = quiet();
+            act.events.push(("website_visit", "2026-10-20", ""));
+            let a = run(&w, &act);
+            assert_eq!((a.level, a.rule, a.cluster), (EngagementLevel::Low, 7, Cluster::ClusterIcp));
+            act.triggers.push(("expansion", "2026-08-03"));
+            let a = run(&w, &act);
+            assert_eq!((a.rule, a.cluster), (6, Cluster::FuturePipeline));
+            let mut act = quiet();
+            act.triggers.push(("layoffs", "2026-10-01"));
+            assert_eq!(run(&w, &act).rule, 6);
+        }
+    }
+
+    #[test]
+    fn trigger_window_is_inclusive_and_newest_first() {
+        let w = world(Tier::A);
+        let mut act = quiet();
+        act.triggers.push(("expansion", "2026-08-02T23:59:59Z"));
+        act.triggers.push(("layoffs", "2026-11-01T00:00:01Z"));
+        assert!(!run(&w, &act).has_triggers());
+        act.triggers.push(("tech_change", "2026-08-03"));
+        act.triggers.push(("funding_round", "2026-11-01"));
+        act.triggers.push(("expansion", "2026-11-01"));
+        let a = run(&w, &act);
+        assert_eq!(
+            promotion_triggers(&w.rules, &a),
+            "expansion@2026-11-01T00:00:00Z;funding_round@2026-11-01T00:00:00Z;tech_change@2026-08-03T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn conflicts() {
+        let w = world(Tier::A);
+        let mut act = quiet();
+        act.events.push(("champion_left", "2026-10-01", "c1"));
+        assert!(run(&w, &act).conflicts.is_empty());
+        act.events.push(("email_reply", "2026-10-02", "c2"));
+        let a = run(&w, &act);
+        assert!(matches!(a.conflicts[..], [Conflict::MixedSignals { .. }]));
+        // input tier A with score 40 (tier D): three tiers apart.
+        let mut w = world(Tier::A);
+        let f = Firmographics {
+            icp_tier: Some(Tier::A),
+            icp_score: Some(40.0),
+            ..Default::default()
+        };
+        w.table.push(["A2", "X", "", ""], &f, 3);
+        let st = EngagementState::default();
+        let facts = Facts {
+            engagement: &st,
+            triggers: &[],
+            deals: &[],
+            signals: &[],
+            floor: Instant::MIN,
+        };
+        let a = assess(&w.rules, &w.model, &w.table.get(1), &facts, false);
+        assert_eq!(
+            a.conflicts,
+            vec![Conflict::TierMismatch {
+                input: Tier::A,
+                computed: Tier::D
+            }]
+        );
+    }
+
+    #[test]
+    fn next_actions_name_what_is_missing() {
+        let w = world(Tier::A);
+        let mut act = quiet();
+        act.events.push(("email_reply", "2026-10-02", "c1"));
+        let a = run(&w, &act);
+        let na = next_action(&w.rules, &a, a.cluster);
+        assert!(na.starts_with("SDR:"), "{na}");
+        assert!(na.contains("for Active Focus"), "{na}");
+        assert!(na.contains("3 engaged contacts: has 1"), "{na}");
+        assert!(na.contains("trigger"), "{na}");
+        let a = run(&w, &quiet());
+        let na = next_action(&w.rules, &a, a.cluster);
+        assert!(na.contains("for Future Pipeline"), "{na}");
+        let w = world(Tier::C);
+        let mut act = quiet();
+        act.events.push(("demo", "2026-10-02", "c1"));
+        let a = run(&w, &act);
+        let na = next_action(&w.rules, &a, a.cluster);
+        assert!(na.contains("tier C caps"), "{na}");
+    }
+
+    #[test]
+    fn micro_segments() {
+        let w = world(Tier::A);
+        let mut act = quiet();
+        act.triggers.push(("layoffs", "2026-10-01"));
+        let a = run(&w, &act);
+        let st = EngagementState::default();
+        let facts = Facts {
+            engagement: &st,
+            triggers: &[],
+            deals: &[],
+            signals: &[],
+            floor: Instant::MIN,
+        };
+        assert_eq!(
+            micro_segment(&w.rules, &w.table.get(0), &a, &facts),
+            "cost_reduction/technology/transformation"
+        );
+        let a = run(&w, &quiet());
+        assert_eq!(
+            micro_segment(&w.rules, &w.table.get(0), &a, &facts),
+            "unknown/technology/established"
+        );
+    }
+}

@@ -1,0 +1,656 @@
+//! `abm.toml`: every rule a user might change. Defaults are exactly SPEC.md's.
+//!
+//! The config is plain data (serde). [`crate::rules::Rules::compile`] validates it and turns it
+//! into the fast runtime form; a bad value is a [`ConfigError`] naming the key.
+
+use crate::model::{Cluster, Tier};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("invalid config: {0}")]
+    Parse(#[source] toml::de::Error),
+    #[error("invalid config: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub icp: IcpConfig,
+    pub engagement: EngagementConfig,
+    pub triggers: TriggerConfig,
+    /// Entry rules, first match wins (SPEC §4.4).
+    pub decision_table: Vec<DecisionRow>,
+    pub movement: MovementConfig,
+    pub checkpoints: CheckpointConfig,
+    pub programs: Programs,
+    pub next_actions: NextActions,
+    pub micro_segment: MicroSegmentConfig,
+    /// industry (lower case) → vertical, for Future Pipeline micro-segments.
+    pub verticals: BTreeMap<String, String>,
+    pub capacity: CapacityConfig,
+    /// Column mappings: canonical name → header in the user's file, per input file.
+    pub columns: ColumnMappings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcpConfig {
+    pub tiers: TierThresholds,
+    pub criteria: Vec<Criterion>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierThresholds {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub d: f64,
+}
+
+impl Default for TierThresholds {
+    fn default() -> Self {
+        TierThresholds {
+            a: 80.0,
+            b: 65.0,
+            c: 50.0,
+            d: 35.0,
+        }
+    }
+}
+
+impl TierThresholds {
+    pub fn tier_of(&self, score: f64) -> Tier {
+        if score >= self.a {
+            Tier::A
+        } else if score >= self.b {
+            Tier::B
+        } else if score >= self.c {
+            Tier::C
+        } else if score >= self.d {
+            Tier::D
+        } else {
+            Tier::E
+        }
+    }
+}
+
+/// One ICP criterion. `field` is a canonical account column (`industry`, `employees`,
+/// `annual_revenue`, `country`, `tech_stack`, `founded_year`, …) or any custom column.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Criterion {
+    /// The field (case-insensitive) is one of `values`.
+    In {
+        field: String,
+        values: Vec<String>,
+        points: f64,
+    },
+    /// The field equals `value` (case-insensitive).
+    Equals {
+        field: String,
+        value: String,
+        points: f64,
+    },
+    /// The numeric field is within `[min, max]` (either bound optional, both inclusive).
+    Range {
+        field: String,
+        min: Option<f64>,
+        max: Option<f64>,
+        points: f64,
+    },
+    /// Numeric bands; the first band that contains the value earns its points. Possible points
+    /// are the largest band's.
+    Bands { field: String, bands: Vec<Band> },
+    /// A `;`-separated list field (e.g. `tech_stack`) contains any of `values`.
+    Contains {
+        field: String,
+        values: Vec<String>,
+        points: f64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub points: f64,
+}
+
+impl Criterion {
+    pub fn field(&self) -> &str {
+        match self {
+            Criterion::In { field, .. }
+            | Criterion::Equals { field, .. }
+            | Criterion::Range { field, .. }
+            | Criterion::Bands { field, .. }
+            | Criterion::Contains { field, .. } => field,
+        }
+    }
+
+    pub fn possible(&self) -> f64 {
+        match self {
+            Criterion::In { points, .. }
+            | Criterion::Equals { points, .. }
+            | Criterion::Range { points, .. }
+            | Criterion::Contains { points, .. } => *points,
+            Criterion::Bands { bands, .. } => bands.iter().map(|b| b.points).fold(0.0, f64::max),
+        }
+    }
+}
+
+fn strings(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for IcpConfig {
+    fn default() -> Self {
+        IcpConfig {
+            tiers: TierThresholds::default(),
+            criteria: vec![
+                Criterion::In {
+                    field: "industry".into(),
+                    values: strings(&[
+                        "software",
+                        "fintech",
+                        "cybersecurity",
+                        "banking",
+                        "insurance",
+                        "healthcare",
+                        "technology",
+                        "financials",
+                    ]),
+                    points: 30.0,
+                },
+                Criterion::Bands {
+                    field: "employees".into(),
+                    bands: vec![
+                        Band {
+                            min: Some(200.0),
+                            max: Some(5000.0),
+                            points: 25.0,
+                        },
+                        Band {
+                            min: Some(50.0),
+                            max: Some(199.0),
+                            points: 15.0,
+                        },
+                        Band {
+                            min: Some(5001.0),
+                            max: None,
+                            points: 15.0,
+                        },
+                    ],
+                },
+                Criterion::Bands {
+                    field: "annual_revenue".into(),
+                    bands: vec![
+                        Band {
+                            min: Some(20e6),
+                            max: Some(1e9),
+                            points: 20.0,
+                        },
+                        Band {
+                            min: Some(5e6),
+                            max: Some(20e6),
+                            points: 10.0,
+                        },
+                        Band {
+                            min: Some(1e9),
+                            max: None,
+                            points: 10.0,
+                        },
+                    ],
+                },
+                Criterion::In {
+                    field: "country".into(),
+                    values: strings(&[
+                        "US",
+                        "United States",
+                        "GB",
+                        "United Kingdom",
+                        "DE",
+                        "Germany",
+                        "FR",
+                        "France",
+                        "NL",
+                        "Netherlands",
+                        "SE",
+                        "Sweden",
+                        "CA",
+                        "Canada",
+                        "AU",
+                        "Australia",
+                    ]),
+                    points: 15.0,
+                },
+                Criterion::Contains {
+                    field: "tech_stack".into(),
+                    values: strings(&["salesforce", "hubspot", "snowflake", "aws"]),
+                    points: 10.0,
+                },
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngagementConfig {
+    /// Look-back window for engagement events and demotion signals, in days (inclusive).
+    pub window_days: u32,
+    pub high: Vec<String>,
+    pub medium: Vec<String>,
+    pub low: Vec<String>,
+    /// Not engagement: feed the demotion rules.
+    pub demotion_signals: Vec<String>,
+    /// Event types that count only within a shorter window (days).
+    pub short_windows: BTreeMap<String, u32>,
+    /// Distinct engaged contacts that make engagement High / Medium.
+    pub high_contacts: u32,
+    pub medium_contacts: u32,
+    /// An active open deal (not stalled) makes engagement High.
+    pub open_deal_is_high: bool,
+    /// An open deal with no stage change for this many days is stalled.
+    pub stalled_after_days: u32,
+}
+
+impl Default for EngagementConfig {
+    fn default() -> Self {
+        EngagementConfig {
+            window_days: 90,
+            high: strings(&[
+                "demo",
+                "meeting",
+                "challenge_validated",
+                "budget_expressed",
+                "timeline_expressed",
+            ]),
+            medium: strings(&[
+                "content_download",
+                "webinar_attended",
+                "email_reply",
+                "outreach_response",
+                "linkedin_connection_accepted",
+                "intent_page_visit",
+                "event_attended",
+            ]),
+            low: strings(&["website_visit", "ad_click", "email_open"]),
+            demotion_signals: strings(&["champion_left", "budget_cycle_missed", "no_priority"]),
+            short_windows: BTreeMap::from([("website_visit".to_string(), 30)]),
+            high_contacts: 3,
+            medium_contacts: 2,
+            open_deal_is_high: true,
+            stalled_after_days: 45,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerConfig {
+    pub window_days: u32,
+    pub types: Vec<String>,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        TriggerConfig {
+            window_days: 90,
+            types: strings(&[
+                "funding_round",
+                "leadership_change",
+                "merger_acquisition",
+                "expansion",
+                "hiring_surge",
+                "product_launch",
+                "regulatory_change",
+                "intent_surge",
+                "layoffs",
+                "tech_change",
+            ]),
+        }
+    }
+}
+
+/// One row of the decision table. `engagement = ["any"]` and `triggers = "any"` match anything.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRow {
+    pub tiers: Vec<String>,
+    pub engagement: Vec<String>,
+    /// `"yes"`, `"no"` or `"any"`.
+    pub triggers: String,
+    pub cluster: Cluster,
+}
+
+pub fn default_decision_table() -> Vec<DecisionRow> {
+    let row = |tiers: &[&str], eng: &[&str], trig: &str, cluster| DecisionRow {
+        tiers: strings(tiers),
+        engagement: strings(eng),
+        triggers: trig.into(),
+        cluster,
+    };
+    vec![
+        row(&["D", "E"], &["any"], "any", Cluster::MonitorOnly),
+        row(&["A", "B"], &["high"], "any", Cluster::ActiveFocus),
+        row(&["A", "B"], &["medium"], "yes", Cluster::ActiveFocus),
+        row(&["A", "B"], &["medium"], "no", Cluster::FuturePipeline),
+        row(&["C"], &["high", "medium"], "any", Cluster::FuturePipeline),
+        row(&["A", "B", "C"], &["low", "none"], "yes", Cluster::FuturePipeline),
+        row(&["A", "B", "C"], &["low", "none"], "no", Cluster::ClusterIcp),
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MovementConfig {
+    /// Active Focus → Future Pipeline after this many days without Medium+ engagement.
+    pub af_inactivity_days: u32,
+    /// Future Pipeline → Cluster ICP after this many days without any engagement.
+    pub fp_inactivity_days: u32,
+    /// Demotion signals that demote Active Focus → Future Pipeline.
+    pub af_demotion_signals: Vec<String>,
+    /// Demotion signals that demote Future Pipeline → Cluster ICP.
+    pub fp_demotion_signals: Vec<String>,
+    /// A stalled open deal demotes Active Focus → Future Pipeline.
+    pub demote_af_on_stalled_deal: bool,
+    /// Promotions into these clusters are proposed and wait for a reviewer.
+    pub approve_promotion_to: Vec<Cluster>,
+    /// Demotions out of these clusters are proposed and wait for a reviewer.
+    pub approve_demotion_from: Vec<Cluster>,
+}
+
+impl Default for MovementConfig {
+    fn default() -> Self {
+        MovementConfig {
+            af_inactivity_days: 90,
+            fp_inactivity_days: 180,
+            af_demotion_signals: strings(&["champion_left", "budget_cycle_missed"]),
+            fp_demotion_signals: strings(&["no_priority"]),
+            demote_af_on_stalled_deal: true,
+            approve_promotion_to: vec![Cluster::ActiveFocus],
+            approve_demotion_from: vec![Cluster::ActiveFocus],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Open a `conflict` checkpoint when the input `icp_tier` is this many tiers or more away
+    /// from the tier computed from the score.
+    pub conflict_tier_distance: u32,
+    /// Tier D/E with High engagement or an open deal is a conflict.
+    pub conflict_low_tier_high_engagement: bool,
+    /// A demotion signal and a promotion signal in the same window is a conflict.
+    pub conflict_mixed_signals: bool,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            conflict_tier_distance: 2,
+            conflict_low_tier_high_engagement: true,
+            conflict_mixed_signals: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Programs {
+    pub cluster_icp: String,
+    pub future_pipeline: String,
+    pub active_focus: String,
+    pub monitor_only: String,
+}
+
+impl Default for Programs {
+    fn default() -> Self {
+        Programs {
+            cluster_icp: "automated_demand_gen".into(),
+            future_pipeline: "sdr_marketing_nurture".into(),
+            active_focus: "one_to_one_abm".into(),
+            monitor_only: "monitor".into(),
+        }
+    }
+}
+
+impl Programs {
+    pub fn of(&self, c: Cluster) -> &str {
+        match c {
+            Cluster::ClusterIcp => &self.cluster_icp,
+            Cluster::FuturePipeline => &self.future_pipeline,
+            Cluster::ActiveFocus => &self.active_focus,
+            Cluster::MonitorOnly => &self.monitor_only,
+        }
+    }
+}
+
+/// The first half of each cluster's next action; the engine appends what is missing for the
+/// next promotion, computed from the decision table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NextActions {
+    pub cluster_icp: String,
+    pub future_pipeline: String,
+    pub active_focus: String,
+    pub monitor_only: String,
+}
+
+impl Default for NextActions {
+    fn default() -> Self {
+        NextActions {
+            cluster_icp: "Marketing: run automated demand gen (thought leadership, LinkedIn ads, educational webinars)".into(),
+            future_pipeline: "SDR: validate the challenge and map the buying committee".into(),
+            active_focus: "Sales: 1-to-1 executive briefing and a personalized business case".into(),
+            monitor_only: "Monitor: no active program".into(),
+        }
+    }
+}
+
+impl NextActions {
+    pub fn of(&self, c: Cluster) -> &str {
+        match c {
+            Cluster::ClusterIcp => &self.cluster_icp,
+            Cluster::FuturePipeline => &self.future_pipeline,
+            Cluster::ActiveFocus => &self.active_focus,
+            Cluster::MonitorOnly => &self.monitor_only,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MicroSegmentConfig {
+    /// trigger type → challenge, when the account has no `challenge` field.
+    pub challenge_from_triggers: BTreeMap<String, String>,
+    /// keyword in an `intent_surge` headline → challenge.
+    pub challenge_from_intent_topics: BTreeMap<String, String>,
+    /// Triggers that put the account in the `transformation` stage (checked first).
+    pub transformation_triggers: Vec<String>,
+    /// Triggers that put the account in the `growth` stage.
+    pub growth_triggers: Vec<String>,
+    /// Founded this many years before `as_of` or fewer → `growth`.
+    pub growth_max_age_years: u32,
+    /// This many employees or fewer → `growth` (scaling); else `established`.
+    pub growth_max_employees: f64,
+}
+
+impl Default for MicroSegmentConfig {
+    fn default() -> Self {
+        let map = |xs: &[(&str, &str)]| {
+            xs.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        MicroSegmentConfig {
+            challenge_from_triggers: map(&[
+                ("funding_round", "growth"),
+                ("expansion", "growth"),
+                ("layoffs", "cost_reduction"),
+                ("regulatory_change", "risk"),
+                ("tech_change", "digital_transformation"),
+            ]),
+            challenge_from_intent_topics: map(&[
+                ("cost", "cost_reduction"),
+                ("efficiency", "cost_reduction"),
+                ("growth", "growth"),
+                ("compliance", "risk"),
+                ("security", "risk"),
+                ("cloud", "digital_transformation"),
+                ("automation", "digital_transformation"),
+            ]),
+            transformation_triggers: strings(&[
+                "merger_acquisition",
+                "leadership_change",
+                "tech_change",
+                "layoffs",
+            ]),
+            growth_triggers: strings(&["funding_round", "expansion", "hiring_surge"]),
+            growth_max_age_years: 10,
+            growth_max_employees: 200.0,
+        }
+    }
+}
+
+pub fn default_verticals() -> BTreeMap<String, String> {
+    [
+        ("software", "technology"),
+        ("technology", "technology"),
+        ("cybersecurity", "technology"),
+        ("telecom", "technology"),
+        ("telecommunications", "technology"),
+        ("fintech", "financial_services"),
+        ("banking", "financial_services"),
+        ("insurance", "financial_services"),
+        ("finance", "financial_services"),
+        ("financials", "financial_services"),
+        ("healthcare", "healthcare"),
+        ("health care", "healthcare"),
+        ("biotech", "healthcare"),
+        ("medical", "healthcare"),
+        ("manufacturing", "industrial"),
+        ("automotive", "industrial"),
+        ("logistics", "industrial"),
+        ("transportation", "industrial"),
+        ("industrials", "industrial"),
+        ("energy", "energy"),
+        ("retail", "consumer"),
+        ("retailing", "consumer"),
+        ("hospitality", "consumer"),
+        ("media", "media"),
+        ("entertainment", "media"),
+        ("education", "public_sector"),
+        ("government", "public_sector"),
+        ("real_estate", "real_estate"),
+        ("agriculture", "agriculture"),
+        ("consulting", "professional_services"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    pub cluster_icp: CapacityRange,
+    pub future_pipeline: CapacityRange,
+    pub active_focus: CapacityRange,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityRange {
+    pub min: u64,
+    /// Above `max` is a warning; for Active Focus it also opens a `capacity` checkpoint.
+    pub max: u64,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        CapacityConfig {
+            cluster_icp: CapacityRange { min: 100, max: 500 },
+            future_pipeline: CapacityRange { min: 50, max: 100 },
+            active_focus: CapacityRange { min: 10, max: 30 },
+        }
+    }
+}
+
+impl CapacityConfig {
+    pub fn of(&self, c: Cluster) -> Option<&CapacityRange> {
+        match c {
+            Cluster::ClusterIcp => Some(&self.cluster_icp),
+            Cluster::FuturePipeline => Some(&self.future_pipeline),
+            Cluster::ActiveFocus => Some(&self.active_focus),
+            Cluster::MonitorOnly => None,
+        }
+    }
+}
+
+/// canonical column name → the header of that column in the user's file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnMappings {
+    pub accounts: BTreeMap<String, String>,
+    pub engagement: BTreeMap<String, String>,
+    pub triggers: BTreeMap<String, String>,
+    pub deals: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            icp: IcpConfig::default(),
+            engagement: EngagementConfig::default(),
+            triggers: TriggerConfig::default(),
+            decision_table: default_decision_table(),
+            movement: MovementConfig::default(),
+            checkpoints: CheckpointConfig::default(),
+            programs: Programs::default(),
+            next_actions: NextActions::default(),
+            micro_segment: MicroSegmentConfig::default(),
+            verticals: default_verticals(),
+            capacity: CapacityConfig::default(),
+            columns: ColumnMappings::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(ConfigError::Parse)?;
+        crate::rules::Rules::compile(&cfg, crate::time::Instant(0))?;
+        Ok(cfg)
+    }
+
+    /// A stable hash of the effective configuration (reported in summaries).
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = toml::to_string(self).expect("config serializes");
+        let digest = Sha256::digest(text.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+pub fn parse_tier_list(key: &str, xs: &[String]) -> Result<Vec<Tier>, ConfigError> {
+    xs.iter()
+        .map(|s| {
+            Tier::parse(s).ok_or_else(|| invalid(key, format!("unknown tier {s:?} (A–E)")))
+        })
+        .collect()
+}

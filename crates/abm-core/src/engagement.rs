@@ -1,0 +1,495 @@
+//! Engagement (SPEC §4.2): the per-account accumulator that the bulk path folds every event into,
+//! the observations that the detailed path records, deals, triggers and demotion signals.
+//!
+//! The accumulator is 64 bytes and `Copy`; two partial accumulators of the same account merge
+//! into exactly the state one sequential pass would have produced, whatever the split, so the
+//! bulk path can fold events on several threads.
+
+use crate::account::AccountIdx;
+use crate::model::{EngagementLevel, EventClass};
+use crate::rules::{Code, Rules, MAX_CONTACT_THRESHOLD};
+use crate::time::Instant;
+
+/// Per-account engagement state. `Instant::MIN` means "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngagementState {
+    /// Time of the most recent counted event at the best level.
+    pub best_at: Instant,
+    /// Last engagement event of any level (≤ as_of, after the floor), window or not: the
+    /// Future Pipeline inactivity clock.
+    pub last_any: Instant,
+    /// Last Medium+ engagement event: the Active Focus inactivity clock.
+    pub last_medium_plus: Instant,
+    /// Hashes of distinct engaged contacts (first `Rules::contacts_needed` only).
+    contacts: [u64; MAX_CONTACT_THRESHOLD as usize],
+    /// Events counted in the window.
+    pub counted: u32,
+    pub best_code: Code,
+    best: u8,
+    n_contacts: u8,
+}
+
+impl Default for EngagementState {
+    fn default() -> Self {
+        EngagementState {
+            best_at: Instant::MIN,
+            last_any: Instant::MIN,
+            last_medium_plus: Instant::MIN,
+            contacts: [0; MAX_CONTACT_THRESHOLD as usize],
+            counted: 0,
+            best_code: 0,
+            best: 0,
+            n_contacts: 0,
+        }
+    }
+}
+
+/// What happened to one observed engagement event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Counted(EngagementLevel),
+    /// After `as_of`: ignored, never an error.
+    AfterAsOf,
+    /// Before the account's last demotion: evidence never reaches back past it.
+    BeforeFloor,
+    /// Older than the type's window (`website_visit` counts only within 30 days).
+    OutsideWindow,
+    /// A demotion signal (`in_window` tells whether it counts for the demotion rules).
+    Signal { in_window: bool },
+}
+
+impl Verdict {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Counted(_) => "counted",
+            Verdict::AfterAsOf => "after as_of, ignored",
+            Verdict::BeforeFloor => "before the last demotion, ignored",
+            Verdict::OutsideWindow => "outside its window",
+            Verdict::Signal { in_window: true } => "demotion signal in window",
+            Verdict::Signal { in_window: false } => "demotion signal outside window",
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: distinctness of contact ids within one account.
+#[inline]
+pub fn contact_hash(s: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in s {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1 // never 0, so 0 can mean "empty slot"
+}
+
+impl EngagementState {
+    pub fn best_level(&self) -> EngagementLevel {
+        EngagementLevel::from_u8(self.best)
+    }
+
+    /// Distinct engaged contacts, saturating at `Rules::contacts_needed`.
+    pub fn engaged_contacts(&self) -> u32 {
+        self.n_contacts as u32
+    }
+
+    /// Fold one event in. `floor` is the account's last demotion (`Instant::MIN` if none).
+    #[inline]
+    pub fn observe(
+        &mut self,
+        rules: &Rules,
+        code: Code,
+        at: Instant,
+        contact: &[u8],
+        floor: Instant,
+    ) -> Verdict {
+        if at > rules.as_of {
+            return Verdict::AfterAsOf;
+        }
+        if at <= floor {
+            return Verdict::BeforeFloor;
+        }
+        let level = match rules.event_class[code as usize] {
+            EventClass::DemotionSignal => {
+                return Verdict::Signal {
+                    in_window: at >= rules.engagement_from,
+                }
+            }
+            EventClass::Engagement(l) => l,
+        };
+        self.last_any = self.last_any.max(at);
+        if level >= EngagementLevel::Medium {
+            self.last_medium_plus = self.last_medium_plus.max(at);
+        }
+        if at < rules.event_from[code as usize] {
+            return Verdict::OutsideWindow;
+        }
+        self.counted += 1;
+        self.offer_best(level as u8, at, code);
+        if !contact.is_empty() {
+            self.add_contact(contact_hash(contact), rules.contacts_needed);
+        }
+        Verdict::Counted(level)
+    }
+
+    #[inline]
+    fn offer_best(&mut self, level: u8, at: Instant, code: Code) {
+        // Strongest level, then most recent, then the smaller code: a total order, so merging
+        // partial states gives the same answer as one pass.
+        let better = (level, at, std::cmp::Reverse(code))
+            > (self.best, self.best_at, std::cmp::Reverse(self.best_code));
+        if better {
+            self.best = level;
+            self.best_at = at;
+            self.best_code = code;
+        }
+    }
+
+    #[inline]
+    fn add_contact(&mut self, h: u64, needed: u32) {
+        let n = self.n_contacts as usize;
+        if n >= needed as usize || self.contacts[..n].contains(&h) {
+            return;
+        }
+        self.contacts[n] = h;
+        self.n_contacts += 1;
+    }
+
+    /// Combine the partial state of the same account folded on another thread.
+    pub fn merge(&mut self, other: &EngagementState, rules: &Rules) {
+        if other.best_at != Instant::MIN {
+            self.offer_best(other.best, other.best_at, other.best_code);
+        }
+        self.counted += other.counted;
+        self.last_any = self.last_any.max(other.last_any);
+        self.last_medium_plus = self.last_medium_plus.max(other.last_medium_plus);
+        for &h in &other.contacts[..other.n_contacts as usize] {
+            self.add_contact(h, rules.contacts_needed);
+        }
+    }
+}
+
+/// What made the engagement level what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LevelBasis {
+    /// The strongest counted event (type code, time).
+    Event { code: Code, at: Instant },
+    /// Distinct engaged contacts.
+    Contacts(u32),
+    /// An active open deal (index into the account's deals).
+    OpenDeal(usize),
+    Nothing,
+}
+
+/// Outcome of a deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealOutcome {
+    Open,
+    Won,
+    Lost,
+}
+
+impl DealOutcome {
+    pub fn parse(s: &str) -> Option<DealOutcome> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Some(DealOutcome::Open),
+            "won" => Some(DealOutcome::Won),
+            "lost" => Some(DealOutcome::Lost),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DealOutcome::Open => "open",
+            DealOutcome::Won => "won",
+            DealOutcome::Lost => "lost",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deal {
+    pub account: AccountIdx,
+    pub deal_id: String,
+    pub stage: String,
+    pub amount: Option<f64>,
+    pub created_at: Instant,
+    pub closed_at: Option<Instant>,
+    pub last_stage_change_at: Option<Instant>,
+    pub outcome: DealOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealStatus {
+    /// Open, created by `as_of`, stage changed within `stalled_after_days`: High engagement.
+    Active,
+    /// Open, no stage change for `stalled_after_days`: not engagement; demotes Active Focus.
+    Stalled,
+    /// Created after `as_of`: ignored.
+    NotYetCreated,
+    /// Won or lost.
+    Closed,
+    /// Active but from before the account's last demotion.
+    BeforeFloor,
+}
+
+impl Deal {
+    /// Last stage change, else creation.
+    pub fn last_change(&self) -> Instant {
+        self.last_stage_change_at.unwrap_or(self.created_at)
+    }
+
+    pub fn status(&self, rules: &Rules, floor: Instant) -> DealStatus {
+        if self.created_at > rules.as_of {
+            DealStatus::NotYetCreated
+        } else if self.outcome != DealOutcome::Open {
+            DealStatus::Closed
+        } else if self.last_change() < rules.stalled_before {
+            DealStatus::Stalled
+        } else if self.last_change() <= floor {
+            DealStatus::BeforeFloor
+        } else {
+            DealStatus::Active
+        }
+    }
+}
+
+/// A buying signal for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub account: AccountIdx,
+    pub code: Code,
+    pub at: Instant,
+    pub headline: String,
+}
+
+impl Trigger {
+    /// In the trigger window (inclusive), not after `as_of`, after the floor.
+    pub fn counts(&self, rules: &Rules, floor: Instant) -> bool {
+        self.at >= rules.trigger_from && self.at <= rules.as_of && self.at > floor
+    }
+}
+
+/// A demotion-signal event (`champion_left`, …) kept with its date as evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    pub account: AccountIdx,
+    pub code: Code,
+    pub at: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use EngagementLevel::*;
+
+    const AS_OF: &str = "2026-11-01T00:00:00Z";
+
+    fn rules() -> Rules {
+        Rules::compile(&Config::default(), Instant::parse(AS_OF).unwrap()).unwrap()
+    }
+    fn t(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+    fn obs(st: &mut EngagementState, r: &Rules, ty: &str, at: &str, contact: &str) -> Verdict {
+        let code = r.events.lookup(ty.as_bytes()).unwrap();
+        st.observe(r, code, t(at), contact.as_bytes(), Instant::MIN)
+    }
+
+    #[test]
+    fn window_ends_are_inclusive() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        // as_of − 90 days exactly counts; one second earlier does not.
+        assert_eq!(
+            obs(&mut st, &r, "demo", "2026-08-03T00:00:00Z", ""),
+            Verdict::Counted(High)
+        );
+        let mut st = EngagementState::default();
+        assert_eq!(
+            obs(&mut st, &r, "demo", "2026-08-02T23:59:59Z", ""),
+            Verdict::OutsideWindow
+        );
+        assert_eq!(st.best_level(), None);
+        // as_of exactly counts; one second later is ignored.
+        assert_eq!(obs(&mut st, &r, "meeting", AS_OF, ""), Verdict::Counted(High));
+        let mut st = EngagementState::default();
+        assert_eq!(
+            obs(&mut st, &r, "meeting", "2026-11-01T00:00:01Z", ""),
+            Verdict::AfterAsOf
+        );
+        assert_eq!(st, EngagementState::default());
+    }
+
+    #[test]
+    fn bare_dates_and_offsets() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        // A bare date is midnight UTC: 2026-08-03 is exactly the window start.
+        assert_eq!(
+            obs(&mut st, &r, "email_reply", "2026-08-03", ""),
+            Verdict::Counted(Medium)
+        );
+        // 2026-11-01T01:00:00+02:00 is 2026-10-31T23:00Z: inside.
+        assert_eq!(
+            obs(&mut st, &r, "demo", "2026-11-01T01:00:00+02:00", ""),
+            Verdict::Counted(High)
+        );
+        // 2026-10-31T20:00:00-05:00 is 2026-11-01T01:00Z: after as_of.
+        assert_eq!(
+            obs(&mut st, &r, "demo", "2026-10-31T20:00:00-05:00", ""),
+            Verdict::AfterAsOf
+        );
+        // 2026-08-02T23:00:00-01:00 is 2026-08-03T00:00Z: exactly the start.
+        let mut st = EngagementState::default();
+        assert_eq!(
+            obs(&mut st, &r, "demo", "2026-08-02T23:00:00-01:00", ""),
+            Verdict::Counted(High)
+        );
+    }
+
+    #[test]
+    fn website_visit_counts_only_within_30_days() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        assert_eq!(
+            obs(&mut st, &r, "website_visit", "2026-10-02T00:00:00Z", "c1"),
+            Verdict::Counted(Low)
+        );
+        assert_eq!(
+            obs(&mut st, &r, "website_visit", "2026-10-01T23:59:59Z", "c2"),
+            Verdict::OutsideWindow
+        );
+        // The contact of an uncounted event is not engaged.
+        assert_eq!(st.engaged_contacts(), 1);
+        // ... but it is still engagement for the inactivity clock.
+        assert_eq!(st.last_any, t("2026-10-02T00:00:00Z"));
+        // Other low types count over the whole window.
+        assert_eq!(
+            obs(&mut st, &r, "ad_click", "2026-08-10", ""),
+            Verdict::Counted(Low)
+        );
+    }
+
+    #[test]
+    fn contacts_are_distinct_non_empty_and_engaged() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        for c in ["c1", "c1", "", "c2", ""] {
+            obs(&mut st, &r, "email_open", "2026-10-20", c);
+        }
+        assert_eq!(st.engaged_contacts(), 2);
+        // Demotion signals are not engagement: their contacts do not count.
+        obs(&mut st, &r, "champion_left", "2026-10-20", "c3");
+        assert_eq!(st.engaged_contacts(), 2);
+        obs(&mut st, &r, "email_open", "2026-10-21", "c3");
+        obs(&mut st, &r, "email_open", "2026-10-21", "c4");
+        obs(&mut st, &r, "email_open", "2026-10-21", "c5");
+        assert_eq!(st.engaged_contacts(), 3, "saturates at what the rules need");
+    }
+
+    #[test]
+    fn signals_are_classified_not_counted() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        assert_eq!(
+            obs(&mut st, &r, "no_priority", "2026-10-01", "x"),
+            Verdict::Signal { in_window: true }
+        );
+        assert_eq!(
+            obs(&mut st, &r, "no_priority", "2026-01-01", "x"),
+            Verdict::Signal { in_window: false }
+        );
+        assert_eq!(st, EngagementState::default());
+    }
+
+    #[test]
+    fn floor_hides_older_evidence() {
+        let r = rules();
+        let mut st = EngagementState::default();
+        let code = r.events.lookup(b"demo").unwrap();
+        let floor = t("2026-10-15");
+        assert_eq!(
+            st.observe(&r, code, t("2026-10-15"), b"", floor),
+            Verdict::BeforeFloor
+        );
+        assert_eq!(
+            st.observe(&r, code, t("2026-10-16"), b"", floor),
+            Verdict::Counted(High)
+        );
+    }
+
+    #[test]
+    fn merge_equals_one_pass() {
+        let r = rules();
+        let evs = [
+            ("email_open", "2026-10-20", "c1"),
+            ("demo", "2026-09-01", "c2"),
+            ("meeting", "2026-10-01", "c3"),
+            ("webinar_attended", "2026-10-25", "c1"),
+            ("website_visit", "2026-09-01", "c4"),
+            ("demo", "2026-10-01", "c9"),
+        ];
+        let mut one = EngagementState::default();
+        for (ty, at, c) in evs {
+            obs(&mut one, &r, ty, at, c);
+        }
+        for split in 0..=evs.len() {
+            let (mut a, mut b) = (EngagementState::default(), EngagementState::default());
+            for (i, (ty, at, c)) in evs.iter().enumerate() {
+                obs(if i < split { &mut a } else { &mut b }, &r, ty, at, c);
+            }
+            b.merge(&a, &r);
+            assert_eq!(b.best_level(), one.best_level());
+            assert_eq!((b.best_at, b.best_code), (one.best_at, one.best_code));
+            assert_eq!(b.counted, one.counted);
+            assert_eq!(b.engaged_contacts(), one.engaged_contacts());
+            assert_eq!(b.last_any, one.last_any);
+            assert_eq!(b.last_medium_plus, one.last_medium_plus);
+        }
+    }
+
+    fn deal(created: &str, changed: Option<&str>, outcome: DealOutcome) -> Deal {
+        Deal {
+            account: 0,
+            deal_id: "D1".into(),
+            stage: "proposal".into(),
+            amount: Option::None,
+            created_at: t(created),
+            closed_at: Option::None,
+            last_stage_change_at: changed.map(t),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn deal_status_boundaries() {
+        let r = rules();
+        let m = Instant::MIN;
+        // 45 days before as_of exactly: still active (inclusive).
+        assert_eq!(
+            deal("2026-09-17", Option::None, DealOutcome::Open).status(&r, m),
+            DealStatus::Active
+        );
+        assert_eq!(
+            deal("2026-09-16T23:59:59", Option::None, DealOutcome::Open).status(&r, m),
+            DealStatus::Stalled
+        );
+        assert_eq!(
+            deal("2026-01-01", Some("2026-10-01"), DealOutcome::Open).status(&r, m),
+            DealStatus::Active
+        );
+        assert_eq!(
+            deal("2026-11-02", Option::None, DealOutcome::Open).status(&r, m),
+            DealStatus::NotYetCreated
+        );
+        assert_eq!(
+            deal("2026-10-01", Option::None, DealOutcome::Won).status(&r, m),
+            DealStatus::Closed
+        );
+        assert_eq!(
+            deal("2026-10-01", Option::None, DealOutcome::Open).status(&r, t("2026-10-05")),
+            DealStatus::BeforeFloor
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! The compiled, validated form of a [`Config`] for one `as_of`: vocabularies as small lookup
+//! tables, windows as instants, the decision table as a dense array. Built once per run; read by
+//! every worker thread.
+
+use crate::config::{invalid, parse_tier_list, Config, ConfigError};
+use crate::model::{Cluster, EngagementLevel, EventClass, Tier};
+use crate::time::Instant;
+
+/// Index into a [`Vocabulary`].
+pub type Code = u16;
+
+/// A small string → code table, searched by length then bytes (faster than hashing for the
+/// couple of dozen event and trigger types a config holds).
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    names: Vec<String>,
+    by_len: Vec<Vec<Code>>,
+}
+
+impl Vocabulary {
+    pub fn push(&mut self, name: &str) -> Code {
+        if let Some(c) = self.lookup(name.as_bytes()) {
+            return c;
+        }
+        let code = self.names.len() as Code;
+        self.names.push(name.to_string());
+        if self.by_len.len() <= name.len() {
+            self.by_len.resize(name.len() + 1, Vec::new());
+        }
+        self.by_len[name.len()].push(code);
+        code
+    }
+
+    #[inline]
+    pub fn lookup(&self, s: &[u8]) -> Option<Code> {
+        self.by_len
+            .get(s.len())?
+            .iter()
+            .copied()
+            .find(|&c| self.names[c as usize].as_bytes() == s)
+    }
+
+    pub fn name(&self, code: Code) -> &str {
+        &self.names[code as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// Trigger condition of a decision row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerCond {
+    Any,
+    Yes,
+    No,
+}
+
+/// The decision table, compiled: `cell[tier][level][has_triggers]` = (row number 1-based, cluster).
+#[derive(Debug, Clone)]
+pub struct DecisionTable {
+    cells: [[[(u8, Cluster); 2]; 4]; 5],
+    pub rows: Vec<CompiledRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledRow {
+    pub tiers: Vec<Tier>,
+    pub levels: Vec<EngagementLevel>,
+    pub triggers: TriggerCond,
+    pub cluster: Cluster,
+}
+
+impl CompiledRow {
+    pub fn matches(&self, tier: Tier, level: EngagementLevel, has_triggers: bool) -> bool {
+        self.tiers.contains(&tier)
+            && self.levels.contains(&level)
+            && match self.triggers {
+                TriggerCond::Any => true,
+                TriggerCond::Yes => has_triggers,
+                TriggerCond::No => !has_triggers,
+            }
+    }
+
+    pub fn describe(&self) -> String {
+        let tiers: Vec<_> = self.tiers.iter().map(|t| t.as_str()).collect();
+        let levels: Vec<_> = if self.levels.len() == 4 {
+            vec!["any"]
+        } else {
+            self.levels.iter().map(|l| l.as_str()).collect()
+        };
+        let trig = match self.triggers {
+            TriggerCond::Any => "any",
+            TriggerCond::Yes => "yes",
+            TriggerCond::No => "no",
+        };
+        format!(
+            "tier {} + engagement {} + triggers {} → {}",
+            tiers.join("/"),
+            levels.join("/"),
+            trig,
+            self.cluster
+        )
+    }
+}
+
+impl DecisionTable {
+    pub fn compile(cfg: &Config) -> Result<DecisionTable, ConfigError> {
+        let mut rows = Vec::new();
+        for (i, r) in cfg.decision_table.iter().enumerate() {
+            let key = format!("decision_table[{i}]");
+            let tiers = parse_tier_list(&format!("{key}.tiers"), &r.tiers)?;
+            let mut levels = Vec::new();
+            for l in &r.engagement {
+                if l.eq_ignore_ascii_case("any") {
+                    levels.extend(EngagementLevel::ALL);
+                } else {
+                    levels.push(EngagementLevel::parse(l).ok_or_else(|| {
+                        invalid(
+                            format!("{key}.engagement"),
+                            format!("unknown level {l:?} (high, medium, low, none, any)"),
+                        )
+                    })?);
+                }
+            }
+            let triggers = match r.triggers.to_ascii_lowercase().as_str() {
+                "any" => TriggerCond::Any,
+                "yes" | "true" => TriggerCond::Yes,
+                "no" | "false" => TriggerCond::No,
+                other => {
+                    return Err(invalid(
+                        format!("{key}.triggers"),
+                        format!("expected \"yes\", \"no\" or \"any\", got {other:?}"),
+                    ))
+                }
+            };
+            rows.push(CompiledRow {
+                tiers,
+                levels,
+                triggers,
+                cluster: r.cluster,
+            });
+        }
+        let mut cells = [[[(0u8, Cluster::MonitorOnly); 2]; 4]; 5];
+        for tier in Tier::ALL {
+            for level in EngagementLevel::ALL {
+                for trig in [false, true] {
+                    let hit = rows
+                        .iter()
+                        .position(|r| r.matches(tier, level, trig))
+                        .ok_or_else(|| {
+                            invalid(
+                                "decision_table",
+                                format!(
+                                    "no row matches tier {tier}, engagement {level}, triggers {}: \
+                                     every combination needs a row",
+                                    if trig { "yes" } else { "no" }
+                                ),
+                            )
+                        })?;
+                    cells[tier.index()][level as usize][trig as usize] =
+                        (hit as u8 + 1, rows[hit].cluster);
+                }
+            }
+        }
+        Ok(DecisionTable { cells, rows })
+    }
+
+    /// (1-based row number, cluster) of the first matching row.
+    #[inline]
+    pub fn decide(&self, tier: Tier, level: EngagementLevel, has_triggers: bool) -> (u8, Cluster) {
+        self.cells[tier.index()][level as usize][has_triggers as usize]
+    }
+}
+
+/// Everything the engine needs at run time, for one `as_of`.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub config: Config,
+    pub as_of: Instant,
+    /// First instant counted by the engagement window (inclusive).
+    pub engagement_from: Instant,
+    pub trigger_from: Instant,
+    pub events: Vocabulary,
+    /// Class of each event code.
+    pub event_class: Vec<EventClass>,
+    /// First counted instant for each event code (its short window, else the engagement window).
+    pub event_from: Vec<Instant>,
+    pub triggers: Vocabulary,
+    pub decision: DecisionTable,
+    /// An open deal whose last stage change is before this instant is stalled.
+    pub stalled_before: Instant,
+    pub high_contacts: u32,
+    pub medium_contacts: u32,
+    /// Contacts tracked per account: enough to decide both thresholds.
+    pub contacts_needed: u32,
+    pub af_signal: Vec<bool>,
+    pub fp_signal: Vec<bool>,
+}
+
+/// Engaged contacts tracked per account in bulk state (see `EngagementState`).
+pub const MAX_CONTACT_THRESHOLD: u32 = 4;
+
+impl Rules {
+    pub fn compile(cfg: &Config, as_of: Instant) -> Result<Rules, ConfigError> {
+        let e = &cfg.engagement;
+        let mut events = Vocabulary::default();
+        let mut event_class = Vec::new();
+        let groups: [(&str, &Vec<String>, EventClass); 4] = [
+            (
+                "engagement.high",
+                &e.high,
+                EventClass::Engagement(EngagementLevel::High),
+            ),
+            (
+                "engagement.medium",
+                &e.medium,
+                EventClass::Engagement(EngagementLevel::Medium),
+            ),
+            (
+                "engagement.low",
+                &e.low,
+                EventClass::Engagement(EngagementLevel::Low),
+            ),
+            (
+                "engagement.demotion_signals",
+                &e.demotion_signals,
+                EventClass::DemotionSignal,
+            ),
+        ];
+        for (key, names, class) in groups {
+            for n in names {
+                if n.trim().is_empty() {
+                    return Err(invalid(key, "empty event type"));
+                }
+                if events.lookup(n.as_bytes()).is_some() {
+                    return Err(invalid(
+                        key,
+                        format!("event type {n:?} is listed in more than one group"),
+                    ));
+                }
+                events.push(n);
+                event_class.push(class);
+            }
+        }
+        if e.window_days == 0 {
+            return Err(invalid("engagement.window_days", "must be at least 1"));
+        }
+        let engagement_from = as_of.minus_days(e.window_days);
+        let mut event_from = vec![engagement_from; events.len()];
+        for (name, days) in &e.short_windows {
+            let code = events.lookup(name.as_bytes()).ok_or_else(|| {
+                invalid(
+                    format!("engagement.short_windows.{name}"),
+                    "not an event type of the vocabulary",
+                )
+            })?;
+            event_from[code as usize] = as_of.minus_days(*days).max(engagement_from);
+        }
+        for (key, v) in [
+            ("engagement.high_contacts", e.high_contacts),
+            ("engagement.medium_contacts", e.medium_contacts),
+        ] {
+            if v == 0 || v > MAX_CONTACT_THRESHOLD {
+                return Err(invalid(
+                    key,
+                    format!("must be between 1 and {MAX_CONTACT_THRESHOLD}"),
+                ));
+            }
+        }
+        let mut triggers = Vocabulary::default();
+        for t in &cfg.triggers.types {
+            if t.trim().is_empty() {
+                return Err(invalid("triggers.types", "empty trigger type"));
+            }
+            triggers.push(t);
+        }
+        let signal_mask = |key: &str, names: &[String]| -> Result<Vec<bool>, ConfigError> {
+            let mut mask = vec![false; events.len()];
+            for n in names {
+                match events.lookup(n.as_bytes()) {
+                    Some(c) if event_class[c as usize] == EventClass::DemotionSignal => {
+                        mask[c as usize] = true
+                    }
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            format!("{n:?} is not in engagement.demotion_signals"),
+                        ))
+                    }
+                }
+            }
+            Ok(mask)
+        };
+        let af_signal = signal_mask(
+            "movement.af_demotion_signals",
+            &cfg.movement.af_demotion_signals,
+        )?;
+        let fp_signal = signal_mask(
+            "movement.fp_demotion_signals",
+            &cfg.movement.fp_demotion_signals,
+        )?;
+        let t = &cfg.icp.tiers;
+        if !(t.a >= t.b && t.b >= t.c && t.c >= t.d) {
+            return Err(invalid(
+                "icp.tiers",
+                "thresholds must not increase from a to d",
+            ));
+        }
+        for (i, c) in cfg.icp.criteria.iter().enumerate() {
+            if c.possible() < 0.0 || c.possible().is_nan() {
+                return Err(invalid(
+                    format!("icp.criteria[{i}].points"),
+                    "must be zero or more",
+                ));
+            }
+            if c.field().trim().is_empty() {
+                return Err(invalid(format!("icp.criteria[{i}].field"), "empty field"));
+            }
+        }
+        for (key, r) in [
+            ("capacity.cluster_icp", &cfg.capacity.cluster_icp),
+            ("capacity.future_pipeline", &cfg.capacity.future_pipeline),
+            ("capacity.active_focus", &cfg.capacity.active_focus),
+        ] {
+            if r.min > r.max {
+                return Err(invalid(key, "min is greater than max"));
+            }
+        }
+        for (k, _) in &cfg.micro_segment.challenge_from_triggers {
+            if triggers.lookup(k.as_bytes()).is_none() {
+                return Err(invalid(
+                    format!("micro_segment.challenge_from_triggers.{k}"),
+                    "not a trigger type of triggers.types",
+                ));
+            }
+        }
+        Ok(Rules {
+            decision: DecisionTable::compile(cfg)?,
+            as_of,
+            engagement_from,
+            trigger_from: as_of.minus_days(cfg.triggers.window_days),
+            events,
+            event_class,
+            event_from,
+            triggers,
+            stalled_before: as_of.minus_days(e.stalled_after_days),
+            high_contacts: e.high_contacts,
+            medium_contacts: e.medium_contacts,
+            contacts_needed: e.high_contacts.max(e.medium_contacts),
+            af_signal,
+            fp_signal,
+            config: cfg.clone(),
+        })
+    }
+
+    pub fn event_name(&self, code: Code) -> &str {
+        self.events.name(code)
+    }
+
+    pub fn trigger_name(&self, code: Code) -> &str {
+        self.triggers.name(code)
+    }
+
+    pub fn level_of(&self, code: Code) -> Option<EngagementLevel> {
+        match self.event_class[code as usize] {
+            EventClass::Engagement(l) => Some(l),
+            EventClass::DemotionSignal => None,
+        }
+    }
+
+    /// Event types of a level, for messages ("demo, meeting, …").
+    pub fn types_of(&self, level: EngagementLevel) -> Vec<&str> {
+        (0..self.events.len() as Code)
+            .filter(|&c| self.level_of(c) == Some(level))
+            .map(|c| self.event_name(c))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DecisionRow;
+    use EngagementLevel::*;
+
+    fn rules() -> Rules {
+        Rules::compile(&Config::default(), Instant::parse("2026-11-01").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn default_table_is_the_spec_table() {
+        let r = rules();
+        let d = |t, l, tr| r.decision.decide(t, l, tr);
+        use Cluster::*;
+        for l in EngagementLevel::ALL {
+            for tr in [false, true] {
+                assert_eq!(d(Tier::D, l, tr), (1, MonitorOnly));
+                assert_eq!(d(Tier::E, l, tr), (1, MonitorOnly));
+            }
+        }
+        for t in [Tier::A, Tier::B] {
+            assert_eq!(d(t, High, false), (2, ActiveFocus));
+            assert_eq!(d(t, High, true), (2, ActiveFocus));
+            assert_eq!(d(t, Medium, true), (3, ActiveFocus));
+            assert_eq!(d(t, Medium, false), (4, FuturePipeline));
+        }
+        assert_eq!(d(Tier::C, High, false), (5, FuturePipeline));
+        assert_eq!(d(Tier::C, Medium, true), (5, FuturePipeline));
+        for t in [Tier::A, Tier::B, Tier::C] {
+            for l in [Low, None] {
+                assert_eq!(d(t, l, true), (6, FuturePipeline));
+                assert_eq!(d(t, l, false), (7, ClusterIcp));
+            }
+        }
+    }
+
+    #[test]
+    fn incomplete_table_is_an_error_naming_the_key() {
+        let mut cfg = Config::default();
+        cfg.decision_table.pop();
+        let err = Rules::compile(&cfg, Instant(0)).unwrap_err().to_string();
+        assert!(err.contains("`decision_table`"), "{err}");
+        assert!(err.contains("tier A, engagement none, triggers no"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut cfg = Config::default();
+        cfg.decision_table.push(DecisionRow {
+            tiers: vec!["Z".into()],
+            engagement: vec!["any".into()],
+            triggers: "any".into(),
+            cluster: Cluster::ClusterIcp,
+        });
+        let err = Rules::compile(&cfg, Instant(0)).unwrap_err().to_string();
+        assert!(err.contains("decision_table[7].tiers"), "{err}");
+
+        let mut cfg = Config::default();
+        cfg.engagement.low.push("demo".into());
+        let err = Rules::compile(&cfg, Instant(0)).unwrap_err().to_string();
+        assert!(err.contains("engagement.low"), "{err}");
+
+        let mut cfg = Config::default();
+        cfg.movement.fp_demotion_signals.push("meeting".into());
+        let err = Rules::compile(&cfg, Instant(0)).unwrap_err().to_string();
+        assert!(err.contains("movement.fp_demotion_signals"), "{err}");
+
+        let err = Config::from_toml("[engagement]\nwindow_dayz = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("window_dayz"), "{err}");
+        let err = Config::from_toml("[engagement]\nhigh_contacts = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("engagement.high_contacts"), "{err}");
+    }
+
+    #[test]
+    fn vocabulary_lookup() {
+        let r = rules();
+        let demo = r.events.lookup(b"demo").unwrap();
+        assert_eq!(r.level_of(demo), Some(High));
+        assert_eq!(r.events.lookup(b"dem"), Option::None);
+        assert_eq!(r.events.lookup(b"Demo"), Option::None);
+        let wv = r.events.lookup(b"website_visit").unwrap();
+        assert_eq!(r.event_from[wv as usize], r.as_of.minus_days(30));
+        assert_eq!(r.event_from[demo as usize], r.as_of.minus_days(90));
+        let cl = r.events.lookup(b"champion_left").unwrap();
+        assert_eq!(r.event_class[cl as usize], EventClass::DemotionSignal);
+        assert!(r.af_signal[cl as usize] && !r.fp_signal[cl as usize]);
+    }
+}

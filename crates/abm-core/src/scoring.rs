@@ -1,0 +1,354 @@
+//! ICP scoring (SPEC §4.1): `score_account` with a per-criterion explanation.
+
+use crate::account::{AccountRef, AccountSchema};
+use crate::config::{Criterion, IcpConfig, TierThresholds};
+use crate::model::Tier;
+
+/// Criteria resolved against an account schema.
+#[derive(Debug, Clone)]
+pub struct ScoringModel {
+    criteria: Vec<(Criterion, Option<usize>)>,
+    lowered: Vec<Vec<String>>,
+    pub tiers: TierThresholds,
+    pub possible: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Input,
+    Computed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriterionResult {
+    pub field: String,
+    /// e.g. `industry in [software, fintech]`.
+    pub test: String,
+    /// The account's value; `None` when missing.
+    pub value: Option<String>,
+    pub earned: f64,
+    pub possible: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreResult {
+    pub score: f64,
+    pub score_source: Source,
+    pub tier: Tier,
+    pub tier_source: Source,
+    /// Tier from the score, whatever the input says (for the conflict checkpoint).
+    pub tier_from_score: Tier,
+    /// Per-criterion results (always when the score is computed; on request otherwise).
+    pub criteria: Vec<CriterionResult>,
+    /// Fields the criteria need that the account lacks (enrichment can fill them).
+    pub missing: Vec<String>,
+}
+
+impl ScoreResult {
+    /// `85`, `72.5`: one decimal at most.
+    pub fn score_text(&self) -> String {
+        format_score(self.score)
+    }
+}
+
+pub fn format_score(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{}", r as i64)
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+fn norm(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+fn parse_num(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    t.replace([',', '_'], "").parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn in_range(v: f64, min: Option<f64>, max: Option<f64>) -> bool {
+    min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)
+}
+
+fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+    let f = |v: f64| format_score(v);
+    match (min, max) {
+        (Some(a), Some(b)) => format!("{}–{}", f(a), f(b)),
+        (Some(a), None) => format!("≥ {}", f(a)),
+        (None, Some(b)) => format!("≤ {}", f(b)),
+        (None, None) => "any".into(),
+    }
+}
+
+impl ScoringModel {
+    pub fn new(icp: &IcpConfig, schema: &AccountSchema) -> ScoringModel {
+        let criteria: Vec<_> = icp
+            .criteria
+            .iter()
+            .map(|c| (c.clone(), schema.index_of(c.field())))
+            .collect();
+        let lowered = icp
+            .criteria
+            .iter()
+            .map(|c| match c {
+                Criterion::In { values, .. } | Criterion::Contains { values, .. } => {
+                    values.iter().map(|v| norm(v)).collect()
+                }
+                Criterion::Equals { value, .. } => vec![norm(value)],
+                _ => vec![],
+            })
+            .collect();
+        ScoringModel {
+            possible: icp.criteria.iter().map(|c| c.possible()).sum(),
+            criteria,
+            lowered,
+            tiers: icp.tiers.clone(),
+        }
+    }
+
+    fn numeric(account: &AccountRef<'_>, field: &str, col: Option<usize>) -> Option<f64> {
+        let f = account.firmographics();
+        match field {
+            "employees" => f.employees,
+            "annual_revenue" => f.annual_revenue,
+            "founded_year" => f.founded_year.map(|v| v as f64),
+            _ => col.and_then(|c| parse_num(account.value(c))),
+        }
+    }
+
+    /// Score every criterion.
+    pub fn criteria(&self, account: &AccountRef<'_>) -> (f64, Vec<CriterionResult>, Vec<String>) {
+        let mut earned_total = 0.0;
+        let mut out = Vec::with_capacity(self.criteria.len());
+        let mut missing = Vec::new();
+        for (i, (c, col)) in self.criteria.iter().enumerate() {
+            let field = c.field();
+            let text = col.map(|c| account.value(c).trim()).unwrap_or("");
+            let (value, earned, test) = match c {
+                Criterion::In { values, points, .. } => {
+                    let n = norm(text);
+                    let hit = !n.is_empty() && self.lowered[i].contains(&n);
+                    (
+                        (!text.is_empty()).then(|| text.to_string()),
+                        if hit { *points } else { 0.0 },
+                        format!("{field} in [{}]", values.join(", ")),
+                    )
+                }
+                Criterion::Equals { value, points, .. } => {
+                    let hit = !text.is_empty() && norm(text) == self.lowered[i][0];
+                    (
+                        (!text.is_empty()).then(|| text.to_string()),
+                        if hit { *points } else { 0.0 },
+                        format!("{field} = {value}"),
+                    )
+                }
+                Criterion::Contains { values, points, .. } => {
+                    let items: Vec<String> = text.split(';').map(norm).collect();
+                    let hit = self.lowered[i].iter().any(|v| items.contains(v));
+                    (
+                        (!text.is_empty()).then(|| text.to_string()),
+                        if hit { *points } else { 0.0 },
+                        format!("{field} contains any of [{}]", values.join(", ")),
+                    )
+                }
+                Criterion::Range {
+                    min, max, points, ..
+                } => {
+                    let v = Self::numeric(account, field, *col);
+                    (
+                        v.map(format_score),
+                        match v {
+                            Some(v) if in_range(v, *min, *max) => *points,
+                            _ => 0.0,
+                        },
+                        format!("{field} {}", range_text(*min, *max)),
+                    )
+                }
+                Criterion::Bands { bands, .. } => {
+                    let v = Self::numeric(account, field, *col);
+                    let earned = v
+                        .and_then(|v| bands.iter().find(|b| in_range(v, b.min, b.max)))
+                        .map(|b| b.points)
+                        .unwrap_or(0.0);
+                    let desc: Vec<String> = bands
+                        .iter()
+                        .map(|b| format!("{}: {}", range_text(b.min, b.max), format_score(b.points)))
+                        .collect();
+                    (
+                        v.map(format_score),
+                        earned,
+                        format!("{field} bands [{}]", desc.join(", ")),
+                    )
+                }
+            };
+            if value.is_none() {
+                missing.push(field.to_string());
+            }
+            earned_total += earned;
+            out.push(CriterionResult {
+                field: field.to_string(),
+                test,
+                value,
+                earned,
+                possible: c.possible(),
+            });
+        }
+        let score = if self.possible > 0.0 {
+            earned_total / self.possible * 100.0
+        } else {
+            0.0
+        };
+        (score, out, missing)
+    }
+}
+
+/// Score an account: the input's `icp_score`/`icp_tier` win when present (the seed's upstream
+/// `account_scores`); otherwise the criteria decide. `detailed` computes the criteria even when
+/// the input carries a score (for `abm explain`).
+pub fn score_account(model: &ScoringModel, account: &AccountRef<'_>, detailed: bool) -> ScoreResult {
+    let f = account.firmographics();
+    let (score, score_source, criteria, missing) = match f.icp_score {
+        Some(s) if !detailed => (s, Source::Input, Vec::new(), Vec::new()),
+        Some(s) => {
+            let (_, c, m) = model.criteria(account);
+            (s, Source::Input, c, m)
+        }
+        None => {
+            let (s, c, m) = model.criteria(account);
+            (s, Source::Computed, c, m)
+        }
+    };
+    let tier_from_score = model.tiers.tier_of(score);
+    let (tier, tier_source) = match f.icp_tier {
+        Some(t) => (t, Source::Input),
+        None => (tier_from_score, Source::Computed),
+    };
+    ScoreResult {
+        score,
+        score_source,
+        tier,
+        tier_source,
+        tier_from_score,
+        criteria,
+        missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountTable, Firmographics};
+    use crate::config::Config;
+
+    fn table() -> AccountTable {
+        let schema = AccountSchema::new(
+            ["industry", "country", "tech_stack", "segment"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        AccountTable::new(schema)
+    }
+
+    #[test]
+    fn full_fit_scores_100_and_lists_every_criterion() {
+        let mut t = table();
+        let f = Firmographics {
+            employees: Some(1000.0),
+            annual_revenue: Some(50e6),
+            ..Default::default()
+        };
+        t.push(["A1", "Software", "us", "Snowflake;dbt", "x"], &f, 2);
+        let m = ScoringModel::new(&Config::default().icp, t.schema());
+        let r = score_account(&m, &t.get(0), false);
+        assert_eq!(r.score, 100.0);
+        assert_eq!((r.tier, r.score_source), (Tier::A, Source::Computed));
+        assert_eq!(r.criteria.len(), 5);
+        assert!(r.missing.is_empty());
+        assert!(r.criteria.iter().all(|c| c.earned == c.possible));
+    }
+
+    #[test]
+    fn missing_fields_earn_zero_and_are_listed() {
+        let mut t = table();
+        t.push(["A1", "software", "", "", ""], &Firmographics::default(), 2);
+        let m = ScoringModel::new(&Config::default().icp, t.schema());
+        let r = score_account(&m, &t.get(0), false);
+        assert_eq!(r.score, 30.0);
+        assert_eq!(r.tier, Tier::E);
+        assert_eq!(
+            r.missing,
+            vec!["employees", "annual_revenue", "country", "tech_stack"]
+        );
+    }
+
+    #[test]
+    fn bands_take_the_first_matching_band() {
+        let mut t = table();
+        let f = Firmographics {
+            employees: Some(100.0),
+            annual_revenue: Some(2e9),
+            ..Default::default()
+        };
+        t.push(["A1", "retail", "BR", "", ""], &f, 2);
+        let m = ScoringModel::new(&Config::default().icp, t.schema());
+        let r = score_account(&m, &t.get(0), false);
+        assert_eq!(r.criteria[1].earned, 15.0);
+        assert_eq!(r.criteria[2].earned, 10.0);
+        assert_eq!(r.score, 25.0);
+    }
+
+    #[test]
+    fn input_score_and_tier_win() {
+        let mut t = table();
+        let f = Firmographics {
+            icp_score: Some(70.0),
+            icp_tier: Some(Tier::A),
+            ..Default::default()
+        };
+        t.push(["A1", "", "", "", ""], &f, 2);
+        let m = ScoringModel::new(&Config::default().icp, t.schema());
+        let r = score_account(&m, &t.get(0), false);
+        assert_eq!((r.score, r.tier, r.tier_from_score), (70.0, Tier::A, Tier::B));
+        assert_eq!(r.tier_source, Source::Input);
+        assert!(r.criteria.is_empty());
+        assert_eq!(score_account(&m, &t.get(0), true).criteria.len(), 5);
+    }
+
+    #[test]
+    fn custom_fields_equals_and_range() {
+        let mut cfg = Config::default();
+        cfg.icp.criteria = vec![
+            Criterion::Equals {
+                field: "segment".into(),
+                value: "Enterprise".into(),
+                points: 1.0,
+            },
+            Criterion::Range {
+                field: "tech_stack".into(),
+                min: Some(1.0),
+                max: None,
+                points: 1.0,
+            },
+            Criterion::Range {
+                field: "nonexistent".into(),
+                min: None,
+                max: Some(5.0),
+                points: 2.0,
+            },
+        ];
+        let mut t = table();
+        t.push(["A1", "", "", "3", " enterprise "], &Firmographics::default(), 2);
+        let m = ScoringModel::new(&cfg.icp, t.schema());
+        let r = score_account(&m, &t.get(0), false);
+        assert_eq!(r.score, 50.0);
+        assert_eq!(r.missing, vec!["nonexistent"]);
+        assert_eq!(format_score(72.46), "72.5");
+        assert_eq!(format_score(80.0), "80");
+    }
+}

@@ -1,0 +1,273 @@
+//! Instants as microseconds since the Unix epoch, UTC.
+//!
+//! Accepted input forms (SPEC §3): RFC 3339 (`2026-10-09T21:19:22Z`, `…+02:00`, fractional
+//! seconds), naive timestamps (`2026-10-09T21:19:22` or with a space, read as UTC) and bare dates
+//! (`2026-10-09`, midnight UTC). Parsing is allocation-free: it is on the bulk hot path.
+
+use std::fmt;
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(pub i64);
+
+pub const MICROS_PER_SEC: i64 = 1_000_000;
+pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a date or timestamp (expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]): {0:?}")]
+pub struct TimeError(pub String);
+
+impl Instant {
+    pub const MIN: Instant = Instant(i64::MIN);
+    pub const MAX: Instant = Instant(i64::MAX);
+
+    pub fn parse(s: &str) -> Result<Instant, TimeError> {
+        parse_bytes(s.trim().as_bytes()).ok_or_else(|| TimeError(s.to_string()))
+    }
+
+    /// `self - days`, saturating.
+    pub fn minus_days(self, days: u32) -> Instant {
+        Instant(self.0.saturating_sub(days as i64 * MICROS_PER_DAY))
+    }
+
+    pub fn plus_days(self, days: u32) -> Instant {
+        Instant(self.0.saturating_add(days as i64 * MICROS_PER_DAY))
+    }
+
+    /// Whole days from `earlier` to `self` (floor), for messages.
+    pub fn days_since(self, earlier: Instant) -> i64 {
+        (self.0 - earlier.0).div_euclid(MICROS_PER_DAY)
+    }
+
+    /// RFC 3339 in UTC: `2026-10-09T21:19:22Z`, with microseconds only when non-zero.
+    pub fn to_rfc3339(self) -> String {
+        self.to_string()
+    }
+
+    /// The calendar date part, `YYYY-MM-DD`.
+    pub fn date_string(self) -> String {
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    pub fn year(self) -> i64 {
+        civil_from_days(self.0.div_euclid(MICROS_PER_DAY)).0
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let rem = self.0.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let secs = rem / MICROS_PER_SEC;
+        let micros = rem % MICROS_PER_SEC;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        )?;
+        if micros != 0 {
+            let mut frac = format!("{micros:06}");
+            while frac.ends_with('0') {
+                frac.pop();
+            }
+            write!(f, ".{frac}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl std::str::FromStr for Instant {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Instant::parse(s)
+    }
+}
+
+#[inline]
+fn digits2(b: &[u8], i: usize) -> Option<i64> {
+    let (a, c) = (b.get(i)?.wrapping_sub(b'0'), b.get(i + 1)?.wrapping_sub(b'0'));
+    if a < 10 && c < 10 {
+        Some((a * 10 + c) as i64)
+    } else {
+        None
+    }
+}
+
+/// Parse without allocation; `None` when the text is not one of the accepted forms.
+#[inline]
+pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y = digits2(b, 0)? * 100 + digits2(b, 2)?;
+    let mo = digits2(b, 5)?;
+    let d = digits2(b, 8)?;
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
+        return None;
+    }
+    let mut t = days_from_civil(y, mo, d) * MICROS_PER_DAY;
+    if b.len() == 10 {
+        return Some(Instant(t));
+    }
+    if !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b.len() < 16 || b[13] != b':' {
+        return None;
+    }
+    let h = digits2(b, 11)?;
+    let mi = digits2(b, 14)?;
+    let mut i = 16;
+    let mut s = 0;
+    if b.get(16) == Some(&b':') {
+        s = digits2(b, 17)?;
+        i = 19;
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    t += (h * 3600 + mi * 60 + s) * MICROS_PER_SEC;
+    if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
+        i += 1;
+        let start = i;
+        let mut micros = 0i64;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + (b[i] - b'0') as i64;
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..6 {
+            micros *= 10;
+        }
+        t += micros;
+    }
+    match b.get(i) {
+        None => {}
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => {}
+        Some(&sign @ (b'+' | b'-')) => {
+            let oh = digits2(b, i + 1)?;
+            let (om, end) = if b.get(i + 3) == Some(&b':') {
+                (digits2(b, i + 4)?, i + 6)
+            } else if b.len() == i + 3 {
+                (0, i + 3)
+            } else {
+                (digits2(b, i + 3)?, i + 5)
+            };
+            if end != b.len() || oh > 23 || om > 59 {
+                return None;
+            }
+            let off = (oh * 3600 + om * 60) * MICROS_PER_SEC;
+            // local = UTC + offset  =>  UTC = local - offset
+            t = if sign == b'+' { t - off } else { t + off };
+        }
+        _ => return None,
+    }
+    Some(Instant(t))
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn forms_agree() {
+        assert_eq!(p("2026-11-01"), p("2026-11-01T00:00:00"));
+        assert_eq!(p("2026-11-01"), p("2026-11-01T00:00:00Z"));
+        assert_eq!(p("2026-11-01 00:00:00"), p("2026-11-01T00:00:00+00:00"));
+        assert_eq!(p("2026-11-01T02:00:00+02:00"), p("2026-11-01T00:00:00Z"));
+        assert_eq!(p("2026-10-31T19:00:00-05:00"), p("2026-11-01T00:00:00Z"));
+        assert_eq!(p("2026-11-01T05:30:00+0530"), p("2026-11-01"));
+        assert_eq!(p("2026-11-01T00:00"), p("2026-11-01"));
+    }
+
+    #[test]
+    fn epoch_and_display() {
+        assert_eq!(p("1970-01-01").0, 0);
+        assert_eq!(p("2026-10-09T21:19:22").to_string(), "2026-10-09T21:19:22Z");
+        assert_eq!(p("2026-10-09T21:19:22.5Z").to_string(), "2026-10-09T21:19:22.5Z");
+        assert_eq!(p("2026-10-09T21:19:22.123456789Z").0 % MICROS_PER_SEC, 123_456);
+        assert_eq!(p("1969-12-31T23:59:59Z").to_string(), "1969-12-31T23:59:59Z");
+        assert_eq!(p("2024-02-29").date_string(), "2024-02-29");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2025-02-29",
+            "2026/11/01",
+            "yesterday",
+            "2026-11-01T25:00:00",
+            "2026-11-01T10:00:00+2",
+            "2026-11-01T10:00:00Zjunk",
+            "2026-11-01x",
+            "2026-11-01T10:00:00.",
+        ] {
+            assert!(Instant::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn civil_roundtrip() {
+        for z in (-800_000..800_000).step_by(97) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
+    fn day_arithmetic() {
+        let t = p("2026-11-01");
+        assert_eq!(t.minus_days(90), p("2026-08-03"));
+        assert_eq!(t.days_since(p("2026-10-01T12:00:00")), 30);
+    }
+}
