@@ -1,1 +1,793 @@
-//! placeholder
+//! Movement over time (SPEC §4.5): given an account's previous *effective* state and this run's
+//! assessment, decide the new effective cluster, the movement, the rule, the evidence, and what
+//! happens to review proposals. Pure: the store persists what this returns.
+//!
+//! Order: demotion rules of the effective cluster first (whatever the entry rules say); if none
+//! fires, the entry rules give a candidate: higher → promotion (proposed where the config says
+//! so), lower → held (hysteresis).
+
+use crate::assess::{Assessment, Facts};
+use crate::engagement::LevelBasis;
+use crate::model::Cluster;
+use crate::rules::Rules;
+use crate::time::Instant;
+use serde::{Deserialize, Serialize};
+
+/// What the store remembers of an account between runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorState {
+    /// The effective cluster.
+    pub cluster: Cluster,
+    /// `as_of` of the run in which the account entered `cluster`.
+    pub entered_at: Instant,
+    /// `as_of` of the account's last demotion (`Instant::MIN` if none): evidence never reaches
+    /// back past it.
+    pub floor: Instant,
+    /// The open proposal, if any.
+    pub pending: Option<Proposal>,
+    /// Signatures of this account's rejected proposals: the same evidence never re-opens one.
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalKind {
+    PromotionToActiveFocus,
+    DemotionFromActiveFocus,
+    /// A promotion into another cluster the config says needs approval.
+    Promotion,
+    /// A demotion out of another cluster the config says needs approval.
+    Demotion,
+}
+
+impl ProposalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalKind::PromotionToActiveFocus => "promotion_to_active_focus",
+            ProposalKind::DemotionFromActiveFocus => "demotion_from_active_focus",
+            ProposalKind::Promotion => "promotion",
+            ProposalKind::Demotion => "demotion",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProposalKind> {
+        [
+            ProposalKind::PromotionToActiveFocus,
+            ProposalKind::DemotionFromActiveFocus,
+            ProposalKind::Promotion,
+            ProposalKind::Demotion,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A move waiting for a reviewer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub kind: ProposalKind,
+    pub from: Cluster,
+    pub to: Cluster,
+    pub rule: String,
+    /// Identifies the evidence: a rejected proposal is not re-opened with the same signature.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Movement {
+    /// First evaluation: the entry rules apply directly.
+    Baseline,
+    Unchanged,
+    Promotion,
+    Demotion,
+    /// A proposal is open (or still pending); the effective cluster has not changed.
+    ProposedPromotion,
+    ProposedDemotion,
+    /// The candidate is lower but no demotion rule fired.
+    Held,
+}
+
+impl Movement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Movement::Baseline => "baseline",
+            Movement::Unchanged => "unchanged",
+            Movement::Promotion => "promotion",
+            Movement::Demotion => "demotion",
+            Movement::ProposedPromotion => "proposed_promotion",
+            Movement::ProposedDemotion => "proposed_demotion",
+            Movement::Held => "held",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Movement> {
+        [
+            Movement::Baseline,
+            Movement::Unchanged,
+            Movement::Promotion,
+            Movement::Demotion,
+            Movement::ProposedPromotion,
+            Movement::ProposedDemotion,
+            Movement::Held,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+
+    /// A change of effective cluster.
+    pub fn is_move(self) -> bool {
+        matches!(self, Movement::Promotion | Movement::Demotion)
+    }
+}
+
+/// One piece of evidence: what, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// `event`, `trigger`, `deal`, `signal`, `contacts`, `tier`, `inactivity`.
+    pub kind: String,
+    pub detail: String,
+    pub at: Option<Instant>,
+}
+
+impl Evidence {
+    fn new(kind: &str, detail: impl Into<String>, at: Option<Instant>) -> Evidence {
+        Evidence {
+            kind: kind.into(),
+            detail: detail.into(),
+            at,
+        }
+    }
+
+    pub fn key(&self) -> String {
+        match self.at {
+            Some(t) => format!("{}:{}@{}", self.kind, self.detail, t),
+            None => format!("{}:{}", self.kind, self.detail),
+        }
+    }
+}
+
+/// What to do with the review queue for this account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposalAction {
+    None,
+    /// Open this proposal (closing any other pending one with `close_reason`).
+    Open(Proposal),
+    /// The pending proposal still stands: do not duplicate it.
+    KeepPending,
+    /// Close the pending proposal with this reason.
+    Close(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What the entry rules say.
+    pub candidate: Cluster,
+    /// The effective cluster after this run.
+    pub cluster: Cluster,
+    pub previous: Option<Cluster>,
+    pub entered_at: Instant,
+    pub floor: Instant,
+    pub movement: Movement,
+    pub rule: String,
+    pub evidence: Vec<Evidence>,
+    pub proposal: ProposalAction,
+    /// When opening a proposal while another is pending: why the old one closes.
+    pub close_reason: Option<String>,
+}
+
+fn needs_approval(rules: &Rules, from: Cluster, to: Cluster, promotion: bool) -> bool {
+    let m = &rules.config.movement;
+    if promotion {
+        m.approve_promotion_to.contains(&to)
+    } else {
+        m.approve_demotion_from.contains(&from)
+    }
+}
+
+fn kind_of(from: Cluster, to: Cluster, promotion: bool) -> ProposalKind {
+    match (promotion, from, to) {
+        (true, _, Cluster::ActiveFocus) => ProposalKind::PromotionToActiveFocus,
+        (false, Cluster::ActiveFocus, _) => ProposalKind::DemotionFromActiveFocus,
+        (true, ..) => ProposalKind::Promotion,
+        (false, ..) => ProposalKind::Demotion,
+    }
+}
+
+/// The evidence behind the entry-rule candidate.
+pub fn entry_evidence(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> Vec<Evidence> {
+    let mut ev = vec![Evidence::new(
+        "tier",
+        format!("{} (score {})", a.score.tier, a.score.score_text()),
+        None,
+    )];
+    match &a.basis {
+        LevelBasis::Event { code, at } => ev.push(Evidence::new(
+            "event",
+            format!("{} ({})", rules.event_name(*code), a.level),
+            Some(*at),
+        )),
+        LevelBasis::Contacts(n) => ev.push(Evidence::new(
+            "contacts",
+            format!("{n} engaged contacts ({})", a.level),
+            None,
+        )),
+        LevelBasis::OpenDeal(i) => {
+            let d = &facts.deals[*i];
+            ev.push(Evidence::new(
+                "deal",
+                format!("open deal {} ({})", d.deal_id, d.stage),
+                Some(d.last_change()),
+            ))
+        }
+        LevelBasis::Nothing => {}
+    }
+    for (c, at) in &a.triggers {
+        ev.push(Evidence::new("trigger", rules.trigger_name(*c), Some(*at)));
+    }
+    ev
+}
+
+fn signature(rule: &str, evidence: &[Evidence]) -> String {
+    let mut keys: Vec<String> = evidence.iter().map(|e| e.key()).collect();
+    keys.sort();
+    format!("{rule}|{}", keys.join(";"))
+}
+
+/// A demotion rule that fired: (target, rule name, evidence).
+fn demotion(
+    rules: &Rules,
+    prior: &PriorState,
+    a: &Assessment,
+    facts: &Facts<'_>,
+) -> Option<(Cluster, String, Vec<Evidence>)> {
+    let as_of = rules.as_of;
+    let m = &rules.config.movement;
+    if prior.cluster != Cluster::MonitorOnly && a.cluster == Cluster::MonitorOnly {
+        return Some((
+            Cluster::MonitorOnly,
+            "tier_drop".into(),
+            vec![Evidence::new(
+                "tier",
+                format!(
+                    "tier fell to {} (score {})",
+                    a.score.tier,
+                    a.score.score_text()
+                ),
+                None,
+            )],
+        ));
+    }
+    match prior.cluster {
+        Cluster::ActiveFocus => {
+            if m.demote_af_on_stalled_deal {
+                let days = rules.config.engagement.stalled_after_days;
+                let stalled: Vec<Evidence> = a
+                    .stalled_deals
+                    .iter()
+                    .map(|&i| &facts.deals[i])
+                    .filter(|d| d.last_change().plus_days(days) > prior.floor)
+                    .map(|d| {
+                        Evidence::new(
+                            "deal",
+                            format!(
+                                "deal {} ({}) stalled: no stage change since {}",
+                                d.deal_id,
+                                d.stage,
+                                d.last_change().date_string()
+                            ),
+                            Some(d.last_change()),
+                        )
+                    })
+                    .collect();
+                if !stalled.is_empty() {
+                    return Some((Cluster::FuturePipeline, "deal_stalled".into(), stalled));
+                }
+            }
+            let sig: Vec<Evidence> = a
+                .signals
+                .iter()
+                .filter(|(c, _)| rules.af_signal[*c as usize])
+                .map(|(c, at)| Evidence::new("signal", rules.event_name(*c), Some(*at)))
+                .collect();
+            if let Some(first) = sig.first() {
+                let name = first.detail.clone();
+                return Some((Cluster::FuturePipeline, name, sig));
+            }
+            let last = facts.engagement.last_medium_plus.max(prior.entered_at);
+            if last <= as_of.minus_days(m.af_inactivity_days) {
+                return Some((
+                    Cluster::FuturePipeline,
+                    "af_inactivity".into(),
+                    vec![Evidence::new(
+                        "inactivity",
+                        format!(
+                            "no Medium+ engagement for {} days (since {})",
+                            as_of.days_since(last),
+                            last.date_string()
+                        ),
+                        Some(last),
+                    )],
+                ));
+            }
+        }
+        Cluster::FuturePipeline => {
+            let sig: Vec<Evidence> = a
+                .signals
+                .iter()
+                .filter(|(c, _)| rules.fp_signal[*c as usize])
+                .map(|(c, at)| Evidence::new("signal", rules.event_name(*c), Some(*at)))
+                .collect();
+            if let Some(first) = sig.first() {
+                let name = first.detail.clone();
+                return Some((Cluster::ClusterIcp, name, sig));
+            }
+            let last = facts.engagement.last_any.max(prior.entered_at);
+            if last <= as_of.minus_days(m.fp_inactivity_days) {
+                return Some((
+                    Cluster::ClusterIcp,
+                    "fp_inactivity".into(),
+                    vec![Evidence::new(
+                        "inactivity",
+                        format!(
+                            "no engagement for {} days (since {})",
+                            as_of.days_since(last),
+                            last.date_string()
+                        ),
+                        Some(last),
+                    )],
+                ));
+            }
+        }
+        Cluster::ClusterIcp | Cluster::MonitorOnly => {}
+    }
+    None
+}
+
+/// Decide this run's outcome for one account. `facts.floor` must be `prior.floor`.
+pub fn decide(
+    rules: &Rules,
+    prior: Option<&PriorState>,
+    a: &Assessment,
+    facts: &Facts<'_>,
+) -> Decision {
+    let as_of = rules.as_of;
+    let entry_rule = format!(
+        "entry rule {}: {}",
+        a.rule,
+        rules.decision.rows[a.rule as usize - 1].describe()
+    );
+    let Some(prior) = prior else {
+        return Decision {
+            candidate: a.cluster,
+            cluster: a.cluster,
+            previous: None,
+            entered_at: as_of,
+            floor: Instant::MIN,
+            movement: Movement::Baseline,
+            rule: entry_rule,
+            evidence: entry_evidence(rules, a, facts),
+            proposal: ProposalAction::None,
+            close_reason: None,
+        };
+    };
+    let stay = |movement: Movement, rule: String, evidence: Vec<Evidence>, proposal| Decision {
+        candidate: a.cluster,
+        cluster: prior.cluster,
+        previous: Some(prior.cluster),
+        entered_at: prior.entered_at,
+        floor: prior.floor,
+        movement,
+        rule,
+        evidence,
+        proposal,
+        close_reason: None,
+    };
+    let close_pending = |why: String| match &prior.pending {
+        Some(_) => ProposalAction::Close(why),
+        None => ProposalAction::None,
+    };
+
+    // A move to `to`, applied or proposed.
+    let mv = |to: Cluster, promotion: bool, rule: String, evidence: Vec<Evidence>| -> Decision {
+        if needs_approval(rules, prior.cluster, to, promotion) {
+            let kind = kind_of(prior.cluster, to, promotion);
+            let movement = if promotion {
+                Movement::ProposedPromotion
+            } else {
+                Movement::ProposedDemotion
+            };
+            if let Some(p) = &prior.pending {
+                if p.kind == kind && p.to == to {
+                    return stay(movement, format!("{rule} (pending review)"), evidence, ProposalAction::KeepPending);
+                }
+            }
+            let sig = signature(&rule, &evidence);
+            if prior.rejected.contains(&sig) {
+                return stay(
+                    if promotion { Movement::Unchanged } else { Movement::Held },
+                    format!("{rule} (rejected earlier on the same evidence)"),
+                    evidence,
+                    close_pending("account moved on: a different move applies now".into()),
+                );
+            }
+            let mut d = stay(
+                movement,
+                rule.clone(),
+                evidence,
+                ProposalAction::Open(Proposal {
+                    kind,
+                    from: prior.cluster,
+                    to,
+                    rule,
+                    signature: sig,
+                }),
+            );
+            if prior.pending.is_some() {
+                d.close_reason = Some("superseded by a new proposal".into());
+            }
+            return d;
+        }
+        Decision {
+            candidate: a.cluster,
+            cluster: to,
+            previous: Some(prior.cluster),
+            entered_at: as_of,
+            floor: if promotion { prior.floor } else { as_of },
+            movement: if promotion {
+                Movement::Promotion
+            } else {
+                Movement::Demotion
+            },
+            rule,
+            evidence,
+            proposal: close_pending(format!("account moved on: now {to}")),
+            close_reason: None,
+        }
+    };
+
+    if let Some((to, rule, evidence)) = demotion(rules, prior, a, facts) {
+        let immediate = to == Cluster::MonitorOnly;
+        if immediate {
+            return Decision {
+                candidate: a.cluster,
+                cluster: to,
+                previous: Some(prior.cluster),
+                entered_at: as_of,
+                floor: as_of,
+                movement: Movement::Demotion,
+                rule: format!("demotion: {rule}"),
+                evidence,
+                proposal: close_pending("account moved on: now monitor_only".into()),
+                close_reason: None,
+            };
+        }
+        return mv(to, false, format!("demotion: {rule}"), evidence);
+    }
+
+    let rank = |c: Cluster| c.rank().map(|r| r as i32).unwrap_or(-1);
+    let (cand, prev) = (rank(a.cluster), rank(prior.cluster));
+    if cand > prev {
+        return mv(
+            a.cluster,
+            true,
+            format!("promotion: {entry_rule}"),
+            entry_evidence(rules, a, facts),
+        );
+    }
+    let why = format!("account moved on: candidate is now {}", a.cluster);
+    if cand == prev {
+        return stay(
+            Movement::Unchanged,
+            entry_rule,
+            entry_evidence(rules, a, facts),
+            close_pending(why),
+        );
+    }
+    stay(
+        Movement::Held,
+        format!(
+            "hysteresis: candidate {} ({entry_rule}) is below {}, no demotion rule fired",
+            a.cluster, prior.cluster
+        ),
+        entry_evidence(rules, a, facts),
+        close_pending(why),
+    )
+}
+
+/// Apply an approved proposal to the state: it takes effect as of the run that proposed it.
+pub fn apply_approval(state: &mut PriorState, p: &Proposal, proposed_as_of: Instant) {
+    let demotion = matches!(
+        p.kind,
+        ProposalKind::DemotionFromActiveFocus | ProposalKind::Demotion
+    );
+    state.cluster = p.to;
+    state.entered_at = proposed_as_of;
+    if demotion {
+        state.floor = proposed_as_of;
+    }
+    state.pending = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountSchema, AccountTable, Firmographics};
+    use crate::assess::assess;
+    use crate::config::Config;
+    use crate::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
+    use crate::model::Tier;
+    use crate::scoring::ScoringModel;
+
+    fn t(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+
+    struct Case {
+        tier: Tier,
+        events: Vec<(&'static str, &'static str, &'static str)>,
+        triggers: Vec<(&'static str, &'static str)>,
+        deals: Vec<(&'static str, Option<&'static str>)>,
+    }
+
+    fn case(tier: Tier) -> Case {
+        Case {
+            tier,
+            events: vec![],
+            triggers: vec![],
+            deals: vec![],
+        }
+    }
+
+    fn run(c: &Case, as_of: &str, prior: Option<&PriorState>) -> Decision {
+        let rules = Rules::compile(&Config::default(), t(as_of)).unwrap();
+        let mut table = AccountTable::new(AccountSchema::new(["name".to_string()]));
+        table.push(
+            ["A1", "Acme"],
+            &Firmographics {
+                icp_tier: Some(c.tier),
+                icp_score: Some(50.0),
+                ..Default::default()
+            },
+            2,
+        );
+        let model = ScoringModel::new(&rules.config.icp, table.schema());
+        let floor = prior.map(|p| p.floor).unwrap_or(Instant::MIN);
+        let mut st = EngagementState::default();
+        let mut signals = vec![];
+        for (ty, at, ct) in &c.events {
+            let code = rules.events.lookup(ty.as_bytes()).unwrap();
+            if let Verdict::Signal { .. } = st.observe(&rules, code, t(at), ct.as_bytes(), floor) {
+                signals.push(Signal { account: 0, code, at: t(at) });
+            }
+        }
+        let triggers: Vec<Trigger> = c
+            .triggers
+            .iter()
+            .map(|(ty, at)| Trigger {
+                account: 0,
+                code: rules.triggers.lookup(ty.as_bytes()).unwrap(),
+                at: t(at),
+                headline: String::new(),
+            })
+            .collect();
+        let deals: Vec<Deal> = c
+            .deals
+            .iter()
+            .enumerate()
+            .map(|(i, (created, changed))| Deal {
+                account: 0,
+                deal_id: format!("D{i}"),
+                stage: "proposal".into(),
+                amount: None,
+                created_at: t(created),
+                closed_at: None,
+                last_stage_change_at: changed.map(t),
+                outcome: DealOutcome::Open,
+            })
+            .collect();
+        let facts = Facts {
+            engagement: &st,
+            triggers: &triggers,
+            deals: &deals,
+            signals: &signals,
+            floor,
+        };
+        let a = assess(&rules, &model, &table.get(0), &facts, false);
+        decide(&rules, prior, &a, &facts)
+    }
+
+    fn state(d: &Decision, prior: Option<&PriorState>) -> PriorState {
+        let mut s = PriorState {
+            cluster: d.cluster,
+            entered_at: d.entered_at,
+            floor: d.floor,
+            pending: prior.and_then(|p| p.pending.clone()),
+            rejected: prior.map(|p| p.rejected.clone()).unwrap_or_default(),
+        };
+        match &d.proposal {
+            ProposalAction::Open(p) => s.pending = Some(p.clone()),
+            ProposalAction::Close(_) => s.pending = None,
+            _ => {}
+        }
+        s
+    }
+
+    #[test]
+    fn baseline_applies_entry_rules_directly_even_active_focus() {
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-10-20", ""));
+        let d = run(&c, "2026-11-01", None);
+        assert_eq!((d.movement, d.cluster), (Movement::Baseline, Cluster::ActiveFocus));
+        assert_eq!(d.proposal, ProposalAction::None);
+    }
+
+    #[test]
+    fn promotion_to_active_focus_is_proposed_then_approved_as_of_its_run() {
+        let mut c = case(Tier::A);
+        let d0 = run(&c, "2026-10-01", None);
+        assert_eq!(d0.cluster, Cluster::ClusterIcp);
+        let s0 = state(&d0, None);
+        c.events.push(("meeting", "2026-10-20", ""));
+        let d1 = run(&c, "2026-11-01", Some(&s0));
+        assert_eq!(d1.movement, Movement::ProposedPromotion);
+        assert_eq!(d1.cluster, Cluster::ClusterIcp, "not applied until approved");
+        let ProposalAction::Open(p) = &d1.proposal else {
+            panic!("{:?}", d1.proposal)
+        };
+        assert_eq!(p.kind, ProposalKind::PromotionToActiveFocus);
+        let mut s1 = state(&d1, Some(&s0));
+        // A later run does not duplicate it.
+        let d2 = run(&c, "2026-11-02", Some(&s1));
+        assert_eq!(d2.proposal, ProposalAction::KeepPending);
+        apply_approval(&mut s1, p, t("2026-11-01"));
+        assert_eq!((s1.cluster, s1.entered_at), (Cluster::ActiveFocus, t("2026-11-01")));
+        let d3 = run(&c, "2026-11-03", Some(&s1));
+        assert_eq!((d3.movement, d3.cluster), (Movement::Unchanged, Cluster::ActiveFocus));
+    }
+
+    #[test]
+    fn rejected_proposal_is_not_reopened_on_the_same_evidence() {
+        let mut c = case(Tier::A);
+        let s0 = state(&run(&c, "2026-10-01", None), None);
+        c.events.push(("meeting", "2026-10-20", ""));
+        let d1 = run(&c, "2026-11-01", Some(&s0));
+        let ProposalAction::Open(p) = d1.proposal.clone() else { panic!() };
+        let mut s1 = state(&d1, Some(&s0));
+        s1.pending = None;
+        s1.rejected.push(p.signature.clone());
+        let d2 = run(&c, "2026-11-02", Some(&s1));
+        assert_eq!(d2.proposal, ProposalAction::None);
+        assert_eq!(d2.cluster, Cluster::ClusterIcp);
+        // New evidence opens a new one.
+        c.events.push(("demo", "2026-11-02", ""));
+        let d3 = run(&c, "2026-11-03", Some(&s1));
+        assert!(matches!(d3.proposal, ProposalAction::Open(_)), "{:?}", d3.proposal);
+    }
+
+    #[test]
+    fn promotion_to_future_pipeline_applies_at_once() {
+        let mut c = case(Tier::B);
+        let s0 = state(&run(&c, "2026-10-01", None), None);
+        c.triggers.push(("funding_round", "2026-10-15"));
+        let d = run(&c, "2026-11-01", Some(&s0));
+        assert_eq!((d.movement, d.cluster), (Movement::Promotion, Cluster::FuturePipeline));
+        assert_eq!(d.entered_at, t("2026-11-01"));
+        assert!(d.rule.starts_with("promotion: entry rule 6"), "{}", d.rule);
+        assert_eq!(d.evidence.iter().filter(|e| e.kind == "trigger").count(), 1);
+    }
+
+    #[test]
+    fn fp_inactivity_runs_from_the_later_of_last_event_and_entry() {
+        let mut c = case(Tier::A);
+        c.triggers.push(("funding_round", "2026-01-10"));
+        let s0 = state(&run(&c, "2026-01-15", None), None);
+        assert_eq!(s0.cluster, Cluster::FuturePipeline);
+        // Trigger now outside its window: candidate cluster_icp, but hysteresis holds.
+        let d = run(&c, "2026-07-13", Some(&s0));
+        assert_eq!((d.movement, d.cluster), (Movement::Held, Cluster::FuturePipeline));
+        // 180 days after entry (2026-01-15 + 180 = 2026-07-14): demoted.
+        let d = run(&c, "2026-07-14", Some(&s0));
+        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::ClusterIcp));
+        assert_eq!(d.rule, "demotion: fp_inactivity");
+        assert_eq!(d.floor, t("2026-07-14"));
+        // An email open in between resets the clock.
+        c.events.push(("email_open", "2026-03-01", ""));
+        let d = run(&c, "2026-07-14", Some(&s0));
+        assert_eq!(d.cluster, Cluster::FuturePipeline);
+    }
+
+    #[test]
+    fn no_priority_demotes_future_pipeline() {
+        let mut c = case(Tier::A);
+        c.events.push(("email_reply", "2026-10-01", ""));
+        let s0 = state(&run(&c, "2026-10-02", None), None);
+        assert_eq!(s0.cluster, Cluster::FuturePipeline);
+        c.events.push(("no_priority", "2026-10-20", ""));
+        let d = run(&c, "2026-11-01", Some(&s0));
+        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::ClusterIcp));
+        assert_eq!(d.rule, "demotion: no_priority");
+    }
+
+    #[test]
+    fn stalled_deal_demotion_is_proposed_even_with_high_engagement() {
+        let mut c = case(Tier::A);
+        c.deals.push(("2026-08-01", Some("2026-09-01")));
+        c.events.push(("meeting", "2026-09-01", ""));
+        let s0 = state(&run(&c, "2026-09-02", None), None);
+        assert_eq!(s0.cluster, Cluster::ActiveFocus);
+        c.events.push(("meeting", "2026-10-30", ""));
+        let d = run(&c, "2026-11-01", Some(&s0));
+        assert_eq!(d.movement, Movement::ProposedDemotion);
+        assert_eq!(d.cluster, Cluster::ActiveFocus);
+        assert!(d.rule.contains("deal_stalled"));
+        let ProposalAction::Open(p) = &d.proposal else { panic!() };
+        assert_eq!(p.kind, ProposalKind::DemotionFromActiveFocus);
+        let mut s1 = state(&d, Some(&s0));
+        apply_approval(&mut s1, p, t("2026-11-01"));
+        assert_eq!((s1.cluster, s1.floor), (Cluster::FuturePipeline, t("2026-11-01")));
+        // The old meeting must not re-promote; the floor hides it.
+        let d = run(&c, "2026-11-02", Some(&s1));
+        assert_eq!(d.cluster, Cluster::FuturePipeline);
+        assert_ne!(d.movement, Movement::ProposedPromotion, "{d:?}");
+    }
+
+    #[test]
+    fn champion_left_and_af_inactivity() {
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-06-01", ""));
+        let s0 = state(&run(&c, "2026-06-02", None), None);
+        assert_eq!(s0.cluster, Cluster::ActiveFocus);
+        // 89 days after entry: the demo (2026-06-01) is still in its window, nothing fires.
+        let d = run(&c, "2026-08-30", Some(&s0));
+        assert_eq!(d.movement, Movement::Unchanged, "{d:?}");
+        // 90 days after entry (2026-06-02 + 90 = 2026-08-31): proposed.
+        let d = run(&c, "2026-08-31", Some(&s0));
+        assert_eq!(d.movement, Movement::ProposedDemotion);
+        assert!(d.rule.contains("af_inactivity"));
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-10-01", ""));
+        let s0 = state(&run(&c, "2026-10-02", None), None);
+        c.events.push(("champion_left", "2026-10-10", ""));
+        let d = run(&c, "2026-10-11", Some(&s0));
+        assert_eq!(d.movement, Movement::ProposedDemotion);
+        assert_eq!(d.rule, "demotion: champion_left");
+    }
+
+    #[test]
+    fn tier_drop_is_immediate_and_closes_pending() {
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-10-01", ""));
+        let mut s0 = state(&run(&c, "2026-10-02", None), None);
+        s0.pending = Some(Proposal {
+            kind: ProposalKind::DemotionFromActiveFocus,
+            from: Cluster::ActiveFocus,
+            to: Cluster::FuturePipeline,
+            rule: "x".into(),
+            signature: "x".into(),
+        });
+        c.tier = Tier::D;
+        let d = run(&c, "2026-10-03", Some(&s0));
+        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::MonitorOnly));
+        assert!(matches!(d.proposal, ProposalAction::Close(_)));
+        // Tier rises again: the entry rules take it out of Monitor Only (evidence after floor).
+        let s1 = state(&d, Some(&s0));
+        c.tier = Tier::B;
+        let d = run(&c, "2026-10-04", Some(&s1));
+        assert_eq!((d.movement, d.cluster), (Movement::Promotion, Cluster::ClusterIcp));
+    }
+
+    #[test]
+    fn pending_promotion_closed_when_candidate_falls() {
+        let mut c = case(Tier::A);
+        let s0 = state(&run(&c, "2026-10-01", None), None);
+        c.events.push(("meeting", "2026-10-20", ""));
+        let d1 = run(&c, "2026-11-01", Some(&s0));
+        let s1 = state(&d1, Some(&s0));
+        assert!(s1.pending.is_some());
+        // Months later the meeting is out of the window: candidate is cluster_icp again.
+        let d2 = run(&c, "2027-02-01", Some(&s1));
+        assert_eq!(d2.movement, Movement::Unchanged);
+        assert!(matches!(d2.proposal, ProposalAction::Close(ref r) if r.contains("moved on")));
+    }
+}

@@ -81,6 +81,27 @@ impl fmt::Display for Instant {
     }
 }
 
+/// Serialized as RFC 3339 text; `Instant::MIN` ("never") as `null`-like text `"never"`.
+impl serde::Serialize for Instant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if *self == Instant::MIN {
+            s.serialize_str("never")
+        } else {
+            s.collect_str(self)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Instant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if s == "never" {
+            return Ok(Instant::MIN);
+        }
+        Instant::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for Instant {
     type Err = TimeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
