@@ -1,1 +1,67 @@
+//! # abm-io — adapters between files and the domain core
+//!
+//! Input → normalized records → core → results → sinks. Nothing here decides a cluster: that is
+//! `abm-core`'s job. This crate reads (CSV and JSON Lines, presets, mappings), validates (bad rows
+//! go to `rejected_rows.csv`, never silently dropped), folds the bulk data in parallel, and
+//! writes the outputs of SPEC §4.7.
+//!
+//! # Layout
+//! - [`csv`]: the record scanner; [`chunk`]: parallel blocks of whole records.
+//! - [`source`]: opening a file (format, header, projection; JSON Lines as records).
+//! - [`columns`]: canonical names, presets, user mappings.
+//! - [`load`]: accounts, engagement fold, triggers, deals; rejected rows.
+//! - [`output`]: `cluster_assignments.{csv,jsonl}`, `cluster_summary.json`, `rejected_rows.csv`.
+//! - [`segment`]: the stateless bulk pipeline behind `abm segment`.
+//! - [`sample`]: the bundled, generated demo data set.
 
+pub mod chunk;
+pub mod columns;
+pub mod csv;
+pub mod load;
+pub mod output;
+pub mod sample;
+pub mod segment;
+pub mod source;
+
+pub use columns::{FileKind, Preset};
+pub use load::{Rejection, Rejects};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: no header row (the first line must name the columns)")]
+    NoHeader { file: String },
+    #[error("{file}: not a CSV/JSON Lines text file: {reason}")]
+    NotText { file: String, reason: String },
+    #[error("{file}: missing column `{column}`{}; columns found: {}",
+        .wanted_for.as_ref().map(|w| format!(" (mapped to `{w}` in the config)")).unwrap_or_default(),
+        .found.join(", "))]
+    MissingColumn {
+        file: String,
+        column: String,
+        wanted_for: Option<String>,
+        found: Vec<String>,
+    },
+    #[error("{file}:{line}:{column}: invalid JSON: {message}")]
+    Json {
+        file: String,
+        line: u64,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: column `{column}`: {reason} (--strict stops at the first bad row)")]
+    Strict {
+        file: String,
+        line: u64,
+        column: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Config(String),
+}

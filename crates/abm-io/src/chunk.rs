@@ -1,0 +1,221 @@
+//! Parallel processing of a stream in blocks of whole records: one reader (the calling thread)
+//! fills recycled buffers and cuts them at a record boundary; workers fold each block into their
+//! own state. Memory stays bounded (a few blocks in flight) whatever the file size.
+
+use crate::csv::split_point;
+use std::io::{self, Read};
+use std::sync::{mpsc, Mutex};
+
+pub const DEFAULT_BLOCK: usize = 4 << 20;
+
+/// One processed block: its index, the line breaks it spans, and the worker's result.
+pub struct Block<R> {
+    pub index: usize,
+    pub lines: u64,
+    pub value: R,
+}
+
+/// Yields blocks of whole records from a reader.
+pub struct BlockReader<R> {
+    reader: R,
+    carry: Vec<u8>,
+    block_size: usize,
+    quote_aware: bool,
+    /// Bytes read so far.
+    pub total: u64,
+    done: bool,
+}
+
+impl<R: Read> BlockReader<R> {
+    pub fn new(reader: R, block_size: usize, quote_aware: bool) -> Self {
+        BlockReader {
+            reader,
+            carry: Vec::new(),
+            block_size,
+            quote_aware,
+            total: 0,
+            done: false,
+        }
+    }
+
+    /// Fill `buf` with the next block; `false` at the end.
+    pub fn next_block(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
+        loop {
+            if self.done {
+                return Ok(false);
+            }
+            buf.clear();
+            buf.extend_from_slice(&self.carry);
+            self.carry.clear();
+            let want = self.block_size.max(buf.len() + 1);
+            let mut eof = false;
+            while buf.len() < want {
+                let len = buf.len();
+                buf.resize(want, 0);
+                let n = match self.reader.read(&mut buf[len..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                    Err(e) => {
+                        buf.truncate(len);
+                        return Err(e);
+                    }
+                };
+                buf.truncate(len + n);
+                self.total += n as u64;
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+            }
+            if eof {
+                self.done = true;
+                return Ok(!buf.is_empty());
+            }
+            match split_point(buf, self.quote_aware) {
+                Some(cut) => {
+                    self.carry.extend_from_slice(&buf[cut..]);
+                    buf.truncate(cut);
+                    return Ok(true);
+                }
+                // One record larger than the block: read on.
+                None => {
+                    std::mem::swap(&mut self.carry, buf);
+                    self.block_size *= 2;
+                }
+            }
+        }
+    }
+}
+
+/// Run `work` over `reader` in blocks on `threads` workers.
+///
+/// `work(state, block, index) -> (line_breaks_in_block, result)`; results come back in input
+/// order, states one per worker. `progress` is called with bytes read so far.
+pub fn par_blocks<S, R, I, W>(
+    reader: impl Read,
+    threads: usize,
+    block_size: usize,
+    quote_aware: bool,
+    init: I,
+    work: W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<(Vec<S>, Vec<Block<R>>)>
+where
+    S: Send,
+    R: Send,
+    I: Fn() -> S + Sync,
+    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
+{
+    let threads = threads.max(1);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
+    let rx = Mutex::new(rx);
+    let (ret_tx, ret_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for _ in 0..threads {
+            let rx = &rx;
+            let ret_tx = ret_tx.clone();
+            let (init, work) = (&init, &work);
+            handles.push(scope.spawn(move || {
+                let mut state = init();
+                let mut out = Vec::new();
+                loop {
+                    let msg = rx.lock().expect("reader alive").recv();
+                    let Ok((index, buf)) = msg else { break };
+                    let (lines, value) = work(&mut state, &buf, index);
+                    out.push(Block {
+                        index,
+                        lines,
+                        value,
+                    });
+                    let _ = ret_tx.send(buf);
+                }
+                (state, out)
+            }));
+        }
+        drop(ret_tx);
+        let mut blocks_in = BlockReader::new(reader, block_size, quote_aware);
+        let read_result = (|| -> io::Result<()> {
+            let mut index = 0;
+            loop {
+                let mut buf = ret_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(block_size + 4096));
+                if !blocks_in.next_block(&mut buf)? {
+                    return Ok(());
+                }
+                progress(blocks_in.total);
+                if tx.send((index, buf)).is_err() {
+                    return Ok(());
+                }
+                index += 1;
+            }
+        })();
+        drop(tx);
+        let mut states = Vec::new();
+        let mut blocks = Vec::new();
+        for h in handles {
+            let (s, b) = h.join().expect("worker panicked");
+            states.push(s);
+            blocks.extend(b);
+        }
+        blocks.sort_by_key(|b| b.index);
+        read_result.map(|_| (states, blocks))
+    })
+}
+
+/// Workers to use: the machine's cores (`ABM_THREADS` overrides).
+pub fn default_threads() -> usize {
+    std::env::var("ABM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::for_each_record;
+
+    #[test]
+    fn blocks_cover_every_record_once_in_order() {
+        let mut text = String::new();
+        for i in 0..10_000 {
+            if i % 7 == 0 {
+                text.push_str(&format!("{i},\"multi\nline, quoted\"\n"));
+            } else {
+                text.push_str(&format!("{i},plain\n"));
+            }
+        }
+        for threads in [1, 3] {
+            let (states, blocks) = par_blocks(
+                text.as_bytes(),
+                threads,
+                1000,
+                true,
+                || 0u64,
+                |n, buf, _| {
+                    let mut ids = vec![];
+                    let (lines, bad) = for_each_record(buf, 0, |r| {
+                        *n += 1;
+                        ids.push(std::str::from_utf8(r.get(0)).unwrap().parse::<u32>().unwrap());
+                    });
+                    assert!(bad.is_none());
+                    (lines, ids)
+                },
+                &|_| {},
+            )
+            .unwrap();
+            assert_eq!(states.iter().sum::<u64>(), 10_000);
+            let ids: Vec<u32> = blocks.iter().flat_map(|b| b.value.clone()).collect();
+            assert_eq!(ids, (0..10_000).collect::<Vec<_>>());
+            let lines: u64 = blocks.iter().map(|b| b.lines).sum();
+            assert_eq!(lines, 10_000 + 10_000 / 7 + 1);
+        }
+    }
+}

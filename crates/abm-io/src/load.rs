@@ -1,0 +1,795 @@
+//! Loading the four inputs into the core's records. Every bad row becomes a [`Rejection`] with
+//! file, line, column and reason; the other rows go on.
+
+use crate::chunk::{par_blocks, DEFAULT_BLOCK};
+use crate::columns::{FileKind, Preset, Projection};
+use crate::csv::Record;
+use crate::source::{for_each_in_block, Format, JsonRecords, Source};
+use crate::IngestError;
+use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
+use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
+use abm_core::rules::{Code, Rules};
+use abm_core::{Config, Instant, Tier};
+use hashbrown::HashTable;
+use serde::Serialize;
+use std::hash::BuildHasher;
+use std::path::Path;
+
+/// A row that failed validation: kept, with where and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub file: String,
+    pub line: u64,
+    pub column: String,
+    pub reason: String,
+    /// The row as it was in the file.
+    pub record: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: column `{}`: {}",
+            self.file, self.line, self.column, self.reason
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Rejects {
+    pub rows: Vec<Rejection>,
+}
+
+impl Rejects {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// With `--strict`, the first bad row of a file is an error.
+    fn check_strict(&self, strict: bool, since: usize) -> Result<(), IngestError> {
+        if strict {
+            if let Some(r) = self.rows[since..].iter().min_by_key(|r| r.line) {
+                return Err(IngestError::Strict {
+                    file: r.file.clone(),
+                    line: r.line,
+                    column: r.column.clone(),
+                    reason: r.reason.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress callback: (what, bytes done, bytes total).
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+
+pub fn no_progress(_: &str, _: u64, _: u64) {}
+
+#[derive(Clone, Copy)]
+pub struct LoadOptions<'a> {
+    pub config: &'a Config,
+    pub preset: Option<Preset>,
+    pub threads: usize,
+    pub strict: bool,
+    pub progress: Progress<'a>,
+}
+
+impl<'a> LoadOptions<'a> {
+    pub fn new(config: &'a Config) -> LoadOptions<'a> {
+        LoadOptions {
+            config,
+            preset: None,
+            threads: crate::chunk::default_threads(),
+            strict: false,
+            progress: &no_progress,
+        }
+    }
+
+    pub fn open(&self, path: &Path, kind: FileKind) -> Result<Source, IngestError> {
+        Source::open(path, kind, kind.mapping(&self.config.columns), self.preset)
+    }
+}
+
+fn reject(src: &str, rec: &Record<'_>, column: &str, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        file: src.to_string(),
+        line: rec.line,
+        column: column.to_string(),
+        reason: reason.into(),
+        record: rec.raw_text(),
+    }
+}
+
+/// Check the field count, then run `f`. Used by every loader.
+fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection> {
+    if src.format == Format::Csv && rec.len() != src.header.len() {
+        return Err(reject(
+            &src.name,
+            rec,
+            "*",
+            format!(
+                "the row has {} fields, the header has {}",
+                rec.len(),
+                src.header.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Run one block through `visit`; rejections carry block-relative lines (fixed up later).
+fn process_block<S>(
+    src: &Source,
+    json: &mut Option<JsonRecords>,
+    state: &mut S,
+    block: &[u8],
+    visit: &(impl Fn(&mut S, &Source, &Record<'_>) -> Result<(), Rejection> + ?Sized),
+) -> (u64, (u64, Vec<Rejection>)) {
+    let mut rows = 0u64;
+    let bad = std::cell::RefCell::new(Vec::new());
+    let (lines, unterminated) = for_each_in_block(
+        src.format,
+        json,
+        block,
+        0,
+        |rec| {
+            rows += 1;
+            if let Err(r) = fields_ok(src, rec).and_then(|_| visit(state, src, rec)) {
+                bad.borrow_mut().push(r);
+            }
+        },
+        |line, col, msg, raw| {
+            bad.borrow_mut().push(Rejection {
+                file: src.name.clone(),
+                line,
+                column: format!("char {col}"),
+                reason: format!("invalid JSON: {msg}"),
+                record: String::from_utf8_lossy(raw).into_owned(),
+            })
+        },
+    );
+    let mut bad = bad.into_inner();
+    if let Some(line) = unterminated {
+        bad.push(Rejection {
+            file: src.name.clone(),
+            line,
+            column: "*".into(),
+            reason: "a quoted field is never closed (unterminated quote)".into(),
+            record: String::new(),
+        });
+    }
+    (lines, (rows, bad))
+}
+
+/// Visit every record of `src` on `threads` workers, each with its own state.
+/// Returns the worker states and the row count; rejections go to `rejects` in file order.
+pub fn scan<S: Send>(
+    mut src: Source,
+    opts: &LoadOptions<'_>,
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    visit: impl Fn(&mut S, &Source, &Record<'_>) -> Result<(), Rejection> + Sync,
+    rejects: &mut Rejects,
+) -> Result<(Vec<S>, u64), IngestError> {
+    let since = rejects.rows.len();
+    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let label = format!("reading {}", src.name);
+    let src = &src;
+    let (states, blocks) = par_blocks(
+        reader,
+        threads,
+        DEFAULT_BLOCK,
+        src.format == Format::Csv,
+        || {
+            (
+                init(),
+                (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
+            )
+        },
+        |(state, json), block, _| process_block(src, json, state, block, &visit),
+        &|done| (opts.progress)(&label, done, src.size),
+    )
+    .map_err(|e| IngestError::Io {
+        path: src.name.clone(),
+        source: e,
+    })?;
+    let mut rows = 0;
+    let mut line = src.first_line;
+    for b in blocks {
+        let (n, bad) = b.value;
+        rows += n;
+        for mut r in bad {
+            r.line += line;
+            rejects.rows.push(r);
+        }
+        line += b.lines;
+    }
+    rejects.check_strict(opts.strict, since)?;
+    Ok((states.into_iter().map(|(s, _)| s).collect(), rows))
+}
+
+/// Visit every record of `src` in order on the calling thread (e.g. inside a database
+/// transaction). Rejections go to `rejects`.
+pub fn scan_seq(
+    mut src: Source,
+    opts: &LoadOptions<'_>,
+    mut visit: impl FnMut(&Source, &Record<'_>) -> Result<(), Rejection>,
+    rejects: &mut Rejects,
+) -> Result<u64, IngestError> {
+    let since = rejects.rows.len();
+    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let label = format!("reading {}", src.name);
+    let mut blocks = crate::chunk::BlockReader::new(reader, DEFAULT_BLOCK, src.format == Format::Csv);
+    let mut json = (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header));
+    let mut buf = Vec::new();
+    let mut line = src.first_line;
+    let mut rows = 0;
+    let io = |e| IngestError::Io {
+        path: src.name.clone(),
+        source: e,
+    };
+    while blocks.next_block(&mut buf).map_err(io)? {
+        (opts.progress)(&label, blocks.total, src.size);
+        let cell = std::cell::RefCell::new(&mut visit);
+        let f = |_: &mut (), s: &Source, r: &Record<'_>| (cell.borrow_mut())(s, r);
+        let (lines, (n, bad)) = process_block(&src, &mut json, &mut (), &buf, &f);
+        rows += n;
+        for mut r in bad {
+            r.line += line;
+            rejects.rows.push(r);
+        }
+        line += lines;
+    }
+    rejects.check_strict(opts.strict, since)?;
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field helpers
+
+fn text<'a>(src: &Source, rec: &Record<'a>, col: Option<usize>, name: &str) -> Result<&'a str, Rejection> {
+    match col {
+        None => Ok(""),
+        Some(c) => rec
+            .str(c)
+            .map_err(|_| reject(&src.name, rec, name, "not valid UTF-8")),
+    }
+}
+
+fn number(src: &Source, rec: &Record<'_>, col: Option<usize>, name: &str) -> Result<Option<f64>, Rejection> {
+    let t = text(src, rec, col, name)?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(Some)
+        .ok_or_else(|| reject(&src.name, rec, name, format!("not a number: {t:?}")))
+}
+
+fn instant(src: &Source, rec: &Record<'_>, col: Option<usize>, name: &str, required: bool) -> Result<Option<Instant>, Rejection> {
+    let raw = col.map(|c| rec.get(c).trim_ascii()).unwrap_or(b"");
+    if raw.is_empty() {
+        return if required {
+            Err(reject(&src.name, rec, name, format!("missing {name}")))
+        } else {
+            Ok(None)
+        };
+    }
+    abm_core::time::parse_bytes(raw).map(Some).ok_or_else(|| {
+        reject(
+            &src.name,
+            rec,
+            name,
+            format!(
+                "not a date or timestamp: {:?} (expected YYYY-MM-DD or RFC 3339)",
+                String::from_utf8_lossy(raw)
+            ),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+/// account_id → index, by hash with the ids kept contiguously (one cache miss to verify).
+pub struct IdIndex {
+    table: HashTable<(u32, u32, u32)>,
+    ids: Vec<u8>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for IdIndex {
+    fn default() -> Self {
+        IdIndex {
+            table: HashTable::new(),
+            ids: Vec::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ab11),
+        }
+    }
+}
+
+impl IdIndex {
+    pub fn with_capacity(n: usize) -> IdIndex {
+        IdIndex {
+            table: HashTable::with_capacity(n),
+            ..Default::default()
+        }
+    }
+
+    #[inline]
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    #[inline]
+    pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
+        let h = self.hash(id);
+        self.table
+            .find(h, |&(_, off, len)| &self.ids[off as usize..(off + len) as usize] == id)
+            .map(|e| e.0)
+    }
+
+    /// Insert; `Err(existing)` when the id is already there.
+    pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
+        if let Some(e) = self.get(id) {
+            return Err(e);
+        }
+        let off = self.ids.len() as u32;
+        self.ids.extend_from_slice(id);
+        let (ids, hasher) = (&self.ids, &self.hasher);
+        self.table.insert_unique(self.hasher.hash_one(id), (idx, off, id.len() as u32), |&(_, o, l)| {
+            hasher.hash_one(&ids[o as usize..(o + l) as usize])
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+pub struct Accounts {
+    pub table: AccountTable,
+    pub index: IdIndex,
+    pub rows: u64,
+}
+
+/// How an accounts source maps onto the account table.
+pub struct AccountLayout {
+    pub schema: AccountSchema,
+    /// Source column of each schema column.
+    pub cols: Vec<Option<usize>>,
+    employees: Option<usize>,
+    annual_revenue: Option<usize>,
+    icp_score: Option<usize>,
+    icp_tier: Option<usize>,
+    founded_year: Option<usize>,
+}
+
+impl AccountLayout {
+    /// The standard columns the source has, then its custom fields.
+    pub fn of(src: &Source) -> AccountLayout {
+        let p: &Projection = &src.projection;
+        let canon = FileKind::Accounts.canonical();
+        let mut names = vec![];
+        let mut cols = vec![];
+        for (slot, name) in canon.iter().enumerate() {
+            if p.slots[slot].is_some() || *name == "account_id" {
+                names.push(name.to_string());
+                cols.push(p.slots[slot]);
+            }
+        }
+        for (c, name) in &p.extras {
+            if !names.contains(name) {
+                names.push(name.clone());
+                cols.push(Some(*c));
+            }
+        }
+        let slot = |n: &str| p.slots[canon.iter().position(|c| *c == n).expect("canonical")];
+        AccountLayout {
+            schema: AccountSchema::new(names),
+            cols,
+            employees: slot("employees"),
+            annual_revenue: slot("annual_revenue"),
+            icp_score: slot("icp_score"),
+            icp_tier: slot("icp_tier"),
+            founded_year: slot("founded_year"),
+        }
+    }
+
+    /// Parse one account row into `values` (schema order) and its firmographics.
+    pub fn parse<'a>(
+        &self,
+        src: &Source,
+        rec: &Record<'a>,
+        values: &mut Vec<&'a str>,
+    ) -> Result<Firmographics, Rejection> {
+        values.clear();
+        for (i, c) in self.cols.iter().enumerate() {
+            values.push(text(src, rec, *c, &self.schema.columns()[i])?);
+        }
+        if values[0].is_empty() {
+            return Err(reject(&src.name, rec, "account_id", "missing account_id"));
+        }
+        let employees = number(src, rec, self.employees, "employees")?;
+        let annual_revenue = number(src, rec, self.annual_revenue, "annual_revenue")?;
+        let icp_score = number(src, rec, self.icp_score, "icp_score")?;
+        if let Some(s) = icp_score {
+            if !(0.0..=100.0).contains(&s) {
+                return Err(reject(
+                    &src.name,
+                    rec,
+                    "icp_score",
+                    format!("icp_score {s} is outside 0–100"),
+                ));
+            }
+        }
+        let tier_text = text(src, rec, self.icp_tier, "icp_tier")?;
+        let icp_tier = if tier_text.is_empty() {
+            None
+        } else {
+            Some(Tier::parse(tier_text).ok_or_else(|| {
+                reject(&src.name, rec, "icp_tier", format!("not a tier (A–E): {tier_text:?}"))
+            })?)
+        };
+        let fy = text(src, rec, self.founded_year, "founded_year")?;
+        let founded_year = if fy.is_empty() {
+            None
+        } else {
+            Some(fy.parse::<i32>().map_err(|_| {
+                reject(&src.name, rec, "founded_year", format!("not a year: {fy:?}"))
+            })?)
+        };
+        Ok(Firmographics {
+            employees,
+            annual_revenue,
+            icp_score,
+            icp_tier,
+            founded_year,
+        })
+    }
+}
+
+pub fn load_accounts(
+    path: &Path,
+    opts: &LoadOptions<'_>,
+    rejects: &mut Rejects,
+) -> Result<Accounts, IngestError> {
+    let src = opts.open(path, FileKind::Accounts)?;
+    let layout = AccountLayout::of(&src);
+    let est = (src.size / 64) as usize;
+    let mut table = AccountTable::new(layout.schema.clone());
+    table.reserve(est, src.size as usize);
+    let mut index = IdIndex::with_capacity(est);
+    let rows = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
+            let firmo = layout.parse(src, rec, &mut vals)?;
+            let idx = table.len() as AccountIdx;
+            if let Err(first) = index.insert(vals[0].as_bytes(), idx) {
+                return Err(reject(
+                    &src.name,
+                    rec,
+                    "account_id",
+                    format!(
+                        "duplicate account_id {:?} (first at line {})",
+                        vals[0],
+                        table.get(first).line()
+                    ),
+                ));
+            }
+            table.push(vals.iter().copied(), &firmo, rec.line);
+            Ok(())
+        },
+        rejects,
+    )?;
+    Ok(Accounts { table, index, rows })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engagement
+
+/// Resolved columns of an engagement file.
+#[derive(Clone, Copy)]
+pub struct EventCols {
+    pub account_id: usize,
+    pub occurred_at: usize,
+    pub type_: usize,
+    pub contact_id: Option<usize>,
+    pub event_id: Option<usize>,
+    pub detail: Option<usize>,
+}
+
+impl EventCols {
+    pub fn of(p: &Projection) -> EventCols {
+        EventCols {
+            account_id: p.slots[0].expect("required"),
+            occurred_at: p.slots[1].expect("required"),
+            type_: p.slots[2].expect("required"),
+            contact_id: p.slots[3],
+            event_id: p.slots[4],
+            detail: p.slots[5],
+        }
+    }
+}
+
+/// One valid engagement row.
+pub struct EventRow<'a> {
+    pub account: AccountIdx,
+    pub code: Code,
+    pub at: Instant,
+    pub contact: &'a [u8],
+}
+
+/// Validate one engagement record: account_id, occurred_at, type, known account.
+#[inline]
+pub fn parse_event<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    c: &EventCols,
+    rules: &Rules,
+    index: &IdIndex,
+) -> Result<EventRow<'a>, Rejection> {
+    let id = rec.get(c.account_id).trim_ascii();
+    if id.is_empty() {
+        return Err(reject(&src.name, rec, "account_id", "missing account_id"));
+    }
+    let at = instant(src, rec, Some(c.occurred_at), "occurred_at", true)?.expect("required");
+    let ty = rec.get(c.type_).trim_ascii();
+    let code = rules.events.lookup(ty).ok_or_else(|| {
+        reject(
+            &src.name,
+            rec,
+            "type",
+            format!(
+                "unknown event type {:?} (add it to engagement.high/medium/low/demotion_signals in abm.toml)",
+                String::from_utf8_lossy(ty)
+            ),
+        )
+    })?;
+    let account = index.get(id).ok_or_else(|| {
+        reject(
+            &src.name,
+            rec,
+            "account_id",
+            format!("unknown account {:?} (not in the accounts file)", String::from_utf8_lossy(id)),
+        )
+    })?;
+    let contact = c.contact_id.map(|i| rec.get(i).trim_ascii()).unwrap_or(b"");
+    Ok(EventRow {
+        account,
+        code,
+        at,
+        contact,
+    })
+}
+
+/// The engagement file folded into per-account state.
+pub struct EngagementFold {
+    pub states: Vec<EngagementState>,
+    /// Demotion-signal events, any date (the assessment filters by window and floor).
+    pub signals: Vec<Signal>,
+    pub rows: u64,
+    pub after_as_of: u64,
+}
+
+struct FoldWorker {
+    states: Vec<EngagementState>,
+    signals: Vec<Signal>,
+    after_as_of: u64,
+}
+
+/// Fold every engagement event into per-account state on all workers. `floors` (per account,
+/// from the store) hides evidence from before each account's last demotion.
+pub fn fold_engagement(
+    path: &Path,
+    accounts: &Accounts,
+    rules: &Rules,
+    floors: Option<&[Instant]>,
+    opts: &LoadOptions<'_>,
+    rejects: &mut Rejects,
+) -> Result<EngagementFold, IngestError> {
+    let src = opts.open(path, FileKind::Engagement)?;
+    let cols = EventCols::of(&src.projection);
+    let n = accounts.table.len();
+    let (workers, rows) = scan(
+        src,
+        opts,
+        opts.threads,
+        || FoldWorker {
+            states: vec![EngagementState::default(); n],
+            signals: Vec::new(),
+            after_as_of: 0,
+        },
+        |w, src, rec| {
+            let ev = parse_event(src, rec, &cols, rules, &accounts.index)?;
+            let floor = floors.map(|f| f[ev.account as usize]).unwrap_or(Instant::MIN);
+            match w.states[ev.account as usize].observe(rules, ev.code, ev.at, ev.contact, floor) {
+                Verdict::Signal { .. } => w.signals.push(Signal {
+                    account: ev.account,
+                    code: ev.code,
+                    at: ev.at,
+                }),
+                Verdict::AfterAsOf => w.after_as_of += 1,
+                _ => {}
+            }
+            Ok(())
+        },
+        rejects,
+    )?;
+    let mut it = workers.into_iter();
+    let mut first = it.next().unwrap_or(FoldWorker {
+        states: vec![EngagementState::default(); n],
+        signals: Vec::new(),
+        after_as_of: 0,
+    });
+    for w in it {
+        for (a, b) in first.states.iter_mut().zip(&w.states) {
+            if b.counted > 0 || b.last_any != Instant::MIN {
+                a.merge(b, rules);
+            }
+        }
+        first.signals.extend(w.signals);
+        first.after_as_of += w.after_as_of;
+    }
+    first.signals.sort_by_key(|s| (s.account, s.at, s.code));
+    Ok(EngagementFold {
+        states: first.states,
+        signals: first.signals,
+        rows,
+        after_as_of: first.after_as_of,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggers and deals
+
+/// Parse one trigger record.
+pub fn parse_trigger(src: &Source, rec: &Record<'_>, rules: &Rules, index: &IdIndex) -> Result<Trigger, Rejection> {
+    let p = &src.projection;
+    let id = text(src, rec, p.slots[0], "account_id")?;
+    if id.is_empty() {
+        return Err(reject(&src.name, rec, "account_id", "missing account_id"));
+    }
+    let at = instant(src, rec, p.slots[1], "occurred_at", true)?.expect("required");
+    let ty = text(src, rec, p.slots[2], "type")?;
+    let code = rules.triggers.lookup(ty.as_bytes()).ok_or_else(|| {
+        reject(
+            &src.name,
+            rec,
+            "type",
+            format!("unknown trigger type {ty:?} (add it to triggers.types in abm.toml)"),
+        )
+    })?;
+    number(src, rec, p.slots[5], "strength")?;
+    let account = index.get(id.as_bytes()).ok_or_else(|| {
+        reject(&src.name, rec, "account_id", format!("unknown account {id:?} (not in the accounts file)"))
+    })?;
+    Ok(Trigger {
+        account,
+        code,
+        at,
+        headline: text(src, rec, p.slots[4], "headline")?.to_string(),
+    })
+}
+
+/// Parse one deal record.
+pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Deal, Rejection> {
+    let p = &src.projection;
+    let deal_id = text(src, rec, p.slots[0], "deal_id")?;
+    if deal_id.is_empty() {
+        return Err(reject(&src.name, rec, "deal_id", "missing deal_id"));
+    }
+    let id = text(src, rec, p.slots[1], "account_id")?;
+    if id.is_empty() {
+        return Err(reject(&src.name, rec, "account_id", "missing account_id"));
+    }
+    let stage = text(src, rec, p.slots[2], "stage")?;
+    let amount = number(src, rec, p.slots[3], "amount")?;
+    let created_at = instant(src, rec, p.slots[4], "created_at", true)?.expect("required");
+    let closed_at = instant(src, rec, p.slots[5], "closed_at", false)?;
+    let last_stage_change_at = instant(src, rec, p.slots[6], "last_stage_change_at", false)?;
+    let o = text(src, rec, p.slots[7], "outcome")?;
+    let outcome = DealOutcome::parse(o).ok_or_else(|| {
+        reject(&src.name, rec, "outcome", format!("outcome must be open, won or lost, not {o:?}"))
+    })?;
+    let account = index.get(id.as_bytes()).ok_or_else(|| {
+        reject(&src.name, rec, "account_id", format!("unknown account {id:?} (not in the accounts file)"))
+    })?;
+    Ok(Deal {
+        account,
+        deal_id: deal_id.to_string(),
+        stage: stage.to_string(),
+        amount,
+        created_at,
+        closed_at,
+        last_stage_change_at,
+        outcome,
+    })
+}
+
+/// Load triggers. With `window_only`, only those that can count for this `as_of` are kept.
+pub fn load_triggers(
+    path: &Path,
+    accounts: &Accounts,
+    rules: &Rules,
+    window_only: bool,
+    opts: &LoadOptions<'_>,
+    rejects: &mut Rejects,
+) -> Result<(Vec<Trigger>, u64), IngestError> {
+    let src = opts.open(path, FileKind::Triggers)?;
+    let (parts, rows) = scan(
+        src,
+        opts,
+        opts.threads,
+        Vec::new,
+        |out: &mut Vec<Trigger>, src, rec| {
+            let t = parse_trigger(src, rec, rules, &accounts.index)?;
+            if !window_only || (t.at >= rules.trigger_from && t.at <= rules.as_of) {
+                out.push(t);
+            }
+            Ok(())
+        },
+        rejects,
+    )?;
+    let mut all: Vec<Trigger> = parts.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.account.cmp(&b.account).then(b.at.cmp(&a.at)).then(a.code.cmp(&b.code)));
+    Ok((all, rows))
+}
+
+pub fn load_deals(
+    path: &Path,
+    accounts: &Accounts,
+    opts: &LoadOptions<'_>,
+    rejects: &mut Rejects,
+) -> Result<(Vec<Deal>, u64), IngestError> {
+    let src = opts.open(path, FileKind::Deals)?;
+    let mut all = Vec::new();
+    let rows = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            all.push(parse_deal(src, rec, &accounts.index)?);
+            Ok(())
+        },
+        rejects,
+    )?;
+    all.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+    Ok((all, rows))
+}
+
+/// Items sorted by account, with each account's range.
+pub struct ByAccount<T> {
+    pub items: Vec<T>,
+    starts: Vec<u32>,
+}
+
+impl<T> ByAccount<T> {
+    /// `items` must be sorted by `key`.
+    pub fn new(items: Vec<T>, n_accounts: usize, key: impl Fn(&T) -> AccountIdx) -> ByAccount<T> {
+        let mut starts = vec![0u32; n_accounts + 1];
+        for it in &items {
+            starts[key(it) as usize + 1] += 1;
+        }
+        for i in 0..n_accounts {
+            starts[i + 1] += starts[i];
+        }
+        ByAccount { items, starts }
+    }
+
+    pub fn of(&self, a: AccountIdx) -> &[T] {
+        &self.items[self.starts[a as usize] as usize..self.starts[a as usize + 1] as usize]
+    }
+}
