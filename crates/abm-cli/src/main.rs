@@ -1,1 +1,419 @@
-fn main() {}
+//! `abm` — the Cluster ABM engine's command line. Thin: parse flags, load the config, call the
+//! libraries, print. `anyhow` lives here and nowhere else.
+
+mod config_file;
+mod progress;
+
+use abm_core::{Cluster, Config, Instant, Rules};
+use abm_io::load::LoadOptions;
+use abm_io::sample::{write_sample, SampleSpec, SAMPLE_AS_OF};
+use abm_io::segment::{segment, InputPaths, SegmentReport};
+use abm_io::Preset;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "abm",
+    version,
+    about = "Cluster ABM engine: score accounts against your ICP, cluster them (Cluster ICP, Future Pipeline, Active Focus, Monitor Only), explain why, and track their moves.",
+    after_help = "Start with `abm demo`. Docs: README.md."
+)]
+struct Cli {
+    /// Config file (default: ./abm.toml if present, else the built-in defaults of SPEC.md).
+    #[arg(long, global = true, env = "ABM_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct InputArgs {
+    /// Accounts file (default: DIR/accounts.csv or .jsonl).
+    #[arg(long, value_name = "FILE")]
+    accounts: Option<PathBuf>,
+    /// Engagement events file (default: DIR/engagement.csv or .jsonl, if present).
+    #[arg(long, value_name = "FILE")]
+    engagement: Option<PathBuf>,
+    /// Triggers file (default: DIR/triggers.csv or .jsonl, if present).
+    #[arg(long, value_name = "FILE")]
+    triggers: Option<PathBuf>,
+    /// Deals file (default: DIR/deals.csv or .jsonl, if present).
+    #[arg(long, value_name = "FILE")]
+    deals: Option<PathBuf>,
+    /// Column preset for CRM exports: hubspot or salesforce.
+    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
+    preset: Option<Preset>,
+    /// Stop with an error at the first bad row instead of writing it to rejected_rows.csv.
+    #[arg(long)]
+    strict: bool,
+    /// Worker threads (default: all cores; env ABM_THREADS).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+impl InputArgs {
+    fn paths(&self) -> InputPaths {
+        InputPaths {
+            accounts: self.accounts.clone(),
+            engagement: self.engagement.clone(),
+            triggers: self.triggers.clone(),
+            deals: self.deals.clone(),
+        }
+    }
+}
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    Preset::parse(s).ok_or_else(|| format!("unknown preset {s:?} (hubspot, salesforce)"))
+}
+
+fn parse_as_of(s: &str) -> Result<Instant, String> {
+    Instant::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented abm.toml with the default rules.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "abm.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the whole job on a bundled, generated sample and print the result.
+    Demo {
+        /// Where to write the outputs.
+        #[arg(long, default_value = "abm-demo")]
+        out: PathBuf,
+        /// Sample size.
+        #[arg(long, default_value_t = 300)]
+        accounts: u64,
+    },
+    /// Stateless bulk segmentation of a directory of inputs.
+    Segment {
+        /// Directory holding accounts.csv and optionally engagement/triggers/deals.
+        dir: Option<PathBuf>,
+        /// Evaluate as of this instant (RFC 3339 or YYYY-MM-DD; default: now).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Output directory.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Print per-stage timings.
+        #[arg(long)]
+        timings: bool,
+    },
+    /// Print the whole reasoning for one account.
+    Explain {
+        account_id: String,
+        dir: Option<PathBuf>,
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Generate a synthetic data set in the canonical formats.
+    Sample {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        accounts: u64,
+        /// Average engagement events per account.
+        #[arg(long, default_value_t = 12.0)]
+        events_per_account: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("abm.toml")).filter(|p| p.is_file()),
+    };
+    match path {
+        None => Ok(Config::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            Config::from_toml(&text).with_context(|| format!("config {}", p.display()))
+        }
+    }
+}
+
+fn now() -> Instant {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Instant(d.as_micros() as i64)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // `abm … | head` must not fail loudly.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(&format!("\n  caused by: {c}"));
+                }
+            }
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Init { path, force } => {
+            if path.exists() && !force {
+                bail!("{} exists (use --force to overwrite)", path.display());
+            }
+            std::fs::write(&path, config_file::commented_default())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "wrote {} (the default rules of SPEC.md, with comments)",
+                path.display()
+            );
+        }
+        Command::Demo { out, accounts } => {
+            let config = load_config(cli.config.as_deref())?;
+            let data = out.join("data");
+            let spec = SampleSpec {
+                accounts,
+                ..SampleSpec::default()
+            };
+            let counts = write_sample(&data, &spec)
+                .with_context(|| format!("writing the sample to {}", data.display()))?;
+            println!(
+                "Sample: {} accounts, {} engagement events, {} triggers, {} deals in {}",
+                counts.accounts,
+                counts.events,
+                counts.triggers,
+                counts.deals,
+                data.display()
+            );
+            let as_of = Instant::parse(SAMPLE_AS_OF).expect("valid");
+            let rules = Rules::compile(&config, as_of)?;
+            let pb = progress::Bars::new(quiet);
+            let opts = LoadOptions {
+                progress: &|l, d, t| pb.update(l, d, t),
+                ..LoadOptions::new(&config)
+            };
+            let paths = InputPaths::default().resolve(Some(&data))?;
+            let report = segment(&paths, &rules, &opts, &out, &|l, d, t| pb.update(l, d, t))?;
+            pb.finish();
+            print_summary(&report, &config.capacity);
+            print_cluster_tables(&report.out_dir.join("cluster_assignments.csv"))?;
+            println!(
+                "\nNext: `abm explain {} {} --as-of {}` shows the whole reasoning for one account.",
+                first_active_focus(&report.out_dir).unwrap_or_else(|| "ACC-0001".into()),
+                data.display(),
+                SAMPLE_AS_OF
+            );
+        }
+        Command::Segment {
+            dir,
+            as_of,
+            out,
+            input,
+            timings,
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
+            let pb = progress::Bars::new(quiet);
+            let mut opts = LoadOptions {
+                preset: input.preset,
+                strict: input.strict,
+                progress: &|l, d, t| pb.update(l, d, t),
+                ..LoadOptions::new(&config)
+            };
+            if let Some(n) = input.threads {
+                opts.threads = n.max(1);
+            }
+            let paths = input.paths().resolve(dir.as_deref())?;
+            let report = segment(&paths, &rules, &opts, &out, &|l, d, t| pb.update(l, d, t))?;
+            pb.finish();
+            print_summary(&report, &config.capacity);
+            if timings {
+                for (stage, d) in &report.timings {
+                    eprintln!("  {stage:<24} {:>8.3} s", d.as_secs_f64());
+                }
+            }
+            // The big in-memory state is dropped by the OS on exit.
+            std::mem::forget(report);
+        }
+        Command::Explain {
+            account_id,
+            dir,
+            as_of,
+            input,
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
+            let mut opts = LoadOptions {
+                preset: input.preset,
+                strict: input.strict,
+                ..LoadOptions::new(&config)
+            };
+            if let Some(n) = input.threads {
+                opts.threads = n.max(1);
+            }
+            let paths = input.paths().resolve(dir.as_deref())?;
+            let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+        Command::Sample {
+            out,
+            accounts,
+            events_per_account,
+            seed,
+        } => {
+            let spec = SampleSpec {
+                accounts,
+                events_per_account,
+                seed,
+                ..SampleSpec::default()
+            };
+            let c = write_sample(&out, &spec)?;
+            println!(
+                "wrote {} accounts, {} events, {} triggers, {} deals to {} (as_of {SAMPLE_AS_OF})",
+                c.accounts,
+                c.events,
+                c.triggers,
+                c.deals,
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) {
+    let s = &r.summary;
+    println!(
+        "\nCluster summary as of {} (config {})",
+        s.as_of, s.config_hash
+    );
+    let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
+        let range = range
+            .map(|r| format!("(recommended {}–{})", r.min, r.max))
+            .unwrap_or_default();
+        println!("  {label:<16} {n:>9}  {range}");
+    };
+    row("Cluster ICP", s.cluster_icp_count, Some(&cap.cluster_icp));
+    row(
+        "Future Pipeline",
+        s.future_pipeline_count,
+        Some(&cap.future_pipeline),
+    );
+    row(
+        "Active Focus",
+        s.active_focus_count,
+        Some(&cap.active_focus),
+    );
+    row("Monitor Only", s.monitor_only_count, None);
+    println!("  {:<16} {:>9}", "accounts", s.accounts);
+    for w in &s.capacity.warnings {
+        println!("  warning: {w}");
+    }
+    for (k, v) in &s.checkpoints {
+        if *v > 0 {
+            println!("  checkpoint {k}: {v}");
+        }
+    }
+    if s.rejected_rows > 0 {
+        println!(
+            "  rejected rows: {} (see {})",
+            s.rejected_rows,
+            r.out_dir.join("rejected_rows.csv").display()
+        );
+        for rj in r.rejects.rows.iter().take(5) {
+            println!("    {rj}");
+        }
+    } else {
+        println!("  rejected rows: 0");
+    }
+    println!("  outputs: {}", r.out_dir.display());
+}
+
+fn print_cluster_tables(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    abm_io::csv::for_each_record(text.as_bytes(), 1, |r| {
+        rows.push(
+            (0..r.len())
+                .map(|i| String::from_utf8_lossy(r.get(i)).into_owned())
+                .collect(),
+        )
+    });
+    let header = rows.remove(0);
+    let col = |n: &str| header.iter().position(|h| h == n).expect("column");
+    let (id, name, score, tier, eng, cl, next) = (
+        col("account_id"),
+        col("name"),
+        col("icp_score"),
+        col("tier"),
+        col("engagement_level"),
+        col("cluster"),
+        col("next_action"),
+    );
+    for c in [
+        Cluster::ActiveFocus,
+        Cluster::FuturePipeline,
+        Cluster::ClusterIcp,
+        Cluster::MonitorOnly,
+    ] {
+        let mut of: Vec<&Vec<String>> = rows.iter().filter(|r| r[cl] == c.as_str()).collect();
+        of.sort_by(|a, b| {
+            let s = |r: &Vec<String>| r[score].parse::<f64>().unwrap_or(0.0);
+            s(b).total_cmp(&s(a)).then(a[id].cmp(&b[id]))
+        });
+        println!(
+            "\n{} — {} accounts (top 5 by ICP score)",
+            c.label(),
+            of.len()
+        );
+        for r in of.iter().take(5) {
+            let mut na = r[next].clone();
+            if na.chars().count() > 90 {
+                na = na.chars().take(89).collect::<String>() + "…";
+            }
+            println!(
+                "  {:<10} {:<26} {:>5} {} {:<7} {}",
+                r[id], r[name], r[score], r[tier], r[eng], na
+            );
+        }
+    }
+    Ok(())
+}
+
+fn first_active_focus(out: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(out.join("cluster_assignments.csv")).ok()?;
+    text.lines()
+        .find(|l| l.contains(",active_focus,"))
+        .and_then(|l| l.split(',').next())
+        .map(|s| s.to_string())
+}

@@ -265,7 +265,10 @@ mod tests {
         t.push(["A3"], &Firmographics::default(), 4);
         assert_eq!(t.len(), 3);
         let a = t.get(0);
-        assert_eq!((a.id(), a.name(), a.field("industry")), ("A1", "Acme", Some("software")));
+        assert_eq!(
+            (a.id(), a.name(), a.field("industry")),
+            ("A1", "Acme", Some("software"))
+        );
         assert_eq!(a.firmographics(), f);
         assert_eq!(t.get(1).name(), "");
         assert_eq!(t.get(1).field("industry"), Some("retail"));

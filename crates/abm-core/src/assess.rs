@@ -148,7 +148,9 @@ pub fn assess(
         basis = LevelBasis::Contacts(contacts);
     }
 
-    let (rule, cluster) = rules.decision.decide(score.tier, level, !triggers.is_empty());
+    let (rule, cluster) = rules
+        .decision
+        .decide(score.tier, level, !triggers.is_empty());
 
     let cp = &rules.config.checkpoints;
     let mut conflicts = Vec::new();
@@ -205,7 +207,10 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
     let target = |lvl: EngagementLevel, t: bool| rules.decision.decide(tier, lvl, t).1;
     let higher = |c: Cluster| c.rank().is_some_and(|r| r > rank);
     if !trig && higher(target(a.level, true)) {
-        options.push((target(a.level, true), "a buying trigger (funding, expansion, intent surge, …)".into()));
+        options.push((
+            target(a.level, true),
+            "a buying trigger (funding, expansion, intent surge, …)".into(),
+        ));
     }
     for lvl in EngagementLevel::ALL.into_iter().filter(|l| *l > a.level) {
         let c = target(lvl, trig);
@@ -219,10 +224,7 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
             let mut text = format!("{lvl} engagement ({}", examples.join(", "));
             if let Some(n) = contacts_needed {
                 let have = a.engaged_contacts;
-                let _ = write!(
-                    text,
-                    ", or {n} engaged contacts: has {have}"
-                );
+                let _ = write!(text, ", or {n} engaged contacts: has {have}");
             }
             text.push(')');
             options.push((c, text));
@@ -312,7 +314,11 @@ pub fn micro_segment(
             if rules.trigger_name(*code) != "intent_surge" {
                 continue;
             }
-            for t in facts.triggers.iter().filter(|t| t.code == *code && t.at == *at) {
+            for t in facts
+                .triggers
+                .iter()
+                .filter(|t| t.code == *code && t.at == *at)
+            {
                 let h = t.headline.to_lowercase();
                 if let Some((_, c)) = ms
                     .challenge_from_intent_topics
@@ -328,7 +334,11 @@ pub fn micro_segment(
     if challenge.is_empty() {
         challenge = "unknown".into();
     }
-    let industry = account.field("industry").unwrap_or("").trim().to_lowercase();
+    let industry = account
+        .field("industry")
+        .unwrap_or("")
+        .trim()
+        .to_lowercase();
     let vertical = if industry.is_empty() {
         "unknown".to_string()
     } else {
@@ -565,7 +575,10 @@ mod tests {
                 a.conflicts[0],
                 Conflict::LowTierHighEngagement { .. }
             ));
-            assert_eq!((run(&w, &quiet()).rule, run(&w, &quiet()).cluster), (1, Cluster::MonitorOnly));
+            assert_eq!(
+                (run(&w, &quiet()).rule, run(&w, &quiet()).cluster),
+                (1, Cluster::MonitorOnly)
+            );
         }
     }
 
@@ -576,7 +589,10 @@ mod tests {
             let mut act = quiet();
             act.events.push(("meeting", "2026-10-20", ""));
             let a = run(&w, &act);
-            assert_eq!((a.level, a.rule, a.cluster), (EngagementLevel::High, 2, Cluster::ActiveFocus));
+            assert_eq!(
+                (a.level, a.rule, a.cluster),
+                (EngagementLevel::High, 2, Cluster::ActiveFocus)
+            );
         }
     }
 
@@ -586,7 +602,10 @@ mod tests {
         let mut act = quiet();
         act.deals.push(open_deal("2026-10-01"));
         let a = run(&w, &act);
-        assert_eq!((a.level, a.cluster), (EngagementLevel::High, Cluster::ActiveFocus));
+        assert_eq!(
+            (a.level, a.cluster),
+            (EngagementLevel::High, Cluster::ActiveFocus)
+        );
         assert_eq!(a.basis, LevelBasis::OpenDeal(0));
         // A deal created after as_of is not engagement.
         let mut act = quiet();
@@ -603,7 +622,10 @@ mod tests {
             act.events.push(("email_open", "2026-10-20", c));
         }
         let a = run(&w, &act);
-        assert_eq!((a.level, a.basis.clone()), (EngagementLevel::High, LevelBasis::Contacts(3)));
+        assert_eq!(
+            (a.level, a.basis.clone()),
+            (EngagementLevel::High, LevelBasis::Contacts(3))
+        );
         // Two → Medium.
         act.events.pop();
         assert_eq!(run(&w, &act).level, EngagementLevel::Medium);
@@ -643,7 +665,10 @@ mod tests {
             let mut act = quiet();
             act.events.push(("website_visit", "2026-10-20", ""));
             let a = run(&w, &act);
-            assert_eq!((a.level, a.rule, a.cluster), (EngagementLevel::Low, 7, Cluster::ClusterIcp));
+            assert_eq!(
+                (a.level, a.rule, a.cluster),
+                (EngagementLevel::Low, 7, Cluster::ClusterIcp)
+            );
             act.triggers.push(("expansion", "2026-08-03"));
             let a = run(&w, &act);
             assert_eq!((a.rule, a.cluster), (6, Cluster::FuturePipeline));

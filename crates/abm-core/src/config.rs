@@ -349,8 +349,18 @@ pub fn default_decision_table() -> Vec<DecisionRow> {
         row(&["A", "B"], &["medium"], "yes", Cluster::ActiveFocus),
         row(&["A", "B"], &["medium"], "no", Cluster::FuturePipeline),
         row(&["C"], &["high", "medium"], "any", Cluster::FuturePipeline),
-        row(&["A", "B", "C"], &["low", "none"], "yes", Cluster::FuturePipeline),
-        row(&["A", "B", "C"], &["low", "none"], "no", Cluster::ClusterIcp),
+        row(
+            &["A", "B", "C"],
+            &["low", "none"],
+            "yes",
+            Cluster::FuturePipeline,
+        ),
+        row(
+            &["A", "B", "C"],
+            &["low", "none"],
+            "no",
+            Cluster::ClusterIcp,
+        ),
     ]
 }
 
@@ -454,10 +464,10 @@ pub struct NextActions {
 impl Default for NextActions {
     fn default() -> Self {
         NextActions {
-            cluster_icp: "Marketing: run automated demand gen (thought leadership, LinkedIn ads, educational webinars)".into(),
-            future_pipeline: "SDR: validate the challenge and map the buying committee".into(),
-            active_focus: "Sales: 1-to-1 executive briefing and a personalized business case".into(),
-            monitor_only: "Monitor: no active program".into(),
+            cluster_icp: "Marketing: automated demand gen".into(),
+            future_pipeline: "SDR: validate the challenge".into(),
+            active_focus: "Sales: 1-to-1 briefing and business case".into(),
+            monitor_only: "Monitor only".into(),
         }
     }
 }
@@ -649,8 +659,6 @@ impl Config {
 
 pub fn parse_tier_list(key: &str, xs: &[String]) -> Result<Vec<Tier>, ConfigError> {
     xs.iter()
-        .map(|s| {
-            Tier::parse(s).ok_or_else(|| invalid(key, format!("unknown tier {s:?} (A–E)")))
-        })
+        .map(|s| Tier::parse(s).ok_or_else(|| invalid(key, format!("unknown tier {s:?} (A–E)"))))
         .collect()
 }

@@ -55,7 +55,9 @@ pub enum Verdict {
     /// Older than the type's window (`website_visit` counts only within 30 days).
     OutsideWindow,
     /// A demotion signal (`in_window` tells whether it counts for the demotion rules).
-    Signal { in_window: bool },
+    Signal {
+        in_window: bool,
+    },
 }
 
 impl Verdict {
@@ -172,7 +174,10 @@ impl EngagementState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LevelBasis {
     /// The strongest counted event (type code, time).
-    Event { code: Code, at: Instant },
+    Event {
+        code: Code,
+        at: Instant,
+    },
     /// Distinct engaged contacts.
     Contacts(u32),
     /// An active open deal (index into the account's deals).
@@ -312,7 +317,10 @@ mod tests {
         );
         assert_eq!(st.best_level(), None);
         // as_of exactly counts; one second later is ignored.
-        assert_eq!(obs(&mut st, &r, "meeting", AS_OF, ""), Verdict::Counted(High));
+        assert_eq!(
+            obs(&mut st, &r, "meeting", AS_OF, ""),
+            Verdict::Counted(High)
+        );
         let mut st = EngagementState::default();
         assert_eq!(
             obs(&mut st, &r, "meeting", "2026-11-01T00:00:01Z", ""),

@@ -399,13 +399,22 @@ pub fn decide(
             };
             if let Some(p) = &prior.pending {
                 if p.kind == kind && p.to == to {
-                    return stay(movement, format!("{rule} (pending review)"), evidence, ProposalAction::KeepPending);
+                    return stay(
+                        movement,
+                        format!("{rule} (pending review)"),
+                        evidence,
+                        ProposalAction::KeepPending,
+                    );
                 }
             }
             let sig = signature(&rule, &evidence);
             if prior.rejected.contains(&sig) {
                 return stay(
-                    if promotion { Movement::Unchanged } else { Movement::Held },
+                    if promotion {
+                        Movement::Unchanged
+                    } else {
+                        Movement::Held
+                    },
                     format!("{rule} (rejected earlier on the same evidence)"),
                     evidence,
                     close_pending("account moved on: a different move applies now".into()),
@@ -558,7 +567,11 @@ mod tests {
         for (ty, at, ct) in &c.events {
             let code = rules.events.lookup(ty.as_bytes()).unwrap();
             if let Verdict::Signal { .. } = st.observe(&rules, code, t(at), ct.as_bytes(), floor) {
-                signals.push(Signal { account: 0, code, at: t(at) });
+                signals.push(Signal {
+                    account: 0,
+                    code,
+                    at: t(at),
+                });
             }
         }
         let triggers: Vec<Trigger> = c
@@ -618,7 +631,10 @@ mod tests {
         let mut c = case(Tier::A);
         c.events.push(("demo", "2026-10-20", ""));
         let d = run(&c, "2026-11-01", None);
-        assert_eq!((d.movement, d.cluster), (Movement::Baseline, Cluster::ActiveFocus));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Baseline, Cluster::ActiveFocus)
+        );
         assert_eq!(d.proposal, ProposalAction::None);
     }
 
@@ -631,7 +647,11 @@ mod tests {
         c.events.push(("meeting", "2026-10-20", ""));
         let d1 = run(&c, "2026-11-01", Some(&s0));
         assert_eq!(d1.movement, Movement::ProposedPromotion);
-        assert_eq!(d1.cluster, Cluster::ClusterIcp, "not applied until approved");
+        assert_eq!(
+            d1.cluster,
+            Cluster::ClusterIcp,
+            "not applied until approved"
+        );
         let ProposalAction::Open(p) = &d1.proposal else {
             panic!("{:?}", d1.proposal)
         };
@@ -641,9 +661,15 @@ mod tests {
         let d2 = run(&c, "2026-11-02", Some(&s1));
         assert_eq!(d2.proposal, ProposalAction::KeepPending);
         apply_approval(&mut s1, p, t("2026-11-01"));
-        assert_eq!((s1.cluster, s1.entered_at), (Cluster::ActiveFocus, t("2026-11-01")));
+        assert_eq!(
+            (s1.cluster, s1.entered_at),
+            (Cluster::ActiveFocus, t("2026-11-01"))
+        );
         let d3 = run(&c, "2026-11-03", Some(&s1));
-        assert_eq!((d3.movement, d3.cluster), (Movement::Unchanged, Cluster::ActiveFocus));
+        assert_eq!(
+            (d3.movement, d3.cluster),
+            (Movement::Unchanged, Cluster::ActiveFocus)
+        );
     }
 
     #[test]
@@ -652,7 +678,9 @@ mod tests {
         let s0 = state(&run(&c, "2026-10-01", None), None);
         c.events.push(("meeting", "2026-10-20", ""));
         let d1 = run(&c, "2026-11-01", Some(&s0));
-        let ProposalAction::Open(p) = d1.proposal.clone() else { panic!() };
+        let ProposalAction::Open(p) = d1.proposal.clone() else {
+            panic!()
+        };
         let mut s1 = state(&d1, Some(&s0));
         s1.pending = None;
         s1.rejected.push(p.signature.clone());
@@ -662,7 +690,11 @@ mod tests {
         // New evidence opens a new one.
         c.events.push(("demo", "2026-11-02", ""));
         let d3 = run(&c, "2026-11-03", Some(&s1));
-        assert!(matches!(d3.proposal, ProposalAction::Open(_)), "{:?}", d3.proposal);
+        assert!(
+            matches!(d3.proposal, ProposalAction::Open(_)),
+            "{:?}",
+            d3.proposal
+        );
     }
 
     #[test]
@@ -671,7 +703,10 @@ mod tests {
         let s0 = state(&run(&c, "2026-10-01", None), None);
         c.triggers.push(("funding_round", "2026-10-15"));
         let d = run(&c, "2026-11-01", Some(&s0));
-        assert_eq!((d.movement, d.cluster), (Movement::Promotion, Cluster::FuturePipeline));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Promotion, Cluster::FuturePipeline)
+        );
         assert_eq!(d.entered_at, t("2026-11-01"));
         assert!(d.rule.starts_with("promotion: entry rule 6"), "{}", d.rule);
         assert_eq!(d.evidence.iter().filter(|e| e.kind == "trigger").count(), 1);
@@ -685,10 +720,16 @@ mod tests {
         assert_eq!(s0.cluster, Cluster::FuturePipeline);
         // Trigger now outside its window: candidate cluster_icp, but hysteresis holds.
         let d = run(&c, "2026-07-13", Some(&s0));
-        assert_eq!((d.movement, d.cluster), (Movement::Held, Cluster::FuturePipeline));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Held, Cluster::FuturePipeline)
+        );
         // 180 days after entry (2026-01-15 + 180 = 2026-07-14): demoted.
         let d = run(&c, "2026-07-14", Some(&s0));
-        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::ClusterIcp));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Demotion, Cluster::ClusterIcp)
+        );
         assert_eq!(d.rule, "demotion: fp_inactivity");
         assert_eq!(d.floor, t("2026-07-14"));
         // An email open in between resets the clock.
@@ -705,7 +746,10 @@ mod tests {
         assert_eq!(s0.cluster, Cluster::FuturePipeline);
         c.events.push(("no_priority", "2026-10-20", ""));
         let d = run(&c, "2026-11-01", Some(&s0));
-        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::ClusterIcp));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Demotion, Cluster::ClusterIcp)
+        );
         assert_eq!(d.rule, "demotion: no_priority");
     }
 
@@ -721,11 +765,16 @@ mod tests {
         assert_eq!(d.movement, Movement::ProposedDemotion);
         assert_eq!(d.cluster, Cluster::ActiveFocus);
         assert!(d.rule.contains("deal_stalled"));
-        let ProposalAction::Open(p) = &d.proposal else { panic!() };
+        let ProposalAction::Open(p) = &d.proposal else {
+            panic!()
+        };
         assert_eq!(p.kind, ProposalKind::DemotionFromActiveFocus);
         let mut s1 = state(&d, Some(&s0));
         apply_approval(&mut s1, p, t("2026-11-01"));
-        assert_eq!((s1.cluster, s1.floor), (Cluster::FuturePipeline, t("2026-11-01")));
+        assert_eq!(
+            (s1.cluster, s1.floor),
+            (Cluster::FuturePipeline, t("2026-11-01"))
+        );
         // The old meeting must not re-promote; the floor hides it.
         let d = run(&c, "2026-11-02", Some(&s1));
         assert_eq!(d.cluster, Cluster::FuturePipeline);
@@ -768,13 +817,19 @@ mod tests {
         });
         c.tier = Tier::D;
         let d = run(&c, "2026-10-03", Some(&s0));
-        assert_eq!((d.movement, d.cluster), (Movement::Demotion, Cluster::MonitorOnly));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Demotion, Cluster::MonitorOnly)
+        );
         assert!(matches!(d.proposal, ProposalAction::Close(_)));
         // Tier rises again: the entry rules take it out of Monitor Only (evidence after floor).
         let s1 = state(&d, Some(&s0));
         c.tier = Tier::B;
         let d = run(&c, "2026-10-04", Some(&s1));
-        assert_eq!((d.movement, d.cluster), (Movement::Promotion, Cluster::ClusterIcp));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Promotion, Cluster::ClusterIcp)
+        );
     }
 
     #[test]

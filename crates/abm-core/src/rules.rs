@@ -430,7 +430,10 @@ mod tests {
         cfg.decision_table.pop();
         let err = Rules::compile(&cfg, Instant(0)).unwrap_err().to_string();
         assert!(err.contains("`decision_table`"), "{err}");
-        assert!(err.contains("tier A, engagement none, triggers no"), "{err}");
+        assert!(
+            err.contains("tier A, engagement none, triggers no"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,7 +69,10 @@ fn parse_num(s: &str) -> Option<f64> {
     if t.is_empty() {
         return None;
     }
-    t.replace([',', '_'], "").parse::<f64>().ok().filter(|v| v.is_finite())
+    t.replace([',', '_'], "")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 fn in_range(v: f64, min: Option<f64>, max: Option<f64>) -> bool {
@@ -178,7 +181,9 @@ impl ScoringModel {
                         .unwrap_or(0.0);
                     let desc: Vec<String> = bands
                         .iter()
-                        .map(|b| format!("{}: {}", range_text(b.min, b.max), format_score(b.points)))
+                        .map(|b| {
+                            format!("{}: {}", range_text(b.min, b.max), format_score(b.points))
+                        })
                         .collect();
                     (
                         v.map(format_score),
@@ -211,7 +216,11 @@ impl ScoringModel {
 /// Score an account: the input's `icp_score`/`icp_tier` win when present (the seed's upstream
 /// `account_scores`); otherwise the criteria decide. `detailed` computes the criteria even when
 /// the input carries a score (for `abm explain`).
-pub fn score_account(model: &ScoringModel, account: &AccountRef<'_>, detailed: bool) -> ScoreResult {
+pub fn score_account(
+    model: &ScoringModel,
+    account: &AccountRef<'_>,
+    detailed: bool,
+) -> ScoreResult {
     let f = account.firmographics();
     let (score, score_source, criteria, missing) = match f.icp_score {
         Some(s) if !detailed => (s, Source::Input, Vec::new(), Vec::new()),
@@ -314,7 +323,10 @@ mod tests {
         t.push(["A1", "", "", "", ""], &f, 2);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
         let r = score_account(&m, &t.get(0), false);
-        assert_eq!((r.score, r.tier, r.tier_from_score), (70.0, Tier::A, Tier::B));
+        assert_eq!(
+            (r.score, r.tier, r.tier_from_score),
+            (70.0, Tier::A, Tier::B)
+        );
         assert_eq!(r.tier_source, Source::Input);
         assert!(r.criteria.is_empty());
         assert_eq!(score_account(&m, &t.get(0), true).criteria.len(), 5);
@@ -343,7 +355,11 @@ mod tests {
             },
         ];
         let mut t = table();
-        t.push(["A1", "", "", "3", " enterprise "], &Firmographics::default(), 2);
+        t.push(
+            ["A1", "", "", "3", " enterprise "],
+            &Firmographics::default(),
+            2,
+        );
         let m = ScoringModel::new(&cfg.icp, t.schema());
         let r = score_account(&m, &t.get(0), false);
         assert_eq!(r.score, 50.0);

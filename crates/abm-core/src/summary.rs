@@ -58,7 +58,11 @@ pub struct CapacityStatus {
 
 pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> CapacityStatus {
     let mut warnings = Vec::new();
-    for c in [Cluster::ClusterIcp, Cluster::FuturePipeline, Cluster::ActiveFocus] {
+    for c in [
+        Cluster::ClusterIcp,
+        Cluster::FuturePipeline,
+        Cluster::ActiveFocus,
+    ] {
         let r = cap.of(c).expect("clustered");
         let n = counts.get(c);
         if n < r.min {

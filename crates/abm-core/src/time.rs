@@ -111,7 +111,10 @@ impl std::str::FromStr for Instant {
 
 #[inline]
 fn digits2(b: &[u8], i: usize) -> Option<i64> {
-    let (a, c) = (b.get(i)?.wrapping_sub(b'0'), b.get(i + 1)?.wrapping_sub(b'0'));
+    let (a, c) = (
+        b.get(i)?.wrapping_sub(b'0'),
+        b.get(i + 1)?.wrapping_sub(b'0'),
+    );
     if a < 10 && c < 10 {
         Some((a * 10 + c) as i64)
     } else {
@@ -252,9 +255,18 @@ mod tests {
     fn epoch_and_display() {
         assert_eq!(p("1970-01-01").0, 0);
         assert_eq!(p("2026-10-09T21:19:22").to_string(), "2026-10-09T21:19:22Z");
-        assert_eq!(p("2026-10-09T21:19:22.5Z").to_string(), "2026-10-09T21:19:22.5Z");
-        assert_eq!(p("2026-10-09T21:19:22.123456789Z").0 % MICROS_PER_SEC, 123_456);
-        assert_eq!(p("1969-12-31T23:59:59Z").to_string(), "1969-12-31T23:59:59Z");
+        assert_eq!(
+            p("2026-10-09T21:19:22.5Z").to_string(),
+            "2026-10-09T21:19:22.5Z"
+        );
+        assert_eq!(
+            p("2026-10-09T21:19:22.123456789Z").0 % MICROS_PER_SEC,
+            123_456
+        );
+        assert_eq!(
+            p("1969-12-31T23:59:59Z").to_string(),
+            "1969-12-31T23:59:59Z"
+        );
         assert_eq!(p("2024-02-29").date_string(), "2024-02-29");
     }
 

@@ -203,7 +203,12 @@ mod tests {
                     let mut ids = vec![];
                     let (lines, bad) = for_each_record(buf, 0, |r| {
                         *n += 1;
-                        ids.push(std::str::from_utf8(r.get(0)).unwrap().parse::<u32>().unwrap());
+                        ids.push(
+                            std::str::from_utf8(r.get(0))
+                                .unwrap()
+                                .parse::<u32>()
+                                .unwrap(),
+                        );
                     });
                     assert!(bad.is_none());
                     (lines, ids)

@@ -45,7 +45,9 @@ impl Preset {
             (Preset::Salesforce, Accounts, "domain") => &["Website"],
             (Preset::Salesforce, Accounts, "industry") => &["Industry"],
             (Preset::Salesforce, Accounts, "employees") => &["NumberOfEmployees", "Employees"],
-            (Preset::Salesforce, Accounts, "annual_revenue") => &["AnnualRevenue", "Annual Revenue"],
+            (Preset::Salesforce, Accounts, "annual_revenue") => {
+                &["AnnualRevenue", "Annual Revenue"]
+            }
             (Preset::Salesforce, Accounts, "country") => &["BillingCountry", "Billing Country"],
             (Preset::Salesforce, Accounts, "founded_year") => &["YearStarted"],
             (Preset::Salesforce, Deals, "deal_id") => &["Id", "Opportunity ID"],
@@ -190,7 +192,10 @@ pub fn project(
         slots.push(col);
     }
     for req in kind.required() {
-        let i = canonical.iter().position(|c| c == req).expect("required is canonical");
+        let i = canonical
+            .iter()
+            .position(|c| c == req)
+            .expect("required is canonical");
         if slots[i].is_none() {
             return Err(IngestError::MissingColumn {
                 file: file.to_string(),
@@ -245,9 +250,21 @@ mod tests {
         assert_eq!(p.slots[3], Some(2));
         assert_eq!(p.extras, vec![(3, "Extra".to_string())]);
 
-        let hs = h(&["Record ID", "Company name", "Industry", "Number of Employees", "City"]);
-        let p = project("c.csv", &hs, FileKind::Accounts, &BTreeMap::new(), Some(Preset::Hubspot))
-            .unwrap();
+        let hs = h(&[
+            "Record ID",
+            "Company name",
+            "Industry",
+            "Number of Employees",
+            "City",
+        ]);
+        let p = project(
+            "c.csv",
+            &hs,
+            FileKind::Accounts,
+            &BTreeMap::new(),
+            Some(Preset::Hubspot),
+        )
+        .unwrap();
         assert_eq!(&p.slots[..5], &[Some(0), Some(1), None, Some(2), Some(3)]);
         assert_eq!(p.extras, vec![(4, "City".to_string())]);
     }
@@ -263,7 +280,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("e.csv") && err.contains("occurred_at"), "{err}");
+        assert!(
+            err.contains("e.csv") && err.contains("occurred_at"),
+            "{err}"
+        );
         let err = project(
             "e.csv",
             &h(&["account_id"]),

@@ -65,7 +65,10 @@ pub struct Scanner {
 
 /// Outcome of scanning one record.
 pub enum Scan {
-    Record { end: usize, newlines: u64 },
+    Record {
+        end: usize,
+        newlines: u64,
+    },
     /// A quoted field never closes before the end of the buffer.
     Unterminated,
 }

@@ -17,6 +17,7 @@
 pub mod chunk;
 pub mod columns;
 pub mod csv;
+pub mod explain;
 pub mod load;
 pub mod output;
 pub mod sample;

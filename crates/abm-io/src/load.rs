@@ -223,7 +223,8 @@ pub fn scan_seq(
     let since = rejects.rows.len();
     let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
     let label = format!("reading {}", src.name);
-    let mut blocks = crate::chunk::BlockReader::new(reader, DEFAULT_BLOCK, src.format == Format::Csv);
+    let mut blocks =
+        crate::chunk::BlockReader::new(reader, DEFAULT_BLOCK, src.format == Format::Csv);
     let mut json = (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header));
     let mut buf = Vec::new();
     let mut line = src.first_line;
@@ -251,7 +252,12 @@ pub fn scan_seq(
 // ---------------------------------------------------------------------------------------------
 // Field helpers
 
-fn text<'a>(src: &Source, rec: &Record<'a>, col: Option<usize>, name: &str) -> Result<&'a str, Rejection> {
+fn text<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    col: Option<usize>,
+    name: &str,
+) -> Result<&'a str, Rejection> {
     match col {
         None => Ok(""),
         Some(c) => rec
@@ -260,7 +266,12 @@ fn text<'a>(src: &Source, rec: &Record<'a>, col: Option<usize>, name: &str) -> R
     }
 }
 
-fn number(src: &Source, rec: &Record<'_>, col: Option<usize>, name: &str) -> Result<Option<f64>, Rejection> {
+fn number(
+    src: &Source,
+    rec: &Record<'_>,
+    col: Option<usize>,
+    name: &str,
+) -> Result<Option<f64>, Rejection> {
     let t = text(src, rec, col, name)?;
     if t.is_empty() {
         return Ok(None);
@@ -272,7 +283,13 @@ fn number(src: &Source, rec: &Record<'_>, col: Option<usize>, name: &str) -> Res
         .ok_or_else(|| reject(&src.name, rec, name, format!("not a number: {t:?}")))
 }
 
-fn instant(src: &Source, rec: &Record<'_>, col: Option<usize>, name: &str, required: bool) -> Result<Option<Instant>, Rejection> {
+fn instant(
+    src: &Source,
+    rec: &Record<'_>,
+    col: Option<usize>,
+    name: &str,
+    required: bool,
+) -> Result<Option<Instant>, Rejection> {
     let raw = col.map(|c| rec.get(c).trim_ascii()).unwrap_or(b"");
     if raw.is_empty() {
         return if required {
@@ -331,7 +348,9 @@ impl IdIndex {
     pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
         let h = self.hash(id);
         self.table
-            .find(h, |&(_, off, len)| &self.ids[off as usize..(off + len) as usize] == id)
+            .find(h, |&(_, off, len)| {
+                &self.ids[off as usize..(off + len) as usize] == id
+            })
             .map(|e| e.0)
     }
 
@@ -343,9 +362,11 @@ impl IdIndex {
         let off = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
         let (ids, hasher) = (&self.ids, &self.hasher);
-        self.table.insert_unique(self.hasher.hash_one(id), (idx, off, id.len() as u32), |&(_, o, l)| {
-            hasher.hash_one(&ids[o as usize..(o + l) as usize])
-        });
+        self.table.insert_unique(
+            self.hasher.hash_one(id),
+            (idx, off, id.len() as u32),
+            |&(_, o, l)| hasher.hash_one(&ids[o as usize..(o + l) as usize]),
+        );
         Ok(())
     }
 
@@ -439,7 +460,12 @@ impl AccountLayout {
             None
         } else {
             Some(Tier::parse(tier_text).ok_or_else(|| {
-                reject(&src.name, rec, "icp_tier", format!("not a tier (A–E): {tier_text:?}"))
+                reject(
+                    &src.name,
+                    rec,
+                    "icp_tier",
+                    format!("not a tier (A–E): {tier_text:?}"),
+                )
             })?)
         };
         let fy = text(src, rec, self.founded_year, "founded_year")?;
@@ -447,7 +473,12 @@ impl AccountLayout {
             None
         } else {
             Some(fy.parse::<i32>().map_err(|_| {
-                reject(&src.name, rec, "founded_year", format!("not a year: {fy:?}"))
+                reject(
+                    &src.name,
+                    rec,
+                    "founded_year",
+                    format!("not a year: {fy:?}"),
+                )
             })?)
         };
         Ok(Firmographics {
@@ -564,7 +595,10 @@ pub fn parse_event<'a>(
             &src.name,
             rec,
             "account_id",
-            format!("unknown account {:?} (not in the accounts file)", String::from_utf8_lossy(id)),
+            format!(
+                "unknown account {:?} (not in the accounts file)",
+                String::from_utf8_lossy(id)
+            ),
         )
     })?;
     let contact = c.contact_id.map(|i| rec.get(i).trim_ascii()).unwrap_or(b"");
@@ -615,7 +649,9 @@ pub fn fold_engagement(
         },
         |w, src, rec| {
             let ev = parse_event(src, rec, &cols, rules, &accounts.index)?;
-            let floor = floors.map(|f| f[ev.account as usize]).unwrap_or(Instant::MIN);
+            let floor = floors
+                .map(|f| f[ev.account as usize])
+                .unwrap_or(Instant::MIN);
             match w.states[ev.account as usize].observe(rules, ev.code, ev.at, ev.contact, floor) {
                 Verdict::Signal { .. } => w.signals.push(Signal {
                     account: ev.account,
@@ -657,7 +693,12 @@ pub fn fold_engagement(
 // Triggers and deals
 
 /// Parse one trigger record.
-pub fn parse_trigger(src: &Source, rec: &Record<'_>, rules: &Rules, index: &IdIndex) -> Result<Trigger, Rejection> {
+pub fn parse_trigger(
+    src: &Source,
+    rec: &Record<'_>,
+    rules: &Rules,
+    index: &IdIndex,
+) -> Result<Trigger, Rejection> {
     let p = &src.projection;
     let id = text(src, rec, p.slots[0], "account_id")?;
     if id.is_empty() {
@@ -675,7 +716,12 @@ pub fn parse_trigger(src: &Source, rec: &Record<'_>, rules: &Rules, index: &IdIn
     })?;
     number(src, rec, p.slots[5], "strength")?;
     let account = index.get(id.as_bytes()).ok_or_else(|| {
-        reject(&src.name, rec, "account_id", format!("unknown account {id:?} (not in the accounts file)"))
+        reject(
+            &src.name,
+            rec,
+            "account_id",
+            format!("unknown account {id:?} (not in the accounts file)"),
+        )
     })?;
     Ok(Trigger {
         account,
@@ -703,10 +749,20 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
     let last_stage_change_at = instant(src, rec, p.slots[6], "last_stage_change_at", false)?;
     let o = text(src, rec, p.slots[7], "outcome")?;
     let outcome = DealOutcome::parse(o).ok_or_else(|| {
-        reject(&src.name, rec, "outcome", format!("outcome must be open, won or lost, not {o:?}"))
+        reject(
+            &src.name,
+            rec,
+            "outcome",
+            format!("outcome must be open, won or lost, not {o:?}"),
+        )
     })?;
     let account = index.get(id.as_bytes()).ok_or_else(|| {
-        reject(&src.name, rec, "account_id", format!("unknown account {id:?} (not in the accounts file)"))
+        reject(
+            &src.name,
+            rec,
+            "account_id",
+            format!("unknown account {id:?} (not in the accounts file)"),
+        )
     })?;
     Ok(Deal {
         account,
@@ -745,7 +801,12 @@ pub fn load_triggers(
         rejects,
     )?;
     let mut all: Vec<Trigger> = parts.into_iter().flatten().collect();
-    all.sort_by(|a, b| a.account.cmp(&b.account).then(b.at.cmp(&a.at)).then(a.code.cmp(&b.code)));
+    all.sort_by(|a, b| {
+        a.account
+            .cmp(&b.account)
+            .then(b.at.cmp(&a.at))
+            .then(a.code.cmp(&b.code))
+    });
     Ok((all, rows))
 }
 

@@ -1,0 +1,265 @@
+//! The output formats of SPEC §4.7, written atomically (temp file + rename): a failed run
+//! leaves the previous outputs in place.
+
+use crate::load::Rejection;
+use abm_core::summary::{CapacityStatus, ClusterCounts};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub const ASSIGNMENT_COLUMNS: &[&str] = &[
+    "account_id",
+    "name",
+    "icp_score",
+    "tier",
+    "engagement_level",
+    "has_triggers",
+    "cluster",
+    "previous_cluster",
+    "movement",
+    "promotion_triggers",
+    "program_type",
+    "micro_segment",
+    "next_action",
+    "checkpoint",
+    "rationale",
+];
+
+/// One row of `cluster_assignments.{csv,jsonl}`, in SPEC §4.7's value formats.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AssignmentRow<'a> {
+    pub account_id: &'a str,
+    pub name: &'a str,
+    /// `85`, `72.5`.
+    pub icp_score: &'a str,
+    pub tier: &'a str,
+    pub engagement_level: &'a str,
+    pub has_triggers: bool,
+    pub cluster: &'a str,
+    /// Empty in stateless output.
+    pub previous_cluster: &'a str,
+    /// Empty in stateless output.
+    pub movement: &'a str,
+    /// `type@RFC3339;…`, newest first.
+    pub promotion_triggers: &'a str,
+    pub program_type: &'a str,
+    pub micro_segment: &'a str,
+    pub next_action: &'a str,
+    /// Checkpoint kind(s) open for this account, `;`-separated.
+    pub checkpoint: &'a str,
+    pub rationale: &'a str,
+}
+
+fn csv_field(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Append a CSV line (RFC 4180 quoting).
+pub fn csv_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>) {
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_field(out, f);
+    }
+    out.push(b'\n');
+}
+
+impl AssignmentRow<'_> {
+    pub fn write_csv(&self, out: &mut Vec<u8>) {
+        csv_line(
+            out,
+            [
+                self.account_id,
+                self.name,
+                self.icp_score,
+                self.tier,
+                self.engagement_level,
+                if self.has_triggers { "true" } else { "false" },
+                self.cluster,
+                self.previous_cluster,
+                self.movement,
+                self.promotion_triggers,
+                self.program_type,
+                self.micro_segment,
+                self.next_action,
+                self.checkpoint,
+                self.rationale,
+            ],
+        );
+    }
+
+    pub fn write_jsonl(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self).expect("serializing to memory");
+        out.push(b'\n');
+    }
+}
+
+pub fn csv_header() -> Vec<u8> {
+    let mut v = Vec::new();
+    csv_line(&mut v, ASSIGNMENT_COLUMNS.iter().copied());
+    v
+}
+
+/// `cluster_summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub as_of: String,
+    pub config_hash: String,
+    pub accounts: u64,
+    pub cluster_icp_count: u64,
+    pub future_pipeline_count: u64,
+    pub active_focus_count: u64,
+    pub monitor_only_count: u64,
+    pub capacity: CapacityStatus,
+    /// Checkpoint kind → count (`capacity`, `conflict`, …).
+    pub checkpoints: std::collections::BTreeMap<String, u64>,
+    pub rejected_rows: u64,
+    /// Rows read per input file kind.
+    pub rows_read: std::collections::BTreeMap<String, u64>,
+    /// Engagement events dated after `as_of` (ignored, not errors).
+    pub events_after_as_of: u64,
+}
+
+impl Summary {
+    pub fn counts(&self) -> ClusterCounts {
+        ClusterCounts {
+            cluster_icp: self.cluster_icp_count,
+            future_pipeline: self.future_pipeline_count,
+            active_focus: self.active_focus_count,
+            monitor_only: self.monitor_only_count,
+        }
+    }
+}
+
+/// A file written to `path.tmp` and renamed into place on `commit`.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    pub out: BufWriter<File>,
+    committed: bool,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let f = File::create(&tmp)?;
+        Ok(AtomicFile {
+            out: BufWriter::with_capacity(1 << 20, f),
+            tmp,
+            path: path.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    pub fn commit(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // If not committed, the temp file is removed; the previous output stays.
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+pub fn write_summary(path: &Path, s: &Summary) -> io::Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    serde_json::to_writer_pretty(&mut f.out, s)?;
+    f.out.write_all(b"\n")?;
+    f.commit()
+}
+
+pub fn write_rejected(path: &Path, rows: &[Rejection]) -> io::Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    let mut buf = Vec::new();
+    csv_line(&mut buf, ["file", "line", "column", "reason", "record"]);
+    for r in rows {
+        let line = r.line.to_string();
+        csv_line(
+            &mut buf,
+            [
+                r.file.as_str(),
+                line.as_str(),
+                r.column.as_str(),
+                r.reason.as_str(),
+                r.record.as_str(),
+            ],
+        );
+    }
+    f.out.write_all(&buf)?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting_and_json_lines() {
+        let row = AssignmentRow {
+            account_id: "A1",
+            name: "Acme, \"Inc\"",
+            icp_score: "85",
+            tier: "A",
+            engagement_level: "high",
+            has_triggers: true,
+            cluster: "active_focus",
+            previous_cluster: "",
+            movement: "",
+            promotion_triggers: "funding_round@2026-10-01T00:00:00Z",
+            program_type: "one_to_one_abm",
+            micro_segment: "",
+            next_action: "x",
+            checkpoint: "",
+            rationale: "line1\nline2",
+        };
+        let mut v = Vec::new();
+        row.write_csv(&mut v);
+        let s = String::from_utf8(v).unwrap();
+        assert!(s.starts_with("A1,\"Acme, \"\"Inc\"\"\",85,A,high,true,active_focus,,,"));
+        assert!(s.ends_with(",x,,\"line1\nline2\"\n"));
+        let mut v = Vec::new();
+        row.write_jsonl(&mut v);
+        let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(j["has_triggers"], true);
+        assert_eq!(j["name"], "Acme, \"Inc\"");
+    }
+
+    #[test]
+    fn atomic_file_keeps_previous_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "old").unwrap();
+        {
+            let mut f = AtomicFile::create(&p).unwrap();
+            f.out.write_all(b"new").unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.out.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert!(!dir.path().join("x.csv.tmp").exists());
+    }
+}

@@ -1,0 +1,362 @@
+//! `abm segment`: the stateless bulk pipeline. Load (streaming, both cores) → assess every
+//! account (both cores) → write the outputs in `account_id` order, atomically.
+
+use crate::columns::FileKind;
+use crate::load::{
+    fold_engagement, load_accounts, load_deals, load_triggers, Accounts, ByAccount, LoadOptions,
+    Rejects,
+};
+use crate::output::{self, AssignmentRow, AtomicFile, Summary};
+use crate::IngestError;
+use abm_core::assess::{self, assess, Facts};
+use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
+use abm_core::summary::{capacity_status, ClusterCounts};
+use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant as Clock};
+
+/// Input files; `None` = not given.
+#[derive(Debug, Clone, Default)]
+pub struct InputPaths {
+    pub accounts: Option<PathBuf>,
+    pub engagement: Option<PathBuf>,
+    pub triggers: Option<PathBuf>,
+    pub deals: Option<PathBuf>,
+}
+
+/// Input files after looking in the directory.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub accounts: PathBuf,
+    pub engagement: Option<PathBuf>,
+    pub triggers: Option<PathBuf>,
+    pub deals: Option<PathBuf>,
+}
+
+fn find_in(dir: &Path, kind: FileKind) -> Option<PathBuf> {
+    ["csv", "jsonl", "ndjson"]
+        .iter()
+        .map(|ext| dir.join(format!("{}.{ext}", kind.default_stem())))
+        .find(|p| p.is_file())
+}
+
+impl InputPaths {
+    /// `DIR/accounts.csv` (or `.jsonl`) and whichever of the others exist; explicit paths win.
+    pub fn resolve(&self, dir: Option<&Path>) -> Result<Resolved, IngestError> {
+        let pick = |explicit: &Option<PathBuf>, kind| {
+            explicit
+                .clone()
+                .or_else(|| dir.and_then(|d| find_in(d, kind)))
+        };
+        let accounts = pick(&self.accounts, FileKind::Accounts).ok_or_else(|| {
+            IngestError::Config(match dir {
+                Some(d) if !d.is_dir() => format!("{}: no such directory", d.display()),
+                Some(d) => format!(
+                    "{}: no accounts.csv or accounts.jsonl (or pass --accounts FILE)",
+                    d.display()
+                ),
+                None => "no accounts file: give a directory or --accounts FILE".into(),
+            })
+        })?;
+        Ok(Resolved {
+            accounts,
+            engagement: pick(&self.engagement, FileKind::Engagement),
+            triggers: pick(&self.triggers, FileKind::Triggers),
+            deals: pick(&self.deals, FileKind::Deals),
+        })
+    }
+}
+
+/// Everything loaded for one `as_of`.
+pub struct Loaded {
+    pub accounts: Accounts,
+    pub states: Vec<EngagementState>,
+    pub signals: ByAccount<Signal>,
+    pub triggers: ByAccount<Trigger>,
+    pub deals: ByAccount<Deal>,
+    pub rejects: Rejects,
+    pub rows_read: BTreeMap<String, u64>,
+    pub events_after_as_of: u64,
+    pub timings: Vec<(String, Duration)>,
+}
+
+impl Loaded {
+    pub fn facts(&self, a: AccountIdx, floor: Instant) -> Facts<'_> {
+        Facts {
+            engagement: &self.states[a as usize],
+            triggers: self.triggers.of(a),
+            deals: self.deals.of(a),
+            signals: self.signals.of(a),
+            floor,
+        }
+    }
+}
+
+/// Load the inputs. Triggers outside the window are dropped early unless `all_triggers`.
+pub fn load_all(
+    paths: &Resolved,
+    rules: &Rules,
+    floors: Option<&[Instant]>,
+    all_triggers: bool,
+    opts: &LoadOptions<'_>,
+) -> Result<Loaded, IngestError> {
+    let mut rejects = Rejects::default();
+    let mut rows_read = BTreeMap::new();
+    let mut timings = Vec::new();
+    let t = Clock::now();
+    let accounts = load_accounts(&paths.accounts, opts, &mut rejects)?;
+    rows_read.insert("accounts".into(), accounts.rows);
+    timings.push(("load accounts".into(), t.elapsed()));
+    let n = accounts.table.len();
+
+    let t = Clock::now();
+    let (states, signals, after) = match &paths.engagement {
+        Some(p) => {
+            let f = fold_engagement(p, &accounts, rules, floors, opts, &mut rejects)?;
+            rows_read.insert("engagement".into(), f.rows);
+            (f.states, f.signals, f.after_as_of)
+        }
+        None => (vec![EngagementState::default(); n], Vec::new(), 0),
+    };
+    timings.push(("fold engagement".into(), t.elapsed()));
+
+    let t = Clock::now();
+    let triggers = match &paths.triggers {
+        Some(p) => {
+            let (v, rows) = load_triggers(p, &accounts, rules, !all_triggers, opts, &mut rejects)?;
+            rows_read.insert("triggers".into(), rows);
+            v
+        }
+        None => Vec::new(),
+    };
+    let deals = match &paths.deals {
+        Some(p) => {
+            let (v, rows) = load_deals(p, &accounts, opts, &mut rejects)?;
+            rows_read.insert("deals".into(), rows);
+            v
+        }
+        None => Vec::new(),
+    };
+    timings.push(("load triggers + deals".into(), t.elapsed()));
+    Ok(Loaded {
+        signals: ByAccount::new(signals, n, |s| s.account),
+        triggers: ByAccount::new(triggers, n, |t| t.account),
+        deals: ByAccount::new(deals, n, |d| d.account),
+        accounts,
+        states,
+        rejects,
+        rows_read,
+        events_after_as_of: after,
+        timings,
+    })
+}
+
+/// Account indexes in `account_id` order (bytewise).
+pub fn id_order(accounts: &Accounts) -> Vec<AccountIdx> {
+    let t = &accounts.table;
+    let n = t.len() as AccountIdx;
+    let sorted = (1..n).all(|i| t.get(i - 1).id() <= t.get(i).id());
+    let mut order: Vec<AccountIdx> = (0..n).collect();
+    if !sorted {
+        order.sort_unstable_by(|&a, &b| t.get(a).id().cmp(t.get(b).id()));
+    }
+    order
+}
+
+/// One account's output row, as owned strings.
+pub struct RowText {
+    pub icp_score: String,
+    pub promotion_triggers: String,
+    pub micro_segment: String,
+    pub next_action: String,
+    pub checkpoint: String,
+    pub rationale: String,
+}
+
+/// Assess one account and render its row texts (shared by `segment` and the store's runs).
+pub fn row_text(
+    rules: &Rules,
+    account: &abm_core::AccountRef<'_>,
+    a: &abm_core::Assessment,
+    cluster: Cluster,
+    facts: &Facts<'_>,
+    checkpoint: String,
+) -> RowText {
+    RowText {
+        icp_score: a.score.score_text(),
+        promotion_triggers: assess::promotion_triggers(rules, a),
+        micro_segment: if cluster == Cluster::FuturePipeline {
+            assess::micro_segment(rules, account, a, facts)
+        } else {
+            String::new()
+        },
+        next_action: assess::next_action(rules, a, cluster),
+        checkpoint,
+        rationale: assess::rationale(rules, a, facts),
+    }
+}
+
+struct BlockOut {
+    csv: Vec<u8>,
+    jsonl: Vec<u8>,
+    counts: ClusterCounts,
+    conflicts: u64,
+}
+
+pub struct SegmentReport {
+    pub summary: Summary,
+    pub timings: Vec<(String, Duration)>,
+    pub rejects: Rejects,
+    pub out_dir: PathBuf,
+}
+
+/// Run the stateless segmentation and write the outputs into `out_dir`.
+pub fn segment(
+    paths: &Resolved,
+    rules: &Rules,
+    opts: &LoadOptions<'_>,
+    out_dir: &Path,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> Result<SegmentReport, IngestError> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |e| IngestError::Io { path: p, source: e }
+    };
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let loaded = load_all(paths, rules, None, false, opts)?;
+    let mut timings = loaded.timings.clone();
+    let t = Clock::now();
+    let table = &loaded.accounts.table;
+    let model = ScoringModel::new(&rules.config.icp, table.schema());
+    let order = id_order(&loaded.accounts);
+
+    let csv_path = out_dir.join("cluster_assignments.csv");
+    let jsonl_path = out_dir.join("cluster_assignments.jsonl");
+    let mut csv = AtomicFile::create(&csv_path).map_err(io(&csv_path))?;
+    let mut jsonl = AtomicFile::create(&jsonl_path).map_err(io(&jsonl_path))?;
+    csv.out
+        .write_all(&output::csv_header())
+        .map_err(io(&csv_path))?;
+
+    const BLOCK: usize = 8192;
+    let n_blocks = order.len().div_ceil(BLOCK);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::sync_channel::<(usize, BlockOut)>(opts.threads * 2);
+    let mut counts = ClusterCounts::default();
+    let mut conflicts = 0u64;
+    let write_result: Result<(), IngestError> = std::thread::scope(|s| {
+        for _ in 0..opts.threads.max(1) {
+            let tx = tx.clone();
+            let (next, order, loaded, model) = (&next, &order, &loaded, &model);
+            s.spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= n_blocks {
+                    break;
+                }
+                let mut out = BlockOut {
+                    csv: Vec::with_capacity(BLOCK * 400),
+                    jsonl: Vec::with_capacity(BLOCK * 600),
+                    counts: ClusterCounts::default(),
+                    conflicts: 0,
+                };
+                for &idx in &order[b * BLOCK..((b + 1) * BLOCK).min(order.len())] {
+                    let account = loaded.accounts.table.get(idx);
+                    let facts = loaded.facts(idx, Instant::MIN);
+                    let a = assess(rules, model, &account, &facts, false);
+                    let cluster = a.cluster;
+                    out.counts.add(cluster);
+                    let checkpoint = if a.conflicts.is_empty() {
+                        String::new()
+                    } else {
+                        out.conflicts += 1;
+                        "conflict".to_string()
+                    };
+                    let text = row_text(rules, &account, &a, cluster, &facts, checkpoint);
+                    let row = AssignmentRow {
+                        account_id: account.id(),
+                        name: account.name(),
+                        icp_score: &text.icp_score,
+                        tier: a.score.tier.as_str(),
+                        engagement_level: a.level.as_str(),
+                        has_triggers: a.has_triggers(),
+                        cluster: cluster.as_str(),
+                        previous_cluster: "",
+                        movement: "",
+                        promotion_triggers: &text.promotion_triggers,
+                        program_type: rules.config.programs.of(cluster),
+                        micro_segment: &text.micro_segment,
+                        next_action: &text.next_action,
+                        checkpoint: &text.checkpoint,
+                        rationale: &text.rationale,
+                    };
+                    row.write_csv(&mut out.csv);
+                    row.write_jsonl(&mut out.jsonl);
+                }
+                if tx.send((b, out)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: HashMap<usize, BlockOut> = HashMap::new();
+        let mut want = 0;
+        for (b, out) in rx {
+            pending.insert(b, out);
+            while let Some(out) = pending.remove(&want) {
+                csv.out.write_all(&out.csv).map_err(io(&csv_path))?;
+                jsonl.out.write_all(&out.jsonl).map_err(io(&jsonl_path))?;
+                counts.merge(&out.counts);
+                conflicts += out.conflicts;
+                want += 1;
+                progress(
+                    "assessing accounts",
+                    (want * BLOCK).min(order.len()) as u64,
+                    order.len() as u64,
+                );
+            }
+        }
+        Ok(())
+    });
+    write_result?;
+    timings.push(("assess + write".into(), t.elapsed()));
+
+    let capacity = capacity_status(&counts, &rules.config.capacity);
+    let mut checkpoints = BTreeMap::new();
+    checkpoints.insert(
+        "capacity".to_string(),
+        (capacity.active_focus == "over") as u64,
+    );
+    checkpoints.insert("conflict".to_string(), conflicts);
+    let summary = Summary {
+        as_of: rules.as_of.to_string(),
+        config_hash: rules.config.hash(),
+        accounts: counts.total(),
+        cluster_icp_count: counts.cluster_icp,
+        future_pipeline_count: counts.future_pipeline,
+        active_focus_count: counts.active_focus,
+        monitor_only_count: counts.monitor_only,
+        capacity,
+        checkpoints,
+        rejected_rows: loaded.rejects.len() as u64,
+        rows_read: loaded.rows_read.clone(),
+        events_after_as_of: loaded.events_after_as_of,
+    };
+    let t = Clock::now();
+    csv.commit().map_err(io(&csv_path))?;
+    jsonl.commit().map_err(io(&jsonl_path))?;
+    let p = out_dir.join("rejected_rows.csv");
+    output::write_rejected(&p, &loaded.rejects.rows).map_err(io(&p))?;
+    let p = out_dir.join("cluster_summary.json");
+    output::write_summary(&p, &summary).map_err(io(&p))?;
+    timings.push(("commit outputs".into(), t.elapsed()));
+    Ok(SegmentReport {
+        summary,
+        timings,
+        rejects: loaded.rejects,
+        out_dir: out_dir.to_path_buf(),
+    })
+}

@@ -20,7 +20,11 @@ pub enum Format {
 
 impl Format {
     pub fn of(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+        {
             Some(e) if e == "jsonl" || e == "ndjson" || e == "json" => Format::Jsonl,
             _ => Format::Csv,
         }
@@ -365,17 +369,28 @@ mod tests {
 
     #[test]
     fn json_records_follow_header_order() {
-        let header: Vec<String> = ["account_id", "type", "n"].iter().map(|s| s.to_string()).collect();
+        let header: Vec<String> = ["account_id", "type", "n"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut j = JsonRecords::new(&header);
         let r = j
-            .parse(3, br#"{"type":"demo","x":{"deep":[1,2]},"account_id":"A\"1","n":12.5}"#)
+            .parse(
+                3,
+                br#"{"type":"demo","x":{"deep":[1,2]},"account_id":"A\"1","n":12.5}"#,
+            )
             .unwrap();
         assert_eq!(r.get(0), b"A\"1");
         assert_eq!(r.get(1), b"demo");
         assert_eq!(r.get(2), b"12.5");
         assert_eq!(r.line, 3);
-        let r = j.parse(4, br#"{"account_id":null,"type":["a","b"]}"#).unwrap();
-        assert_eq!((r.get(0), r.get(1), r.get(2)), (&b""[..], &b"a;b"[..], &b""[..]));
+        let r = j
+            .parse(4, br#"{"account_id":null,"type":["a","b"]}"#)
+            .unwrap();
+        assert_eq!(
+            (r.get(0), r.get(1), r.get(2)),
+            (&b""[..], &b"a;b"[..], &b""[..])
+        );
         assert!(j.parse(5, b"{not json").is_err());
         assert!(j.parse(5, b"[1,2]").is_err());
     }

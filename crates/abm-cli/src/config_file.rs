@@ -1,0 +1,60 @@
+//! The commented `abm.toml` that `abm init` writes: the defaults serialized from
+//! `Config::default()` (so they cannot drift from SPEC.md's), with a comment before each section.
+
+use abm_core::Config;
+
+const COMMENTS: &[(&str, &str)] = &[
+    ("[icp.tiers]", "# ICP tiers: score thresholds (score = points earned / points possible × 100).\n# A ≥ a, B ≥ b, C ≥ c, D ≥ d, else E. An input icp_tier / icp_score wins over these."),
+    ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# A missing field earns 0 and is listed as missing in the explanation."),
+    ("[engagement]", "# Engagement level (SPEC §4.2). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
+    ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
+    ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
+    ("[movement]", "# Movement between runs (SPEC §4.5): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
+    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks."),
+    ("[programs]", "# Program per cluster."),
+    ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
+    ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
+    ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
+    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint."),
+    ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
+];
+
+pub fn commented_default() -> String {
+    let body = toml::to_string(&Config::default()).expect("config serializes");
+    let mut out = String::from(
+        "# abm.toml — the Cluster ABM engine's rules. Every value below is the default of SPEC.md;\n\
+         # change what your team does differently. `abm --config abm.toml …` (or ./abm.toml) uses it.\n\n",
+    );
+    let mut seen = std::collections::HashSet::new();
+    for line in body.lines() {
+        let t = line.trim();
+        if let Some((_, c)) = COMMENTS.iter().find(|(h, _)| *h == t) {
+            if seen.insert(t.to_string()) {
+                if !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
+                out.push_str(c);
+                out.push('\n');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !body.contains("[columns.accounts]") {
+        out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_default_parses_back_to_the_defaults() {
+        let text = commented_default();
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+        assert!(text.contains("# Entry rules, first match wins"));
+        assert!(text.contains("window_days = 90"));
+    }
+}
