@@ -336,7 +336,7 @@ impl Rules {
                 return Err(invalid(key, "min is greater than max"));
             }
         }
-        for (k, _) in &cfg.micro_segment.challenge_from_triggers {
+        for k in cfg.micro_segment.challenge_from_triggers.keys() {
             if triggers.lookup(k.as_bytes()).is_none() {
                 return Err(invalid(
                     format!("micro_segment.challenge_from_triggers.{k}"),

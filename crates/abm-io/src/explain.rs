@@ -236,7 +236,7 @@ pub fn explain(
         rules.as_of
     );
     let mut all: Vec<_> = facts.triggers.iter().collect();
-    all.sort_by(|x, y| y.at.cmp(&x.at));
+    all.sort_by_key(|t| std::cmp::Reverse(t.at));
     for t in all {
         let _ = writeln!(
             s,

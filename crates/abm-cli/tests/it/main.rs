@@ -1,0 +1,54 @@
+//! Integration tests: they drive the real `abm` binary. One test binary (one link step).
+
+mod cli;
+mod parity;
+mod real_data;
+mod segment;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn abm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_abm"));
+    c.env_remove("ABM_CONFIG").env_remove("ABM_DATABASE_URL");
+    c
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run abm");
+    assert!(
+        out.status.success(),
+        "abm failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `../shared` relative to the workspace, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    p.is_dir().then(|| p.canonicalize().unwrap())
+}
+
+/// Parse a CSV file into header + rows (via the project's own scanner).
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read(path).unwrap();
+    let mut rows = Vec::new();
+    abm_io::csv::for_each_record(&text, 1, |r| {
+        rows.push(
+            (0..r.len())
+                .map(|i| String::from_utf8(r.get(i).to_vec()).unwrap())
+                .collect::<Vec<_>>(),
+        )
+    });
+    let header = rows.remove(0);
+    (header, rows)
+}

@@ -1,0 +1,99 @@
+//! The DuckDB peer (`../shared/bench/duckdb_reference.py`) and `abm segment` agree on every
+//! account. Runs when `../shared` and Python's duckdb are present; skips with a message otherwise.
+
+use super::*;
+use std::collections::{BTreeSet, HashMap};
+
+fn python_has(modules: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn segment_agrees_with_the_duckdb_peer_on_10k_accounts() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared is absent (parity needs shared/bench)");
+        return;
+    };
+    if !python_has("duckdb, numpy, pandas") {
+        eprintln!("skipped: python3 lacks duckdb/numpy/pandas (pip install duckdb numpy pandas)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let gen = Command::new("python3")
+        .arg(shared.join("bench/gen_data.py"))
+        .args(["--accounts", "10000", "--out"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let peer_out = d.path().join("peer");
+    let peer = Command::new("python3")
+        .arg(shared.join("bench/duckdb_reference.py"))
+        .arg(&data)
+        .arg(&peer_out)
+        .output()
+        .unwrap();
+    assert!(
+        peer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&peer.stderr)
+    );
+    let ours = d.path().join("ours");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(&data)
+            .args(["--as-of", "2026-11-01T00:00:00", "--out"])
+            .arg(&ours),
+    );
+
+    let index = |p: &Path| {
+        let (h, rows) = read_csv(p);
+        let col: HashMap<String, usize> =
+            h.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
+        (col, rows)
+    };
+    let (pc, prow) = index(&peer_out.join("cluster_assignments.csv"));
+    let (oc, orow) = index(&ours.join("cluster_assignments.csv"));
+    assert_eq!(prow.len(), 10_000);
+    assert_eq!(orow.len(), prow.len());
+    let triggers = |s: &str| -> BTreeSet<(String, abm_core::Instant)> {
+        s.split(';')
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let (ty, at) = t.split_once('@').unwrap();
+                (ty.to_string(), abm_core::Instant::parse(at).unwrap())
+            })
+            .collect()
+    };
+    let mut mismatches = Vec::new();
+    for (p, o) in prow.iter().zip(&orow) {
+        assert_eq!(p[pc["account_id"]], o[oc["account_id"]], "same order");
+        for c in ["tier", "engagement_level", "cluster", "program_type"] {
+            if p[pc[c]] != o[oc[c]] {
+                mismatches.push(format!("{} {c}: peer {} ours {}", p[0], p[pc[c]], o[oc[c]]));
+            }
+        }
+        if p[pc["has_triggers"]].to_lowercase() != o[oc["has_triggers"]] {
+            mismatches.push(format!("{} has_triggers", p[0]));
+        }
+        if triggers(&p[pc["promotion_triggers"]]) != triggers(&o[oc["promotion_triggers"]]) {
+            mismatches.push(format!("{} promotion_triggers", p[0]));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(10)]
+    );
+}
