@@ -171,6 +171,24 @@ impl AccountTable {
         idx
     }
 
+    /// Append every account of `other` (same schema), in order.
+    pub fn append(&mut self, other: &AccountTable) {
+        debug_assert_eq!(self.schema, other.schema);
+        let base = self.text.len() as u64;
+        self.text.push_str(&other.text);
+        self.ends.extend_from_slice(&other.ends);
+        self.starts.extend(other.starts.iter().map(|s| s + base));
+        self.typed.extend_from_slice(&other.typed);
+        self.lines.extend_from_slice(&other.lines);
+    }
+
+    /// Add `delta` to every line number (blocks parsed in parallel are numbered from 0).
+    pub fn shift_lines(&mut self, delta: u64) {
+        for l in &mut self.lines {
+            *l += delta;
+        }
+    }
+
     pub fn get(&self, idx: AccountIdx) -> AccountRef<'_> {
         AccountRef { table: self, idx }
     }

@@ -104,6 +104,24 @@ impl EngagementState {
         contact: &[u8],
         floor: Instant,
     ) -> Verdict {
+        let h = if contact.is_empty() {
+            0
+        } else {
+            contact_hash(contact)
+        };
+        self.observe_hashed(rules, code, at, h, floor)
+    }
+
+    /// [`Self::observe`] with the contact id already hashed (`0` = no contact).
+    #[inline]
+    pub fn observe_hashed(
+        &mut self,
+        rules: &Rules,
+        code: Code,
+        at: Instant,
+        contact: u64,
+        floor: Instant,
+    ) -> Verdict {
         if at > rules.as_of {
             return Verdict::AfterAsOf;
         }
@@ -127,8 +145,8 @@ impl EngagementState {
         }
         self.counted += 1;
         self.offer_best(level as u8, at, code);
-        if !contact.is_empty() {
-            self.add_contact(contact_hash(contact), rules.contacts_needed);
+        if contact != 0 {
+            self.add_contact(contact, rules.contacts_needed);
         }
         Verdict::Counted(level)
     }

@@ -19,6 +19,7 @@ pub mod columns;
 pub mod csv;
 pub mod explain;
 pub mod load;
+pub mod mem;
 pub mod output;
 pub mod sample;
 pub mod segment;

@@ -7,10 +7,11 @@ use crate::csv::Record;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
-use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
+use abm_core::engagement::{
+    contact_hash, Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict,
+};
 use abm_core::rules::{Code, Rules};
 use abm_core::{Config, Instant, Tier};
-use hashbrown::HashTable;
 use serde::Serialize;
 use std::hash::BuildHasher;
 use std::path::Path;
@@ -314,69 +315,164 @@ fn instant(
 // ---------------------------------------------------------------------------------------------
 // Accounts
 
-/// account_id → index, by hash with the ids kept contiguously (one cache miss to verify).
+/// account_id → index: open addressing with linear probing; each 32-byte slot holds the full
+/// hash, the index and (for ids up to 16 bytes) the id itself, so a lookup usually touches one
+/// cache line. Longer ids live in an arena.
 pub struct IdIndex {
-    table: HashTable<(u32, u32, u32)>,
-    ids: Vec<u8>,
+    slots: Vec<Slot>,
+    arena: Vec<u8>,
+    len: usize,
     hasher: foldhash::fast::FixedState,
 }
 
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Slot {
+    hash: u64,
+    idx: u32,
+    /// id length + 1; 0 = empty.
+    len: u32,
+    /// The id when ≤ 16 bytes, else its arena offset in the first 8 bytes.
+    key: [u8; 16],
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    idx: 0,
+    len: 0,
+    key: [0; 16],
+};
+const INLINE: usize = 16;
+
 impl Default for IdIndex {
     fn default() -> Self {
-        IdIndex {
-            table: HashTable::new(),
-            ids: Vec::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ab11),
-        }
+        IdIndex::with_capacity(0)
     }
 }
 
 impl IdIndex {
     pub fn with_capacity(n: usize) -> IdIndex {
+        let cap = (n.max(8) * 2).next_power_of_two();
         IdIndex {
-            table: HashTable::with_capacity(n),
-            ..Default::default()
+            slots: crate::mem::huge_vec(cap, EMPTY),
+            arena: Vec::new(),
+            len: 0,
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ab11),
         }
     }
 
     #[inline]
-    fn hash(&self, id: &[u8]) -> u64 {
+    pub fn hash(&self, id: &[u8]) -> u64 {
         self.hasher.hash_one(id)
     }
 
     #[inline]
+    fn key_eq(&self, s: &Slot, id: &[u8]) -> bool {
+        if s.len as usize != id.len() + 1 {
+            return false;
+        }
+        if id.len() <= INLINE {
+            &s.key[..id.len()] == id
+        } else {
+            let off = u64::from_le_bytes(s.key[..8].try_into().expect("8 bytes")) as usize;
+            &self.arena[off..off + id.len()] == id
+        }
+    }
+
+    /// Hint the CPU to fetch the slot for `hash` (used by the batched bulk fold).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let i = hash as usize & (self.slots.len() - 1);
+        prefetch(&self.slots[i] as *const Slot as *const u8);
+    }
+
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<AccountIdx> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.len == 0 {
+                return None;
+            }
+            if s.hash == hash && self.key_eq(s, id) {
+                return Some(s.idx);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
     pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
-        let h = self.hash(id);
-        self.table
-            .find(h, |&(_, off, len)| {
-                &self.ids[off as usize..(off + len) as usize] == id
-            })
-            .map(|e| e.0)
+        self.get_hashed(self.hash(id), id)
     }
 
     /// Insert; `Err(existing)` when the id is already there.
     pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
-        if let Some(e) = self.get(id) {
-            return Err(e);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
         }
-        let off = self.ids.len() as u32;
-        self.ids.extend_from_slice(id);
-        let (ids, hasher) = (&self.ids, &self.hasher);
-        self.table.insert_unique(
-            self.hasher.hash_one(id),
-            (idx, off, id.len() as u32),
-            |&(_, o, l)| hasher.hash_one(&ids[o as usize..(o + l) as usize]),
-        );
+        let hash = self.hash(id);
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.len == 0 {
+                break;
+            }
+            if s.hash == hash && self.key_eq(s, id) {
+                return Err(s.idx);
+            }
+            i = (i + 1) & mask;
+        }
+        let mut key = [0u8; 16];
+        if id.len() <= INLINE {
+            key[..id.len()].copy_from_slice(id);
+        } else {
+            key[..8].copy_from_slice(&(self.arena.len() as u64).to_le_bytes());
+            self.arena.extend_from_slice(id);
+        }
+        self.slots[i] = Slot {
+            hash,
+            idx,
+            len: id.len() as u32 + 1,
+            key,
+        };
+        self.len += 1;
         Ok(())
     }
 
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, crate::mem::huge_vec(cap, EMPTY));
+        let mask = self.slots.len() - 1;
+        for s in old.into_iter().filter(|s| s.len != 0) {
+            let mut i = s.hash as usize & mask;
+            while self.slots[i].len != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len == 0
     }
+}
+
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 pub struct Accounts {
@@ -491,41 +587,138 @@ impl AccountLayout {
     }
 }
 
+/// Load accounts: blocks are parsed on all workers into partial tables, then merged in file
+/// order on this thread (where duplicates are detected and the id index is built).
 pub fn load_accounts(
     path: &Path,
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<Accounts, IngestError> {
-    let src = opts.open(path, FileKind::Accounts)?;
+    let mut src = opts.open(path, FileKind::Accounts)?;
+    let since = rejects.rows.len();
     let layout = AccountLayout::of(&src);
-    let est = (src.size / 64) as usize;
-    let mut table = AccountTable::new(layout.schema.clone());
-    table.reserve(est, src.size as usize);
-    let mut index = IdIndex::with_capacity(est);
-    let rows = scan_seq(
-        src,
-        opts,
-        |src, rec| {
+    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let label = format!("reading {}", src.name);
+    let src = &src;
+    let (_, blocks) = par_blocks(
+        reader,
+        opts.threads,
+        DEFAULT_BLOCK,
+        src.format == Format::Csv,
+        || (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
+        |json, block, _| {
+            let mut part = AccountTable::new(layout.schema.clone());
+            let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
-            let firmo = layout.parse(src, rec, &mut vals)?;
-            let idx = table.len() as AccountIdx;
-            if let Err(first) = index.insert(vals[0].as_bytes(), idx) {
-                return Err(reject(
-                    &src.name,
-                    rec,
-                    "account_id",
-                    format!(
-                        "duplicate account_id {:?} (first at line {})",
-                        vals[0],
-                        table.get(first).line()
-                    ),
-                ));
+            let bad = std::cell::RefCell::new(Vec::new());
+            let (lines, unterminated) = for_each_in_block(
+                src.format,
+                json,
+                block,
+                0,
+                |rec| {
+                    rows += 1;
+                    let mut v = std::mem::take(&mut vals);
+                    match fields_ok(src, rec).and_then(|_| layout.parse(src, rec, &mut v)) {
+                        Ok(firmo) => {
+                            part.push(v.iter().copied(), &firmo, rec.line);
+                        }
+                        Err(r) => bad.borrow_mut().push(r),
+                    }
+                    v.clear();
+                    // Reuse the allocation (its borrowed contents are gone).
+                    vals = v.into_iter().map(|_| "").collect();
+                },
+                |line, col, msg, raw| {
+                    bad.borrow_mut().push(Rejection {
+                        file: src.name.clone(),
+                        line,
+                        column: format!("char {col}"),
+                        reason: format!("invalid JSON: {msg}"),
+                        record: String::from_utf8_lossy(raw).into_owned(),
+                    })
+                },
+            );
+            let mut bad = bad.into_inner();
+            if let Some(line) = unterminated {
+                bad.push(Rejection {
+                    file: src.name.clone(),
+                    line,
+                    column: "*".into(),
+                    reason: "a quoted field is never closed (unterminated quote)".into(),
+                    record: String::new(),
+                });
             }
-            table.push(vals.iter().copied(), &firmo, rec.line);
-            Ok(())
+            (lines, (part, rows, bad))
         },
-        rejects,
-    )?;
+        &|done| (opts.progress)(&label, done, src.size),
+    )
+    .map_err(|e| IngestError::Io {
+        path: src.name.clone(),
+        source: e,
+    })?;
+    let total: usize = blocks.iter().map(|b| b.value.0.len()).sum();
+    let text: usize = blocks.iter().map(|b| b.value.0.text_bytes()).sum();
+    let mut table = AccountTable::new(layout.schema.clone());
+    table.reserve(total, text);
+    let mut index = IdIndex::with_capacity(total);
+    let mut rows = 0;
+    let mut line = src.first_line;
+    let mut keep = Vec::new();
+    for b in blocks {
+        let (mut part, n, bad) = b.value;
+        rows += n;
+        part.shift_lines(line);
+        let mut bad: Vec<Rejection> = bad
+            .into_iter()
+            .map(|mut r| {
+                r.line += line;
+                r
+            })
+            .collect();
+        keep.clear();
+        for a in part.iter() {
+            let idx = (table.len() + keep.len()) as AccountIdx;
+            match index.insert(a.id().as_bytes(), idx) {
+                Ok(()) => keep.push(a.idx()),
+                Err(first) => {
+                    let first_line = if (first as usize) < table.len() {
+                        table.get(first).line()
+                    } else {
+                        part.get(keep[first as usize - table.len()]).line()
+                    };
+                    let mut record = Vec::new();
+                    crate::output::csv_line(&mut record, (0..a.schema().len()).map(|c| a.value(c)));
+                    bad.push(Rejection {
+                        file: src.name.clone(),
+                        line: a.line(),
+                        column: "account_id".into(),
+                        reason: format!(
+                            "duplicate account_id {:?} (first at line {first_line})",
+                            a.id()
+                        ),
+                        record: String::from_utf8_lossy(&record).trim_end().to_string(),
+                    });
+                }
+            }
+        }
+        if keep.len() == part.len() {
+            table.append(&part);
+        } else {
+            for &k in &keep {
+                let a = part.get(k);
+                table.push(
+                    (0..a.schema().len()).map(|c| a.value(c)),
+                    &a.firmographics(),
+                    a.line(),
+                );
+            }
+        }
+        bad.sort_by_key(|r| r.line);
+        rejects.rows.extend(bad);
+        line += b.lines;
+    }
+    rejects.check_strict(opts.strict, since)?;
     Ok(Accounts { table, index, rows })
 }
 
@@ -623,6 +816,162 @@ struct FoldWorker {
     states: Vec<EngagementState>,
     signals: Vec<Signal>,
     after_as_of: u64,
+    json: Option<JsonRecords>,
+    batch: Vec<Pending>,
+}
+
+/// A parsed event waiting for its account lookup (batched so lookups overlap in memory).
+struct Pending {
+    hash: u64,
+    at: Instant,
+    contact: u64,
+    line: u64,
+    raw: (u32, u32),
+    code: Code,
+    id_len: u8,
+    id: [u8; MAX_BATCHED_ID],
+    idx: AccountIdx,
+}
+
+const MAX_BATCHED_ID: usize = 32;
+const BATCH: usize = 16;
+
+struct FoldCtx<'a> {
+    src: &'a Source,
+    cols: EventCols,
+    rules: &'a Rules,
+    index: &'a IdIndex,
+    floors: Option<&'a [Instant]>,
+}
+
+impl FoldWorker {
+    #[inline]
+    fn apply(&mut self, ctx: &FoldCtx<'_>, idx: AccountIdx, code: Code, at: Instant, contact: u64) {
+        let floor = ctx.floors.map(|f| f[idx as usize]).unwrap_or(Instant::MIN);
+        match self.states[idx as usize].observe_hashed(ctx.rules, code, at, contact, floor) {
+            Verdict::Signal { .. } => self.signals.push(Signal {
+                account: idx,
+                code,
+                at,
+            }),
+            Verdict::AfterAsOf => self.after_as_of += 1,
+            _ => {}
+        }
+    }
+
+    /// Resolve and apply the batch: lookups first (prefetching the states), then the folds.
+    fn flush(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for p in batch.iter_mut() {
+            match ctx.index.get_hashed(p.hash, &p.id[..p.id_len as usize]) {
+                Some(i) => {
+                    p.idx = i;
+                    prefetch(&self.states[i as usize] as *const EngagementState as *const u8);
+                }
+                None => {
+                    p.idx = AccountIdx::MAX;
+                    let raw = &block[p.raw.0 as usize..(p.raw.0 + p.raw.1) as usize];
+                    let rec = Record::new(p.line, raw, &[], raw);
+                    bad.push(unknown_account(ctx.src, &rec, &p.id[..p.id_len as usize]));
+                }
+            }
+        }
+        for p in batch.drain(..) {
+            if p.idx != AccountIdx::MAX {
+                self.apply(ctx, p.idx, p.code, p.at, p.contact);
+            }
+        }
+        self.batch = batch;
+    }
+
+    fn event(
+        &mut self,
+        ctx: &FoldCtx<'_>,
+        block: &[u8],
+        rec: &Record<'_>,
+        bad: &mut Vec<Rejection>,
+    ) -> Result<(), Rejection> {
+        fields_ok(ctx.src, rec)?;
+        let c = &ctx.cols;
+        let id = rec.get(c.account_id).trim_ascii();
+        if id.is_empty() {
+            return Err(reject(
+                &ctx.src.name,
+                rec,
+                "account_id",
+                "missing account_id",
+            ));
+        }
+        let at =
+            instant(ctx.src, rec, Some(c.occurred_at), "occurred_at", true)?.expect("required");
+        let code = event_code(ctx.src, rec, c, ctx.rules)?;
+        let contact = c
+            .contact_id
+            .map(|i| rec.get(i).trim_ascii())
+            .filter(|c| !c.is_empty())
+            .map(contact_hash)
+            .unwrap_or(0);
+        let hash = ctx.index.hash(id);
+        let raw_off = (rec.raw.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+        if id.len() > MAX_BATCHED_ID || raw_off > block.len() {
+            let idx = ctx
+                .index
+                .get_hashed(hash, id)
+                .ok_or_else(|| unknown_account(ctx.src, rec, id))?;
+            self.apply(ctx, idx, code, at, contact);
+            return Ok(());
+        }
+        ctx.index.prefetch(hash);
+        let mut buf = [0u8; MAX_BATCHED_ID];
+        buf[..id.len()].copy_from_slice(id);
+        self.batch.push(Pending {
+            hash,
+            at,
+            contact,
+            line: rec.line,
+            raw: (raw_off as u32, rec.raw.len() as u32),
+            code,
+            id_len: id.len() as u8,
+            id: buf,
+            idx: 0,
+        });
+        if self.batch.len() == BATCH {
+            self.flush(ctx, block, bad);
+        }
+        Ok(())
+    }
+}
+
+fn unknown_account(src: &Source, rec: &Record<'_>, id: &[u8]) -> Rejection {
+    reject(
+        &src.name,
+        rec,
+        "account_id",
+        format!(
+            "unknown account {:?} (not in the accounts file)",
+            String::from_utf8_lossy(id)
+        ),
+    )
+}
+
+fn event_code(
+    src: &Source,
+    rec: &Record<'_>,
+    c: &EventCols,
+    rules: &Rules,
+) -> Result<Code, Rejection> {
+    let ty = rec.get(c.type_).trim_ascii();
+    rules.events.lookup(ty).ok_or_else(|| {
+        reject(
+            &src.name,
+            rec,
+            "type",
+            format!(
+                "unknown event type {:?} (add it to engagement.high/medium/low/demotion_signals in abm.toml)",
+                String::from_utf8_lossy(ty)
+            ),
+        )
+    })
 }
 
 /// Fold every engagement event into per-account state on all workers. `floors` (per account,
@@ -635,42 +984,93 @@ pub fn fold_engagement(
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<EngagementFold, IngestError> {
-    let src = opts.open(path, FileKind::Engagement)?;
-    let cols = EventCols::of(&src.projection);
+    let mut src = opts.open(path, FileKind::Engagement)?;
+    let since = rejects.rows.len();
+    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let ctx = FoldCtx {
+        src: &src,
+        cols: EventCols::of(&src.projection),
+        rules,
+        index: &accounts.index,
+        floors,
+    };
     let n = accounts.table.len();
-    let (workers, rows) = scan(
-        src,
-        opts,
-        opts.threads,
-        || FoldWorker {
-            states: vec![EngagementState::default(); n],
-            signals: Vec::new(),
-            after_as_of: 0,
-        },
-        |w, src, rec| {
-            let ev = parse_event(src, rec, &cols, rules, &accounts.index)?;
-            let floor = floors
-                .map(|f| f[ev.account as usize])
-                .unwrap_or(Instant::MIN);
-            match w.states[ev.account as usize].observe(rules, ev.code, ev.at, ev.contact, floor) {
-                Verdict::Signal { .. } => w.signals.push(Signal {
-                    account: ev.account,
-                    code: ev.code,
-                    at: ev.at,
-                }),
-                Verdict::AfterAsOf => w.after_as_of += 1,
-                _ => {}
-            }
-            Ok(())
-        },
-        rejects,
-    )?;
-    let mut it = workers.into_iter();
-    let mut first = it.next().unwrap_or(FoldWorker {
-        states: vec![EngagementState::default(); n],
+    let label = format!("reading {}", src.name);
+    let new_worker = || FoldWorker {
+        states: crate::mem::huge_vec(n, EngagementState::default()),
         signals: Vec::new(),
         after_as_of: 0,
-    });
+        json: (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
+        batch: Vec::with_capacity(BATCH),
+    };
+    let (workers, blocks) = par_blocks(
+        reader,
+        opts.threads,
+        DEFAULT_BLOCK,
+        src.format == Format::Csv,
+        new_worker,
+        |w: &mut FoldWorker, block, _| {
+            let mut json = w.json.take();
+            let cell = std::cell::RefCell::new((&mut *w, Vec::new(), 0u64));
+            let (lines, unterminated) = for_each_in_block(
+                src.format,
+                &mut json,
+                block,
+                0,
+                |rec| {
+                    let (w, bad, rows) = &mut *cell.borrow_mut();
+                    *rows += 1;
+                    if let Err(r) = w.event(&ctx, block, rec, bad) {
+                        bad.push(r);
+                    }
+                },
+                |line, col, msg, raw| {
+                    let (w, bad, _) = &mut *cell.borrow_mut();
+                    w.flush(&ctx, block, bad);
+                    bad.push(Rejection {
+                        file: src.name.clone(),
+                        line,
+                        column: format!("char {col}"),
+                        reason: format!("invalid JSON: {msg}"),
+                        record: String::from_utf8_lossy(raw).into_owned(),
+                    })
+                },
+            );
+            let (w, mut bad, rows) = cell.into_inner();
+            w.flush(&ctx, block, &mut bad);
+            w.json = json;
+            if let Some(line) = unterminated {
+                bad.push(Rejection {
+                    file: src.name.clone(),
+                    line,
+                    column: "*".into(),
+                    reason: "a quoted field is never closed (unterminated quote)".into(),
+                    record: String::new(),
+                });
+            }
+            bad.sort_by_key(|r| r.line);
+            (lines, (rows, bad))
+        },
+        &|done| (opts.progress)(&label, done, src.size),
+    )
+    .map_err(|e| IngestError::Io {
+        path: src.name.clone(),
+        source: e,
+    })?;
+    let mut rows = 0;
+    let mut line = src.first_line;
+    for b in blocks {
+        let (k, bad) = b.value;
+        rows += k;
+        for mut r in bad {
+            r.line += line;
+            rejects.rows.push(r);
+        }
+        line += b.lines;
+    }
+    rejects.check_strict(opts.strict, since)?;
+    let mut it = workers.into_iter();
+    let mut first = it.next().unwrap_or_else(new_worker);
     for w in it {
         for (a, b) in first.states.iter_mut().zip(&w.states) {
             if b.counted > 0 || b.last_any != Instant::MIN {

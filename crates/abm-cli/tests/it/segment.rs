@@ -389,3 +389,34 @@ fn presets_map_crm_exports() {
     let (_, rows) = read_csv(&out.join("cluster_assignments.csv"));
     assert_eq!((rows[0][0].as_str(), rows[0][3].as_str()), ("001A", "A"));
 }
+
+#[test]
+fn duplicate_accounts_are_rejected_naming_the_first() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name\nA1,First\nA2,Other\nA1,Second\n",
+    );
+    let out = d.path().join("o");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(d.path())
+            .args(["--as-of", "2026-11-01", "--out"])
+            .arg(&out),
+    );
+    let (_, rows) = read_csv(&out.join("rejected_rows.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][2].as_str()),
+        ("4", "account_id")
+    );
+    assert!(rows[0][3].contains("first at line 2"), "{:?}", rows[0]);
+    assert_eq!(rows[0][4], "A1,Second");
+    let (_, rows) = read_csv(&out.join("cluster_assignments.csv"));
+    assert_eq!(
+        rows.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["First", "Other"]
+    );
+}
