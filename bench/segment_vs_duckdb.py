@@ -32,7 +32,6 @@ import json
 import math
 import os
 import platform
-import re
 import shlex
 import shutil
 import statistics
@@ -90,17 +89,6 @@ def machine_info():
     return info
 
 
-def mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def tool_versions(abm):
     v = {}
     try:
@@ -117,8 +105,9 @@ def tool_versions(abm):
     except OSError:
         v["git"] = None
     try:
-        v["duckdb"] = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.__version__)"],
-                                     capture_output=True, text=True, timeout=60).stdout.strip() or None
+        v["duckdb"] = subprocess.run(
+            [sys.executable, "-c", "import duckdb; print(duckdb.__version__)"],
+            capture_output=True, text=True, timeout=60).stdout.strip() or None
     except OSError:
         v["duckdb"] = None
     return v
@@ -185,8 +174,9 @@ def dir_bytes(d):
 
 def run_gen_data(shared, accounts, epa, seed, out, expect_bytes, label):
     """Run gen_data.py, printing progress (bytes written so far) every 15 s."""
-    cmd = [sys.executable, os.path.join(shared, "bench", "gen_data.py"), "--accounts", str(accounts),
-           "--events-per-account", f"{epa:g}", "--seed", str(seed), "--out", out]
+    cmd = [sys.executable, os.path.join(shared, "bench", "gen_data.py"),
+           "--accounts", str(accounts), "--events-per-account", f"{epa:g}",
+           "--seed", str(seed), "--out", out]
     log(f"  {label}$ {shlex.join(cmd)}")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -197,8 +187,8 @@ def run_gen_data(shared, accounts, epa, seed, out, expect_bytes, label):
             el = time.perf_counter() - t0
             if el >= next_note:
                 written = dir_bytes(out) if os.path.isdir(out) else 0
-                log(f"  {label}  ... {el:4.0f} s, {fmt_bytes(written)} of ~{fmt_bytes(expect_bytes)} "
-                    f"written")
+                log(f"  {label}  ... {el:4.0f} s, {fmt_bytes(written)} of "
+                    f"~{fmt_bytes(expect_bytes)} written")
                 next_note += 15.0
     except KeyboardInterrupt:
         proc.kill()
@@ -236,7 +226,7 @@ def renumber_append(src, dst, name, acc_off, deal_off, skip_header):
 
         for line in fi:
             rows += 1
-            if name == "accounts.csv":  # account_id,name,domain,...: "Company K", "companyK.example"
+            if name == "accounts.csv":  # account_id,"Company K","companyK.example",...
                 a, _, _, rest = line.split(b",", 3)
                 k = int(a[1:]) + acc_off
                 out.append(b"A%08d,Company %d,company%d.example,%s" % (k, k, k, rest))
@@ -444,7 +434,6 @@ def read_rows(path, check_sorted):
             prev = key
             vals = {c: row[idx[c]] for c in COMPARED}
             vals["has_triggers"] = vals["has_triggers"].strip().lower()
-            vals["promotion_triggers"] = norm_triggers(vals["promotion_triggers"])
             yield key, vals
 
 
@@ -464,11 +453,18 @@ class Diff:
     def pair(self, key, a, p):
         self.compared += 1
         for c in COMPARED:
-            if a[c] != p[c]:
-                if c == "promotion_triggers":
-                    self.add(c, f"{key} {c}: abm {fmt_triggers(a[c])} | peer {fmt_triggers(p[c])}")
-                else:
-                    self.add(c, f"{key} {c}: abm {a[c]!r} | peer {p[c]!r}")
+            x, y = a[c], p[c]
+            if x == y:
+                continue
+            if c == "promotion_triggers":
+                # fast path: abm's "type@...Z;..." is the peer's naive list plus Z suffixes
+                if x.replace("Z", "") == y:
+                    continue
+                x, y = norm_triggers(x), norm_triggers(y)
+                if x != y:
+                    self.add(c, f"{key} {c}: abm {fmt_triggers(x)} | peer {fmt_triggers(y)}")
+            else:
+                self.add(c, f"{key} {c}: abm {x!r} | peer {y!r}")
 
 
 def compare(abm_csv, peer_csv):
@@ -522,7 +518,7 @@ def compare(abm_csv, peer_csv):
 # ---------------------------------------------------------------- reporting
 
 
-def print_header(title, machine, versions, loadavg):
+def print_header(title, machine, versions, loadavg, loadavg_end):
     log()
     log(title)
     log("=" * len(title))
@@ -531,7 +527,9 @@ def print_header(title, machine, versions, loadavg):
         f"CPU {machine['cpu_model'] or '?'}, Linux {machine['kernel']}")
     log(f"software:  abm {versions.get('abm') or '?'} (git {versions.get('git') or '?'}), "
         f"python {machine['python']}, duckdb {versions.get('duckdb') or '?'}")
-    log(f"load avg:  {loadavg[0]:.2f} {loadavg[1]:.2f} {loadavg[2]:.2f} (1/5/15 min, at start)")
+    la = lambda t: " ".join(f"{x:.2f}" for x in t)
+    log(f"load avg:  {la(loadavg)} at start, {la(loadavg_end)} at end (1/5/15 min; "
+        f"other work on the machine shows here)")
 
 
 def read_summary(out_dir):
@@ -565,7 +563,8 @@ def compare_mode(a, abm, shared, machine):
 
     abm_out, peer_out = os.path.join(out, "abm"), os.path.join(out, "peer")
     abm_cmd = [abm, "segment", data, "--as-of", AS_OF, "--out", abm_out, "--quiet"]
-    peer_cmd = [sys.executable, os.path.join(shared, "bench", "duckdb_reference.py"), data, peer_out]
+    peer_cmd = [sys.executable, os.path.join(shared, "bench", "duckdb_reference.py"),
+                data, peer_out]
     abm_log, peer_log = os.path.join(out, "abm.log"), os.path.join(out, "peer.log")
     for p in (abm_log, peer_log):
         open(p, "w").close()
@@ -575,7 +574,8 @@ def compare_mode(a, abm, shared, machine):
     log(f"warming the page cache: reading the input files once ...")
     counts, sizes, warm_s = warm_and_count(data)
     in_bytes = sum(sizes.values())
-    log(f"  read {fmt_bytes(in_bytes)} in {warm_s:.2f} s ({in_bytes / MIB / max(warm_s, 1e-9):.0f} MiB/s)")
+    log(f"  read {fmt_bytes(in_bytes)} in {warm_s:.2f} s "
+        f"({in_bytes / MIB / max(warm_s, 1e-9):.0f} MiB/s)")
     n_acc = counts.get("accounts.csv", 0)
     if a.accounts_given and n_acc != a.accounts:
         log(f"warning: --accounts {a.accounts:,} but {data}/accounts.csv has {n_acc:,} rows "
@@ -602,15 +602,17 @@ def compare_mode(a, abm, shared, machine):
     speedup = sp["median_wall_s"] / sa["median_wall_s"] if sa["median_wall_s"] else float("inf")
     mem_ratio = sa["median_peak_rss_mib"] / sp["median_peak_rss_mib"]
 
-    print_header(f"abm segment vs DuckDB peer: {n_acc:,} accounts", machine, versions, loadavg)
+    loadavg_end = os.getloadavg()
+    print_header(f"abm segment vs DuckDB peer: {n_acc:,} accounts", machine, versions, loadavg,
+                 loadavg_end)
     log(f"data:      {data}{' (generated now)' if generated else ' (reused)'}")
     log(f"           {n_acc:,} accounts, {counts.get('engagement.csv', 0):,} events, "
         f"{counts.get('triggers.csv', 0):,} triggers, {counts.get('deals.csv', 0):,} deals; "
         f"{in_bytes:,} bytes ({fmt_bytes(in_bytes)}) of input")
     log(f"cache:     page cache warmed once before the first timed run (all inputs read, "
         f"{warm_s:.2f} s)")
-    log(f"runs:      {a.runs} per tool, alternating abm, peer, abm, peer, ...; wall = spawn to exit; "
-        f"peak RSS = ru_maxrss from wait4")
+    log(f"runs:      {a.runs} per tool, alternating abm, peer, abm, peer, ...; "
+        "wall = spawn to exit; peak RSS = ru_maxrss from wait4")
     log(f"abm:       {shlex.join(abm_cmd)}")
     log(f"peer:      {shlex.join(peer_cmd)}")
     log()
@@ -640,8 +642,8 @@ def compare_mode(a, abm, shared, machine):
             f"(account_id, {', '.join(COMPARED)}; {how}, {check_s:.1f} s)")
     else:
         per = ", ".join(f"{c} {n:,}" for c, n in sorted(diff.per_column.items()))
-        log(f"results:   MISMATCH: {diff.total:,} differences over {diff.compared:,} paired accounts "
-            f"({per or 'no rows compared'}); first {len(diff.first)}:")
+        log(f"results:   MISMATCH: {diff.total:,} differences over {diff.compared:,} "
+            f"paired accounts ({per or 'no rows compared'}); first {len(diff.first)}:")
         for m in diff.first:
             log(f"  {m}")
     log(f"outputs:   {out} (abm/, peer/, abm.log, peer.log)"
@@ -649,14 +651,16 @@ def compare_mode(a, abm, shared, machine):
 
     if a.json:
         write_json(a.json, {
-            "mode": "compare", "machine": machine, "versions": versions, "loadavg_at_start": loadavg,
+            "mode": "compare", "machine": machine, "versions": versions,
+            "loadavg_at_start": loadavg, "loadavg_at_end": loadavg_end,
             "data": {"dir": data, "generated": generated, "rows": counts, "bytes": sizes,
                      "input_bytes": in_bytes, "accounts": n_acc,
                      "events": counts.get("engagement.csv", 0)},
             "cache_warm_s": round(warm_s, 3),
             "commands": {"abm": abm_cmd, "peer": peer_cmd},
             "runs": runs, "abm": sa, "peer": sp,
-            "speedup_peer_over_abm": round(speedup, 3), "rss_ratio_abm_over_peer": round(mem_ratio, 3),
+            "speedup_peer_over_abm": round(speedup, 3),
+            "rss_ratio_abm_over_peer": round(mem_ratio, 3),
             "check": {"identical": ok, "compared": diff.compared, "differences": diff.total,
                       "per_column": diff.per_column, "first": diff.first, "columns":
                       ["account_id"] + COMPARED},
@@ -672,7 +676,8 @@ def scaling_mode(a, abm, shared, machine):
         die(f"--scaling wants a comma-separated list of account counts, got {a.scaling!r}")
     if not sizes or min(sizes) <= 0:
         die("--scaling needs positive sizes")
-    root = os.path.abspath(a.data_root) if a.data_root else tempfile.mkdtemp(prefix="abm-bench-scaling-")
+    root = (os.path.abspath(a.data_root) if a.data_root
+            else tempfile.mkdtemp(prefix="abm-bench-scaling-"))
     out = os.path.abspath(a.out) if a.out else tempfile.mkdtemp(prefix="abm-bench-out-",
                                                               dir=os.path.dirname(root))
     os.makedirs(root, exist_ok=True)
@@ -711,7 +716,8 @@ def scaling_mode(a, abm, shared, machine):
                         "events_per_s": events / s["median_wall_s"] if s["median_wall_s"] else None,
                         "rejected_rows": summ.get("rejected_rows")})
 
-    print_header("abm segment scaling", machine, versions, loadavg)
+    loadavg_end = os.getloadavg()
+    print_header("abm segment scaling", machine, versions, loadavg, loadavg_end)
     log(f"runs:      {a.runs} per size (median), page cache warmed before each size; "
         f"{a.events_per_account:g} events per account requested")
     log(f"command:   {shlex.join(results[0]['command'])}  (per size <N>: {root}/<N>, {out}/<N>)")
@@ -724,10 +730,12 @@ def scaling_mode(a, abm, shared, machine):
         log(f"{r['accounts']:>11,}{r['events']:>13,}{fmt_bytes(r['input_bytes']):>11}"
             f"{r['median_wall_s']:>10.2f}{r['min_wall_s']:>8.2f}{r['max_wall_s']:>8.2f}"
             f"{r['events_per_s']:>13,.0f}{r['median_peak_rss_mib']:>9.0f}{per / base:>18.2f}")
-    log("(s/event vs first: 1.00 = perfectly linear; > 1 = slower per event than the smallest size)")
+    log("(s/event vs first: 1.00 = perfectly linear; > 1 = slower per event than the "
+        "smallest size)")
     if a.json:
         write_json(a.json, {"mode": "scaling", "machine": machine, "versions": versions,
-                            "loadavg_at_start": loadavg, "data_root": root, "sizes": results})
+                            "loadavg_at_start": loadavg, "loadavg_at_end": loadavg_end,
+                            "data_root": root, "sizes": results})
     return 0
 
 
@@ -742,8 +750,10 @@ def main():
     p.add_argument("--data", help="data directory: reused if it holds accounts.csv, else generated "
                                   "into (default: OUT/data)")
     p.add_argument("--shared", default=os.path.join(os.path.dirname(REPO), "shared"),
-                   help="the shared directory holding bench/gen_data.py and bench/duckdb_reference.py (default <repo>/../shared)")
-    p.add_argument("--runs", type=int, default=None, help="timed runs per tool (default 5; 2 with --quick)")
+                   help="the directory holding bench/gen_data.py and bench/duckdb_reference.py "
+                        "(default <repo>/../shared)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="timed runs per tool or size (default 5; 2 with --quick)")
     p.add_argument("--abm", default=None,
                    help="abm binary (default <repo>/target/release/abm, built if missing)")
     p.add_argument("--out", help="directory for outputs and logs (default: a new temp dir beside "
@@ -753,8 +763,8 @@ def main():
                    help="smoke test: 20k accounts and 2 runs (scaling: 10k,20k,40k) unless given")
     p.add_argument("--scaling", nargs="?", const="", default=None, metavar="N1,N2,...",
                    help="abm only, at each size (default list 100000,1000000,5000000)")
-    p.add_argument("--data-root", help="scaling: data directories DATA_ROOT/<N>, reused when present "
-                                       "(default: a new temp dir)")
+    p.add_argument("--data-root", help="scaling: data directories DATA_ROOT/<N>, reused when "
+                                       "present (default: a new temp dir)")
     p.add_argument("--gen-chunk", type=int, default=0,
                    help="generate in gen_data.py chunks of this many accounts (0: only when one "
                         "gen_data.py run would need more than 75%% of RAM)")
