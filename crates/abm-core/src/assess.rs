@@ -242,8 +242,14 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
 
 /// A concrete next step: the cluster's action plus what is missing for the next promotion.
 pub fn next_action(rules: &Rules, a: &Assessment, cluster: Cluster) -> String {
-    let base = rules.config.next_actions.of(cluster);
-    let mut s = base.to_string();
+    let mut s = String::new();
+    write_next_action(&mut s, rules, a, cluster);
+    s
+}
+
+/// [`next_action`] appended to `s` (the bulk path reuses one buffer).
+pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster: Cluster) {
+    s.push_str(rules.config.next_actions.of(cluster));
     match cluster {
         Cluster::MonitorOnly => {
             let _ = write!(s, "; tier {} is below the ICP cut", a.score.tier);
@@ -281,7 +287,6 @@ pub fn next_action(rules: &Rules, a: &Assessment, cluster: Cluster) -> String {
             }
         },
     }
-    s
 }
 
 /// `challenge/vertical/stage` for Future Pipeline accounts (SPEC §4.6).
@@ -291,6 +296,19 @@ pub fn micro_segment(
     a: &Assessment,
     facts: &Facts<'_>,
 ) -> String {
+    let mut s = String::new();
+    write_micro_segment(&mut s, rules, account, a, facts);
+    s
+}
+
+/// [`micro_segment`] appended to `out`.
+pub fn write_micro_segment(
+    out: &mut String,
+    rules: &Rules,
+    account: &AccountRef<'_>,
+    a: &Assessment,
+    facts: &Facts<'_>,
+) {
     let ms = &rules.config.micro_segment;
     let slug = |s: &str| {
         s.trim()
@@ -368,87 +386,96 @@ pub fn micro_segment(
     } else {
         "established"
     };
-    format!("{challenge}/{vertical}/{stage}")
+    let _ = write!(out, "{challenge}/{vertical}/{stage}");
 }
 
 /// Short rationale for the output row.
 pub fn rationale(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> String {
-    let mut s = String::with_capacity(160);
+    let mut s = String::new();
+    write_rationale(&mut s, rules, a, facts);
+    s
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// [`rationale`] appended to `s`: `tier A (input); high via meeting 2026-10-12; 4 events,
+/// 2 contacts; 1 trigger (funding_round 2026-10-20); rule 2`.
+pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Facts<'_>) {
     let sc = &a.score;
     let _ = write!(
         s,
-        "tier {} ({}, score {}{})",
+        "tier {} ({}",
         sc.tier,
         if sc.tier_source == Source::Input {
-            "input tier"
+            "input"
         } else {
-            "from score"
-        },
-        sc.score_text(),
-        if sc.score_source == Source::Input {
-            " input"
-        } else {
-            ""
+            "score"
         }
     );
     if !sc.missing.is_empty() {
         let _ = write!(s, ", missing {}", sc.missing.join("+"));
     }
-    let _ = write!(s, "; engagement {}", a.level);
+    let _ = write!(s, "); {}", a.level);
     match &a.basis {
         LevelBasis::Event { code, at } => {
-            let _ = write!(s, " ({} {}", rules.event_name(*code), at.date_string());
+            let _ = write!(s, " via {} {}", rules.event_name(*code), at.date());
         }
         LevelBasis::Contacts(n) => {
-            let _ = write!(s, " ({n} engaged contacts");
+            let _ = write!(s, " via {n} engaged contacts");
         }
         LevelBasis::OpenDeal(i) => {
             let d = &facts.deals[*i];
-            let _ = write!(s, " (open deal {} {}", d.deal_id, d.stage);
+            let _ = write!(s, " via open deal {} ({})", d.deal_id, d.stage);
         }
-        LevelBasis::Nothing => {
-            let _ = write!(s, " (no counted events");
-        }
+        LevelBasis::Nothing => {}
     }
     if a.counted_events > 0 {
         let _ = write!(
             s,
-            ", {} event{}, {} contact{})",
+            "; {} event{}, {} contact{}",
             a.counted_events,
-            if a.counted_events == 1 { "" } else { "s" },
+            plural(a.counted_events),
             a.engaged_contacts,
-            if a.engaged_contacts == 1 { "" } else { "s" }
+            plural(a.engaged_contacts)
         );
-    } else {
-        s.push(')');
     }
     match a.triggers.first() {
         Some((c, at)) => {
+            let n = a.triggers.len() as u32;
             let _ = write!(
                 s,
-                "; {} trigger{} (latest {} {})",
-                a.triggers.len(),
-                if a.triggers.len() == 1 { "" } else { "s" },
+                "; {n} trigger{} ({} {})",
+                plural(n),
                 rules.trigger_name(*c),
-                at.date_string()
+                at.date()
             );
         }
         None => s.push_str("; no triggers"),
     }
-    let _ = write!(s, "; rule {} → {}", a.rule, a.cluster);
-    s
+    let _ = write!(s, "; rule {}", a.rule);
 }
 
 /// `type@timestamp;…`, newest first.
 pub fn promotion_triggers(rules: &Rules, a: &Assessment) -> String {
     let mut s = String::new();
+    write_promotion_triggers(&mut s, rules, a);
+    s
+}
+
+/// [`promotion_triggers`] appended to `s`.
+pub fn write_promotion_triggers(s: &mut String, rules: &Rules, a: &Assessment) {
     for (i, (c, at)) in a.triggers.iter().enumerate() {
         if i > 0 {
             s.push(';');
         }
         let _ = write!(s, "{}@{}", rules.trigger_name(*c), at);
     }
-    s
 }
 
 #[cfg(test)]

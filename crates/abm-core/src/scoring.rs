@@ -52,12 +52,20 @@ impl ScoreResult {
 }
 
 pub fn format_score(v: f64) -> String {
+    let mut s = String::new();
+    write_score(&mut s, v);
+    s
+}
+
+/// [`format_score`] appended to `out`.
+pub fn write_score(out: &mut String, v: f64) {
+    use std::fmt::Write;
     let r = (v * 10.0).round() / 10.0;
-    if r.fract() == 0.0 {
-        format!("{}", r as i64)
+    let _ = if r.fract() == 0.0 {
+        write!(out, "{}", r as i64)
     } else {
-        format!("{r:.1}")
-    }
+        write!(out, "{r:.1}")
+    };
 }
 
 fn norm(s: &str) -> String {

@@ -51,8 +51,23 @@ impl Instant {
         format!("{y:04}-{m:02}-{d:02}")
     }
 
+    /// Displays as `YYYY-MM-DD` without allocating.
+    pub fn date(self) -> DateOnly {
+        DateOnly(self)
+    }
+
     pub fn year(self) -> i64 {
         civil_from_days(self.0.div_euclid(MICROS_PER_DAY)).0
+    }
+}
+
+/// The date part of an instant, for `write!` (see [`Instant::date`]).
+pub struct DateOnly(Instant);
+
+impl fmt::Display for DateOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = civil_from_days(self.0 .0.div_euclid(MICROS_PER_DAY));
+        write!(f, "{y:04}-{m:02}-{d:02}")
     }
 }
 

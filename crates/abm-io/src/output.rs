@@ -51,6 +51,33 @@ pub struct AssignmentRow<'a> {
     pub rationale: &'a str,
 }
 
+/// A JSON string literal (RFC 8259 escaping).
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(b);
+    } else {
+        for &c in b {
+            match c {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                c if c < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[(c >> 4) as usize]);
+                    out.push(HEX[(c & 15) as usize]);
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push(b'"');
+}
+
 fn csv_field(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
@@ -101,9 +128,40 @@ impl AssignmentRow<'_> {
         );
     }
 
+    /// One JSON object per line; the same keys and order as the CSV, `has_triggers` a boolean.
     pub fn write_jsonl(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *out, self).expect("serializing to memory");
-        out.push(b'\n');
+        let fields: [(&str, &str); 15] = [
+            ("account_id", self.account_id),
+            ("name", self.name),
+            ("icp_score", self.icp_score),
+            ("tier", self.tier),
+            ("engagement_level", self.engagement_level),
+            ("has_triggers", ""),
+            ("cluster", self.cluster),
+            ("previous_cluster", self.previous_cluster),
+            ("movement", self.movement),
+            ("promotion_triggers", self.promotion_triggers),
+            ("program_type", self.program_type),
+            ("micro_segment", self.micro_segment),
+            ("next_action", self.next_action),
+            ("checkpoint", self.checkpoint),
+            ("rationale", self.rationale),
+        ];
+        out.push(b'{');
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            if *k == "has_triggers" {
+                out.extend_from_slice(if self.has_triggers { b"true" } else { b"false" });
+            } else {
+                json_str(out, v);
+            }
+        }
+        out.extend_from_slice(b"}\n");
     }
 }
 
@@ -244,6 +302,18 @@ mod tests {
         let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
         assert_eq!(j["has_triggers"], true);
         assert_eq!(j["name"], "Acme, \"Inc\"");
+        assert_eq!(j["rationale"], "line1\nline2");
+        assert_eq!(
+            serde_json::to_value(&row).unwrap(),
+            j,
+            "same as serde's rendering"
+        );
+        let mut v = Vec::new();
+        json_str(&mut v, "tab\there \u{1} back\\slash é");
+        assert_eq!(
+            serde_json::from_slice::<String>(&v).unwrap(),
+            "tab\there \u{1} back\\slash é"
+        );
     }
 
     #[test]

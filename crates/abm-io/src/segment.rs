@@ -167,8 +167,9 @@ pub fn id_order(accounts: &Accounts) -> Vec<AccountIdx> {
     order
 }
 
-/// One account's output row, as owned strings.
-pub struct RowText {
+/// The computed texts of one output row, in buffers reused from account to account.
+#[derive(Default)]
+pub struct RowScratch {
     pub icp_score: String,
     pub promotion_triggers: String,
     pub micro_segment: String,
@@ -177,26 +178,31 @@ pub struct RowText {
     pub rationale: String,
 }
 
-/// Assess one account and render its row texts (shared by `segment` and the store's runs).
-pub fn row_text(
-    rules: &Rules,
-    account: &abm_core::AccountRef<'_>,
-    a: &abm_core::Assessment,
-    cluster: Cluster,
-    facts: &Facts<'_>,
-    checkpoint: String,
-) -> RowText {
-    RowText {
-        icp_score: a.score.score_text(),
-        promotion_triggers: assess::promotion_triggers(rules, a),
-        micro_segment: if cluster == Cluster::FuturePipeline {
-            assess::micro_segment(rules, account, a, facts)
-        } else {
-            String::new()
-        },
-        next_action: assess::next_action(rules, a, cluster),
-        checkpoint,
-        rationale: assess::rationale(rules, a, facts),
+impl RowScratch {
+    /// Render one account's row texts (shared by `segment` and the store's runs).
+    pub fn fill(
+        &mut self,
+        rules: &Rules,
+        account: &abm_core::AccountRef<'_>,
+        a: &abm_core::Assessment,
+        cluster: Cluster,
+        facts: &Facts<'_>,
+        checkpoint: &str,
+    ) {
+        self.icp_score.clear();
+        abm_core::scoring::write_score(&mut self.icp_score, a.score.score);
+        self.promotion_triggers.clear();
+        assess::write_promotion_triggers(&mut self.promotion_triggers, rules, a);
+        self.micro_segment.clear();
+        if cluster == Cluster::FuturePipeline {
+            assess::write_micro_segment(&mut self.micro_segment, rules, account, a, facts);
+        }
+        self.next_action.clear();
+        assess::write_next_action(&mut self.next_action, rules, a, cluster);
+        self.checkpoint.clear();
+        self.checkpoint.push_str(checkpoint);
+        self.rationale.clear();
+        assess::write_rationale(&mut self.rationale, rules, a, facts);
     }
 }
 
@@ -257,6 +263,7 @@ pub fn segment(
                 if b >= n_blocks {
                     break;
                 }
+                let mut text = RowScratch::default();
                 let mut out = BlockOut {
                     csv: Vec::with_capacity(BLOCK * 400),
                     jsonl: Vec::with_capacity(BLOCK * 600),
@@ -270,12 +277,12 @@ pub fn segment(
                     let cluster = a.cluster;
                     out.counts.add(cluster);
                     let checkpoint = if a.conflicts.is_empty() {
-                        String::new()
+                        ""
                     } else {
                         out.conflicts += 1;
-                        "conflict".to_string()
+                        "conflict"
                     };
-                    let text = row_text(rules, &account, &a, cluster, &facts, checkpoint);
+                    text.fill(rules, &account, &a, cluster, &facts, checkpoint);
                     let row = AssignmentRow {
                         account_id: account.id(),
                         name: account.name(),

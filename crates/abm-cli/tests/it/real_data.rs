@@ -32,7 +32,10 @@ fn fortune_1000_scores_into_tiers_with_explanations() {
     assert!(per_tier.len() >= 4, "a spread of tiers: {per_tier:?}");
     let walmart = rows.iter().find(|r| r[0] == "Walmart").unwrap();
     let rationale = &walmart[h.iter().position(|c| c == "rationale").unwrap()];
-    assert!(rationale.contains("from score"), "{rationale}");
+    assert!(
+        rationale.contains("(score"),
+        "tier computed from the score: {rationale}"
+    );
     let o = run_ok(
         abm()
             .arg("--config")
