@@ -7,7 +7,7 @@ mod progress;
 use abm_core::{Cluster, Config, Instant, Rules};
 use abm_io::load::LoadOptions;
 use abm_io::sample::{write_sample, SampleSpec, SAMPLE_AS_OF};
-use abm_io::segment::{segment, InputPaths, SegmentReport};
+use abm_io::segment::{segment, Formats, InputPaths, SegmentReport};
 use abm_io::Preset;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -109,6 +109,9 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         input: InputArgs,
+        /// Assignment files to write: csv, jsonl or csv,jsonl.
+        #[arg(long, default_value = "csv,jsonl", value_parser = Formats::parse)]
+        formats: Formats,
         /// Print per-stage timings.
         #[arg(long)]
         timings: bool,
@@ -223,7 +226,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..LoadOptions::new(&config)
             };
             let paths = InputPaths::default().resolve(Some(&data))?;
-            let report = segment(&paths, &rules, &opts, &out, &|l, d, t| pb.update(l, d, t))?;
+            let report = segment(
+                &paths,
+                &rules,
+                &opts,
+                &out,
+                Formats::default(),
+                &|l, d, t| pb.update(l, d, t),
+            )?;
             pb.finish();
             print_summary(&report, &config.capacity);
             print_cluster_tables(&report.out_dir.join("cluster_assignments.csv"))?;
@@ -239,6 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             as_of,
             out,
             input,
+            formats,
             timings,
         } => {
             let config = load_config(cli.config.as_deref())?;
@@ -254,7 +265,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
-            let report = segment(&paths, &rules, &opts, &out, &|l, d, t| pb.update(l, d, t))?;
+            let report = segment(&paths, &rules, &opts, &out, formats, &|l, d, t| {
+                pb.update(l, d, t)
+            })?;
             pb.finish();
             print_summary(&report, &config.capacity);
             if timings {

@@ -27,6 +27,10 @@ pub const REQUIRED_COLUMNS: &[&str] = &["account_id"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSchema {
     columns: Vec<String>,
+    /// Positions of the columns the engine reads for every account (no name lookups per row).
+    name: Option<usize>,
+    industry: Option<usize>,
+    challenge: Option<usize>,
 }
 
 impl AccountSchema {
@@ -38,7 +42,13 @@ impl AccountSchema {
                 out.push(c);
             }
         }
-        AccountSchema { columns: out }
+        let pos = |n: &str| out.iter().position(|c| c == n);
+        AccountSchema {
+            name: pos("name"),
+            industry: pos("industry"),
+            challenge: pos("challenge"),
+            columns: out,
+        }
     }
 
     pub fn columns(&self) -> &[String] {
@@ -239,7 +249,23 @@ impl<'a> AccountRef<'a> {
     }
 
     pub fn name(&self) -> &'a str {
-        self.field("name").unwrap_or("")
+        self.table.schema.name.map(|c| self.value(c)).unwrap_or("")
+    }
+
+    pub fn industry(&self) -> &'a str {
+        self.table
+            .schema
+            .industry
+            .map(|c| self.value(c))
+            .unwrap_or("")
+    }
+
+    pub fn challenge(&self) -> &'a str {
+        self.table
+            .schema
+            .challenge
+            .map(|c| self.value(c))
+            .unwrap_or("")
     }
 
     pub fn firmographics(&self) -> Firmographics {

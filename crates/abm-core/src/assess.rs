@@ -240,6 +240,33 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
     Some(format!("needs {} for {}", what.join(" or "), to.label()))
 }
 
+/// Next actions depend on a handful of small facts; the bulk path renders each combination
+/// once. Accounts whose text names missing fields (Monitor Only with gaps) bypass the cache.
+#[derive(Default)]
+pub struct NextActionCache {
+    texts: std::collections::HashMap<u32, String>,
+}
+
+impl NextActionCache {
+    pub fn write(&mut self, s: &mut String, rules: &Rules, a: &Assessment, cluster: Cluster) {
+        if cluster == Cluster::MonitorOnly && !a.score.missing.is_empty() {
+            return write_next_action(s, rules, a, cluster);
+        }
+        let key = (cluster as u32)
+            | (a.score.tier as u32) << 2
+            | (a.level as u32) << 5
+            | (a.has_triggers() as u32) << 7
+            | a.engaged_contacts.min(15) << 8
+            | (!a.active_deals.is_empty() as u32) << 12
+            | (!a.stalled_deals.is_empty() as u32) << 13;
+        let text = self
+            .texts
+            .entry(key)
+            .or_insert_with(|| next_action(rules, a, cluster));
+        s.push_str(text);
+    }
+}
+
 /// A concrete next step: the cluster's action plus what is missing for the next promotion.
 pub fn next_action(rules: &Rules, a: &Assessment, cluster: Cluster) -> String {
     let mut s = String::new();
@@ -318,7 +345,7 @@ pub fn write_micro_segment(
             .collect::<Vec<_>>()
             .join("_")
     };
-    let mut challenge = account.field("challenge").map(slug).unwrap_or_default();
+    let mut challenge = slug(account.challenge());
     if challenge.is_empty() {
         for (code, _) in &a.triggers {
             if let Some(c) = ms.challenge_from_triggers.get(rules.trigger_name(*code)) {

@@ -14,7 +14,21 @@ pub type Code = u16;
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     names: Vec<String>,
-    by_len: Vec<Vec<Code>>,
+    /// Per length: (first 8 bytes, last 8 bytes, code), zero-padded.
+    by_len: Vec<Vec<(u64, u64, Code)>>,
+}
+
+#[inline]
+fn words(s: &[u8]) -> (u64, u64) {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    a[..n].copy_from_slice(&s[..n]);
+    if s.len() > 8 {
+        let m = (s.len() - 8).min(8);
+        b[..m].copy_from_slice(&s[s.len() - m..]);
+    }
+    (u64::from_ne_bytes(a), u64::from_ne_bytes(b))
 }
 
 impl Vocabulary {
@@ -27,17 +41,22 @@ impl Vocabulary {
         if self.by_len.len() <= name.len() {
             self.by_len.resize(name.len() + 1, Vec::new());
         }
-        self.by_len[name.len()].push(code);
+        let (a, b) = words(name.as_bytes());
+        self.by_len[name.len()].push((a, b, code));
         code
     }
 
+    /// Compare two words first (no `memcmp` call for the usual short names).
     #[inline]
     pub fn lookup(&self, s: &[u8]) -> Option<Code> {
-        self.by_len
-            .get(s.len())?
+        let cands = self.by_len.get(s.len())?;
+        let (a, b) = words(s);
+        cands
             .iter()
-            .copied()
-            .find(|&c| self.names[c as usize].as_bytes() == s)
+            .find(|&&(x, y, c)| {
+                x == a && y == b && (s.len() <= 16 || self.names[c as usize].as_bytes() == s)
+            })
+            .map(|e| e.2)
     }
 
     pub fn name(&self, code: Code) -> &str {

@@ -149,7 +149,7 @@ pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
     if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
         return None;
     }
-    let mut t = days_from_civil(y, mo, d) * MICROS_PER_DAY;
+    let mut t = days_fast(y, mo, d) * MICROS_PER_DAY;
     if b.len() == 10 {
         return Some(Instant(t));
     }
@@ -210,6 +210,30 @@ pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
     Some(Instant(t))
 }
 
+const TABLE_FROM: i64 = 1900;
+const TABLE_YEARS: usize = 300;
+
+/// Days since the epoch of the first of each month, 1900–2199 (computed at compile time).
+static MONTH_START: [i32; TABLE_YEARS * 12] = {
+    let mut t = [0i32; TABLE_YEARS * 12];
+    let mut i = 0;
+    while i < TABLE_YEARS * 12 {
+        t[i] = days_from_civil(TABLE_FROM + (i / 12) as i64, (i % 12) as i64 + 1, 1) as i32;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn days_fast(y: i64, m: i64, d: i64) -> i64 {
+    let i = (y - TABLE_FROM) * 12 + m - 1;
+    if (0..(TABLE_YEARS * 12) as i64).contains(&i) {
+        MONTH_START[i as usize] as i64 + d - 1
+    } else {
+        days_from_civil(y, m, d)
+    }
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -224,9 +248,9 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
+    let era = if y >= 0 { y / 400 } else { (y - 399) / 400 };
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
@@ -309,6 +333,17 @@ mod tests {
         for z in (-800_000..800_000).step_by(97) {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
+    fn month_table_agrees_with_the_algorithm() {
+        for y in [1899, 1900, 1970, 2024, 2026, 2199, 2200, 2400] {
+            for m in 1..=12 {
+                for d in [1, 28] {
+                    assert_eq!(days_fast(y, m, d), days_from_civil(y, m, d), "{y}-{m}-{d}");
+                }
+            }
         }
     }
 

@@ -407,6 +407,28 @@ impl IdIndex {
         self.get_hashed(self.hash(id), id)
     }
 
+    /// Lookup of an id given zero-padded to 32 bytes: ids of up to 16 bytes compare as one
+    /// 128-bit word against the slot's inline key.
+    #[inline]
+    pub fn get_padded(&self, hash: u64, padded: &[u8; 32], len: usize) -> Option<AccountIdx> {
+        if len > INLINE {
+            return self.get_hashed(hash, &padded[..len]);
+        }
+        let want = u128::from_ne_bytes(padded[..16].try_into().expect("16 bytes"));
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.len == 0 {
+                return None;
+            }
+            if s.hash == hash && s.len as usize == len + 1 && u128::from_ne_bytes(s.key) == want {
+                return Some(s.idx);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// Insert; `Err(existing)` when the id is already there.
     pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
         if (self.len + 1) * 2 > self.slots.len() {
@@ -863,7 +885,7 @@ impl FoldWorker {
     fn flush(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
         let mut batch = std::mem::take(&mut self.batch);
         for p in batch.iter_mut() {
-            match ctx.index.get_hashed(p.hash, &p.id[..p.id_len as usize]) {
+            match ctx.index.get_padded(p.hash, &p.id, p.id_len as usize) {
                 Some(i) => {
                     p.idx = i;
                     prefetch(&self.states[i as usize] as *const EngagementState as *const u8);

@@ -51,11 +51,52 @@ pub struct AssignmentRow<'a> {
     pub rationale: &'a str,
 }
 
+/// Whether any byte needs escaping: `"`/`\\`/control for JSON (`csv = false`), or
+/// `,`/`"`/CR/LF for CSV. 16 bytes at a time.
+#[inline]
+fn needs_escape(b: &[u8], csv: bool) -> bool {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is baseline on x86_64; loads stay within `b` (i + 16 ≤ len).
+        unsafe {
+            let (c1, c2) = if csv {
+                (_mm_set1_epi8(b',' as i8), _mm_set1_epi8(b'"' as i8))
+            } else {
+                (_mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(b'"' as i8))
+            };
+            let ctl = _mm_set1_epi8(0x20);
+            let sign = _mm_set1_epi8(i8::MIN);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                // Unsigned v < 0x20 via signed compare on flipped sign bits.
+                let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), _mm_xor_si128(ctl, sign));
+                let hit = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, c1), _mm_cmpeq_epi8(v, c2)),
+                    low,
+                );
+                if _mm_movemask_epi8(hit) != 0 {
+                    return true;
+                }
+                i += 16;
+            }
+        }
+    }
+    b[i..].iter().any(|&c| {
+        if csv {
+            matches!(c, b',' | b'"' | b'\n' | b'\r')
+        } else {
+            c < 0x20 || c == b'"' || c == b'\\'
+        }
+    })
+}
+
 /// A JSON string literal (RFC 8259 escaping).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
-    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+    if !needs_escape(b, false) {
         out.extend_from_slice(b);
     } else {
         for &c in b {
@@ -79,7 +120,10 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn csv_field(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+    // For CSV, any control byte sends us to the careful path too (it only quotes when needed).
+    if needs_escape(s.as_bytes(), true)
+        && s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
         out.push(b'"');
         for b in s.bytes() {
             if b == b'"' {
@@ -314,6 +358,27 @@ mod tests {
             serde_json::from_slice::<String>(&v).unwrap(),
             "tab\there \u{1} back\\slash é"
         );
+    }
+
+    #[test]
+    fn escape_detection_matches_the_scalar_rule() {
+        for s in [
+            "plain text that is longer than sixteen bytes",
+            "a,b",
+            "x\"y",
+            "tab\there",
+            "line\nbreak",
+            "0123456789abcdef,",
+            "0123456789abcdef\u{1f}",
+            "é ü ß ok but long enough to vectorize",
+        ] {
+            let csv = s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+            let json = s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
+            assert_eq!(needs_escape(s.as_bytes(), false), json, "{s:?}");
+            if csv {
+                assert!(needs_escape(s.as_bytes(), true), "{s:?}");
+            }
+        }
     }
 
     #[test]

@@ -176,6 +176,7 @@ pub struct RowScratch {
     pub next_action: String,
     pub checkpoint: String,
     pub rationale: String,
+    next_actions: assess::NextActionCache,
 }
 
 impl RowScratch {
@@ -198,7 +199,8 @@ impl RowScratch {
             assess::write_micro_segment(&mut self.micro_segment, rules, account, a, facts);
         }
         self.next_action.clear();
-        assess::write_next_action(&mut self.next_action, rules, a, cluster);
+        self.next_actions
+            .write(&mut self.next_action, rules, a, cluster);
         self.checkpoint.clear();
         self.checkpoint.push_str(checkpoint);
         self.rationale.clear();
@@ -211,6 +213,43 @@ struct BlockOut {
     jsonl: Vec<u8>,
     counts: ClusterCounts,
     conflicts: u64,
+}
+
+/// Which assignment files to write (both by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub csv: bool,
+    pub jsonl: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Formats {
+            csv: true,
+            jsonl: true,
+        }
+    }
+}
+
+impl Formats {
+    /// `csv`, `jsonl` or `csv,jsonl`.
+    pub fn parse(s: &str) -> Result<Formats, String> {
+        let mut f = Formats {
+            csv: false,
+            jsonl: false,
+        };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "csv" => f.csv = true,
+                "jsonl" => f.jsonl = true,
+                other => return Err(format!("unknown format {other:?} (csv, jsonl)")),
+            }
+        }
+        if !f.csv && !f.jsonl {
+            return Err("at least one format: csv, jsonl".into());
+        }
+        Ok(f)
+    }
 }
 
 pub struct SegmentReport {
@@ -226,6 +265,7 @@ pub fn segment(
     rules: &Rules,
     opts: &LoadOptions<'_>,
     out_dir: &Path,
+    formats: Formats,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> Result<SegmentReport, IngestError> {
     let io = |p: &Path| {
@@ -242,33 +282,54 @@ pub fn segment(
 
     let csv_path = out_dir.join("cluster_assignments.csv");
     let jsonl_path = out_dir.join("cluster_assignments.jsonl");
-    let mut csv = AtomicFile::create(&csv_path).map_err(io(&csv_path))?;
-    let mut jsonl = AtomicFile::create(&jsonl_path).map_err(io(&jsonl_path))?;
-    csv.out
-        .write_all(&output::csv_header())
-        .map_err(io(&csv_path))?;
+    let mut csv = match formats.csv {
+        true => Some(AtomicFile::create(&csv_path).map_err(io(&csv_path))?),
+        false => None,
+    };
+    let mut jsonl = match formats.jsonl {
+        true => Some(AtomicFile::create(&jsonl_path).map_err(io(&jsonl_path))?),
+        false => None,
+    };
+    if let Some(f) = csv.as_mut() {
+        f.out
+            .write_all(&output::csv_header())
+            .map_err(io(&csv_path))?;
+    }
 
     const BLOCK: usize = 8192;
     let n_blocks = order.len().div_ceil(BLOCK);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<(usize, BlockOut)>(opts.threads * 2);
+    // Written blocks come back for reuse: fresh buffers cost page faults and zeroing.
+    let (ret_tx, ret_rx) = mpsc::channel::<BlockOut>();
+    let ret_rx = std::sync::Mutex::new(ret_rx);
     let mut counts = ClusterCounts::default();
     let mut conflicts = 0u64;
     let write_result: Result<(), IngestError> = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
             let tx = tx.clone();
-            let (next, order, loaded, model) = (&next, &order, &loaded, &model);
+            let (next, order, loaded, model, ret_rx) = (&next, &order, &loaded, &model, &ret_rx);
             s.spawn(move || loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
                 if b >= n_blocks {
                     break;
                 }
                 let mut text = RowScratch::default();
-                let mut out = BlockOut {
-                    csv: Vec::with_capacity(BLOCK * 400),
-                    jsonl: Vec::with_capacity(BLOCK * 600),
-                    counts: ClusterCounts::default(),
-                    conflicts: 0,
+                let recycled = ret_rx.lock().expect("no poison").try_recv().ok();
+                let mut out = match recycled {
+                    Some(mut o) => {
+                        o.csv.clear();
+                        o.jsonl.clear();
+                        o.counts = ClusterCounts::default();
+                        o.conflicts = 0;
+                        o
+                    }
+                    None => BlockOut {
+                        csv: Vec::with_capacity(BLOCK * 400),
+                        jsonl: Vec::with_capacity(BLOCK * 600),
+                        counts: ClusterCounts::default(),
+                        conflicts: 0,
+                    },
                 };
                 for &idx in &order[b * BLOCK..((b + 1) * BLOCK).min(order.len())] {
                     let account = loaded.accounts.table.get(idx);
@@ -300,8 +361,12 @@ pub fn segment(
                         checkpoint: &text.checkpoint,
                         rationale: &text.rationale,
                     };
-                    row.write_csv(&mut out.csv);
-                    row.write_jsonl(&mut out.jsonl);
+                    if formats.csv {
+                        row.write_csv(&mut out.csv);
+                    }
+                    if formats.jsonl {
+                        row.write_jsonl(&mut out.jsonl);
+                    }
                 }
                 if tx.send((b, out)).is_err() {
                     break;
@@ -314,10 +379,15 @@ pub fn segment(
         for (b, out) in rx {
             pending.insert(b, out);
             while let Some(out) = pending.remove(&want) {
-                csv.out.write_all(&out.csv).map_err(io(&csv_path))?;
-                jsonl.out.write_all(&out.jsonl).map_err(io(&jsonl_path))?;
+                if let Some(f) = csv.as_mut() {
+                    f.out.write_all(&out.csv).map_err(io(&csv_path))?;
+                }
+                if let Some(f) = jsonl.as_mut() {
+                    f.out.write_all(&out.jsonl).map_err(io(&jsonl_path))?;
+                }
                 counts.merge(&out.counts);
                 conflicts += out.conflicts;
+                let _ = ret_tx.send(out);
                 want += 1;
                 progress(
                     "assessing accounts",
@@ -353,8 +423,12 @@ pub fn segment(
         events_after_as_of: loaded.events_after_as_of,
     };
     let t = Clock::now();
-    csv.commit().map_err(io(&csv_path))?;
-    jsonl.commit().map_err(io(&jsonl_path))?;
+    if let Some(f) = csv {
+        f.commit().map_err(io(&csv_path))?;
+    }
+    if let Some(f) = jsonl {
+        f.commit().map_err(io(&jsonl_path))?;
+    }
     let p = out_dir.join("rejected_rows.csv");
     output::write_rejected(&p, &loaded.rejects.rows).map_err(io(&p))?;
     let p = out_dir.join("cluster_summary.json");

@@ -420,3 +420,27 @@ fn duplicate_accounts_are_rejected_naming_the_first() {
         ["First", "Other"]
     );
 }
+
+#[test]
+fn formats_choose_the_assignment_files() {
+    let d = bad_input_dir();
+    let out = d.path().join("o");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(d.path())
+            .args(["--as-of", "2026-11-01", "--formats", "csv", "--out"])
+            .arg(&out),
+    );
+    assert!(out.join("cluster_assignments.csv").is_file());
+    assert!(!out.join("cluster_assignments.jsonl").exists());
+    assert!(out.join("cluster_summary.json").is_file());
+    let o = abm()
+        .arg("segment")
+        .arg(d.path())
+        .args(["--formats", "xml"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format \"xml\""));
+}
