@@ -198,37 +198,39 @@ pub fn assess(
     }
 }
 
-/// The next promotion the decision table allows from here, and what it takes.
+/// The next promotion the decision table allows from here, and what it takes:
+/// `for Future Pipeline: a trigger, medium engagement (e.g. content_download) or 2 engaged
+/// contacts (has 0)`.
 fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<String> {
     let rank = cluster.rank()?;
     let tier = a.score.tier;
     let trig = a.has_triggers();
-    let mut options: Vec<(Cluster, String)> = Vec::new();
     let target = |lvl: EngagementLevel, t: bool| rules.decision.decide(tier, lvl, t).1;
     let higher = |c: Cluster| c.rank().is_some_and(|r| r > rank);
+    let mut options: Vec<(Cluster, String)> = Vec::new();
     if !trig && higher(target(a.level, true)) {
-        options.push((
-            target(a.level, true),
-            "a buying trigger (funding, expansion, intent surge, …)".into(),
-        ));
+        options.push((target(a.level, true), "a trigger".into()));
     }
-    for lvl in EngagementLevel::ALL.into_iter().filter(|l| *l > a.level) {
-        let c = target(lvl, trig);
-        if higher(c) {
-            let examples: Vec<&str> = rules.types_of(lvl).into_iter().take(3).collect();
-            let contacts_needed = match lvl {
-                EngagementLevel::High => Some(rules.high_contacts),
-                EngagementLevel::Medium => Some(rules.medium_contacts),
-                _ => None,
-            };
-            let mut text = format!("{lvl} engagement ({}", examples.join(", "));
-            if let Some(n) = contacts_needed {
-                let have = a.engaged_contacts;
-                let _ = write!(text, ", or {n} engaged contacts: has {have}");
-            }
-            text.push(')');
-            options.push((c, text));
-            break;
+    if let Some(lvl) = EngagementLevel::ALL
+        .into_iter()
+        .filter(|l| *l > a.level)
+        .find(|l| higher(target(*l, trig)))
+    {
+        let example = rules.types_of(lvl).into_iter().next().unwrap_or("");
+        options.push((
+            target(lvl, trig),
+            format!("{lvl} engagement (e.g. {example})"),
+        ));
+        let contacts = match lvl {
+            EngagementLevel::High => Some(rules.high_contacts),
+            EngagementLevel::Medium => Some(rules.medium_contacts),
+            _ => None,
+        };
+        if let Some(n) = contacts {
+            options.push((
+                target(lvl, trig),
+                format!("{n} engaged contacts (has {})", a.engaged_contacts),
+            ));
         }
     }
     let to = options.iter().map(|o| o.0).min_by_key(|c| c.rank())?;
@@ -237,7 +239,11 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
         .filter(|o| o.0 == to)
         .map(|o| o.1.as_str())
         .collect();
-    Some(format!("needs {} for {}", what.join(" or "), to.label()))
+    let list = match what.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => what.concat(),
+    };
+    Some(format!("for {}: {list}", to.label()))
 }
 
 /// Next actions depend on a handful of small facts; the bulk path renders each combination
@@ -792,12 +798,17 @@ mod tests {
         let a = run(&w, &act);
         let na = next_action(&w.rules, &a, a.cluster);
         assert!(na.starts_with("SDR:"), "{na}");
-        assert!(na.contains("for Active Focus"), "{na}");
-        assert!(na.contains("3 engaged contacts: has 1"), "{na}");
-        assert!(na.contains("trigger"), "{na}");
+        assert_eq!(
+            na,
+            "SDR: validate the challenge; for Active Focus: a trigger, high engagement (e.g. demo) \
+             or 3 engaged contacts (has 1)"
+        );
         let a = run(&w, &quiet());
         let na = next_action(&w.rules, &a, a.cluster);
-        assert!(na.contains("for Future Pipeline"), "{na}");
+        assert!(
+            na.contains("for Future Pipeline: a trigger, medium engagement"),
+            "{na}"
+        );
         let w = world(Tier::C);
         let mut act = quiet();
         act.events.push(("demo", "2026-10-02", "c1"));

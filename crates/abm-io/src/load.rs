@@ -856,7 +856,7 @@ struct Pending {
 }
 
 const MAX_BATCHED_ID: usize = 32;
-const BATCH: usize = 16;
+const BATCH: usize = 64;
 
 struct FoldCtx<'a> {
     src: &'a Source,
