@@ -301,10 +301,12 @@ fn demotion(
                     "af_inactivity".into(),
                     vec![Evidence::new(
                         "inactivity",
+                        // Stable across runs (no running day count): the evidence, and so
+                        // the signature a rejection remembers, is the date of the last event.
                         format!(
-                            "no Medium+ engagement for {} days (since {})",
-                            as_of.days_since(last),
-                            last.date_string()
+                            "no Medium+ engagement since {} ({}+ days)",
+                            last.date_string(),
+                            m.af_inactivity_days
                         ),
                         Some(last),
                     )],
@@ -330,9 +332,9 @@ fn demotion(
                     vec![Evidence::new(
                         "inactivity",
                         format!(
-                            "no engagement for {} days (since {})",
-                            as_of.days_since(last),
-                            last.date_string()
+                            "no engagement since {} ({}+ days)",
+                            last.date_string(),
+                            m.fp_inactivity_days
                         ),
                         Some(last),
                     )],
@@ -801,6 +803,28 @@ mod tests {
         let d = run(&c, "2026-10-11", Some(&s0));
         assert_eq!(d.movement, Movement::ProposedDemotion);
         assert_eq!(d.rule, "demotion: champion_left");
+    }
+
+    #[test]
+    fn rejected_inactivity_demotion_is_not_reopened_as_days_pass() {
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-06-01", ""));
+        let s0 = state(&run(&c, "2026-06-02", None), None);
+        let d = run(&c, "2026-08-31", Some(&s0));
+        let ProposalAction::Open(p) = d.proposal.clone() else { panic!("{d:?}") };
+        let mut s1 = state(&d, Some(&s0));
+        s1.pending = None;
+        s1.rejected.push(p.signature.clone());
+        // Later runs see the same evidence (no new event): the rejection holds.
+        for as_of in ["2026-09-01", "2026-10-15"] {
+            let d = run(&c, as_of, Some(&s1));
+            assert_eq!(d.proposal, ProposalAction::None, "{as_of}: {d:?}");
+            assert_eq!(d.cluster, Cluster::ActiveFocus);
+        }
+        // A new Medium+ event, then silence again: new evidence, a new proposal.
+        c.events.push(("email_reply", "2026-09-10", ""));
+        let d = run(&c, "2026-12-10", Some(&s1));
+        assert!(matches!(d.proposal, ProposalAction::Open(_)), "{d:?}");
     }
 
     #[test]

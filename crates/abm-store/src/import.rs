@@ -1,0 +1,442 @@
+//! `abm import`: accounts upserted by `account_id`, events and triggers appended idempotently
+//! (event identity = `event_id` when given, else a hash of the content; triggers by content
+//! hash), deals upserted by `deal_id`. All in one transaction; rows that fail validation are
+//! kept as [`Rejection`]s and never abort the others (unless `--strict`).
+
+use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::{ident, meta, set_meta, StoreError, Tx};
+use abm_core::{Instant, Rules};
+use abm_io::csv::Record;
+use abm_io::load::{
+    parse_deal, parse_event, parse_trigger, scan_seq, AccountLayout, EventCols, IdIndex,
+    LoadOptions, Rejection, Rejects,
+};
+use abm_io::source::Source;
+use abm_io::FileKind;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Rows per bulk statement.
+const BATCH_ROWS: usize = 2000;
+
+/// The files of one import.
+#[derive(Debug, Clone)]
+pub struct ImportInputs {
+    pub accounts: PathBuf,
+    pub engagement: Option<PathBuf>,
+    pub triggers: Option<PathBuf>,
+    pub deals: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub import_id: i64,
+    pub accounts_read: u64,
+    /// New or changed accounts.
+    pub accounts_changed: u64,
+    pub events_read: u64,
+    /// Events not already stored.
+    pub events_added: u64,
+    pub triggers_read: u64,
+    pub triggers_added: u64,
+    pub deals_read: u64,
+    pub deals_changed: u64,
+    pub rejected: u64,
+    /// `meta.data_version` after the import (unchanged when nothing was new).
+    pub data_version: i64,
+    #[serde(skip)]
+    pub rejects: Rejects,
+}
+
+impl ImportReport {
+    pub fn changed_anything(&self) -> bool {
+        self.accounts_changed + self.events_added + self.triggers_added + self.deals_changed > 0
+    }
+}
+
+fn reject(src: &Source, rec: &Record<'_>, column: &str, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        file: src.name.clone(),
+        line: rec.line,
+        column: column.to_string(),
+        reason: reason.into(),
+        record: rec.raw_text(),
+    }
+}
+
+fn field<'a>(src: &Source, rec: &Record<'a>, col: Option<usize>, name: &str) -> Result<&'a str, Rejection> {
+    match col {
+        None => Ok(""),
+        Some(c) => rec.str(c).map_err(|_| reject(src, rec, name, "not valid UTF-8")),
+    }
+}
+
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Collects rows and flushes them in bulk; a database error stops the scan and is kept.
+struct Sink {
+    into: &'static str,
+    suffix: &'static str,
+    batch: Batch,
+    affected: u64,
+    error: Option<StoreError>,
+}
+
+impl Sink {
+    fn new(into: &'static str, ncols: usize, suffix: &'static str) -> Sink {
+        Sink {
+            into,
+            suffix,
+            batch: Batch::new(ncols),
+            affected: 0,
+            error: None,
+        }
+    }
+
+    fn maybe_flush(&mut self, conn: &mut dyn Conn) {
+        if self.batch.rows() >= BATCH_ROWS || self.batch.weight() > 8 << 20 {
+            self.flush(conn);
+        }
+    }
+
+    fn flush(&mut self, conn: &mut dyn Conn) {
+        if self.error.is_some() || self.batch.is_empty() {
+            self.batch.clear();
+            return;
+        }
+        match conn.insert_batch(self.into, &self.batch, self.suffix) {
+            Ok(n) => self.affected += n,
+            Err(e) => self.error = Some(e),
+        }
+        self.batch.clear();
+    }
+
+    fn finish(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
+        self.flush(conn);
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.affected),
+        }
+    }
+}
+
+/// A JSON object of `(column, value)` pairs in column order.
+fn fields_json(names: &[String], values: &[&str]) -> String {
+    struct Obj<'a>(&'a [String], &'a [&'a str]);
+    impl Serialize for Obj<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().zip(self.1.iter()))
+        }
+    }
+    serde_json::to_string(&Obj(names, values)).expect("strings serialize")
+}
+
+pub(crate) fn import(
+    conn: &mut dyn Conn,
+    inputs: &ImportInputs,
+    opts: &LoadOptions<'_>,
+) -> Result<ImportReport, StoreError> {
+    let rules = Rules::compile(opts.config, Instant(0))?;
+    let mut tx = Tx::begin(conn, TxMode::Write)?;
+    let now = crate::wall_clock().to_string();
+    let sources = serde_json::json!({
+        "accounts": inputs.accounts.display().to_string(),
+        "engagement": inputs.engagement.as_ref().map(|p| p.display().to_string()),
+        "triggers": inputs.triggers.as_ref().map(|p| p.display().to_string()),
+        "deals": inputs.deals.as_ref().map(|p| p.display().to_string()),
+    })
+    .to_string();
+    let import_id = tx
+        .query_one(
+            "INSERT INTO imports (created_at, sources, accounts_read, accounts_changed, events_read,
+                events_added, triggers_read, triggers_added, deals_read, deals_changed, rejected,
+                data_version)
+             VALUES (?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) RETURNING id",
+            &[Value::Text(&now), Value::Text(&sources)],
+            |r| r.i(0),
+        )?
+        .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+    let mut rep = ImportReport {
+        import_id,
+        ..Default::default()
+    };
+    let mut rejects = Rejects::default();
+
+    // Accounts.
+    let src = opts.open(&inputs.accounts, FileKind::Accounts)?;
+    let layout = AccountLayout::of(&src);
+    let names: Vec<String> = layout.schema.columns().to_vec();
+    let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
+    let mut next_pos = tx.scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns", &[])?;
+    for n in &names {
+        if !known.contains(n) {
+            next_pos += 1;
+            tx.execute(
+                "INSERT INTO account_columns (position, name) VALUES (?, ?)",
+                &[Value::Int(next_pos), Value::Text(n)],
+            )?;
+        }
+    }
+    let name_col = layout.schema.index_of("name");
+    let mut sink = Sink::new(
+        "accounts (account_id, name, fields, employees, annual_revenue, icp_score, icp_tier,
+            founded_year, row_hash, import_id)",
+        10,
+        "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, fields = excluded.fields,
+            employees = excluded.employees, annual_revenue = excluded.annual_revenue,
+            icp_score = excluded.icp_score, icp_tier = excluded.icp_tier,
+            founded_year = excluded.founded_year, row_hash = excluded.row_hash,
+            import_id = excluded.import_id
+         WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
+    );
+    let mut seen = IdIndex::default();
+    rep.accounts_read = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let mut vals: Vec<&str> = Vec::with_capacity(names.len());
+            let f = layout.parse(src, rec, &mut vals)?;
+            if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
+                return Err(reject(
+                    src,
+                    rec,
+                    "account_id",
+                    format!("duplicate account_id {:?} (first at line {first})", vals[0]),
+                ));
+            }
+            let fields = fields_json(&names, &vals);
+            let hash = ident(&[fields.as_bytes()]);
+            sink.batch
+                .text(vals[0])
+                .text(name_col.map(|c| vals[c]).unwrap_or(""))
+                .text(&fields)
+                .opt_real(f.employees)
+                .opt_real(f.annual_revenue)
+                .opt_real(f.icp_score)
+                .opt_text(f.icp_tier.map(|t| t.as_str()))
+                .opt_int(f.founded_year.map(|y| y as i64))
+                .blob(&hash)
+                .int(import_id);
+            sink.maybe_flush(&mut *tx);
+            Ok(())
+        },
+        &mut rejects,
+    )?;
+    drop(seen);
+    rep.accounts_changed = sink.finish(&mut *tx)?;
+
+    // account_id → accounts.id, for the other files.
+    let mut index = IdIndex::default();
+    tx.query_each("SELECT id, account_id FROM accounts", &[], &mut |r| {
+        let id = r.i(0)?;
+        let key = r.s(1)?;
+        let id = u32::try_from(id)
+            .map_err(|_| StoreError::Corrupt(format!("account row id {id} exceeds u32")))?;
+        let _ = index.insert(key.as_bytes(), id);
+        Ok(())
+    })?;
+
+    if let Some(path) = &inputs.engagement {
+        let src = opts.open(path, FileKind::Engagement)?;
+        let cols = EventCols::of(&src.projection);
+        let mut sink = Sink::new(
+            "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
+            8,
+            "ON CONFLICT (ident) DO NOTHING",
+        );
+        let mut micros = String::new();
+        rep.events_read = scan_seq(
+            src,
+            opts,
+            |src, rec| {
+                let ev = parse_event(src, rec, &cols, &rules, &index)?;
+                let contact = std::str::from_utf8(ev.contact)
+                    .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
+                let event_id = field(src, rec, cols.event_id, "event_id")?;
+                let detail = field(src, rec, cols.detail, "detail")?;
+                let ty = rules.event_name(ev.code);
+                let account_id = rec.get(cols.account_id).trim_ascii();
+                let id = if event_id.is_empty() {
+                    micros.clear();
+                    micros.push_str(&ev.at.0.to_string());
+                    ident(&[
+                        b"content",
+                        account_id,
+                        micros.as_bytes(),
+                        ty.as_bytes(),
+                        contact.as_bytes(),
+                        detail.as_bytes(),
+                    ])
+                } else {
+                    ident(&[b"event_id", event_id.as_bytes()])
+                };
+                sink.batch
+                    .blob(&id)
+                    .int(ev.account as i64)
+                    .int(ev.at.0)
+                    .text(ty)
+                    .text(contact)
+                    .opt_text(nonempty(event_id))
+                    .opt_text(nonempty(detail))
+                    .int(import_id);
+                sink.maybe_flush(&mut *tx);
+                Ok(())
+            },
+            &mut rejects,
+        )?;
+        rep.events_added = sink.finish(&mut *tx)?;
+    }
+
+    if let Some(path) = &inputs.triggers {
+        let src = opts.open(path, FileKind::Triggers)?;
+        let mut sink = Sink::new(
+            "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
+            8,
+            "ON CONFLICT (ident) DO NOTHING",
+        );
+        rep.triggers_read = scan_seq(
+            src,
+            opts,
+            |src, rec| {
+                let t = parse_trigger(src, rec, &rules, &index)?;
+                let p = &src.projection;
+                let account_id = field(src, rec, p.slots[0], "account_id")?;
+                let source = field(src, rec, p.slots[3], "source")?;
+                let strength = field(src, rec, p.slots[5], "strength")?;
+                let ty = rules.trigger_name(t.code);
+                let at = t.at.0.to_string();
+                let id = ident(&[
+                    b"trigger",
+                    account_id.as_bytes(),
+                    at.as_bytes(),
+                    ty.as_bytes(),
+                    source.as_bytes(),
+                    t.headline.as_bytes(),
+                    strength.as_bytes(),
+                ]);
+                sink.batch
+                    .blob(&id)
+                    .int(t.account as i64)
+                    .int(t.at.0)
+                    .text(ty)
+                    .opt_text(nonempty(source))
+                    .opt_text(nonempty(&t.headline))
+                    .opt_real(strength.parse::<f64>().ok())
+                    .int(import_id);
+                sink.maybe_flush(&mut *tx);
+                Ok(())
+            },
+            &mut rejects,
+        )?;
+        rep.triggers_added = sink.finish(&mut *tx)?;
+    }
+
+    if let Some(path) = &inputs.deals {
+        let src = opts.open(path, FileKind::Deals)?;
+        let mut sink = Sink::new(
+            "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
+                outcome, product, owner, row_hash, import_id)",
+            12,
+            "ON CONFLICT (deal_id) DO UPDATE SET account = excluded.account,
+                stage = excluded.stage, amount = excluded.amount,
+                created_at = excluded.created_at, closed_at = excluded.closed_at,
+                last_stage_change_at = excluded.last_stage_change_at,
+                outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+                row_hash = excluded.row_hash, import_id = excluded.import_id
+             WHERE deals.row_hash IS DISTINCT FROM excluded.row_hash",
+        );
+        let mut seen = IdIndex::default();
+        rep.deals_read = scan_seq(
+            src,
+            opts,
+            |src, rec| {
+                let d = parse_deal(src, rec, &index)?;
+                if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
+                    return Err(reject(
+                        src,
+                        rec,
+                        "deal_id",
+                        format!("duplicate deal_id {:?} (first at line {first})", d.deal_id),
+                    ));
+                }
+                let p = &src.projection;
+                let product = field(src, rec, p.slots[8], "product")?;
+                let owner = field(src, rec, p.slots[9], "owner")?;
+                let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
+                let hash = ident(&[
+                    d.deal_id.as_bytes(),
+                    (d.account as u64).to_string().as_bytes(),
+                    d.stage.as_bytes(),
+                    d.amount.map(|a| a.to_string()).unwrap_or_default().as_bytes(),
+                    t(Some(d.created_at)).as_bytes(),
+                    t(d.closed_at).as_bytes(),
+                    t(d.last_stage_change_at).as_bytes(),
+                    d.outcome.as_str().as_bytes(),
+                    product.as_bytes(),
+                    owner.as_bytes(),
+                ]);
+                sink.batch
+                    .text(&d.deal_id)
+                    .int(d.account as i64)
+                    .text(&d.stage)
+                    .opt_real(d.amount)
+                    .int(d.created_at.0)
+                    .opt_int(d.closed_at.map(|v| v.0))
+                    .opt_int(d.last_stage_change_at.map(|v| v.0))
+                    .text(d.outcome.as_str())
+                    .opt_text(nonempty(product))
+                    .opt_text(nonempty(owner))
+                    .blob(&hash)
+                    .int(import_id);
+                sink.maybe_flush(&mut *tx);
+                Ok(())
+            },
+            &mut rejects,
+        )?;
+        rep.deals_changed = sink.finish(&mut *tx)?;
+    }
+
+    rep.rejected = rejects.len() as u64;
+    rep.data_version = meta(&mut *tx, "data_version")?;
+    if rep.changed_anything() {
+        rep.data_version += 1;
+        set_meta(&mut *tx, "data_version", rep.data_version)?;
+    }
+    let counts = [
+        rep.accounts_read,
+        rep.accounts_changed,
+        rep.events_read,
+        rep.events_added,
+        rep.triggers_read,
+        rep.triggers_added,
+        rep.deals_read,
+        rep.deals_changed,
+        rep.rejected,
+    ];
+    let mut params: Vec<Value<'_>> = counts.iter().map(|&c| Value::Int(c as i64)).collect();
+    params.push(Value::Int(rep.data_version));
+    params.push(Value::Int(import_id));
+    tx.execute(
+        "UPDATE imports SET accounts_read = ?, accounts_changed = ?, events_read = ?,
+            events_added = ?, triggers_read = ?, triggers_added = ?, deals_read = ?,
+            deals_changed = ?, rejected = ?, data_version = ?
+         WHERE id = ?",
+        &params,
+    )?;
+    tx.commit()?;
+    rep.rejects = rejects;
+    Ok(rep)
+}
+
+impl crate::Store {
+    /// Import the given files in one transaction.
+    pub fn import(
+        &mut self,
+        inputs: &ImportInputs,
+        opts: &LoadOptions<'_>,
+    ) -> Result<ImportReport, StoreError> {
+        import(self.conn(), inputs, opts)
+    }
+}

@@ -1,0 +1,106 @@
+//! The migration runner: numbered SQL files per backend, applied in order inside one write
+//! transaction, each recorded with its checksum. An applied migration whose text changed is an
+//! error: migrations are never edited once released (add a new one instead).
+
+use crate::db::{Conn, ConnExt, RowExt, TxMode, Value};
+use crate::{StoreError, Tx};
+
+pub(crate) fn checksum(sql: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), StoreError> {
+    let mut tx = Tx::begin(conn, TxMode::Write)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    BIGINT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            checksum   TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )",
+    )?;
+    let applied = tx.query_all(
+        "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
+        &[],
+        |r| Ok((r.i(0)?, r.string(1)?, r.string(2)?)),
+    )?;
+    if let Some((v, ..)) = applied.last() {
+        if *v > list.len() as i64 {
+            return Err(StoreError::SchemaTooNew {
+                found: *v,
+                known: list.len() as i64,
+            });
+        }
+    }
+    for (i, (name, sql)) in list.iter().enumerate() {
+        let version = i as i64 + 1;
+        let sum = checksum(sql);
+        match applied.iter().find(|a| a.0 == version) {
+            Some((_, _, recorded)) if *recorded == sum => continue,
+            Some(_) => {
+                return Err(StoreError::MigrationEdited {
+                    version,
+                    name: name.to_string(),
+                })
+            }
+            None => {
+                tx.batch_execute(sql)?;
+                let now = crate::wall_clock().to_string();
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                    &[
+                        Value::Int(version),
+                        Value::Text(name),
+                        Value::Text(&sum),
+                        Value::Text(&now),
+                    ],
+                )?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released migrations are frozen: if this fails, you edited one. Add a new migration
+    /// instead, and append its checksum here.
+    #[test]
+    fn released_migrations_are_never_edited() {
+        let frozen_sqlite = ["SQLITE_0001"];
+        let frozen_pg = ["PG_0001"];
+        for (list, frozen) in [
+            (crate::sqlite::MIGRATIONS, &frozen_sqlite),
+            (crate::postgres::MIGRATIONS, &frozen_pg),
+        ] {
+            for (i, sum) in frozen.iter().enumerate() {
+                assert_eq!(&checksum(list[i].1), sum, "migration {} was edited", list[i].0);
+            }
+            assert_eq!(list.len(), frozen.len(), "freeze the new migration's checksum here");
+        }
+    }
+
+    #[test]
+    fn migrations_run_once_and_detect_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let url = path.to_str().unwrap();
+        let mut s = crate::Store::open(url).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 1);
+        drop(s);
+        s = crate::Store::open(url).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 1);
+        s.conn()
+            .execute("UPDATE schema_migrations SET checksum = 'x'", &[])
+            .unwrap();
+        drop(s);
+        let err = crate::Store::open(url).err().unwrap().to_string();
+        assert!(err.contains("never be edited"), "{err}");
+    }
+}

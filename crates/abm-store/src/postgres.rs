@@ -1,0 +1,255 @@
+//! PostgreSQL backend (sync `postgres` crate, no TLS): writers serialize on one
+//! `pg_advisory_xact_lock`; bulk rows go as multi-row `VALUES` statements of up to 1,000 rows.
+
+use crate::db::{numbered_placeholders, values_list, Backend, Batch, Conn, Row, TxMode, Value};
+use crate::StoreError;
+use bytes::BytesMut;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
+use std::error::Error;
+use std::time::Duration;
+
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+/// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).
+const WRITER_LOCK: i64 = 0x0061_626d;
+
+pub struct Postgres {
+    client: Client,
+    stmts: HashMap<String, Statement>,
+    lock_timeout: Duration,
+}
+
+type BoxErr = Box<dyn Error + Sync + Send>;
+
+impl ToSql for Value<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErr> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::FLOAT8 => (v as f64).to_sql(ty, out),
+                Type::BOOL => (v != 0).to_sql(ty, out),
+                _ => v.to_string().as_str().to_sql(ty, out),
+            },
+            Value::Real(v) => match *ty {
+                Type::FLOAT4 => (v as f32).to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Any integer column.
+struct AnyInt(i64);
+
+impl<'a> FromSql<'a> for AnyInt {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<AnyInt, BoxErr> {
+        Ok(AnyInt(match *ty {
+            Type::INT2 => i16::from_sql(ty, raw)? as i64,
+            Type::INT4 => i32::from_sql(ty, raw)? as i64,
+            Type::FLOAT8 => f64::from_sql(ty, raw)? as i64,
+            Type::BOOL => bool::from_sql(ty, raw)? as i64,
+            _ => i64::from_sql(ty, raw)?,
+        }))
+    }
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT8 | Type::BOOL
+        )
+    }
+}
+
+struct AnyReal(f64);
+
+impl<'a> FromSql<'a> for AnyReal {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<AnyReal, BoxErr> {
+        Ok(AnyReal(match *ty {
+            Type::INT2 => i16::from_sql(ty, raw)? as f64,
+            Type::INT4 => i32::from_sql(ty, raw)? as f64,
+            Type::INT8 => i64::from_sql(ty, raw)? as f64,
+            Type::FLOAT4 => f32::from_sql(ty, raw)? as f64,
+            _ => f64::from_sql(ty, raw)?,
+        }))
+    }
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT4 | Type::FLOAT8
+        )
+    }
+}
+
+fn pg_err(e: postgres::Error) -> StoreError {
+    StoreError::Postgres(e)
+}
+
+impl Postgres {
+    pub fn open(url: &str, lock_timeout: Duration) -> Result<Postgres, StoreError> {
+        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+            url: crate::redact(url),
+            reason: e.to_string(),
+        })?;
+        Ok(Postgres {
+            client,
+            stmts: HashMap::new(),
+            lock_timeout,
+        })
+    }
+
+    fn stmt(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .prepare(&numbered_placeholders(sql))
+            .map_err(pg_err)?;
+        self.stmts.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn busy(&self, e: postgres::Error) -> StoreError {
+        if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            return StoreError::Busy {
+                waited: self.lock_timeout,
+            };
+        }
+        pg_err(e)
+    }
+}
+
+struct PgRow<'a>(&'a postgres::Row);
+
+impl Row for PgRow<'_> {
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .0
+            .try_get::<_, Option<AnyInt>>(i)
+            .map_err(pg_err)?
+            .map(|v| v.0))
+    }
+    fn real(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .0
+            .try_get::<_, Option<AnyReal>>(i)
+            .map_err(pg_err)?
+            .map(|v| v.0))
+    }
+    fn text(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        self.0.try_get::<_, Option<&str>>(i).map_err(pg_err)
+    }
+    fn blob(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        self.0.try_get::<_, Option<&[u8]>>(i).map_err(pg_err)
+    }
+}
+
+impl Conn for Postgres {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn begin(&mut self, mode: TxMode) -> Result<(), StoreError> {
+        match mode {
+            TxMode::Write => {
+                let ms = self.lock_timeout.as_millis().max(1);
+                self.client.batch_execute("BEGIN").map_err(pg_err)?;
+                self.client
+                    .batch_execute(&format!(
+                        "SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({WRITER_LOCK});"
+                    ))
+                    .map_err(|e| {
+                        let err = self.busy(e);
+                        let _ = self.client.batch_execute("ROLLBACK");
+                        err
+                    })
+            }
+            TxMode::Read => self
+                .client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .map_err(pg_err),
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("COMMIT").map_err(pg_err)
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("ROLLBACK").map_err(pg_err)
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.client.batch_execute(sql).map_err(pg_err)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64, StoreError> {
+        let st = self.stmt(sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
+        self.client.execute(&st, &refs).map_err(pg_err)
+    }
+
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+        f: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let st = self.stmt(sql)?;
+        let mut rows = self.client.query_raw(&st, params.iter()).map_err(pg_err)?;
+        while let Some(r) = rows.next().map_err(pg_err)? {
+            f(&PgRow(&r))?;
+        }
+        Ok(())
+    }
+
+    fn insert_batch(
+        &mut self,
+        into: &str,
+        batch: &Batch,
+        suffix: &str,
+    ) -> Result<u64, StoreError> {
+        let per = (60_000 / batch.ncols()).clamp(1, 1000);
+        let mut n = 0;
+        let mut from = 0;
+        while from < batch.rows() {
+            let to = (from + per).min(batch.rows());
+            let sql = format!(
+                "INSERT INTO {into} VALUES {} {suffix}",
+                values_list(batch.ncols(), to - from)
+            );
+            let vals = batch.values(from, to);
+            let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|v| v as _).collect();
+            n += if to - from == per {
+                // Full chunks reuse one prepared statement; the last, shorter one is one-off.
+                let st = self.stmt(&sql)?;
+                self.client.execute(&st, &refs)
+            } else {
+                self.client.execute(numbered_placeholders(&sql).as_str(), &refs)
+            }
+            .map_err(pg_err)?;
+            from = to;
+        }
+        Ok(n)
+    }
+
+    fn bytewise(&self) -> &'static str {
+        " COLLATE \"C\""
+    }
+}

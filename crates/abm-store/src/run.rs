@@ -1,0 +1,840 @@
+//! `abm run --as-of T`: evaluate every stored account against its previous *effective* state
+//! (SPEC §4.5) and record the result, all in one transaction:
+//!
+//! 1. load accounts, engagement (folded with `EngagementState::observe`), triggers in their
+//!    window, deals, each account's prior state, pending and rejected proposals;
+//! 2. per account (on every core): `abm_core::assess` then `abm_core::movement::decide`;
+//! 3. write the snapshot rows, movements, checkpoint changes (open / keep / close per
+//!    `ProposalAction`, conflicts not duplicated while pending, one capacity item per run), and
+//!    the new per-account state.
+//!
+//! Nothing here decides a cluster: the rules are `abm-core`'s.
+
+use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::{meta, set_meta, StoreError, Tx};
+use abm_core::account::{AccountSchema, AccountTable, Firmographics};
+use abm_core::assess::{self, assess, Facts};
+use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
+use abm_core::movement::{decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind};
+use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
+use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
+use abm_io::load::ByAccount;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+const BLOCK: usize = 4096;
+const FLUSH_ROWS: usize = 1000;
+
+pub struct RunOptions<'a> {
+    pub as_of: Instant,
+    pub threads: usize,
+    /// One-line status messages (stderr in the CLI).
+    pub log: &'a (dyn Fn(&str) + Sync),
+    /// (what, done, total).
+    pub progress: &'a (dyn Fn(&str, u64, u64) + Sync),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub as_of: Instant,
+    pub config_hash: String,
+    pub accounts: u64,
+    pub counts: ClusterCounts,
+    pub capacity: CapacityStatus,
+    pub promotions: u64,
+    pub demotions: u64,
+    pub proposals_opened: u64,
+    pub checkpoints_opened: u64,
+    pub checkpoints_closed: u64,
+    pub events_read: u64,
+    pub events_after_as_of: u64,
+    /// Events whose type the current config does not know (ignored).
+    pub events_unknown_type: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum RunOutcome {
+    Done(RunReport),
+    /// Same as_of, data, config and review state as run `run`: nothing recorded.
+    Unchanged { run: i64, as_of: Instant },
+}
+
+/// What one worker computed for one account.
+struct Computed {
+    idx: AccountIdx,
+    d: Decision,
+    tier: Tier,
+    score: f64,
+    level: &'static str,
+    has_triggers: bool,
+    evidence: String,
+    promotion_triggers: String,
+    micro_segment: String,
+    next_action: String,
+    rationale: String,
+    conflicts: Vec<String>,
+}
+
+struct Loaded {
+    table: AccountTable,
+    /// accounts.id of each AccountIdx.
+    ids: Vec<i64>,
+    priors: Vec<Option<PriorState>>,
+    pending_proposal: Vec<Option<i64>>,
+    pending_conflict: Vec<Option<i64>>,
+    /// Signatures of conflicts a reviewer already decided: not re-opened on the same evidence.
+    decided_conflicts: HashMap<usize, Vec<String>>,
+    states: Vec<EngagementState>,
+    signals: ByAccount<Signal>,
+    triggers: ByAccount<Trigger>,
+    deals: ByAccount<Deal>,
+    events_read: u64,
+    events_after: u64,
+    events_unknown: u64,
+}
+
+fn cluster(s: &str) -> Result<Cluster, StoreError> {
+    Cluster::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown cluster {s:?}")))
+}
+
+fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
+    map.get(usize::try_from(id).ok()?).copied().filter(|&i| i != u32::MAX)
+}
+
+fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
+    let mut names = conn.query_all("SELECT name FROM account_columns ORDER BY position", &[], |r| r.string(0))?;
+    names.retain(|n| n != "account_id");
+    let schema = AccountSchema::new(names);
+    let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
+    if n == 0 {
+        return Err(StoreError::NoAccounts);
+    }
+    let max_id = conn.scalar("SELECT CAST(MAX(id) AS BIGINT) FROM accounts", &[])?;
+    let mut id_map = vec![u32::MAX; max_id as usize + 1];
+    let mut table = AccountTable::new(schema.clone());
+    table.reserve(n, n * 64);
+    let mut ids = Vec::with_capacity(n);
+    let cols = schema.columns().to_vec();
+    let mut vals: Vec<String> = Vec::new();
+    (opts.log)(&format!("loading {n} accounts"));
+    conn.query_each(
+        "SELECT id, account_id, fields, employees, annual_revenue, icp_score, icp_tier, founded_year
+         FROM accounts ORDER BY id",
+        &[],
+        &mut |r| {
+            let id = r.i(0)?;
+            let mut fields: HashMap<String, String> = serde_json::from_str(r.s(2)?)
+                .map_err(|e| StoreError::Corrupt(format!("accounts.fields of id {id}: {e}")))?;
+            vals.clear();
+            vals.push(r.string(1)?);
+            for c in &cols[1..] {
+                vals.push(fields.remove(c).unwrap_or_default());
+            }
+            let f = Firmographics {
+                employees: r.real(3)?,
+                annual_revenue: r.real(4)?,
+                icp_score: r.real(5)?,
+                icp_tier: r.text(6)?.and_then(Tier::parse),
+                founded_year: r.int(7)?.map(|v| v as i32),
+            };
+            let idx = table.push(vals.iter().map(String::as_str), &f, id as u64);
+            id_map[id as usize] = idx;
+            ids.push(id);
+            Ok(())
+        },
+    )?;
+
+    let mut priors: Vec<Option<PriorState>> = vec![None; n];
+    conn.query_each(
+        "SELECT account, cluster, entered_at, floor FROM account_state",
+        &[],
+        &mut |r| {
+            if let Some(i) = idx_of(&id_map, r.i(0)?) {
+                priors[i as usize] = Some(PriorState {
+                    cluster: cluster(r.s(1)?)?,
+                    entered_at: Instant(r.i(2)?),
+                    floor: r.int(3)?.map(Instant).unwrap_or(Instant::MIN),
+                    pending: None,
+                    rejected: Vec::new(),
+                });
+            }
+            Ok(())
+        },
+    )?;
+    let mut pending_proposal = vec![None; n];
+    let mut pending_conflict = vec![None; n];
+    let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
+    conn.query_each(
+        "SELECT id, account, kind, from_cluster, to_cluster, rule, signature, status
+         FROM checkpoints WHERE account IS NOT NULL AND status IN ('pending', 'rejected', 'approved')",
+        &[],
+        &mut |r| {
+            let Some(i) = idx_of(&id_map, r.i(1)?) else {
+                return Ok(());
+            };
+            let i = i as usize;
+            let kind = r.s(2)?;
+            let status = r.s(7)?;
+            let pending = status == "pending";
+            if kind == "conflict" {
+                if pending {
+                    pending_conflict[i] = Some(r.i(0)?);
+                } else {
+                    decided_conflicts
+                        .entry(i)
+                        .or_default()
+                        .push(r.opt_string(6)?.unwrap_or_default());
+                }
+                return Ok(());
+            }
+            if status == "approved" {
+                return Ok(());
+            }
+            let Some(kind) = ProposalKind::parse(kind) else {
+                return Ok(());
+            };
+            let Some(prior) = priors[i].as_mut() else {
+                return Ok(());
+            };
+            let signature = r.opt_string(6)?.unwrap_or_default();
+            if pending {
+                prior.pending = Some(Proposal {
+                    kind,
+                    from: cluster(r.text(3)?.unwrap_or(""))?,
+                    to: cluster(r.text(4)?.unwrap_or(""))?,
+                    rule: r.opt_string(5)?.unwrap_or_default(),
+                    signature,
+                });
+                pending_proposal[i] = Some(r.i(0)?);
+            } else {
+                prior.rejected.push(signature);
+            }
+            Ok(())
+        },
+    )?;
+
+    // Engagement: every stored event up to as_of, folded per account (the fold ignores what
+    // falls outside each window and before each account's floor, exactly as `segment` does).
+    (opts.log)("folding engagement events");
+    let floors: Vec<Instant> = priors
+        .iter()
+        .map(|p| p.as_ref().map(|p| p.floor).unwrap_or(Instant::MIN))
+        .collect();
+    let mut states = vec![EngagementState::default(); n];
+    let mut signals = Vec::new();
+    let (mut read, mut after, mut unknown) = (0u64, 0u64, 0u64);
+    conn.query_each(
+        "SELECT account, occurred_at, type, contact_id FROM events",
+        &[],
+        &mut |r| {
+            read += 1;
+            if read % 1_000_000 == 0 {
+                (opts.progress)("folding events", read, 0);
+            }
+            let Some(i) = idx_of(&id_map, r.i(0)?) else {
+                return Ok(());
+            };
+            let at = Instant(r.i(1)?);
+            let Some(code) = rules.events.lookup(r.s(2)?.as_bytes()) else {
+                unknown += 1;
+                return Ok(());
+            };
+            let contact = r.s(3)?.as_bytes();
+            match states[i as usize].observe(rules, code, at, contact, floors[i as usize]) {
+                Verdict::Signal { .. } => signals.push(Signal {
+                    account: i,
+                    code,
+                    at,
+                }),
+                Verdict::AfterAsOf => after += 1,
+                _ => {}
+            }
+            Ok(())
+        },
+    )?;
+    signals.sort_by_key(|s| (s.account, s.at, s.code));
+
+    let mut triggers = Vec::new();
+    conn.query_each(
+        "SELECT account, occurred_at, type, headline FROM triggers
+         WHERE occurred_at >= ? AND occurred_at <= ?",
+        &[Value::Int(rules.trigger_from.0), Value::Int(rules.as_of.0)],
+        &mut |r| {
+            let Some(i) = idx_of(&id_map, r.i(0)?) else {
+                return Ok(());
+            };
+            if let Some(code) = rules.triggers.lookup(r.s(2)?.as_bytes()) {
+                triggers.push(Trigger {
+                    account: i,
+                    code,
+                    at: Instant(r.i(1)?),
+                    headline: r.opt_string(3)?.unwrap_or_default(),
+                });
+            }
+            Ok(())
+        },
+    )?;
+    triggers.sort_by(|a, b| a.account.cmp(&b.account).then(b.at.cmp(&a.at)).then(a.code.cmp(&b.code)));
+
+    let mut deals = Vec::new();
+    conn.query_each(
+        "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome
+         FROM deals",
+        &[],
+        &mut |r| {
+            let Some(i) = idx_of(&id_map, r.i(0)?) else {
+                return Ok(());
+            };
+            deals.push(Deal {
+                account: i,
+                deal_id: r.string(1)?,
+                stage: r.string(2)?,
+                amount: r.real(3)?,
+                created_at: Instant(r.i(4)?),
+                closed_at: r.int(5)?.map(Instant),
+                last_stage_change_at: r.int(6)?.map(Instant),
+                outcome: DealOutcome::parse(r.s(7)?)
+                    .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
+            });
+            Ok(())
+        },
+    )?;
+    deals.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+
+    Ok(Loaded {
+        table,
+        ids,
+        priors,
+        pending_proposal,
+        pending_conflict,
+        decided_conflicts,
+        states,
+        signals: ByAccount::new(signals, n, |s| s.account),
+        triggers: ByAccount::new(triggers, n, |t| t.account),
+        deals: ByAccount::new(deals, n, |d| d.account),
+        events_read: read,
+        events_after: after,
+        events_unknown: unknown,
+    })
+}
+
+fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> Computed {
+    let account = l.table.get(idx);
+    let prior = l.priors[idx as usize].as_ref();
+    let facts = Facts {
+        engagement: &l.states[idx as usize],
+        triggers: l.triggers.of(idx),
+        deals: l.deals.of(idx),
+        signals: l.signals.of(idx),
+        floor: prior.map(|p| p.floor).unwrap_or(Instant::MIN),
+    };
+    let a = assess(rules, model, &account, &facts, false);
+    let d = decide(rules, prior, &a, &facts);
+    let c = d.cluster;
+    Computed {
+        idx,
+        tier: a.score.tier,
+        score: a.score.score,
+        level: a.level.as_str(),
+        has_triggers: a.has_triggers(),
+        evidence: serde_json::to_string(&d.evidence).expect("evidence serializes"),
+        promotion_triggers: assess::promotion_triggers(rules, &a),
+        micro_segment: if c == Cluster::FuturePipeline {
+            assess::micro_segment(rules, &account, &a, &facts)
+        } else {
+            String::new()
+        },
+        next_action: assess::next_action(rules, &a, c),
+        rationale: assess::rationale(rules, &a, &facts),
+        conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
+        d,
+    }
+}
+
+/// Interned texts (`texts` table).
+struct Texts(HashMap<String, i64>);
+
+impl Texts {
+    fn load(conn: &mut dyn Conn) -> Result<Texts, StoreError> {
+        let mut m = HashMap::new();
+        conn.query_each("SELECT id, text FROM texts", &[], &mut |r| {
+            m.insert(r.string(1)?, r.i(0)?);
+            Ok(())
+        })?;
+        Ok(Texts(m))
+    }
+
+    fn id(&mut self, conn: &mut dyn Conn, s: &str) -> Result<i64, StoreError> {
+        if let Some(&id) = self.0.get(s) {
+            return Ok(id);
+        }
+        let id = conn
+            .query_one("INSERT INTO texts (text) VALUES (?) RETURNING id", &[Value::Text(s)], |r| r.i(0))?
+            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+        self.0.insert(s.to_string(), id);
+        Ok(id)
+    }
+}
+
+/// The run's writes, batched.
+struct Writer {
+    run: i64,
+    as_of: Instant,
+    now: String,
+    actor: String,
+    snapshots: Batch,
+    movements: Batch,
+    checkpoints: Batch,
+    decisions: Batch,
+    states: Batch,
+    closed: u64,
+    opened: u64,
+}
+
+const SNAPSHOTS: &str = "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
+    score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
+    checkpoint, rationale)";
+const MOVEMENTS: &str = "movements (run, account, as_of, from_cluster, to_cluster, direction, rule,
+    evidence, checkpoint, created_at)";
+const CHECKPOINTS: &str = "checkpoints (kind, account, run, as_of, from_cluster, to_cluster, rule, signature,
+    evidence, status, created_at)";
+const DECISIONS: &str = "decisions (checkpoint, action, actor, comment, decided_at, run)";
+const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run)";
+const STATES_UPSERT: &str = "ON CONFLICT (account) DO UPDATE SET cluster = excluded.cluster,
+    entered_at = excluded.entered_at, floor = excluded.floor, updated_run = excluded.updated_run";
+
+impl Writer {
+    fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
+        for (into, b, suffix) in [
+            (SNAPSHOTS, &mut self.snapshots, ""),
+            (MOVEMENTS, &mut self.movements, ""),
+            (CHECKPOINTS, &mut self.checkpoints, ""),
+            (DECISIONS, &mut self.decisions, ""),
+            (STATES, &mut self.states, STATES_UPSERT),
+        ] {
+            if !b.is_empty() && (force || b.rows() >= FLUSH_ROWS || b.weight() > 8 << 20) {
+                conn.insert_batch(into, b, suffix)?;
+                b.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Close a pending checkpoint with a reason, and keep the decision.
+    fn close(&mut self, conn: &mut dyn Conn, id: i64, reason: &str) -> Result<(), StoreError> {
+        let n = conn.execute(
+            "UPDATE checkpoints SET status = 'closed', reason = ?, decided_at = ?, decided_run = ?
+             WHERE id = ? AND status = 'pending'",
+            &[
+                Value::Text(reason),
+                Value::Text(&self.now),
+                Value::Int(self.run),
+                Value::Int(id),
+            ],
+        )?;
+        if n > 0 {
+            self.closed += 1;
+            self.decisions
+                .int(id)
+                .text("close")
+                .text(&self.actor)
+                .text(reason)
+                .text(&self.now)
+                .int(self.run);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        kind: &str,
+        account: Option<i64>,
+        from: Option<Cluster>,
+        to: Option<Cluster>,
+        rule: Option<&str>,
+        signature: Option<&str>,
+        evidence: &str,
+    ) {
+        self.opened += 1;
+        self.checkpoints
+            .text(kind)
+            .opt_int(account)
+            .int(self.run)
+            .int(self.as_of.0)
+            .opt_text(from.map(|c| c.as_str()))
+            .opt_text(to.map(|c| c.as_str()))
+            .opt_text(rule)
+            .opt_text(signature)
+            .text(evidence)
+            .text("pending")
+            .text(&self.now);
+    }
+}
+
+fn evidence_json(items: &[Evidence]) -> String {
+    serde_json::to_string(items).expect("evidence serializes")
+}
+
+pub(crate) fn run(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    opts: &RunOptions<'_>,
+) -> Result<RunOutcome, StoreError> {
+    let as_of = rules.as_of;
+    let config_hash = rules.config.hash();
+    let mut tx = Tx::begin(conn, TxMode::Write)?;
+    let data_version = meta(&mut *tx, "data_version")?;
+    let state_version = meta(&mut *tx, "state_version")?;
+    let latest = tx.query_one(
+        "SELECT id, as_of, config_hash, data_version, state_version FROM runs ORDER BY id DESC LIMIT 1",
+        &[],
+        |r| Ok((r.i(0)?, Instant(r.i(1)?), r.string(2)?, r.i(3)?, r.i(4)?)),
+    )?;
+    if let Some((id, latest_as_of, hash, dv, sv)) = &latest {
+        if *latest_as_of > as_of {
+            return Err(StoreError::AsOfBeforeLatest {
+                as_of,
+                latest: *latest_as_of,
+                run: *id,
+            });
+        }
+        if *latest_as_of == as_of && *hash == config_hash && *dv == data_version && *sv == state_version {
+            return Ok(RunOutcome::Unchanged { run: *id, as_of });
+        }
+    }
+    let now = crate::wall_clock().to_string();
+    let run_id = tx
+        .query_one(
+            "INSERT INTO runs (as_of, started_at, config_hash, data_version, state_version, accounts,
+                cluster_icp, future_pipeline, active_focus, monitor_only, promotions, demotions,
+                proposals_opened, checkpoints_opened, checkpoints_closed, events_read,
+                events_after_as_of, summary)
+             VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '{}') RETURNING id",
+            &[
+                Value::Int(as_of.0),
+                Value::Text(&now),
+                Value::Text(&config_hash),
+                Value::Int(data_version),
+                Value::Int(state_version),
+            ],
+            |r| r.i(0),
+        )?
+        .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+    (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
+
+    let loaded = load(&mut *tx, rules, opts)?;
+    let n = loaded.table.len();
+    (opts.log)(&format!(
+        "run {run_id}: {n} accounts, {} events ({} after as_of)",
+        loaded.events_read, loaded.events_after
+    ));
+    let mut texts = Texts::load(&mut *tx)?;
+    let pending_capacity = tx.query_all(
+        "SELECT id FROM checkpoints WHERE kind = 'capacity' AND status = 'pending'",
+        &[],
+        |r| r.i(0),
+    )?;
+
+    let model = ScoringModel::new(&rules.config.icp, loaded.table.schema());
+    let mut w = Writer {
+        run: run_id,
+        as_of,
+        now: now.clone(),
+        actor: format!("abm run {run_id}"),
+        snapshots: Batch::new(18),
+        movements: Batch::new(10),
+        checkpoints: Batch::new(11),
+        decisions: Batch::new(6),
+        states: Batch::new(5),
+        closed: 0,
+        opened: 0,
+    };
+    let mut counts = ClusterCounts::default();
+    let (mut promotions, mut demotions, mut proposals) = (0u64, 0u64, 0u64);
+
+    // Compute on every core, write on this thread, in accounts.id order.
+    let n_blocks = n.div_ceil(BLOCK);
+    let next = AtomicUsize::new(0);
+    let threads = opts.threads.max(1);
+    let (sender, rx) = mpsc::sync_channel::<(usize, Vec<Computed>)>(threads * 2);
+    let write_result: Result<(), StoreError> = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let (next, loaded, model) = (&next, &loaded, &model);
+            s.spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= n_blocks {
+                    break;
+                }
+                let out: Vec<Computed> = (b * BLOCK..((b + 1) * BLOCK).min(n))
+                    .map(|i| compute(rules, model, loaded, i as AccountIdx))
+                    .collect();
+                if sender.send((b, out)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(sender);
+        let mut logged = false;
+        let mut waiting: HashMap<usize, Vec<Computed>> = HashMap::new();
+        let mut want = 0;
+        let mut result = Ok(());
+        for (b, out) in rx {
+            if result.is_err() {
+                continue; // drain so the workers finish
+            }
+            waiting.insert(b, out);
+            while let Some(block) = waiting.remove(&want) {
+                for c in block {
+                    if let Err(e) = write_one(&mut *tx, &mut w, &mut texts, &loaded, rules, &c) {
+                        result = Err(e);
+                        break;
+                    }
+                    counts.add(c.d.cluster);
+                    match c.d.movement {
+                        abm_core::movement::Movement::Promotion => promotions += 1,
+                        abm_core::movement::Movement::Demotion => demotions += 1,
+                        _ => {}
+                    }
+                    if matches!(c.d.proposal, ProposalAction::Open(_)) {
+                        proposals += 1;
+                    }
+                }
+                if result.is_ok() {
+                    result = w.flush(&mut *tx, false);
+                }
+                if !logged {
+                    (opts.log)(&format!("run {run_id}: writing snapshot"));
+                    logged = true;
+                }
+                want += 1;
+                (opts.progress)("writing snapshot", (want * BLOCK).min(n) as u64, n as u64);
+            }
+        }
+        result
+    });
+    write_result?;
+
+    // One capacity checkpoint per run while Active Focus is over its max.
+    let capacity = capacity_status(&counts, &rules.config.capacity);
+    let max = rules.config.capacity.active_focus.max;
+    if counts.active_focus > max {
+        for id in &pending_capacity {
+            w.close(&mut *tx, *id, &format!("superseded by run {run_id}'s capacity check"))?;
+        }
+        let ev = vec![Evidence {
+            kind: "capacity".into(),
+            detail: format!(
+                "Active Focus has {} accounts, over the max of {max}",
+                counts.active_focus
+            ),
+            at: Some(as_of),
+        }];
+        w.open("capacity", None, None, None, None, None, &evidence_json(&ev));
+    } else {
+        for id in &pending_capacity {
+            w.close(
+                &mut *tx,
+                *id,
+                &format!(
+                    "Active Focus back within capacity ({} ≤ {max}) at run {run_id}",
+                    counts.active_focus
+                ),
+            )?;
+        }
+    }
+    w.flush(&mut *tx, true)?;
+
+    let new_state_version = state_version + 1;
+    set_meta(&mut *tx, "state_version", new_state_version)?;
+    let summary = serde_json::json!({ "capacity": capacity }).to_string();
+    let report = RunReport {
+        run_id,
+        as_of,
+        config_hash,
+        accounts: n as u64,
+        counts: counts.clone(),
+        capacity,
+        promotions,
+        demotions,
+        proposals_opened: proposals,
+        checkpoints_opened: w.opened,
+        checkpoints_closed: w.closed,
+        events_read: loaded.events_read,
+        events_after_as_of: loaded.events_after,
+        events_unknown_type: loaded.events_unknown,
+    };
+    let ints = [
+        new_state_version,
+        n as i64,
+        counts.cluster_icp as i64,
+        counts.future_pipeline as i64,
+        counts.active_focus as i64,
+        counts.monitor_only as i64,
+        promotions as i64,
+        demotions as i64,
+        proposals as i64,
+        w.opened as i64,
+        w.closed as i64,
+        loaded.events_read as i64,
+        loaded.events_after as i64,
+    ];
+    let mut params: Vec<Value<'_>> = ints.iter().map(|&v| Value::Int(v)).collect();
+    params.push(Value::Text(&summary));
+    params.push(Value::Int(run_id));
+    tx.execute(
+        "UPDATE runs SET state_version = ?, accounts = ?, cluster_icp = ?, future_pipeline = ?,
+            active_focus = ?, monitor_only = ?, promotions = ?, demotions = ?,
+            proposals_opened = ?, checkpoints_opened = ?, checkpoints_closed = ?,
+            events_read = ?, events_after_as_of = ?, summary = ?
+         WHERE id = ?",
+        &params,
+    )?;
+    (opts.log)(&format!("run {run_id}: committing"));
+    tx.commit()?;
+    Ok(RunOutcome::Done(report))
+}
+
+fn write_one(
+    conn: &mut dyn Conn,
+    w: &mut Writer,
+    texts: &mut Texts,
+    l: &Loaded,
+    rules: &Rules,
+    c: &Computed,
+) -> Result<(), StoreError> {
+    let i = c.idx as usize;
+    let account = l.ids[i];
+    let d = &c.d;
+    let mut checkpoint: Vec<&str> = Vec::new();
+
+    match &d.proposal {
+        ProposalAction::None => {}
+        ProposalAction::KeepPending => {
+            if let Some(p) = l.priors[i].as_ref().and_then(|p| p.pending.as_ref()) {
+                checkpoint.push(p.kind.as_str());
+            }
+        }
+        ProposalAction::Close(reason) => {
+            if let Some(id) = l.pending_proposal[i] {
+                w.close(conn, id, reason)?;
+            }
+        }
+        ProposalAction::Open(p) => {
+            if let Some(id) = l.pending_proposal[i] {
+                let why = d.close_reason.as_deref().unwrap_or("superseded by a new proposal");
+                w.close(conn, id, why)?;
+            }
+            w.open(
+                p.kind.as_str(),
+                Some(account),
+                Some(p.from),
+                Some(p.to),
+                Some(&p.rule),
+                Some(&p.signature),
+                &c.evidence,
+            );
+            checkpoint.push(p.kind.as_str());
+        }
+    }
+    if !c.conflicts.is_empty() {
+        let signature = c.conflicts.join("; ");
+        let decided = l
+            .decided_conflicts
+            .get(&i)
+            .is_some_and(|s| s.contains(&signature));
+        if l.pending_conflict[i].is_none() && !decided {
+            let ev: Vec<Evidence> = c
+                .conflicts
+                .iter()
+                .map(|t| Evidence {
+                    kind: "conflict".into(),
+                    detail: t.clone(),
+                    at: None,
+                })
+                .collect();
+            w.open(
+                "conflict",
+                Some(account),
+                Some(d.cluster),
+                None,
+                Some("signals disagree"),
+                Some(&signature),
+                &evidence_json(&ev),
+            );
+        }
+        if l.pending_conflict[i].is_some() || !decided {
+            checkpoint.push("conflict");
+        }
+    } else if let Some(id) = l.pending_conflict[i] {
+        w.close(conn, id, "resolved: the signals no longer conflict")?;
+    }
+
+    if d.movement.is_move() {
+        let from = d.previous.expect("a move has a previous cluster");
+        w.movements
+            .int(w.run)
+            .int(account)
+            .int(w.as_of.0)
+            .text(from.as_str())
+            .text(d.cluster.as_str())
+            .text(if d.movement == abm_core::movement::Movement::Promotion {
+                "promotion"
+            } else {
+                "demotion"
+            })
+            .text(&d.rule)
+            .text(&c.evidence)
+            .null()
+            .text(&w.now);
+    }
+
+    let prior = l.priors[i].as_ref();
+    let changed = prior.is_none_or(|p| {
+        p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
+    });
+    if changed {
+        w.states
+            .int(account)
+            .text(d.cluster.as_str())
+            .int(d.entered_at.0)
+            .opt_int((d.floor != Instant::MIN).then_some(d.floor.0))
+            .int(w.run);
+    }
+
+    let rule = texts.id(conn, &d.rule)?;
+    let micro = texts.id(conn, &c.micro_segment)?;
+    let next = texts.id(conn, &c.next_action)?;
+    let checkpoint = checkpoint.join(";");
+    w.snapshots
+        .int(w.run)
+        .int(account)
+        .text(d.candidate.as_str())
+        .text(d.cluster.as_str())
+        .opt_text(d.previous.map(|c| c.as_str()))
+        .text(d.movement.as_str())
+        .int(rule)
+        .text(&c.evidence)
+        .text(c.tier.as_str())
+        .real(c.score)
+        .text(c.level)
+        .int(c.has_triggers as i64)
+        .text(&c.promotion_triggers)
+        .text(rules.config.programs.of(d.cluster))
+        .int(micro)
+        .int(next)
+        .text(&checkpoint)
+        .text(&c.rationale);
+    Ok(())
+}
+
+impl crate::Store {
+    /// Evaluate every account as of `rules.as_of` and record the run (one transaction).
+    pub fn run(&mut self, rules: &Rules, opts: &RunOptions<'_>) -> Result<RunOutcome, StoreError> {
+        run(self.conn(), rules, opts)
+    }
+}
