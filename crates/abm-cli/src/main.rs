@@ -3,6 +3,7 @@
 
 mod config_file;
 mod progress;
+mod state_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
 use abm_io::load::LoadOptions;
@@ -125,6 +126,8 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    #[command(flatten)]
+    State(state_cmds::StateCommand),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
+        Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -13,7 +13,7 @@
 use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
-use abm_core::assess::{self, assess, Facts};
+use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
 use abm_core::movement::{decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind};
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
@@ -333,7 +333,8 @@ fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> 
     };
     let a = assess(rules, model, &account, &facts, false);
     let d = decide(rules, prior, &a, &facts);
-    let c = d.cluster;
+    // The same row texts as `abm segment`, for the effective cluster.
+    let text = abm_io::segment::row_text(rules, &account, &a, d.cluster, &facts, String::new());
     Computed {
         idx,
         tier: a.score.tier,
@@ -341,14 +342,10 @@ fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> 
         level: a.level.as_str(),
         has_triggers: a.has_triggers(),
         evidence: serde_json::to_string(&d.evidence).expect("evidence serializes"),
-        promotion_triggers: assess::promotion_triggers(rules, &a),
-        micro_segment: if c == Cluster::FuturePipeline {
-            assess::micro_segment(rules, &account, &a, &facts)
-        } else {
-            String::new()
-        },
-        next_action: assess::next_action(rules, &a, c),
-        rationale: assess::rationale(rules, &a, &facts),
+        promotion_triggers: text.promotion_triggers,
+        micro_segment: text.micro_segment,
+        next_action: text.next_action,
+        rationale: text.rationale,
         conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
         d,
     }

@@ -4,6 +4,7 @@ mod cli;
 mod parity;
 mod real_data;
 mod segment;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

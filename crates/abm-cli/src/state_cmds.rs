@@ -1,0 +1,634 @@
+//! The stateful commands (SPEC §4.5): `import`, `run`, `review`, `summary`, `movements`,
+//! `history`, `export`. Thin: parse, open the store, call `abm-store`, print.
+
+use crate::{load_config, now, parse_as_of, InputArgs};
+use abm_core::{Instant, Rules};
+use abm_io::load::LoadOptions;
+use abm_io::output::{self, AssignmentRow, AtomicFile, Summary};
+use abm_store::query::{CheckpointView, MovementView};
+use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, DEFAULT_DATABASE};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Clone)]
+pub struct DbArgs {
+    /// Database: a SQLite file path, or postgres://user@host/db for PostgreSQL.
+    #[arg(long, env = "ABM_DATABASE_URL", default_value = DEFAULT_DATABASE, value_name = "URL")]
+    database: String,
+}
+
+#[derive(Subcommand)]
+pub enum StateCommand {
+    /// Import a directory of inputs into the database: accounts upserted, events and triggers
+    /// appended (re-importing the same file adds nothing), deals upserted.
+    Import {
+        /// Directory holding accounts.csv and optionally engagement/triggers/deals.
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Where to write the rejected rows (default: ./rejected_rows.csv).
+        #[arg(long, value_name = "FILE", default_value = "rejected_rows.csv")]
+        rejected: PathBuf,
+        /// Print the import report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Evaluate every stored account against its previous effective cluster and record the run:
+    /// snapshot, movements, review checkpoints. One transaction.
+    Run {
+        /// Evaluate as of this instant (RFC 3339 or YYYY-MM-DD; default: now).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Worker threads (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Print the run report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// The human review queue: list, approve, reject.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Counts of the latest run, capacity and the review queue.
+    Summary {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Promotions and demotions, oldest first.
+    Movements {
+        /// Only movements as of this instant or later.
+        #[arg(long, value_parser = parse_as_of)]
+        since: Option<Instant>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Every snapshot, movement, checkpoint and decision of one account, with evidence.
+    History {
+        account_id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write the latest run's assignments in the `abm segment` output format.
+    Export {
+        /// Output directory.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReviewCommand {
+    /// Pending checkpoints (all of them with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Approve a pending checkpoint: a proposed move takes effect as of the run that proposed it.
+    Approve {
+        id: i64,
+        #[command(flatten)]
+        decision: DecisionArgs,
+    },
+    /// Reject a pending checkpoint: the account keeps its cluster; the same evidence will not
+    /// re-open it.
+    Reject {
+        id: i64,
+        #[command(flatten)]
+        decision: DecisionArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct DecisionArgs {
+    #[arg(long)]
+    comment: Option<String>,
+    /// Reviewer name (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+fn open(db: &DbArgs) -> Result<Store> {
+    Store::open(&db.database).with_context(|| format!("database {}", abm_store::redact(&db.database)))
+}
+
+fn open_existing(db: &DbArgs) -> Result<Store> {
+    Store::open_existing(&db.database)
+        .with_context(|| format!("database {}", abm_store::redact(&db.database)))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> {
+    let log = |m: &str| {
+        if !quiet {
+            eprintln!("abm: {m}");
+        }
+    };
+    match cmd {
+        StateCommand::Import {
+            dir,
+            input,
+            rejected,
+            json,
+            db,
+        } => {
+            let config = load_config(config)?;
+            let pb = crate::progress::Bars::new(quiet);
+            let mut opts = LoadOptions {
+                preset: input.preset,
+                strict: input.strict,
+                progress: &|l, d, t| pb.update(l, d, t),
+                ..LoadOptions::new(&config)
+            };
+            if let Some(n) = input.threads {
+                opts.threads = n.max(1);
+            }
+            let paths = input.paths().resolve(dir.as_deref())?;
+            let inputs = ImportInputs {
+                accounts: paths.accounts,
+                engagement: paths.engagement,
+                triggers: paths.triggers,
+                deals: paths.deals,
+            };
+            let mut store = open(&db)?;
+            let rep = store.import(&inputs, &opts)?;
+            pb.finish();
+            output::write_rejected(&rejected, &rep.rejects.rows)
+                .with_context(|| format!("writing {}", rejected.display()))?;
+            if json {
+                return print_json(&rep);
+            }
+            println!(
+                "Imported into {} (import {}):",
+                store.location().display(),
+                rep.import_id
+            );
+            println!("  accounts  {:>10} read {:>10} new or changed", rep.accounts_read, rep.accounts_changed);
+            println!("  events    {:>10} read {:>10} new", rep.events_read, rep.events_added);
+            println!("  triggers  {:>10} read {:>10} new", rep.triggers_read, rep.triggers_added);
+            println!("  deals     {:>10} read {:>10} new or changed", rep.deals_read, rep.deals_changed);
+            println!("  rejected rows: {} (see {})", rep.rejected, rejected.display());
+            for r in rep.rejects.rows.iter().take(5) {
+                println!("    {r}");
+            }
+            if !rep.changed_anything() {
+                println!("  nothing new: the database already held all of it");
+            }
+        }
+        StateCommand::Run {
+            as_of,
+            threads,
+            json,
+            db,
+        } => {
+            let config = load_config(config)?;
+            let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
+            let pb = crate::progress::Bars::new(quiet);
+            let mut store = open(&db)?;
+            let opts = RunOptions {
+                as_of: rules.as_of,
+                threads: threads
+                    .unwrap_or_else(abm_io::chunk::default_threads)
+                    .max(1),
+                log: &log,
+                progress: &|l, d, t| pb.update(l, d, t),
+            };
+            let outcome = store.run(&rules, &opts)?;
+            pb.finish();
+            match outcome {
+                RunOutcome::Unchanged { run, as_of } => {
+                    if json {
+                        print_json(&serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}))?;
+                    } else {
+                        println!(
+                            "Nothing changed since run {run} (same as_of {as_of}, data, config and review decisions): no new snapshot."
+                        );
+                    }
+                }
+                RunOutcome::Done(r) => {
+                    if json {
+                        print_json(&r)?;
+                    } else {
+                        let cap = &config.capacity;
+                        println!("Run {} as of {} (config {})", r.run_id, r.as_of, r.config_hash);
+                        let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
+                            let range = range
+                                .map(|r| format!("(recommended {}–{})", r.min, r.max))
+                                .unwrap_or_default();
+                            println!("  {label:<16} {n:>9}  {range}");
+                        };
+                        row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp));
+                        row("Future Pipeline", r.counts.future_pipeline, Some(&cap.future_pipeline));
+                        row("Active Focus", r.counts.active_focus, Some(&cap.active_focus));
+                        row("Monitor Only", r.counts.monitor_only, None);
+                        println!("  {:<16} {:>9}", "accounts", r.accounts);
+                        for w in &r.capacity.warnings {
+                            println!("  warning: {w}");
+                        }
+                        println!(
+                            "  movements: {} promotions, {} demotions; proposals opened: {}",
+                            r.promotions, r.demotions, r.proposals_opened
+                        );
+                        println!(
+                            "  review queue: {} opened, {} closed (see `abm review list`)",
+                            r.checkpoints_opened, r.checkpoints_closed
+                        );
+                        if r.events_unknown_type > 0 {
+                            println!(
+                                "  warning: {} stored events have a type the config does not know (ignored)",
+                                r.events_unknown_type
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        StateCommand::Review(rc) => review(rc)?,
+        StateCommand::Summary { json, db } => {
+            let mut store = open_existing(&db)?;
+            let s = store.summary()?;
+            if json {
+                return print_json(&s);
+            }
+            println!("Latest run {} as of {} (config {}, started {})", s.run, s.as_of, s.config_hash, s.started_at);
+            for (label, n) in [
+                ("Cluster ICP", s.cluster_icp_count),
+                ("Future Pipeline", s.future_pipeline_count),
+                ("Active Focus", s.active_focus_count),
+                ("Monitor Only", s.monitor_only_count),
+                ("accounts", s.accounts),
+            ] {
+                println!("  {label:<16} {n:>9}");
+            }
+            if let Some(st) = s.capacity.get("active_focus").and_then(|v| v.as_str()) {
+                let max = s.capacity.get("active_focus_max").cloned().unwrap_or_default();
+                println!("  capacity: Active Focus {st} (max {max})");
+            }
+            if let Some(ws) = s.capacity.get("warnings").and_then(|v| v.as_array()) {
+                for w in ws {
+                    println!("  warning: {}", w.as_str().unwrap_or_default());
+                }
+            }
+            println!(
+                "  this run: {} promotions, {} demotions, {} proposals opened, {} checkpoints opened, {} closed",
+                s.promotions, s.demotions, s.proposals_opened, s.checkpoints_opened, s.checkpoints_closed
+            );
+            let pending: i64 = s.pending.values().sum();
+            print!("  review queue: {pending} pending");
+            for (k, n) in &s.pending {
+                print!(", {k} {n}");
+            }
+            println!();
+            if s.decisions_since_run > 0 {
+                println!(
+                    "  {} review decision(s) since this run: `abm run` to refresh the assignments",
+                    s.decisions_since_run
+                );
+            }
+            println!(
+                "  stored: {} accounts, {} events, {} triggers, {} deals; {} runs, {} imports, {} rejected rows",
+                s.stored.get("accounts").unwrap_or(&0),
+                s.stored.get("events").unwrap_or(&0),
+                s.stored.get("triggers").unwrap_or(&0),
+                s.stored.get("deals").unwrap_or(&0),
+                s.runs,
+                s.imports,
+                s.rejected_rows
+            );
+        }
+        StateCommand::Movements { since, json, db } => {
+            let mut store = open_existing(&db)?;
+            let ms = store.movements(since)?;
+            if json {
+                return print_json(&ms);
+            }
+            if ms.is_empty() {
+                println!("No movements{}.", since.map(|s| format!(" since {s}")).unwrap_or_default());
+            }
+            for m in &ms {
+                print_movement(m);
+            }
+        }
+        StateCommand::History {
+            account_id,
+            json,
+            db,
+        } => {
+            let mut store = open_existing(&db)?;
+            let h = store.history(&account_id)?;
+            if json {
+                return print_json(&h);
+            }
+            println!("{} — {}", h.account_id, h.name);
+            match &h.state {
+                Some(s) => println!(
+                    "  effective cluster: {} since {}{}",
+                    s.cluster,
+                    s.entered_at,
+                    s.floor.as_ref().map(|f| format!(" (last demotion {f})")).unwrap_or_default()
+                ),
+                None => println!("  not evaluated yet (no run since it was imported)"),
+            }
+            println!("\nSnapshots ({}):", h.snapshots.len());
+            for s in &h.snapshots {
+                println!(
+                    "  run {} as of {}: {} (candidate {}, previous {}), movement {}, tier {} score {}, engagement {}{}",
+                    s.run,
+                    s.as_of,
+                    s.cluster,
+                    s.candidate,
+                    s.previous.as_deref().unwrap_or("-"),
+                    s.movement,
+                    s.tier,
+                    s.icp_score,
+                    s.engagement_level,
+                    if s.checkpoint.is_empty() { String::new() } else { format!(", checkpoint {}", s.checkpoint) }
+                );
+                println!("    rule: {}", s.rule);
+                print_evidence("    ", &s.evidence);
+            }
+            println!("\nMovements ({}):", h.movements.len());
+            for m in &h.movements {
+                print_movement(m);
+            }
+            println!("\nCheckpoints ({}):", h.checkpoints.len());
+            for c in &h.checkpoints {
+                print_checkpoint(c);
+            }
+            println!("\nDecisions ({}):", h.decisions.len());
+            for d in &h.decisions {
+                println!(
+                    "  checkpoint {}: {} by {} at {}{}",
+                    d.checkpoint,
+                    d.action,
+                    d.actor,
+                    d.decided_at,
+                    d.comment.as_ref().map(|c| format!(" — {c}")).unwrap_or_default()
+                );
+            }
+        }
+        StateCommand::Export { out, db } => export(&out, &db)?,
+    }
+    Ok(())
+}
+
+fn print_evidence(indent: &str, ev: &serde_json::Value) {
+    if let Some(items) = ev.as_array() {
+        for e in items {
+            let at = e.get("at").and_then(|v| v.as_str()).map(|a| format!(" @ {a}")).unwrap_or_default();
+            println!(
+                "{indent}- {}: {}{at}",
+                e.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
+                e.get("detail").and_then(|v| v.as_str()).unwrap_or("")
+            );
+        }
+    }
+}
+
+fn print_movement(m: &MovementView) {
+    println!(
+        "  {} {:<12} {} → {} ({}){}",
+        m.as_of,
+        m.account_id,
+        m.from,
+        m.to,
+        m.rule,
+        m.approved_by.as_ref().map(|b| format!(", approved by {b}")).unwrap_or_default()
+    );
+    print_evidence("      ", &m.evidence);
+}
+
+fn print_checkpoint(c: &CheckpointView) {
+    println!(
+        "  #{} {} {} {}{} [{}] run {} as of {}, created {}",
+        c.id,
+        c.kind,
+        c.account_id.as_deref().unwrap_or("-"),
+        c.from.as_deref().unwrap_or(""),
+        c.to.as_deref().map(|t| format!(" → {t}")).unwrap_or_default(),
+        c.status,
+        c.run,
+        c.as_of,
+        c.created_at
+    );
+    if let Some(r) = &c.rule {
+        println!("      rule: {r}");
+    }
+    print_evidence("      ", &c.evidence);
+    if c.status != "pending" {
+        println!(
+            "      {} {}{}{}",
+            c.status,
+            c.decided_at.as_deref().unwrap_or(""),
+            c.reviewer.as_ref().map(|r| format!(" by {r}")).unwrap_or_default(),
+            c.comment
+                .as_ref()
+                .or(c.reason.as_ref())
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn reviewer(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn review(rc: ReviewCommand) -> Result<()> {
+    let (id, d, approve) = match rc {
+        ReviewCommand::List { all, json, db } => {
+            let mut store = open_existing(&db)?;
+            let items = store.review_list(all)?;
+            if json {
+                return print_json(&items);
+            }
+            if items.is_empty() {
+                println!(
+                    "The review queue is empty{}.",
+                    if all { "" } else { " (nothing pending)" }
+                );
+            }
+            for c in &items {
+                print_checkpoint(c);
+            }
+            return Ok(());
+        }
+        ReviewCommand::Approve { id, decision } => (id, decision, true),
+        ReviewCommand::Reject { id, decision } => (id, decision, false),
+    };
+    let by = reviewer(d.by);
+    let mut store = open_existing(&d.db)?;
+    let out = if approve {
+        store.approve(id, &by, d.comment.as_deref())?
+    } else {
+        store.reject(id, &by, d.comment.as_deref())?
+    };
+    if d.json {
+        return print_json(&out);
+    }
+    let c = &out.checkpoint;
+    println!(
+        "Checkpoint {} ({}, {}) {} by {}.",
+        c.id,
+        c.kind,
+        c.account_id.as_deref().unwrap_or("-"),
+        c.status,
+        by
+    );
+    if let Some(cl) = &out.effective_cluster {
+        println!(
+            "  {} is now {} (effective as of run {}, {}). Run `abm run` to refresh the assignments.",
+            c.account_id.as_deref().unwrap_or("-"),
+            cl,
+            c.run,
+            c.as_of
+        );
+    }
+    Ok(())
+}
+
+fn export(out: &Path, db: &DbArgs) -> Result<()> {
+    let mut store = open_existing(db)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let csv_path = out.join("cluster_assignments.csv");
+    let jsonl_path = out.join("cluster_assignments.jsonl");
+    let mut csv = AtomicFile::create(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
+    let mut jsonl = AtomicFile::create(&jsonl_path).with_context(|| format!("writing {}", jsonl_path.display()))?;
+    csv.out.write_all(&output::csv_header())?;
+    let mut buf_csv = Vec::with_capacity(1 << 16);
+    let mut buf_json = Vec::with_capacity(1 << 16);
+    let mut io_err: Option<std::io::Error> = None;
+    let info = store.export(&mut |r| {
+        let row = AssignmentRow {
+            account_id: &r.account_id,
+            name: &r.name,
+            icp_score: &r.icp_score,
+            tier: &r.tier,
+            engagement_level: &r.engagement_level,
+            has_triggers: r.has_triggers,
+            cluster: &r.cluster,
+            previous_cluster: &r.previous_cluster,
+            movement: &r.movement,
+            promotion_triggers: &r.promotion_triggers,
+            program_type: &r.program_type,
+            micro_segment: &r.micro_segment,
+            next_action: &r.next_action,
+            checkpoint: &r.checkpoint,
+            rationale: &r.rationale,
+        };
+        row.write_csv(&mut buf_csv);
+        row.write_jsonl(&mut buf_json);
+        if buf_csv.len() > 1 << 20 && io_err.is_none() {
+            if let Err(e) = csv.out.write_all(&buf_csv).and_then(|_| jsonl.out.write_all(&buf_json)) {
+                io_err = Some(e);
+            }
+            buf_csv.clear();
+            buf_json.clear();
+        }
+        Ok(())
+    })?;
+    if let Some(e) = io_err {
+        return Err(e).context("writing the assignments");
+    }
+    csv.out.write_all(&buf_csv)?;
+    jsonl.out.write_all(&buf_json)?;
+    let counts = abm_core::summary::ClusterCounts {
+        cluster_icp: info.cluster_icp as u64,
+        future_pipeline: info.future_pipeline as u64,
+        active_focus: info.active_focus as u64,
+        monitor_only: info.monitor_only as u64,
+    };
+    let summary_store = store.summary()?;
+    let capacity: abm_core::summary::CapacityStatus = {
+        let warnings = summary_store
+            .capacity
+            .get("warnings")
+            .and_then(|w| w.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        abm_core::summary::CapacityStatus {
+            active_focus: if summary_store.capacity.get("active_focus").and_then(|v| v.as_str()) == Some("over") {
+                "over"
+            } else {
+                "ok"
+            },
+            active_focus_max: summary_store
+                .capacity
+                .get("active_focus_max")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            warnings,
+        }
+    };
+    let mut checkpoints: BTreeMap<String, u64> = BTreeMap::new();
+    checkpoints.insert("conflict".into(), 0);
+    for (k, v) in &info.checkpoints {
+        checkpoints.insert(k.clone(), *v);
+    }
+    let summary = Summary {
+        as_of: info.as_of.to_string(),
+        config_hash: info.config_hash.clone(),
+        accounts: counts.total(),
+        cluster_icp_count: counts.cluster_icp,
+        future_pipeline_count: counts.future_pipeline,
+        active_focus_count: counts.active_focus,
+        monitor_only_count: counts.monitor_only,
+        capacity,
+        checkpoints,
+        rejected_rows: summary_store.rejected_rows as u64,
+        rows_read: summary_store
+            .stored
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u64))
+            .collect(),
+        events_after_as_of: info.events_after_as_of as u64,
+    };
+    csv.commit()?;
+    jsonl.commit()?;
+    output::write_summary(&out.join("cluster_summary.json"), &summary)?;
+    println!(
+        "Exported run {} as of {} ({} accounts) to {}",
+        info.run,
+        info.as_of,
+        info.accounts,
+        out.display()
+    );
+    if info.decisions_since_run > 0 {
+        eprintln!(
+            "abm: note: {} review decision(s) since run {}: `abm run` first to include them",
+            info.decisions_since_run, info.run
+        );
+    }
+    Ok(())
+}
