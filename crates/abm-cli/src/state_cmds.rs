@@ -18,6 +18,14 @@ pub struct DbArgs {
     /// Database: a SQLite file path, or postgres://user@host/db for PostgreSQL.
     #[arg(long, env = "ABM_DATABASE_URL", default_value = DEFAULT_DATABASE, value_name = "URL")]
     database: String,
+    /// How long to wait for another abm process writing to the same database, in seconds.
+    #[arg(
+        long,
+        env = "ABM_LOCK_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECS"
+    )]
+    lock_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -130,13 +138,19 @@ pub struct DecisionArgs {
     db: DbArgs,
 }
 
-fn open(db: &DbArgs) -> Result<Store> {
-    Store::open(&db.database).with_context(|| format!("database {}", abm_store::redact(&db.database)))
+fn open_with(db: &DbArgs, create: bool) -> Result<Store> {
+    let timeout = std::time::Duration::from_secs(db.lock_timeout);
+    Store::open_with(&db.database, timeout, create)
+        .with_context(|| format!("database {}", abm_store::redact(&db.database)))
 }
 
+fn open(db: &DbArgs) -> Result<Store> {
+    open_with(db, true)
+}
+
+/// For the commands that only read or review: no new empty database by mistake.
 fn open_existing(db: &DbArgs) -> Result<Store> {
-    Store::open_existing(&db.database)
-        .with_context(|| format!("database {}", abm_store::redact(&db.database)))
+    open_with(db, false)
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -191,11 +205,27 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 store.location().display(),
                 rep.import_id
             );
-            println!("  accounts  {:>10} read {:>10} new or changed", rep.accounts_read, rep.accounts_changed);
-            println!("  events    {:>10} read {:>10} new", rep.events_read, rep.events_added);
-            println!("  triggers  {:>10} read {:>10} new", rep.triggers_read, rep.triggers_added);
-            println!("  deals     {:>10} read {:>10} new or changed", rep.deals_read, rep.deals_changed);
-            println!("  rejected rows: {} (see {})", rep.rejected, rejected.display());
+            println!(
+                "  accounts  {:>10} read {:>10} new or changed",
+                rep.accounts_read, rep.accounts_changed
+            );
+            println!(
+                "  events    {:>10} read {:>10} new",
+                rep.events_read, rep.events_added
+            );
+            println!(
+                "  triggers  {:>10} read {:>10} new",
+                rep.triggers_read, rep.triggers_added
+            );
+            println!(
+                "  deals     {:>10} read {:>10} new or changed",
+                rep.deals_read, rep.deals_changed
+            );
+            println!(
+                "  rejected rows: {} (see {})",
+                rep.rejected,
+                rejected.display()
+            );
             for r in rep.rejects.rows.iter().take(5) {
                 println!("    {r}");
             }
@@ -226,7 +256,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             match outcome {
                 RunOutcome::Unchanged { run, as_of } => {
                     if json {
-                        print_json(&serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}))?;
+                        print_json(
+                            &serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}),
+                        )?;
                     } else {
                         println!(
                             "Nothing changed since run {run} (same as_of {as_of}, data, config and review decisions): no new snapshot."
@@ -238,7 +270,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                         print_json(&r)?;
                     } else {
                         let cap = &config.capacity;
-                        println!("Run {} as of {} (config {})", r.run_id, r.as_of, r.config_hash);
+                        println!(
+                            "Run {} as of {} (config {})",
+                            r.run_id, r.as_of, r.config_hash
+                        );
                         let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
                             let range = range
                                 .map(|r| format!("(recommended {}–{})", r.min, r.max))
@@ -246,8 +281,16 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             println!("  {label:<16} {n:>9}  {range}");
                         };
                         row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp));
-                        row("Future Pipeline", r.counts.future_pipeline, Some(&cap.future_pipeline));
-                        row("Active Focus", r.counts.active_focus, Some(&cap.active_focus));
+                        row(
+                            "Future Pipeline",
+                            r.counts.future_pipeline,
+                            Some(&cap.future_pipeline),
+                        );
+                        row(
+                            "Active Focus",
+                            r.counts.active_focus,
+                            Some(&cap.active_focus),
+                        );
                         row("Monitor Only", r.counts.monitor_only, None);
                         println!("  {:<16} {:>9}", "accounts", r.accounts);
                         for w in &r.capacity.warnings {
@@ -278,7 +321,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             if json {
                 return print_json(&s);
             }
-            println!("Latest run {} as of {} (config {}, started {})", s.run, s.as_of, s.config_hash, s.started_at);
+            println!(
+                "Latest run {} as of {} (config {}, started {})",
+                s.run, s.as_of, s.config_hash, s.started_at
+            );
             for (label, n) in [
                 ("Cluster ICP", s.cluster_icp_count),
                 ("Future Pipeline", s.future_pipeline_count),
@@ -289,7 +335,11 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 println!("  {label:<16} {n:>9}");
             }
             if let Some(st) = s.capacity.get("active_focus").and_then(|v| v.as_str()) {
-                let max = s.capacity.get("active_focus_max").cloned().unwrap_or_default();
+                let max = s
+                    .capacity
+                    .get("active_focus_max")
+                    .cloned()
+                    .unwrap_or_default();
                 println!("  capacity: Active Focus {st} (max {max})");
             }
             if let Some(ws) = s.capacity.get("warnings").and_then(|v| v.as_array()) {
@@ -331,7 +381,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 return print_json(&ms);
             }
             if ms.is_empty() {
-                println!("No movements{}.", since.map(|s| format!(" since {s}")).unwrap_or_default());
+                println!(
+                    "No movements{}.",
+                    since.map(|s| format!(" since {s}")).unwrap_or_default()
+                );
             }
             for m in &ms {
                 print_movement(m);
@@ -353,7 +406,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                     "  effective cluster: {} since {}{}",
                     s.cluster,
                     s.entered_at,
-                    s.floor.as_ref().map(|f| format!(" (last demotion {f})")).unwrap_or_default()
+                    s.floor
+                        .as_ref()
+                        .map(|f| format!(" (last demotion {f})"))
+                        .unwrap_or_default()
                 ),
                 None => println!("  not evaluated yet (no run since it was imported)"),
             }
@@ -391,7 +447,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                     d.action,
                     d.actor,
                     d.decided_at,
-                    d.comment.as_ref().map(|c| format!(" — {c}")).unwrap_or_default()
+                    d.comment
+                        .as_ref()
+                        .map(|c| format!(" — {c}"))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -403,7 +462,11 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
 fn print_evidence(indent: &str, ev: &serde_json::Value) {
     if let Some(items) = ev.as_array() {
         for e in items {
-            let at = e.get("at").and_then(|v| v.as_str()).map(|a| format!(" @ {a}")).unwrap_or_default();
+            let at = e
+                .get("at")
+                .and_then(|v| v.as_str())
+                .map(|a| format!(" @ {a}"))
+                .unwrap_or_default();
             println!(
                 "{indent}- {}: {}{at}",
                 e.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
@@ -421,7 +484,10 @@ fn print_movement(m: &MovementView) {
         m.from,
         m.to,
         m.rule,
-        m.approved_by.as_ref().map(|b| format!(", approved by {b}")).unwrap_or_default()
+        m.approved_by
+            .as_ref()
+            .map(|b| format!(", approved by {b}"))
+            .unwrap_or_default()
     );
     print_evidence("      ", &m.evidence);
 }
@@ -433,7 +499,9 @@ fn print_checkpoint(c: &CheckpointView) {
         c.kind,
         c.account_id.as_deref().unwrap_or("-"),
         c.from.as_deref().unwrap_or(""),
-        c.to.as_deref().map(|t| format!(" → {t}")).unwrap_or_default(),
+        c.to.as_deref()
+            .map(|t| format!(" → {t}"))
+            .unwrap_or_default(),
         c.status,
         c.run,
         c.as_of,
@@ -448,7 +516,10 @@ fn print_checkpoint(c: &CheckpointView) {
             "      {} {}{}{}",
             c.status,
             c.decided_at.as_deref().unwrap_or(""),
-            c.reviewer.as_ref().map(|r| format!(" by {r}")).unwrap_or_default(),
+            c.reviewer
+                .as_ref()
+                .map(|r| format!(" by {r}"))
+                .unwrap_or_default(),
             c.comment
                 .as_ref()
                 .or(c.reason.as_ref())
@@ -523,8 +594,10 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let csv_path = out.join("cluster_assignments.csv");
     let jsonl_path = out.join("cluster_assignments.jsonl");
-    let mut csv = AtomicFile::create(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
-    let mut jsonl = AtomicFile::create(&jsonl_path).with_context(|| format!("writing {}", jsonl_path.display()))?;
+    let mut csv =
+        AtomicFile::create(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
+    let mut jsonl = AtomicFile::create(&jsonl_path)
+        .with_context(|| format!("writing {}", jsonl_path.display()))?;
     csv.out.write_all(&output::csv_header())?;
     let mut buf_csv = Vec::with_capacity(1 << 16);
     let mut buf_json = Vec::with_capacity(1 << 16);
@@ -550,7 +623,11 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         row.write_csv(&mut buf_csv);
         row.write_jsonl(&mut buf_json);
         if buf_csv.len() > 1 << 20 && io_err.is_none() {
-            if let Err(e) = csv.out.write_all(&buf_csv).and_then(|_| jsonl.out.write_all(&buf_json)) {
+            if let Err(e) = csv
+                .out
+                .write_all(&buf_csv)
+                .and_then(|_| jsonl.out.write_all(&buf_json))
+            {
                 io_err = Some(e);
             }
             buf_csv.clear();
@@ -575,10 +652,19 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             .capacity
             .get("warnings")
             .and_then(|w| w.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         abm_core::summary::CapacityStatus {
-            active_focus: if summary_store.capacity.get("active_focus").and_then(|v| v.as_str()) == Some("over") {
+            active_focus: if summary_store
+                .capacity
+                .get("active_focus")
+                .and_then(|v| v.as_str())
+                == Some("over")
+            {
                 "over"
             } else {
                 "ok"
@@ -607,10 +693,18 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         capacity,
         checkpoints,
         rejected_rows: summary_store.rejected_rows as u64,
+        // What the run read from the store, under `segment`'s file-kind names.
         rows_read: summary_store
             .stored
             .iter()
-            .map(|(k, v)| (k.clone(), *v as u64))
+            .map(|(k, v)| {
+                let k = if k == "events" {
+                    "engagement"
+                } else {
+                    k.as_str()
+                };
+                (k.to_string(), *v as u64)
+            })
             .collect(),
         events_after_as_of: info.events_after_as_of as u64,
     };

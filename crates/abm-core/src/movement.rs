@@ -811,7 +811,9 @@ mod tests {
         c.events.push(("demo", "2026-06-01", ""));
         let s0 = state(&run(&c, "2026-06-02", None), None);
         let d = run(&c, "2026-08-31", Some(&s0));
-        let ProposalAction::Open(p) = d.proposal.clone() else { panic!("{d:?}") };
+        let ProposalAction::Open(p) = d.proposal.clone() else {
+            panic!("{d:?}")
+        };
         let mut s1 = state(&d, Some(&s0));
         s1.pending = None;
         s1.rejected.push(p.signature.clone());

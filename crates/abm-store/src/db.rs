@@ -41,10 +41,12 @@ pub trait Row {
 /// Convenience accessors for NOT NULL columns.
 pub trait RowExt: Row {
     fn i(&self, i: usize) -> Result<i64, StoreError> {
-        self.int(i)?.ok_or_else(|| StoreError::Corrupt(format!("column {i} is NULL")))
+        self.int(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is NULL")))
     }
     fn s(&self, i: usize) -> Result<&str, StoreError> {
-        self.text(i)?.ok_or_else(|| StoreError::Corrupt(format!("column {i} is NULL")))
+        self.text(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is NULL")))
     }
     fn string(&self, i: usize) -> Result<String, StoreError> {
         Ok(self.s(i)?.to_string())
@@ -220,8 +222,7 @@ pub trait Conn {
     ) -> Result<(), StoreError>;
     /// `INSERT INTO {into} VALUES (…), … {suffix}` for every row of `batch`; rows affected.
     /// `into` is `table (col, …)`; `suffix` e.g. `ON CONFLICT (ident) DO NOTHING`.
-    fn insert_batch(&mut self, into: &str, batch: &Batch, suffix: &str)
-        -> Result<u64, StoreError>;
+    fn insert_batch(&mut self, into: &str, batch: &Batch, suffix: &str) -> Result<u64, StoreError>;
     /// A collation clause that orders text by bytes (`account_id` order of the outputs).
     fn bytewise(&self) -> &'static str;
 }

@@ -64,10 +64,17 @@ fn reject(src: &Source, rec: &Record<'_>, column: &str, reason: impl Into<String
     }
 }
 
-fn field<'a>(src: &Source, rec: &Record<'a>, col: Option<usize>, name: &str) -> Result<&'a str, Rejection> {
+fn field<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    col: Option<usize>,
+    name: &str,
+) -> Result<&'a str, Rejection> {
     match col {
         None => Ok(""),
-        Some(c) => rec.str(c).map_err(|_| reject(src, rec, name, "not valid UTF-8")),
+        Some(c) => rec
+            .str(c)
+            .map_err(|_| reject(src, rec, name, "not valid UTF-8")),
     }
 }
 
@@ -169,7 +176,10 @@ pub(crate) fn import(
     let layout = AccountLayout::of(&src);
     let names: Vec<String> = layout.schema.columns().to_vec();
     let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
-    let mut next_pos = tx.scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns", &[])?;
+    let mut next_pos = tx.scalar(
+        "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns",
+        &[],
+    )?;
     for n in &names {
         if !known.contains(n) {
             next_pos += 1;
@@ -369,7 +379,10 @@ pub(crate) fn import(
                     d.deal_id.as_bytes(),
                     (d.account as u64).to_string().as_bytes(),
                     d.stage.as_bytes(),
-                    d.amount.map(|a| a.to_string()).unwrap_or_default().as_bytes(),
+                    d.amount
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                        .as_bytes(),
                     t(Some(d.created_at)).as_bytes(),
                     t(d.closed_at).as_bytes(),
                     t(d.last_stage_change_at).as_bytes(),

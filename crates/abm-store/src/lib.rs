@@ -87,7 +87,9 @@ pub enum StoreError {
         status: String,
         by: Option<String>,
     },
-    #[error("checkpoint {id} is stale: account {account} is now {now}, the proposal was from {from}")]
+    #[error(
+        "checkpoint {id} is stale: account {account} is now {now}, the proposal was from {from}"
+    )]
     Stale {
         id: i64,
         account: String,
@@ -217,8 +219,10 @@ impl Store {
     /// The applied schema version.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         use db::ConnExt;
-        self.conn
-            .scalar("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations", &[])
+        self.conn.scalar(
+            "SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations",
+            &[],
+        )
     }
 }
 
@@ -276,7 +280,10 @@ pub fn sqlite_integrity_check(path: &Path) -> Result<String, StoreError> {
 
 pub(crate) fn meta(conn: &mut dyn Conn, key: &str) -> Result<i64, StoreError> {
     use db::ConnExt;
-    conn.scalar("SELECT value FROM meta WHERE key = ?", &[db::Value::Text(key)])
+    conn.scalar(
+        "SELECT value FROM meta WHERE key = ?",
+        &[db::Value::Text(key)],
+    )
 }
 
 pub(crate) fn set_meta(conn: &mut dyn Conn, key: &str, value: i64) -> Result<(), StoreError> {
@@ -309,13 +316,31 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend_and_hide_passwords() {
-        assert_eq!(Location::parse("./abm.db"), Location::Sqlite("./abm.db".into()));
-        assert_eq!(Location::parse("sqlite:///tmp/x.db"), Location::Sqlite("/tmp/x.db".into()));
-        assert_eq!(Location::parse("sqlite:x.db"), Location::Sqlite("x.db".into()));
-        assert!(matches!(Location::parse("postgresql://h/db"), Location::Postgres(_)));
-        assert_eq!(redact("postgres://bob:s3cret@db:5432/abm"), "postgres://bob:***@db:5432/abm");
+        assert_eq!(
+            Location::parse("./abm.db"),
+            Location::Sqlite("./abm.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:///tmp/x.db"),
+            Location::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:x.db"),
+            Location::Sqlite("x.db".into())
+        );
+        assert!(matches!(
+            Location::parse("postgresql://h/db"),
+            Location::Postgres(_)
+        ));
+        assert_eq!(
+            redact("postgres://bob:s3cret@db:5432/abm"),
+            "postgres://bob:***@db:5432/abm"
+        );
         assert_eq!(redact("postgres://bob@db/abm"), "postgres://bob@db/abm");
-        assert_eq!(redact("host=db password=x user=y"), "host=db password=*** user=y");
+        assert_eq!(
+            redact("host=db password=x user=y"),
+            "host=db password=*** user=y"
+        );
         let dbg = format!("{:?}", Location::parse("postgres://bob:s3cret@db/abm"));
         assert!(!dbg.contains("s3cret"), "{dbg}");
     }

@@ -219,12 +219,7 @@ impl Conn for Postgres {
         Ok(())
     }
 
-    fn insert_batch(
-        &mut self,
-        into: &str,
-        batch: &Batch,
-        suffix: &str,
-    ) -> Result<u64, StoreError> {
+    fn insert_batch(&mut self, into: &str, batch: &Batch, suffix: &str) -> Result<u64, StoreError> {
         let per = (60_000 / batch.ncols()).clamp(1, 1000);
         let mut n = 0;
         let mut from = 0;
@@ -241,7 +236,8 @@ impl Conn for Postgres {
                 let st = self.stmt(&sql)?;
                 self.client.execute(&st, &refs)
             } else {
-                self.client.execute(numbered_placeholders(&sql).as_str(), &refs)
+                self.client
+                    .execute(numbered_placeholders(&sql).as_str(), &refs)
             }
             .map_err(pg_err)?;
             from = to;

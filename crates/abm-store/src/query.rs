@@ -37,7 +37,8 @@ pub struct CheckpointView {
     pub reason: Option<String>,
 }
 
-const CHECKPOINT_COLS: &str = "c.id, c.kind, a.account_id, c.from_cluster, c.to_cluster, c.evidence,
+const CHECKPOINT_COLS: &str =
+    "c.id, c.kind, a.account_id, c.from_cluster, c.to_cluster, c.evidence,
     c.status, c.reviewer, c.comment, c.created_at, c.decided_at, c.run, c.as_of, c.rule, c.reason
     FROM checkpoints c LEFT JOIN accounts a ON a.id = c.account";
 
@@ -229,7 +230,9 @@ pub struct RunInfo {
 }
 
 fn latest_run(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
-    conn.query_one("SELECT id FROM runs ORDER BY id DESC LIMIT 1", &[], |r| r.i(0))
+    conn.query_one("SELECT id FROM runs ORDER BY id DESC LIMIT 1", &[], |r| {
+        r.i(0)
+    })
 }
 
 fn score_text(v: f64) -> String {

@@ -32,7 +32,19 @@ pub(crate) fn decide(
     comment: Option<&str>,
 ) -> Result<DecisionOutcome, StoreError> {
     let mut tx = Tx::begin(conn, TxMode::Write)?;
-    type Head = (String, Option<i64>, i64, Instant, Option<String>, Option<String>, Option<String>, Option<String>, String, String, Option<String>);
+    type Head = (
+        String,
+        Option<i64>,
+        i64,
+        Instant,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+    );
     let head: Option<Head> = tx.query_one(
         "SELECT kind, account, run, as_of, from_cluster, to_cluster, rule, signature, evidence,
                 status, reviewer
@@ -83,7 +95,9 @@ pub(crate) fn decide(
             },
         )?;
         let Some((now_cluster, entered_at, floor, account_id)) = state else {
-            return Err(StoreError::Corrupt(format!("no state for the account of checkpoint {id}")));
+            return Err(StoreError::Corrupt(format!(
+                "no state for the account of checkpoint {id}"
+            )));
         };
         let p = Proposal {
             kind,

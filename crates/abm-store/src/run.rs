@@ -15,7 +15,9 @@ use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
-use abm_core::movement::{decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind};
+use abm_core::movement::{
+    decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind,
+};
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
 use abm_io::load::ByAccount;
@@ -59,7 +61,10 @@ pub struct RunReport {
 pub enum RunOutcome {
     Done(RunReport),
     /// Same as_of, data, config and review state as run `run`: nothing recorded.
-    Unchanged { run: i64, as_of: Instant },
+    Unchanged {
+        run: i64,
+        as_of: Instant,
+    },
 }
 
 /// What one worker computed for one account.
@@ -101,11 +106,17 @@ fn cluster(s: &str) -> Result<Cluster, StoreError> {
 }
 
 fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
-    map.get(usize::try_from(id).ok()?).copied().filter(|&i| i != u32::MAX)
+    map.get(usize::try_from(id).ok()?)
+        .copied()
+        .filter(|&i| i != u32::MAX)
 }
 
 fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
-    let mut names = conn.query_all("SELECT name FROM account_columns ORDER BY position", &[], |r| r.string(0))?;
+    let mut names = conn.query_all(
+        "SELECT name FROM account_columns ORDER BY position",
+        &[],
+        |r| r.string(0),
+    )?;
     names.retain(|n| n != "account_id");
     let schema = AccountSchema::new(names);
     let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
@@ -277,7 +288,12 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             Ok(())
         },
     )?;
-    triggers.sort_by(|a, b| a.account.cmp(&b.account).then(b.at.cmp(&a.at)).then(a.code.cmp(&b.code)));
+    triggers.sort_by(|a, b| {
+        a.account
+            .cmp(&b.account)
+            .then(b.at.cmp(&a.at))
+            .then(a.code.cmp(&b.code))
+    });
 
     let mut deals = Vec::new();
     conn.query_each(
@@ -369,7 +385,11 @@ impl Texts {
             return Ok(id);
         }
         let id = conn
-            .query_one("INSERT INTO texts (text) VALUES (?) RETURNING id", &[Value::Text(s)], |r| r.i(0))?
+            .query_one(
+                "INSERT INTO texts (text) VALUES (?) RETURNING id",
+                &[Value::Text(s)],
+                |r| r.i(0),
+            )?
             .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
         self.0.insert(s.to_string(), id);
         Ok(id)
@@ -391,12 +411,14 @@ struct Writer {
     opened: u64,
 }
 
-const SNAPSHOTS: &str = "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
+const SNAPSHOTS: &str =
+    "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
     score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
     checkpoint, rationale)";
 const MOVEMENTS: &str = "movements (run, account, as_of, from_cluster, to_cluster, direction, rule,
     evidence, checkpoint, created_at)";
-const CHECKPOINTS: &str = "checkpoints (kind, account, run, as_of, from_cluster, to_cluster, rule, signature,
+const CHECKPOINTS: &str =
+    "checkpoints (kind, account, run, as_of, from_cluster, to_cluster, rule, signature,
     evidence, status, created_at)";
 const DECISIONS: &str = "decisions (checkpoint, action, actor, comment, decided_at, run)";
 const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run)";
@@ -499,7 +521,11 @@ pub(crate) fn run(
                 run: *id,
             });
         }
-        if *latest_as_of == as_of && *hash == config_hash && *dv == data_version && *sv == state_version {
+        if *latest_as_of == as_of
+            && *hash == config_hash
+            && *dv == data_version
+            && *sv == state_version
+        {
             return Ok(RunOutcome::Unchanged { run: *id, as_of });
         }
     }
@@ -621,7 +647,11 @@ pub(crate) fn run(
     let max = rules.config.capacity.active_focus.max;
     if counts.active_focus > max {
         for id in &pending_capacity {
-            w.close(&mut *tx, *id, &format!("superseded by run {run_id}'s capacity check"))?;
+            w.close(
+                &mut *tx,
+                *id,
+                &format!("superseded by run {run_id}'s capacity check"),
+            )?;
         }
         let ev = vec![Evidence {
             kind: "capacity".into(),
@@ -631,7 +661,15 @@ pub(crate) fn run(
             ),
             at: Some(as_of),
         }];
-        w.open("capacity", None, None, None, None, None, &evidence_json(&ev));
+        w.open(
+            "capacity",
+            None,
+            None,
+            None,
+            None,
+            None,
+            &evidence_json(&ev),
+        );
     } else {
         for id in &pending_capacity {
             w.close(
@@ -723,7 +761,10 @@ fn write_one(
         }
         ProposalAction::Open(p) => {
             if let Some(id) = l.pending_proposal[i] {
-                let why = d.close_reason.as_deref().unwrap_or("superseded by a new proposal");
+                let why = d
+                    .close_reason
+                    .as_deref()
+                    .unwrap_or("superseded by a new proposal");
                 w.close(conn, id, why)?;
             }
             w.open(

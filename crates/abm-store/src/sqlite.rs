@@ -153,7 +153,9 @@ impl Conn for Sqlite {
 
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64, StoreError> {
         let mut st = self.conn.prepare_cached(sql).map_err(sql_err)?;
-        let n = st.execute(params_from_iter(params.iter())).map_err(sql_err)?;
+        let n = st
+            .execute(params_from_iter(params.iter()))
+            .map_err(sql_err)?;
         Ok(n as u64)
     }
 
@@ -171,12 +173,7 @@ impl Conn for Sqlite {
         Ok(())
     }
 
-    fn insert_batch(
-        &mut self,
-        into: &str,
-        batch: &Batch,
-        suffix: &str,
-    ) -> Result<u64, StoreError> {
+    fn insert_batch(&mut self, into: &str, batch: &Batch, suffix: &str) -> Result<u64, StoreError> {
         if batch.is_empty() {
             return Ok(0);
         }

@@ -11,7 +11,14 @@ fn crash_mid_run(db: Db) {
     let data = w.dir.path().join("data");
     run_ok(
         abm()
-            .args(["sample", "--accounts", "200000", "--events-per-account", "1", "--out"])
+            .args([
+                "sample",
+                "--accounts",
+                "200000",
+                "--events-per-account",
+                "1",
+                "--out",
+            ])
             .arg(&data),
     );
     w.import("data");
@@ -50,10 +57,17 @@ fn crash_mid_run(db: Db) {
             break;
         }
     }
-    assert!(seen.iter().any(|l| l.contains("transaction open")), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("transaction open")),
+        "{seen:?}"
+    );
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the run finished before it could be killed: {seen:?}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run finished before it could be killed: {seen:?}"
+    );
 
     if let Db::Sqlite(dir) = &w.db {
         let ok = abm_store::sqlite_integrity_check(&dir.path().join("abm.db")).unwrap();

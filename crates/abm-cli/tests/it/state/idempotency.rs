@@ -35,17 +35,31 @@ fn same_import_twice(db: Db) {
         &["D1,A1,proposal,1000,2026-09-01,,,open"],
     );
     let first = w.import_json("t0");
-    assert_eq!((first["events_read"].as_i64(), first["events_added"].as_i64()), (Some(6), Some(2)));
+    assert_eq!(
+        (
+            first["events_read"].as_i64(),
+            first["events_added"].as_i64()
+        ),
+        (Some(6), Some(2))
+    );
     assert_eq!(first["rejected"], 2);
     let (_, rej) = read_csv(&w.dir.path().join("rejected_rows.csv"));
     assert_eq!(rej.len(), 2);
-    assert_eq!((rej[0][1].as_str(), rej[0][2].as_str()), ("6", "account_id"));
+    assert_eq!(
+        (rej[0][1].as_str(), rej[0][2].as_str()),
+        ("6", "account_id")
+    );
     assert_eq!((rej[1][1].as_str(), rej[1][2].as_str()), ("7", "type"));
     assert!(w.fails(&["summary"]).contains("no run yet"));
     let second = w.import("t0");
     assert!(second.contains("nothing new"), "{second}");
     let second = w.import_json("t0");
-    for k in ["accounts_changed", "events_added", "triggers_added", "deals_changed"] {
+    for k in [
+        "accounts_changed",
+        "events_added",
+        "triggers_added",
+        "deals_changed",
+    ] {
         assert_eq!(second[k], 0, "{k}: {second}");
     }
     assert_eq!(second["data_version"], first["data_version"]);
@@ -57,7 +71,13 @@ fn same_import_twice(db: Db) {
         &["D1,A1,negotiation,1000,2026-09-01,,2026-10-05,open"],
     );
     let third = w.import_json("t0");
-    assert_eq!((third["deals_changed"].as_i64(), third["events_added"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(
+        (
+            third["deals_changed"].as_i64(),
+            third["events_added"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
     w.run("2026-11-01");
     let s = w.json(&["summary"]);
     assert_eq!(s["stored"]["events"], 2);
@@ -95,7 +115,11 @@ fn same_run_twice(db: Db) {
     let err = w.fails(&["run", "--as-of", "2026-10-01"]);
     assert!(err.contains("before the latest run"), "{err}");
     // A config change at the same as_of is a new run too.
-    std::fs::write(w.dir.path().join("abm.toml"), "[capacity.active_focus]\nmin = 0\nmax = 0\n").unwrap();
+    std::fs::write(
+        w.dir.path().join("abm.toml"),
+        "[capacity.active_focus]\nmin = 0\nmax = 0\n",
+    )
+    .unwrap();
     assert_eq!(w.run("2026-11-01")["run_id"], 3);
 }
 
@@ -103,7 +127,18 @@ fn same_run_twice(db: Db) {
 fn concurrent_runs(db: Db) {
     let w = World::new(db);
     let data = w.dir.path().join("data");
-    run_ok(abm().args(["sample", "--accounts", "3000", "--events-per-account", "3", "--out"]).arg(&data));
+    run_ok(
+        abm()
+            .args([
+                "sample",
+                "--accounts",
+                "3000",
+                "--events-per-account",
+                "3",
+                "--out",
+            ])
+            .arg(&data),
+    );
     w.import("data");
     let spawn = || {
         w.abm()
@@ -130,6 +165,32 @@ fn concurrent_runs(db: Db) {
     let s = w.json(&["summary"]);
     assert_eq!(s["runs"], 1);
     assert_eq!(s["accounts"], 3000);
+}
+
+/// A writer that cannot get the lock in time fails with a clear message and changes nothing.
+#[test]
+fn a_blocked_writer_fails_clearly() {
+    let w = World::new(Db::sqlite());
+    w.accounts("t0", &[("A1", "A")]);
+    w.import("t0");
+    let Db::Sqlite(dir) = &w.db else {
+        unreachable!()
+    };
+    let holder = rusqlite::Connection::open(dir.path().join("abm.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let o = w
+        .abm()
+        .env("ABM_LOCK_TIMEOUT", "1")
+        .args(["run", "--as-of", "2026-11-01"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("another abm process is writing"), "{err}");
+    // Readers are not blocked by a writer.
+    assert!(w.fails(&["summary"]).contains("no run yet"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(w.run("2026-11-01")["run_id"], 1);
 }
 
 both_backends! {

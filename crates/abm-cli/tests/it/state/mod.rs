@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// One database for one test.
 pub enum Db {
     Sqlite(tempfile::TempDir),
-    Postgres { admin: String, schema: String, url: String },
+    Postgres {
+        admin: String,
+        schema: String,
+        url: String,
+    },
 }
 
 impl Db {
@@ -33,13 +37,18 @@ impl Db {
             "t_{}_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed),
-            test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>()
+            test.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(20)
+                .collect::<String>()
         )
         .to_lowercase();
         let mut c = postgres::Client::connect(&admin, postgres::NoTls)
             .unwrap_or_else(|e| panic!("ABM_TEST_PG_URL={admin}: {e}"));
-        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-            .unwrap();
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
         let sep = if admin.contains('?') { '&' } else { '?' };
         let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
         Some(Db::Postgres { admin, schema, url })
@@ -143,7 +152,12 @@ impl World {
     }
 
     pub fn events(&self, set: &str, rows: &[&str]) {
-        self.file(set, "engagement.csv", "account_id,occurred_at,type,contact_id\n", rows);
+        self.file(
+            set,
+            "engagement.csv",
+            "account_id,occurred_at,type,contact_id\n",
+            rows,
+        );
     }
 
     pub fn import(&self, set: &str) -> String {
@@ -183,7 +197,13 @@ impl World {
     }
 
     pub fn approve(&self, id: i64) -> Value {
-        self.json(&["review", "approve", &id.to_string(), "--comment", "looks right"])
+        self.json(&[
+            "review",
+            "approve",
+            &id.to_string(),
+            "--comment",
+            "looks right",
+        ])
     }
 
     pub fn reject(&self, id: i64) -> Value {
@@ -193,7 +213,11 @@ impl World {
     /// Run abm expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.abm().args(args).output().unwrap();
-        assert!(!o.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "{args:?} should fail: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 }

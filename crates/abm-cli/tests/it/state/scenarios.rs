@@ -13,7 +13,10 @@ fn promotion_proposed_then_approved(db: Db) {
     let r = w.run("2026-01-01");
     assert_eq!(r["counts"]["cluster_icp"], 1);
     assert_eq!(r["counts"]["future_pipeline"], 1);
-    assert_eq!(r["proposals_opened"], 0, "a baseline opens no per-account checkpoint");
+    assert_eq!(
+        r["proposals_opened"], 0,
+        "a baseline opens no per-account checkpoint"
+    );
     assert_eq!(cm(&w.latest("A1")), pair("cluster_icp", "baseline"));
     assert!(w.pending().is_empty());
 
@@ -29,18 +32,36 @@ fn promotion_proposed_then_approved(db: Db) {
     let q = w.pending();
     assert_eq!(q.len(), 1, "{q:?}");
     let cp = &q[0];
-    for k in ["id", "kind", "account_id", "from", "to", "evidence", "status", "reviewer", "comment", "created_at", "decided_at"] {
+    for k in [
+        "id",
+        "kind",
+        "account_id",
+        "from",
+        "to",
+        "evidence",
+        "status",
+        "reviewer",
+        "comment",
+        "created_at",
+        "decided_at",
+    ] {
         assert!(cp.get(k).is_some(), "review list --json lacks {k}: {cp}");
     }
     assert_eq!(cp["kind"], "promotion_to_active_focus");
-    assert_eq!((cp["from"].as_str(), cp["to"].as_str()), (Some("cluster_icp"), Some("active_focus")));
+    assert_eq!(
+        (cp["from"].as_str(), cp["to"].as_str()),
+        (Some("cluster_icp"), Some("active_focus"))
+    );
     assert!(cp["evidence"].to_string().contains("meeting"), "{cp}");
     let id = cp["id"].as_i64().unwrap();
 
     // A later run keeps the one pending proposal.
     w.run("2026-02-05");
     assert_eq!(w.pending().len(), 1);
-    assert_eq!(cm(&w.latest("A1")), pair("cluster_icp", "proposed_promotion"));
+    assert_eq!(
+        cm(&w.latest("A1")),
+        pair("cluster_icp", "proposed_promotion")
+    );
 
     let out = w.approve(id);
     assert_eq!(out["checkpoint"]["status"], "approved");
@@ -49,14 +70,29 @@ fn promotion_proposed_then_approved(db: Db) {
     assert_eq!(out["effective_cluster"], "active_focus");
     let h = w.history("A1");
     assert_eq!(h["state"]["cluster"], "active_focus");
-    assert_eq!(h["state"]["entered_at"], "2026-02-01T00:00:00Z", "effective as of the proposing run");
+    assert_eq!(
+        h["state"]["entered_at"], "2026-02-01T00:00:00Z",
+        "effective as of the proposing run"
+    );
     let ms = w.json(&["movements"]);
-    let m = ms.as_array().unwrap().iter().find(|m| m["account_id"] == "A1").unwrap();
-    assert_eq!((m["from"].as_str(), m["to"].as_str()), (Some("cluster_icp"), Some("active_focus")));
+    let m = ms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["account_id"] == "A1")
+        .unwrap();
+    assert_eq!(
+        (m["from"].as_str(), m["to"].as_str()),
+        (Some("cluster_icp"), Some("active_focus"))
+    );
     assert_eq!(m["as_of"], "2026-02-01T00:00:00Z");
     assert_eq!(m["approved_by"], "tester");
     assert!(m["evidence"].to_string().contains("meeting"));
-    assert!(h["decisions"].as_array().unwrap().iter().any(|d| d["action"] == "approve" && d["actor"] == "tester"));
+    assert!(h["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["action"] == "approve" && d["actor"] == "tester"));
 
     let err = w.fails(&["review", "approve", &id.to_string()]);
     assert!(err.contains("not pending"), "{err}");
@@ -97,7 +133,10 @@ fn af_silence_threshold(db: Db) {
     assert_eq!(out["checkpoint"]["status"], "rejected");
     assert_eq!(out["effective_cluster"], "active_focus");
     w.run("2026-04-20");
-    assert!(w.pending().is_empty(), "same evidence must not re-open a rejected proposal");
+    assert!(
+        w.pending().is_empty(),
+        "same evidence must not re-open a rejected proposal"
+    );
     assert_eq!(w.latest("A1")["cluster"], "active_focus");
 }
 
@@ -124,7 +163,12 @@ fn fp_inactivity(db: Db) {
     let m = w.json(&["movements"]);
     assert_eq!(m[0]["direction"], "demotion");
     assert_eq!(m[0]["as_of"], "2026-07-14T00:00:00Z");
-    assert!(m[0]["evidence"].to_string().contains("no engagement since 2026-01-15"), "{m}");
+    assert!(
+        m[0]["evidence"]
+            .to_string()
+            .contains("no engagement since 2026-01-15"),
+        "{m}"
+    );
 }
 
 /// A stalled deal demotes Active Focus even while a recent meeting keeps engagement High;
@@ -177,7 +221,10 @@ fn champion_left(db: Db) {
     assert_eq!(cm(&s), pair("active_focus", "proposed_demotion"));
     assert_eq!(s["rule"], "demotion: champion_left");
     let q = w.pending();
-    let p = q.iter().find(|c| c["kind"] == "demotion_from_active_focus").unwrap();
+    let p = q
+        .iter()
+        .find(|c| c["kind"] == "demotion_from_active_focus")
+        .unwrap();
     assert!(p["evidence"].to_string().contains("champion_left"));
     w.approve(p["id"].as_i64().unwrap());
     w.run("2026-10-12");
@@ -220,14 +267,27 @@ fn tier_drop(db: Db) {
     assert_eq!(cm(&s), pair("monitor_only", "demotion"));
     assert_eq!(s["rule"], "demotion: tier_drop");
     let all = w.json(&["review", "list", "--all"]);
-    let cp = all.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap();
+    let cp = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap();
     assert_eq!(cp["status"], "closed");
     assert!(cp["reason"].as_str().unwrap().contains("moved on"), "{cp}");
-    assert!(w.pending().iter().all(|c| c["kind"] != "promotion_to_active_focus"));
+    assert!(w
+        .pending()
+        .iter()
+        .all(|c| c["kind"] != "promotion_to_active_focus"));
     let err = w.fails(&["review", "approve", &id.to_string()]);
     assert!(err.contains("closed"), "{err}");
     // The conflict (tier D with High engagement) is asked once, not per run.
-    let conflicts = |w: &World| w.pending().iter().filter(|c| c["kind"] == "conflict").count();
+    let conflicts = |w: &World| {
+        w.pending()
+            .iter()
+            .filter(|c| c["kind"] == "conflict")
+            .count()
+    };
     assert_eq!(conflicts(&w), 1);
     // A new meeting after the demotion: the conflict stands, and is not duplicated.
     w.accounts("t3", &[("A1", "D")]);
@@ -240,9 +300,17 @@ fn tier_drop(db: Db) {
     w.run("2026-06-01");
     assert_eq!(conflicts(&w), 0);
     let all = w.json(&["review", "list", "--all"]);
-    let c = all.as_array().unwrap().iter().find(|c| c["kind"] == "conflict").unwrap();
+    let c = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "conflict")
+        .unwrap();
     assert_eq!(c["status"], "closed");
-    assert!(c["reason"].as_str().unwrap().contains("no longer conflict"), "{c}");
+    assert!(
+        c["reason"].as_str().unwrap().contains("no longer conflict"),
+        "{c}"
+    );
 }
 
 /// Active Focus over capacity: one capacity item per run, the previous one closed.
@@ -268,7 +336,9 @@ fn capacity_one_per_run(db: Db) {
             .collect()
     };
     assert_eq!(cap(&w).len(), 1);
-    assert!(cap(&w)[0]["evidence"].to_string().contains("Active Focus has 2 accounts"));
+    assert!(cap(&w)[0]["evidence"]
+        .to_string()
+        .contains("Active Focus has 2 accounts"));
     w.run("2026-01-03");
     let c = cap(&w);
     assert_eq!(c.len(), 2);
@@ -283,7 +353,10 @@ fn capacity_one_per_run(db: Db) {
 fn export_and_history(db: Db) {
     let w = World::new(db);
     w.accounts("t0", &[("B2", "B"), ("A1", "A"), ("C3", "C")]);
-    w.events("t0", &["A1,2026-01-01,demo,c1", "C3,2026-01-01,email_reply,c2"]);
+    w.events(
+        "t0",
+        &["A1,2026-01-01,demo,c1", "C3,2026-01-01,email_reply,c2"],
+    );
     w.import("t0");
     w.run("2026-01-02");
     let out = w.dir.path().join("out");
@@ -296,14 +369,19 @@ fn export_and_history(db: Db) {
     assert_eq!(rows[0][6], "active_focus");
     assert_eq!(rows[0][8], "baseline");
     let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("cluster_summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("cluster_summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["active_focus_count"], 1);
     assert_eq!(summary["as_of"], "2026-01-02T00:00:00Z");
     let jsonl = std::fs::read_to_string(out.join("cluster_assignments.jsonl")).unwrap();
     assert_eq!(jsonl.lines().count(), 3);
     // Same data, same as_of: `segment` agrees on every column but the movement.
     let seg = w.dir.path().join("seg");
-    run_ok(w.abm().args(["segment", "t0", "--as-of", "2026-01-02", "--out"]).arg(&seg));
+    run_ok(
+        w.abm()
+            .args(["segment", "t0", "--as-of", "2026-01-02", "--out"])
+            .arg(&seg),
+    );
     let (_, seg_rows) = read_csv(&seg.join("cluster_assignments.csv"));
     for (a, b) in rows.iter().zip(&seg_rows) {
         for (i, col) in h.iter().enumerate() {
@@ -314,7 +392,10 @@ fn export_and_history(db: Db) {
     }
     let text = String::from_utf8(run_ok(w.abm().args(["history", "A1"])).stdout).unwrap();
     assert!(text.contains("A1 — A1 Corp"), "{text}");
-    assert!(text.contains("effective cluster: active_focus since 2026-01-02"), "{text}");
+    assert!(
+        text.contains("effective cluster: active_focus since 2026-01-02"),
+        "{text}"
+    );
     assert!(text.contains("demo"), "{text}");
     let err = w.fails(&["history", "ZZ"]);
     assert!(err.contains("no account \"ZZ\""), "{err}");
