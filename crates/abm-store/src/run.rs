@@ -21,6 +21,7 @@ use abm_core::movement::{
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
 use abm_io::load::ByAccount;
+use abm_io::segment::RowScratch;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -337,7 +338,13 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     })
 }
 
-fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> Computed {
+fn compute(
+    rules: &Rules,
+    model: &ScoringModel,
+    l: &Loaded,
+    idx: AccountIdx,
+    text: &mut RowScratch,
+) -> Computed {
     let account = l.table.get(idx);
     let prior = l.priors[idx as usize].as_ref();
     let facts = Facts {
@@ -350,7 +357,7 @@ fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> 
     let a = assess(rules, model, &account, &facts, false);
     let d = decide(rules, prior, &a, &facts);
     // The same row texts as `abm segment`, for the effective cluster.
-    let text = abm_io::segment::row_text(rules, &account, &a, d.cluster, &facts, String::new());
+    text.fill(rules, &account, &a, d.cluster, &facts, "");
     Computed {
         idx,
         tier: a.score.tier,
@@ -358,10 +365,10 @@ fn compute(rules: &Rules, model: &ScoringModel, l: &Loaded, idx: AccountIdx) -> 
         level: a.level.as_str(),
         has_triggers: a.has_triggers(),
         evidence: serde_json::to_string(&d.evidence).expect("evidence serializes"),
-        promotion_triggers: text.promotion_triggers,
-        micro_segment: text.micro_segment,
-        next_action: text.next_action,
-        rationale: text.rationale,
+        promotion_triggers: text.promotion_triggers.clone(),
+        micro_segment: text.micro_segment.clone(),
+        next_action: text.next_action.clone(),
+        rationale: text.rationale.clone(),
         conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
         d,
     }
@@ -588,16 +595,19 @@ pub(crate) fn run(
         for _ in 0..threads {
             let sender = sender.clone();
             let (next, loaded, model) = (&next, &loaded, &model);
-            s.spawn(move || loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= n_blocks {
-                    break;
-                }
-                let out: Vec<Computed> = (b * BLOCK..((b + 1) * BLOCK).min(n))
-                    .map(|i| compute(rules, model, loaded, i as AccountIdx))
-                    .collect();
-                if sender.send((b, out)).is_err() {
-                    break;
+            s.spawn(move || {
+                let mut text = RowScratch::default();
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= n_blocks {
+                        break;
+                    }
+                    let out: Vec<Computed> = (b * BLOCK..((b + 1) * BLOCK).min(n))
+                        .map(|i| compute(rules, model, loaded, i as AccountIdx, &mut text))
+                        .collect();
+                    if sender.send((b, out)).is_err() {
+                        break;
+                    }
                 }
             });
         }
