@@ -344,7 +344,9 @@ impl crate::Store {
         Ok(v)
     }
 
-    /// Every snapshot, movement, checkpoint and decision of one account.
+    /// Every snapshot, movement, checkpoint and decision of one account. (The snapshot query
+    /// walks the runs and probes the `(run, account)` key of each: `CROSS JOIN` fixes that
+    /// order on SQLite, whose planner would otherwise scan every snapshot row.)
     pub fn history(&mut self, account_id: &str) -> Result<History, StoreError> {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let (id, name, fields) = tx
@@ -370,10 +372,11 @@ impl crate::Store {
                 s.evidence, s.tier, s.score, s.engagement, s.has_triggers, s.promotion_triggers,
                 s.program, ms.text, na.text, s.checkpoint, s.rationale
              FROM runs r
-             JOIN snapshots s ON s.run = r.id AND s.account = ?
+             CROSS JOIN snapshots s
              JOIN texts rt ON rt.id = s.rule
              JOIN texts ms ON ms.id = s.micro_segment
              JOIN texts na ON na.id = s.next_action
+             WHERE s.run = r.id AND s.account = ?
              ORDER BY r.id",
             &[Value::Int(id)],
             |r| {
