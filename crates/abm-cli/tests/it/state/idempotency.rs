@@ -167,6 +167,55 @@ fn concurrent_runs(db: Db) {
     assert_eq!(s["accounts"], 3000);
 }
 
+/// JSON Lines inputs and a CRM preset go through the same importer.
+fn jsonl_and_preset(db: Db) {
+    let w = World::new(db);
+    w.file(
+        "t0",
+        "accounts.csv",
+        "Record ID,Company name,Industry,Number of Employees,icp_tier,icp_score\n",
+        &["H1,Hub One,software,300,A,90", "H2,Hub Two,retail,20,C,55"],
+    );
+    w.file(
+        "t0",
+        "engagement.jsonl",
+        "",
+        &[
+            r#"{"account_id":"H1","occurred_at":"2026-10-20T09:00:00Z","type":"demo","contact_id":"c1","event_id":"ev-1"}"#,
+            r#"{"account_id":"H2","occurred_at":"2026-10-21","type":"email_reply","event_id":"ev-2"}"#,
+        ],
+    );
+    let o = run_ok(
+        w.abm()
+            .args(["import", "t0", "--json", "--preset", "hubspot"]),
+    );
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            rep["accounts_changed"].as_i64(),
+            rep["events_added"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    let o = run_ok(
+        w.abm()
+            .args(["import", "t0", "--json", "--preset", "hubspot"]),
+    );
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            rep["accounts_changed"].as_i64(),
+            rep["events_added"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    w.run("2026-11-01");
+    let s = w.latest("H1");
+    assert_eq!(cm(&s), pair("active_focus", "baseline"));
+    assert_eq!(w.history("H1")["name"], "Hub One");
+    assert_eq!(w.latest("H2")["cluster"], "future_pipeline");
+}
+
 /// A writer that cannot get the lock in time fails with a clear message and changes nothing.
 #[test]
 fn a_blocked_writer_fails_clearly() {
@@ -197,4 +246,5 @@ both_backends! {
     the_same_import_twice_adds_nothing => same_import_twice;
     the_same_run_twice_records_nothing => same_run_twice;
     two_runs_at_once_serialize => concurrent_runs;
+    jsonl_and_presets_import_idempotently => jsonl_and_preset;
 }
