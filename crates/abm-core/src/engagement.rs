@@ -10,8 +10,10 @@ use crate::model::{EngagementLevel, EventClass};
 use crate::rules::{Code, Rules, MAX_CONTACT_THRESHOLD};
 use crate::time::Instant;
 
-/// Per-account engagement state. `Instant::MIN` means "never".
+/// Per-account engagement state. `Instant::MIN` means "never". Exactly one cache line, aligned,
+/// so the bulk fold's prefetch brings in all of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct EngagementState {
     /// Time of the most recent counted event at the best level.
     pub best_at: Instant,
@@ -305,6 +307,12 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use EngagementLevel::*;
+
+    #[test]
+    fn state_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<EngagementState>(), 64);
+        assert_eq!(std::mem::align_of::<EngagementState>(), 64);
+    }
 
     const AS_OF: &str = "2026-11-01T00:00:00Z";
 
