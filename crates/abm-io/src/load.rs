@@ -122,6 +122,28 @@ fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The rejection for a JSON Lines row that does not parse.
+fn json_rejection(src: &Source, line: u64, col: usize, msg: String, raw: &[u8]) -> Rejection {
+    Rejection {
+        file: src.name.clone(),
+        line,
+        column: format!("char {col}"),
+        reason: format!("invalid JSON: {msg}"),
+        record: String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
+/// The rejection for a block that ends inside a quoted field.
+fn unterminated_rejection(src: &Source, line: u64) -> Rejection {
+    Rejection {
+        file: src.name.clone(),
+        line,
+        column: "*".into(),
+        reason: "a quoted field is never closed (unterminated quote)".into(),
+        record: String::new(),
+    }
+}
+
 /// Run one block through `visit`; rejections carry block-relative lines (fixed up later).
 fn process_block<S>(
     src: &Source,
@@ -144,24 +166,13 @@ fn process_block<S>(
             }
         },
         |line, col, msg, raw| {
-            bad.borrow_mut().push(Rejection {
-                file: src.name.clone(),
-                line,
-                column: format!("char {col}"),
-                reason: format!("invalid JSON: {msg}"),
-                record: String::from_utf8_lossy(raw).into_owned(),
-            })
+            bad.borrow_mut()
+                .push(json_rejection(src, line, col, msg, raw))
         },
     );
     let mut bad = bad.into_inner();
     if let Some(line) = unterminated {
-        bad.push(Rejection {
-            file: src.name.clone(),
-            line,
-            column: "*".into(),
-            reason: "a quoted field is never closed (unterminated quote)".into(),
-            record: String::new(),
-        });
+        bad.push(unterminated_rejection(src, line));
     }
     (lines, (rows, bad))
 }
@@ -652,24 +663,13 @@ pub fn load_accounts(
                     vals = v.into_iter().map(|_| "").collect();
                 },
                 |line, col, msg, raw| {
-                    bad.borrow_mut().push(Rejection {
-                        file: src.name.clone(),
-                        line,
-                        column: format!("char {col}"),
-                        reason: format!("invalid JSON: {msg}"),
-                        record: String::from_utf8_lossy(raw).into_owned(),
-                    })
+                    bad.borrow_mut()
+                        .push(json_rejection(src, line, col, msg, raw))
                 },
             );
             let mut bad = bad.into_inner();
             if let Some(line) = unterminated {
-                bad.push(Rejection {
-                    file: src.name.clone(),
-                    line,
-                    column: "*".into(),
-                    reason: "a quoted field is never closed (unterminated quote)".into(),
-                    record: String::new(),
-                });
+                bad.push(unterminated_rejection(src, line));
             }
             (lines, (part, rows, bad))
         },
@@ -1049,26 +1049,14 @@ pub fn fold_engagement(
                 |line, col, msg, raw| {
                     let (w, bad, _) = &mut *cell.borrow_mut();
                     w.flush(&ctx, block, bad);
-                    bad.push(Rejection {
-                        file: src.name.clone(),
-                        line,
-                        column: format!("char {col}"),
-                        reason: format!("invalid JSON: {msg}"),
-                        record: String::from_utf8_lossy(raw).into_owned(),
-                    })
+                    bad.push(json_rejection(&src, line, col, msg, raw))
                 },
             );
             let (w, mut bad, rows) = cell.into_inner();
             w.flush(&ctx, block, &mut bad);
             w.json = json;
             if let Some(line) = unterminated {
-                bad.push(Rejection {
-                    file: src.name.clone(),
-                    line,
-                    column: "*".into(),
-                    reason: "a quoted field is never closed (unterminated quote)".into(),
-                    record: String::new(),
-                });
+                bad.push(unterminated_rejection(&src, line));
             }
             bad.sort_by_key(|r| r.line);
             (lines, (rows, bad))

@@ -444,3 +444,36 @@ fn formats_choose_the_assignment_files() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format \"xml\""));
 }
+
+#[test]
+fn invalid_json_lines_are_rejected_with_their_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.jsonl",
+        "{\"account_id\":\"A1\",\"icp_tier\":\"A\"}\n{\"account_id\":\"A2\",\"icp_tier\":\"B\"}\n",
+    );
+    write(
+        d.path(),
+        "engagement.jsonl",
+        "{\"account_id\":\"A1\",\"occurred_at\":\"2026-10-20\",\"type\":\"demo\"}\n{not json\n\n{\"account_id\":\"A2\",\"occurred_at\":\"2026-10-20\",\"type\":\"email_reply\"}\n",
+    );
+    let out = d.path().join("o");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(d.path())
+            .args(["--as-of", "2026-11-01", "--out"])
+            .arg(&out),
+    );
+    let (_, rows) = read_csv(&out.join("rejected_rows.csv"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][1], "2");
+    assert!(rows[0][3].starts_with("invalid JSON"), "{:?}", rows[0]);
+    assert_eq!(rows[0][4], "{not json");
+    let (_, rows) = read_csv(&out.join("cluster_assignments.csv"));
+    assert_eq!(
+        (rows[0][6].as_str(), rows[1][4].as_str()),
+        ("active_focus", "medium")
+    );
+}
