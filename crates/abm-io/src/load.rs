@@ -177,6 +177,27 @@ fn process_block<S>(
     (lines, (rows, bad))
 }
 
+/// Sum the blocks' row counts and move their rejections (numbered from each block's start) to
+/// absolute lines, in file order.
+fn absorb_blocks(
+    blocks: Vec<crate::chunk::Block<(u64, Vec<Rejection>)>>,
+    first_line: u64,
+    rejects: &mut Rejects,
+) -> u64 {
+    let mut rows = 0;
+    let mut line = first_line;
+    for b in blocks {
+        let (n, bad) = b.value;
+        rows += n;
+        rejects.rows.extend(bad.into_iter().map(|mut r| {
+            r.line += line;
+            r
+        }));
+        line += b.lines;
+    }
+    rows
+}
+
 /// Visit every record of `src` on `threads` workers, each with its own state.
 /// Returns the worker states and the row count; rejections go to `rejects` in file order.
 pub fn scan<S: Send>(
@@ -209,17 +230,7 @@ pub fn scan<S: Send>(
         path: src.name.clone(),
         source: e,
     })?;
-    let mut rows = 0;
-    let mut line = src.first_line;
-    for b in blocks {
-        let (n, bad) = b.value;
-        rows += n;
-        for mut r in bad {
-            r.line += line;
-            rejects.rows.push(r);
-        }
-        line += b.lines;
-    }
+    let rows = absorb_blocks(blocks, src.first_line, rejects);
     rejects.check_strict(opts.strict, since)?;
     Ok((states.into_iter().map(|(s, _)| s).collect(), rows))
 }
@@ -1067,17 +1078,7 @@ pub fn fold_engagement(
         path: src.name.clone(),
         source: e,
     })?;
-    let mut rows = 0;
-    let mut line = src.first_line;
-    for b in blocks {
-        let (k, bad) = b.value;
-        rows += k;
-        for mut r in bad {
-            r.line += line;
-            rejects.rows.push(r);
-        }
-        line += b.lines;
-    }
+    let rows = absorb_blocks(blocks, src.first_line, rejects);
     rejects.check_strict(opts.strict, since)?;
     let mut it = workers.into_iter();
     let mut first = it.next().unwrap_or_else(new_worker);
