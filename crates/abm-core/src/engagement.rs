@@ -75,15 +75,12 @@ impl Verdict {
     }
 }
 
-/// FNV-1a, 64 bits: distinctness of contact ids within one account.
+/// A 64-bit hash of a contact id: distinctness of contacts within one account. Held in memory
+/// only (never stored), so the function may change between versions.
 #[inline]
 pub fn contact_hash(s: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in s {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h | 1 // never 0, so 0 can mean "empty slot"
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0xc0_47ac7).hash_one(s) | 1 // never 0: 0 = empty slot
 }
 
 impl EngagementState {

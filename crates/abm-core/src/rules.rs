@@ -18,17 +18,26 @@ pub struct Vocabulary {
     by_len: Vec<Vec<(u64, u64, Code)>>,
 }
 
+/// The first 8 bytes and the last `min(len - 8, 8)` bytes, each zero-padded, as words (read
+/// with whole-word loads: this is on the bulk hot path).
 #[inline]
 fn words(s: &[u8]) -> (u64, u64) {
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    let n = s.len().min(8);
-    a[..n].copy_from_slice(&s[..n]);
-    if s.len() > 8 {
-        let m = (s.len() - 8).min(8);
-        b[..m].copy_from_slice(&s[s.len() - m..]);
+    let n = s.len();
+    if n < 8 {
+        let mut a = [0u8; 8];
+        for (d, &c) in a.iter_mut().zip(s) {
+            *d = c;
+        }
+        return (u64::from_le_bytes(a), 0);
     }
-    (u64::from_ne_bytes(a), u64::from_ne_bytes(b))
+    let a = u64::from_le_bytes(s[..8].try_into().expect("8 bytes"));
+    let tail = u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes"));
+    let b = match n {
+        8 => 0,
+        9..=15 => tail >> ((16 - n) * 8),
+        _ => tail,
+    };
+    (a, b)
 }
 
 impl Vocabulary {
@@ -414,6 +423,40 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::compile(&Config::default(), Instant::parse("2026-11-01").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn words_are_the_zero_padded_head_and_tail() {
+        let text: Vec<u8> = (b'a'..=b'z').chain(b'A'..=b'Z').collect();
+        for n in 0..40 {
+            let s = &text[..n];
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a[..n.min(8)].copy_from_slice(&s[..n.min(8)]);
+            if n > 8 {
+                let m = (n - 8).min(8);
+                b[..m].copy_from_slice(&s[n - m..]);
+            }
+            assert_eq!(
+                words(s),
+                (u64::from_le_bytes(a), u64::from_le_bytes(b)),
+                "{n}"
+            );
+        }
+        let mut v = Vocabulary::default();
+        let codes: Vec<Code> = ["a", "ab", "abcdefgh", "abcdefghi", "abcdefghijklmnopq", "b"]
+            .iter()
+            .map(|n| v.push(n))
+            .collect();
+        for (n, c) in ["a", "ab", "abcdefgh", "abcdefghi", "abcdefghijklmnopq", "b"]
+            .iter()
+            .zip(codes)
+        {
+            assert_eq!(v.lookup(n.as_bytes()), Some(c));
+        }
+        assert_eq!(v.lookup(b"abcdefghijklmnopr"), Option::None);
+        assert_eq!(v.lookup(b"abcdefgj"), Option::None);
+        assert_eq!(v.lookup(b""), Option::None);
     }
 
     #[test]

@@ -140,6 +140,53 @@ fn digits2(b: &[u8], i: usize) -> Option<i64> {
 /// Parse without allocation; `None` when the text is not one of the accepted forms.
 #[inline]
 pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
+    if let Some(t) = parse_plain_timestamp(b) {
+        return Some(t);
+    }
+    parse_general(b)
+}
+
+/// The common exact form `YYYY-MM-DDTHH:MM:SS` (optionally `Z`): fixed positions, no bounds
+/// checks per digit. `None` means "not this form" (the general parser decides), so it agrees
+/// with [`parse_general`] on every input it accepts.
+#[inline]
+fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
+    let b: &[u8; 19] = match b.len() {
+        19 => b.try_into().ok()?,
+        20 if b[19] == b'Z' || b[19] == b'z' => b[..19].try_into().ok()?,
+        _ => return None,
+    };
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let d = |i: usize| b[i].wrapping_sub(b'0') as i64;
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if digits.iter().any(|&i| d(i) > 9) {
+        return None;
+    }
+    let y = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
+    let mo = d(5) * 10 + d(6);
+    let day = d(8) * 10 + d(9);
+    let (h, mi, s) = (d(11) * 10 + d(12), d(14) * 10 + d(15), d(17) * 10 + d(18));
+    if !(1..=12).contains(&mo)
+        || day < 1
+        || day > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
+        return None;
+    }
+    Some(Instant(
+        days_fast(y, mo, day) * MICROS_PER_DAY + (h * 3600 + mi * 60 + s) * MICROS_PER_SEC,
+    ))
+}
+
+#[inline]
+fn parse_general(b: &[u8]) -> Option<Instant> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -277,6 +324,56 @@ mod tests {
 
     fn p(s: &str) -> Instant {
         Instant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_plain_fast_path_agrees_with_the_general_parser() {
+        let mut cases: Vec<String> = vec![
+            "2026-02-29T00:00:00".into(), // not a leap year
+            "2024-02-29T23:59:60Z".into(),
+            "2026-13-01T00:00:00".into(),
+            "2026-00-01T00:00:00".into(),
+            "2026-04-31T00:00:00".into(),
+            "2026-04-30T24:00:00".into(),
+            "2026-04-30T23:60:00".into(),
+            "2026-04-30T23:59:61".into(),
+            "2026-04-30t23:59:59z".into(),
+            "2026-04-30 23:59:59".into(),
+            "2026-04-30X23:59:59".into(),
+            "2026-04-30T23:59:5a".into(),
+            "2026/04/30T23:59:59".into(),
+            "2026-04-30T23-59-59".into(),
+            "1899-12-31T12:00:00".into(),
+            "2200-01-01T12:00:00".into(),
+            "0001-01-01T00:00:00".into(),
+            "2026-04-30T23:59:59Q".into(),
+        ];
+        // A deterministic sweep over all months, day edges and times.
+        let mut x: u64 = 7;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = |m: u64| (x >> (m % 40)) % m;
+            cases.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+                1890 + r(330),
+                r(14),
+                r(33),
+                r(26),
+                r(62),
+                r(62),
+                ["", "Z", "z", "+01:00"][r(4) as usize]
+            ));
+        }
+        for c in &cases {
+            assert_eq!(
+                parse_bytes(c.as_bytes()),
+                parse_general(c.as_bytes()),
+                "{c}"
+            );
+        }
+        assert!(parse_plain_timestamp(b"2026-10-09T21:19:22").is_some());
     }
 
     #[test]

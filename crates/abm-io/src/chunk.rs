@@ -164,6 +164,98 @@ where
     })
 }
 
+/// Where a parallel scan reads from: a stream (copied into recycled blocks by a reader thread)
+/// or a mapped file (blocks are cut from the map in place; no copy, no reader thread).
+pub enum Input {
+    Stream(Box<dyn Read + Send + Sync>),
+    Mapped {
+        map: crate::mem::MappedFile,
+        /// Offset of the first record (after the header).
+        start: usize,
+    },
+}
+
+/// [`par_blocks`] over an [`Input`]. A mapped input gives the same blocks (the same cut rule),
+/// each released from the process once its worker is done with it.
+pub fn par_blocks_input<S, R, I, W>(
+    input: Input,
+    threads: usize,
+    block_size: usize,
+    quote_aware: bool,
+    init: I,
+    work: W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<(Vec<S>, Vec<Block<R>>)>
+where
+    S: Send,
+    R: Send,
+    I: Fn() -> S + Sync,
+    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
+{
+    let (map, start) = match input {
+        Input::Stream(r) => {
+            return par_blocks(r, threads, block_size, quote_aware, init, work, progress)
+        }
+        Input::Mapped { map, start } => (map, start),
+    };
+    let data = map.bytes();
+    // (next block start, next block index, current block size)
+    let cursor = Mutex::new((start.min(data.len()), 0usize, block_size));
+    let take = || -> Option<(usize, std::ops::Range<usize>)> {
+        let mut c = cursor.lock().expect("no poison");
+        let (pos, index, mut size) = *c;
+        if pos >= data.len() {
+            return None;
+        }
+        let end = loop {
+            if data.len() - pos <= size {
+                break data.len();
+            }
+            match split_point(&data[pos..pos + size], quote_aware) {
+                Some(cut) => break pos + cut,
+                // One record larger than the block: look further.
+                None => size *= 2,
+            }
+        };
+        *c = (end, index + 1, size);
+        progress((end - start) as u64);
+        Some((index, pos..end))
+    };
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                let (init, work, take, map) = (&init, &work, &take, &map);
+                scope.spawn(move || {
+                    let mut state = init();
+                    let mut out = Vec::new();
+                    while let Some((index, range)) = take() {
+                        let (lines, value) = work(&mut state, &data[range.clone()], index);
+                        map.release(range);
+                        out.push(Block {
+                            index,
+                            lines,
+                            value,
+                        });
+                    }
+                    (state, out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect::<Vec<_>>()
+    });
+    let mut states = Vec::new();
+    let mut blocks = Vec::new();
+    for (s, b) in results {
+        states.push(s);
+        blocks.extend(b);
+    }
+    blocks.sort_by_key(|b| b.index);
+    Ok((states, blocks))
+}
+
 /// Workers to use: the machine's cores (`ABM_THREADS` overrides).
 pub fn default_threads() -> usize {
     std::env::var("ABM_THREADS")

@@ -1,7 +1,7 @@
 //! Loading the four inputs into the core's records. Every bad row becomes a [`Rejection`] with
 //! file, line, column and reason; the other rows go on.
 
-use crate::chunk::{par_blocks, DEFAULT_BLOCK};
+use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
@@ -209,11 +209,11 @@ pub fn scan<S: Send>(
     rejects: &mut Rejects,
 ) -> Result<(Vec<S>, u64), IngestError> {
     let since = rejects.rows.len();
-    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let input = src.take_input();
     let label = format!("reading {}", src.name);
     let src = &src;
-    let (states, blocks) = par_blocks(
-        reader,
+    let (states, blocks) = par_blocks_input(
+        input,
         threads,
         DEFAULT_BLOCK,
         src.format == Format::Csv,
@@ -453,10 +453,20 @@ impl IdIndex {
 
     /// Insert; `Err(existing)` when the id is already there.
     pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
+        self.insert_hashed(self.hash(id), id, idx)
+    }
+
+    /// [`Self::insert`] with `hash == self.hash(id)` already computed.
+    pub fn insert_hashed(
+        &mut self,
+        hash: u64,
+        id: &[u8],
+        idx: AccountIdx,
+    ) -> Result<(), AccountIdx> {
+        debug_assert_eq!(hash, self.hash(id));
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let hash = self.hash(id);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -641,11 +651,11 @@ pub fn load_accounts(
     let mut src = opts.open(path, FileKind::Accounts)?;
     let since = rejects.rows.len();
     let layout = AccountLayout::of(&src);
-    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let input = src.take_input();
     let label = format!("reading {}", src.name);
     let src = &src;
-    let (_, blocks) = par_blocks(
-        reader,
+    let (_, blocks) = par_blocks_input(
+        input,
         opts.threads,
         DEFAULT_BLOCK,
         src.format == Format::Csv,
@@ -690,29 +700,43 @@ pub fn load_accounts(
         path: src.name.clone(),
         source: e,
     })?;
+    // Number every block's lines from the file's start.
+    let mut blocks = blocks;
+    let mut line = src.first_line;
+    for b in blocks.iter_mut() {
+        b.value.0.shift_lines(line);
+        for r in b.value.2.iter_mut() {
+            r.line += line;
+        }
+        line += b.lines;
+    }
+    let rows: u64 = blocks.iter().map(|b| b.value.1).sum();
+    if let Some((table, index)) = merge_unique(&layout.schema, &blocks) {
+        for b in blocks {
+            let mut bad = b.value.2;
+            bad.sort_by_key(|r| r.line);
+            rejects.rows.extend(bad);
+        }
+        rejects.check_strict(opts.strict, since)?;
+        return Ok(Accounts { table, index, rows });
+    }
+    // Duplicates: merge in file order on this thread; the first occurrence wins.
     let total: usize = blocks.iter().map(|b| b.value.0.len()).sum();
     let text: usize = blocks.iter().map(|b| b.value.0.text_bytes()).sum();
     let mut table = AccountTable::new(layout.schema.clone());
     table.reserve(total, text);
     let mut index = IdIndex::with_capacity(total);
-    let mut rows = 0;
-    let mut line = src.first_line;
     let mut keep = Vec::new();
     for b in blocks {
-        let (mut part, n, bad) = b.value;
-        rows += n;
-        part.shift_lines(line);
-        let mut bad: Vec<Rejection> = bad
-            .into_iter()
-            .map(|mut r| {
-                r.line += line;
-                r
-            })
-            .collect();
+        let (part, _, mut bad) = b.value;
         keep.clear();
-        for a in part.iter() {
+        let mut hashes = [0u64; 64];
+        for (k, a) in part.iter().enumerate() {
+            if k % 64 == 0 {
+                prefetch_ids(&index, &part, k, &mut hashes);
+            }
             let idx = (table.len() + keep.len()) as AccountIdx;
-            match index.insert(a.id().as_bytes(), idx) {
+            match index.insert_hashed(hashes[k % 64], a.id().as_bytes(), idx) {
                 Ok(()) => keep.push(a.idx()),
                 Err(first) => {
                     let first_line = if (first as usize) < table.len() {
@@ -749,10 +773,61 @@ pub fn load_accounts(
         }
         bad.sort_by_key(|r| r.line);
         rejects.rows.extend(bad);
-        line += b.lines;
     }
     rejects.check_strict(opts.strict, since)?;
     Ok(Accounts { table, index, rows })
+}
+
+type AccountBlock = crate::chunk::Block<(AccountTable, u64, Vec<Rejection>)>;
+
+/// Hash the ids of rows `k..k + 64` of `part` into `hashes` and prefetch their index slots, so
+/// the inserts that follow hit the cache.
+fn prefetch_ids(index: &IdIndex, part: &AccountTable, k: usize, hashes: &mut [u64; 64]) {
+    for (j, h) in hashes
+        .iter_mut()
+        .enumerate()
+        .take(part.len().saturating_sub(k))
+    {
+        *h = index.hash(part.get((k + j) as AccountIdx).id().as_bytes());
+        index.prefetch(*h);
+    }
+}
+
+/// The usual case, no duplicate ids: the id index is built on one thread while the partial
+/// tables are concatenated on this one. `None` at the first duplicate (the caller then merges
+/// in order, rejecting the later occurrences).
+fn merge_unique(
+    schema: &AccountSchema,
+    blocks: &[AccountBlock],
+) -> Option<(AccountTable, IdIndex)> {
+    let total: usize = blocks.iter().map(|b| b.value.0.len()).sum();
+    let text: usize = blocks.iter().map(|b| b.value.0.text_bytes()).sum();
+    std::thread::scope(|s| {
+        let index_job = s.spawn(|| {
+            let mut index = IdIndex::with_capacity(total);
+            let mut next: AccountIdx = 0;
+            let mut hashes = [0u64; 64];
+            for b in blocks {
+                let part = &b.value.0;
+                for k in 0..part.len() {
+                    if k % 64 == 0 {
+                        prefetch_ids(&index, part, k, &mut hashes);
+                    }
+                    let id = part.get(k as AccountIdx).id().as_bytes();
+                    index.insert_hashed(hashes[k % 64], id, next).ok()?;
+                    next += 1;
+                }
+            }
+            Some(index)
+        });
+        let mut table = AccountTable::new(schema.clone());
+        table.reserve(total, text);
+        for b in blocks {
+            table.append(&b.value.0);
+        }
+        let index = index_job.join().expect("index builder panicked")?;
+        Some((table, index))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -850,10 +925,17 @@ struct FoldWorker {
     signals: Vec<Signal>,
     after_as_of: u64,
     json: Option<JsonRecords>,
+    /// The lookup pipeline: being filled, index slots prefetched, states prefetched.
     batch: Vec<Pending>,
+    looked: Vec<Pending>,
+    ready: Vec<Ready>,
+    lean: LeanSink,
+    /// Records that need the generic scanner (quotes, odd field counts).
+    scanner: crate::csv::Scanner,
 }
 
 /// A parsed event waiting for its account lookup (batched so lookups overlap in memory).
+#[derive(Clone, Copy)]
 struct Pending {
     hash: u64,
     at: Instant,
@@ -863,11 +945,21 @@ struct Pending {
     code: Code,
     id_len: u8,
     id: [u8; MAX_BATCHED_ID],
+}
+
+/// A looked-up event whose state line is being prefetched.
+#[derive(Clone, Copy)]
+struct Ready {
+    at: Instant,
+    contact: u64,
     idx: AccountIdx,
+    code: Code,
 }
 
 const MAX_BATCHED_ID: usize = 32;
 const BATCH: usize = 64;
+/// Rows with more columns than this take the generic scanner.
+const MAX_FAST_COLS: usize = 32;
 
 struct FoldCtx<'a> {
     src: &'a Source,
@@ -875,6 +967,44 @@ struct FoldCtx<'a> {
     rules: &'a Rules,
     index: &'a IdIndex,
     floors: Option<&'a [Instant]>,
+    /// Only events that can change what is read afterwards touch the per-account state:
+    /// with no floors and no inactivity clocks (the stateless `segment`), an event after
+    /// `as_of` is only counted, a demotion signal only listed, and an engagement event older
+    /// than its type's window changes nothing.
+    lean: bool,
+}
+
+/// Where the lean fold puts the effect of events that skip the state.
+#[derive(Default)]
+struct LeanSink {
+    signals: Vec<Signal>,
+    after_as_of: u64,
+}
+
+/// Whether the event needs the account's state; if not, its whole effect goes to `sink`.
+#[inline]
+fn settle_lean(
+    sink: &mut LeanSink,
+    rules: &Rules,
+    idx: AccountIdx,
+    code: Code,
+    at: Instant,
+) -> bool {
+    if at > rules.as_of {
+        sink.after_as_of += 1;
+        return false;
+    }
+    match rules.event_class[code as usize] {
+        abm_core::model::EventClass::DemotionSignal => {
+            sink.signals.push(Signal {
+                account: idx,
+                code,
+                at,
+            });
+            false
+        }
+        abm_core::model::EventClass::Engagement(_) => at >= rules.event_from[code as usize],
+    }
 }
 
 impl FoldWorker {
@@ -892,31 +1022,98 @@ impl FoldWorker {
         }
     }
 
-    /// Resolve and apply the batch: lookups first (prefetching the states), then the folds.
-    fn flush(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
-        let mut batch = std::mem::take(&mut self.batch);
-        for p in batch.iter_mut() {
+    /// One pipeline step, when a batch is full: fold the states looked up one step ago (their
+    /// lines were prefetched then), look up the ids queued one step ago (their index slots were
+    /// prefetched then) and prefetch the states that will change, and prefetch the index slots of
+    /// the batch just filled. Every access to the big random-access tables thus has a whole
+    /// batch of parsing between its prefetch and its use.
+    fn step(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
+        let mut ready = std::mem::take(&mut self.ready);
+        for p in &ready {
+            self.apply(ctx, p.idx, p.code, p.at, p.contact);
+        }
+        ready.clear();
+        for p in &self.looked {
             match ctx.index.get_padded(p.hash, &p.id, p.id_len as usize) {
-                Some(i) => {
-                    p.idx = i;
-                    prefetch(&self.states[i as usize] as *const EngagementState as *const u8);
+                Some(idx) => {
+                    if ctx.lean && !settle_lean(&mut self.lean, ctx.rules, idx, p.code, p.at) {
+                        continue;
+                    }
+                    prefetch(&self.states[idx as usize] as *const EngagementState as *const u8);
+                    ready.push(Ready {
+                        at: p.at,
+                        contact: p.contact,
+                        idx,
+                        code: p.code,
+                    });
                 }
                 None => {
-                    p.idx = AccountIdx::MAX;
                     let raw = &block[p.raw.0 as usize..(p.raw.0 + p.raw.1) as usize];
                     let rec = Record::new(p.line, raw, &[], raw);
                     bad.push(unknown_account(ctx.src, &rec, &p.id[..p.id_len as usize]));
                 }
             }
         }
-        for p in batch.drain(..) {
-            if p.idx != AccountIdx::MAX {
-                self.apply(ctx, p.idx, p.code, p.at, p.contact);
-            }
+        self.ready = ready;
+        self.looked.clear();
+        for p in &self.batch {
+            ctx.index.prefetch(p.hash);
         }
-        self.batch = batch;
+        std::mem::swap(&mut self.looked, &mut self.batch);
     }
 
+    /// Drain the pipeline (at the end of a block: rejections point into it).
+    fn flush(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
+        for _ in 0..3 {
+            self.step(ctx, block, bad);
+        }
+    }
+
+    /// Queue one valid event for the batched lookup (or look it up now when its id is long).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &mut self,
+        ctx: &FoldCtx<'_>,
+        block: &[u8],
+        id: &[u8],
+        at: Instant,
+        code: Code,
+        contact: u64,
+        line: u64,
+        raw: (usize, usize),
+        bad: &mut Vec<Rejection>,
+    ) -> Result<(), Rejection> {
+        let hash = ctx.index.hash(id);
+        if id.len() > MAX_BATCHED_ID || raw.0 + raw.1 > block.len() || raw.1 > u32::MAX as usize {
+            let idx = ctx.index.get_hashed(hash, id).ok_or_else(|| {
+                let r = &block[raw.0.min(block.len())..(raw.0 + raw.1).min(block.len())];
+                unknown_account(ctx.src, &Record::new(line, r, &[], r), id)
+            })?;
+            if !ctx.lean || settle_lean(&mut self.lean, ctx.rules, idx, code, at) {
+                self.apply(ctx, idx, code, at, contact);
+            }
+            return Ok(());
+        }
+        let mut buf = [0u8; MAX_BATCHED_ID];
+        buf[..id.len()].copy_from_slice(id);
+        self.batch.push(Pending {
+            hash,
+            at,
+            contact,
+            line,
+            raw: (raw.0 as u32, raw.1 as u32),
+            code,
+            id_len: id.len() as u8,
+            id: buf,
+        });
+        if self.batch.len() == BATCH {
+            self.step(ctx, block, bad);
+        }
+        Ok(())
+    }
+
+    /// The generic path: one scanned record (CSV with quotes, JSON Lines, odd rows).
     fn event(
         &mut self,
         ctx: &FoldCtx<'_>,
@@ -944,35 +1141,188 @@ impl FoldWorker {
             .filter(|c| !c.is_empty())
             .map(contact_hash)
             .unwrap_or(0);
-        let hash = ctx.index.hash(id);
         let raw_off = (rec.raw.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
-        if id.len() > MAX_BATCHED_ID || raw_off > block.len() {
-            let idx = ctx
-                .index
-                .get_hashed(hash, id)
-                .ok_or_else(|| unknown_account(ctx.src, rec, id))?;
-            self.apply(ctx, idx, code, at, contact);
-            return Ok(());
-        }
-        ctx.index.prefetch(hash);
-        let mut buf = [0u8; MAX_BATCHED_ID];
-        buf[..id.len()].copy_from_slice(id);
-        self.batch.push(Pending {
-            hash,
+        self.queue(
+            ctx,
+            block,
+            id,
             at,
-            contact,
-            line: rec.line,
-            raw: (raw_off as u32, rec.raw.len() as u32),
             code,
-            id_len: id.len() as u8,
-            id: buf,
-            idx: 0,
-        });
-        if self.batch.len() == BATCH {
-            self.flush(ctx, block, bad);
-        }
-        Ok(())
+            contact,
+            rec.line,
+            (raw_off, rec.raw.len()),
+            bad,
+        )
     }
+
+    /// Fold one CSV block. Plain rows (no quotes, the header's field count, every field
+    /// valid) are split once with SSE2 and never become a [`Record`]; any other row goes
+    /// through the generic scanner and [`Self::event`], which rejects it with the usual reason.
+    fn csv_block(&mut self, ctx: &FoldCtx<'_>, block: &[u8]) -> (u64, (u64, Vec<Rejection>)) {
+        let mut bad = Vec::new();
+        let ncols = ctx.src.header.len();
+        let c = ctx.cols;
+        let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
+        let mut scanner = std::mem::take(&mut self.scanner);
+        let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
+        let mut unterminated = None;
+        while pos < block.len() {
+            if let Some((end, next)) = plain_fields(block, pos, ncols, &mut bounds) {
+                if end == pos || (end == pos + 1 && block[pos] == b'\r') {
+                    line += (next > end) as u64; // blank line
+                    pos = next;
+                    continue;
+                }
+                let field = |i: usize| {
+                    let (s, e) = bounds[i];
+                    block[s as usize..e as usize].trim_ascii()
+                };
+                let id = field(c.account_id);
+                let at = abm_core::time::parse_bytes(field(c.occurred_at));
+                let code = ctx.rules.events.lookup(field(c.type_));
+                if let (false, Some(at), Some(code)) = (id.is_empty(), at, code) {
+                    rows += 1;
+                    let contact = match c.contact_id.map(field) {
+                        Some(v) if !v.is_empty() => contact_hash(v),
+                        _ => 0,
+                    };
+                    if let Err(r) = self.queue(
+                        ctx,
+                        block,
+                        id,
+                        at,
+                        code,
+                        contact,
+                        line,
+                        (pos, next - pos),
+                        &mut bad,
+                    ) {
+                        bad.push(r);
+                    }
+                    line += (next > end) as u64;
+                    pos = next;
+                    continue;
+                }
+            }
+            // The generic path, for this record only.
+            let scanned = scanner.scan(block, pos, line, |rec| {
+                rows += 1;
+                if let Err(r) = self.event(ctx, block, rec, &mut bad) {
+                    bad.push(r);
+                }
+            });
+            match scanned {
+                crate::csv::Scan::Record { end, newlines } => {
+                    line += newlines;
+                    pos = end;
+                }
+                crate::csv::Scan::Unterminated => {
+                    unterminated = Some(line);
+                    break;
+                }
+            }
+        }
+        self.scanner = scanner;
+        self.flush(ctx, block, &mut bad);
+        if let Some(line) = unterminated {
+            bad.push(unterminated_rejection(ctx.src, line));
+        }
+        bad.sort_by_key(|r| r.line);
+        (line, (rows, bad))
+    }
+}
+
+/// Split the plain (quote-free) CSV line at `pos` into exactly `ncols` fields, as byte ranges
+/// into `buf` (a trailing `\r` is not part of the last field). Returns `(end, next)`: where the
+/// line's content ends (its `\n` or the buffer's end) and where the next line starts; `None`
+/// when the line has a quote or another field count, so the generic scanner must take it.
+#[inline]
+fn plain_fields(
+    buf: &[u8],
+    pos: usize,
+    ncols: usize,
+    bounds: &mut [(u32, u32); MAX_FAST_COLS],
+) -> Option<(usize, usize)> {
+    if ncols > MAX_FAST_COLS || buf.len() > u32::MAX as usize {
+        return None;
+    }
+    let mut n = 0usize;
+    let mut start = pos;
+    let mut i = pos;
+    let end;
+    loop {
+        #[cfg(target_arch = "x86_64")]
+        if i + 16 <= buf.len() {
+            use std::arch::x86_64::*;
+            // SAFETY: 16 bytes from `i` are in bounds (checked above); SSE2 is baseline on
+            // x86_64.
+            let (mc, stop) = unsafe {
+                let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
+                let mc = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8))) as u32;
+                let mn = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32;
+                let mq = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32;
+                (mc, mn | mq)
+            };
+            let mut m = if stop != 0 {
+                mc & ((1u32 << stop.trailing_zeros()) - 1)
+            } else {
+                mc
+            };
+            while m != 0 {
+                let at = i + m.trailing_zeros() as usize;
+                if n + 1 >= ncols {
+                    return None;
+                }
+                bounds[n] = (start as u32, at as u32);
+                n += 1;
+                start = at + 1;
+                m &= m - 1;
+            }
+            if stop != 0 {
+                let at = i + stop.trailing_zeros() as usize;
+                if buf[at] == b'"' {
+                    return None;
+                }
+                end = at;
+                break;
+            }
+            i += 16;
+            continue;
+        }
+        if i >= buf.len() {
+            end = buf.len();
+            break;
+        }
+        match buf[i] {
+            b',' => {
+                if n + 1 >= ncols {
+                    return None;
+                }
+                bounds[n] = (start as u32, i as u32);
+                n += 1;
+                start = i + 1;
+            }
+            b'"' => return None,
+            b'\n' => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let next = if end < buf.len() { end + 1 } else { end };
+    let content_end = if end > start && buf[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    if n + 1 != ncols {
+        // A blank line is reported as such (no fields needed).
+        return (end == pos || (end == pos + 1 && buf[pos] == b'\r')).then_some((end, next));
+    }
+    bounds[n] = (start as u32, content_end as u32);
+    Some((end, next))
 }
 
 fn unknown_account(src: &Source, rec: &Record<'_>, id: &[u8]) -> Rejection {
@@ -1008,24 +1358,29 @@ fn event_code(
 }
 
 /// Fold every engagement event into per-account state on all workers. `floors` (per account,
-/// from the store) hides evidence from before each account's last demotion.
+/// from the store) hides evidence from before each account's last demotion. `clocks`: keep the
+/// inactivity clocks (`last_any`, `last_medium_plus`), which only movement rules over a prior
+/// cluster read; without them (and without floors) events that cannot change the outcome skip
+/// the state entirely.
 pub fn fold_engagement(
     path: &Path,
     accounts: &Accounts,
     rules: &Rules,
     floors: Option<&[Instant]>,
+    clocks: bool,
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<EngagementFold, IngestError> {
     let mut src = opts.open(path, FileKind::Engagement)?;
     let since = rejects.rows.len();
-    let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
+    let input = src.take_input();
     let ctx = FoldCtx {
         src: &src,
         cols: EventCols::of(&src.projection),
         rules,
         index: &accounts.index,
         floors,
+        lean: floors.is_none() && !clocks,
     };
     let n = accounts.table.len();
     let label = format!("reading {}", src.name);
@@ -1035,14 +1390,21 @@ pub fn fold_engagement(
         after_as_of: 0,
         json: (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
         batch: Vec::with_capacity(BATCH),
+        looked: Vec::with_capacity(BATCH),
+        ready: Vec::with_capacity(BATCH),
+        lean: LeanSink::default(),
+        scanner: Default::default(),
     };
-    let (workers, blocks) = par_blocks(
-        reader,
+    let (workers, blocks) = par_blocks_input(
+        input,
         opts.threads,
         DEFAULT_BLOCK,
         src.format == Format::Csv,
         new_worker,
         |w: &mut FoldWorker, block, _| {
+            if src.format == Format::Csv {
+                return w.csv_block(&ctx, block);
+            }
             let mut json = w.json.take();
             let cell = std::cell::RefCell::new((&mut *w, Vec::new(), 0u64));
             let (lines, unterminated) = for_each_in_block(
@@ -1090,7 +1452,11 @@ pub fn fold_engagement(
         }
         first.signals.extend(w.signals);
         first.after_as_of += w.after_as_of;
+        first.signals.extend(w.lean.signals);
+        first.after_as_of += w.lean.after_as_of;
     }
+    first.signals.append(&mut first.lean.signals);
+    first.after_as_of += first.lean.after_as_of;
     first.signals.sort_by_key(|s| (s.account, s.at, s.code));
     Ok(EngagementFold {
         states: first.states,
@@ -1263,5 +1629,156 @@ impl<T> ByAccount<T> {
 
     pub fn of(&self, a: AccountIdx) -> &[T] {
         &self.items[self.starts[a as usize] as usize..self.starts[a as usize + 1] as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::for_each_record;
+
+    const LONG: &str = "ACCOUNT-WITH-A-VERY-LONG-IDENTIFIER-0001";
+
+    fn accounts_file(dir: &Path) -> std::path::PathBuf {
+        let p = dir.join("accounts.csv");
+        let mut s = String::from("account_id,name,icp_tier\n");
+        for i in 1..=6 {
+            s.push_str(&format!("A{i},Company {i},B\n"));
+        }
+        s.push_str(&format!("{LONG},Long,A\n"));
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+
+    /// Rows that each exercise one branch of the plain-row fast path or its fallback.
+    fn engagement_text() -> String {
+        let mut s = String::from("account_id,occurred_at,type,contact_id\n");
+        let rows = [
+            "A1,2026-10-20T10:00:00,demo,c1",
+            "A1,2026-10-21T10:00:00Z,meeting,c2",
+            "A1,2026-10-22,email_open,",
+            " A2 , 2026-10-20T10:00:00 , website_visit , c9 ",
+            "\"A2\",2026-10-25T08:00:00,\"content_download\",\"c,8\"",
+            "A2,2026-10-26T08:00:00,webinar_attended,\"multi",
+            "line contact\"",
+            "",
+            "A3,2026-12-01T00:00:00,demo,c1",
+            "A3,2026-01-01T00:00:00,demo,c1",
+            "A3,2026-06-01T00:00:00,website_visit,c1",
+            "A3,2026-10-30T00:00:00,champion_left,c1",
+            "A3,2025-10-30T00:00:00,no_priority,",
+            "A4,2026-10-20T10:00:00,demo",
+            "A4,2026-10-20T10:00:00,demo,c1,extra",
+            "A4,2026-13-20T10:00:00,demo,c1",
+            "A4,2026-10-20T10:00:00,dance,c1",
+            ",2026-10-20T10:00:00,demo,c1",
+            "ZZ,2026-10-20T10:00:00,demo,c1",
+            &format!("{LONG},2026-10-28T10:00:00,budget_expressed,c5"),
+            "NOT-A-KNOWN-ACCOUNT-WITH-A-VERY-LONG-IDENTIFIER,2026-10-28T10:00:00,demo,c5",
+            "A5,2026-10-28T10:00:00+02:00,email_reply,c1\r",
+            "\r",
+            "A6,2026-10-29T10:00:00.5,ad_click,c3",
+        ];
+        for r in rows {
+            s.push_str(r);
+            s.push('\n');
+        }
+        s.push_str("A6,2026-10-30T10:00:00,ad_click,c4"); // no final newline
+        s
+    }
+
+    /// States, signals, events after as_of, rejections as (line, column).
+    type Folded = (Vec<EngagementState>, Vec<Signal>, u64, Vec<(u64, String)>);
+
+    /// The reference: every record through the generic scanner and the detailed `observe`.
+    fn reference(
+        src: &Source,
+        text: &[u8],
+        accounts: &Accounts,
+        rules: &Rules,
+    ) -> Folded {
+        let cols = EventCols::of(&src.projection);
+        let mut states = vec![EngagementState::default(); accounts.table.len()];
+        let (mut signals, mut after, mut bad) = (Vec::new(), 0, Vec::new());
+        let body = &text[src.data_offset as usize..];
+        for_each_record(body, src.first_line, |rec| {
+            let ev = fields_ok(src, rec)
+                .and_then(|_| parse_event(src, rec, &cols, rules, &accounts.index));
+            match ev {
+                Ok(e) => {
+                    let st = &mut states[e.account as usize];
+                    match st.observe(rules, e.code, e.at, e.contact, Instant::MIN) {
+                        Verdict::Signal { .. } => signals.push(Signal {
+                            account: e.account,
+                            code: e.code,
+                            at: e.at,
+                        }),
+                        Verdict::AfterAsOf => after += 1,
+                        _ => {}
+                    }
+                }
+                Err(r) => bad.push((r.line, r.column)),
+            }
+        });
+        signals.sort_by_key(|s| (s.account, s.at, s.code));
+        (states, signals, after, bad)
+    }
+
+    #[test]
+    fn fast_csv_fold_matches_the_generic_path_row_for_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let rules = Rules::compile(&cfg, Instant::parse("2026-11-01T00:00:00Z").unwrap()).unwrap();
+        let acc_path = accounts_file(dir.path());
+        let eng = dir.path().join("engagement.csv");
+        let text = engagement_text();
+        std::fs::write(&eng, &text).unwrap();
+        for (threads, mmap) in [(1, true), (2, true), (1, false)] {
+            // SAFETY-free toggle: the env var only selects mmap vs stream for this process's
+            // tests, and both must give the same answer.
+            if mmap {
+                std::env::remove_var("ABM_NO_MMAP");
+            } else {
+                std::env::set_var("ABM_NO_MMAP", "1");
+            }
+            let mut opts = LoadOptions::new(&cfg);
+            opts.threads = threads;
+            let mut rejects = Rejects::default();
+            let accounts = load_accounts(&acc_path, &opts, &mut rejects).unwrap();
+            assert!(rejects.is_empty());
+            let src = opts.open(&eng, FileKind::Engagement).unwrap();
+            let (want, want_signals, want_after, want_bad) =
+                reference(&src, text.as_bytes(), &accounts, &rules);
+            for clocks in [true, false] {
+                let mut rejects = Rejects::default();
+                let f = fold_engagement(&eng, &accounts, &rules, None, clocks, &opts, &mut rejects)
+                    .unwrap();
+                let got_bad: Vec<(u64, String)> = rejects
+                    .rows
+                    .iter()
+                    .map(|r| (r.line, r.column.clone()))
+                    .collect();
+                assert_eq!(got_bad, want_bad, "threads {threads} clocks {clocks}");
+                assert_eq!(f.signals, want_signals);
+                assert_eq!(f.after_as_of, want_after);
+                for (i, (g, w)) in f.states.iter().zip(&want).enumerate() {
+                    if clocks {
+                        assert_eq!(g, w, "account {i}");
+                    } else {
+                        // The lean fold keeps everything but the inactivity clocks.
+                        let mut w = *w;
+                        w.last_any = g.last_any;
+                        w.last_medium_plus = g.last_medium_plus;
+                        assert_eq!(g, &w, "account {i}");
+                    }
+                }
+            }
+            // Every kind of row was seen: counted events, a signal, late events, rejections.
+            assert!(want.iter().any(|s| s.counted > 0));
+            assert_eq!(want_signals.len(), 2);
+            assert_eq!(want_after, 1);
+            assert_eq!(want_bad.len(), 7, "{want_bad:?}");
+        }
+        std::env::remove_var("ABM_NO_MMAP");
     }
 }

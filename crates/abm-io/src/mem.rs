@@ -33,6 +33,101 @@ fn advise_huge(ptr: *const u8, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: *const u8, _: usize) {}
 
+/// A read-only memory map of a whole file: the bulk readers cut blocks out of it without
+/// copying, and hand consumed ranges back to the kernel so the resident set stays small.
+///
+/// The file must not be truncated while mapped (the process would get SIGBUS); inputs are
+/// files the run only reads. `ABM_NO_MMAP=1` turns mapping off.
+pub struct MappedFile {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned; sharing `&[u8]` views across threads is sound.
+unsafe impl Send for MappedFile {}
+unsafe impl Sync for MappedFile {}
+
+impl MappedFile {
+    /// Map `file` (its current length); `None` where mapping is unavailable or turned off.
+    #[cfg(target_os = "linux")]
+    pub fn open(file: &std::fs::File) -> Option<MappedFile> {
+        use std::os::fd::AsRawFd;
+        if std::env::var_os("ABM_NO_MMAP").is_some_and(|v| v != "0") {
+            return None;
+        }
+        let meta = file.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of an open file; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Some(MappedFile {
+            ptr: ptr as *mut u8,
+            len,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn open(_: &std::fs::File) -> Option<MappedFile> {
+        None
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` is our live read-only mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Drop the pages wholly inside `range` from this process (they stay in the page cache;
+    /// reading them again would fault them back in).
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(target_os = "linux")]
+        {
+            const PAGE: usize = 4096;
+            let start = range.start.div_ceil(PAGE) * PAGE;
+            let end = (range.end.min(self.len)) / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the range lies inside our mapping and no `&[u8]` into it is used
+                // afterwards by the caller's contract (blocks are released once processed);
+                // for a private file mapping, MADV_DONTNEED only drops our page table entries.
+                unsafe {
+                    libc::madvise(
+                        self.ptr.add(start) as *mut libc::c_void,
+                        end - start,
+                        libc::MADV_DONTNEED,
+                    )
+                };
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = range;
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: unmapping our own mapping once.
+        unsafe {
+            libc::munmap(self.ptr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

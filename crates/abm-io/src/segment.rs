@@ -116,7 +116,16 @@ pub fn load_all(
     let t = Clock::now();
     let (states, signals, after) = match &paths.engagement {
         Some(p) => {
-            let f = fold_engagement(p, &accounts, rules, floors, opts, &mut rejects)?;
+            // Stateless callers have no prior cluster, so no inactivity rule reads the clocks.
+            let f = fold_engagement(
+                p,
+                &accounts,
+                rules,
+                floors,
+                floors.is_some(),
+                opts,
+                &mut rejects,
+            )?;
             rows_read.insert("engagement".into(), f.rows);
             (f.states, f.signals, f.after_as_of)
         }
@@ -423,16 +432,23 @@ pub fn segment(
         events_after_as_of: loaded.events_after_as_of,
     };
     let t = Clock::now();
+    let mut replaced = Vec::new();
     if let Some(f) = csv {
-        f.commit().map_err(io(&csv_path))?;
+        replaced.extend(f.commit_keep_old().map_err(io(&csv_path))?);
     }
     if let Some(f) = jsonl {
-        f.commit().map_err(io(&jsonl_path))?;
+        replaced.extend(f.commit_keep_old().map_err(io(&jsonl_path))?);
     }
-    let p = out_dir.join("rejected_rows.csv");
-    output::write_rejected(&p, &loaded.rejects.rows).map_err(io(&p))?;
-    let p = out_dir.join("cluster_summary.json");
-    output::write_summary(&p, &summary).map_err(io(&p))?;
+    // The previous outputs are deleted on their own threads meanwhile.
+    std::thread::scope(|s| -> Result<(), IngestError> {
+        for old in &replaced {
+            s.spawn(move || std::fs::remove_file(old));
+        }
+        let p = out_dir.join("rejected_rows.csv");
+        output::write_rejected(&p, &loaded.rejects.rows).map_err(io(&p))?;
+        let p = out_dir.join("cluster_summary.json");
+        output::write_summary(&p, &summary).map_err(io(&p))
+    })?;
     timings.push(("commit outputs".into(), t.elapsed()));
     Ok(SegmentReport {
         summary,

@@ -43,6 +43,8 @@ pub struct Source {
     /// Line number of the first byte `reader` yields.
     pub first_line: u64,
     pub size: u64,
+    /// Byte offset of the first record in the file (after a BOM and the CSV header).
+    pub data_offset: u64,
     pub reader: Box<dyn Read + Send + Sync>,
 }
 
@@ -97,8 +99,26 @@ impl Source {
             projection,
             first_line,
             size,
+            data_offset: (start + consumed) as u64,
             reader,
         })
+    }
+
+    /// The records to scan: the file mapped when possible (`size` still as opened), else the
+    /// stream. Leaves an empty reader behind.
+    pub fn take_input(&mut self) -> crate::chunk::Input {
+        let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
+        let mapped = File::open(&self.path)
+            .ok()
+            .and_then(|f| crate::mem::MappedFile::open(&f))
+            .filter(|m| m.bytes().len() as u64 == self.size && self.data_offset <= self.size);
+        match mapped {
+            Some(map) => crate::chunk::Input::Mapped {
+                map,
+                start: self.data_offset as usize,
+            },
+            None => crate::chunk::Input::Stream(reader),
+        }
     }
 }
 
