@@ -289,21 +289,56 @@ fn text<'a>(
     }
 }
 
+/// [`text`] when the caller has already checked that the record's bytes are UTF-8.
+#[inline]
+fn text_v<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    col: Option<usize>,
+    name: &str,
+    valid_utf8: bool,
+) -> Result<&'a str, Rejection> {
+    if !valid_utf8 {
+        return text(src, rec, col, name);
+    }
+    let b = col.map(|c| rec.get(c).trim_ascii()).unwrap_or(b"");
+    // SAFETY: the caller checked that the whole block is UTF-8, and fields are cut (and
+    // trimmed) only at ASCII bytes, which never fall inside a multi-byte character.
+    Ok(unsafe { std::str::from_utf8_unchecked(b) })
+}
+
 fn number(
     src: &Source,
     rec: &Record<'_>,
     col: Option<usize>,
     name: &str,
 ) -> Result<Option<f64>, Rejection> {
-    let t = text(src, rec, col, name)?;
+    number_v(src, rec, col, name, false)
+}
+
+fn number_v(
+    src: &Source,
+    rec: &Record<'_>,
+    col: Option<usize>,
+    name: &str,
+    valid_utf8: bool,
+) -> Result<Option<f64>, Rejection> {
+    let t = text_v(src, rec, col, name, valid_utf8)?;
     if t.is_empty() {
         return Ok(None);
     }
-    t.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
+    parse_number(t)
         .map(Some)
         .ok_or_else(|| reject(&src.name, rec, name, format!("not a number: {t:?}")))
+}
+
+/// A finite number; plain integers (the usual case) exactly, without the general float parser.
+#[inline]
+fn parse_number(t: &str) -> Option<f64> {
+    if !t.is_empty() && t.len() <= 15 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(t.bytes().fold(0u64, |n, b| n * 10 + (b - b'0') as u64) as f64);
+    }
+    t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 fn instant(
@@ -585,16 +620,28 @@ impl AccountLayout {
         rec: &Record<'a>,
         values: &mut Vec<&'a str>,
     ) -> Result<Firmographics, Rejection> {
+        self.parse_v(src, rec, values, false)
+    }
+
+    /// [`Self::parse`]; `valid_utf8`: the record's bytes are known to be UTF-8.
+    pub fn parse_v<'a>(
+        &self,
+        src: &Source,
+        rec: &Record<'a>,
+        values: &mut Vec<&'a str>,
+        valid_utf8: bool,
+    ) -> Result<Firmographics, Rejection> {
+        let v = valid_utf8;
         values.clear();
         for (i, c) in self.cols.iter().enumerate() {
-            values.push(text(src, rec, *c, &self.schema.columns()[i])?);
+            values.push(text_v(src, rec, *c, &self.schema.columns()[i], v)?);
         }
         if values[0].is_empty() {
             return Err(reject(&src.name, rec, "account_id", "missing account_id"));
         }
-        let employees = number(src, rec, self.employees, "employees")?;
-        let annual_revenue = number(src, rec, self.annual_revenue, "annual_revenue")?;
-        let icp_score = number(src, rec, self.icp_score, "icp_score")?;
+        let employees = number_v(src, rec, self.employees, "employees", v)?;
+        let annual_revenue = number_v(src, rec, self.annual_revenue, "annual_revenue", v)?;
+        let icp_score = number_v(src, rec, self.icp_score, "icp_score", v)?;
         if let Some(s) = icp_score {
             if !(0.0..=100.0).contains(&s) {
                 return Err(reject(
@@ -605,7 +652,7 @@ impl AccountLayout {
                 ));
             }
         }
-        let tier_text = text(src, rec, self.icp_tier, "icp_tier")?;
+        let tier_text = text_v(src, rec, self.icp_tier, "icp_tier", v)?;
         let icp_tier = if tier_text.is_empty() {
             None
         } else {
@@ -618,7 +665,7 @@ impl AccountLayout {
                 )
             })?)
         };
-        let fy = text(src, rec, self.founded_year, "founded_year")?;
+        let fy = text_v(src, rec, self.founded_year, "founded_year", v)?;
         let founded_year = if fy.is_empty() {
             None
         } else {
@@ -664,6 +711,8 @@ pub fn load_accounts(
             let mut part = AccountTable::new(layout.schema.clone());
             let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
+            // One UTF-8 check for the whole block instead of one per field.
+            let valid_utf8 = src.format == Format::Csv && std::str::from_utf8(block).is_ok();
             let bad = std::cell::RefCell::new(Vec::new());
             let (lines, unterminated) = for_each_in_block(
                 src.format,
@@ -673,7 +722,9 @@ pub fn load_accounts(
                 |rec| {
                     rows += 1;
                     let mut v = std::mem::take(&mut vals);
-                    match fields_ok(src, rec).and_then(|_| layout.parse(src, rec, &mut v)) {
+                    match fields_ok(src, rec)
+                        .and_then(|_| layout.parse_v(src, rec, &mut v, valid_utf8))
+                    {
                         Ok(firmo) => {
                             part.push(v.iter().copied(), &firmo, rec.line);
                         }
@@ -1056,9 +1107,6 @@ impl FoldWorker {
         }
         self.ready = ready;
         self.looked.clear();
-        for p in &self.batch {
-            ctx.index.prefetch(p.hash);
-        }
         std::mem::swap(&mut self.looked, &mut self.batch);
     }
 
@@ -1095,6 +1143,8 @@ impl FoldWorker {
             }
             return Ok(());
         }
+        // Prefetched now, used one batch later: the misses overlap with parsing.
+        ctx.index.prefetch(hash);
         let mut buf = [0u8; MAX_BATCHED_ID];
         buf[..id.len()].copy_from_slice(id);
         self.batch.push(Pending {
@@ -1691,12 +1741,7 @@ mod tests {
     type Folded = (Vec<EngagementState>, Vec<Signal>, u64, Vec<(u64, String)>);
 
     /// The reference: every record through the generic scanner and the detailed `observe`.
-    fn reference(
-        src: &Source,
-        text: &[u8],
-        accounts: &Accounts,
-        rules: &Rules,
-    ) -> Folded {
+    fn reference(src: &Source, text: &[u8], accounts: &Accounts, rules: &Rules) -> Folded {
         let cols = EventCols::of(&src.projection);
         let mut states = vec![EngagementState::default(); accounts.table.len()];
         let (mut signals, mut after, mut bad) = (Vec::new(), 0, Vec::new());
@@ -1722,6 +1767,34 @@ mod tests {
         });
         signals.sort_by_key(|s| (s.account, s.at, s.code));
         (states, signals, after, bad)
+    }
+
+    #[test]
+    fn number_fast_path_agrees_with_the_float_parser() {
+        for t in [
+            "0",
+            "007",
+            "42",
+            "999999999999999",
+            "1000000000000000",
+            "12345678901234567890",
+            "-5",
+            "+5",
+            "1.5",
+            "1e3",
+            "inf",
+            "NaN",
+            " 1",
+            "1_000",
+            "",
+            "abc",
+        ] {
+            assert_eq!(
+                parse_number(t),
+                t.parse::<f64>().ok().filter(|v| v.is_finite()),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]
