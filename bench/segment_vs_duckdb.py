@@ -562,7 +562,7 @@ def compare_mode(a, abm, shared, machine):
     generated = ensure_data(shared, data, a.accounts, a.events_per_account, a.gen_chunk)
 
     abm_out, peer_out = os.path.join(out, "abm"), os.path.join(out, "peer")
-    abm_cmd = [abm, "segment", data, "--as-of", AS_OF, "--out", abm_out, "--quiet"]
+    abm_cmd = [abm, "segment", data, "--as-of", AS_OF, "--out", abm_out, "--quiet"] + a.abm_args
     peer_cmd = [sys.executable, os.path.join(shared, "bench", "duckdb_reference.py"),
                 data, peer_out]
     abm_log, peer_log = os.path.join(out, "abm.log"), os.path.join(out, "peer.log")
@@ -695,7 +695,7 @@ def scaling_mode(a, abm, shared, machine):
         odir = os.path.join(out, str(n))
         lf = os.path.join(out, f"abm-{n}.log")
         open(lf, "w").close()
-        cmd = [abm, "segment", data, "--as-of", AS_OF, "--out", odir, "--quiet"]
+        cmd = [abm, "segment", data, "--as-of", AS_OF, "--out", odir, "--quiet"] + a.abm_args
         log(f"{n:,} accounts: warming the page cache ...")
         counts, fsizes, warm_s = warm_and_count(data)
         log(f"  read {fmt_bytes(sum(fsizes.values()))} in {warm_s:.2f} s")
@@ -756,6 +756,9 @@ def main():
                    help="timed runs per tool or size (default 5; 2 with --quick)")
     p.add_argument("--abm", default=None,
                    help="abm binary (default <repo>/target/release/abm, built if missing)")
+    p.add_argument("--abm-args", default="",
+                   help="extra arguments for abm segment, e.g. \"--formats csv\" (the peer writes "
+                        "one CSV; abm writes CSV and JSON Lines by default)")
     p.add_argument("--out", help="directory for outputs and logs (default: a new temp dir beside "
                                  "the data, or in $TMPDIR)")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -769,6 +772,7 @@ def main():
                    help="generate in gen_data.py chunks of this many accounts (0: only when one "
                         "gen_data.py run would need more than 75%% of RAM)")
     a = p.parse_args()
+    a.abm_args = shlex.split(a.abm_args)
 
     a.accounts_given = a.accounts is not None
     if a.accounts is None:
