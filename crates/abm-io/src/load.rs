@@ -4,7 +4,9 @@
 use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
-use crate::source::{for_each_in_block, Format, JsonRecords, Source};
+use crate::source::{
+    for_each_in_block, plain_json_fields, Format, JsonRecords, Source, MAX_FAST_COLS,
+};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
 use abm_core::engagement::{
@@ -712,7 +714,8 @@ pub fn load_accounts(
             let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
             // One UTF-8 check for the whole block instead of one per field.
-            let valid_utf8 = src.format == Format::Csv && std::str::from_utf8(block).is_ok();
+            let valid_utf8 = src.format == Format::Csv
+                && (block.is_ascii() || std::str::from_utf8(block).is_ok());
             let bad = std::cell::RefCell::new(Vec::new());
             let (lines, unterminated) = for_each_in_block(
                 src.format,
@@ -1009,8 +1012,6 @@ struct Ready {
 
 const MAX_BATCHED_ID: usize = 32;
 const BATCH: usize = 64;
-/// Rows with more columns than this take the generic scanner.
-const MAX_FAST_COLS: usize = 32;
 
 struct FoldCtx<'a> {
     src: &'a Source,
@@ -1205,13 +1206,94 @@ impl FoldWorker {
         )
     }
 
+    /// Queue the event whose fields are at `bounds` (byte ranges into `block`, in header
+    /// order) when every field is valid; `false` (nothing done) sends the row to the generic
+    /// path, which words the rejection.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn fast_event(
+        &mut self,
+        ctx: &FoldCtx<'_>,
+        block: &[u8],
+        bounds: &[(u32, u32); MAX_FAST_COLS],
+        line: u64,
+        raw: (usize, usize),
+        bad: &mut Vec<Rejection>,
+    ) -> bool {
+        let c = ctx.cols;
+        let field = |i: usize| {
+            let (s, e) = bounds[i];
+            block[s as usize..e as usize].trim_ascii()
+        };
+        let id = field(c.account_id);
+        let at = abm_core::time::parse_bytes(field(c.occurred_at));
+        let code = ctx.rules.events.lookup(field(c.type_));
+        let (false, Some(at), Some(code)) = (id.is_empty(), at, code) else {
+            return false;
+        };
+        let contact = match c.contact_id.map(field) {
+            Some(v) if !v.is_empty() => contact_hash(v),
+            _ => 0,
+        };
+        if let Err(r) = self.queue(ctx, block, id, at, code, contact, line, raw, bad) {
+            bad.push(r);
+        }
+        true
+    }
+
+    /// Fold one JSON Lines block. A flat object whose values are all plain strings (no
+    /// escapes) or `null` is read in place; any other line goes through `serde_json`
+    /// ([`JsonRecords`]) and [`Self::event`], as before.
+    fn jsonl_block(&mut self, ctx: &FoldCtx<'_>, block: &[u8]) -> (u64, (u64, Vec<Rejection>)) {
+        let mut bad = Vec::new();
+        let mut json = self.json.take().expect("JSON recordizer");
+        let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
+        // serde_json rejects invalid UTF-8; one check per block lets the fast path skip it.
+        let valid_utf8 = (block.is_ascii() || std::str::from_utf8(block).is_ok())
+            && block.len() <= u32::MAX as usize;
+        let header = &ctx.src.header;
+        let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
+        while pos < block.len() {
+            let (end, next) = match memchr::memchr(b'\n', &block[pos..]) {
+                Some(i) => (pos + i, pos + i + 1),
+                None => (block.len(), block.len()),
+            };
+            let l = &block[pos..end];
+            if !l.trim_ascii().is_empty() {
+                let fast = valid_utf8
+                    && plain_json_fields(l, pos, header, &mut bounds)
+                    && self.fast_event(ctx, block, &bounds, line, (pos, end - pos), &mut bad);
+                if fast {
+                    rows += 1;
+                } else {
+                    match json.parse(line, l) {
+                        Ok(rec) => {
+                            rows += 1;
+                            if let Err(r) = self.event(ctx, block, &rec, &mut bad) {
+                                bad.push(r);
+                            }
+                        }
+                        Err((col, msg)) => {
+                            bad.push(json_rejection(ctx.src, line, col, msg, l));
+                        }
+                    }
+                }
+            }
+            line += (next > end) as u64;
+            pos = next;
+        }
+        self.json = Some(json);
+        self.flush(ctx, block, &mut bad);
+        bad.sort_by_key(|r| r.line);
+        (line, (rows, bad))
+    }
+
     /// Fold one CSV block. Plain rows (no quotes, the header's field count, every field
     /// valid) are split once with SSE2 and never become a [`Record`]; any other row goes
     /// through the generic scanner and [`Self::event`], which rejects it with the usual reason.
     fn csv_block(&mut self, ctx: &FoldCtx<'_>, block: &[u8]) -> (u64, (u64, Vec<Rejection>)) {
         let mut bad = Vec::new();
         let ncols = ctx.src.header.len();
-        let c = ctx.cols;
         let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
         let mut scanner = std::mem::take(&mut self.scanner);
         let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
@@ -1223,32 +1305,8 @@ impl FoldWorker {
                     pos = next;
                     continue;
                 }
-                let field = |i: usize| {
-                    let (s, e) = bounds[i];
-                    block[s as usize..e as usize].trim_ascii()
-                };
-                let id = field(c.account_id);
-                let at = abm_core::time::parse_bytes(field(c.occurred_at));
-                let code = ctx.rules.events.lookup(field(c.type_));
-                if let (false, Some(at), Some(code)) = (id.is_empty(), at, code) {
+                if self.fast_event(ctx, block, &bounds, line, (pos, next - pos), &mut bad) {
                     rows += 1;
-                    let contact = match c.contact_id.map(field) {
-                        Some(v) if !v.is_empty() => contact_hash(v),
-                        _ => 0,
-                    };
-                    if let Err(r) = self.queue(
-                        ctx,
-                        block,
-                        id,
-                        at,
-                        code,
-                        contact,
-                        line,
-                        (pos, next - pos),
-                        &mut bad,
-                    ) {
-                        bad.push(r);
-                    }
                     line += (next > end) as u64;
                     pos = next;
                     continue;
@@ -1451,38 +1509,9 @@ pub fn fold_engagement(
         DEFAULT_BLOCK,
         src.format == Format::Csv,
         new_worker,
-        |w: &mut FoldWorker, block, _| {
-            if src.format == Format::Csv {
-                return w.csv_block(&ctx, block);
-            }
-            let mut json = w.json.take();
-            let cell = std::cell::RefCell::new((&mut *w, Vec::new(), 0u64));
-            let (lines, unterminated) = for_each_in_block(
-                src.format,
-                &mut json,
-                block,
-                0,
-                |rec| {
-                    let (w, bad, rows) = &mut *cell.borrow_mut();
-                    *rows += 1;
-                    if let Err(r) = w.event(&ctx, block, rec, bad) {
-                        bad.push(r);
-                    }
-                },
-                |line, col, msg, raw| {
-                    let (w, bad, _) = &mut *cell.borrow_mut();
-                    w.flush(&ctx, block, bad);
-                    bad.push(json_rejection(&src, line, col, msg, raw))
-                },
-            );
-            let (w, mut bad, rows) = cell.into_inner();
-            w.flush(&ctx, block, &mut bad);
-            w.json = json;
-            if let Some(line) = unterminated {
-                bad.push(unterminated_rejection(&src, line));
-            }
-            bad.sort_by_key(|r| r.line);
-            (lines, (rows, bad))
+        |w: &mut FoldWorker, block, _| match src.format {
+            Format::Csv => w.csv_block(&ctx, block),
+            Format::Jsonl => w.jsonl_block(&ctx, block),
         },
         &|done| (opts.progress)(&label, done, src.size),
     )
@@ -1767,6 +1796,79 @@ mod tests {
         });
         signals.sort_by_key(|s| (s.account, s.at, s.code));
         (states, signals, after, bad)
+    }
+
+    #[test]
+    fn fast_jsonl_fold_matches_serde_json_row_for_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let rules = Rules::compile(&cfg, Instant::parse("2026-11-01T00:00:00Z").unwrap()).unwrap();
+        let acc_path = accounts_file(dir.path());
+        let eng = dir.path().join("engagement.jsonl");
+        let text = [
+            r#"{"account_id":"A1","occurred_at":"2026-10-20T10:00:00","type":"demo","contact_id":"c1"}"#,
+            r#"{"account_id":"A1","occurred_at":"2026-10-21T10:00:00Z","type":"meeting","contact_id":null}"#,
+            r#"{ "type": "email_open", "account_id": "A2", "occurred_at": "2026-10-22" }"#,
+            r#"{"account_id":"A2","occurred_at":"2026-10-25T08:00:00","type":"content_download"}"#,
+            r#"{"account_id":"A3","occurred_at":"2026-12-01T00:00:00","type":"demo","contact_id":7}"#,
+            r#"{"account_id":"A3","occurred_at":"2026-10-30T00:00:00","type":"champion_left"}"#,
+            r#"{"account_id":"A4","occurred_at":"2026-13-20T10:00:00","type":"demo"}"#,
+            r#"{"account_id":"A4","occurred_at":"2026-10-20T10:00:00","type":"dance"}"#,
+            r#"{"account_id":"ZZ","occurred_at":"2026-10-20T10:00:00","type":"demo"}"#,
+            r#"{"account_id":"A5","occurred_at":"2026-10-20T10:00:00","type":"demo""#,
+            "",
+            r#"{"account_id":"A6","occurred_at":"2026-10-29T10:00:00.5","type":"ad_click","contact_id":"c3","x":{"y":1}}"#,
+            r#"{"account_id":"A6","occurred_at":"2026-10-30T10:00:00","type":"ad_click","contact_id":"c4"}"#,
+        ]
+        .join("\n");
+        std::fs::write(&eng, &text).unwrap();
+        let mut opts = LoadOptions::new(&cfg);
+        opts.threads = 2;
+        let mut rejects = Rejects::default();
+        let accounts = load_accounts(&acc_path, &opts, &mut rejects).unwrap();
+        let src = opts.open(&eng, FileKind::Engagement).unwrap();
+        // The reference: serde_json for every line, then the detailed `observe`.
+        let cols = EventCols::of(&src.projection);
+        let mut json = JsonRecords::new(&src.header);
+        let mut want = vec![EngagementState::default(); accounts.table.len()];
+        let (mut want_bad, mut want_signals) = (Vec::new(), Vec::new());
+        for (i, l) in text.split('\n').enumerate() {
+            let line = src.first_line + i as u64;
+            if l.trim().is_empty() {
+                continue;
+            }
+            let ev = match json.parse(line, l.as_bytes()) {
+                Ok(rec) => parse_event(&src, &rec, &cols, &rules, &accounts.index)
+                    .map(|e| (e.account, e.code, e.at, e.contact.to_vec()))
+                    .map_err(|r| (r.line, r.column)),
+                Err((col, _)) => Err((line, format!("char {col}"))),
+            };
+            match ev {
+                Ok((a, code, at, contact)) => {
+                    let v = want[a as usize].observe(&rules, code, at, &contact, Instant::MIN);
+                    if let Verdict::Signal { .. } = v {
+                        want_signals.push(Signal {
+                            account: a,
+                            code,
+                            at,
+                        });
+                    }
+                }
+                Err(b) => want_bad.push(b),
+            }
+        }
+        let mut rejects = Rejects::default();
+        let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects).unwrap();
+        let got_bad: Vec<(u64, String)> = rejects
+            .rows
+            .iter()
+            .map(|r| (r.line, r.column.clone()))
+            .collect();
+        assert_eq!(got_bad, want_bad);
+        assert_eq!(want_bad.len(), 4, "{want_bad:?}");
+        assert_eq!(f.signals, want_signals);
+        assert_eq!(f.after_as_of, 1);
+        assert_eq!(f.states, want);
     }
 
     #[test]

@@ -206,7 +206,11 @@ fn jsonl_header(name: &str, head: &[u8]) -> Result<Vec<String>, IngestError> {
 
 /// Turns JSON Lines objects into [`Record`]s whose fields follow the header's key order, so the
 /// same projection serves CSV and JSON Lines.
+/// Rows with more columns than this always take the generic parsers.
+pub const MAX_FAST_COLS: usize = 32;
+
 pub struct JsonRecords {
+    header: Vec<String>,
     keys: foldhash::HashMap<String, usize>,
     ncols: usize,
     scratch: Vec<u8>,
@@ -295,6 +299,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 impl JsonRecords {
     pub fn new(header: &[String]) -> JsonRecords {
         JsonRecords {
+            header: header.to_vec(),
             keys: header
                 .iter()
                 .enumerate()
@@ -347,6 +352,161 @@ impl JsonRecords {
 
 /// Call `f` for every record of a block in either format. JSON lines that do not parse are
 /// passed to `bad` with (line, column, message, raw).
+/// Read a flat JSON object line whose values are all strings without escapes or control
+/// characters, or `null`, into byte ranges per header column (`base` is the line's offset in
+/// the block; absent keys stay empty, unknown keys are skipped). `false` for anything else —
+/// other value types, escapes, a repeated key, trailing text — so `serde_json` decides.
+pub(crate) fn plain_json_fields(
+    l: &[u8],
+    base: usize,
+    header: &[String],
+    bounds: &mut [(u32, u32); MAX_FAST_COLS],
+) -> bool {
+    if header.len() > MAX_FAST_COLS || header.len() > 64 {
+        return false;
+    }
+    bounds[..header.len()].fill((0, 0));
+    let ws = |i: &mut usize| {
+        while *i < l.len() && matches!(l[*i], b' ' | b'\t' | b'\r') {
+            *i += 1;
+        }
+    };
+    // The closing quote of the string opened at `open`, if it has no escape or control byte.
+    let string_end = |open: usize| -> Option<usize> {
+        let q = open + 1 + special_byte(&l[open + 1..])?;
+        (l[q] == b'"').then_some(q)
+    };
+    let mut seen = 0u64;
+    let mut expect = 0; // keys usually come in the header's order
+    let mut i = 0;
+    ws(&mut i);
+    if l.get(i) != Some(&b'{') {
+        return false;
+    }
+    i += 1;
+    ws(&mut i);
+    if l.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if l.get(i) != Some(&b'"') {
+                return false;
+            }
+            let Some(key_end) = string_end(i) else {
+                return false;
+            };
+            let key = &l[i + 1..key_end];
+            i = key_end + 1;
+            ws(&mut i);
+            if l.get(i) != Some(&b':') {
+                return false;
+            }
+            i += 1;
+            ws(&mut i);
+            let value = match l.get(i) {
+                Some(b'"') => {
+                    let Some(e) = string_end(i) else {
+                        return false;
+                    };
+                    let v = (i + 1, e);
+                    i = e + 1;
+                    v
+                }
+                Some(b'n') if l[i..].starts_with(b"null") => {
+                    i += 4;
+                    (i, i)
+                }
+                // Tokens that serde_json would render back as the same text: true, false and
+                // integers in canonical form (no leading zero, no exponent or fraction).
+                Some(b't') if l[i..].starts_with(b"true") => {
+                    i += 4;
+                    (i - 4, i)
+                }
+                Some(b'f') if l[i..].starts_with(b"false") => {
+                    i += 5;
+                    (i - 5, i)
+                }
+                Some(&c) if c == b'-' || c.is_ascii_digit() => {
+                    let start = i;
+                    i += (c == b'-') as usize;
+                    let digits = i;
+                    while i < l.len() && l[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    let n = i - digits;
+                    let canonical =
+                        (1..=18).contains(&n) && (l[digits] != b'0' || (n == 1 && digits == start)); // not 007, -0
+                    if !canonical || matches!(l.get(i), Some(b'.' | b'e' | b'E')) {
+                        return false;
+                    }
+                    (start, i)
+                }
+                _ => return false,
+            };
+            let col = match header.get(expect) {
+                Some(h) if h.as_bytes() == key => Some(expect),
+                _ => header.iter().position(|h| h.as_bytes() == key),
+            };
+            if let Some(c) = col {
+                expect = c + 1;
+                if seen & (1 << c) != 0 {
+                    return false;
+                }
+                seen |= 1 << c;
+                bounds[c] = ((base + value.0) as u32, (base + value.1) as u32);
+            }
+            ws(&mut i);
+            match l.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    ws(&mut i);
+                }
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return false,
+            }
+        }
+    }
+    ws(&mut i);
+    i == l.len()
+}
+
+/// The first `"`, `\\` or control byte (< 0x20) of `b`, 16 bytes at a time.
+#[inline]
+fn special_byte(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is baseline on x86_64; every load reads 16 bytes within `b`.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let sign = _mm_set1_epi8(i8::MIN);
+            let ctl = _mm_set1_epi8((0x20u8 ^ 0x80) as i8);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), ctl);
+                let hit = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                    low,
+                );
+                let m = _mm_movemask_epi8(hit);
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+        }
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|k| i + k)
+}
+
 pub fn for_each_in_block(
     format: Format,
     json: &mut Option<JsonRecords>,
@@ -359,6 +519,13 @@ pub fn for_each_in_block(
         Format::Csv => for_each_record(block, first_line, f),
         Format::Jsonl => {
             let json = json.as_mut().expect("json recordizer");
+            // Flat objects of plain values are read in place (see `plain_json_fields`); the
+            // one UTF-8 check per block stands in for serde_json's.
+            let ncols = json.header.len();
+            let fast = ncols <= MAX_FAST_COLS
+                && block.len() <= u32::MAX as usize
+                && (block.is_ascii() || std::str::from_utf8(block).is_ok());
+            let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
             let mut line = first_line;
             let mut rest = block;
             while !rest.is_empty() {
@@ -368,9 +535,14 @@ pub fn for_each_in_block(
                     None => (rest, &rest[rest.len()..]),
                 };
                 if !l.trim_ascii().is_empty() {
-                    match json.parse(line, l) {
-                        Ok(r) => f(&r),
-                        Err((col, msg)) => bad(line, col, msg, l),
+                    let base = l.as_ptr() as usize - block.as_ptr() as usize;
+                    if fast && plain_json_fields(l, base, &json.header, &mut bounds) {
+                        f(&Record::new(line, block, &bounds[..ncols], l));
+                    } else {
+                        match json.parse(line, l) {
+                            Ok(r) => f(&r),
+                            Err((col, msg)) => bad(line, col, msg, l),
+                        }
                     }
                 }
                 if nl.is_some() {
@@ -386,6 +558,63 @@ pub fn for_each_in_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_json_lines_read_in_place_match_serde_json() {
+        let header: Vec<String> = ["account_id", "type", "n", "flag"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let lines = [
+            r#"{"account_id":"A1","type":"demo","n":"12","flag":null}"#,
+            r#"{ "account_id" : "A1" , "type": "demo" }  "#,
+            r#"{"type":"demo","account_id":"A2"}"#,
+            r#"{"account_id":"A1","extra":"x","n":42}"#,
+            r#"{"account_id":"A1","n":-7,"flag":true}"#,
+            r#"{"account_id":"A1","n":0,"flag":false}"#,
+            r#"{"account_id":"A1","n":-0}"#,
+            r#"{"account_id":"A1","n":007}"#,
+            r#"{"account_id":"A1","n":1.50}"#,
+            r#"{"account_id":"A1","n":1e3}"#,
+            r#"{"account_id":"A1","n":12345678901234567890}"#,
+            r#"{"account_id":"A"1"}"#,
+            r#"{"account_id":"A\u00e91"}"#,
+            r#"{"account_id":"Aé1","type":"démo"}"#,
+            r#"{"account_id":"A1","x":{"deep":[1,2]}}"#,
+            r#"{"account_id":"A1","type":["a","b"]}"#,
+            r#"{"account_id":"A1","account_id":"A2"}"#,
+            r#"{"account_id":"A1"} trailing"#,
+            r#"{"account_id":"A1""#,
+            r#"{"account_id":"A1",}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#""just a string""#,
+            "{\"account_id\":\"tab\there\"}",
+            r#"{"account_id":nul}"#,
+            r#"{"account_id":"A1","n":-}"#,
+        ];
+        let mut serde = JsonRecords::new(&header);
+        let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
+        let mut fast_taken = 0;
+        for l in lines {
+            let b = l.as_bytes();
+            let fast = plain_json_fields(b, 0, &header, &mut bounds).then(|| {
+                (0..header.len())
+                    .map(|c| b[bounds[c].0 as usize..bounds[c].1 as usize].to_vec())
+                    .collect::<Vec<_>>()
+            });
+            let slow = serde.parse(1, b).ok().map(|r| {
+                (0..header.len())
+                    .map(|c| r.get(c).to_vec())
+                    .collect::<Vec<_>>()
+            });
+            if let Some(fast) = fast {
+                fast_taken += 1;
+                assert_eq!(Some(fast), slow, "{l}");
+            }
+        }
+        assert_eq!(fast_taken, 8, "the plain forms take the fast path");
+    }
 
     #[test]
     fn json_records_follow_header_order() {
