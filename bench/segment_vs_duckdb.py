@@ -17,6 +17,10 @@ cluster, tier, program_type, and promotion_triggers as a set of type@instant, ti
 normalized to naive UTC) and prints medians, ratios, the machine and the command lines. Exits 1 on
 any mismatch (printing the first 10), 2 on a usage/setup error or a failed run.
 
+JSON Lines mode (`--jsonl`): abm only; converts DATA once into DATA-jsonl with DuckDB (every value
+a JSON string, empty fields null), then runs abm on the CSV and the JSON Lines inputs alternately
+and prints both medians, their ratio and whether the assignments are byte-identical.
+
 Scaling mode (`--scaling N1,N2,...`): abm only, for each size generates (or reuses)
 `--data-root/<N>` and prints median seconds and events/s per size, so linearity can be judged.
 
@@ -669,6 +673,80 @@ def compare_mode(a, abm, shared, machine):
     return 0 if ok else 1
 
 
+def to_jsonl(data, dest):
+    """DATA/*.csv as JSON Lines in DEST (reused when present): every value a JSON string, empty
+    CSV fields as null, converted by DuckDB (which the peer needs anyway)."""
+    if os.path.exists(os.path.join(dest, "accounts.jsonl")):
+        return False
+    import duckdb  # noqa: the peer's dependency
+    os.makedirs(dest, exist_ok=True)
+    con = duckdb.connect()
+    for name in INPUTS:
+        src = os.path.join(data, name)
+        if not os.path.exists(src):
+            continue
+        out = os.path.join(dest, name[:-4] + ".jsonl")
+        con.execute(f"COPY (SELECT * FROM read_csv('{src}', all_varchar=true, header=true)) "
+                    f"TO '{out}.tmp' (FORMAT JSON)")
+        os.replace(out + ".tmp", out)
+    return True
+
+
+def jsonl_mode(a, abm, shared, machine):
+    """abm on the CSV inputs and on the same data as JSON Lines, alternately (issue 4, item 3)."""
+    data = os.path.abspath(a.data or os.path.join(tempfile.gettempdir(), "abm-1m"))
+    ensure_data(shared, data, a.accounts, a.events_per_account, a.gen_chunk)
+    jdata = data.rstrip("/") + "-jsonl"
+    log(f"JSON Lines copy of {data}: {jdata} ...")
+    t0 = time.perf_counter()
+    made = to_jsonl(data, jdata)
+    log(f"  {'converted' if made else 'reused'} ({time.perf_counter() - t0:.1f} s)")
+    out = os.path.abspath(a.out) if a.out else tempfile.mkdtemp(prefix="abm-bench-out-",
+                                                              dir=os.path.dirname(data))
+    versions = tool_versions(abm)
+    loadavg = os.getloadavg()
+    sizes = {}
+    for label, d in (("csv", data), ("jsonl", jdata)):
+        for f in os.listdir(d):  # warm the page cache
+            with open(os.path.join(d, f), "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+        sizes[label] = dir_bytes(d)
+    runs = {"csv": [], "jsonl": []}
+    cmds = {}
+    for i in range(a.runs):
+        for label, d in (("csv", data), ("jsonl", jdata)):
+            od = os.path.join(out, label)
+            lf = os.path.join(out, f"abm-{label}.log")
+            cmd = [abm, "segment", d, "--as-of", AS_OF, "--out", od, "--quiet"] + a.abm_args
+            cmds[label] = cmd
+            wall, rss = run_or_die("abm", cmd, lf, od)
+            runs[label].append({"run": i + 1, "wall_s": round(wall, 4), "peak_rss_kib": rss})
+            log(f"  run {i + 1}/{a.runs} {label:<5} {wall:8.2f} s  {rss / 1024:8.1f} MiB peak RSS")
+    sc, sj = stats(runs["csv"]), stats(runs["jsonl"])
+    same = all(
+        open(os.path.join(out, "csv", f), "rb").read() == open(os.path.join(out, "jsonl", f), "rb").read()
+        for f in ("cluster_assignments.csv",))
+    print_header("abm segment: CSV vs JSON Lines input", machine, versions, loadavg,
+                 os.getloadavg())
+    log(f"data:      {data} ({fmt_bytes(sizes['csv'])}) and {jdata} ({fmt_bytes(sizes['jsonl'])})")
+    for label in ("csv", "jsonl"):
+        log(f"{label + ':':<10} {shlex.join(cmds[label])}")
+    log()
+    log(f"{'input':<12}{'median s':>10}{'min s':>9}{'max s':>9}{'median peak RSS MiB':>22}")
+    for name, st in (("CSV", sc), ("JSON Lines", sj)):
+        log(f"{name:<12}{st['median_wall_s']:>10.2f}{st['min_wall_s']:>9.2f}"
+            f"{st['max_wall_s']:>9.2f}{st['median_peak_rss_mib']:>22.1f}")
+    ratio = sj["median_wall_s"] / sc["median_wall_s"]
+    log(f"JSON Lines / CSV median wall = {ratio:.2f}x (target: within 2x)")
+    log(f"results:   cluster_assignments.csv {'byte-identical' if same else 'DIFFERENT'}")
+    if a.json:
+        write_json(a.json, {"mode": "jsonl", "machine": machine, "versions": versions,
+                            "commands": cmds, "runs": runs, "csv": sc, "jsonl": sj,
+                            "ratio_jsonl_over_csv": round(ratio, 3), "identical": same})
+    return 0 if same else 1
+
+
 def scaling_mode(a, abm, shared, machine):
     try:
         sizes = [int(s.replace("_", "")) for s in a.scaling.split(",") if s.strip()]
@@ -756,6 +834,9 @@ def main():
                    help="timed runs per tool or size (default 5; 2 with --quick)")
     p.add_argument("--abm", default=None,
                    help="abm binary (default <repo>/target/release/abm, built if missing)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="abm only: CSV inputs vs the same data as JSON Lines (converted once with "
+                        "DuckDB into DATA-jsonl), alternately")
     p.add_argument("--abm-args", default="",
                    help="extra arguments for abm segment, e.g. \"--formats csv\" (the peer writes "
                         "one CSV; abm writes CSV and JSON Lines by default)")
@@ -793,6 +874,8 @@ def main():
     try:
         if a.scaling is not None:
             return scaling_mode(a, abm, shared, machine)
+        if a.jsonl:
+            return jsonl_mode(a, abm, shared, machine)
         return compare_mode(a, abm, shared, machine)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
