@@ -9,7 +9,9 @@
 //! - [`csv`]: the record scanner; [`chunk`]: parallel blocks of whole records.
 //! - [`source`]: opening a file (format, header, projection; JSON Lines as records).
 //! - [`columns`]: canonical names, presets, user mappings.
-//! - [`load`]: accounts, engagement fold, triggers, deals; rejected rows.
+//! - [`load`]: accounts and the id index, triggers, deals; rejected rows.
+//! - [`fold`]: the parallel engagement fold (fast paths, pipelined lookups, lean mode).
+//! - [`mem`]: huge-page arrays and memory-mapped inputs.
 //! - [`output`]: `cluster_assignments.{csv,jsonl}`, `cluster_summary.json`, `rejected_rows.csv`.
 //! - [`segment`]: the stateless bulk pipeline behind `abm segment`.
 //! - [`sample`]: the bundled, generated demo data set.
@@ -18,6 +20,7 @@ pub mod chunk;
 pub mod columns;
 pub mod csv;
 pub mod explain;
+pub mod fold;
 pub mod load;
 pub mod mem;
 pub mod output;
