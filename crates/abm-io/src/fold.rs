@@ -50,15 +50,21 @@ pub struct EventRow<'a> {
     pub contact: &'a [u8],
 }
 
-/// Validate one engagement record: account_id, occurred_at, type, known account.
-#[inline]
-pub fn parse_event<'a>(
+/// An engagement record's fields, checked but not yet resolved to an account.
+struct CheckedEvent<'a> {
+    id: &'a [u8],
+    at: Instant,
+    code: Code,
+    contact: &'a [u8],
+}
+
+/// Check account_id (present), occurred_at and type; the rejection names the first bad field.
+fn check_event<'a>(
     src: &Source,
     rec: &Record<'a>,
     c: &EventCols,
     rules: &Rules,
-    index: &IdIndex,
-) -> Result<EventRow<'a>, Rejection> {
+) -> Result<CheckedEvent<'a>, Rejection> {
     let id = rec.get(c.account_id).trim_ascii();
     if id.is_empty() {
         return Err(reject(&src.name, rec, "account_id", "missing account_id"));
@@ -76,23 +82,33 @@ pub fn parse_event<'a>(
             ),
         )
     })?;
-    let account = index.get(id).ok_or_else(|| {
-        reject(
-            &src.name,
-            rec,
-            "account_id",
-            format!(
-                "unknown account {:?} (not in the accounts file)",
-                String::from_utf8_lossy(id)
-            ),
-        )
-    })?;
     let contact = c.contact_id.map(|i| rec.get(i).trim_ascii()).unwrap_or(b"");
+    Ok(CheckedEvent {
+        id,
+        at,
+        code,
+        contact,
+    })
+}
+
+/// Validate one engagement record: account_id, occurred_at, type, known account.
+#[inline]
+pub fn parse_event<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    c: &EventCols,
+    rules: &Rules,
+    index: &IdIndex,
+) -> Result<EventRow<'a>, Rejection> {
+    let e = check_event(src, rec, c, rules)?;
+    let account = index
+        .get(e.id)
+        .ok_or_else(|| unknown_account(src, rec, e.id))?;
     Ok(EventRow {
         account,
-        code,
-        at,
-        contact,
+        code: e.code,
+        at: e.at,
+        contact: e.contact,
     })
 }
 
@@ -304,32 +320,19 @@ impl FoldWorker {
         bad: &mut Vec<Rejection>,
     ) -> Result<(), Rejection> {
         fields_ok(ctx.src, rec)?;
-        let c = &ctx.cols;
-        let id = rec.get(c.account_id).trim_ascii();
-        if id.is_empty() {
-            return Err(reject(
-                &ctx.src.name,
-                rec,
-                "account_id",
-                "missing account_id",
-            ));
-        }
-        let at =
-            instant(ctx.src, rec, Some(c.occurred_at), "occurred_at", true)?.expect("required");
-        let code = event_code(ctx.src, rec, c, ctx.rules)?;
-        let contact = c
-            .contact_id
-            .map(|i| rec.get(i).trim_ascii())
-            .filter(|c| !c.is_empty())
-            .map(contact_hash)
-            .unwrap_or(0);
+        let e = check_event(ctx.src, rec, &ctx.cols, ctx.rules)?;
+        let contact = if e.contact.is_empty() {
+            0
+        } else {
+            contact_hash(e.contact)
+        };
         let raw_off = (rec.raw.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
         self.queue(
             ctx,
             block,
-            id,
-            at,
-            code,
+            e.id,
+            e.at,
+            e.code,
             contact,
             rec.line,
             (raw_off, rec.raw.len()),
@@ -574,26 +577,6 @@ fn unknown_account(src: &Source, rec: &Record<'_>, id: &[u8]) -> Rejection {
             String::from_utf8_lossy(id)
         ),
     )
-}
-
-fn event_code(
-    src: &Source,
-    rec: &Record<'_>,
-    c: &EventCols,
-    rules: &Rules,
-) -> Result<Code, Rejection> {
-    let ty = rec.get(c.type_).trim_ascii();
-    rules.events.lookup(ty).ok_or_else(|| {
-        reject(
-            &src.name,
-            rec,
-            "type",
-            format!(
-                "unknown event type {:?} (add it to engagement.high/medium/low/demotion_signals in abm.toml)",
-                String::from_utf8_lossy(ty)
-            ),
-        )
-    })
 }
 
 /// Fold every engagement event into per-account state on all workers. `floors` (per account,
