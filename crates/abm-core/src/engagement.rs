@@ -11,8 +11,9 @@ use crate::rules::{Code, Rules, MAX_CONTACT_THRESHOLD};
 use crate::time::Instant;
 
 /// Per-account engagement state. `Instant::MIN` means "never". Exactly one cache line, aligned,
-/// so the bulk fold's prefetch brings in all of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// so the bulk fold's prefetch brings in all of it. Two states are equal when they say the same:
+/// the engaged contacts compare as a set (the order they were seen in is not part of the state).
+#[derive(Debug, Clone, Copy, Eq)]
 #[repr(C, align(64))]
 pub struct EngagementState {
     /// Time of the most recent counted event at the best level.
@@ -43,6 +44,24 @@ impl Default for EngagementState {
             best: 0,
             n_contacts: 0,
         }
+    }
+}
+
+impl PartialEq for EngagementState {
+    fn eq(&self, other: &Self) -> bool {
+        let contacts = |s: &EngagementState| {
+            let mut c = s.contacts;
+            c[..s.n_contacts as usize].sort_unstable();
+            c
+        };
+        self.best_at == other.best_at
+            && self.last_any == other.last_any
+            && self.last_medium_plus == other.last_medium_plus
+            && self.counted == other.counted
+            && self.best_code == other.best_code
+            && self.best == other.best
+            && self.n_contacts == other.n_contacts
+            && contacts(self) == contacts(other)
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`csv`]: the record scanner; [`chunk`]: parallel blocks of whole records.
 //! - [`source`]: opening a file (format, header, projection; JSON Lines as records).
 //! - [`columns`]: canonical names, presets, user mappings.
-//! - [`load`]: accounts and the id index, triggers, deals; rejected rows.
+//! - [`load`]: accounts, triggers, deals; rejected rows. [`ids`]: the account id index.
 //! - [`fold`]: the parallel engagement fold (fast paths, pipelined lookups, lean mode).
 //! - [`mem`]: huge-page arrays and memory-mapped inputs.
 //! - [`output`]: `cluster_assignments.{csv,jsonl}`, `cluster_summary.json`, `rejected_rows.csv`.
@@ -21,6 +21,7 @@ pub mod columns;
 pub mod csv;
 pub mod explain;
 pub mod fold;
+pub mod ids;
 pub mod load;
 pub mod mem;
 pub mod output;

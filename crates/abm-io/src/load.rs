@@ -5,6 +5,7 @@ use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 pub use crate::fold::{fold_engagement, parse_event, EngagementFold, EventCols, EventRow};
+pub use crate::ids::IdIndex;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
@@ -12,7 +13,6 @@ use abm_core::engagement::{Deal, DealOutcome, Trigger};
 use abm_core::rules::Rules;
 use abm_core::{Config, Instant, Tier};
 use serde::Serialize;
-use std::hash::BuildHasher;
 use std::path::Path;
 
 /// A row that failed validation: kept, with where and why.
@@ -382,187 +382,6 @@ pub(crate) fn instant(
 // ---------------------------------------------------------------------------------------------
 // Accounts
 
-/// account_id → index: open addressing with linear probing; each 32-byte slot holds the full
-/// hash, the index and (for ids up to 16 bytes) the id itself, so a lookup usually touches one
-/// cache line. Longer ids live in an arena.
-pub struct IdIndex {
-    slots: Vec<Slot>,
-    arena: Vec<u8>,
-    len: usize,
-    hasher: foldhash::fast::FixedState,
-}
-
-#[derive(Clone, Copy)]
-#[repr(C, align(32))]
-struct Slot {
-    hash: u64,
-    idx: u32,
-    /// id length + 1; 0 = empty.
-    len: u32,
-    /// The id when ≤ 16 bytes, else its arena offset in the first 8 bytes.
-    key: [u8; 16],
-}
-
-const EMPTY: Slot = Slot {
-    hash: 0,
-    idx: 0,
-    len: 0,
-    key: [0; 16],
-};
-const INLINE: usize = 16;
-
-impl Default for IdIndex {
-    fn default() -> Self {
-        IdIndex::with_capacity(0)
-    }
-}
-
-impl IdIndex {
-    pub fn with_capacity(n: usize) -> IdIndex {
-        let cap = (n.max(8) * 2).next_power_of_two();
-        IdIndex {
-            slots: crate::mem::huge_vec(cap, EMPTY),
-            arena: Vec::new(),
-            len: 0,
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ab11),
-        }
-    }
-
-    #[inline]
-    pub fn hash(&self, id: &[u8]) -> u64 {
-        self.hasher.hash_one(id)
-    }
-
-    #[inline]
-    fn key_eq(&self, s: &Slot, id: &[u8]) -> bool {
-        if s.len as usize != id.len() + 1 {
-            return false;
-        }
-        if id.len() <= INLINE {
-            &s.key[..id.len()] == id
-        } else {
-            let off = u64::from_le_bytes(s.key[..8].try_into().expect("8 bytes")) as usize;
-            &self.arena[off..off + id.len()] == id
-        }
-    }
-
-    /// Hint the CPU to fetch the slot for `hash` (used by the batched bulk fold).
-    #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        let i = hash as usize & (self.slots.len() - 1);
-        prefetch(&self.slots[i] as *const Slot as *const u8);
-    }
-
-    #[inline]
-    pub fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<AccountIdx> {
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let s = &self.slots[i];
-            if s.len == 0 {
-                return None;
-            }
-            if s.hash == hash && self.key_eq(s, id) {
-                return Some(s.idx);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    #[inline]
-    pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
-        self.get_hashed(self.hash(id), id)
-    }
-
-    /// Lookup of an id given zero-padded to 32 bytes: ids of up to 16 bytes compare as one
-    /// 128-bit word against the slot's inline key.
-    #[inline]
-    pub fn get_padded(&self, hash: u64, padded: &[u8; 32], len: usize) -> Option<AccountIdx> {
-        if len > INLINE {
-            return self.get_hashed(hash, &padded[..len]);
-        }
-        let want = u128::from_ne_bytes(padded[..16].try_into().expect("16 bytes"));
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let s = &self.slots[i];
-            if s.len == 0 {
-                return None;
-            }
-            if s.hash == hash && s.len as usize == len + 1 && u128::from_ne_bytes(s.key) == want {
-                return Some(s.idx);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Insert; `Err(existing)` when the id is already there.
-    pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
-        self.insert_hashed(self.hash(id), id, idx)
-    }
-
-    /// [`Self::insert`] with `hash == self.hash(id)` already computed.
-    pub fn insert_hashed(
-        &mut self,
-        hash: u64,
-        id: &[u8],
-        idx: AccountIdx,
-    ) -> Result<(), AccountIdx> {
-        debug_assert_eq!(hash, self.hash(id));
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let s = &self.slots[i];
-            if s.len == 0 {
-                break;
-            }
-            if s.hash == hash && self.key_eq(s, id) {
-                return Err(s.idx);
-            }
-            i = (i + 1) & mask;
-        }
-        let mut key = [0u8; 16];
-        if id.len() <= INLINE {
-            key[..id.len()].copy_from_slice(id);
-        } else {
-            key[..8].copy_from_slice(&(self.arena.len() as u64).to_le_bytes());
-            self.arena.extend_from_slice(id);
-        }
-        self.slots[i] = Slot {
-            hash,
-            idx,
-            len: id.len() as u32 + 1,
-            key,
-        };
-        self.len += 1;
-        Ok(())
-    }
-
-    fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, crate::mem::huge_vec(cap, EMPTY));
-        let mask = self.slots.len() - 1;
-        for s in old.into_iter().filter(|s| s.len != 0) {
-            let mut i = s.hash as usize & mask;
-            while self.slots[i].len != 0 {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = s;
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
 #[inline(always)]
 pub fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
@@ -866,6 +685,15 @@ fn merge_unique(
     let text: usize = blocks.iter().map(|b| b.value.0.text_bytes()).sum();
     std::thread::scope(|s| {
         let index_job = s.spawn(|| {
+            let ids = || {
+                blocks.iter().flat_map(|b| {
+                    let part = &b.value.0;
+                    (0..part.len()).map(move |k| part.get(k as AccountIdx).id().as_bytes())
+                })
+            };
+            if let Some(dense) = IdIndex::dense(ids) {
+                return Some(dense);
+            }
             let mut index = IdIndex::with_capacity(total);
             let mut next: AccountIdx = 0;
             let mut hashes = [0u64; 64];

@@ -1,0 +1,505 @@
+//! `account_id` → account index, the lookup every engagement event, trigger and deal makes.
+//!
+//! Two representations behind one [`IdIndex`]:
+//! - **dense**: when every account id is one common prefix followed by a decimal number (the
+//!   usual CRM form: `A00000042`, `ACC-7`, HubSpot's numeric ids) and the numbers are not too
+//!   sparse, an id resolves by parsing its number and reading one `u32` from an array. The
+//!   accepted text is exact (the prefix, then either exactly the width every id has, leading
+//!   zeros included, or a canonical number without leading zeros), so a string maps to a slot
+//!   only if it is that one id: no hashing, no key comparison, ~4 bytes per number in range
+//!   instead of a hash table's 64 per account.
+//! - **hashed**: open addressing with linear probing; each 32-byte slot holds the full hash,
+//!   the index and (for ids up to 16 bytes) the id itself, so a lookup usually touches one
+//!   cache line. Longer ids live in an arena.
+
+use crate::load::prefetch;
+use abm_core::account::AccountIdx;
+use std::hash::BuildHasher;
+
+/// account_id → index (dense or hashed, see the module docs).
+pub struct IdIndex {
+    repr: Repr,
+}
+
+enum Repr {
+    Hashed(HashedIds),
+    Dense(DenseIds),
+}
+
+impl Default for IdIndex {
+    fn default() -> Self {
+        IdIndex::with_capacity(0)
+    }
+}
+
+impl IdIndex {
+    /// An empty hashed index for about `n` ids.
+    pub fn with_capacity(n: usize) -> IdIndex {
+        IdIndex {
+            repr: Repr::Hashed(HashedIds::with_capacity(n)),
+        }
+    }
+
+    /// A dense index of `ids` (the `i`-th id gets index `i`), when they all have the dense
+    /// form, no id repeats and the numbers span at most about four times their count. `ids` is
+    /// called twice (a check pass, then the fill).
+    pub fn dense<'a, I, F>(ids: F) -> Option<IdIndex>
+    where
+        I: Iterator<Item = &'a [u8]>,
+        F: Fn() -> I,
+    {
+        DenseIds::build(ids).map(|d| IdIndex {
+            repr: Repr::Dense(d),
+        })
+    }
+
+    /// The dense representation, if this index has it (the bulk fold has a path for each).
+    #[inline]
+    pub fn as_dense(&self) -> Option<&DenseIds> {
+        match &self.repr {
+            Repr::Dense(d) => Some(d),
+            Repr::Hashed(_) => None,
+        }
+    }
+
+    /// The hash [`Self::get_hashed`] and [`Self::prefetch`] take (0 for a dense index, which
+    /// does not hash).
+    #[inline]
+    pub fn hash(&self, id: &[u8]) -> u64 {
+        match &self.repr {
+            Repr::Hashed(h) => h.hash(id),
+            Repr::Dense(_) => 0,
+        }
+    }
+
+    /// Hint the CPU to fetch the slot for `hash` (used by the batched bulk paths).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if let Repr::Hashed(h) = &self.repr {
+            h.prefetch(hash)
+        }
+    }
+
+    /// [`Self::get`] with `hash == self.hash(id)` already computed.
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<AccountIdx> {
+        match &self.repr {
+            Repr::Hashed(h) => h.get_hashed(hash, id),
+            Repr::Dense(d) => d.get(id),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
+        self.get_hashed(self.hash(id), id)
+    }
+
+    /// Insert; `Err(existing)` when the id is already there. A dense index becomes a hashed
+    /// one first (inserts are for the incremental users: imports, the ordered account merge).
+    pub fn insert(&mut self, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
+        self.insert_hashed(self.hash(id), id, idx)
+    }
+
+    /// [`Self::insert`] with `hash == self.hash(id)` already computed.
+    pub fn insert_hashed(
+        &mut self,
+        hash: u64,
+        id: &[u8],
+        idx: AccountIdx,
+    ) -> Result<(), AccountIdx> {
+        if let Repr::Dense(d) = &self.repr {
+            let mut h = HashedIds::with_capacity(d.len + 1);
+            for (key, &i) in d.slots.iter().enumerate() {
+                if i != NONE {
+                    let id = d.id_of(key);
+                    let _ = h.insert_hashed(h.hash(&id), &id, i);
+                }
+            }
+            self.repr = Repr::Hashed(h);
+            let Repr::Hashed(h) = &mut self.repr else {
+                unreachable!()
+            };
+            return h.insert_hashed(h.hash(id), id, idx);
+        }
+        let Repr::Hashed(h) = &mut self.repr else {
+            unreachable!()
+        };
+        h.insert_hashed(hash, id, idx)
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Hashed(h) => h.len,
+            Repr::Dense(d) => d.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dense
+
+const NONE: AccountIdx = AccountIdx::MAX;
+/// Digits that always fit a `u64`.
+const MAX_DIGITS: usize = 19;
+
+/// Ids of the form `prefix` + decimal number, as an array indexed by the number.
+pub struct DenseIds {
+    prefix: Box<[u8]>,
+    /// `Some(w)`: every id has exactly `w` digits (leading zeros are part of the id);
+    /// `None`: canonical numbers (no leading zero, except `0` itself), of any length.
+    width: Option<usize>,
+    min: u64,
+    slots: Vec<AccountIdx>,
+    len: usize,
+}
+
+/// The number after `prefix` in `id`, if `id` is `prefix` + 1..=19 ASCII digits.
+#[inline]
+fn digits_after(prefix: &[u8], id: &[u8]) -> Option<u64> {
+    let rest = id.strip_prefix(prefix)?;
+    if rest.is_empty() || rest.len() > MAX_DIGITS {
+        return None;
+    }
+    let mut v = 0u64;
+    for &b in rest {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    Some(v)
+}
+
+impl DenseIds {
+    fn build<'a, I, F>(ids: F) -> Option<DenseIds>
+    where
+        I: Iterator<Item = &'a [u8]>,
+        F: Fn() -> I,
+    {
+        let first = ids().next()?;
+        let run = first
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if run == 0 {
+            return None;
+        }
+        let prefix = &first[..first.len() - run];
+        let (mut min, mut max, mut n) = (u64::MAX, 0u64, 0usize);
+        let (mut same_len, mut canonical) = (true, true);
+        for id in ids() {
+            let v = digits_after(prefix, id)?;
+            let digits = id.len() - prefix.len();
+            same_len &= id.len() == first.len();
+            canonical &= digits == 1 || id[prefix.len()] != b'0';
+            min = min.min(v);
+            max = max.max(v);
+            n += 1;
+        }
+        let width = match (same_len, canonical) {
+            (true, _) => Some(first.len() - prefix.len()),
+            (false, true) => None,
+            (false, false) => return None,
+        };
+        let span = max - min + 1;
+        if span > (n as u64).saturating_mul(4).saturating_add(1024) || span >= NONE as u64 {
+            return None;
+        }
+        let mut slots = crate::mem::huge_vec(span as usize, NONE);
+        for (i, id) in ids().enumerate() {
+            let slot = &mut slots[(digits_after(prefix, id).expect("checked") - min) as usize];
+            if *slot != NONE {
+                return None; // a repeated id: the ordered merge reports it
+            }
+            *slot = i as AccountIdx;
+        }
+        Some(DenseIds {
+            prefix: prefix.into(),
+            width,
+            min,
+            slots,
+            len: n,
+        })
+    }
+
+    /// The slot of `id`: `Some` exactly when `id` has this index's form and its number is in
+    /// range (whether an account holds the slot is [`Self::at`]'s answer).
+    #[inline]
+    pub fn key(&self, id: &[u8]) -> Option<usize> {
+        let digits = id.len().checked_sub(self.prefix.len())?;
+        match self.width {
+            Some(w) if digits != w => return None,
+            None if digits > 1 && id.get(self.prefix.len()) == Some(&b'0') => return None,
+            _ => {}
+        }
+        let k = digits_after(&self.prefix, id)?.checked_sub(self.min)?;
+        (k < self.slots.len() as u64).then_some(k as usize)
+    }
+
+    #[inline]
+    pub fn prefetch(&self, key: usize) {
+        prefetch(&self.slots[key] as *const AccountIdx as *const u8);
+    }
+
+    /// The account in slot `key` (from [`Self::key`]).
+    #[inline]
+    pub fn at(&self, key: usize) -> Option<AccountIdx> {
+        let i = self.slots[key];
+        (i != NONE).then_some(i)
+    }
+
+    #[inline]
+    pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
+        self.key(id).and_then(|k| self.at(k))
+    }
+
+    /// The id whose number is in slot `key`.
+    fn id_of(&self, key: usize) -> Vec<u8> {
+        let n = (self.min + key as u64).to_string();
+        let mut id = self.prefix.to_vec();
+        if let Some(w) = self.width {
+            id.resize(id.len() + w.saturating_sub(n.len()), b'0');
+        }
+        id.extend_from_slice(n.as_bytes());
+        id
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashed
+
+/// The hashed representation (see the module docs).
+struct HashedIds {
+    slots: Vec<Slot>,
+    arena: Vec<u8>,
+    len: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Slot {
+    hash: u64,
+    idx: u32,
+    /// id length + 1; 0 = empty.
+    len: u32,
+    /// The id when ≤ 16 bytes, else its arena offset in the first 8 bytes.
+    key: [u8; 16],
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    idx: 0,
+    len: 0,
+    key: [0; 16],
+};
+const INLINE: usize = 16;
+
+impl HashedIds {
+    fn with_capacity(n: usize) -> HashedIds {
+        let cap = (n.max(8) * 2).next_power_of_two();
+        HashedIds {
+            slots: crate::mem::huge_vec(cap, EMPTY),
+            arena: Vec::new(),
+            len: 0,
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ab11),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    #[inline]
+    fn key_eq(&self, s: &Slot, id: &[u8]) -> bool {
+        if s.len as usize != id.len() + 1 {
+            return false;
+        }
+        if id.len() <= INLINE {
+            &s.key[..id.len()] == id
+        } else {
+            let off = u64::from_le_bytes(s.key[..8].try_into().expect("8 bytes")) as usize;
+            &self.arena[off..off + id.len()] == id
+        }
+    }
+
+    /// Hint the CPU to fetch the slot for `hash` (used by the batched bulk fold).
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        let i = hash as usize & (self.slots.len() - 1);
+        prefetch(&self.slots[i] as *const Slot as *const u8);
+    }
+
+    #[inline]
+    fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<AccountIdx> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.len == 0 {
+                return None;
+            }
+            if s.hash == hash && self.key_eq(s, id) {
+                return Some(s.idx);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn insert_hashed(&mut self, hash: u64, id: &[u8], idx: AccountIdx) -> Result<(), AccountIdx> {
+        debug_assert_eq!(hash, self.hash(id));
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.len == 0 {
+                break;
+            }
+            if s.hash == hash && self.key_eq(s, id) {
+                return Err(s.idx);
+            }
+            i = (i + 1) & mask;
+        }
+        let mut key = [0u8; 16];
+        if id.len() <= INLINE {
+            key[..id.len()].copy_from_slice(id);
+        } else {
+            key[..8].copy_from_slice(&(self.arena.len() as u64).to_le_bytes());
+            self.arena.extend_from_slice(id);
+        }
+        self.slots[i] = Slot {
+            hash,
+            idx,
+            len: id.len() as u32 + 1,
+            key,
+        };
+        self.len += 1;
+        Ok(())
+    }
+
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, crate::mem::huge_vec(cap, EMPTY));
+        let mask = self.slots.len() - 1;
+        for s in old.into_iter().filter(|s| s.len != 0) {
+            let mut i = s.hash as usize & mask;
+            while self.slots[i].len != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(ids: &[&str]) -> Option<IdIndex> {
+        IdIndex::dense(|| ids.iter().map(|s| s.as_bytes()))
+    }
+
+    /// Every id resolves to its position, in both representations, and nothing else does.
+    fn check_both(ids: &[&str], strangers: &[&str]) {
+        let d = dense(ids).expect("dense form");
+        let mut h = IdIndex::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            h.insert(id.as_bytes(), i as AccountIdx).unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(d.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
+            assert_eq!(h.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
+        }
+        for s in strangers {
+            assert_eq!(d.get(s.as_bytes()), None, "{s:?}");
+            assert_eq!(h.get(s.as_bytes()), None, "{s:?}");
+        }
+        assert_eq!(d.len(), ids.len());
+    }
+
+    #[test]
+    fn fixed_width_ids_with_leading_zeros() {
+        check_both(
+            &["A00000003", "A00000001", "A00000002", "A00000010"],
+            &[
+                "A0000001",
+                "A000000001",
+                "A00000004",
+                "a00000001",
+                "B00000001",
+                "A0000000x",
+                "A00000000",
+                "A99999999",
+                "",
+                "A",
+                "00000001",
+                "A00000001 ",
+            ],
+        );
+    }
+
+    #[test]
+    fn canonical_numbers_of_any_length() {
+        check_both(
+            &["7", "12", "1000", "0", "999"],
+            &[
+                "07",
+                "012",
+                "00",
+                "-1",
+                "+7",
+                "1 2",
+                "13",
+                "10000",
+                "99999999999999999999",
+            ],
+        );
+        check_both(
+            &["ACC-5", "ACC-17", "ACC-123"],
+            &["ACC-05", "ACC-017", "ACC5", "ACC-"],
+        );
+    }
+
+    #[test]
+    fn other_forms_stay_hashed() {
+        assert!(dense(&["A1", "B2"]).is_none(), "two prefixes");
+        assert!(
+            dense(&["A1", "A02"]).is_none(),
+            "mixed widths with a leading zero"
+        );
+        assert!(dense(&["A1", "A1"]).is_none(), "a repeated id");
+        assert!(dense(&["A1", "A99999999"]).is_none(), "too sparse");
+        assert!(dense(&["ABC", "ABD"]).is_none(), "no number");
+        assert!(
+            dense(&["A12345678901234567890"]).is_none(),
+            "more than 19 digits"
+        );
+        assert!(dense(&[]).is_none());
+        // Sparse but within 4x the count (+1024) is dense.
+        assert!(dense(&["A1", "A1000"]).is_some());
+    }
+
+    #[test]
+    fn inserting_into_a_dense_index_keeps_every_id() {
+        let mut d = dense(&["A001", "A002", "A007"]).unwrap();
+        assert!(d.as_dense().is_some());
+        assert_eq!(d.insert(b"A002", 9), Err(1));
+        assert_eq!(d.insert(b"custom", 3), Ok(()));
+        assert!(d.as_dense().is_none());
+        for (id, i) in [("A001", 0), ("A002", 1), ("A007", 2), ("custom", 3)] {
+            assert_eq!(d.get(id.as_bytes()), Some(i), "{id}");
+        }
+        assert_eq!(d.get(b"A1"), None);
+        assert_eq!(d.len(), 4);
+    }
+}
