@@ -275,8 +275,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             pb.finish();
             print_summary(&report, &config.capacity);
             if timings {
-                for (stage, d) in &report.timings {
-                    eprintln!("  {stage:<24} {:>8.3} s", d.as_secs_f64());
+                let mut cpu = (0.0, 0.0);
+                for stage in &report.timings {
+                    let (user, sys) = (stage.cpu.0 - cpu.0, stage.cpu.1 - cpu.1);
+                    cpu = stage.cpu;
+                    let memory = stage
+                        .memory
+                        .map(|(anon, peak)| {
+                            format!(
+                                "   anon {:>6.1} MiB, peak RSS {:>6.1} MiB",
+                                anon as f64 / 1048576.0,
+                                peak as f64 / 1048576.0
+                            )
+                        })
+                        .unwrap_or_default();
+                    eprintln!(
+                        "  {:<22} {:>6.3} s   cpu {user:>5.2} user {sys:>5.2} sys{memory}",
+                        stage.name,
+                        stage.elapsed.as_secs_f64()
+                    );
                 }
             }
             // The big in-memory state is dropped by the OS on exit.

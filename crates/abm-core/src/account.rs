@@ -110,12 +110,22 @@ impl Packed {
     }
 }
 
-/// All accounts of one input, in input order. `AccountIdx` is the position.
+/// All accounts of one input, in input order. `AccountIdx` is the position. Stored as parts
+/// (one per block of input parsed in parallel) that are moved, never copied, into the table.
 #[derive(Debug, Clone)]
 pub struct AccountTable {
     schema: AccountSchema,
+    parts: Vec<Part>,
+    /// Index of the first account of each part.
+    firsts: Vec<AccountIdx>,
+    len: usize,
+}
+
+/// Accounts stored contiguously: one text arena and per-account arrays.
+#[derive(Debug, Clone, Default)]
+struct Part {
     text: String,
-    /// `ends[i * ncols + c]` = end offset (in `text`) of column c of account i.
+    /// `ends[i * ncols + c]` = end offset (from the account's start) of column c of account i.
     ends: Vec<u32>,
     starts: Vec<u64>,
     typed: Vec<Packed>,
@@ -129,11 +139,9 @@ impl AccountTable {
     pub fn new(schema: AccountSchema) -> AccountTable {
         AccountTable {
             schema,
-            text: String::new(),
-            ends: Vec::new(),
-            starts: Vec::new(),
-            typed: Vec::new(),
-            lines: Vec::new(),
+            parts: Vec::new(),
+            firsts: Vec::new(),
+            len: 0,
         }
     }
 
@@ -142,19 +150,30 @@ impl AccountTable {
     }
 
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.len == 0
     }
 
+    fn last_part(&mut self) -> &mut Part {
+        if self.parts.is_empty() {
+            self.parts.push(Part::default());
+            self.firsts.push(self.len as AccountIdx);
+        }
+        self.parts.last_mut().expect("one part")
+    }
+
+    /// Room for `accounts` more accounts holding `text_bytes` of values.
     pub fn reserve(&mut self, accounts: usize, text_bytes: usize) {
-        self.starts.reserve(accounts);
-        self.typed.reserve(accounts);
-        self.lines.reserve(accounts);
-        self.ends.reserve(accounts * self.schema.len());
-        self.text.reserve(text_bytes);
+        let ncols = self.schema.len();
+        let p = self.last_part();
+        p.starts.reserve(accounts);
+        p.typed.reserve(accounts);
+        p.lines.reserve(accounts);
+        p.ends.reserve(accounts * ncols);
+        p.text.reserve(text_bytes);
     }
 
     /// Append one account; `values` are in schema order (missing trailing values are empty).
@@ -164,51 +183,78 @@ impl AccountTable {
         firmo: &Firmographics,
         line: u64,
     ) -> AccountIdx {
-        let idx = self.starts.len() as AccountIdx;
-        let start = self.text.len() as u64;
-        self.starts.push(start);
+        let idx = self.len as AccountIdx;
+        let ncols = self.schema.len();
+        let p = self.last_part();
+        let start = p.text.len() as u64;
+        p.starts.push(start);
         let mut n = 0;
-        for v in values.into_iter().take(self.schema.len()) {
-            self.text.push_str(v);
-            self.ends.push((self.text.len() as u64 - start) as u32);
+        for v in values.into_iter().take(ncols) {
+            p.text.push_str(v);
+            p.ends.push((p.text.len() as u64 - start) as u32);
             n += 1;
         }
-        for _ in n..self.schema.len() {
-            self.ends.push((self.text.len() as u64 - start) as u32);
+        for _ in n..ncols {
+            p.ends.push((p.text.len() as u64 - start) as u32);
         }
-        self.typed.push(Packed::pack(firmo));
-        self.lines.push(line);
+        p.typed.push(Packed::pack(firmo));
+        p.lines.push(line);
+        self.len += 1;
         idx
     }
 
-    /// Append every account of `other` (same schema), in order.
-    pub fn append(&mut self, other: &AccountTable) {
+    /// Append every account of `other` (same schema), in order, by moving its storage.
+    pub fn append(&mut self, other: AccountTable) {
         debug_assert_eq!(self.schema, other.schema);
-        let base = self.text.len() as u64;
-        self.text.push_str(&other.text);
-        self.ends.extend_from_slice(&other.ends);
-        self.starts.extend(other.starts.iter().map(|s| s + base));
-        self.typed.extend_from_slice(&other.typed);
-        self.lines.extend_from_slice(&other.lines);
+        for (p, first) in other.parts.into_iter().zip(other.firsts) {
+            if p.starts.is_empty() {
+                continue;
+            }
+            self.firsts.push(self.len as AccountIdx + first);
+            self.parts.push(p);
+        }
+        self.len += other.len;
     }
 
     /// Add `delta` to every line number (blocks parsed in parallel are numbered from 0).
     pub fn shift_lines(&mut self, delta: u64) {
-        for l in &mut self.lines {
-            *l += delta;
+        for p in &mut self.parts {
+            for l in &mut p.lines {
+                *l += delta;
+            }
         }
     }
 
+    #[inline]
     pub fn get(&self, idx: AccountIdx) -> AccountRef<'_> {
-        AccountRef { table: self, idx }
+        let k = match self.firsts.len() {
+            1 => 0,
+            _ => self.firsts.partition_point(|&f| f <= idx) - 1,
+        };
+        AccountRef {
+            table: self,
+            part: &self.parts[k],
+            local: (idx - self.firsts[k]) as usize,
+            idx,
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = AccountRef<'_>> {
-        (0..self.len() as AccountIdx).map(|i| self.get(i))
+        self.parts
+            .iter()
+            .zip(&self.firsts)
+            .flat_map(move |(part, &first)| {
+                (0..part.starts.len()).map(move |local| AccountRef {
+                    table: self,
+                    part,
+                    local,
+                    idx: first + local as AccountIdx,
+                })
+            })
     }
 
     pub fn text_bytes(&self) -> usize {
-        self.text.len()
+        self.parts.iter().map(|p| p.text.len()).sum()
     }
 }
 
@@ -216,6 +262,8 @@ impl AccountTable {
 #[derive(Clone, Copy)]
 pub struct AccountRef<'a> {
     table: &'a AccountTable,
+    part: &'a Part,
+    local: usize,
     idx: AccountIdx,
 }
 
@@ -225,18 +273,19 @@ impl<'a> AccountRef<'a> {
     }
 
     /// Value of column `col` (schema index); empty when absent.
+    #[inline]
     pub fn value(&self, col: usize) -> &'a str {
-        let t = self.table;
-        let n = t.schema.len();
-        let i = self.idx as usize;
-        let start = t.starts[i] as usize;
-        let end = start + t.ends[i * n + col] as usize;
+        let p = self.part;
+        let n = self.table.schema.len();
+        let i = self.local;
+        let start = p.starts[i] as usize;
+        let end = start + p.ends[i * n + col] as usize;
         let begin = if col == 0 {
             start
         } else {
-            start + t.ends[i * n + col - 1] as usize
+            start + p.ends[i * n + col - 1] as usize
         };
-        &t.text[begin..end]
+        &p.text[begin..end]
     }
 
     /// Value of a named column; `None` when the schema has no such column.
@@ -269,11 +318,11 @@ impl<'a> AccountRef<'a> {
     }
 
     pub fn firmographics(&self) -> Firmographics {
-        self.table.typed[self.idx as usize].unpack()
+        self.part.typed[self.local].unpack()
     }
 
     pub fn line(&self) -> u64 {
-        self.table.lines[self.idx as usize]
+        self.part.lines[self.local]
     }
 
     pub fn schema(&self) -> &'a AccountSchema {
@@ -320,5 +369,46 @@ mod tests {
         assert_eq!(t.get(2).field("nope"), None);
         assert_eq!(t.get(2).line(), 4);
         assert_eq!(t.get(1).firmographics(), Firmographics::default());
+    }
+
+    #[test]
+    fn appended_parts_read_as_one_table() {
+        let schema = AccountSchema::new(["name".to_string()]);
+        let mut whole = AccountTable::new(schema.clone());
+        let mut table = AccountTable::new(schema.clone());
+        for part in 0..4 {
+            let mut p = AccountTable::new(schema.clone());
+            p.reserve(3, 30);
+            for i in 0..part {
+                let (id, name) = (format!("P{part}-{i}"), format!("Name {part} {i}"));
+                let f = Firmographics {
+                    employees: Some(i as f64),
+                    ..Default::default()
+                };
+                p.push([id.as_str(), name.as_str()], &f, 10 * part + i);
+                whole.push([id.as_str(), name.as_str()], &f, 10 * part + i);
+            }
+            table.append(p); // the first part is empty
+        }
+        table.push(["last", "Last"], &Firmographics::default(), 99);
+        whole.push(["last", "Last"], &Firmographics::default(), 99);
+        assert_eq!(table.len(), 7);
+        assert_eq!(table.text_bytes(), whole.text_bytes());
+        let all: Vec<_> = table
+            .iter()
+            .map(|a| (a.idx(), a.id(), a.name(), a.line()))
+            .collect();
+        let want: Vec<_> = (0..7)
+            .map(|i| whole.get(i))
+            .map(|a| (a.idx(), a.id(), a.name(), a.line()))
+            .collect();
+        assert_eq!(all, want);
+        for i in 0..7 {
+            let (a, b) = (table.get(i), whole.get(i));
+            assert_eq!((a.id(), a.firmographics()), (b.id(), b.firmographics()));
+        }
+        table.shift_lines(1000);
+        assert_eq!(table.get(6).line(), 1099);
+        assert_eq!(table.get(0).line(), 1010);
     }
 }

@@ -538,6 +538,9 @@ pub fn load_accounts(
         || (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
         |json, block, _| {
             let mut part = AccountTable::new(layout.schema.clone());
+            // At most a row per line and the block's bytes of values: room reserved once
+            // (untouched capacity costs no memory), so the part is never copied as it grows.
+            part.reserve(memchr::memchr_iter(b'\n', block).count() + 1, block.len());
             let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
             // One UTF-8 check for the whole block instead of one per field.
@@ -592,9 +595,11 @@ pub fn load_accounts(
         line += b.lines;
     }
     let rows: u64 = blocks.iter().map(|b| b.value.1).sum();
-    if let Some((table, index)) = merge_unique(&layout.schema, &blocks) {
+    if let Some(index) = unique_index(&blocks) {
+        let mut table = AccountTable::new(layout.schema.clone());
         for b in blocks {
-            let mut bad = b.value.2;
+            let (part, _, mut bad) = b.value;
+            table.append(part);
             bad.sort_by_key(|r| r.line);
             rejects.rows.extend(bad);
         }
@@ -641,7 +646,7 @@ pub fn load_accounts(
             }
         }
         if keep.len() == part.len() {
-            table.append(&part);
+            table.append(part);
         } else {
             for &k in &keep {
                 let a = part.get(k);
@@ -674,50 +679,36 @@ fn prefetch_ids(index: &IdIndex, part: &AccountTable, k: usize, hashes: &mut [u6
     }
 }
 
-/// The usual case, no duplicate ids: the id index is built on one thread while the partial
-/// tables are concatenated on this one. `None` at the first duplicate (the caller then merges
-/// in order, rejecting the later occurrences).
-fn merge_unique(
-    schema: &AccountSchema,
-    blocks: &[AccountBlock],
-) -> Option<(AccountTable, IdIndex)> {
+/// The usual case, no duplicate ids: the id index of the parsed blocks, in order (dense when
+/// the ids allow). `None` at the first duplicate (the caller then merges in order, rejecting
+/// the later occurrences).
+fn unique_index(blocks: &[AccountBlock]) -> Option<IdIndex> {
+    let ids = || {
+        blocks.iter().flat_map(|b| {
+            let part = &b.value.0;
+            part.iter().map(|a| a.id().as_bytes())
+        })
+    };
+    if let Some(dense) = IdIndex::dense(ids) {
+        return Some(dense);
+    }
     let total: usize = blocks.iter().map(|b| b.value.0.len()).sum();
-    let text: usize = blocks.iter().map(|b| b.value.0.text_bytes()).sum();
-    std::thread::scope(|s| {
-        let index_job = s.spawn(|| {
-            let ids = || {
-                blocks.iter().flat_map(|b| {
-                    let part = &b.value.0;
-                    (0..part.len()).map(move |k| part.get(k as AccountIdx).id().as_bytes())
-                })
-            };
-            if let Some(dense) = IdIndex::dense(ids) {
-                return Some(dense);
+    let mut index = IdIndex::with_capacity(total);
+    let mut next: AccountIdx = 0;
+    let mut hashes = [0u64; 64];
+    for b in blocks {
+        let part = &b.value.0;
+        for (k, a) in part.iter().enumerate() {
+            if k % 64 == 0 {
+                prefetch_ids(&index, part, k, &mut hashes);
             }
-            let mut index = IdIndex::with_capacity(total);
-            let mut next: AccountIdx = 0;
-            let mut hashes = [0u64; 64];
-            for b in blocks {
-                let part = &b.value.0;
-                for k in 0..part.len() {
-                    if k % 64 == 0 {
-                        prefetch_ids(&index, part, k, &mut hashes);
-                    }
-                    let id = part.get(k as AccountIdx).id().as_bytes();
-                    index.insert_hashed(hashes[k % 64], id, next).ok()?;
-                    next += 1;
-                }
-            }
-            Some(index)
-        });
-        let mut table = AccountTable::new(schema.clone());
-        table.reserve(total, text);
-        for b in blocks {
-            table.append(&b.value.0);
+            index
+                .insert_hashed(hashes[k % 64], a.id().as_bytes(), next)
+                .ok()?;
+            next += 1;
         }
-        let index = index_job.join().expect("index builder panicked")?;
-        Some((table, index))
-    })
+    }
+    Some(index)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -128,6 +128,29 @@ impl Drop for MappedFile {
     }
 }
 
+/// This process's memory now: (anonymous resident bytes, peak resident bytes), from
+/// `/proc/self/status` (`None` where there is no such file).
+pub fn resident() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let v = line[key.len()..].trim().trim_end_matches("kB").trim();
+        v.parse::<u64>().ok().map(|k| k * 1024)
+    };
+    Some((kb("RssAnon:")?, kb("VmHWM:")?))
+}
+
+/// CPU seconds this process has used so far (user, system).
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -72,6 +72,29 @@ impl InputPaths {
 }
 
 /// Everything loaded for one `as_of`.
+/// One stage of a run: how long it took and the memory held at its end.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub elapsed: Duration,
+    /// (anonymous resident bytes, peak resident bytes) at the stage's end, where known.
+    pub memory: Option<(u64, u64)>,
+    /// CPU seconds (user, system) of the whole process at the stage's end.
+    pub cpu: (f64, f64),
+}
+
+impl Stage {
+    /// `name` took from `started` until now.
+    pub fn since(name: &str, started: Clock) -> Stage {
+        Stage {
+            name: name.into(),
+            elapsed: started.elapsed(),
+            memory: crate::mem::resident(),
+            cpu: crate::mem::cpu_seconds(),
+        }
+    }
+}
+
 pub struct Loaded {
     pub accounts: Accounts,
     pub states: Vec<EngagementState>,
@@ -81,7 +104,7 @@ pub struct Loaded {
     pub rejects: Rejects,
     pub rows_read: BTreeMap<String, u64>,
     pub events_after_as_of: u64,
-    pub timings: Vec<(String, Duration)>,
+    pub timings: Vec<Stage>,
 }
 
 impl Loaded {
@@ -110,7 +133,7 @@ pub fn load_all(
     let t = Clock::now();
     let accounts = load_accounts(&paths.accounts, opts, &mut rejects)?;
     rows_read.insert("accounts".into(), accounts.rows);
-    timings.push(("load accounts".into(), t.elapsed()));
+    timings.push(Stage::since("load accounts", t));
     let n = accounts.table.len();
 
     let t = Clock::now();
@@ -131,7 +154,7 @@ pub fn load_all(
         }
         None => (vec![EngagementState::default(); n], Vec::new(), 0),
     };
-    timings.push(("fold engagement".into(), t.elapsed()));
+    timings.push(Stage::since("fold engagement", t));
 
     let t = Clock::now();
     let triggers = match &paths.triggers {
@@ -150,7 +173,7 @@ pub fn load_all(
         }
         None => Vec::new(),
     };
-    timings.push(("load triggers + deals".into(), t.elapsed()));
+    timings.push(Stage::since("load triggers + deals", t));
     Ok(Loaded {
         signals: ByAccount::new(signals, n, |s| s.account),
         triggers: ByAccount::new(triggers, n, |t| t.account),
@@ -263,7 +286,7 @@ impl Formats {
 
 pub struct SegmentReport {
     pub summary: Summary,
-    pub timings: Vec<(String, Duration)>,
+    pub timings: Vec<Stage>,
     pub rejects: Rejects,
     pub out_dir: PathBuf,
 }
@@ -408,7 +431,7 @@ pub fn segment(
         Ok(())
     });
     write_result?;
-    timings.push(("assess + write".into(), t.elapsed()));
+    timings.push(Stage::since("assess + write", t));
 
     let capacity = capacity_status(&counts, &rules.config.capacity);
     let mut checkpoints = BTreeMap::new();
@@ -449,7 +472,7 @@ pub fn segment(
         let p = out_dir.join("cluster_summary.json");
         output::write_summary(&p, &summary).map_err(io(&p))
     })?;
-    timings.push(("commit outputs".into(), t.elapsed()));
+    timings.push(Stage::since("commit outputs", t));
     Ok(SegmentReport {
         summary,
         timings,
