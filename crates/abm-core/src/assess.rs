@@ -440,27 +440,37 @@ fn plural(n: u32) -> &'static str {
 /// [`rationale`] appended to `s`: `tier A (input); high via meeting 2026-10-12; 4 events,
 /// 2 contacts; 1 trigger (funding_round 2026-10-20); rule 2`.
 pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Facts<'_>) {
+    use crate::time::push_padded;
     let sc = &a.score;
-    let _ = write!(
-        s,
-        "tier {} ({}",
-        sc.tier,
-        if sc.tier_source == Source::Input {
-            "input"
-        } else {
-            "score"
-        }
-    );
+    s.push_str("tier ");
+    s.push_str(sc.tier.as_str());
+    s.push_str(if sc.tier_source == Source::Input {
+        " (input"
+    } else {
+        " (score"
+    });
     if !sc.missing.is_empty() {
-        let _ = write!(s, ", missing {}", sc.missing.join("+"));
+        s.push_str(", missing ");
+        for (i, m) in sc.missing.iter().enumerate() {
+            if i > 0 {
+                s.push('+');
+            }
+            s.push_str(m);
+        }
     }
-    let _ = write!(s, "); {}", a.level);
+    s.push_str("); ");
+    s.push_str(a.level.as_str());
     match &a.basis {
         LevelBasis::Event { code, at } => {
-            let _ = write!(s, " via {} {}", rules.event_name(*code), at.date());
+            s.push_str(" via ");
+            s.push_str(rules.event_name(*code));
+            s.push(' ');
+            at.push_date(s);
         }
         LevelBasis::Contacts(n) => {
-            let _ = write!(s, " via {n} engaged contacts");
+            s.push_str(" via ");
+            push_padded(s, *n as i64, 1);
+            s.push_str(" engaged contacts");
         }
         LevelBasis::OpenDeal(i) => {
             let d = &facts.deals[*i];
@@ -469,29 +479,32 @@ pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Fa
         LevelBasis::Nothing => {}
     }
     if a.counted_events > 0 {
-        let _ = write!(
-            s,
-            "; {} event{}, {} contact{}",
-            a.counted_events,
-            plural(a.counted_events),
-            a.engaged_contacts,
-            plural(a.engaged_contacts)
-        );
+        s.push_str("; ");
+        push_padded(s, a.counted_events as i64, 1);
+        s.push_str(" event");
+        s.push_str(plural(a.counted_events));
+        s.push_str(", ");
+        push_padded(s, a.engaged_contacts as i64, 1);
+        s.push_str(" contact");
+        s.push_str(plural(a.engaged_contacts));
     }
     match a.triggers.first() {
         Some((c, at)) => {
             let n = a.triggers.len() as u32;
-            let _ = write!(
-                s,
-                "; {n} trigger{} ({} {})",
-                plural(n),
-                rules.trigger_name(*c),
-                at.date()
-            );
+            s.push_str("; ");
+            push_padded(s, n as i64, 1);
+            s.push_str(" trigger");
+            s.push_str(plural(n));
+            s.push_str(" (");
+            s.push_str(rules.trigger_name(*c));
+            s.push(' ');
+            at.push_date(s);
+            s.push(')');
         }
         None => s.push_str("; no triggers"),
     }
-    let _ = write!(s, "; rule {}", a.rule);
+    s.push_str("; rule ");
+    push_padded(s, a.rule as i64, 1);
 }
 
 /// `type@timestamp;…`, newest first.
@@ -507,7 +520,9 @@ pub fn write_promotion_triggers(s: &mut String, rules: &Rules, a: &Assessment) {
         if i > 0 {
             s.push(';');
         }
-        let _ = write!(s, "{}@{}", rules.trigger_name(*c), at);
+        s.push_str(rules.trigger_name(*c));
+        s.push('@');
+        at.push_rfc3339(s);
     }
 }
 

@@ -61,6 +61,64 @@ impl Instant {
     }
 }
 
+/// Append `v` in decimal, at least `width` digits (zero-padded), without the formatting
+/// machinery (the bulk path renders millions of these).
+#[inline]
+pub fn push_padded(s: &mut String, v: i64, width: usize) {
+    if v < 0 {
+        s.push('-');
+    }
+    let mut v = v.unsigned_abs();
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    // Only ASCII digits were written.
+    s.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+}
+
+impl Instant {
+    /// Append `YYYY-MM-DD` (what `self.date()` displays).
+    pub fn push_date(self, s: &mut String) {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(MICROS_PER_DAY));
+        push_padded(s, y, 4);
+        s.push('-');
+        push_padded(s, m, 2);
+        s.push('-');
+        push_padded(s, d, 2);
+    }
+
+    /// Append the RFC 3339 text that `Display` writes.
+    pub fn push_rfc3339(self, s: &mut String) {
+        let rem = self.0.rem_euclid(MICROS_PER_DAY);
+        self.push_date(s);
+        let secs = rem / MICROS_PER_SEC;
+        for (sep, v) in [
+            ('T', secs / 3600),
+            (':', (secs / 60) % 60),
+            (':', secs % 60),
+        ] {
+            s.push(sep);
+            push_padded(s, v, 2);
+        }
+        let micros = rem % MICROS_PER_SEC;
+        if micros != 0 {
+            let mut frac = String::with_capacity(6);
+            push_padded(&mut frac, micros, 6);
+            s.push('.');
+            s.push_str(frac.trim_end_matches('0'));
+        }
+        s.push('Z');
+    }
+}
+
 /// The date part of an instant, for `write!` (see [`Instant::date`]).
 pub struct DateOnly(Instant);
 
@@ -449,5 +507,40 @@ mod tests {
         let t = p("2026-11-01");
         assert_eq!(t.minus_days(90), p("2026-08-03"));
         assert_eq!(t.days_since(p("2026-10-01T12:00:00")), 30);
+    }
+
+    #[test]
+    fn pushed_texts_equal_display() {
+        let mut s = String::new();
+        for text in [
+            "2026-11-01T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.5Z",
+            "0001-02-03T04:05:06.000007Z",
+            "9999-12-31T23:59:59.123456Z",
+            "2024-02-29T12:34:56Z",
+        ] {
+            let t = Instant::parse(text).unwrap();
+            s.clear();
+            t.push_rfc3339(&mut s);
+            assert_eq!(s, t.to_string());
+            s.clear();
+            t.push_date(&mut s);
+            assert_eq!(s, t.date().to_string());
+        }
+        for (v, w, want) in [
+            (0, 1, "0"),
+            (7, 2, "07"),
+            (123, 2, "123"),
+            (-5, 2, "-05"),
+            (42, 0, "42"),
+        ] {
+            s.clear();
+            push_padded(&mut s, v, w);
+            assert_eq!(s, want);
+        }
+        s.clear();
+        push_padded(&mut s, i64::MIN, 1);
+        assert_eq!(s, i64::MIN.to_string());
     }
 }
