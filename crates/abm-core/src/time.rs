@@ -214,32 +214,45 @@ fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
         20 if b[19] == b'Z' || b[19] == b'z' => b[..19].try_into().ok()?,
         _ => return None,
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
+    // Bytes as little-endian words: `YYYY-MM-` and `DDTHH:MM`, then `:SS`. A byte is a digit
+    // exactly when it XOR '0' is at most 9; separators are masked out of that check.
+    let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let mid = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+    const LO_SEP: u64 = 0xff00_00ff_0000_0000; // bytes 4 and 7: '-'
+    const MID_SEP: u64 = 0x0000_ff00_0000_0000; // byte 5: ':' (byte 2, the 'T', below)
+    if lo & LO_SEP != 0x2d00_002d_0000_0000
+        || mid & MID_SEP != 0x0000_3a00_0000_0000
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[16] != b':'
+    {
         return None;
     }
-    if b[16] != b':' {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let dl = (lo ^ ZEROS) & !LO_SEP;
+    let dm = (mid ^ ZEROS) & 0xffff_00ff_ff00_ffff;
+    let (s1, s0) = (b[17] ^ b'0', b[18] ^ b'0');
+    let not_digit = |d: u64| (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    if not_digit(dl) | not_digit(dm) != 0 || s1 > 9 || s0 > 9 {
         return None;
     }
-    let d = |i: usize| b[i].wrapping_sub(b'0') as i64;
-    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    if digits.iter().any(|&i| d(i) > 9) {
-        return None;
-    }
-    let y = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
-    let mo = d(5) * 10 + d(6);
-    let day = d(8) * 10 + d(9);
-    let (h, mi, s) = (d(11) * 10 + d(12), d(14) * 10 + d(15), d(17) * 10 + d(18));
+    let byte = |w: u64, i: u32| ((w >> (8 * i)) & 0xff) as i64;
+    let y = byte(dl, 0) * 1000 + byte(dl, 1) * 100 + byte(dl, 2) * 10 + byte(dl, 3);
+    let mo = byte(dl, 5) * 10 + byte(dl, 6);
+    let day = byte(dm, 0) * 10 + byte(dm, 1);
+    let h = byte(dm, 3) * 10 + byte(dm, 4);
+    let mi = byte(dm, 6) * 10 + byte(dm, 7);
+    let sec = s1 as i64 * 10 + s0 as i64;
     if !(1..=12).contains(&mo)
         || day < 1
         || day > days_in_month(y, mo)
         || h > 23
         || mi > 59
-        || s > 60
+        || sec > 60
     {
         return None;
     }
     Some(Instant(
-        days_fast(y, mo, day) * MICROS_PER_DAY + (h * 3600 + mi * 60 + s) * MICROS_PER_SEC,
+        days_fast(y, mo, day) * MICROS_PER_DAY + (h * 3600 + mi * 60 + sec) * MICROS_PER_SEC,
     ))
 }
 
@@ -430,6 +443,21 @@ mod tests {
                 parse_general(c.as_bytes()),
                 "{c}"
             );
+        }
+        // Every byte of the fixed form replaced by every byte value: the word-wise checks of
+        // the fast form agree with the general parser.
+        for base in [
+            "2026-10-09T21:19:22",
+            "2024-02-29T23:59:59Z",
+            "1999-12-31 00:00:00",
+        ] {
+            for i in 0..base.len() {
+                for v in 0..=255u8 {
+                    let mut c = base.as_bytes().to_vec();
+                    c[i] = v;
+                    assert_eq!(parse_bytes(&c), parse_general(&c), "{c:?}");
+                }
+            }
         }
         assert!(parse_plain_timestamp(b"2026-10-09T21:19:22").is_some());
     }

@@ -175,6 +175,19 @@ fn digits_after(prefix: &[u8], id: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Eight ASCII digits as a number, in a few word operations (`None` if any is not a digit).
+#[inline]
+fn eight_digits(b: &[u8; 8]) -> Option<u64> {
+    let d = u64::from_le_bytes(*b) ^ 0x3030_3030_3030_3030;
+    if (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // The first digit is the lowest byte: combine neighbours, pairs, then quads.
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((d.wrapping_mul(10_000) + (d >> 32)) & 0xffff_ffff)
+}
+
 impl DenseIds {
     fn build<'a, I, F>(ids: F) -> Option<DenseIds>
     where
@@ -232,13 +245,23 @@ impl DenseIds {
     /// range (whether an account holds the slot is [`Self::at`]'s answer).
     #[inline]
     pub fn key(&self, id: &[u8]) -> Option<usize> {
-        let digits = id.len().checked_sub(self.prefix.len())?;
+        let p = self.prefix.len();
+        let digits = id.len().checked_sub(p)?;
         match self.width {
             Some(w) if digits != w => return None,
-            None if digits > 1 && id.get(self.prefix.len()) == Some(&b'0') => return None,
+            None if digits > 1 && id[p] == b'0' => return None,
             _ => {}
         }
-        let k = digits_after(&self.prefix, id)?.checked_sub(self.min)?;
+        // The prefix is short (usually a letter or two): a byte loop beats a memcmp call.
+        if !id[..p].iter().zip(self.prefix.iter()).all(|(a, b)| a == b) {
+            return None;
+        }
+        let v = match digits {
+            8 => eight_digits(id[p..].try_into().expect("8 bytes"))?,
+            1..=MAX_DIGITS => digits_after(&[], &id[p..])?,
+            _ => return None,
+        };
+        let k = v.checked_sub(self.min)?;
         (k < self.slots.len() as u64).then_some(k as usize)
     }
 
@@ -468,6 +491,27 @@ mod tests {
             &["ACC-5", "ACC-17", "ACC-123"],
             &["ACC-05", "ACC-017", "ACC5", "ACC-"],
         );
+    }
+
+    #[test]
+    fn eight_digit_words_read_like_the_digit_loop() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = *format!("{:08}", x % 100_000_000)
+                .as_bytes()
+                .first_chunk::<8>()
+                .unwrap();
+            if x % 3 == 0 {
+                b[(x >> 40) as usize % 8] = (x >> 48) as u8; // any byte, digit or not
+            }
+            assert_eq!(eight_digits(&b), digits_after(&[], &b), "{b:?}");
+        }
+        assert_eq!(eight_digits(b"00000000"), Some(0));
+        assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
+        assert_eq!(eight_digits(b"12345678"), Some(12_345_678));
     }
 
     #[test]
