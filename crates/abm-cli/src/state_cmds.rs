@@ -594,9 +594,9 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let csv_path = out.join("cluster_assignments.csv");
     let jsonl_path = out.join("cluster_assignments.jsonl");
-    let mut csv =
-        AtomicFile::create(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
-    let mut jsonl = AtomicFile::create(&jsonl_path)
+    let mut csv = AtomicFile::create_bulk(&csv_path)
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    let mut jsonl = AtomicFile::create_bulk(&jsonl_path)
         .with_context(|| format!("writing {}", jsonl_path.display()))?;
     csv.out.write_all(&output::csv_header())?;
     let mut buf_csv = Vec::with_capacity(1 << 16);

@@ -336,7 +336,22 @@ impl FoldWorker {
         // Prefetched now, used one batch later: the misses overlap with parsing.
         let key = match ctx.index.as_dense() {
             Some(d) => {
-                let k = d.key(id).ok_or_else(unknown)?;
+                let k = d.key(id).filter(|&k| d.holds(k)).ok_or_else(unknown)?;
+                // A lean fold settles most events here, the account's existence known from
+                // the bitmap: after as_of, outside the type's window (a signal needs its index).
+                if ctx.lean {
+                    let r = ctx.rules;
+                    if at > r.as_of {
+                        self.lean.after_as_of += 1;
+                        return Ok(());
+                    }
+                    if let abm_core::model::EventClass::Engagement(_) = r.event_class[code as usize]
+                    {
+                        if at < r.event_from[code as usize] {
+                            return Ok(());
+                        }
+                    }
+                }
                 d.prefetch(k);
                 k as u64
             }

@@ -154,6 +154,9 @@ pub struct DenseIds {
     width: Option<usize>,
     min: u64,
     slots: Vec<AccountIdx>,
+    /// One bit per slot, set when an account holds it: small enough to stay in cache, so the
+    /// bulk fold checks an id at once and reads `slots` only for the events that need the index.
+    held: Vec<u64>,
     len: usize,
 }
 
@@ -225,18 +228,21 @@ impl DenseIds {
             return None;
         }
         let mut slots = crate::mem::huge_vec(span as usize, NONE);
+        let mut held = vec![0u64; (span as usize).div_ceil(64)];
         for (i, id) in ids().enumerate() {
-            let slot = &mut slots[(digits_after(prefix, id).expect("checked") - min) as usize];
-            if *slot != NONE {
+            let k = (digits_after(prefix, id).expect("checked") - min) as usize;
+            if slots[k] != NONE {
                 return None; // a repeated id: the ordered merge reports it
             }
-            *slot = i as AccountIdx;
+            slots[k] = i as AccountIdx;
+            held[k / 64] |= 1 << (k % 64);
         }
         Some(DenseIds {
             prefix: prefix.into(),
             width,
             min,
             slots,
+            held,
             len: n,
         })
     }
@@ -268,6 +274,12 @@ impl DenseIds {
     #[inline]
     pub fn prefetch(&self, key: usize) {
         prefetch(&self.slots[key] as *const AccountIdx as *const u8);
+    }
+
+    /// Whether an account holds slot `key` (from [`Self::key`]), from the bitmap.
+    #[inline]
+    pub fn holds(&self, key: usize) -> bool {
+        self.held[key / 64] >> (key % 64) & 1 != 0
     }
 
     /// The account in slot `key` (from [`Self::key`]).
@@ -441,10 +453,17 @@ mod tests {
         }
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(d.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
+            let dense = d.as_dense().unwrap();
+            assert!(dense.holds(dense.key(id.as_bytes()).unwrap()));
             assert_eq!(h.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
         }
         for s in strangers {
             assert_eq!(d.get(s.as_bytes()), None, "{s:?}");
+            let dense = d.as_dense().unwrap();
+            assert!(
+                dense.key(s.as_bytes()).is_none_or(|k| !dense.holds(k)),
+                "{s:?}"
+            );
             assert_eq!(h.get(s.as_bytes()), None, "{s:?}");
         }
         assert_eq!(d.len(), ids.len());

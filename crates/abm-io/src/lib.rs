@@ -19,6 +19,7 @@
 pub mod chunk;
 pub mod columns;
 pub mod csv;
+pub mod direct;
 pub mod explain;
 pub mod fold;
 pub mod ids;

@@ -268,22 +268,84 @@ impl Summary {
 pub struct AtomicFile {
     tmp: PathBuf,
     path: PathBuf,
-    pub out: BufWriter<File>,
+    pub out: OutFile,
     committed: bool,
 }
 
+/// Where an [`AtomicFile`]'s bytes go: a buffered file, or direct I/O for bulk outputs.
+pub enum OutFile {
+    Buffered(BufWriter<File>),
+    Direct(Box<crate::direct::DirectWriter>),
+}
+
+impl OutFile {
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            OutFile::Buffered(w) => w.flush(),
+            OutFile::Direct(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for OutFile {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            OutFile::Buffered(w) => w.write(buf),
+            OutFile::Direct(w) => w.write(buf),
+        }
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            OutFile::Buffered(w) => w.write_all(buf),
+            OutFile::Direct(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            OutFile::Buffered(w) => w.flush(),
+            OutFile::Direct(w) => w.flush(),
+        }
+    }
+}
+
 impl AtomicFile {
-    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+    fn tmp_of(path: &Path) -> PathBuf {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+        PathBuf::from(tmp)
+    }
+
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let tmp = Self::tmp_of(path);
         let f = File::create(&tmp)?;
         Ok(AtomicFile {
-            out: BufWriter::with_capacity(1 << 20, f),
+            out: OutFile::Buffered(BufWriter::with_capacity(1 << 20, f)),
             tmp,
             path: path.to_path_buf(),
             committed: false,
         })
+    }
+
+    /// Like [`Self::create`], for a large file written once from start to end: written with
+    /// direct I/O where the system and filesystem allow it (see [`crate::direct`]).
+    pub fn create_bulk(path: &Path) -> io::Result<AtomicFile> {
+        if !crate::direct::enabled() {
+            return Self::create(path);
+        }
+        let tmp = Self::tmp_of(path);
+        match crate::direct::DirectWriter::create(&tmp)? {
+            Some(w) => Ok(AtomicFile {
+                out: OutFile::Direct(Box::new(w)),
+                tmp,
+                path: path.to_path_buf(),
+                committed: false,
+            }),
+            None => Self::create(path),
+        }
     }
 
     pub fn commit(self) -> io::Result<()> {
@@ -297,7 +359,7 @@ impl AtomicFile {
     /// the returned name for the caller to delete (deleting a large file that is still in the
     /// page cache takes a while; callers overlap it with other work).
     pub fn commit_keep_old(mut self) -> io::Result<Option<PathBuf>> {
-        self.out.flush()?;
+        self.out.finish()?;
         let swapped = exchange(&self.tmp, &self.path);
         if !swapped {
             std::fs::rename(&self.tmp, &self.path)?;

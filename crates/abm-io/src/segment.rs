@@ -315,11 +315,11 @@ pub fn segment(
     let csv_path = out_dir.join("cluster_assignments.csv");
     let jsonl_path = out_dir.join("cluster_assignments.jsonl");
     let mut csv = match formats.csv {
-        true => Some(AtomicFile::create(&csv_path).map_err(io(&csv_path))?),
+        true => Some(AtomicFile::create_bulk(&csv_path).map_err(io(&csv_path))?),
         false => None,
     };
     let mut jsonl = match formats.jsonl {
-        true => Some(AtomicFile::create(&jsonl_path).map_err(io(&jsonl_path))?),
+        true => Some(AtomicFile::create_bulk(&jsonl_path).map_err(io(&jsonl_path))?),
         false => None,
     };
     if let Some(f) = csv.as_mut() {
