@@ -157,6 +157,8 @@ pub struct DenseIds {
     /// One bit per slot, set when an account holds it: small enough to stay in cache, so the
     /// bulk fold checks an id at once and reads `slots` only for the events that need the index.
     held: Vec<u64>,
+    /// Every slot is held (the ids are consecutive numbers): no bitmap read at all.
+    full: bool,
     len: usize,
 }
 
@@ -243,6 +245,7 @@ impl DenseIds {
             min,
             slots,
             held,
+            full: n as u64 == span,
             len: n,
         })
     }
@@ -279,7 +282,7 @@ impl DenseIds {
     /// Whether an account holds slot `key` (from [`Self::key`]), from the bitmap.
     #[inline]
     pub fn holds(&self, key: usize) -> bool {
-        self.held[key / 64] >> (key % 64) & 1 != 0
+        self.full || self.held[key / 64] >> (key % 64) & 1 != 0
     }
 
     /// The account in slot `key` (from [`Self::key`]).
