@@ -712,11 +712,19 @@ pub fn fold_engagement(
     let mut it = workers.into_iter();
     let mut first = it.next().unwrap_or_else(new_worker);
     for w in it {
-        for (a, b) in first.states.iter_mut().zip(&w.states) {
-            if b.counted > 0 || b.last_any != Instant::MIN {
-                a.merge(b, rules);
+        // Merged on every core, each taking a range of accounts.
+        let chunk = n.div_ceil(opts.threads.max(1)).max(1 << 16);
+        std::thread::scope(|s| {
+            for (mine, theirs) in first.states.chunks_mut(chunk).zip(w.states.chunks(chunk)) {
+                s.spawn(move || {
+                    for (a, b) in mine.iter_mut().zip(theirs) {
+                        if b.counted > 0 || b.last_any != Instant::MIN {
+                            a.merge(b, rules);
+                        }
+                    }
+                });
             }
-        }
+        });
         first.signals.extend(w.signals);
         first.after_as_of += w.after_as_of;
         first.signals.extend(w.lean.signals);

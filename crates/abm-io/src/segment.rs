@@ -136,44 +136,68 @@ pub fn load_all(
     timings.push(Stage::since("load accounts", t));
     let n = accounts.table.len();
 
+    // Triggers and deals load on a thread of their own while the engagement fold keeps the
+    // cores busy (they only need the account index); their rejections follow the fold's.
     let t = Clock::now();
-    let (states, signals, after) = match &paths.engagement {
-        Some(p) => {
+    let side_opts = LoadOptions {
+        threads: 1,
+        progress: &crate::load::no_progress,
+        ..*opts
+    };
+    let accounts_ref = &accounts;
+    let (fold, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| {
+            let mut side_rejects = Rejects::default();
+            let mut rows = BTreeMap::new();
+            let triggers = match &paths.triggers {
+                Some(p) => {
+                    let (v, n) = load_triggers(
+                        p,
+                        accounts_ref,
+                        rules,
+                        !all_triggers,
+                        &side_opts,
+                        &mut side_rejects,
+                    )?;
+                    rows.insert("triggers".to_string(), n);
+                    v
+                }
+                None => Vec::new(),
+            };
+            let deals = match &paths.deals {
+                Some(p) => {
+                    let (v, n) = load_deals(p, accounts_ref, &side_opts, &mut side_rejects)?;
+                    rows.insert("deals".to_string(), n);
+                    v
+                }
+                None => Vec::new(),
+            };
+            Ok::<_, IngestError>((triggers, deals, rows, side_rejects))
+        });
+        let fold = match &paths.engagement {
             // Stateless callers have no prior cluster, so no inactivity rule reads the clocks.
-            let f = fold_engagement(
+            Some(p) => fold_engagement(
                 p,
-                &accounts,
+                accounts_ref,
                 rules,
                 floors,
                 floors.is_some(),
                 opts,
                 &mut rejects,
-            )?;
-            rows_read.insert("engagement".into(), f.rows);
-            (f.states, f.signals, f.after_as_of)
-        }
-        None => (vec![EngagementState::default(); n], Vec::new(), 0),
-    };
-    timings.push(Stage::since("fold engagement", t));
-
-    let t = Clock::now();
-    let triggers = match &paths.triggers {
-        Some(p) => {
-            let (v, rows) = load_triggers(p, &accounts, rules, !all_triggers, opts, &mut rejects)?;
-            rows_read.insert("triggers".into(), rows);
-            v
-        }
-        None => Vec::new(),
-    };
-    let deals = match &paths.deals {
-        Some(p) => {
-            let (v, rows) = load_deals(p, &accounts, opts, &mut rejects)?;
-            rows_read.insert("deals".into(), rows);
-            v
-        }
-        None => Vec::new(),
-    };
-    timings.push(Stage::since("load triggers + deals", t));
+            )
+            .map(|f| {
+                rows_read.insert("engagement".into(), f.rows);
+                (f.states, f.signals, f.after_as_of)
+            }),
+            None => Ok((vec![EngagementState::default(); n], Vec::new(), 0)),
+        };
+        (fold, side.join().expect("trigger/deal loader panicked"))
+    });
+    let (states, signals, after) = fold?;
+    let (triggers, deals, side_rows, side_rejects) = side?;
+    rows_read.extend(side_rows);
+    rejects.rows.extend(side_rejects.rows);
+    timings.push(Stage::since("fold + triggers, deals", t));
     Ok(Loaded {
         signals: ByAccount::new(signals, n, |s| s.account),
         triggers: ByAccount::new(triggers, n, |t| t.account),
