@@ -423,7 +423,12 @@ impl FoldWorker {
         let c = ctx.cols;
         let field = |i: usize| {
             let (s, e) = bounds[i];
-            block[s as usize..e as usize].trim_ascii()
+            let f = &block[s as usize..e as usize];
+            // Whitespace is at most b' ': one compare per end for the usual untrimmed field.
+            match (f.first(), f.last()) {
+                (Some(&a), Some(&z)) if a > b' ' && z > b' ' => f,
+                _ => f.trim_ascii(),
+            }
         };
         let id = field(c.account_id);
         let at = abm_core::time::parse_bytes(field(c.occurred_at));

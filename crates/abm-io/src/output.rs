@@ -52,7 +52,7 @@ pub struct AssignmentRow<'a> {
 }
 
 /// Whether any byte needs escaping: `"`/`\\`/control for JSON (`csv = false`), or
-/// `,`/`"`/CR/LF for CSV. 16 bytes at a time.
+/// `,`/`"`/CR/LF for CSV (which then quotes the field). 16 bytes at a time.
 #[inline]
 fn needs_escape(b: &[u8], csv: bool) -> bool {
     let mut i = 0;
@@ -61,20 +61,30 @@ fn needs_escape(b: &[u8], csv: bool) -> bool {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is baseline on x86_64; loads stay within `b` (i + 16 ≤ len).
         unsafe {
-            let (c1, c2) = if csv {
-                (_mm_set1_epi8(b',' as i8), _mm_set1_epi8(b'"' as i8))
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let (c1, c2, c3) = if csv {
+                (b',', b'\n', b'\r')
             } else {
-                (_mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(b'"' as i8))
+                (b'\\', b'\\', b'\\')
             };
-            let ctl = _mm_set1_epi8(0x20);
+            let (c1, c2, c3) = (
+                _mm_set1_epi8(c1 as i8),
+                _mm_set1_epi8(c2 as i8),
+                _mm_set1_epi8(c3 as i8),
+            );
+            // JSON also escapes every control byte (unsigned v < 0x20, via a signed compare
+            // on flipped sign bits); CSV leaves them as they are.
+            let ctl = _mm_set1_epi8(if csv { 0 } else { 0x20 });
             let sign = _mm_set1_epi8(i8::MIN);
             while i + 16 <= b.len() {
                 let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-                // Unsigned v < 0x20 via signed compare on flipped sign bits.
                 let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), _mm_xor_si128(ctl, sign));
                 let hit = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, c1), _mm_cmpeq_epi8(v, c2)),
-                    low,
+                    _mm_or_si128(_mm_cmpeq_epi8(v, c1), _mm_cmpeq_epi8(v, quote)),
+                    _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, c2), _mm_cmpeq_epi8(v, c3)),
+                        low,
+                    ),
                 );
                 if _mm_movemask_epi8(hit) != 0 {
                     return true;
@@ -120,10 +130,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn csv_field(out: &mut Vec<u8>, s: &str) {
-    // For CSV, any control byte sends us to the careful path too (it only quotes when needed).
-    if needs_escape(s.as_bytes(), true)
-        && s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
+    if needs_escape(s.as_bytes(), true) {
         // Quoted: copy the runs between quotes whole, doubling each quote.
         out.push(b'"');
         let b = s.as_bytes();
@@ -508,8 +515,17 @@ mod tests {
             let csv = s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
             let json = s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
             assert_eq!(needs_escape(s.as_bytes(), false), json, "{s:?}");
-            if csv {
-                assert!(needs_escape(s.as_bytes(), true), "{s:?}");
+            assert_eq!(needs_escape(s.as_bytes(), true), csv, "{s:?}");
+        }
+        // Every byte value at every position of a string long enough for the vector loop.
+        for pos in 0..40 {
+            for v in 0..=255u8 {
+                let mut b = b"abcdefghijklmnopqrstuvwxyz0123456789ABCD".to_vec();
+                b[pos] = v;
+                let csv = matches!(v, b',' | b'"' | b'\n' | b'\r');
+                let json = v < 0x20 || v == b'"' || v == b'\\';
+                assert_eq!(needs_escape(&b, true), csv, "{pos} {v}");
+                assert_eq!(needs_escape(&b, false), json, "{pos} {v}");
             }
         }
     }
