@@ -106,6 +106,38 @@ where
     I: Fn() -> S + Sync,
     W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
 {
+    par_blocks_then(
+        reader,
+        threads,
+        block_size,
+        quote_aware,
+        init,
+        work,
+        |_| {},
+        progress,
+    )
+}
+
+/// [`par_blocks`], with `finish` run by each worker on its state after its last block (while
+/// the other workers may still be working).
+#[allow(clippy::too_many_arguments)]
+pub fn par_blocks_then<S, R, I, W, F>(
+    reader: impl Read,
+    threads: usize,
+    block_size: usize,
+    quote_aware: bool,
+    init: I,
+    work: W,
+    finish: F,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<(Vec<S>, Vec<Block<R>>)>
+where
+    S: Send,
+    R: Send,
+    I: Fn() -> S + Sync,
+    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
+    F: Fn(&mut S) + Sync,
+{
     let threads = threads.max(1);
     let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
     let rx = Mutex::new(rx);
@@ -115,7 +147,7 @@ where
         for _ in 0..threads {
             let rx = &rx;
             let ret_tx = ret_tx.clone();
-            let (init, work) = (&init, &work);
+            let (init, work, finish) = (&init, &work, &finish);
             handles.push(scope.spawn(move || {
                 let mut state = init();
                 let mut out = Vec::new();
@@ -130,6 +162,7 @@ where
                     });
                     let _ = ret_tx.send(buf);
                 }
+                finish(&mut state);
                 (state, out)
             }));
         }
@@ -192,9 +225,49 @@ where
     I: Fn() -> S + Sync,
     W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
 {
+    par_blocks_input_then(
+        input,
+        threads,
+        block_size,
+        quote_aware,
+        init,
+        work,
+        |_| {},
+        progress,
+    )
+}
+
+/// [`par_blocks_input`] with a `finish` step per worker (see [`par_blocks_then`]).
+#[allow(clippy::too_many_arguments)]
+pub fn par_blocks_input_then<S, R, I, W, F>(
+    input: Input,
+    threads: usize,
+    block_size: usize,
+    quote_aware: bool,
+    init: I,
+    work: W,
+    finish: F,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<(Vec<S>, Vec<Block<R>>)>
+where
+    S: Send,
+    R: Send,
+    I: Fn() -> S + Sync,
+    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
+    F: Fn(&mut S) + Sync,
+{
     let (map, start) = match input {
         Input::Stream(r) => {
-            return par_blocks(r, threads, block_size, quote_aware, init, work, progress)
+            return par_blocks_then(
+                r,
+                threads,
+                block_size,
+                quote_aware,
+                init,
+                work,
+                finish,
+                progress,
+            )
         }
         Input::Mapped { map, start } => (map, start),
     };
@@ -224,7 +297,7 @@ where
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                let (init, work, take, map) = (&init, &work, &take, &map);
+                let (init, work, finish, take, map) = (&init, &work, &finish, &take, &map);
                 scope.spawn(move || {
                     let mut state = init();
                     let mut out = Vec::new();
@@ -237,6 +310,7 @@ where
                             value,
                         });
                     }
+                    finish(&mut state);
                     (state, out)
                 })
             })

@@ -3,7 +3,7 @@
 //! flat JSON Lines objects take a fast path; everything else the generic scanners, which also
 //! word the rejections. Lookups are software-pipelined; the stateless `segment` folds lean.
 
-use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
+use crate::chunk::{par_blocks_input_then, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Projection};
 use crate::csv::Record;
 use crate::load::{
@@ -121,8 +121,18 @@ pub struct EngagementFold {
     pub after_as_of: u64,
 }
 
-struct FoldWorker {
-    states: Vec<EngagementState>,
+/// One fold worker. Workers share one state array, each owning a contiguous range of
+/// accounts: an event for an account another worker owns is sent to it in batches, so no
+/// state is written by two threads and no per-worker copies need merging.
+struct FoldWorker<'s> {
+    /// The states of accounts `lo..lo + states.len()`.
+    states: &'s mut [EngagementState],
+    lo: AccountIdx,
+    /// Accounts per owner (owner of `idx` = `idx / span`).
+    span: AccountIdx,
+    /// Per owner: where its batches go and the batch being filled (`None` for this worker).
+    outbox: Vec<Option<(std::sync::mpsc::Sender<Vec<Ready>>, Vec<Ready>)>>,
+    inbox: Option<std::sync::mpsc::Receiver<Vec<Ready>>>,
     signals: Vec<Signal>,
     after_as_of: u64,
     json: Option<JsonRecords>,
@@ -151,7 +161,7 @@ struct Pending {
     code: Code,
 }
 
-/// A looked-up event whose state line is being prefetched.
+/// A looked-up event whose state line is being prefetched (or that goes to its owner).
 #[derive(Clone, Copy)]
 struct Ready {
     at: Instant,
@@ -208,11 +218,80 @@ fn settle_lean(
     }
 }
 
-impl FoldWorker {
+/// Events per batch sent to another worker.
+const SEND_BATCH: usize = 1024;
+
+impl FoldWorker<'_> {
+    #[inline]
+    fn owns(&self, idx: AccountIdx) -> bool {
+        idx.wrapping_sub(self.lo) < self.states.len() as AccountIdx
+    }
+
+    #[inline]
+    fn state_ptr(&self, idx: AccountIdx) -> *const u8 {
+        &self.states[(idx - self.lo) as usize] as *const EngagementState as *const u8
+    }
+
+    /// Queue an event for another worker's account.
+    #[inline]
+    fn send(&mut self, r: Ready) {
+        let (tx, batch) = self.outbox[(r.idx / self.span) as usize]
+            .as_mut()
+            .expect("another worker owns it");
+        batch.push(r);
+        if batch.len() == SEND_BATCH {
+            let full = std::mem::replace(batch, Vec::with_capacity(SEND_BATCH));
+            // The receiver outlives every sender (it drains until all have hung up).
+            let _ = tx.send(full);
+        }
+    }
+
+    /// Fold batches other workers sent, prefetching a batch's states before folding it.
+    fn fold_received(&mut self, ctx: &FoldCtx<'_>, batch: Vec<Ready>) {
+        for r in &batch {
+            prefetch(self.state_ptr(r.idx));
+        }
+        for r in &batch {
+            self.apply(ctx, r.idx, r.code, r.at, r.contact);
+        }
+    }
+
+    /// Fold whatever has arrived, without waiting.
+    fn drain_inbox(&mut self, ctx: &FoldCtx<'_>) {
+        while let Some(b) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.fold_received(ctx, b);
+        }
+    }
+
+    /// After the last block: send what is left, hang up, and fold what the others send until
+    /// they have all hung up.
+    fn finish(&mut self, ctx: &FoldCtx<'_>) {
+        for (tx, batch) in self.outbox.drain(..).flatten() {
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+        }
+        while let Some(b) = self.inbox.as_ref().and_then(|rx| rx.recv().ok()) {
+            self.fold_received(ctx, b);
+        }
+        self.inbox = None;
+    }
+
+    /// Fold one event whose account is known: here when this worker owns it, else sent.
+    #[inline]
+    fn apply_or_send(&mut self, ctx: &FoldCtx<'_>, r: Ready) {
+        if self.owns(r.idx) {
+            self.apply(ctx, r.idx, r.code, r.at, r.contact);
+        } else {
+            self.send(r);
+        }
+    }
+
     #[inline]
     fn apply(&mut self, ctx: &FoldCtx<'_>, idx: AccountIdx, code: Code, at: Instant, contact: u64) {
         let floor = ctx.floors.map(|f| f[idx as usize]).unwrap_or(Instant::MIN);
-        match self.states[idx as usize].observe_hashed(ctx.rules, code, at, contact, floor) {
+        let lo = self.lo;
+        match self.states[(idx - lo) as usize].observe_hashed(ctx.rules, code, at, contact, floor) {
             Verdict::Signal { .. } => self.signals.push(Signal {
                 account: idx,
                 code,
@@ -280,17 +359,22 @@ impl FoldWorker {
         if ctx.lean && !settle_lean(&mut self.lean, ctx.rules, idx, p.code, p.at) {
             return;
         }
-        prefetch(&self.states[idx as usize] as *const EngagementState as *const u8);
         let contact = match p.contact.1 {
             0 => p.contact_hash,
             n => contact_hash(&block[p.contact.0 as usize..(p.contact.0 + n) as usize]),
         };
-        ready.push(Ready {
+        let r = Ready {
             at: p.at,
             contact,
             idx,
             code: p.code,
-        });
+        };
+        if self.owns(idx) {
+            prefetch(self.state_ptr(idx));
+            ready.push(r);
+        } else {
+            self.send(r);
+        }
     }
 
     /// Drain the pipeline (at the end of a block: rejections point into it).
@@ -329,7 +413,15 @@ impl FoldWorker {
                 } else {
                     contact_hash(contact)
                 };
-                self.apply(ctx, idx, code, at, c);
+                self.apply_or_send(
+                    ctx,
+                    Ready {
+                        at,
+                        contact: c,
+                        idx,
+                        code,
+                    },
+                );
             }
             return Ok(());
         };
@@ -447,6 +539,7 @@ impl FoldWorker {
     /// escapes) or `null` is read in place; any other line goes through `serde_json`
     /// ([`JsonRecords`]) and [`Self::event`], as before.
     fn jsonl_block(&mut self, ctx: &FoldCtx<'_>, block: &[u8]) -> (u64, (u64, Vec<Rejection>)) {
+        self.drain_inbox(ctx);
         let mut bad = Vec::new();
         let mut json = self.json.take().expect("JSON recordizer");
         let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
@@ -494,6 +587,7 @@ impl FoldWorker {
     /// valid) are split once with SSE2 and never become a [`Record`]; any other row goes
     /// through the generic scanner and [`Self::event`], which rejects it with the usual reason.
     fn csv_block(&mut self, ctx: &FoldCtx<'_>, block: &[u8]) -> (u64, (u64, Vec<Rejection>)) {
+        self.drain_inbox(ctx);
         let mut bad = Vec::new();
         let ncols = ctx.src.header.len();
         let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
@@ -685,20 +779,47 @@ pub fn fold_engagement(
     };
     let n = accounts.table.len();
     let label = format!("reading {}", src.name);
-    let new_worker = || FoldWorker {
-        states: crate::mem::huge_vec(n, EngagementState::default()),
-        signals: Vec::new(),
-        after_as_of: 0,
-        json: (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
-        batch: Vec::with_capacity(BATCH),
-        looked: Vec::with_capacity(BATCH),
-        ready: Vec::with_capacity(BATCH),
-        lean: LeanSink::default(),
-        scanner: Default::default(),
+    // One state array; worker w owns accounts w·span .. (w+1)·span.
+    let mut all = crate::mem::huge_vec(n, EngagementState::default());
+    let threads = opts.threads.max(1);
+    let span = (n.div_ceil(threads).max(1)) as AccountIdx;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
+        .map(|_| std::sync::mpsc::channel::<Vec<Ready>>())
+        .unzip();
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest: &mut [EngagementState] = &mut all;
+    for (w, rx) in receivers.into_iter().enumerate() {
+        let take = rest.len().min(span as usize);
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        rest = tail;
+        let outbox = (0..threads)
+            .map(|o| (o != w).then(|| (senders[o].clone(), Vec::with_capacity(SEND_BATCH))))
+            .collect();
+        parts.push((mine, w as AccountIdx * span, outbox, rx));
+    }
+    drop(senders);
+    let parts = std::sync::Mutex::new(parts);
+    let new_worker = || {
+        let (states, lo, outbox, inbox) = parts.lock().expect("no poison").remove(0);
+        FoldWorker {
+            states,
+            lo,
+            span,
+            outbox,
+            inbox: Some(inbox),
+            signals: Vec::new(),
+            after_as_of: 0,
+            json: (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
+            batch: Vec::with_capacity(BATCH),
+            looked: Vec::with_capacity(BATCH),
+            ready: Vec::with_capacity(BATCH),
+            lean: LeanSink::default(),
+            scanner: Default::default(),
+        }
     };
-    let (workers, blocks) = par_blocks_input(
+    let folded = par_blocks_input_then(
         input,
-        opts.threads,
+        threads,
         DEFAULT_BLOCK,
         src.format == Format::Csv,
         new_worker,
@@ -706,43 +827,27 @@ pub fn fold_engagement(
             Format::Csv => w.csv_block(&ctx, block),
             Format::Jsonl => w.jsonl_block(&ctx, block),
         },
+        |w: &mut FoldWorker| w.finish(&ctx),
         &|done| (opts.progress)(&label, done, src.size),
-    )
-    .map_err(|e| IngestError::Io {
+    );
+    let (workers, blocks) = folded.map_err(|e| IngestError::Io {
         path: src.name.clone(),
         source: e,
     })?;
     let rows = absorb_blocks(blocks, src.first_line, rejects);
     rejects.check_strict(opts.strict, since)?;
-    let mut it = workers.into_iter();
-    let mut first = it.next().unwrap_or_else(new_worker);
-    for w in it {
-        // Merged on every core, each taking a range of accounts.
-        let chunk = n.div_ceil(opts.threads.max(1)).max(1 << 16);
-        std::thread::scope(|s| {
-            for (mine, theirs) in first.states.chunks_mut(chunk).zip(w.states.chunks(chunk)) {
-                s.spawn(move || {
-                    for (a, b) in mine.iter_mut().zip(theirs) {
-                        if b.counted > 0 || b.last_any != Instant::MIN {
-                            a.merge(b, rules);
-                        }
-                    }
-                });
-            }
-        });
-        first.signals.extend(w.signals);
-        first.after_as_of += w.after_as_of;
-        first.signals.extend(w.lean.signals);
-        first.after_as_of += w.lean.after_as_of;
+    let (mut signals, mut after_as_of) = (Vec::new(), 0);
+    for mut w in workers {
+        signals.append(&mut w.signals);
+        signals.append(&mut w.lean.signals);
+        after_as_of += w.after_as_of + w.lean.after_as_of;
     }
-    first.signals.append(&mut first.lean.signals);
-    first.after_as_of += first.lean.after_as_of;
-    first.signals.sort_by_key(|s| (s.account, s.at, s.code));
+    signals.sort_by_key(|s| (s.account, s.at, s.code));
     Ok(EngagementFold {
-        states: first.states,
-        signals: first.signals,
+        states: all,
+        signals,
         rows,
-        after_as_of: first.after_as_of,
+        after_as_of,
     })
 }
 
