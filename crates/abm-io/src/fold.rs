@@ -121,6 +121,9 @@ pub struct EngagementFold {
     pub after_as_of: u64,
 }
 
+/// Where a worker's events for one other worker go, and the batch being filled.
+type Outbox = (std::sync::mpsc::Sender<Vec<Ready>>, Vec<Ready>);
+
 /// One fold worker. Workers share one state array, each owning a contiguous range of
 /// accounts: an event for an account another worker owns is sent to it in batches, so no
 /// state is written by two threads and no per-worker copies need merging.
@@ -131,7 +134,7 @@ struct FoldWorker<'s> {
     /// Accounts per owner (owner of `idx` = `idx / span`).
     span: AccountIdx,
     /// Per owner: where its batches go and the batch being filled (`None` for this worker).
-    outbox: Vec<Option<(std::sync::mpsc::Sender<Vec<Ready>>, Vec<Ready>)>>,
+    outbox: Vec<Option<Outbox>>,
     inbox: Option<std::sync::mpsc::Receiver<Vec<Ready>>>,
     signals: Vec<Signal>,
     after_as_of: u64,
