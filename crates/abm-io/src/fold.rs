@@ -783,8 +783,8 @@ pub fn fold_engagement(
     let n = accounts.table.len();
     let label = format!("reading {}", src.name);
     // One state array; worker w owns accounts w·span .. (w+1)·span.
-    let mut all = crate::mem::huge_vec(n, EngagementState::default());
     let threads = opts.threads.max(1);
+    let mut all = crate::mem::huge_vec_par(n, EngagementState::default(), threads);
     let span = (n.div_ceil(threads).max(1)) as AccountIdx;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
         .map(|_| std::sync::mpsc::channel::<Vec<Ready>>())

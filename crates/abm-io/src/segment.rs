@@ -215,7 +215,13 @@ pub fn load_all(
 pub fn id_order(accounts: &Accounts) -> Vec<AccountIdx> {
     let t = &accounts.table;
     let n = t.len() as AccountIdx;
-    let sorted = (1..n).all(|i| t.get(i - 1).id() <= t.get(i).id());
+    let mut ids = t.iter().map(|a| a.id());
+    let mut prev = ids.next();
+    let sorted = ids.all(|id| {
+        let ok = prev <= Some(id);
+        prev = Some(id);
+        ok
+    });
     let mut order: Vec<AccountIdx> = (0..n).collect();
     if !sorted {
         order.sort_unstable_by(|&a, &b| t.get(a).id().cmp(t.get(b).id()));
