@@ -477,3 +477,60 @@ fn invalid_json_lines_are_rejected_with_their_line() {
         ("active_focus", "medium")
     );
 }
+
+/// The dense id index (ids like `ACC-0001`) and the hashed one (any ids) give the same
+/// assignments, and so do direct-I/O and buffered output files.
+#[test]
+fn dense_and_hashed_ids_and_both_output_paths_agree() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    run_ok(
+        abm()
+            .args(["sample", "--accounts", "400", "--out"])
+            .arg(&data),
+    );
+    // The same data plus one account whose id is not `ACC-` + number: the index is hashed.
+    let mixed = d.path().join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    for f in ["engagement.csv", "triggers.csv", "deals.csv"] {
+        std::fs::copy(data.join(f), mixed.join(f)).unwrap();
+    }
+    let mut accounts = std::fs::read_to_string(data.join("accounts.csv")).unwrap();
+    accounts.push_str("~extra,Extra Ltd,extra.example,retail,10,1000,US,2000,,\n");
+    std::fs::write(mixed.join("accounts.csv"), accounts).unwrap();
+    let segment = |dir: &std::path::Path, out: &str, direct: &str| {
+        let o = d.path().join(out);
+        run_ok(
+            abm()
+                .env("ABM_DIRECT_IO", direct)
+                .arg("segment")
+                .arg(dir)
+                .args(["--as-of", "2026-11-01", "--threads", "2", "--out"])
+                .arg(&o),
+        );
+        o
+    };
+    let dense = segment(&data, "dense", "1");
+    let buffered = segment(&data, "buffered", "0");
+    let hashed = segment(&mixed, "hashed", "1");
+    for f in ["cluster_assignments.csv", "cluster_assignments.jsonl"] {
+        let want = std::fs::read_to_string(dense.join(f)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(buffered.join(f)).unwrap(),
+            want,
+            "{f}"
+        );
+        let got = std::fs::read_to_string(hashed.join(f)).unwrap();
+        let (last, rest) = got
+            .trim_end()
+            .rsplit_once('\n')
+            .map(|(r, l)| (l, r))
+            .unwrap();
+        assert!(last.contains("~extra"), "{last}");
+        assert_eq!(
+            format!("{rest}\n"),
+            want,
+            "{f}: the other accounts are unchanged"
+        );
+    }
+}
