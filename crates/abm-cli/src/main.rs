@@ -113,7 +113,7 @@ enum Command {
         /// Assignment files to write: csv, jsonl or csv,jsonl.
         #[arg(long, default_value = "csv,jsonl", value_parser = Formats::parse)]
         formats: Formats,
-        /// Print per-stage timings.
+        /// Print per-stage timings (seconds, CPU seconds, memory) on stderr.
         #[arg(long)]
         timings: bool,
     },

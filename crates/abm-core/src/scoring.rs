@@ -61,11 +61,11 @@ pub fn format_score(v: f64) -> String {
 pub fn write_score(out: &mut String, v: f64) {
     use std::fmt::Write;
     let r = (v * 10.0).round() / 10.0;
-    let _ = if r.fract() == 0.0 {
-        write!(out, "{}", r as i64)
+    if r.fract() == 0.0 {
+        crate::time::push_padded(out, r as i64, 1);
     } else {
-        write!(out, "{r:.1}")
-    };
+        let _ = write!(out, "{r:.1}");
+    }
 }
 
 fn norm(s: &str) -> String {
@@ -374,5 +374,23 @@ mod tests {
         assert_eq!(r.missing, vec!["nonexistent"]);
         assert_eq!(format_score(72.46), "72.5");
         assert_eq!(format_score(80.0), "80");
+    }
+
+    #[test]
+    fn scores_are_written_with_at_most_one_decimal() {
+        for (v, want) in [
+            (38.0, "38"),
+            (38.25, "38.3"),
+            (100.0, "100"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (66.66, "66.7"),
+            (99.96, "100"),
+            (f64::NAN, "NaN"),
+        ] {
+            let mut s = String::new();
+            write_score(&mut s, v);
+            assert_eq!(s, want, "{v}");
+        }
     }
 }

@@ -80,8 +80,7 @@ pub fn push_padded(s: &mut String, v: i64, width: usize) {
         }
     }
     let start = i.min(buf.len() - width.min(buf.len()));
-    // Only ASCII digits were written.
-    s.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+    s.extend(buf[start..].iter().map(|&b| b as char));
 }
 
 impl Instant {
