@@ -102,11 +102,52 @@ fn needs_escape(b: &[u8], csv: bool) -> bool {
     })
 }
 
+/// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`.
+#[inline]
+fn needs_escape_both(b: &[u8]) -> (bool, bool) {
+    let mut i = 0;
+    let (mut csv, mut json) = (false, false);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is baseline on x86_64; loads stay within `b` (i + 16 ≤ len).
+        unsafe {
+            let eq = |v, c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let sign = _mm_set1_epi8(i8::MIN);
+            let ctl = _mm_xor_si128(_mm_set1_epi8(0x20), sign);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let quote = eq(v, b'"');
+                let c = _mm_or_si128(
+                    _mm_or_si128(eq(v, b','), quote),
+                    _mm_or_si128(eq(v, b'\n'), eq(v, b'\r')),
+                );
+                let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), ctl);
+                let j = _mm_or_si128(_mm_or_si128(eq(v, b'\\'), quote), low);
+                csv |= _mm_movemask_epi8(c) != 0;
+                json |= _mm_movemask_epi8(j) != 0;
+                i += 16;
+            }
+        }
+    }
+    for &c in &b[i..] {
+        csv |= matches!(c, b',' | b'"' | b'\n' | b'\r');
+        json |= c < 0x20 || c == b'"' || c == b'\\';
+    }
+    (csv, json)
+}
+
 /// A JSON string literal (RFC 8259 escaping).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    json_str_known(out, s, needs_escape(s.as_bytes(), false));
+}
+
+/// [`json_str`] when whether `s` needs escaping is already known.
+#[inline]
+fn json_str_known(out: &mut Vec<u8>, s: &str, escape: bool) {
     out.push(b'"');
     let b = s.as_bytes();
-    if !needs_escape(b, false) {
+    if !escape {
         out.extend_from_slice(b);
     } else {
         for &c in b {
@@ -130,7 +171,13 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn csv_field(out: &mut Vec<u8>, s: &str) {
-    if needs_escape(s.as_bytes(), true) {
+    csv_field_known(out, s, needs_escape(s.as_bytes(), true));
+}
+
+/// [`csv_field`] when whether `s` needs quoting is already known.
+#[inline]
+fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool) {
+    if quote {
         // Quoted: copy the runs between quotes whole, doubling each quote.
         out.push(b'"');
         let b = s.as_bytes();
@@ -158,6 +205,25 @@ pub fn csv_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>
     out.push(b'\n');
 }
 
+/// Each JSON key with its surrounding punctuation, so a field is one copy plus its value.
+const JSON_KEYS: [&[u8]; 15] = [
+    b"{\"account_id\":",
+    b",\"name\":",
+    b",\"icp_score\":",
+    b",\"tier\":",
+    b",\"engagement_level\":",
+    b",\"has_triggers\":",
+    b",\"cluster\":",
+    b",\"previous_cluster\":",
+    b",\"movement\":",
+    b",\"promotion_triggers\":",
+    b",\"program_type\":",
+    b",\"micro_segment\":",
+    b",\"next_action\":",
+    b",\"checkpoint\":",
+    b",\"rationale\":",
+];
+
 impl AssignmentRow<'_> {
     pub fn write_csv(&self, out: &mut Vec<u8>) {
         csv_line(
@@ -183,25 +249,51 @@ impl AssignmentRow<'_> {
     }
 
     /// One JSON object per line; the same keys and order as the CSV, `has_triggers` a boolean.
+    /// [`Self::write_csv`] and [`Self::write_jsonl`] in one pass over the values (each value
+    /// is scanned once for what either format must escape).
+    pub fn write_both(&self, csv: &mut Vec<u8>, json: &mut Vec<u8>) {
+        let values = self.values();
+        for (i, (k, v)) in JSON_KEYS.iter().zip(values).enumerate() {
+            if i > 0 {
+                csv.push(b',');
+            }
+            json.extend_from_slice(k);
+            if i == 5 {
+                csv.extend_from_slice(v.as_bytes());
+                json.extend_from_slice(v.as_bytes());
+                continue;
+            }
+            let (c, j) = needs_escape_both(v.as_bytes());
+            csv_field_known(csv, v, c);
+            json_str_known(json, v, j);
+        }
+        csv.push(b'\n');
+        json.extend_from_slice(b"}\n");
+    }
+
+    /// The values in column order (`has_triggers` as `true`/`false`).
+    fn values(&self) -> [&str; 15] {
+        [
+            self.account_id,
+            self.name,
+            self.icp_score,
+            self.tier,
+            self.engagement_level,
+            if self.has_triggers { "true" } else { "false" },
+            self.cluster,
+            self.previous_cluster,
+            self.movement,
+            self.promotion_triggers,
+            self.program_type,
+            self.micro_segment,
+            self.next_action,
+            self.checkpoint,
+            self.rationale,
+        ]
+    }
+
     pub fn write_jsonl(&self, out: &mut Vec<u8>) {
-        // Each key with its surrounding punctuation, so a field is one copy plus its value.
-        const K: [&[u8]; 15] = [
-            b"{\"account_id\":",
-            b",\"name\":",
-            b",\"icp_score\":",
-            b",\"tier\":",
-            b",\"engagement_level\":",
-            b",\"has_triggers\":",
-            b",\"cluster\":",
-            b",\"previous_cluster\":",
-            b",\"movement\":",
-            b",\"promotion_triggers\":",
-            b",\"program_type\":",
-            b",\"micro_segment\":",
-            b",\"next_action\":",
-            b",\"checkpoint\":",
-            b",\"rationale\":",
-        ];
+        const K: [&[u8]; 15] = JSON_KEYS;
         let before = [
             self.account_id,
             self.name,
@@ -492,6 +584,42 @@ mod tests {
             j,
             "same as serde's rendering"
         );
+        // Both formats in one pass equal each written alone, for every kind of value.
+        let texts = [
+            "",
+            "plain",
+            "a,b",
+            "q\"uote",
+            "cr\rlf\n",
+            "tab\tctl\u{1}",
+            "back\\slash",
+            "a long value without anything special in it at all",
+            "a long value, with a comma and a \"quote\" and a \\ backslash\n",
+            "é ü ß long enough to take the vector loop of the scan",
+        ];
+        for (i, t) in texts.iter().enumerate() {
+            let u = texts[(i * 7 + 3) % texts.len()];
+            let r = AssignmentRow {
+                name: t,
+                rationale: u,
+                next_action: t,
+                micro_segment: u,
+                has_triggers: i % 2 == 0,
+                ..row
+            };
+            let (mut c1, mut j1, mut c2, mut j2) = (vec![], vec![], vec![], vec![]);
+            r.write_csv(&mut c1);
+            r.write_jsonl(&mut j1);
+            r.write_both(&mut c2, &mut j2);
+            assert_eq!(
+                String::from_utf8(c2).unwrap(),
+                String::from_utf8(c1).unwrap()
+            );
+            assert_eq!(
+                String::from_utf8(j2).unwrap(),
+                String::from_utf8(j1).unwrap()
+            );
+        }
         let mut v = Vec::new();
         json_str(&mut v, "tab\there \u{1} back\\slash é");
         assert_eq!(

@@ -423,11 +423,10 @@ pub fn segment(
                         checkpoint: &text.checkpoint,
                         rationale: &text.rationale,
                     };
-                    if formats.csv {
-                        row.write_csv(&mut out.csv);
-                    }
-                    if formats.jsonl {
-                        row.write_jsonl(&mut out.jsonl);
+                    match (formats.csv, formats.jsonl) {
+                        (true, true) => row.write_both(&mut out.csv, &mut out.jsonl),
+                        (true, false) => row.write_csv(&mut out.csv),
+                        (false, _) => row.write_jsonl(&mut out.jsonl),
                     }
                 }
                 if tx.send((b, out)).is_err() {
