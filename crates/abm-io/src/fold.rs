@@ -143,6 +143,10 @@ struct FoldWorker<'s> {
     batch: Vec<Pending>,
     looked: Vec<Pending>,
     ready: Vec<Ready>,
+    /// Events whose account was known at once (see `DenseIds::at_once`), their states being
+    /// prefetched: folded when the next such batch is full.
+    direct: Vec<Ready>,
+    direct_prev: Vec<Ready>,
     lean: LeanSink,
     /// Records that need the generic scanner (quotes, odd field counts).
     scanner: crate::csv::Scanner,
@@ -337,6 +341,16 @@ impl FoldWorker<'_> {
         std::mem::swap(&mut self.looked, &mut self.batch);
     }
 
+    /// Fold the direct batch queued one step ago (its states were prefetched then).
+    fn step_direct(&mut self, ctx: &FoldCtx<'_>) {
+        let prev = std::mem::take(&mut self.direct_prev);
+        for p in &prev {
+            self.apply(ctx, p.idx, p.code, p.at, p.contact);
+        }
+        self.direct_prev = std::mem::replace(&mut self.direct, prev);
+        self.direct.clear();
+    }
+
     /// A looked-up event: rejected (unknown account), settled without the state (lean), or
     /// queued for the fold with its state prefetched.
     #[inline]
@@ -384,6 +398,9 @@ impl FoldWorker<'_> {
     fn flush(&mut self, ctx: &FoldCtx<'_>, block: &[u8], bad: &mut Vec<Rejection>) {
         for _ in 0..3 {
             self.step(ctx, block, bad);
+        }
+        for _ in 0..2 {
+            self.step_direct(ctx);
         }
     }
 
@@ -446,6 +463,32 @@ impl FoldWorker<'_> {
                             return Ok(());
                         }
                     }
+                }
+                if let Some(idx) = d.at_once(k) {
+                    // Known without a lookup: straight to the state stage.
+                    let contact = if contact.is_empty() {
+                        0
+                    } else {
+                        contact_hash(contact)
+                    };
+                    let r = Ready {
+                        at,
+                        contact,
+                        idx,
+                        code,
+                    };
+                    if !ctx.lean || settle_lean(&mut self.lean, ctx.rules, idx, code, at) {
+                        if self.owns(idx) {
+                            prefetch(self.state_ptr(idx));
+                            self.direct.push(r);
+                            if self.direct.len() == BATCH {
+                                self.step_direct(ctx);
+                            }
+                        } else {
+                            self.send(r);
+                        }
+                    }
+                    return Ok(());
                 }
                 d.prefetch(k);
                 k as u64
@@ -816,6 +859,8 @@ pub fn fold_engagement(
             batch: Vec::with_capacity(BATCH),
             looked: Vec::with_capacity(BATCH),
             ready: Vec::with_capacity(BATCH),
+            direct: Vec::with_capacity(BATCH),
+            direct_prev: Vec::with_capacity(BATCH),
             lean: LeanSink::default(),
             scanner: Default::default(),
         }
@@ -866,9 +911,14 @@ mod tests {
     /// A1..A6 and, with `long`, one long id that keeps the index hashed (without it, the ids
     /// are dense).
     fn accounts_file(dir: &Path, long: bool) -> std::path::PathBuf {
+        accounts_file_in(dir, long, &[1, 2, 3, 4, 5, 6])
+    }
+
+    /// Accounts `A{i}` for `order` (in file order), and the long one with `long`.
+    fn accounts_file_in(dir: &Path, long: bool, order: &[u32]) -> std::path::PathBuf {
         let p = dir.join("accounts.csv");
         let mut s = String::from("account_id,name,icp_tier\n");
-        for i in 1..=6 {
+        for i in order {
             s.push_str(&format!("A{i},Company {i},B\n"));
         }
         if long {
@@ -1028,14 +1078,18 @@ mod tests {
         let eng = dir.path().join("engagement.csv");
         let text = engagement_text();
         std::fs::write(&eng, &text).unwrap();
-        for (threads, mmap, long) in [
-            (1, true, true),
-            (2, true, true),
-            (1, false, true),
-            (1, true, false),
-            (2, false, false),
+        // Hashed ids; dense ids in number order (known at once); dense ids in another order.
+        let (in_order, shuffled) = (&[1, 2, 3, 4, 5, 6], &[4, 2, 6, 1, 5, 3]);
+        for (threads, mmap, long, order) in [
+            (1, true, true, in_order),
+            (2, true, true, in_order),
+            (1, false, true, in_order),
+            (1, true, false, in_order),
+            (2, false, false, in_order),
+            (1, true, false, shuffled),
+            (2, true, false, shuffled),
         ] {
-            let acc_path = accounts_file(dir.path(), long);
+            let acc_path = accounts_file_in(dir.path(), long, order);
             // SAFETY-free toggle: the env var only selects mmap vs stream for this process's
             // tests, and both must give the same answer.
             if mmap {

@@ -159,6 +159,8 @@ pub struct DenseIds {
     held: Vec<u64>,
     /// Every slot is held (the ids are consecutive numbers): no bitmap read at all.
     full: bool,
+    /// Moreover slot k holds account k (the ids come in number order): no array read either.
+    identity: bool,
     len: usize,
 }
 
@@ -239,6 +241,7 @@ impl DenseIds {
             slots[k] = i as AccountIdx;
             held[k / 64] |= 1 << (k % 64);
         }
+        let identity = n as u64 == span && slots.iter().enumerate().all(|(k, &i)| i as usize == k);
         Some(DenseIds {
             prefix: prefix.into(),
             width,
@@ -246,6 +249,7 @@ impl DenseIds {
             slots,
             held,
             full: n as u64 == span,
+            identity,
             len: n,
         })
     }
@@ -283,6 +287,13 @@ impl DenseIds {
     #[inline]
     pub fn holds(&self, key: usize) -> bool {
         self.full || self.held[key / 64] >> (key % 64) & 1 != 0
+    }
+
+    /// The account in slot `key` when it is known without reading the array (ids that are
+    /// consecutive numbers in file order).
+    #[inline]
+    pub fn at_once(&self, key: usize) -> Option<AccountIdx> {
+        self.identity.then_some(key as AccountIdx)
     }
 
     /// The account in slot `key` (from [`Self::key`]).
@@ -457,7 +468,9 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(d.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
             let dense = d.as_dense().unwrap();
-            assert!(dense.holds(dense.key(id.as_bytes()).unwrap()));
+            let k = dense.key(id.as_bytes()).unwrap();
+            assert!(dense.holds(k));
+            assert!(dense.at_once(k).is_none_or(|j| j == i as AccountIdx));
             assert_eq!(h.get(id.as_bytes()), Some(i as AccountIdx), "{id}");
         }
         for s in strangers {
@@ -470,6 +483,17 @@ mod tests {
             assert_eq!(h.get(s.as_bytes()), None, "{s:?}");
         }
         assert_eq!(d.len(), ids.len());
+    }
+
+    #[test]
+    fn consecutive_ids_in_order_resolve_without_the_array() {
+        let d = dense(&["A07", "A08", "A09"]).unwrap();
+        let d = d.as_dense().unwrap();
+        assert_eq!(d.at_once(d.key(b"A08").unwrap()), Some(1));
+        let d = dense(&["A08", "A07", "A09"]).unwrap();
+        assert_eq!(d.as_dense().unwrap().at_once(0), None, "not in number order");
+        let d = dense(&["A07", "A09"]).unwrap();
+        assert_eq!(d.as_dense().unwrap().at_once(0), None, "not consecutive");
     }
 
     #[test]
