@@ -233,6 +233,7 @@ impl DenseIds {
         }
         let mut slots = crate::mem::huge_vec(span as usize, NONE);
         let mut held = vec![0u64; (span as usize).div_ceil(64)];
+        let mut in_order = true;
         for (i, id) in ids().enumerate() {
             let k = (digits_after(prefix, id).expect("checked") - min) as usize;
             if slots[k] != NONE {
@@ -240,8 +241,9 @@ impl DenseIds {
             }
             slots[k] = i as AccountIdx;
             held[k / 64] |= 1 << (k % 64);
+            in_order &= k == i;
         }
-        let identity = n as u64 == span && slots.iter().enumerate().all(|(k, &i)| i as usize == k);
+        let identity = n as u64 == span && in_order;
         Some(DenseIds {
             prefix: prefix.into(),
             width,
