@@ -307,7 +307,8 @@ impl DenseIds {
 
     #[inline]
     pub fn get(&self, id: &[u8]) -> Option<AccountIdx> {
-        self.key(id).and_then(|k| self.at(k))
+        let k = self.key(id)?;
+        self.at_once(k).or_else(|| self.at(k))
     }
 
     /// The id whose number is in slot `key`.
