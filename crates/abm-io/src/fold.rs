@@ -640,8 +640,9 @@ impl FoldWorker<'_> {
         let mut scanner = std::mem::take(&mut self.scanner);
         let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
         let mut unterminated = None;
+        let mut seps = Seps::at(block, 0);
         while pos < block.len() {
-            if let Some((end, next)) = plain_fields(block, pos, ncols, &mut bounds) {
+            if let Some((end, next)) = seps.plain_fields(block, pos, ncols, &mut bounds) {
                 if end == pos || (end == pos + 1 && block[pos] == b'\r') {
                     line += (next > end) as u64; // blank line
                     pos = next;
@@ -665,6 +666,7 @@ impl FoldWorker<'_> {
                 crate::csv::Scan::Record { end, newlines } => {
                     line += newlines;
                     pos = end;
+                    seps = Seps::at(block, pos);
                 }
                 crate::csv::Scan::Unterminated => {
                     unterminated = Some(line);
@@ -682,97 +684,119 @@ impl FoldWorker<'_> {
     }
 }
 
-/// Split the plain (quote-free) CSV line at `pos` into exactly `ncols` fields, as byte ranges
-/// into `buf` (a trailing `\r` is not part of the last field). Returns `(end, next)`: where the
-/// line's content ends (its `\n` or the buffer's end) and where the next line starts; `None`
-/// when the line has a quote or another field count, so the generic scanner must take it.
-#[inline]
-fn plain_fields(
-    buf: &[u8],
-    pos: usize,
-    ncols: usize,
-    bounds: &mut [(u32, u32); MAX_FAST_COLS],
-) -> Option<(usize, usize)> {
-    if ncols > MAX_FAST_COLS || buf.len() > u32::MAX as usize {
-        return None;
+/// The separators of a CSV block (`,`, `\n`, `"`), found 64 bytes at a time as a bit mask and
+/// handed out in order: a line's fields are cut with one trailing-zero count per separator.
+struct Seps {
+    /// Start of the 64-byte window `mask` describes.
+    base: usize,
+    /// Separators in the window not yet handed out.
+    mask: u64,
+}
+
+impl Seps {
+    /// Positioned at `pos` (separators before it are skipped).
+    fn at(buf: &[u8], pos: usize) -> Seps {
+        let base = pos & !63;
+        let mask = Self::window(buf, base) & (!0u64 << (pos - base));
+        Seps { base, mask }
     }
-    let mut n = 0usize;
-    let mut start = pos;
-    let mut i = pos;
-    let end;
-    loop {
+
+    /// Bit i set when `buf[base + i]` is a separator.
+    #[inline]
+    fn window(buf: &[u8], base: usize) -> u64 {
         #[cfg(target_arch = "x86_64")]
-        if i + 16 <= buf.len() {
+        if base + 64 <= buf.len() {
             use std::arch::x86_64::*;
-            // SAFETY: 16 bytes from `i` are in bounds (checked above); SSE2 is baseline on
-            // x86_64.
-            let (mc, stop) = unsafe {
-                let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
-                let mc = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8))) as u32;
-                let mn = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32;
-                let mq = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32;
-                (mc, mn | mq)
-            };
-            let mut m = if stop != 0 {
-                mc & ((1u32 << stop.trailing_zeros()) - 1)
-            } else {
-                mc
-            };
-            while m != 0 {
-                let at = i + m.trailing_zeros() as usize;
-                if n + 1 >= ncols {
-                    return None;
+            // SAFETY: 64 bytes from `base` are in bounds (checked); SSE2 is baseline on x86_64.
+            unsafe {
+                let (c, n, q) = (
+                    _mm_set1_epi8(b',' as i8),
+                    _mm_set1_epi8(b'\n' as i8),
+                    _mm_set1_epi8(b'"' as i8),
+                );
+                let mut m = 0u64;
+                for k in 0..4 {
+                    let v = _mm_loadu_si128(buf.as_ptr().add(base + 16 * k) as *const __m128i);
+                    let hit = _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, c), _mm_cmpeq_epi8(v, n)),
+                        _mm_cmpeq_epi8(v, q),
+                    );
+                    m |= (_mm_movemask_epi8(hit) as u32 as u64) << (16 * k);
                 }
-                bounds[n] = (start as u32, at as u32);
-                n += 1;
-                start = at + 1;
-                m &= m - 1;
+                return m;
             }
-            if stop != 0 {
-                let at = i + stop.trailing_zeros() as usize;
-                if buf[at] == b'"' {
-                    return None;
-                }
-                end = at;
-                break;
-            }
-            i += 16;
-            continue;
         }
-        if i >= buf.len() {
-            end = buf.len();
-            break;
+        let end = (base + 64).min(buf.len());
+        let mut m = 0u64;
+        for (i, &b) in buf[base.min(end)..end].iter().enumerate() {
+            m |= (matches!(b, b',' | b'\n' | b'"') as u64) << i;
         }
-        match buf[i] {
-            b',' => {
-                if n + 1 >= ncols {
-                    return None;
-                }
-                bounds[n] = (start as u32, i as u32);
-                n += 1;
-                start = i + 1;
-            }
-            b'"' => return None,
-            b'\n' => {
-                end = i;
-                break;
-            }
-            _ => {}
-        }
-        i += 1;
+        m
     }
-    let next = if end < buf.len() { end + 1 } else { end };
-    let content_end = if end > start && buf[end - 1] == b'\r' {
-        end - 1
-    } else {
-        end
-    };
-    if n + 1 != ncols {
-        // A blank line is reported as such (no fields needed).
-        return (end == pos || (end == pos + 1 && buf[pos] == b'\r')).then_some((end, next));
+
+    /// The next separator's position, if any.
+    #[inline]
+    fn next(&mut self, buf: &[u8]) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 64;
+            if self.base >= buf.len() {
+                return None;
+            }
+            self.mask = Self::window(buf, self.base);
+        }
+        let i = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(i)
     }
-    bounds[n] = (start as u32, content_end as u32);
-    Some((end, next))
+
+    /// Split the plain (quote-free) CSV line at `pos` (where `self` is positioned) into
+    /// exactly `ncols` fields, as byte ranges into `buf` (a trailing `\r` is not part of the
+    /// last field). Returns `(end, next)`: where the line's content ends (its `\n` or the
+    /// buffer's end) and where the next line starts; `None` when the line has a quote or
+    /// another field count, so the generic scanner must take it (the caller then positions
+    /// `self` again).
+    #[inline]
+    fn plain_fields(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        ncols: usize,
+        bounds: &mut [(u32, u32); MAX_FAST_COLS],
+    ) -> Option<(usize, usize)> {
+        if ncols > MAX_FAST_COLS || buf.len() > u32::MAX as usize {
+            return None;
+        }
+        let (mut n, mut start) = (0usize, pos);
+        let end = loop {
+            let Some(i) = self.next(buf) else {
+                break buf.len();
+            };
+            match buf[i] {
+                b',' => {
+                    if n + 1 >= ncols {
+                        return None;
+                    }
+                    bounds[n] = (start as u32, i as u32);
+                    n += 1;
+                    start = i + 1;
+                }
+                b'\n' => break i,
+                _ => return None, // a quote
+            }
+        };
+        let next = if end < buf.len() { end + 1 } else { end };
+        let content_end = if end > start && buf[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        if n + 1 != ncols {
+            // A blank line is reported as such (no fields needed).
+            return (end == pos || (end == pos + 1 && buf[pos] == b'\r')).then_some((end, next));
+        }
+        bounds[n] = (start as u32, content_end as u32);
+        Some((end, next))
+    }
 }
 
 /// `s` as `(offset, len)` in `block`, when it is a non-empty slice of it.
@@ -995,6 +1019,70 @@ mod tests {
         });
         signals.sort_by_key(|s| (s.account, s.at, s.code));
         (states, signals, after, bad)
+    }
+
+    /// The separator masks cut lines as a plain split would, across 64-byte windows, long and
+    /// short lines, quotes, CRs, blank lines and a missing final newline.
+    #[test]
+    fn separator_masks_split_lines_like_a_plain_split() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for ncols in [1usize, 3, 4, 7] {
+            let mut text = Vec::new();
+            for _ in 0..3000 {
+                let fields = 1 + rnd(ncols as u64 + 2) as usize;
+                for f in 0..fields {
+                    if f > 0 {
+                        text.push(b',');
+                    }
+                    let long = rnd(10) == 0;
+                    for _ in 0..rnd(if long { 150 } else { 14 }) {
+                        const BYTES: &[u8] = b"abcXYZ019 -_:\"\r";
+                        text.push(BYTES[rnd(BYTES.len() as u64) as usize]);
+                    }
+                }
+                text.push(b'\n');
+            }
+            text.truncate(text.len() - rnd(2) as usize);
+            let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
+            let mut pos = 0;
+            let mut seps = Seps::at(&text, 0);
+            while pos < text.len() {
+                let end = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+                let next = (end + 1).min(text.len()).max(end);
+                let line = &text[pos..end];
+                let content = line.strip_suffix(b"\r").unwrap_or(line);
+                let parts: Vec<&[u8]> = content.split(|&b| b == b',').collect();
+                let blank = content.is_empty();
+                let plain = !line.contains(&b'"') && parts.len() == ncols;
+                match seps.plain_fields(&text, pos, ncols, &mut bounds) {
+                    Some((e, n)) => {
+                        assert_eq!((e, n), (end, next), "at {pos}");
+                        if !blank || plain {
+                            assert!(plain, "at {pos}: {:?}", String::from_utf8_lossy(line));
+                            for (k, want) in parts.iter().enumerate() {
+                                let (a, b) = bounds[k];
+                                assert_eq!(&text[a as usize..b as usize], *want, "at {pos}");
+                            }
+                        }
+                    }
+                    None => {
+                        assert!(
+                            !plain && !blank,
+                            "at {pos}: {:?}",
+                            String::from_utf8_lossy(line)
+                        );
+                        seps = Seps::at(&text, next);
+                    }
+                }
+                pos = next;
+            }
+        }
     }
 
     #[test]

@@ -494,7 +494,11 @@ mod tests {
         let d = d.as_dense().unwrap();
         assert_eq!(d.at_once(d.key(b"A08").unwrap()), Some(1));
         let d = dense(&["A08", "A07", "A09"]).unwrap();
-        assert_eq!(d.as_dense().unwrap().at_once(0), None, "not in number order");
+        assert_eq!(
+            d.as_dense().unwrap().at_once(0),
+            None,
+            "not in number order"
+        );
         let d = dense(&["A07", "A09"]).unwrap();
         assert_eq!(d.as_dense().unwrap().at_once(0), None, "not consecutive");
     }
