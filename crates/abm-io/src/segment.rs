@@ -358,7 +358,9 @@ pub fn segment(
             .map_err(io(&csv_path))?;
     }
 
-    const BLOCK: usize = 8192;
+    // Small enough that the blocks in flight hold little memory (fresh memory is slow to
+    // touch on VMs), large enough to keep the channel cheap.
+    const BLOCK: usize = 2048;
     let n_blocks = order.len().div_ceil(BLOCK);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<(usize, BlockOut)>(opts.threads * 2);
@@ -371,66 +373,69 @@ pub fn segment(
         for _ in 0..opts.threads.max(1) {
             let tx = tx.clone();
             let (next, order, loaded, model, ret_rx) = (&next, &order, &loaded, &model, &ret_rx);
-            s.spawn(move || loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= n_blocks {
-                    break;
-                }
+            s.spawn(move || {
+                // Row texts and the next-action cache live as long as the worker.
                 let mut text = RowScratch::default();
-                let recycled = ret_rx.lock().expect("no poison").try_recv().ok();
-                let mut out = match recycled {
-                    Some(mut o) => {
-                        o.csv.clear();
-                        o.jsonl.clear();
-                        o.counts = ClusterCounts::default();
-                        o.conflicts = 0;
-                        o
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= n_blocks {
+                        break;
                     }
-                    None => BlockOut {
-                        csv: Vec::with_capacity(BLOCK * 400),
-                        jsonl: Vec::with_capacity(BLOCK * 600),
-                        counts: ClusterCounts::default(),
-                        conflicts: 0,
-                    },
-                };
-                for &idx in &order[b * BLOCK..((b + 1) * BLOCK).min(order.len())] {
-                    let account = loaded.accounts.table.get(idx);
-                    let facts = loaded.facts(idx, Instant::MIN);
-                    let a = assess(rules, model, &account, &facts, false);
-                    let cluster = a.cluster;
-                    out.counts.add(cluster);
-                    let checkpoint = if a.conflicts.is_empty() {
-                        ""
-                    } else {
-                        out.conflicts += 1;
-                        "conflict"
+                    let recycled = ret_rx.lock().expect("no poison").try_recv().ok();
+                    let mut out = match recycled {
+                        Some(mut o) => {
+                            o.csv.clear();
+                            o.jsonl.clear();
+                            o.counts = ClusterCounts::default();
+                            o.conflicts = 0;
+                            o
+                        }
+                        None => BlockOut {
+                            csv: Vec::with_capacity(BLOCK * 400),
+                            jsonl: Vec::with_capacity(BLOCK * 600),
+                            counts: ClusterCounts::default(),
+                            conflicts: 0,
+                        },
                     };
-                    text.fill(rules, &account, &a, cluster, &facts, checkpoint);
-                    let row = AssignmentRow {
-                        account_id: account.id(),
-                        name: account.name(),
-                        icp_score: &text.icp_score,
-                        tier: a.score.tier.as_str(),
-                        engagement_level: a.level.as_str(),
-                        has_triggers: a.has_triggers(),
-                        cluster: cluster.as_str(),
-                        previous_cluster: "",
-                        movement: "",
-                        promotion_triggers: &text.promotion_triggers,
-                        program_type: rules.config.programs.of(cluster),
-                        micro_segment: &text.micro_segment,
-                        next_action: &text.next_action,
-                        checkpoint: &text.checkpoint,
-                        rationale: &text.rationale,
-                    };
-                    match (formats.csv, formats.jsonl) {
-                        (true, true) => row.write_both(&mut out.csv, &mut out.jsonl),
-                        (true, false) => row.write_csv(&mut out.csv),
-                        (false, _) => row.write_jsonl(&mut out.jsonl),
+                    for &idx in &order[b * BLOCK..((b + 1) * BLOCK).min(order.len())] {
+                        let account = loaded.accounts.table.get(idx);
+                        let facts = loaded.facts(idx, Instant::MIN);
+                        let a = assess(rules, model, &account, &facts, false);
+                        let cluster = a.cluster;
+                        out.counts.add(cluster);
+                        let checkpoint = if a.conflicts.is_empty() {
+                            ""
+                        } else {
+                            out.conflicts += 1;
+                            "conflict"
+                        };
+                        text.fill(rules, &account, &a, cluster, &facts, checkpoint);
+                        let row = AssignmentRow {
+                            account_id: account.id(),
+                            name: account.name(),
+                            icp_score: &text.icp_score,
+                            tier: a.score.tier.as_str(),
+                            engagement_level: a.level.as_str(),
+                            has_triggers: a.has_triggers(),
+                            cluster: cluster.as_str(),
+                            previous_cluster: "",
+                            movement: "",
+                            promotion_triggers: &text.promotion_triggers,
+                            program_type: rules.config.programs.of(cluster),
+                            micro_segment: &text.micro_segment,
+                            next_action: &text.next_action,
+                            checkpoint: &text.checkpoint,
+                            rationale: &text.rationale,
+                        };
+                        match (formats.csv, formats.jsonl) {
+                            (true, true) => row.write_both(&mut out.csv, &mut out.jsonl),
+                            (true, false) => row.write_csv(&mut out.csv),
+                            (false, _) => row.write_jsonl(&mut out.jsonl),
+                        }
                     }
-                }
-                if tx.send((b, out)).is_err() {
-                    break;
+                    if tx.send((b, out)).is_err() {
+                        break;
+                    }
                 }
             });
         }
