@@ -557,7 +557,7 @@ mod tests {
                 .as_bytes()
                 .first_chunk::<8>()
                 .unwrap();
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 b[(x >> 40) as usize % 8] = (x >> 48) as u8; // any byte, digit or not
             }
             assert_eq!(eight_digits(&b), digits_after(&[], &b), "{b:?}");
