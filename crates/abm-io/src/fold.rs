@@ -199,6 +199,33 @@ struct LeanSink {
     after_as_of: u64,
 }
 
+/// What a lean fold does with a valid event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeanFate {
+    /// After `as_of`: only counted.
+    AfterAsOf,
+    /// An engagement event older than its type's window: nothing.
+    OutsideWindow,
+    /// A demotion signal: listed (with its account).
+    Signal,
+    /// Folded into the account's state.
+    State,
+}
+
+#[inline]
+fn lean_fate(rules: &Rules, code: Code, at: Instant) -> LeanFate {
+    if at > rules.as_of {
+        return LeanFate::AfterAsOf;
+    }
+    match rules.event_class[code as usize] {
+        abm_core::model::EventClass::DemotionSignal => LeanFate::Signal,
+        abm_core::model::EventClass::Engagement(_) if at >= rules.event_from[code as usize] => {
+            LeanFate::State
+        }
+        abm_core::model::EventClass::Engagement(_) => LeanFate::OutsideWindow,
+    }
+}
+
 /// Whether the event needs the account's state; if not, its whole effect goes to `sink`.
 #[inline]
 fn settle_lean(
@@ -208,21 +235,17 @@ fn settle_lean(
     code: Code,
     at: Instant,
 ) -> bool {
-    if at > rules.as_of {
-        sink.after_as_of += 1;
-        return false;
+    match lean_fate(rules, code, at) {
+        LeanFate::AfterAsOf => sink.after_as_of += 1,
+        LeanFate::OutsideWindow => {}
+        LeanFate::Signal => sink.signals.push(Signal {
+            account: idx,
+            code,
+            at,
+        }),
+        LeanFate::State => return true,
     }
-    match rules.event_class[code as usize] {
-        abm_core::model::EventClass::DemotionSignal => {
-            sink.signals.push(Signal {
-                account: idx,
-                code,
-                at,
-            });
-            false
-        }
-        abm_core::model::EventClass::Engagement(_) => at >= rules.event_from[code as usize],
-    }
+    false
 }
 
 /// Events per batch sent to another worker.
@@ -452,16 +475,13 @@ impl FoldWorker<'_> {
                 // A lean fold settles most events here, the account's existence known from
                 // the bitmap: after as_of, outside the type's window (a signal needs its index).
                 if ctx.lean {
-                    let r = ctx.rules;
-                    if at > r.as_of {
-                        self.lean.after_as_of += 1;
-                        return Ok(());
-                    }
-                    if let abm_core::model::EventClass::Engagement(_) = r.event_class[code as usize]
-                    {
-                        if at < r.event_from[code as usize] {
+                    match lean_fate(ctx.rules, code, at) {
+                        LeanFate::AfterAsOf => {
+                            self.lean.after_as_of += 1;
                             return Ok(());
                         }
+                        LeanFate::OutsideWindow => return Ok(()),
+                        LeanFate::Signal | LeanFate::State => {}
                     }
                 }
                 if let Some(idx) = d.at_once(k) {
