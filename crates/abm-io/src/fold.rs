@@ -143,8 +143,8 @@ struct FoldWorker<'s> {
     batch: Vec<Pending>,
     looked: Vec<Pending>,
     ready: Vec<Ready>,
-    /// Events whose account was known at once (see `DenseIds::at_once`), their states being
-    /// prefetched: folded when the next such batch is full.
+    /// Events whose account was known without the lookup pipeline ([`Self::known`]), their
+    /// states being prefetched: folded when the next such batch is full.
     direct: Vec<Ready>,
     direct_prev: Vec<Ready>,
     lean: LeanSink,
@@ -307,13 +307,38 @@ impl FoldWorker<'_> {
         self.inbox = None;
     }
 
-    /// Fold one event whose account is known: here when this worker owns it, else sent.
+    /// An event whose account is known without the lookup pipeline: settled (lean), or queued
+    /// for its state (prefetched now, folded a batch later), or sent to the worker owning it.
     #[inline]
-    fn apply_or_send(&mut self, ctx: &FoldCtx<'_>, r: Ready) {
-        if self.owns(r.idx) {
-            self.apply(ctx, r.idx, r.code, r.at, r.contact);
+    fn known(
+        &mut self,
+        ctx: &FoldCtx<'_>,
+        idx: AccountIdx,
+        code: Code,
+        at: Instant,
+        contact: &[u8],
+    ) {
+        if ctx.lean && !settle_lean(&mut self.lean, ctx.rules, idx, code, at) {
+            return;
+        }
+        let contact = if contact.is_empty() {
+            0
         } else {
-            self.send(r);
+            contact_hash(contact)
+        };
+        let r = Ready {
+            at,
+            contact,
+            idx,
+            code,
+        };
+        if !self.owns(idx) {
+            return self.send(r);
+        }
+        prefetch(self.state_ptr(idx));
+        self.direct.push(r);
+        if self.direct.len() == BATCH {
+            self.step_direct(ctx);
         }
     }
 
@@ -450,22 +475,7 @@ impl FoldWorker<'_> {
         };
         let (Some(id_at), true) = (span_in(block, id), raw_in) else {
             let idx = ctx.index.get(id).ok_or_else(unknown)?;
-            if !ctx.lean || settle_lean(&mut self.lean, ctx.rules, idx, code, at) {
-                let c = if contact.is_empty() {
-                    0
-                } else {
-                    contact_hash(contact)
-                };
-                self.apply_or_send(
-                    ctx,
-                    Ready {
-                        at,
-                        contact: c,
-                        idx,
-                        code,
-                    },
-                );
-            }
+            self.known(ctx, idx, code, at, contact);
             return Ok(());
         };
         // Prefetched now, used one batch later: the misses overlap with parsing.
@@ -486,28 +496,7 @@ impl FoldWorker<'_> {
                 }
                 if let Some(idx) = d.at_once(k) {
                     // Known without a lookup: straight to the state stage.
-                    let contact = if contact.is_empty() {
-                        0
-                    } else {
-                        contact_hash(contact)
-                    };
-                    let r = Ready {
-                        at,
-                        contact,
-                        idx,
-                        code,
-                    };
-                    if !ctx.lean || settle_lean(&mut self.lean, ctx.rules, idx, code, at) {
-                        if self.owns(idx) {
-                            prefetch(self.state_ptr(idx));
-                            self.direct.push(r);
-                            if self.direct.len() == BATCH {
-                                self.step_direct(ctx);
-                            }
-                        } else {
-                            self.send(r);
-                        }
-                    }
+                    self.known(ctx, idx, code, at, contact);
                     return Ok(());
                 }
                 d.prefetch(k);
