@@ -52,89 +52,72 @@ pub struct AssignmentRow<'a> {
 }
 
 /// Whether any byte needs escaping: `"`/`\\`/control for JSON (`csv = false`), or
-/// `,`/`"`/CR/LF for CSV (which then quotes the field). 16 bytes at a time.
+/// `,`/`"`/CR/LF for CSV (which then quotes the field).
 #[inline]
 fn needs_escape(b: &[u8], csv: bool) -> bool {
-    let mut i = 0;
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is baseline on x86_64; loads stay within `b` (i + 16 ≤ len).
-        unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let (c1, c2, c3) = if csv {
-                (b',', b'\n', b'\r')
-            } else {
-                (b'\\', b'\\', b'\\')
-            };
-            let (c1, c2, c3) = (
-                _mm_set1_epi8(c1 as i8),
-                _mm_set1_epi8(c2 as i8),
-                _mm_set1_epi8(c3 as i8),
-            );
-            // JSON also escapes every control byte (unsigned v < 0x20, via a signed compare
-            // on flipped sign bits); CSV leaves them as they are.
-            let ctl = _mm_set1_epi8(if csv { 0 } else { 0x20 });
-            let sign = _mm_set1_epi8(i8::MIN);
-            while i + 16 <= b.len() {
-                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-                let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), _mm_xor_si128(ctl, sign));
-                let hit = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, c1), _mm_cmpeq_epi8(v, quote)),
-                    _mm_or_si128(
-                        _mm_or_si128(_mm_cmpeq_epi8(v, c2), _mm_cmpeq_epi8(v, c3)),
-                        low,
-                    ),
-                );
-                if _mm_movemask_epi8(hit) != 0 {
-                    return true;
-                }
-                i += 16;
-            }
-        }
+    let (c, j) = needs_escape_both(b);
+    if csv {
+        c
+    } else {
+        j
     }
-    b[i..].iter().any(|&c| {
-        if csv {
-            matches!(c, b',' | b'"' | b'\n' | b'\r')
-        } else {
-            c < 0x20 || c == b'"' || c == b'\\'
-        }
-    })
 }
 
-/// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`.
+/// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`. 16 bytes at a time; a last
+/// partial group (most values are short) goes through a zero-padded copy whose padding is
+/// masked off, so no value takes a byte loop.
 #[inline]
 fn needs_escape_both(b: &[u8]) -> (bool, bool) {
-    let mut i = 0;
-    let (mut csv, mut json) = (false, false);
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is baseline on x86_64; loads stay within `b` (i + 16 ≤ len).
-        unsafe {
-            let eq = |v, c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-            let sign = _mm_set1_epi8(i8::MIN);
-            let ctl = _mm_xor_si128(_mm_set1_epi8(0x20), sign);
-            while i + 16 <= b.len() {
-                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-                let quote = eq(v, b'"');
+        /// (CSV, JSON) bit masks of one group of 16 bytes.
+        #[inline(always)]
+        fn masks(v: __m128i) -> (u32, u32) {
+            // SAFETY: SSE2 is baseline on x86_64; register operations only.
+            unsafe {
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let quote = eq(b'"');
                 let c = _mm_or_si128(
-                    _mm_or_si128(eq(v, b','), quote),
-                    _mm_or_si128(eq(v, b'\n'), eq(v, b'\r')),
+                    _mm_or_si128(eq(b','), quote),
+                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
                 );
-                let low = _mm_cmplt_epi8(_mm_xor_si128(v, sign), ctl);
-                let j = _mm_or_si128(_mm_or_si128(eq(v, b'\\'), quote), low);
-                csv |= _mm_movemask_epi8(c) != 0;
-                json |= _mm_movemask_epi8(j) != 0;
-                i += 16;
+                // Control bytes (unsigned v < 0x20) via a signed compare on flipped sign bits.
+                let sign = _mm_set1_epi8(i8::MIN);
+                let low = _mm_cmplt_epi8(
+                    _mm_xor_si128(v, sign),
+                    _mm_xor_si128(_mm_set1_epi8(0x20), sign),
+                );
+                let j = _mm_or_si128(_mm_or_si128(eq(b'\\'), quote), low);
+                (_mm_movemask_epi8(c) as u32, _mm_movemask_epi8(j) as u32)
             }
         }
+        let (mut csv, mut json) = (0u32, 0u32);
+        let mut groups = b.chunks_exact(16);
+        for g in groups.by_ref() {
+            // SAFETY: `g` is 16 readable bytes.
+            let (c, j) = masks(unsafe { _mm_loadu_si128(g.as_ptr() as *const __m128i) });
+            csv |= c;
+            json |= j;
+        }
+        let rest = groups.remainder();
+        if !rest.is_empty() {
+            let mut pad = [0u8; 16];
+            pad[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `pad` is 16 readable bytes.
+            let (c, j) = masks(unsafe { _mm_loadu_si128(pad.as_ptr() as *const __m128i) });
+            let keep = (1u32 << rest.len()) - 1;
+            csv |= c & keep;
+            json |= j & keep;
+        }
+        (csv != 0, json != 0)
     }
-    for &c in &b[i..] {
-        csv |= matches!(c, b',' | b'"' | b'\n' | b'\r');
-        json |= c < 0x20 || c == b'"' || c == b'\\';
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let csv = b.iter().any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'));
+        let json = b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        (csv, json)
     }
-    (csv, json)
 }
 
 /// A JSON string literal (RFC 8259 escaping).
@@ -644,6 +627,24 @@ mod tests {
             let json = s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
             assert_eq!(needs_escape(s.as_bytes(), false), json, "{s:?}");
             assert_eq!(needs_escape(s.as_bytes(), true), csv, "{s:?}");
+        }
+        // Every length (full groups and padded tails), with a byte that matters at each position.
+        for len in 0..=33 {
+            let plain = vec![b'x'; len];
+            assert_eq!(needs_escape_both(&plain), (false, false), "{len}");
+            for pos in 0..len {
+                for (v, want) in [
+                    (b',', (true, false)),
+                    (b'\\', (false, true)),
+                    (0u8, (false, true)),
+                    (b'"', (true, true)),
+                    (b'\n', (true, true)),
+                ] {
+                    let mut b = plain.clone();
+                    b[pos] = v;
+                    assert_eq!(needs_escape_both(&b), want, "{len} {pos} {v}");
+                }
+            }
         }
         // Every byte value at every position of a string long enough for the vector loop.
         for pos in 0..40 {

@@ -360,7 +360,7 @@ pub fn segment(
 
     // Small enough that the blocks in flight hold little memory (fresh memory is slow to
     // touch on VMs), large enough to keep the channel cheap.
-    const BLOCK: usize = 2048;
+    const BLOCK: usize = 8192;
     let n_blocks = order.len().div_ceil(BLOCK);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<(usize, BlockOut)>(opts.threads * 2);
