@@ -7,9 +7,9 @@
 //! here, 240 MB in 0.1 s of wall time and ~0.02 s of CPU instead of ~0.5 s of CPU. The file
 //! is the same file; readers get the same bytes.
 //!
-//! Direct I/O wants aligned buffers, lengths and offsets: bytes are staged in an aligned
-//! buffer and written in whole blocks; the unaligned tail is written after turning `O_DIRECT`
-//! off on the descriptor. Where the filesystem refuses direct I/O (tmpfs, some network and
+//! Direct I/O wants aligned buffers, lengths and offsets: bytes are staged in aligned 4 MiB
+//! buffers, written whole by a thread of the writer's own (the caller fills the next buffer
+//! meanwhile); the unaligned tail is written after turning `O_DIRECT` off on the descriptor. Where the filesystem refuses direct I/O (tmpfs, some network and
 //! overlay filesystems) the writer falls back to ordinary buffered writes, silently and
 //! correctly. `ABM_DIRECT_IO=0` turns it off.
 
@@ -30,15 +30,79 @@ pub fn enabled() -> bool {
     )
 }
 
-/// A writer that stages bytes in an aligned buffer and writes whole blocks with `O_DIRECT`.
-pub struct DirectWriter {
-    file: File,
-    /// Backing store; the staging area is `raw[off..off + STAGE]`, page-aligned.
+/// A page-aligned buffer of [`STAGE`] bytes (over-allocated, used from `off`).
+struct Stage {
     raw: Vec<u8>,
     off: usize,
     len: usize,
-    /// Still writing directly (false after a fallback or once the tail is written).
-    direct: bool,
+}
+
+impl Stage {
+    fn new() -> Stage {
+        let raw = vec![0u8; STAGE + ALIGN];
+        let off = raw.as_ptr().align_offset(ALIGN);
+        Stage { raw, off, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.raw[self.off..self.off + self.len]
+    }
+}
+
+/// A writer that stages bytes in aligned buffers and writes whole ones with `O_DIRECT` on a
+/// thread of its own, so the caller goes on filling the next buffer while the device works.
+pub struct DirectWriter {
+    stage: Stage,
+    /// Full stages to the writer thread; empty ones come back.
+    to_disk: Option<std::sync::mpsc::SyncSender<Stage>>,
+    spare: std::sync::mpsc::Receiver<Stage>,
+    disk: Option<std::thread::JoinHandle<io::Result<File>>>,
+    /// The file once the writer thread has finished (for the tail).
+    file: Option<File>,
+}
+
+/// Turn `O_DIRECT` off on `file` (for the tail, or after the device refused).
+fn go_buffered(file: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own; only the status flags change.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+    Ok(())
+}
+
+/// The writer thread: write each stage whole, hand it back. A filesystem that accepted
+/// `O_DIRECT` at open but refuses a write (`EINVAL`: nothing was written) gets the same bytes
+/// buffered, and every later stage too.
+fn write_stages(
+    mut file: File,
+    stages: std::sync::mpsc::Receiver<Stage>,
+    spare: std::sync::mpsc::Sender<Stage>,
+) -> io::Result<File> {
+    let mut direct = true;
+    for mut stage in stages {
+        match file.write_all(stage.bytes()) {
+            Ok(()) => {}
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                direct = false;
+                go_buffered(&file)?;
+                file.write_all(stage.bytes())?;
+            }
+            Err(e) => return Err(e),
+        }
+        stage.len = 0;
+        let _ = spare.send(stage);
+    }
+    Ok(file)
 }
 
 impl DirectWriter {
@@ -59,14 +123,18 @@ impl DirectWriter {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let raw = vec![0u8; STAGE + ALIGN];
-            let off = raw.as_ptr().align_offset(ALIGN);
+            // One stage on the way to the device while the next fills.
+            let (to_disk, stages) = std::sync::mpsc::sync_channel(1);
+            let (spare_tx, spare) = std::sync::mpsc::channel();
+            let disk = std::thread::Builder::new()
+                .name("abm-direct-io".into())
+                .spawn(move || write_stages(file, stages, spare_tx))?;
             Ok(Some(DirectWriter {
-                file,
-                raw,
-                off,
-                len: 0,
-                direct: true,
+                stage: Stage::new(),
+                to_disk: Some(to_disk),
+                spare,
+                disk: Some(disk),
+                file: None,
             }))
         }
         #[cfg(not(target_os = "linux"))]
@@ -76,59 +144,56 @@ impl DirectWriter {
         }
     }
 
-    /// Turn `O_DIRECT` off on the descriptor (for the tail, or after the device refused).
-    fn go_buffered(&mut self) -> io::Result<()> {
-        if !self.direct {
-            return Ok(());
-        }
-        self.direct = false;
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::io::AsRawFd;
-            let fd = self.file.as_raw_fd();
-            // SAFETY: fcntl on a descriptor we own; only the status flags change.
-            unsafe {
-                let flags = libc::fcntl(fd, libc::F_GETFL);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+    /// Hand the current stage to the writer thread and take an empty one.
+    fn ship(&mut self) -> io::Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| Stage::new());
+        let full = std::mem::replace(&mut self.stage, next);
+        let sent = self.to_disk.as_ref().map(|tx| tx.send(full));
+        if let Some(Err(_)) = sent {
+            // The writer thread stopped: its error says why.
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the direct-I/O writer stopped")));
         }
         Ok(())
     }
 
-    /// Write the first `n` staged bytes (`n` a multiple of [`ALIGN`] while direct) and keep
-    /// the rest at the front of the stage.
-    fn write_staged(&mut self, n: usize) -> io::Result<()> {
-        let (off, len) = (self.off, self.len);
-        let stage = &self.raw[off..off + n];
-        match self.file.write_all(stage) {
-            Ok(()) => {}
-            // The filesystem took O_DIRECT at open but refuses these writes: write normally.
-            // A failed direct write writes nothing, so the same bytes go again.
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                self.go_buffered()?;
-                self.file.write_all(&self.raw[off..off + n])?;
-            }
-            Err(e) => return Err(e),
+    /// Wait for the writer thread; the file comes back to this side.
+    fn join(&mut self) -> io::Result<()> {
+        self.to_disk = None;
+        if let Some(h) = self.disk.take() {
+            let file = h
+                .join()
+                .map_err(|_| io::Error::other("the direct-I/O writer panicked"))??;
+            self.file = Some(file);
         }
-        self.raw.copy_within(off + n..off + len, off);
-        self.len = len - n;
         Ok(())
     }
 
-    /// Write everything staged (the aligned part directly, the tail buffered). After this the
-    /// descriptor is in buffered mode; further writes stay correct.
+    /// Write everything staged: the aligned part directly (through the writer thread), then,
+    /// once it is done, the tail buffered. Further writes are buffered and stay correct.
     pub fn finish(&mut self) -> io::Result<()> {
-        let aligned = self.len / ALIGN * ALIGN;
-        if self.direct && aligned > 0 {
-            self.write_staged(aligned)?;
+        if self.disk.is_some() {
+            let aligned = self.stage.len / ALIGN * ALIGN;
+            let tail =
+                self.stage.raw[self.stage.off + aligned..self.stage.off + self.stage.len].to_vec();
+            if aligned > 0 {
+                self.stage.len = aligned;
+                self.ship()?;
+            }
+            self.join()?;
+            self.stage.len = 0;
+            let file = self.file.as_mut().expect("joined");
+            go_buffered(file)?;
+            file.write_all(&tail)?;
         }
-        self.go_buffered()?;
-        if self.len > 0 {
-            self.write_staged(self.len)?;
+        if self.stage.len > 0 {
+            let file = self.file.as_mut().expect("joined");
+            file.write_all(self.stage.bytes())?;
+            self.stage.len = 0;
         }
-        self.file.flush()
+        self.file.as_mut().expect("joined").flush()
     }
 }
 
@@ -136,14 +201,21 @@ impl Write for DirectWriter {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
-            let room = STAGE - self.len;
+            let room = STAGE - self.stage.len;
             let n = room.min(buf.len());
-            let at = self.off + self.len;
-            self.raw[at..at + n].copy_from_slice(&buf[..n]);
-            self.len += n;
+            let at = self.stage.off + self.stage.len;
+            self.stage.raw[at..at + n].copy_from_slice(&buf[..n]);
+            self.stage.len += n;
             buf = &buf[n..];
-            if self.len == STAGE {
-                self.write_staged(STAGE)?;
+            if self.stage.len == STAGE {
+                if self.disk.is_some() {
+                    self.ship()?;
+                } else {
+                    // After finish: buffered.
+                    let file = self.file.as_mut().expect("joined");
+                    file.write_all(self.stage.bytes())?;
+                    self.stage.len = 0;
+                }
             }
         }
         Ok(total)
@@ -153,6 +225,13 @@ impl Write for DirectWriter {
     /// written directly.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for DirectWriter {
+    /// Stop the writer thread (an unfinished file is the caller's temporary file to delete).
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }
 
