@@ -272,36 +272,44 @@ where
         Input::Mapped { map, start } => (map, start),
     };
     let data = map.bytes();
-    // (next block start, next block index, current block size)
-    let cursor = Mutex::new((start.min(data.len()), 0usize, block_size));
-    let take = || -> Option<(usize, std::ops::Range<usize>)> {
-        let mut c = cursor.lock().expect("no poison");
-        let (pos, index, mut size) = *c;
-        if pos >= data.len() {
-            return None;
+    // The cuts are made by a thread of their own, a few blocks ahead of the workers: finding
+    // a safe cut reads the block (quotes) and is the first touch of its pages, which must not
+    // hold up a worker. The workers only take the next range.
+    let (cuts_tx, cuts_rx) = mpsc::sync_channel::<(usize, std::ops::Range<usize>)>(threads.max(1));
+    // Held by the workers only: when they are all gone (even by a panic) the cutter stops.
+    let cuts_rx = std::sync::Arc::new(Mutex::new(cuts_rx));
+    let cut = move || {
+        let (mut pos, mut index, mut size) = (start.min(data.len()), 0usize, block_size);
+        while pos < data.len() {
+            let end = loop {
+                if data.len() - pos <= size {
+                    break data.len();
+                }
+                match split_point(&data[pos..pos + size], quote_aware) {
+                    Some(cut) => break pos + cut,
+                    // One record larger than the block: look further.
+                    None => size *= 2,
+                }
+            };
+            progress((end - start) as u64);
+            if cuts_tx.send((index, pos..end)).is_err() {
+                return;
+            }
+            (pos, index) = (end, index + 1);
         }
-        let end = loop {
-            if data.len() - pos <= size {
-                break data.len();
-            }
-            match split_point(&data[pos..pos + size], quote_aware) {
-                Some(cut) => break pos + cut,
-                // One record larger than the block: look further.
-                None => size *= 2,
-            }
-        };
-        *c = (end, index + 1, size);
-        progress((end - start) as u64);
-        Some((index, pos..end))
     };
     let results = std::thread::scope(|scope| {
+        scope.spawn(cut);
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                let (init, work, finish, take, map) = (&init, &work, &finish, &take, &map);
+                let (init, work, finish, map) = (&init, &work, &finish, &map);
+                let cuts = cuts_rx.clone();
                 scope.spawn(move || {
                     let mut state = init();
                     let mut out = Vec::new();
-                    while let Some((index, range)) = take() {
+                    loop {
+                        let next = cuts.lock().expect("no poison").recv();
+                        let Ok((index, range)) = next else { break };
                         let (lines, value) = work(&mut state, &data[range.clone()], index);
                         map.release(range);
                         out.push(Block {
@@ -310,11 +318,13 @@ where
                             value,
                         });
                     }
+                    drop(cuts);
                     finish(&mut state);
                     (state, out)
                 })
             })
             .collect();
+        drop(cuts_rx);
         handles
             .into_iter()
             .map(|h| h.join().expect("worker panicked"))
