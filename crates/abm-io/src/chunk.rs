@@ -91,37 +91,10 @@ impl<R: Read> BlockReader<R> {
 ///
 /// `work(state, block, index) -> (line_breaks_in_block, result)`; results come back in input
 /// order, states one per worker. `progress` is called with bytes read so far.
-pub fn par_blocks<S, R, I, W>(
-    reader: impl Read,
-    threads: usize,
-    block_size: usize,
-    quote_aware: bool,
-    init: I,
-    work: W,
-    progress: &(dyn Fn(u64) + Sync),
-) -> io::Result<(Vec<S>, Vec<Block<R>>)>
-where
-    S: Send,
-    R: Send,
-    I: Fn() -> S + Sync,
-    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
-{
-    par_blocks_then(
-        reader,
-        threads,
-        block_size,
-        quote_aware,
-        init,
-        work,
-        |_| {},
-        progress,
-    )
-}
-
-/// [`par_blocks`], with `finish` run by each worker on its state after its last block (while
-/// the other workers may still be working).
+/// `finish` is run by each worker on its state after its last block (while the other workers
+/// may still be working).
 #[allow(clippy::too_many_arguments)]
-pub fn par_blocks_then<S, R, I, W, F>(
+pub fn par_blocks<S, R, I, W, F>(
     reader: impl Read,
     threads: usize,
     block_size: usize,
@@ -210,36 +183,9 @@ pub enum Input {
 
 /// [`par_blocks`] over an [`Input`]. A mapped input gives the same blocks (the same cut rule),
 /// each released from the process once its worker is done with it.
-pub fn par_blocks_input<S, R, I, W>(
-    input: Input,
-    threads: usize,
-    block_size: usize,
-    quote_aware: bool,
-    init: I,
-    work: W,
-    progress: &(dyn Fn(u64) + Sync),
-) -> io::Result<(Vec<S>, Vec<Block<R>>)>
-where
-    S: Send,
-    R: Send,
-    I: Fn() -> S + Sync,
-    W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
-{
-    par_blocks_input_then(
-        input,
-        threads,
-        block_size,
-        quote_aware,
-        init,
-        work,
-        |_| {},
-        progress,
-    )
-}
-
-/// [`par_blocks_input`] with a `finish` step per worker (see [`par_blocks_then`]).
+/// `finish` as in [`par_blocks`].
 #[allow(clippy::too_many_arguments)]
-pub fn par_blocks_input_then<S, R, I, W, F>(
+pub fn par_blocks_input<S, R, I, W, F>(
     input: Input,
     threads: usize,
     block_size: usize,
@@ -258,7 +204,7 @@ where
 {
     let (map, start) = match input {
         Input::Stream(r) => {
-            return par_blocks_then(
+            return par_blocks(
                 r,
                 threads,
                 block_size,
@@ -389,6 +335,7 @@ mod tests {
                     assert!(bad.is_none());
                     (lines, ids)
                 },
+                |_| {},
                 &|_| {},
             )
             .unwrap();

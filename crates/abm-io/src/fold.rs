@@ -3,7 +3,7 @@
 //! flat JSON Lines objects take a fast path; everything else the generic scanners, which also
 //! word the rejections. Lookups are software-pipelined; the stateless `segment` folds lean.
 
-use crate::chunk::{par_blocks_input_then, DEFAULT_BLOCK};
+use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Projection};
 use crate::csv::Record;
 use crate::load::{
@@ -898,7 +898,7 @@ pub fn fold_engagement(
             scanner: Default::default(),
         }
     };
-    let folded = par_blocks_input_then(
+    let folded = par_blocks_input(
         input,
         threads,
         DEFAULT_BLOCK,

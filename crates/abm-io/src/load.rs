@@ -234,6 +234,7 @@ pub fn scan<S: Send>(
             )
         },
         |(state, json), block, _| process_block(src, json, state, block, &visit),
+        |_| {},
         &|done| (opts.progress)(&label, done, src.size),
     )
     .map_err(|e| IngestError::Io {
@@ -578,6 +579,7 @@ pub fn load_accounts(
             }
             (lines, (part, rows, bad))
         },
+        |_| {},
         &|done| (opts.progress)(&label, done, src.size),
     )
     .map_err(|e| IngestError::Io {

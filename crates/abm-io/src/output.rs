@@ -188,6 +188,9 @@ pub fn csv_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>
     out.push(b'\n');
 }
 
+/// Position of `has_triggers`, the one value that is a JSON boolean, not a string.
+const HAS_TRIGGERS: usize = 5;
+
 /// Each JSON key with its surrounding punctuation, so a field is one copy plus its value.
 const JSON_KEYS: [&[u8]; 15] = [
     b"{\"account_id\":",
@@ -209,29 +212,9 @@ const JSON_KEYS: [&[u8]; 15] = [
 
 impl AssignmentRow<'_> {
     pub fn write_csv(&self, out: &mut Vec<u8>) {
-        csv_line(
-            out,
-            [
-                self.account_id,
-                self.name,
-                self.icp_score,
-                self.tier,
-                self.engagement_level,
-                if self.has_triggers { "true" } else { "false" },
-                self.cluster,
-                self.previous_cluster,
-                self.movement,
-                self.promotion_triggers,
-                self.program_type,
-                self.micro_segment,
-                self.next_action,
-                self.checkpoint,
-                self.rationale,
-            ],
-        );
+        csv_line(out, self.values());
     }
 
-    /// One JSON object per line; the same keys and order as the CSV, `has_triggers` a boolean.
     /// [`Self::write_csv`] and [`Self::write_jsonl`] in one pass over the values (each value
     /// is scanned once for what either format must escape).
     pub fn write_both(&self, csv: &mut Vec<u8>, json: &mut Vec<u8>) {
@@ -241,7 +224,7 @@ impl AssignmentRow<'_> {
                 csv.push(b',');
             }
             json.extend_from_slice(k);
-            if i == 5 {
+            if i == HAS_TRIGGERS {
                 csv.extend_from_slice(v.as_bytes());
                 json.extend_from_slice(v.as_bytes());
                 continue;
@@ -276,34 +259,13 @@ impl AssignmentRow<'_> {
     }
 
     pub fn write_jsonl(&self, out: &mut Vec<u8>) {
-        const K: [&[u8]; 15] = JSON_KEYS;
-        let before = [
-            self.account_id,
-            self.name,
-            self.icp_score,
-            self.tier,
-            self.engagement_level,
-        ];
-        let after = [
-            self.cluster,
-            self.previous_cluster,
-            self.movement,
-            self.promotion_triggers,
-            self.program_type,
-            self.micro_segment,
-            self.next_action,
-            self.checkpoint,
-            self.rationale,
-        ];
-        for (k, v) in K[..5].iter().zip(before) {
+        for (i, (k, v)) in JSON_KEYS.iter().zip(self.values()).enumerate() {
             out.extend_from_slice(k);
-            json_str(out, v);
-        }
-        out.extend_from_slice(K[5]);
-        out.extend_from_slice(if self.has_triggers { b"true" } else { b"false" });
-        for (k, v) in K[6..].iter().zip(after) {
-            out.extend_from_slice(k);
-            json_str(out, v);
+            if i == HAS_TRIGGERS {
+                out.extend_from_slice(v.as_bytes()); // a JSON boolean
+            } else {
+                json_str(out, v);
+            }
         }
         out.extend_from_slice(b"}\n");
     }
