@@ -135,7 +135,7 @@ struct FoldWorker<'s> {
     span: AccountIdx,
     /// Per owner: where its batches go and the batch being filled (`None` for this worker).
     outbox: Vec<Option<Outbox>>,
-    inbox: Option<std::sync::mpsc::Receiver<Vec<Ready>>>,
+    inbox: std::sync::mpsc::Receiver<Vec<Ready>>,
     signals: Vec<Signal>,
     after_as_of: u64,
     json: Option<JsonRecords>,
@@ -200,7 +200,7 @@ struct LeanSink {
 }
 
 /// What a lean fold does with a valid event.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum LeanFate {
     /// After `as_of`: only counted.
     AfterAsOf,
@@ -288,7 +288,7 @@ impl FoldWorker<'_> {
 
     /// Fold whatever has arrived, without waiting.
     fn drain_inbox(&mut self, ctx: &FoldCtx<'_>) {
-        while let Some(b) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) {
+        while let Ok(b) = self.inbox.try_recv() {
             self.fold_received(ctx, b);
         }
     }
@@ -301,10 +301,9 @@ impl FoldWorker<'_> {
                 let _ = tx.send(batch);
             }
         }
-        while let Some(b) = self.inbox.as_ref().and_then(|rx| rx.recv().ok()) {
+        while let Ok(b) = self.inbox.recv() {
             self.fold_received(ctx, b);
         }
-        self.inbox = None;
     }
 
     /// An event whose account is known without the lookup pipeline: settled (lean), or queued
@@ -885,7 +884,7 @@ pub fn fold_engagement(
             lo,
             span,
             outbox,
-            inbox: Some(inbox),
+            inbox,
             signals: Vec::new(),
             after_as_of: 0,
             json: (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),

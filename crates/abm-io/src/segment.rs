@@ -71,7 +71,6 @@ impl InputPaths {
     }
 }
 
-/// Everything loaded for one `as_of`.
 /// One stage of a run: how long it took and the memory held at its end.
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -95,6 +94,7 @@ impl Stage {
     }
 }
 
+/// Everything loaded for one `as_of`.
 pub struct Loaded {
     pub accounts: Accounts,
     pub states: Vec<EngagementState>,
@@ -215,13 +215,7 @@ pub fn load_all(
 pub fn id_order(accounts: &Accounts) -> Vec<AccountIdx> {
     let t = &accounts.table;
     let n = t.len() as AccountIdx;
-    let mut ids = t.iter().map(|a| a.id());
-    let mut prev = ids.next();
-    let sorted = ids.all(|id| {
-        let ok = prev <= Some(id);
-        prev = Some(id);
-        ok
-    });
+    let sorted = t.iter().map(|a| a.id()).is_sorted();
     let mut order: Vec<AccountIdx> = (0..n).collect();
     if !sorted {
         order.sort_unstable_by(|&a, &b| t.get(a).id().cmp(t.get(b).id()));
@@ -358,8 +352,8 @@ pub fn segment(
             .map_err(io(&csv_path))?;
     }
 
-    // Small enough that the blocks in flight hold little memory (fresh memory is slow to
-    // touch on VMs), large enough to keep the channel cheap.
+    // Accounts per output block: enough bytes in the channel that the workers keep rendering
+    // while the writer waits on the device (2,048 stalled them).
     const BLOCK: usize = 8192;
     let n_blocks = order.len().div_ceil(BLOCK);
     let next = AtomicUsize::new(0);
