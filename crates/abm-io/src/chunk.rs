@@ -181,15 +181,48 @@ pub enum Input {
     },
 }
 
-/// [`par_blocks`] over an [`Input`]. A mapped input gives the same blocks (the same cut rule),
-/// each released from the process once its worker is done with it.
+/// Where a mapped input is cut into blocks.
+#[derive(Clone, Copy)]
+pub enum Cuts<'a> {
+    /// At line ends: for formats whose records never hold a line break (JSON Lines).
+    Lines,
+    /// At record ends, outside quoted fields (CSV): the cutter reads every byte first.
+    Records,
+    /// At line ends, on trust that the input holds no quote, so the cutter reads only each
+    /// block's last line. A quoted CSV field may hold a line break, so the work must set the
+    /// flag on seeing any quote: the run then stops taking blocks, and its results must be
+    /// thrown away and the input run again with [`Cuts::Records`]. (While no block so far has a
+    /// quote, every cut so far is at a record end.) A stream is always cut at records.
+    Trusting(&'a std::sync::atomic::AtomicBool),
+}
+
+impl Cuts<'_> {
+    /// The cut rule for a CSV (`true`) or JSON Lines input.
+    pub fn records(csv: bool) -> Cuts<'static> {
+        match csv {
+            true => Cuts::Records,
+            false => Cuts::Lines,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        match self {
+            Cuts::Trusting(quoted) => quoted.load(std::sync::atomic::Ordering::Relaxed),
+            _ => false,
+        }
+    }
+}
+
+/// [`par_blocks`] over an [`Input`]. A mapped input is cut by `cuts` (a stream by the same
+/// rule, [`Cuts::Trusting`] as [`Cuts::Records`]), each block released from the process once
+/// its worker is done with it (a later run over the same input maps it again).
 /// `finish` as in [`par_blocks`].
 #[allow(clippy::too_many_arguments)]
 pub fn par_blocks_input<S, R, I, W, F>(
-    input: Input,
+    input: &mut Input,
     threads: usize,
     block_size: usize,
-    quote_aware: bool,
+    cuts: Cuts<'_>,
     init: I,
     work: W,
     finish: F,
@@ -208,15 +241,16 @@ where
                 r,
                 threads,
                 block_size,
-                quote_aware,
+                !matches!(cuts, Cuts::Lines),
                 init,
                 work,
                 finish,
                 progress,
             )
         }
-        Input::Mapped { map, start } => (map, start),
+        Input::Mapped { map, start } => (&*map, *start),
     };
+    let quote_aware = matches!(cuts, Cuts::Records);
     let data = map.bytes();
     // The cuts are made by a thread of their own, a few blocks ahead of the workers: finding
     // a safe cut reads the block (quotes) and is the first touch of its pages, which must not
@@ -238,7 +272,7 @@ where
                 }
             };
             progress((end - start) as u64);
-            if cuts_tx.send((index, pos..end)).is_err() {
+            if cuts.stopped() || cuts_tx.send((index, pos..end)).is_err() {
                 return;
             }
             (pos, index) = (end, index + 1);
@@ -248,14 +282,17 @@ where
         scope.spawn(cut);
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                let (init, work, finish, map) = (&init, &work, &finish, &map);
-                let cuts = cuts_rx.clone();
+                let (init, work, finish) = (&init, &work, &finish);
+                let ranges = cuts_rx.clone();
                 scope.spawn(move || {
                     let mut state = init();
                     let mut out = Vec::new();
                     loop {
-                        let next = cuts.lock().expect("no poison").recv();
+                        let next = ranges.lock().expect("no poison").recv();
                         let Ok((index, range)) = next else { break };
+                        if cuts.stopped() {
+                            break;
+                        }
                         let (lines, value) = work(&mut state, &data[range.clone()], index);
                         map.release(range);
                         out.push(Block {
@@ -264,7 +301,7 @@ where
                             value,
                         });
                     }
-                    drop(cuts);
+                    drop(ranges);
                     finish(&mut state);
                     (state, out)
                 })

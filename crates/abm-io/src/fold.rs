@@ -3,7 +3,7 @@
 //! flat JSON Lines objects take a fast path; everything else the generic scanners, which also
 //! word the rejections. Lookups are software-pipelined; the stateless `segment` folds lean.
 
-use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
+use crate::chunk::{par_blocks_input, Block, Cuts};
 use crate::columns::{FileKind, Projection};
 use crate::csv::Record;
 use crate::load::{
@@ -17,6 +17,7 @@ use abm_core::engagement::{contact_hash, EngagementState, Signal, Verdict};
 use abm_core::rules::{Code, Rules};
 use abm_core::Instant;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 /// Resolved columns of an engagement file.
 #[derive(Clone, Copy)]
@@ -150,6 +151,8 @@ struct FoldWorker<'s> {
     lean: LeanSink,
     /// Records that need the generic scanner (quotes, odd field counts).
     scanner: crate::csv::Scanner,
+    /// A CSV block so far held a quote (see [`Cuts::Trusting`]).
+    saw_quote: bool,
 }
 
 /// A parsed event waiting for its account lookup (batched so lookups overlap in memory).
@@ -672,11 +675,14 @@ impl FoldWorker<'_> {
             });
             match scanned {
                 crate::csv::Scan::Record { end, newlines } => {
+                    // Every byte outside this path is in a plain (quote-free) line.
+                    self.saw_quote |= memchr::memchr(b'"', &block[pos..end]).is_some();
                     line += newlines;
                     pos = end;
                     seps = Seps::at(block, pos);
                 }
                 crate::csv::Scan::Unterminated => {
+                    self.saw_quote = true;
                     unterminated = Some(line);
                     break;
                 }
@@ -846,7 +852,7 @@ pub fn fold_engagement(
 ) -> Result<EngagementFold, IngestError> {
     let mut src = opts.open(path, FileKind::Engagement)?;
     let since = rejects.rows.len();
-    let input = src.take_input();
+    let mut input = src.take_input();
     let ctx = FoldCtx {
         src: &src,
         cols: EventCols::of(&src.projection),
@@ -855,17 +861,66 @@ pub fn fold_engagement(
         floors,
         lean: floors.is_none() && !clocks,
     };
-    let n = accounts.table.len();
+    let threads = opts.threads.max(1);
+    let mut all =
+        crate::mem::huge_vec_par(accounts.table.len(), EngagementState::default(), threads);
+    // A mapped CSV is first cut at line ends, on trust that it holds no quote (the cutter
+    // then reads only each block's last line, not the whole file before the workers do). A
+    // worker that meets a quote stops that pass; it is thrown away and run again cut at
+    // record ends.
+    let quoted = std::sync::atomic::AtomicBool::new(false);
+    let csv = src.format == Format::Csv;
+    let mut cuts = match (&input, csv) {
+        (crate::chunk::Input::Mapped { .. }, true) => Cuts::Trusting(&quoted),
+        _ => Cuts::records(csv),
+    };
+    let (workers, blocks) = loop {
+        let pass = fold_pass(&ctx, &mut input, cuts, &mut all, threads, opts)?;
+        if !matches!(cuts, Cuts::Trusting(_)) || !quoted.load(Ordering::Relaxed) {
+            break pass;
+        }
+        all.fill(EngagementState::default());
+        cuts = Cuts::Records;
+    };
+    let rows = absorb_blocks(blocks, src.first_line, rejects);
+    rejects.check_strict(opts.strict, since)?;
+    let (mut signals, mut after_as_of) = (Vec::new(), 0);
+    for mut w in workers {
+        signals.append(&mut w.signals);
+        signals.append(&mut w.lean.signals);
+        after_as_of += w.after_as_of + w.lean.after_as_of;
+    }
+    signals.sort_by_key(|s| (s.account, s.at, s.code));
+    Ok(EngagementFold {
+        states: all,
+        signals,
+        rows,
+        after_as_of,
+    })
+}
+
+/// What one pass over the engagement file leaves: the workers and each block's rows and
+/// rejections.
+type Pass<'s> = (Vec<FoldWorker<'s>>, Vec<Block<(u64, Vec<Rejection>)>>);
+
+/// One pass of the fold over `input` into `all` (fresh states), on `threads` workers.
+fn fold_pass<'s>(
+    ctx: &FoldCtx<'_>,
+    input: &mut crate::chunk::Input,
+    cuts: Cuts<'_>,
+    all: &'s mut [EngagementState],
+    threads: usize,
+    opts: &LoadOptions<'_>,
+) -> Result<Pass<'s>, IngestError> {
+    let src = ctx.src;
     let label = format!("reading {}", src.name);
     // One state array; worker w owns accounts w·span .. (w+1)·span.
-    let threads = opts.threads.max(1);
-    let mut all = crate::mem::huge_vec_par(n, EngagementState::default(), threads);
-    let span = (n.div_ceil(threads).max(1)) as AccountIdx;
+    let span = (all.len().div_ceil(threads).max(1)) as AccountIdx;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
         .map(|_| std::sync::mpsc::channel::<Vec<Ready>>())
         .unzip();
     let mut parts = Vec::with_capacity(threads);
-    let mut rest: &mut [EngagementState] = &mut all;
+    let mut rest: &mut [EngagementState] = all;
     for (w, rx) in receivers.into_iter().enumerate() {
         let take = rest.len().min(span as usize);
         let (mine, tail) = std::mem::take(&mut rest).split_at_mut(take);
@@ -895,39 +950,31 @@ pub fn fold_engagement(
             direct_prev: Vec::with_capacity(BATCH),
             lean: LeanSink::default(),
             scanner: Default::default(),
+            saw_quote: false,
         }
     };
-    let folded = par_blocks_input(
+    par_blocks_input(
         input,
         threads,
-        DEFAULT_BLOCK,
-        src.format == Format::Csv,
+        opts.block_size,
+        cuts,
         new_worker,
-        |w: &mut FoldWorker, block, _| match src.format {
-            Format::Csv => w.csv_block(&ctx, block),
-            Format::Jsonl => w.jsonl_block(&ctx, block),
+        |w: &mut FoldWorker, block, _| {
+            let out = match src.format {
+                Format::Csv => w.csv_block(ctx, block),
+                Format::Jsonl => w.jsonl_block(ctx, block),
+            };
+            if let (Cuts::Trusting(quoted), true) = (cuts, w.saw_quote) {
+                quoted.store(true, Ordering::Relaxed);
+            }
+            out
         },
-        |w: &mut FoldWorker| w.finish(&ctx),
+        |w: &mut FoldWorker| w.finish(ctx),
         &|done| (opts.progress)(&label, done, src.size),
-    );
-    let (workers, blocks) = folded.map_err(|e| IngestError::Io {
+    )
+    .map_err(|e| IngestError::Io {
         path: src.name.clone(),
         source: e,
-    })?;
-    let rows = absorb_blocks(blocks, src.first_line, rejects);
-    rejects.check_strict(opts.strict, since)?;
-    let (mut signals, mut after_as_of) = (Vec::new(), 0);
-    for mut w in workers {
-        signals.append(&mut w.signals);
-        signals.append(&mut w.lean.signals);
-        after_as_of += w.after_as_of + w.lean.after_as_of;
-    }
-    signals.sort_by_key(|s| (s.account, s.at, s.code));
-    Ok(EngagementFold {
-        states: all,
-        signals,
-        rows,
-        after_as_of,
     })
 }
 
@@ -1234,5 +1281,68 @@ mod tests {
             assert_eq!(want_bad.len(), 7 + !long as usize, "{want_bad:?}");
         }
         std::env::remove_var("ABM_NO_MMAP");
+    }
+
+    /// Many small blocks: a quote-free file is cut at line ends on trust; a quoted field whose
+    /// line breaks (and event-like lines) span a cut makes the fold start over cut at record
+    /// ends, so the lines inside it never count as events. Both match the reference.
+    #[test]
+    fn trusted_cuts_start_over_at_a_quote() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let rules = Rules::compile(&cfg, Instant::parse("2026-11-01T00:00:00Z").unwrap()).unwrap();
+        let types = [
+            "demo",
+            "meeting",
+            "email_open",
+            "website_visit",
+            "champion_left",
+        ];
+        let line = |i: usize| {
+            format!(
+                "A{},2026-10-{:02}T10:00:00,{},c{}\n",
+                i % 6 + 1,
+                1 + i % 28,
+                types[i % types.len()],
+                // Two contacts per account: fewer than the rules need, so which ones a
+                // state holds does not depend on the order events reach it.
+                (i / 6) % 2
+            )
+        };
+        let plain: String = std::iter::once("account_id,occurred_at,type,contact_id\n".into())
+            .chain((0..3000).map(line))
+            .collect();
+        // The same, with a quoted contact near the end holding 60 event-like lines (longer
+        // than a block) and another one early.
+        let mut quoted = plain.clone();
+        for at in [quoted.len() * 9 / 10, quoted.len() / 20] {
+            let at = at + quoted[at..].find('\n').unwrap() + 1;
+            let inner: String = (0..60).map(|i| line(i).replace("c", "evil")).collect();
+            quoted.insert_str(at, &format!("A2,2026-10-30T00:00:00,demo,\"x\n{inner}\"\n"));
+        }
+        for (name, text) in [("plain", &plain), ("quoted", &quoted)] {
+            let eng = dir.path().join(format!("{name}.csv"));
+            std::fs::write(&eng, text).unwrap();
+            for (threads, long) in [(1, false), (2, false), (2, true)] {
+                let mut opts = LoadOptions::new(&cfg);
+                opts.threads = threads;
+                opts.block_size = 1024;
+                let acc_path = accounts_file(dir.path(), long);
+                let accounts = load_accounts(&acc_path, &opts, &mut Rejects::default()).unwrap();
+                let src = opts.open(&eng, FileKind::Engagement).unwrap();
+                let want = reference(&src, text.as_bytes(), &accounts, &rules);
+                let mut rejects = Rejects::default();
+                let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects)
+                    .unwrap();
+                let bad: Vec<(u64, String)> = rejects
+                    .rows
+                    .iter()
+                    .map(|r| (r.line, r.column.clone()))
+                    .collect();
+                let got = (f.states, f.signals, f.after_as_of, bad);
+                assert_eq!(got, want, "{name}, threads {threads}");
+                assert_eq!(f.rows, 3000 + 2 * (name == "quoted") as u64);
+            }
+        }
     }
 }

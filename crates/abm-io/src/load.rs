@@ -1,7 +1,7 @@
 //! Loading the four inputs into the core's records. Every bad row becomes a [`Rejection`] with
 //! file, line, column and reason; the other rows go on.
 
-use crate::chunk::{par_blocks_input, DEFAULT_BLOCK};
+use crate::chunk::{par_blocks_input, Cuts, DEFAULT_BLOCK};
 use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 pub use crate::fold::{fold_engagement, parse_event, EngagementFold, EventCols, EventRow};
@@ -76,6 +76,8 @@ pub struct LoadOptions<'a> {
     pub threads: usize,
     pub strict: bool,
     pub progress: Progress<'a>,
+    /// Bytes per block of parallel work (tests make it small to get many blocks).
+    pub block_size: usize,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -86,6 +88,7 @@ impl<'a> LoadOptions<'a> {
             threads: crate::chunk::default_threads(),
             strict: false,
             progress: &no_progress,
+            block_size: DEFAULT_BLOCK,
         }
     }
 
@@ -219,14 +222,14 @@ pub fn scan<S: Send>(
     rejects: &mut Rejects,
 ) -> Result<(Vec<S>, u64), IngestError> {
     let since = rejects.rows.len();
-    let input = src.take_input();
+    let mut input = src.take_input();
     let label = format!("reading {}", src.name);
     let src = &src;
     let (states, blocks) = par_blocks_input(
-        input,
+        &mut input,
         threads,
-        DEFAULT_BLOCK,
-        src.format == Format::Csv,
+        opts.block_size,
+        Cuts::records(src.format == Format::Csv && std::env::var_os("ABM_HACK_NOQ").is_none()),
         || {
             (
                 init(),
@@ -258,7 +261,7 @@ pub fn scan_seq(
     let reader = std::mem::replace(&mut src.reader, Box::new(std::io::empty()));
     let label = format!("reading {}", src.name);
     let mut blocks =
-        crate::chunk::BlockReader::new(reader, DEFAULT_BLOCK, src.format == Format::Csv);
+        crate::chunk::BlockReader::new(reader, opts.block_size, src.format == Format::Csv);
     let mut json = (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header));
     let mut buf = Vec::new();
     let mut line = src.first_line;
@@ -528,14 +531,14 @@ pub fn load_accounts(
     let mut src = opts.open(path, FileKind::Accounts)?;
     let since = rejects.rows.len();
     let layout = AccountLayout::of(&src);
-    let input = src.take_input();
+    let mut input = src.take_input();
     let label = format!("reading {}", src.name);
     let src = &src;
     let (_, blocks) = par_blocks_input(
-        input,
+        &mut input,
         opts.threads,
-        DEFAULT_BLOCK,
-        src.format == Format::Csv,
+        opts.block_size,
+        Cuts::records(src.format == Format::Csv && std::env::var_os("ABM_HACK_NOQ").is_none()),
         || (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
         |json, block, _| {
             let mut part = AccountTable::new(layout.schema.clone());

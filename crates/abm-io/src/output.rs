@@ -64,8 +64,8 @@ fn needs_escape(b: &[u8], csv: bool) -> bool {
 }
 
 /// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`. 16 bytes at a time; a last
-/// partial group (most values are short) goes through a zero-padded copy whose padding is
-/// masked off, so no value takes a byte loop.
+/// partial group (most values are short) is read as one vector of the value's own bytes, so no
+/// value takes a byte loop.
 #[inline]
 fn needs_escape_both(b: &[u8]) -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
@@ -102,13 +102,33 @@ fn needs_escape_both(b: &[u8]) -> (bool, bool) {
         }
         let rest = groups.remainder();
         if !rest.is_empty() {
-            let mut pad = [0u8; 16];
-            pad[..rest.len()].copy_from_slice(rest);
-            // SAFETY: `pad` is 16 readable bytes.
-            let (c, j) = masks(unsafe { _mm_loadu_si128(pad.as_ptr() as *const __m128i) });
-            let keep = (1u32 << rest.len()) - 1;
-            csv |= c & keep;
-            json |= j & keep;
+            let n = b.len();
+            // Every lane holds a byte of the value (some twice), so no lane needs masking: a
+            // long value's last 16 bytes; a short one's head and tail words, put in registers
+            // (a copy to the stack read back as a vector would stall store forwarding).
+            let v = if n >= 16 {
+                // SAFETY: `b[n - 16..]` is 16 readable bytes.
+                unsafe { _mm_loadu_si128(b[n - 16..].as_ptr() as *const __m128i) }
+            } else {
+                let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
+                let half = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4"));
+                // SAFETY: SSE2 is baseline on x86_64; register operations only.
+                unsafe {
+                    match n {
+                        8.. => _mm_set_epi64x(word(n - 8) as i64, word(0) as i64),
+                        4.. => {
+                            _mm_set1_epi64x((half(0) as u64 | (half(n - 4) as u64) << 32) as i64)
+                        }
+                        _ => _mm_set1_epi32(
+                            (b[0] as u32 | (b[n / 2] as u32) << 8 | (b[n - 1] as u32) * 0x101_0000)
+                                as i32,
+                        ),
+                    }
+                }
+            };
+            let (c, j) = masks(v);
+            csv |= c;
+            json |= j;
         }
         (csv != 0, json != 0)
     }
@@ -605,6 +625,18 @@ mod tests {
                     let mut b = plain.clone();
                     b[pos] = v;
                     assert_eq!(needs_escape_both(&b), want, "{len} {pos} {v}");
+                }
+            }
+        }
+        // Every byte value at every position of short values (read as head and tail words).
+        for len in 1..=17 {
+            for pos in 0..len {
+                for v in 0..=255u8 {
+                    let mut b = b"abcdefghijklmnopq"[..len].to_vec();
+                    b[pos] = v;
+                    let csv = matches!(v, b',' | b'"' | b'\n' | b'\r');
+                    let json = v < 0x20 || v == b'"' || v == b'\\';
+                    assert_eq!(needs_escape_both(&b), (csv, json), "{len} {pos} {v}");
                 }
             }
         }
