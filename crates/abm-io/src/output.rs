@@ -120,7 +120,9 @@ fn needs_escape_both(b: &[u8]) -> (bool, bool) {
                             _mm_set1_epi64x((half(0) as u64 | (half(n - 4) as u64) << 32) as i64)
                         }
                         _ => _mm_set1_epi32(
-                            (b[0] as u32 | (b[n / 2] as u32) << 8 | (b[n - 1] as u32) * 0x101_0000)
+                            (b[0] as u32
+                                | (b[n / 2] as u32) << 8
+                                | ((b[n - 1] as u32) * 0x101_0000))
                                 as i32,
                         ),
                     }
