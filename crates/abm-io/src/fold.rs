@@ -10,6 +10,7 @@ use crate::load::{
     absorb_blocks, fields_ok, instant, json_rejection, prefetch, reject, unterminated_rejection,
     Accounts, IdIndex, LoadOptions, Rejection, Rejects,
 };
+use crate::mem::PREFETCH_AHEAD;
 use crate::source::{plain_json_fields, Format, JsonRecords, Source, MAX_FAST_COLS};
 use crate::IngestError;
 use abm_core::account::AccountIdx;
@@ -606,6 +607,7 @@ impl FoldWorker<'_> {
         let header = &ctx.src.header;
         let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
         while pos < block.len() {
+            prefetch(block.as_ptr().wrapping_add(pos + PREFETCH_AHEAD));
             let (end, next) = match memchr::memchr(b'\n', &block[pos..]) {
                 Some(i) => (pos + i, pos + i + 1),
                 None => (block.len(), block.len()),
@@ -756,6 +758,7 @@ impl Seps {
             if self.base >= buf.len() {
                 return None;
             }
+            prefetch(buf.as_ptr().wrapping_add(self.base + PREFETCH_AHEAD));
             self.mask = Self::window(buf, self.base);
         }
         let i = self.base + self.mask.trailing_zeros() as usize;

@@ -6,6 +6,7 @@ use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 pub use crate::fold::{fold_engagement, parse_event, EngagementFold, EventCols, EventRow};
 pub use crate::ids::IdIndex;
+pub(crate) use crate::mem::prefetch;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
@@ -385,17 +386,6 @@ pub(crate) fn instant(
 
 // ---------------------------------------------------------------------------------------------
 // Accounts
-
-#[inline(always)]
-pub fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 pub struct Accounts {
     pub table: AccountTable,
