@@ -40,15 +40,17 @@ impl IdIndex {
         }
     }
 
-    /// A dense index of `ids` (the `i`-th id gets index `i`), when they all have the dense
-    /// form, no id repeats and the numbers span at most about four times their count. `ids` is
-    /// called twice (a check pass, then the fill).
-    pub fn dense<'a, I, F>(ids: F) -> Option<IdIndex>
+    /// A dense index of the ids of `parts` parts, in order (the `i`-th id overall gets index
+    /// `i`), when they all have the dense form, no id repeats and the numbers span at most about
+    /// four times their count. `ids(p)` gives part `p`'s ids; it is called on `threads` threads
+    /// for a check pass, then (unless the ids are consecutive numbers in order) once more per
+    /// part for the fill.
+    pub fn dense<'a, I, F>(parts: usize, threads: usize, ids: F) -> Option<IdIndex>
     where
         I: Iterator<Item = &'a [u8]>,
-        F: Fn() -> I,
+        F: Fn(usize) -> I + Sync,
     {
-        DenseIds::build(ids).map(|d| IdIndex {
+        DenseIds::build(parts, threads, ids).map(|d| IdIndex {
             repr: Repr::Dense(d),
         })
     }
@@ -109,8 +111,8 @@ impl IdIndex {
     ) -> Result<(), AccountIdx> {
         if let Repr::Dense(d) = &self.repr {
             let mut h = HashedIds::with_capacity(d.len + 1);
-            for (key, &i) in d.slots.iter().enumerate() {
-                if i != NONE {
+            for key in 0..d.span {
+                if let Some(i) = d.at(key) {
                     let id = d.id_of(key);
                     let _ = h.insert_hashed(h.hash(&id), &id, i);
                 }
@@ -153,9 +155,13 @@ pub struct DenseIds {
     /// `None`: canonical numbers (no leading zero, except `0` itself), of any length.
     width: Option<usize>,
     min: u64,
+    /// Numbers in range: `min..min + span`.
+    span: usize,
+    /// The account of each slot (empty when `identity`: slot k is account k).
     slots: Vec<AccountIdx>,
     /// One bit per slot, set when an account holds it: small enough to stay in cache, so the
     /// bulk fold checks an id at once and reads `slots` only for the events that need the index.
+    /// Empty when `full`.
     held: Vec<u64>,
     /// Every slot is held (the ids are consecutive numbers): no bitmap read at all.
     full: bool,
@@ -195,62 +201,172 @@ fn eight_digits(b: &[u8; 8]) -> Option<u64> {
     Some((d.wrapping_mul(10_000) + (d >> 32)) & 0xffff_ffff)
 }
 
-impl DenseIds {
-    fn build<'a, I, F>(ids: F) -> Option<DenseIds>
-    where
-        I: Iterator<Item = &'a [u8]>,
-        F: Fn() -> I,
-    {
-        let first = ids().next()?;
-        let run = first
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if run == 0 {
+/// What the check pass learns of a run of ids (one part, or several in order).
+#[derive(Clone)]
+struct Summary {
+    /// The first id's text before its trailing digits (`None`: no id yet).
+    prefix: Option<Vec<u8>>,
+    first_len: usize,
+    /// Every id has `first_len` bytes; every number is canonical (no leading zero).
+    same_len: bool,
+    canonical: bool,
+    min: u64,
+    max: u64,
+    first: u64,
+    last: u64,
+    n: usize,
+    /// Each number is the previous one plus one.
+    consecutive: bool,
+}
+
+impl Summary {
+    const EMPTY: Summary = Summary {
+        prefix: None,
+        first_len: 0,
+        same_len: true,
+        canonical: true,
+        min: u64::MAX,
+        max: 0,
+        first: 0,
+        last: 0,
+        n: 0,
+        consecutive: true,
+    };
+
+    /// Add `id`; `None` when it is not of the dense form (with this run's prefix).
+    #[inline]
+    fn add(&mut self, id: &[u8]) -> Option<()> {
+        let prefix = match &self.prefix {
+            Some(p) => p.as_slice(),
+            None => {
+                let run = id.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+                if run == 0 {
+                    return None;
+                }
+                self.first_len = id.len();
+                self.prefix.insert(id[..id.len() - run].to_vec())
+            }
+        };
+        let v = digits_after(prefix, id)?;
+        let digits = id.len() - prefix.len();
+        self.same_len &= id.len() == self.first_len;
+        self.canonical &= digits == 1 || id[prefix.len()] != b'0';
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if self.n == 0 {
+            self.first = v;
+        } else {
+            self.consecutive &= self.last.checked_add(1) == Some(v);
+        }
+        self.last = v;
+        self.n += 1;
+        Some(())
+    }
+
+    /// `self` followed by `next`; `None` when their prefixes differ.
+    fn then(self, next: Summary) -> Option<Summary> {
+        if next.n == 0 {
+            return Some(self);
+        }
+        if self.n == 0 {
+            return Some(next);
+        }
+        if self.prefix != next.prefix {
             return None;
         }
-        let prefix = &first[..first.len() - run];
-        let (mut min, mut max, mut n) = (u64::MAX, 0u64, 0usize);
-        let (mut same_len, mut canonical) = (true, true);
-        for id in ids() {
-            let v = digits_after(prefix, id)?;
-            let digits = id.len() - prefix.len();
-            same_len &= id.len() == first.len();
-            canonical &= digits == 1 || id[prefix.len()] != b'0';
-            min = min.min(v);
-            max = max.max(v);
-            n += 1;
+        Some(Summary {
+            prefix: self.prefix,
+            first_len: self.first_len,
+            same_len: self.same_len && next.same_len && self.first_len == next.first_len,
+            canonical: self.canonical && next.canonical,
+            min: self.min.min(next.min),
+            max: self.max.max(next.max),
+            first: self.first,
+            last: next.last,
+            n: self.n + next.n,
+            consecutive: self.consecutive
+                && next.consecutive
+                && self.last.checked_add(1) == Some(next.first),
+        })
+    }
+}
+
+impl DenseIds {
+    fn build<'a, I, F>(parts: usize, threads: usize, ids: F) -> Option<DenseIds>
+    where
+        I: Iterator<Item = &'a [u8]>,
+        F: Fn(usize) -> I + Sync,
+    {
+        // The check pass, on contiguous runs of parts at once.
+        let per = parts.div_ceil(threads.max(1)).max(1);
+        let summarize = |range: std::ops::Range<usize>| {
+            let mut s = Summary::EMPTY;
+            for p in range {
+                for id in ids(p) {
+                    s.add(id)?;
+                }
+            }
+            Some(s)
+        };
+        let runs: Vec<Option<Summary>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..parts)
+                .step_by(per)
+                .skip(1)
+                .map(|lo| {
+                    let summarize = &summarize;
+                    sc.spawn(move || summarize(lo..(lo + per).min(parts)))
+                })
+                .collect();
+            let mut runs = vec![summarize(0..per.min(parts))];
+            runs.extend(handles.into_iter().map(|h| h.join().expect("no panic")));
+            runs
+        });
+        let mut all = Summary::EMPTY;
+        for r in runs {
+            all = all.then(r?)?;
         }
-        let width = match (same_len, canonical) {
-            (true, _) => Some(first.len() - prefix.len()),
+        if all.n == 0 {
+            return None;
+        }
+        let prefix = all.prefix.expect("some id");
+        let width = match (all.same_len, all.canonical) {
+            (true, _) => Some(all.first_len - prefix.len()),
             (false, true) => None,
             (false, false) => return None,
         };
-        let span = max - min + 1;
+        let (n, min) = (all.n, all.min);
+        let span = all.max - min + 1;
         if span > (n as u64).saturating_mul(4).saturating_add(1024) || span >= NONE as u64 {
             return None;
         }
-        let mut slots = crate::mem::huge_vec(span as usize, NONE);
-        let mut held = vec![0u64; (span as usize).div_ceil(64)];
-        let mut in_order = true;
-        for (i, id) in ids().enumerate() {
-            let k = (digits_after(prefix, id).expect("checked") - min) as usize;
-            if slots[k] != NONE {
-                return None; // a repeated id: the ordered merge reports it
+        let span = span as usize;
+        // Consecutive numbers in order: slot k is account k, no array (nor repeat) possible.
+        let identity = all.consecutive && n == span;
+        let (mut slots, mut held) = (Vec::new(), Vec::new());
+        if !identity {
+            slots = crate::mem::huge_vec(span, NONE);
+            held = vec![0u64; span.div_ceil(64)];
+            let mut i = 0usize;
+            for p in 0..parts {
+                for id in ids(p) {
+                    let k = (digits_after(&prefix, id).expect("checked") - min) as usize;
+                    if slots[k] != NONE {
+                        return None; // a repeated id: the ordered merge reports it
+                    }
+                    slots[k] = i as AccountIdx;
+                    held[k / 64] |= 1 << (k % 64);
+                    i += 1;
+                }
             }
-            slots[k] = i as AccountIdx;
-            held[k / 64] |= 1 << (k % 64);
-            in_order &= k == i;
         }
-        let identity = n as u64 == span && in_order;
         Some(DenseIds {
             prefix: prefix.into(),
             width,
             min,
+            span,
             slots,
             held,
-            full: n as u64 == span,
+            full: n == span,
             identity,
             len: n,
         })
@@ -277,12 +393,14 @@ impl DenseIds {
             _ => return None,
         };
         let k = v.checked_sub(self.min)?;
-        (k < self.slots.len() as u64).then_some(k as usize)
+        (k < self.span as u64).then_some(k as usize)
     }
 
     #[inline]
     pub fn prefetch(&self, key: usize) {
-        prefetch(&self.slots[key] as *const AccountIdx as *const u8);
+        if let Some(slot) = self.slots.get(key) {
+            prefetch(slot as *const AccountIdx as *const u8);
+        }
     }
 
     /// Whether an account holds slot `key` (from [`Self::key`]), from the bitmap.
@@ -301,6 +419,9 @@ impl DenseIds {
     /// The account in slot `key` (from [`Self::key`]).
     #[inline]
     pub fn at(&self, key: usize) -> Option<AccountIdx> {
+        if self.identity {
+            return Some(key as AccountIdx);
+        }
         let i = self.slots[key];
         (i != NONE).then_some(i)
     }
@@ -458,7 +579,18 @@ mod tests {
     use super::*;
 
     fn dense(ids: &[&str]) -> Option<IdIndex> {
-        IdIndex::dense(|| ids.iter().map(|s| s.as_bytes()))
+        // As one part, and as one part per id on two threads: the same index.
+        let one = IdIndex::dense(1, 1, |_| ids.iter().map(|s| s.as_bytes()));
+        let many = IdIndex::dense(ids.len(), 2, |p| ids[p..p + 1].iter().map(|s| s.as_bytes()));
+        assert_eq!(one.is_some(), many.is_some(), "{ids:?}");
+        if let (Some(a), Some(b)) = (&one, &many) {
+            let (a, b) = (a.as_dense().unwrap(), b.as_dense().unwrap());
+            assert_eq!(
+                (a.span, a.min, a.width, a.identity, a.full, &a.slots, &a.held, &a.prefix),
+                (b.span, b.min, b.width, b.identity, b.full, &b.slots, &b.held, &b.prefix)
+            );
+        }
+        one
     }
 
     /// Every id resolves to its position, in both representations, and nothing else does.

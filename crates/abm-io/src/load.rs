@@ -230,7 +230,7 @@ pub fn scan<S: Send>(
         &mut input,
         threads,
         opts.block_size,
-        Cuts::records(src.format == Format::Csv && std::env::var_os("ABM_HACK_NOQ").is_none()),
+        Cuts::records(src.format == Format::Csv),
         || {
             (
                 init(),
@@ -528,13 +528,18 @@ pub fn load_accounts(
         &mut input,
         opts.threads,
         opts.block_size,
-        Cuts::records(src.format == Format::Csv && std::env::var_os("ABM_HACK_NOQ").is_none()),
+        Cuts::records(src.format == Format::Csv),
         || (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
         |json, block, _| {
             let mut part = AccountTable::new(layout.schema.clone());
-            // At most a row per line and the block's bytes of values: room reserved once
-            // (untouched capacity costs no memory), so the part is never copied as it grows.
-            part.reserve(memchr::memchr_iter(b'\n', block).count() + 1, block.len());
+            // Room reserved once for as many rows as the block can hold (a CSV row kept has a
+            // byte per header field at least; a JSON row, a line) and for its bytes of values,
+            // so the part is never copied as it grows: untouched capacity costs no memory.
+            let most = match src.format {
+                Format::Csv => block.len() / src.header.len().max(1) + 1,
+                Format::Jsonl => memchr::memchr_iter(b'\n', block).count() + 1,
+            };
+            part.reserve(most, block.len());
             let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
             // One UTF-8 check for the whole block instead of one per field.
@@ -590,7 +595,7 @@ pub fn load_accounts(
         line += b.lines;
     }
     let rows: u64 = blocks.iter().map(|b| b.value.1).sum();
-    if let Some(index) = unique_index(&blocks) {
+    if let Some(index) = unique_index(&blocks, opts.threads) {
         let mut table = AccountTable::new(layout.schema.clone());
         for b in blocks {
             let (part, _, mut bad) = b.value;
@@ -677,14 +682,9 @@ fn prefetch_ids(index: &IdIndex, part: &AccountTable, k: usize, hashes: &mut [u6
 /// The usual case, no duplicate ids: the id index of the parsed blocks, in order (dense when
 /// the ids allow). `None` at the first duplicate (the caller then merges in order, rejecting
 /// the later occurrences).
-fn unique_index(blocks: &[AccountBlock]) -> Option<IdIndex> {
-    let ids = || {
-        blocks.iter().flat_map(|b| {
-            let part = &b.value.0;
-            part.iter().map(|a| a.id().as_bytes())
-        })
-    };
-    if let Some(dense) = IdIndex::dense(ids) {
+fn unique_index(blocks: &[AccountBlock], threads: usize) -> Option<IdIndex> {
+    let ids = |p: usize| blocks[p].value.0.iter().map(|a| a.id().as_bytes());
+    if let Some(dense) = IdIndex::dense(blocks.len(), threads, ids) {
         return Some(dense);
     }
     let total: usize = blocks.iter().map(|b| b.value.0.len()).sum();
