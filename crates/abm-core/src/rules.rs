@@ -24,11 +24,21 @@ pub struct Vocabulary {
 fn words(s: &[u8]) -> (u64, u64) {
     let n = s.len();
     if n < 8 {
-        let mut a = [0u8; 8];
-        for (d, &c) in a.iter_mut().zip(s) {
-            *d = c;
-        }
-        return (u64::from_le_bytes(a), 0);
+        // Overlapping loads put each byte at its place (a stack copy read back as a word
+        // would stall store forwarding).
+        let a = match n {
+            0 => 0,
+            1..=3 => {
+                s[0] as u64
+                    | (s[n / 2] as u64) << (8 * (n / 2))
+                    | (s[n - 1] as u64) << (8 * (n - 1))
+            }
+            _ => {
+                let half = |i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4")) as u64;
+                half(0) | half(n - 4) << (8 * (n - 4))
+            }
+        };
+        return (a, 0);
     }
     let a = u64::from_le_bytes(s[..8].try_into().expect("8 bytes"));
     let tail = u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes"));
