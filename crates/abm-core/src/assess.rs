@@ -250,7 +250,8 @@ fn missing_for_next(rules: &Rules, a: &Assessment, cluster: Cluster) -> Option<S
 /// once. Accounts whose text names missing fields (Monitor Only with gaps) bypass the cache.
 #[derive(Default)]
 pub struct NextActionCache {
-    texts: std::collections::HashMap<u32, String>,
+    /// Indexed by the key of [`Self::write`] (14 bits), filled as keys are met.
+    texts: Vec<Option<String>>,
 }
 
 impl NextActionCache {
@@ -265,10 +266,10 @@ impl NextActionCache {
             | a.engaged_contacts.min(15) << 8
             | (!a.active_deals.is_empty() as u32) << 12
             | (!a.stalled_deals.is_empty() as u32) << 13;
-        let text = self
-            .texts
-            .entry(key)
-            .or_insert_with(|| next_action(rules, a, cluster));
+        if self.texts.is_empty() {
+            self.texts = vec![None; 1 << 14];
+        }
+        let text = self.texts[key as usize].get_or_insert_with(|| next_action(rules, a, cluster));
         s.push_str(text);
     }
 }
@@ -334,6 +335,30 @@ pub fn micro_segment(
     s
 }
 
+/// `s` as a slug: lowercased, runs of other than letters and digits as one `_`, trimmed.
+fn slug(s: &str) -> String {
+    let s = s.trim();
+    // Already a slug (the usual case): no lowercasing, splitting or joining.
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if s.bytes().all(|b| plain(b) || b == b'_')
+        && s.bytes().next().is_none_or(plain)
+        && s.bytes().next_back().is_none_or(plain)
+        && !s.contains("__")
+    {
+        return s.to_string();
+    }
+    slug_slow(s)
+}
+
+fn slug_slow(s: &str) -> String {
+    s.trim()
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
 /// [`micro_segment`] appended to `out`.
 pub fn write_micro_segment(
     out: &mut String,
@@ -343,14 +368,6 @@ pub fn write_micro_segment(
     facts: &Facts<'_>,
 ) {
     let ms = &rules.config.micro_segment;
-    let slug = |s: &str| {
-        s.trim()
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join("_")
-    };
     let mut challenge = slug(account.challenge());
     if challenge.is_empty() {
         for (code, _) in &a.triggers {
@@ -385,20 +402,25 @@ pub fn write_micro_segment(
     if challenge.is_empty() {
         challenge = "unknown".into();
     }
-    let industry = account
-        .field("industry")
-        .unwrap_or("")
-        .trim()
-        .to_lowercase();
+    let industry = account.field("industry").unwrap_or("").trim();
+    let lowered;
+    let industry = if industry
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        lowered = industry.to_lowercase();
+        lowered.as_str()
+    } else {
+        industry
+    };
     let vertical = if industry.is_empty() {
-        "unknown".to_string()
+        "unknown"
     } else {
         rules
             .config
             .verticals
-            .get(&industry)
-            .cloned()
-            .unwrap_or_else(|| "other".into())
+            .get(industry)
+            .map_or("other", |v| v.as_str())
     };
     let has = |list: &[String]| {
         a.triggers
@@ -419,7 +441,9 @@ pub fn write_micro_segment(
     } else {
         "established"
     };
-    let _ = write!(out, "{challenge}/{vertical}/{stage}");
+    for part in [&challenge, "/", vertical, "/", stage] {
+        out.push_str(part);
+    }
 }
 
 /// Short rationale for the output row.
@@ -855,5 +879,27 @@ mod tests {
             micro_segment(&w.rules, &w.table.get(0), &a, &facts),
             "unknown/technology/established"
         );
+    }
+
+    #[test]
+    fn slugs_take_the_short_path_only_when_it_gives_the_same() {
+        for s in [
+            "",
+            " ",
+            "cost_reduction",
+            "cost__reduction",
+            "_cost",
+            "cost_",
+            "Cost Reduction",
+            "  cost reduction ",
+            "ÉCO-système",
+            "a1_b2",
+            "UPPER",
+            "x",
+            "_",
+            "tab\there",
+        ] {
+            assert_eq!(slug(s), slug_slow(s), "{s:?}");
+        }
     }
 }

@@ -80,13 +80,31 @@ pub fn push_padded(s: &mut String, v: i64, width: usize) {
         }
     }
     let start = i.min(buf.len() - width.min(buf.len()));
-    s.extend(buf[start..].iter().map(|&b| b as char));
+    s.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
 }
 
 impl Instant {
     /// Append `YYYY-MM-DD` (what `self.date()` displays).
     pub fn push_date(self, s: &mut String) {
         let (y, m, d) = civil_from_days(self.0.div_euclid(MICROS_PER_DAY));
+        if (0..10_000).contains(&y) {
+            // The usual four-digit year: ten bytes at once.
+            let digit = |v: i64| b'0' + v as u8;
+            let b = [
+                digit(y / 1000),
+                digit(y / 100 % 10),
+                digit(y / 10 % 10),
+                digit(y % 10),
+                b'-',
+                digit(m / 10),
+                digit(m % 10),
+                b'-',
+                digit(d / 10),
+                digit(d % 10),
+            ];
+            s.push_str(std::str::from_utf8(&b).expect("ASCII"));
+            return;
+        }
         push_padded(s, y, 4);
         s.push('-');
         push_padded(s, m, 2);
