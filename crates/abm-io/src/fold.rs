@@ -457,7 +457,7 @@ impl FoldWorker<'_> {
 
     /// Queue one valid event for the batched lookup; an id or contact that is not a slice of
     /// `block` (an unescaped quoted field) is looked up or hashed now.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn queue(
         &mut self,
@@ -559,7 +559,7 @@ impl FoldWorker<'_> {
     /// Queue the event whose fields are at `bounds` (byte ranges into `block`, in header
     /// order) when every field is valid; `false` (nothing done) sends the row to the generic
     /// path, which words the rejection.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn fast_event(
         &mut self,
