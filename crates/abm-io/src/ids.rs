@@ -432,6 +432,17 @@ impl DenseIds {
         self.at_once(k).or_else(|| self.at(k))
     }
 
+    /// The accounts in the bytewise order of their ids, when the slots give it: every id has
+    /// the same width, so slot order is byte order (`None` for canonical numbers of varying
+    /// length, where `A10` sorts before `A9`).
+    pub fn byte_order(&self) -> Option<Vec<AccountIdx>> {
+        self.width?;
+        Some(match self.identity {
+            true => (0..self.len as AccountIdx).collect(),
+            false => self.slots.iter().copied().filter(|&i| i != NONE).collect(),
+        })
+    }
+
     /// The id whose number is in slot `key`.
     fn id_of(&self, key: usize) -> Vec<u8> {
         let n = (self.min + key as u64).to_string();
@@ -730,5 +741,29 @@ mod tests {
         }
         assert_eq!(d.get(b"A1"), None);
         assert_eq!(d.len(), 4);
+    }
+
+    #[test]
+    fn byte_order_is_the_sorted_order_of_the_ids() {
+        let sorted = |ids: &[&str]| {
+            let mut o: Vec<AccountIdx> = (0..ids.len() as AccountIdx).collect();
+            o.sort_by_key(|&i| ids[i as usize]);
+            o
+        };
+        for ids in [
+            &["A07", "A08", "A09", "A10"][..],
+            &["A10", "A07", "A09"],
+            &["X-0003", "X-0001", "X-0009", "X-0002"],
+        ] {
+            let d = dense(ids).unwrap();
+            assert_eq!(
+                d.as_dense().unwrap().byte_order(),
+                Some(sorted(ids)),
+                "{ids:?}"
+            );
+        }
+        // Canonical numbers of varying width: byte order is not number order.
+        let d = dense(&["A9", "A10", "A11"]).unwrap();
+        assert_eq!(d.as_dense().unwrap().byte_order(), None);
     }
 }

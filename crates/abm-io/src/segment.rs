@@ -213,6 +213,9 @@ pub fn load_all(
 
 /// Account indexes in `account_id` order (bytewise).
 pub fn id_order(accounts: &Accounts) -> Vec<AccountIdx> {
+    if let Some(order) = accounts.index.as_dense().and_then(|d| d.byte_order()) {
+        return order;
+    }
     let t = &accounts.table;
     let n = t.len() as AccountIdx;
     let sorted = t.iter().map(|a| a.id()).is_sorted();
