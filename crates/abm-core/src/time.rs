@@ -226,50 +226,59 @@ pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
 /// with [`parse_general`] on every input it accepts.
 #[inline]
 fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
-    let b: &[u8; 19] = match b.len() {
-        19 => b.try_into().ok()?,
-        20 if b[19] == b'Z' || b[19] == b'z' => b[..19].try_into().ok()?,
-        _ => return None,
-    };
-    // Bytes as little-endian words: `YYYY-MM-` and `DDTHH:MM`, then `:SS`. A byte is a digit
-    // exactly when it XOR '0' is at most 9; separators are masked out of that check.
-    let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-    let mid = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+    if b.len() != 19 && !(b.len() == 20 && b[19] | 0x20 == b'z') {
+        return None;
+    }
+    // Three little-endian words: `YYYY-MM-`, `DDTHH:MM` (for `DD` and the `T`) and, overlapping,
+    // `HH:MM:SS`. A byte is a digit exactly when it XOR '0' is at most 9; separators are
+    // masked out of that check and compared on their own.
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let (lo, mid, hi) = (word(0), word(8), word(11));
     const LO_SEP: u64 = 0xff00_00ff_0000_0000; // bytes 4 and 7: '-'
-    const MID_SEP: u64 = 0x0000_ff00_0000_0000; // byte 5: ':' (byte 2, the 'T', below)
-    if lo & LO_SEP != 0x2d00_002d_0000_0000
-        || mid & MID_SEP != 0x0000_3a00_0000_0000
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[16] != b':'
-    {
-        return None;
-    }
+    const HI_SEP: u64 = 0x0000_ff00_00ff_0000; // bytes 2 and 5: ':'
     const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let t = (mid >> 16) as u8;
     let dl = (lo ^ ZEROS) & !LO_SEP;
-    let dm = (mid ^ ZEROS) & 0xffff_00ff_ff00_ffff;
-    let (s1, s0) = (b[17] ^ b'0', b[18] ^ b'0');
+    let dd = (mid ^ ZEROS) & 0xffff;
+    let dh = (hi ^ ZEROS) & !HI_SEP;
     let not_digit = |d: u64| (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    if not_digit(dl) | not_digit(dm) != 0 || s1 > 9 || s0 > 9 {
-        return None;
-    }
+    // Neighbouring digits as numbers: byte k becomes 10·digit(k) + digit(k + 1).
+    let pairs = |d: u64| d.wrapping_mul(10).wrapping_add(d >> 8);
     let byte = |w: u64, i: u32| ((w >> (8 * i)) & 0xff) as i64;
-    let y = byte(dl, 0) * 1000 + byte(dl, 1) * 100 + byte(dl, 2) * 10 + byte(dl, 3);
-    let mo = byte(dl, 5) * 10 + byte(dl, 6);
-    let day = byte(dm, 0) * 10 + byte(dm, 1);
-    let h = byte(dm, 3) * 10 + byte(dm, 4);
-    let mi = byte(dm, 6) * 10 + byte(dm, 7);
-    let sec = s1 as i64 * 10 + s0 as i64;
-    if !(1..=12).contains(&mo)
-        || day < 1
-        || day > days_in_month(y, mo)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
+    let (pl, ph) = (pairs(dl), pairs(dh));
+    let y = byte(pl, 0) * 100 + byte(pl, 2);
+    let mo = byte(pl, 5);
+    let day = byte(pairs(dd), 0);
+    let (h, mi, sec) = (byte(ph, 0), byte(ph, 3), byte(ph, 6));
+    // Days in the month from the month-start table (years outside it: the rule).
+    let m = (y - TABLE_FROM) * 12 + mo - 1;
+    let in_table = (0..(TABLE_YEARS * 12) as i64).contains(&m);
+    let days_in = if in_table {
+        (MONTH_START[m as usize + 1] - MONTH_START[m as usize]) as i64
+    } else if (1..=12).contains(&mo) {
+        days_in_month(y, mo)
+    } else {
+        0
+    };
+    // One branch for every check (all pass on valid input).
+    let ok = (lo & LO_SEP == 0x2d00_002d_0000_0000)
+        & (hi & HI_SEP == 0x0000_3a00_003a_0000)
+        & (t | 0x20 == b't' || t == b' ')
+        & (not_digit(dl) | not_digit(dd) | not_digit(dh) == 0)
+        & (1..=12).contains(&mo)
+        & (1..=days_in).contains(&day)
+        & (h <= 23)
+        & (mi <= 59)
+        & (sec <= 60);
+    if !ok {
         return None;
     }
+    let days = match in_table {
+        true => MONTH_START[m as usize] as i64 + day - 1,
+        false => days_from_civil(y, mo, day),
+    };
     Some(Instant(
-        days_fast(y, mo, day) * MICROS_PER_DAY + (h * 3600 + mi * 60 + sec) * MICROS_PER_SEC,
+        days * MICROS_PER_DAY + (h * 3600 + mi * 60 + sec) * MICROS_PER_SEC,
     ))
 }
 
@@ -348,11 +357,12 @@ fn parse_general(b: &[u8]) -> Option<Instant> {
 const TABLE_FROM: i64 = 1900;
 const TABLE_YEARS: usize = 300;
 
-/// Days since the epoch of the first of each month, 1900–2199 (computed at compile time).
-static MONTH_START: [i32; TABLE_YEARS * 12] = {
-    let mut t = [0i32; TABLE_YEARS * 12];
+/// Days since the epoch of the first of each month, 1900–2199, and of 2200-01 (computed at
+/// compile time).
+static MONTH_START: [i32; TABLE_YEARS * 12 + 1] = {
+    let mut t = [0i32; TABLE_YEARS * 12 + 1];
     let mut i = 0;
-    while i < TABLE_YEARS * 12 {
+    while i <= TABLE_YEARS * 12 {
         t[i] = days_from_civil(TABLE_FROM + (i / 12) as i64, (i % 12) as i64 + 1, 1) as i32;
         i += 1;
     }
