@@ -675,20 +675,26 @@ def compare_mode(a, abm, shared, machine):
 
 def to_jsonl(data, dest):
     """DATA/*.csv as JSON Lines in DEST (reused when present): every value a JSON string, empty
-    CSV fields as null, converted by DuckDB (which the peer needs anyway)."""
+    CSV fields as null, converted by DuckDB (which the peer needs anyway). The conversion runs
+    in a process of its own: a child's peak RSS as wait4 reports it starts from its parent's
+    at the fork, so this process must stay small for the abm runs' figures to be their own."""
     if os.path.exists(os.path.join(dest, "accounts.jsonl")):
         return False
-    import duckdb  # noqa: the peer's dependency
     os.makedirs(dest, exist_ok=True)
-    con = duckdb.connect()
-    for name in INPUTS:
-        src = os.path.join(data, name)
-        if not os.path.exists(src):
-            continue
-        out = os.path.join(dest, name[:-4] + ".jsonl")
-        con.execute(f"COPY (SELECT * FROM read_csv('{src}', all_varchar=true, header=true)) "
-                    f"TO '{out}.tmp' (FORMAT JSON)")
-        os.replace(out + ".tmp", out)
+    code = (
+        "import duckdb, os, sys\n"
+        "data, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+        "con = duckdb.connect()\n"
+        "for name in names:\n"
+        "    src = os.path.join(data, name)\n"
+        "    if not os.path.exists(src):\n"
+        "        continue\n"
+        "    out = os.path.join(dest, name[:-4] + '.jsonl')\n"
+        "    con.execute(f\"COPY (SELECT * FROM read_csv('{src}', all_varchar=true, header=true)) \"\n"
+        "                f\"TO '{out}.tmp' (FORMAT JSON)\")\n"
+        "    os.replace(out + '.tmp', out)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, data, dest, *INPUTS], check=True)
     return True
 
 

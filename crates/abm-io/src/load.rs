@@ -817,12 +817,14 @@ pub fn load_triggers(
         },
         rejects,
     )?;
-    let mut all: Vec<Trigger> = parts.into_iter().flatten().collect();
-    all.sort_by(|a, b| {
-        a.account
-            .cmp(&b.account)
-            .then(b.at.cmp(&a.at))
-            .then(a.code.cmp(&b.code))
+    let all: Vec<Trigger> = parts.into_iter().flatten().collect();
+    // Newest first per account; ties keep file order.
+    let all = sorted_by(all, |a, b| {
+        (a.account, std::cmp::Reverse(a.at), a.code).cmp(&(
+            b.account,
+            std::cmp::Reverse(b.at),
+            b.code,
+        ))
     });
     Ok((all, rows))
 }
@@ -844,8 +846,22 @@ pub fn load_deals(
         },
         rejects,
     )?;
-    all.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+    let all = sorted_by(all, |a, b| {
+        (a.account, &a.deal_id).cmp(&(b.account, &b.deal_id))
+    });
     Ok((all, rows))
+}
+
+/// `items` stably sorted by `cmp`: positions are sorted (ties by position), then the items
+/// moved once into place, instead of moving whole items at every step of the sort.
+fn sorted_by<T>(items: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut order: Vec<u32> = (0..items.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| cmp(&items[a as usize], &items[b as usize]).then(a.cmp(&b)));
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i as usize].take().expect("each position once"))
+        .collect()
 }
 
 /// Items sorted by account, with each account's range.
@@ -875,6 +891,14 @@ impl<T> ByAccount<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_by_is_a_stable_sort() {
+        let items: Vec<(u8, u32)> = (0..500u32).map(|i| ((i * 7 % 13) as u8, i)).collect();
+        let mut want = items.clone();
+        want.sort_by_key(|x| x.0);
+        assert_eq!(sorted_by(items, |a, b| a.0.cmp(&b.0)), want);
+    }
 
     #[test]
     fn number_fast_path_agrees_with_the_float_parser() {
