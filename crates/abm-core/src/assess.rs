@@ -124,7 +124,7 @@ pub fn assess(
     let mut basis = if level > EngagementLevel::None {
         LevelBasis::Event {
             code: st.best_code,
-            at: st.best_at,
+            at: st.best_at(),
         }
     } else {
         LevelBasis::Nothing

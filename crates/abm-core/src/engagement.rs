@@ -10,19 +10,20 @@ use crate::model::{EngagementLevel, EventClass};
 use crate::rules::{Code, Rules, MAX_CONTACT_THRESHOLD};
 use crate::time::Instant;
 
-/// Per-account engagement state. `Instant::MIN` means "never". Exactly one cache line, aligned,
-/// so the bulk fold's prefetch brings in all of it. Two states are equal when they say the same:
+/// Per-account engagement state. Exactly one cache line, aligned, so the bulk fold's prefetch
+/// brings in all of it. The default ("nothing seen") is all zero bits, so a large array of
+/// states can come straight from zeroed memory. Two states are equal when they say the same:
 /// the engaged contacts compare as a set (the order they were seen in is not part of the state).
-#[derive(Debug, Clone, Copy, Eq)]
+#[derive(Debug, Clone, Copy, Eq, Default)]
 #[repr(C, align(64))]
 pub struct EngagementState {
     /// Time of the most recent counted event at the best level.
-    pub best_at: Instant,
+    best_at: Stamp,
     /// Last engagement event of any level (≤ as_of, after the floor), window or not: the
     /// Future Pipeline inactivity clock.
-    pub last_any: Instant,
+    last_any: Stamp,
     /// Last Medium+ engagement event: the Active Focus inactivity clock.
-    pub last_medium_plus: Instant,
+    last_medium_plus: Stamp,
     /// Hashes of distinct engaged contacts (first `Rules::contacts_needed` only).
     contacts: [u64; MAX_CONTACT_THRESHOLD as usize],
     /// Events counted in the window.
@@ -32,18 +33,21 @@ pub struct EngagementState {
     n_contacts: u8,
 }
 
-impl Default for EngagementState {
-    fn default() -> Self {
-        EngagementState {
-            best_at: Instant::MIN,
-            last_any: Instant::MIN,
-            last_medium_plus: Instant::MIN,
-            contacts: [0; MAX_CONTACT_THRESHOLD as usize],
-            counted: 0,
-            best_code: 0,
-            best: 0,
-            n_contacts: 0,
-        }
+/// An instant as stored in a state: order-preserving, with `Instant::MIN` ("never") as 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(u64);
+
+impl Stamp {
+    const SIGN: u64 = 1 << 63;
+
+    #[inline]
+    fn of(at: Instant) -> Stamp {
+        Stamp(at.0 as u64 ^ Self::SIGN)
+    }
+
+    #[inline]
+    fn get(self) -> Instant {
+        Instant((self.0 ^ Self::SIGN) as i64)
     }
 }
 
@@ -103,6 +107,29 @@ pub fn contact_hash(s: &[u8]) -> u64 {
 }
 
 impl EngagementState {
+    /// Time of the most recent counted event at the best level (`Instant::MIN`: none).
+    pub fn best_at(&self) -> Instant {
+        self.best_at.get()
+    }
+
+    /// Last engagement event of any level (≤ as_of, after the floor), window or not: the
+    /// Future Pipeline inactivity clock (`Instant::MIN`: never).
+    pub fn last_any(&self) -> Instant {
+        self.last_any.get()
+    }
+
+    /// Last Medium+ engagement event: the Active Focus inactivity clock (`Instant::MIN`: never).
+    pub fn last_medium_plus(&self) -> Instant {
+        self.last_medium_plus.get()
+    }
+
+    /// This state with its inactivity clocks reset (what a fold that does not keep them has).
+    pub fn without_clocks(mut self) -> EngagementState {
+        self.last_any = Stamp::default();
+        self.last_medium_plus = Stamp::default();
+        self
+    }
+
     pub fn best_level(&self) -> EngagementLevel {
         EngagementLevel::from_u8(self.best)
     }
@@ -154,15 +181,15 @@ impl EngagementState {
             }
             EventClass::Engagement(l) => l,
         };
-        self.last_any = self.last_any.max(at);
+        self.last_any = self.last_any.max(Stamp::of(at));
         if level >= EngagementLevel::Medium {
-            self.last_medium_plus = self.last_medium_plus.max(at);
+            self.last_medium_plus = self.last_medium_plus.max(Stamp::of(at));
         }
         if at < rules.event_from[code as usize] {
             return Verdict::OutsideWindow;
         }
         self.counted += 1;
-        self.offer_best(level as u8, at, code);
+        self.offer_best(level as u8, Stamp::of(at), code);
         if contact != 0 {
             self.add_contact(contact, rules.contacts_needed);
         }
@@ -170,7 +197,7 @@ impl EngagementState {
     }
 
     #[inline]
-    fn offer_best(&mut self, level: u8, at: Instant, code: Code) {
+    fn offer_best(&mut self, level: u8, at: Stamp, code: Code) {
         // Strongest level, then most recent, then the smaller code: a total order, so merging
         // partial states gives the same answer as one pass.
         let better = (level, at, std::cmp::Reverse(code))
@@ -194,7 +221,7 @@ impl EngagementState {
 
     /// Combine the partial state of the same account folded on another thread.
     pub fn merge(&mut self, other: &EngagementState, rules: &Rules) {
-        if other.best_at != Instant::MIN {
+        if other.best_at != Stamp::default() {
             self.offer_best(other.best, other.best_at, other.best_code);
         }
         self.counted += other.counted;
@@ -413,7 +440,7 @@ mod tests {
         // The contact of an uncounted event is not engaged.
         assert_eq!(st.engaged_contacts(), 1);
         // ... but it is still engagement for the inactivity clock.
-        assert_eq!(st.last_any, t("2026-10-02T00:00:00Z"));
+        assert_eq!(st.last_any(), t("2026-10-02T00:00:00Z"));
         // Other low types count over the whole window.
         assert_eq!(
             obs(&mut st, &r, "ad_click", "2026-08-10", ""),
@@ -541,5 +568,29 @@ mod tests {
             deal("2026-10-01", Option::None, DealOutcome::Open).status(&r, t("2026-10-05")),
             DealStatus::BeforeFloor
         );
+    }
+
+    #[test]
+    fn the_default_state_is_all_zero_bits_and_stamps_keep_order() {
+        let st = EngagementState::default();
+        // SAFETY: reading a plain-integer struct (no padding at its size of 64) as bytes.
+        let bytes: [u8; 64] = unsafe { std::mem::transmute(st) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert_eq!(st.best_at(), Instant::MIN);
+        assert_eq!(st.last_any(), Instant::MIN);
+        let instants = [
+            i64::MIN,
+            i64::MIN + 1,
+            -5,
+            -1,
+            0,
+            1,
+            1_793_095_200_000_000,
+            i64::MAX,
+        ];
+        for w in instants.windows(2) {
+            assert!(Stamp::of(Instant(w[0])) < Stamp::of(Instant(w[1])));
+            assert_eq!(Stamp::of(Instant(w[0])).get(), Instant(w[0]));
+        }
     }
 }

@@ -294,7 +294,7 @@ fn demotion(
                 let name = first.detail.clone();
                 return Some((Cluster::FuturePipeline, name, sig));
             }
-            let last = facts.engagement.last_medium_plus.max(prior.entered_at);
+            let last = facts.engagement.last_medium_plus().max(prior.entered_at);
             if last <= as_of.minus_days(m.af_inactivity_days) {
                 return Some((
                     Cluster::FuturePipeline,
@@ -324,7 +324,7 @@ fn demotion(
                 let name = first.detail.clone();
                 return Some((Cluster::ClusterIcp, name, sig));
             }
-            let last = facts.engagement.last_any.max(prior.entered_at);
+            let last = facts.engagement.last_any().max(prior.entered_at);
             if last <= as_of.minus_days(m.fp_inactivity_days) {
                 return Some((
                     Cluster::ClusterIcp,

@@ -30,25 +30,123 @@ pub fn huge_vec<T: Clone>(n: usize, value: T) -> Vec<T> {
     v
 }
 
-/// [`huge_vec`], filled by `threads` threads at once (first touching fresh memory is slow on
-/// virtual machines; this spreads it over the cores).
-pub fn huge_vec_par<T: Clone + Send + Sync>(n: usize, value: T, threads: usize) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(n);
-    advise_huge(v.as_ptr() as *const u8, n * std::mem::size_of::<T>());
-    let chunk = n.div_ceil(threads.max(1)).max(1 << 16);
-    std::thread::scope(|s| {
-        for part in v.spare_capacity_mut()[..n].chunks_mut(chunk) {
-            let value = &value;
-            s.spawn(move || {
-                for slot in part {
-                    slot.write(value.clone());
-                }
-            });
+/// Types whose all-zero bit pattern is a valid value, equal to their default, and that own
+/// nothing (no `Drop`).
+///
+/// # Safety
+/// Every field must be a plain integer (or an array of them) and `Default` must be all zeros.
+pub unsafe trait ZeroDefault: Default + Copy {}
+
+// SAFETY: a plain integer; its default is 0.
+unsafe impl ZeroDefault for u64 {}
+
+// SAFETY: integer fields only (its instants are stored as `u64` stamps with "never" as 0); its
+// `Default` is all zero bits (a test in abm-core checks it).
+unsafe impl ZeroDefault for abm_core::engagement::EngagementState {}
+
+/// A fixed-length array of `T` whose initial contents are the default: on Linux, a private
+/// anonymous mapping (huge pages where possible) of zero pages that the kernel zeroes where
+/// they are first touched, so nothing is written before use; elsewhere, a vector.
+pub struct ZeroedArray<T: ZeroDefault> {
+    #[cfg(target_os = "linux")]
+    ptr: std::ptr::NonNull<T>,
+    #[cfg(target_os = "linux")]
+    len: usize,
+    #[cfg(not(target_os = "linux"))]
+    vec: Vec<T>,
+}
+
+// SAFETY: the array owns its values like a `Vec<T>` does.
+unsafe impl<T: ZeroDefault + Send> Send for ZeroedArray<T> {}
+unsafe impl<T: ZeroDefault + Sync> Sync for ZeroedArray<T> {}
+
+impl<T: ZeroDefault> ZeroedArray<T> {
+    /// `n` default values.
+    #[cfg(target_os = "linux")]
+    pub fn new(n: usize) -> ZeroedArray<T> {
+        let bytes = n.checked_mul(std::mem::size_of::<T>()).expect("array size");
+        if bytes == 0 || std::mem::align_of::<T>() > 4096 {
+            assert!(
+                bytes == 0,
+                "page alignment is enough for the arrays this holds"
+            );
+            return ZeroedArray {
+                ptr: std::ptr::NonNull::dangling(),
+                len: n,
+            };
         }
-    });
-    // SAFETY: the scope above initialized every element of 0..n (the chunks cover it).
-    unsafe { v.set_len(n) };
-    v
+        // SAFETY: a fresh private anonymous mapping (page aligned, zero filled); checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<T>(n).expect("array layout"),
+            );
+        }
+        advise_huge(p as *const u8, bytes);
+        ZeroedArray {
+            ptr: std::ptr::NonNull::new(p as *mut T).expect("mmap gives a non-null address"),
+            len: n,
+        }
+    }
+
+    /// `n` default values.
+    #[cfg(not(target_os = "linux"))]
+    pub fn new(n: usize) -> ZeroedArray<T> {
+        ZeroedArray {
+            vec: (0..n).map(|_| T::default()).collect(),
+        }
+    }
+}
+
+impl<T: ZeroDefault> std::ops::Deref for ZeroedArray<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        #[cfg(target_os = "linux")]
+        // SAFETY: `len` values live at `ptr` (zero bits are valid values: `ZeroDefault`), page
+        // aligned, owned by `self`.
+        return unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) };
+        #[cfg(not(target_os = "linux"))]
+        return &self.vec;
+    }
+}
+
+impl<T: ZeroDefault> std::ops::DerefMut for ZeroedArray<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        #[cfg(target_os = "linux")]
+        // SAFETY: as in `deref`, and `&mut self` is exclusive.
+        return unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) };
+        #[cfg(not(target_os = "linux"))]
+        return &mut self.vec;
+    }
+}
+
+impl<T: ZeroDefault> Drop for ZeroedArray<T> {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            // ZeroDefault values are plain integers: nothing to drop but the mapping.
+            let bytes = self.len * std::mem::size_of::<T>();
+            if bytes > 0 {
+                // SAFETY: the mapping made in `new`, of this size, unmapped once.
+                unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, bytes) };
+            }
+        }
+    }
+}
+
+impl<T: ZeroDefault + std::fmt::Debug> std::fmt::Debug for ZeroedArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -196,10 +294,20 @@ mod tests {
         let v = super::huge_vec(5_000_000, 7u32);
         assert_eq!(v.len(), 5_000_000);
         assert!(v.iter().all(|&x| x == 7));
-        for (n, threads) in [(0, 2), (1, 2), (100_000, 3), (5_000_000, 2)] {
-            let v = super::huge_vec_par(n, 9u64, threads);
-            assert_eq!(v.len(), n);
-            assert!(v.iter().all(|&x| x == 9));
+    }
+
+    #[test]
+    fn zeroed_arrays_hold_defaults_and_take_writes() {
+        for n in [0usize, 1, 1000, 3 << 20] {
+            let mut a = super::ZeroedArray::<u64>::new(n);
+            assert_eq!(a.len(), n);
+            assert!(a.iter().all(|&v| v == 0));
+            for (i, v) in a.iter_mut().enumerate() {
+                *v = i as u64;
+            }
+            assert!(a.iter().enumerate().all(|(i, &v)| v == i as u64));
         }
+        let s = super::ZeroedArray::<abm_core::engagement::EngagementState>::new(5000);
+        assert!(s.iter().all(|st| *st == Default::default()));
     }
 }

@@ -97,7 +97,7 @@ impl Stage {
 /// Everything loaded for one `as_of`.
 pub struct Loaded {
     pub accounts: Accounts,
-    pub states: Vec<EngagementState>,
+    pub states: crate::mem::ZeroedArray<EngagementState>,
     pub signals: ByAccount<Signal>,
     pub triggers: ByAccount<Trigger>,
     pub deals: ByAccount<Deal>,
@@ -189,7 +189,7 @@ pub fn load_all(
                 rows_read.insert("engagement".into(), f.rows);
                 (f.states, f.signals, f.after_as_of)
             }),
-            None => Ok((vec![EngagementState::default(); n], Vec::new(), 0)),
+            None => Ok((crate::mem::ZeroedArray::new(n), Vec::new(), 0)),
         };
         (fold, side.join().expect("trigger/deal loader panicked"))
     });
