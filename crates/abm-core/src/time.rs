@@ -224,7 +224,7 @@ pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
 /// The common exact form `YYYY-MM-DDTHH:MM:SS` (optionally `Z`): fixed positions, no bounds
 /// checks per digit. `None` means "not this form" (the general parser decides), so it agrees
 /// with [`parse_general`] on every input it accepts.
-#[inline]
+#[inline(always)]
 fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
     if b.len() != 19 && !(b.len() == 20 && b[19] | 0x20 == b'z') {
         return None;
