@@ -40,6 +40,8 @@ import shlex
 import shutil
 import statistics
 import subprocess
+import concurrent.futures
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -288,10 +290,15 @@ def generate(shared, accounts, epa, dest, chunk):
                          f"chunk {i + 1}/{chunks}")
             t1 = time.perf_counter()
             deals = 0
-            for name in INPUTS:
-                r = renumber_append(cdir, partial, name, acc_off, deal_off, skip_header=i > 0)
-                if name == "deals.csv":
-                    deals = r
+            # In a child process: its id cache grows to hundreds of MB, and a process's peak RSS
+            # (which wait4 reports for its later children too) must stay small here.
+            ctx = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                for name in INPUTS:
+                    r = pool.submit(renumber_append, cdir, partial, name, acc_off, deal_off,
+                                    i > 0).result()
+                    if name == "deals.csv":
+                        deals = r
             shutil.rmtree(cdir)
             log(f"  chunk {i + 1}/{chunks}  appended with ids +{acc_off:,} "
                 f"({time.perf_counter() - t1:.0f} s)")
