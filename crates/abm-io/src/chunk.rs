@@ -197,8 +197,8 @@ pub enum Cuts<'a> {
 }
 
 impl Cuts<'_> {
-    /// The cut rule for a CSV (`true`) or JSON Lines input.
-    pub fn records(csv: bool) -> Cuts<'static> {
+    /// The cut rule that needs no trust, for a CSV (`true`) or JSON Lines input.
+    pub fn exact(csv: bool) -> Cuts<'static> {
         match csv {
             true => Cuts::Records,
             false => Cuts::Lines,
@@ -252,9 +252,9 @@ where
     };
     let quote_aware = matches!(cuts, Cuts::Records);
     let data = map.bytes();
-    // The cuts are made by a thread of their own, a few blocks ahead of the workers: finding
-    // a safe cut reads the block (quotes) and is the first touch of its pages, which must not
-    // hold up a worker. The workers only take the next range.
+    // The cuts are made by a thread of their own, a few blocks ahead of the workers: a cut at a
+    // record end reads the block (quotes), which must not hold up a worker. The workers only take
+    // the next range.
     let (cuts_tx, cuts_rx) = mpsc::sync_channel::<(usize, std::ops::Range<usize>)>(threads.max(1));
     // Held by the workers only: when they are all gone (even by a panic) the cutter stops.
     let cuts_rx = std::sync::Arc::new(Mutex::new(cuts_rx));

@@ -876,7 +876,7 @@ pub fn fold_engagement(
     let csv = src.format == Format::Csv;
     let mut cuts = match (&input, csv) {
         (crate::chunk::Input::Mapped { .. }, true) => Cuts::Trusting(&quoted),
-        _ => Cuts::records(csv),
+        _ => Cuts::exact(csv),
     };
     let (workers, blocks) = loop {
         let pass = fold_pass(&ctx, &mut input, cuts, &mut all, threads, opts)?;

@@ -230,7 +230,7 @@ pub fn scan<S: Send>(
         &mut input,
         threads,
         opts.block_size,
-        Cuts::records(src.format == Format::Csv),
+        Cuts::exact(src.format == Format::Csv),
         || {
             (
                 init(),
@@ -528,7 +528,7 @@ pub fn load_accounts(
         &mut input,
         opts.threads,
         opts.block_size,
-        Cuts::records(src.format == Format::Csv),
+        Cuts::exact(src.format == Format::Csv),
         || (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
         |json, block, _| {
             let mut part = AccountTable::new(layout.schema.clone());

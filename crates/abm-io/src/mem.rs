@@ -65,11 +65,11 @@ impl<T: ZeroDefault> ZeroedArray<T> {
     #[cfg(target_os = "linux")]
     pub fn new(n: usize) -> ZeroedArray<T> {
         let bytes = n.checked_mul(std::mem::size_of::<T>()).expect("array size");
-        if bytes == 0 || std::mem::align_of::<T>() > 4096 {
-            assert!(
-                bytes == 0,
-                "page alignment is enough for the arrays this holds"
-            );
+        assert!(
+            std::mem::align_of::<T>() <= 4096,
+            "a mapping is page aligned"
+        );
+        if bytes == 0 {
             return ZeroedArray {
                 ptr: std::ptr::NonNull::dangling(),
                 len: n,
