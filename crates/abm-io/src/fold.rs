@@ -7,10 +7,10 @@ use crate::chunk::{par_blocks_input, Block, Cuts};
 use crate::columns::{FileKind, Projection};
 use crate::csv::Record;
 use crate::load::{
-    absorb_blocks, fields_ok, instant, json_rejection, prefetch, reject, unterminated_rejection,
-    Accounts, IdIndex, LoadOptions, Rejection, Rejects,
+    absorb_blocks, fields_ok, instant, json_rejection, reject, unterminated_rejection, Accounts,
+    IdIndex, LoadOptions, Rejection, Rejects,
 };
-use crate::mem::PREFETCH_AHEAD;
+use crate::mem::{prefetch, PREFETCH_AHEAD};
 use crate::source::{plain_json_fields, Format, JsonRecords, Source, MAX_FAST_COLS};
 use crate::IngestError;
 use abm_core::account::AccountIdx;
@@ -1048,6 +1048,15 @@ mod tests {
         s
     }
 
+    /// Rejections as (line, column).
+    fn bad_rows(rejects: &Rejects) -> Vec<(u64, String)> {
+        rejects
+            .rows
+            .iter()
+            .map(|r| (r.line, r.column.clone()))
+            .collect()
+    }
+
     /// States, signals, events after as_of, rejections as (line, column).
     type Folded = (Vec<EngagementState>, Vec<Signal>, u64, Vec<(u64, String)>);
 
@@ -1257,12 +1266,11 @@ mod tests {
                 let mut rejects = Rejects::default();
                 let f = fold_engagement(&eng, &accounts, &rules, None, clocks, &opts, &mut rejects)
                     .unwrap();
-                let got_bad: Vec<(u64, String)> = rejects
-                    .rows
-                    .iter()
-                    .map(|r| (r.line, r.column.clone()))
-                    .collect();
-                assert_eq!(got_bad, want_bad, "threads {threads} clocks {clocks}");
+                assert_eq!(
+                    bad_rows(&rejects),
+                    want_bad,
+                    "threads {threads} clocks {clocks}"
+                );
                 assert_eq!(f.signals, want_signals);
                 assert_eq!(f.after_as_of, want_after);
                 for (i, (g, w)) in f.states.iter().zip(&want).enumerate() {
@@ -1335,12 +1343,12 @@ mod tests {
                 let mut rejects = Rejects::default();
                 let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects)
                     .unwrap();
-                let bad: Vec<(u64, String)> = rejects
-                    .rows
-                    .iter()
-                    .map(|r| (r.line, r.column.clone()))
-                    .collect();
-                let got = (f.states.to_vec(), f.signals, f.after_as_of, bad);
+                let got = (
+                    f.states.to_vec(),
+                    f.signals,
+                    f.after_as_of,
+                    bad_rows(&rejects),
+                );
                 assert_eq!(got, want, "{name}, threads {threads}");
                 assert_eq!(f.rows, 3000 + 2 * (name == "quoted") as u64);
             }

@@ -12,7 +12,7 @@
 //!   the index and (for ids up to 16 bytes) the id itself, so a lookup usually touches one
 //!   cache line. Longer ids live in an arena.
 
-use crate::load::prefetch;
+use crate::mem::prefetch;
 use abm_core::account::AccountIdx;
 use std::hash::BuildHasher;
 

@@ -6,7 +6,6 @@ use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 pub use crate::fold::{fold_engagement, parse_event, EngagementFold, EventCols, EventRow};
 pub use crate::ids::IdIndex;
-pub(crate) use crate::mem::prefetch;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};

@@ -30,12 +30,7 @@ fn init_writes_a_config_that_loads_and_refuses_to_overwrite() {
         .unwrap()
         .success());
     // The written config is picked up from the current directory; an edit changes the result.
-    let data = d.path().join("data");
-    run_ok(
-        abm()
-            .args(["sample", "--accounts", "200", "--out"])
-            .arg(&data),
-    );
+    sample_data(d.path(), 200);
     run_ok(abm().current_dir(d.path()).args([
         "segment",
         "data",
@@ -98,12 +93,7 @@ fn invalid_config_names_the_key() {
 #[test]
 fn piping_into_head_is_not_an_error() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    run_ok(
-        abm()
-            .args(["sample", "--accounts", "300", "--out"])
-            .arg(&data),
-    );
+    let data = sample_data(d.path(), 300);
     let mut child = abm()
         .args(["explain", "ACC-0001"])
         .arg(&data)

@@ -27,6 +27,17 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// `abm sample --accounts n` into `dir/data`; the data directory.
+pub fn sample_data(dir: &Path, accounts: u32) -> PathBuf {
+    let data = dir.join("data");
+    run_ok(
+        abm()
+            .args(["sample", "--accounts", &accounts.to_string(), "--out"])
+            .arg(&data),
+    );
+    data
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

@@ -158,12 +158,7 @@ fn previous_outputs_survive_a_failed_run() {
 #[test]
 fn jsonl_input_gives_the_same_result_as_csv() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    run_ok(
-        abm()
-            .args(["sample", "--accounts", "400", "--out"])
-            .arg(&data),
-    );
+    let data = sample_data(d.path(), 400);
     // Convert the CSVs to JSON Lines.
     let jd = d.path().join("jsonl");
     std::fs::create_dir_all(&jd).unwrap();
@@ -212,12 +207,7 @@ fn jsonl_input_gives_the_same_result_as_csv() {
 #[test]
 fn outputs_follow_the_spec_formats_and_are_deterministic() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    run_ok(
-        abm()
-            .args(["sample", "--accounts", "500", "--out"])
-            .arg(&data),
-    );
+    let data = sample_data(d.path(), 500);
     let (o1, o2) = (d.path().join("o1"), d.path().join("o2"));
     run_ok(
         abm()
@@ -483,12 +473,7 @@ fn invalid_json_lines_are_rejected_with_their_line() {
 #[test]
 fn dense_and_hashed_ids_and_both_output_paths_agree() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    run_ok(
-        abm()
-            .args(["sample", "--accounts", "400", "--out"])
-            .arg(&data),
-    );
+    let data = sample_data(d.path(), 400);
     // The same data plus one account whose id is not `ACC-` + number: the index is hashed.
     let mixed = d.path().join("mixed");
     std::fs::create_dir_all(&mixed).unwrap();
