@@ -9,18 +9,33 @@ use crate::time::Instant;
 /// Index into a [`Vocabulary`].
 pub type Code = u16;
 
-/// A small string → code table, searched by length then bytes (faster than hashing for the
-/// couple of dozen event and trigger types a config holds).
+/// A small string → code table for the couple of dozen event and trigger types a config
+/// holds: one probe of an open-addressed table, keyed by length and the name's first and last
+/// eight bytes under a multiplier chosen so that no two names share a slot.
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     names: Vec<String>,
-    /// Per length: (first 8 bytes, last 8 bytes, code), zero-padded.
-    by_len: Vec<Vec<(u64, u64, Code)>>,
+    /// A power-of-two table; `len == 0` marks an empty slot.
+    slots: Vec<Slot>,
+    mul: u64,
+    shift: u32,
+    /// Two names with the same length, head and tail (longer than 16 bytes): a lookup that
+    /// lands on one may need the other, found by a scan.
+    twins: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    a: u64,
+    b: u64,
+    len: u32,
+    code: Code,
 }
 
 /// The first 8 bytes and the last `min(len - 8, 8)` bytes, each zero-padded, as words (read
-/// with whole-word loads: this is on the bulk hot path).
-#[inline]
+/// with whole-word loads and no branch on the length from 8 bytes on: this is on the bulk
+/// hot path, where event types of different lengths alternate at random).
+#[inline(always)]
 fn words(s: &[u8]) -> (u64, u64) {
     let n = s.len();
     if n < 8 {
@@ -40,14 +55,19 @@ fn words(s: &[u8]) -> (u64, u64) {
         };
         return (a, 0);
     }
-    let a = u64::from_le_bytes(s[..8].try_into().expect("8 bytes"));
-    let tail = u64::from_le_bytes(s[n - 8..].try_into().expect("8 bytes"));
-    let b = match n {
-        8 => 0,
-        9..=15 => tail >> ((16 - n) * 8),
-        _ => tail,
+    let (Some(head), Some(tail)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) else {
+        unreachable!("at least 8 bytes")
     };
+    let (a, tail) = (u64::from_le_bytes(*head), u64::from_le_bytes(*tail));
+    // 8 bytes: no tail (a shift by 64); 9..15: the last n - 8 bytes; 16 on: the last 8.
+    let shift = (16 - n.min(16)) as u32 * 8;
+    let b = if shift < 64 { tail >> shift } else { 0 };
     (a, b)
+}
+
+#[inline(always)]
+fn mix(a: u64, b: u64, len: usize, mul: u64) -> u64 {
+    (a ^ b.rotate_left(29) ^ len as u64).wrapping_mul(mul)
 }
 
 impl Vocabulary {
@@ -57,25 +77,87 @@ impl Vocabulary {
         }
         let code = self.names.len() as Code;
         self.names.push(name.to_string());
-        if self.by_len.len() <= name.len() {
-            self.by_len.resize(name.len() + 1, Vec::new());
-        }
-        let (a, b) = words(name.as_bytes());
-        self.by_len[name.len()].push((a, b, code));
+        self.rebuild();
         code
     }
 
-    /// Compare two words first (no `memcmp` call for the usual short names).
-    #[inline]
-    pub fn lookup(&self, s: &[u8]) -> Option<Code> {
-        let cands = self.by_len.get(s.len())?;
-        let (a, b) = words(s);
-        cands
+    /// Lay the names out again: the smallest table (at least four slots per name) and the
+    /// first multiplier of a fixed sequence under which every name has a slot of its own.
+    fn rebuild(&mut self) {
+        let keys: Vec<(u64, u64, usize)> = self
+            .names
             .iter()
-            .find(|&&(x, y, c)| {
-                x == a && y == b && (s.len() <= 16 || self.names[c as usize].as_bytes() == s)
+            .map(|n| {
+                let (a, b) = words(n.as_bytes());
+                (a, b, n.len())
             })
-            .map(|e| e.2)
+            .collect();
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        self.twins = distinct.len() < keys.len();
+        let mut size = (keys.len() * 4).next_power_of_two().max(16);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        loop {
+            for _ in 0..256 {
+                // splitmix64: a fixed, well-spread sequence of odd multipliers.
+                seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = seed;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                let mul = (z ^ (z >> 31)) | 1;
+                let shift = 64 - size.trailing_zeros();
+                let mut slots = vec![Slot::default(); size];
+                let placed = keys.iter().enumerate().all(|(code, &(a, b, len))| {
+                    let s = &mut slots[(mix(a, b, len, mul) >> shift) as usize];
+                    if s.len != 0 {
+                        // A twin keeps the first name's slot; the scan finds the others.
+                        return s.a == a && s.b == b && s.len as usize == len;
+                    }
+                    *s = Slot {
+                        a,
+                        b,
+                        len: len as u32,
+                        code: code as Code,
+                    };
+                    true
+                });
+                if placed {
+                    self.slots = slots;
+                    self.mul = mul;
+                    self.shift = shift;
+                    return;
+                }
+            }
+            size *= 2;
+        }
+    }
+
+    /// One probe and two word compares for the usual short names (no `memcmp` call).
+    #[inline(always)]
+    pub fn lookup(&self, s: &[u8]) -> Option<Code> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (a, b) = words(s);
+        let slot = self.slots[(mix(a, b, s.len(), self.mul) >> self.shift) as usize];
+        if slot.a == a && slot.b == b && slot.len as usize == s.len() && !s.is_empty() {
+            if s.len() <= 16 || self.names[slot.code as usize].as_bytes() == s {
+                return Some(slot.code);
+            }
+            if self.twins {
+                return self.scan(s);
+            }
+        }
+        None
+    }
+
+    #[cold]
+    fn scan(&self, s: &[u8]) -> Option<Code> {
+        self.names
+            .iter()
+            .position(|n| n.as_bytes() == s)
+            .map(|c| c as Code)
     }
 
     pub fn name(&self, code: Code) -> &str {
@@ -467,6 +549,32 @@ mod tests {
         assert_eq!(v.lookup(b"abcdefghijklmnopr"), Option::None);
         assert_eq!(v.lookup(b"abcdefgj"), Option::None);
         assert_eq!(v.lookup(b""), Option::None);
+    }
+
+    /// Every name of a large vocabulary is found under its own code, including names that
+    /// share length, head and tail; near misses are not.
+    #[test]
+    fn vocabulary_finds_every_name_and_nothing_else() {
+        let mut names: Vec<String> = (0..300).map(|i| format!("type_{i}")).collect();
+        names.extend((0..40).map(|i| format!("shared_head_{i:02}_shared_tail")));
+        names.extend(["x", "xy", "abcdefgh", "abcdefghi", "ab\u{e9}cd"].map(String::from));
+        let mut v = Vocabulary::default();
+        let codes: Vec<Code> = names.iter().map(|n| v.push(n)).collect();
+        for (n, &c) in names.iter().zip(&codes) {
+            assert_eq!(v.lookup(n.as_bytes()), Some(c), "{n}");
+            assert_eq!(v.push(n), c, "pushing {n} again");
+            assert_eq!(v.name(c), n);
+        }
+        for miss in [
+            "type_300",
+            "type_",
+            "shared_head_40_shared_tail",
+            "abcdefgi",
+            "X",
+            "typo_1",
+        ] {
+            assert_eq!(v.lookup(miss.as_bytes()), Option::None, "{miss}");
+        }
     }
 
     #[test]

@@ -252,6 +252,14 @@ where
     };
     let quote_aware = matches!(cuts, Cuts::Records);
     let data = map.bytes();
+    // Blocks cut at line ends are copied into each worker's own buffer with `pread` (see
+    // `MappedFile::read_at`), small enough to stay in the core's cache while it is scanned;
+    // the cuts are found in a small window read the same way. The map is the fallback.
+    let reading = !quote_aware && map.can_read() && read_blocks();
+    let block_size = match reading {
+        true => block_size.min(READ_BLOCK),
+        false => block_size,
+    };
     // The cuts are made by a thread of their own, a few blocks ahead of the workers: a cut at a
     // record end reads the block (quotes), which must not hold up a worker. The workers only take
     // the next range.
@@ -260,10 +268,22 @@ where
     let cuts_rx = std::sync::Arc::new(Mutex::new(cuts_rx));
     let cut = move || {
         let (mut pos, mut index, mut size) = (start.min(data.len()), 0usize, block_size);
+        let mut window = Vec::new();
         while pos < data.len() {
             let end = loop {
                 if data.len() - pos <= size {
                     break data.len();
+                }
+                if reading {
+                    // The last line end before `pos + size` (as `split_point` finds it),
+                    // when it lies in the last `CUT_WINDOW` bytes.
+                    let w = CUT_WINDOW.min(size);
+                    let from = pos + size - w;
+                    if map.read_at(&mut window, from, w) {
+                        if let Some(i) = memchr::memrchr(b'\n', &window) {
+                            break from + i + 1;
+                        }
+                    }
                 }
                 match split_point(&data[pos..pos + size], quote_aware) {
                     Some(cut) => break pos + cut,
@@ -287,14 +307,22 @@ where
                 scope.spawn(move || {
                     let mut state = init();
                     let mut out = Vec::new();
+                    let mut own = Vec::new();
                     loop {
                         let next = ranges.lock().expect("no poison").recv();
                         let Ok((index, range)) = next else { break };
                         if cuts.stopped() {
                             break;
                         }
-                        let (lines, value) = work(&mut state, &data[range.clone()], index);
-                        map.release(range);
+                        let read = reading && map.read_at(&mut own, range.start, range.len());
+                        let block = match read {
+                            true => &own[..],
+                            false => &data[range.clone()],
+                        };
+                        let (lines, value) = work(&mut state, block, index);
+                        if !read {
+                            map.release(range);
+                        }
                         out.push(Block {
                             index,
                             lines,
@@ -321,6 +349,22 @@ where
     }
     blocks.sort_by_key(|b| b.index);
     Ok((states, blocks))
+}
+
+/// Largest block copied out of a mapped input (see [`par_blocks_input`]): about a core's L2
+/// cache, so that most of the block is still cached when the worker scans it (measured on
+/// 1M accounts: 1 MiB beat 128 KiB to 4 MiB by 10–60 ms of fold time).
+const READ_BLOCK: usize = 1 << 20;
+/// Bytes read at a cut to find the line end before it.
+const CUT_WINDOW: usize = 4096;
+
+/// Whether mapped inputs cut at line ends are read in blocks (`ABM_READ_BLOCKS=0` says no:
+/// scan them in the map).
+fn read_blocks() -> bool {
+    !matches!(
+        std::env::var("ABM_READ_BLOCKS").as_deref(),
+        Ok("0") | Ok("false") | Ok("no") | Ok("off")
+    )
 }
 
 /// Workers to use: the machine's cores (`ABM_THREADS` overrides).
@@ -381,6 +425,55 @@ mod tests {
             assert_eq!(ids, (0..10_000).collect::<Vec<_>>());
             let lines: u64 = blocks.iter().map(|b| b.lines).sum();
             assert_eq!(lines, 10_000 + 10_000 / 7 + 1);
+        }
+    }
+
+    /// A mapped input gives the same blocks' lines whether the workers read their blocks
+    /// with `pread` (the file kept) or scan the map: every line once, in order, including lines
+    /// longer than the cut window (where the cut falls back to the map).
+    #[test]
+    fn read_blocks_match_the_map() {
+        let mut text = String::from("header\n");
+        for i in 0..20_000 {
+            match i % 997 {
+                0 => text.push_str(&format!("{i},{}\n", "x".repeat(CUT_WINDOW * 3))),
+                _ => text.push_str(&format!("{i},{}\n", "y".repeat(i % 50))),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.csv");
+        std::fs::write(&path, &text).unwrap();
+        let start = "header\n".len();
+        let expected: Vec<String> = text[start..].lines().map(String::from).collect();
+        for keep_file in [false, true] {
+            for block in [1000, 5000, 1 << 20] {
+                let f = std::fs::File::open(&path).unwrap();
+                let Some(map) = crate::mem::MappedFile::open(&f) else {
+                    eprintln!("no memory maps here: skipped");
+                    return;
+                };
+                let map = if keep_file { map.with_file(f) } else { map };
+                assert_eq!(map.can_read(), keep_file);
+                let mut input = Input::Mapped { map, start };
+                let (_, blocks) = par_blocks_input(
+                    &mut input,
+                    2,
+                    block,
+                    Cuts::Lines,
+                    || (),
+                    |_, buf, _| {
+                        let text = std::str::from_utf8(buf).unwrap();
+                        assert!(text.ends_with('\n'), "a block ends at a line end");
+                        let lines: Vec<String> = text.lines().map(String::from).collect();
+                        (lines.len() as u64, lines)
+                    },
+                    |_| {},
+                    &|_| {},
+                )
+                .unwrap();
+                let got: Vec<String> = blocks.into_iter().flat_map(|b| b.value).collect();
+                assert!(got == expected, "keep_file {keep_file}, block {block}");
+            }
         }
     }
 }

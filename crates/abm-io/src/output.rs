@@ -336,6 +336,9 @@ pub struct AtomicFile {
     path: PathBuf,
     pub out: OutFile,
     committed: bool,
+    /// Where the previous output is kept for the next run to write over (bulk files written
+    /// directly; see [`AtomicFile::create_bulk`]).
+    spare: Option<PathBuf>,
 }
 
 /// Where an [`AtomicFile`]'s bytes go: a buffered file, or direct I/O for bulk outputs.
@@ -393,22 +396,54 @@ impl AtomicFile {
             tmp,
             path: path.to_path_buf(),
             committed: false,
+            spare: None,
         })
+    }
+
+    /// The hidden file beside `path` that keeps the previous output's blocks:
+    /// `DIR/.NAME.spare`.
+    pub fn spare_of(path: &Path) -> PathBuf {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(".spare");
+        path.with_file_name(name)
     }
 
     /// Like [`Self::create`], for a large file written once from start to end: written with
     /// direct I/O where the system and filesystem allow it (see [`crate::direct`]).
+    ///
+    /// Such a file is also recycled, as PostgreSQL recycles its WAL segments: on commit the
+    /// previous output is kept as a hidden spare (`.NAME.spare`) instead of being deleted,
+    /// and the next run writes over the spare's blocks. Deleting a 250 MB file and allocating
+    /// a new one cost ~35 and ~30 ms on this project's machines (ext4 mounted with `discard`);
+    /// overwriting costs neither. The spare is never read; deleting it is always safe.
+    /// `ABM_RECYCLE_OUTPUTS=0` deletes previous outputs instead.
     pub fn create_bulk(path: &Path) -> io::Result<AtomicFile> {
+        Self::create_bulk_with(path, recycling_enabled())
+    }
+
+    fn create_bulk_with(path: &Path, recycle: bool) -> io::Result<AtomicFile> {
         if !crate::direct::enabled() {
             return Self::create(path);
         }
         let tmp = Self::tmp_of(path);
-        match crate::direct::DirectWriter::create(&tmp)? {
+        let spare = Self::spare_of(path);
+        let writer = if recycle && std::fs::rename(&spare, &tmp).is_ok() {
+            crate::direct::DirectWriter::overwrite(&tmp)?
+        } else {
+            if !recycle {
+                // A spare from a run that recycled: no longer wanted.
+                let _ = std::fs::remove_file(&spare);
+            }
+            crate::direct::DirectWriter::create(&tmp)?
+        };
+        match writer {
             Some(w) => Ok(AtomicFile {
                 out: OutFile::Direct(Box::new(w)),
                 tmp,
                 path: path.to_path_buf(),
                 committed: false,
+                spare: recycle.then_some(spare),
             }),
             None => Self::create(path),
         }
@@ -423,7 +458,8 @@ impl AtomicFile {
 
     /// Like [`Self::commit`], but the previous output, when it was swapped out, is left under
     /// the returned name for the caller to delete (deleting a large file that is still in the
-    /// page cache takes a while; callers overlap it with other work).
+    /// page cache takes a while; callers overlap it with other work). A recycled file's
+    /// previous output becomes the spare instead: nothing to delete.
     pub fn commit_keep_old(mut self) -> io::Result<Option<PathBuf>> {
         self.out.finish()?;
         let swapped = exchange(&self.tmp, &self.path);
@@ -431,8 +467,24 @@ impl AtomicFile {
             std::fs::rename(&self.tmp, &self.path)?;
         }
         self.committed = true;
+        if swapped {
+            if let Some(spare) = &self.spare {
+                if std::fs::rename(&self.tmp, spare).is_ok() {
+                    return Ok(None);
+                }
+            }
+        }
         Ok(swapped.then(|| self.tmp.clone()))
     }
+}
+
+/// Whether bulk outputs keep their previous version as a spare to write over
+/// (`ABM_RECYCLE_OUTPUTS=0` or `false` says no).
+fn recycling_enabled() -> bool {
+    !matches!(
+        std::env::var("ABM_RECYCLE_OUTPUTS").as_deref(),
+        Ok("0") | Ok("false") | Ok("no") | Ok("off")
+    )
 }
 
 /// Swap `tmp` and an existing `path` atomically (`renameat2(RENAME_EXCHANGE)`); `tmp` then
@@ -670,5 +722,55 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         assert!(!dir.path().join("x.csv.tmp").exists());
+    }
+
+    /// Bulk files recycle the previous output: each commit leaves the new bytes in place and
+    /// the old file as the hidden spare, the next run writes over the spare, a dropped
+    /// (failed) run leaves the output as it was; without recycling the spare goes away.
+    #[test]
+    fn bulk_files_recycle_the_previous_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.csv");
+        let spare = AtomicFile::spare_of(&p);
+        assert_eq!(spare, dir.path().join(".big.csv.spare"));
+        let run = |bytes: &[u8], recycle: bool| {
+            let mut f = AtomicFile::create_bulk_with(&p, recycle).unwrap();
+            f.out.write_all(bytes).unwrap();
+            f.commit().unwrap();
+        };
+        let long: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        run(&long, true); // first run: nothing to swap out
+        assert!(std::fs::read(&p).unwrap() == long);
+        run(b"short\n", true);
+        assert_eq!(std::fs::read(&p).unwrap(), b"short\n");
+        let direct = !matches!(
+            AtomicFile::create_bulk_with(&dir.path().join("probe"), true)
+                .unwrap()
+                .out,
+            OutFile::Buffered(_)
+        );
+        if direct {
+            assert!(
+                std::fs::read(&spare).unwrap() == long,
+                "the old output is the spare"
+            );
+        } else {
+            eprintln!("direct I/O is not available in {}", dir.path().display());
+        }
+        run(&long[..1_000_001], true); // written over the spare's blocks
+        assert!(std::fs::read(&p).unwrap() == long[..1_000_001]);
+        {
+            let mut f = AtomicFile::create_bulk_with(&p, true).unwrap();
+            f.out.write_all(b"never committed").unwrap();
+        }
+        assert!(
+            std::fs::read(&p).unwrap() == long[..1_000_001],
+            "a failed run changes nothing"
+        );
+        assert!(!dir.path().join("big.csv.tmp").exists());
+        run(b"plain\n", false);
+        assert_eq!(std::fs::read(&p).unwrap(), b"plain\n");
+        assert!(!spare.exists(), "no spare is kept without recycling");
+        assert!(!dir.path().join("big.csv.tmp").exists());
     }
 }

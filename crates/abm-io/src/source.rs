@@ -110,7 +110,7 @@ impl Source {
         let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
         let mapped = File::open(&self.path)
             .ok()
-            .and_then(|f| crate::mem::MappedFile::open(&f))
+            .and_then(|f| crate::mem::MappedFile::open(&f).map(|m| m.with_file(f)))
             .filter(|m| m.bytes().len() as u64 == self.size && self.data_offset <= self.size);
         match mapped {
             Some(map) => crate::chunk::Input::Mapped {
