@@ -110,6 +110,9 @@ impl Packed {
     }
 }
 
+/// The byte between two values of an account in a part's text.
+const SEPARATOR: char = ',';
+
 /// All accounts of one input, in input order. `AccountIdx` is the position. Stored as parts
 /// (one per block of input parsed in parallel) that are moved, never copied, into the table.
 #[derive(Debug, Clone)]
@@ -121,11 +124,14 @@ pub struct AccountTable {
     len: usize,
 }
 
-/// Accounts stored contiguously: one text arena and per-account arrays.
+/// Accounts stored contiguously: one text arena and per-account arrays. An account's values
+/// are in the arena in column order with one separator byte between them (so a plain CSV
+/// line goes in with one copy: [`AccountTable::push_joined`]).
 #[derive(Debug, Clone, Default)]
 struct Part {
     text: String,
-    /// `ends[i * ncols + c]` = end offset (from the account's start) of column c of account i.
+    /// `ends[i * ncols + c]` = end offset (from the account's start) of column c of account i;
+    /// column c > 0 begins one byte after column c - 1 ends.
     ends: Vec<u32>,
     starts: Vec<u64>,
     typed: Vec<Packed>,
@@ -190,13 +196,46 @@ impl AccountTable {
         p.starts.push(start);
         let mut n = 0;
         for v in values.into_iter().take(ncols) {
+            if n > 0 {
+                p.text.push(SEPARATOR);
+            }
             p.text.push_str(v);
             p.ends.push((p.text.len() as u64 - start) as u32);
             n += 1;
         }
-        for _ in n..ncols {
+        for c in n..ncols {
+            if c > 0 {
+                p.text.push(SEPARATOR);
+            }
             p.ends.push((p.text.len() as u64 - start) as u32);
         }
+        p.typed.push(Packed::pack(firmo));
+        p.lines.push(line);
+        self.len += 1;
+        idx
+    }
+
+    /// Append one account whose `ncols` values are the pieces of `joined` between single
+    /// separator bytes: value c ends at `ends[c]` and value c + 1 begins one byte later (as
+    /// in a CSV line with no quotes). The same account as [`Self::push`] with the pieces,
+    /// for one copy.
+    pub fn push_joined(
+        &mut self,
+        joined: &str,
+        ends: impl IntoIterator<Item = u32>,
+        firmo: &Firmographics,
+        line: u64,
+    ) -> AccountIdx {
+        let idx = self.len as AccountIdx;
+        let ncols = self.schema.len();
+        let p = self.last_part();
+        let start = p.text.len();
+        p.starts.push(start as u64);
+        p.text.push_str(joined);
+        let before = p.ends.len();
+        p.ends.extend(ends.into_iter().take(ncols));
+        debug_assert_eq!(p.ends.len() - before, ncols, "one end per column");
+        debug_assert_eq!(p.ends.last().map(|&e| e as usize), Some(joined.len()));
         p.typed.push(Packed::pack(firmo));
         p.lines.push(line);
         self.len += 1;
@@ -283,7 +322,7 @@ impl<'a> AccountRef<'a> {
         let begin = if col == 0 {
             start
         } else {
-            start + p.ends[i * n + col - 1] as usize
+            start + p.ends[i * n + col - 1] as usize + SEPARATOR.len_utf8()
         };
         &p.text[begin..end]
     }
@@ -410,5 +449,59 @@ mod tests {
         table.shift_lines(1000);
         assert_eq!(table.get(6).line(), 1099);
         assert_eq!(table.get(0).line(), 1010);
+    }
+
+    /// An account pushed as one joined line reads back as the same account pushed value by
+    /// value, whatever the values (empty ones, commas inside a value pushed whole, non-ASCII).
+    #[test]
+    fn joined_and_separate_pushes_agree() {
+        let schema = AccountSchema::new(["name".to_string(), "industry".to_string()]);
+        let rows: [[&str; 3]; 5] = [
+            ["A1", "Acme", "software"],
+            ["A2", "", "retail"],
+            ["A3", "Zürich AG", ""],
+            ["", "", ""],
+            ["A5", "x", "y"],
+        ];
+        let mut separate = AccountTable::new(schema.clone());
+        let mut joined = AccountTable::new(schema);
+        separate.push(
+            ["A0", "Acme, Inc.", "software"],
+            &Firmographics::default(),
+            1,
+        );
+        joined.push(
+            ["A0", "Acme, Inc.", "software"],
+            &Firmographics::default(),
+            1,
+        );
+        for (i, r) in rows.iter().enumerate() {
+            let f = Firmographics {
+                employees: Some(i as f64),
+                ..Default::default()
+            };
+            separate.push(r.iter().copied(), &f, i as u64 + 2);
+            let line = r.join(",");
+            let mut end = 0u32;
+            let ends: Vec<u32> = r
+                .iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    end += v.len() as u32 + (c > 0) as u32;
+                    end
+                })
+                .collect();
+            joined.push_joined(&line, ends, &f, i as u64 + 2);
+        }
+        assert_eq!(separate.text_bytes(), joined.text_bytes());
+        for i in 0..separate.len() as AccountIdx {
+            let (a, b) = (separate.get(i), joined.get(i));
+            for c in 0..3 {
+                assert_eq!(a.value(c), b.value(c), "account {i} column {c}");
+            }
+            assert_eq!((a.line(), a.firmographics()), (b.line(), b.firmographics()));
+        }
+        assert_eq!(joined.get(0).name(), "Acme, Inc.");
+        assert_eq!(joined.get(3).field("industry"), Some(""));
     }
 }

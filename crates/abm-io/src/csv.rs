@@ -29,6 +29,16 @@ impl<'a> Record<'a> {
         self.ranges.len()
     }
 
+    /// The fields as byte ranges into [`Self::bytes`].
+    pub fn ranges(&self) -> &'a [(u32, u32)] {
+        self.ranges
+    }
+
+    /// The bytes the field ranges point into.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }

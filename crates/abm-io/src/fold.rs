@@ -312,7 +312,7 @@ impl FoldWorker<'_> {
 
     /// An event whose account is known without the lookup pipeline: settled (lean), or queued
     /// for its state (prefetched now, folded a batch later), or sent to the worker owning it.
-    #[inline]
+    #[inline(always)]
     fn known(
         &mut self,
         ctx: &FoldCtx<'_>,

@@ -374,7 +374,7 @@ impl DenseIds {
 
     /// The slot of `id`: `Some` exactly when `id` has this index's form and its number is in
     /// range (whether an account holds the slot is [`Self::at`]'s answer).
-    #[inline]
+    #[inline(always)]
     pub fn key(&self, id: &[u8]) -> Option<usize> {
         let p = self.prefix.len();
         let digits = id.len().checked_sub(p)?;

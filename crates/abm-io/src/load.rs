@@ -402,6 +402,8 @@ pub struct AccountLayout {
     icp_score: Option<usize>,
     icp_tier: Option<usize>,
     founded_year: Option<usize>,
+    /// The schema is the source's columns in order (schema column i is source column i).
+    identity: bool,
 }
 
 impl AccountLayout {
@@ -424,7 +426,10 @@ impl AccountLayout {
             }
         }
         let slot = |n: &str| p.slots[canon.iter().position(|c| *c == n).expect("canonical")];
+        let identity =
+            cols.len() == src.header.len() && cols.iter().enumerate().all(|(i, c)| *c == Some(i));
         AccountLayout {
+            identity,
             schema: AccountSchema::new(names),
             cols,
             employees: slot("employees"),
@@ -443,6 +448,84 @@ impl AccountLayout {
         values: &mut Vec<&'a str>,
     ) -> Result<Firmographics, Rejection> {
         self.parse_v(src, rec, values, false)
+    }
+
+    /// The usual CSV row read at once: when the schema is the source's columns in order and
+    /// the record's fields are its line's pieces between single commas (no quotes), none with
+    /// spaces to trim, with an account id and plain numbers, tier and year, `Some` with the
+    /// firmographics and the line's value text: what [`Self::parse_v`] gives, for
+    /// [`AccountTable::push_joined`]. `None` for any other row (the general path reads it and
+    /// words any rejection). `valid_utf8`: the record's bytes are known to be UTF-8.
+    #[inline]
+    pub fn parse_plain<'a>(
+        &self,
+        rec: &Record<'a>,
+        valid_utf8: bool,
+    ) -> Option<(Firmographics, &'a str)> {
+        let r = rec.ranges();
+        let b = rec.bytes();
+        if !valid_utf8 || !self.identity || r.len() != self.cols.len() || r.is_empty() {
+            return None;
+        }
+        let (first, last) = (r[0].0, r[r.len() - 1].1);
+        let mut ok = r[0].1 > first; // an account id
+        let mut prev = first.wrapping_sub(1);
+        for &(s, e) in r {
+            ok &= s == prev.wrapping_add(1);
+            if e > s {
+                ok &= (b[s as usize] > b' ') & (b[e as usize - 1] > b' ');
+            }
+            prev = e;
+        }
+        if !ok {
+            return None;
+        }
+        let field = |c: Option<usize>| match c {
+            Some(c) => &b[r[c].0 as usize..r[c].1 as usize],
+            None => &b""[..],
+        };
+        let digits = |f: &[u8], most: usize| {
+            (f.len() <= most && f.iter().all(u8::is_ascii_digit))
+                .then(|| f.iter().fold(0u64, |n, d| n * 10 + (d - b'0') as u64))
+        };
+        // Empty: no value; plain digits (as `parse_number` reads them): the value.
+        let number = |c: Option<usize>| {
+            let f = field(c);
+            match f.is_empty() {
+                true => Some(None),
+                false => digits(f, 15).map(|v| Some(v as f64)),
+            }
+        };
+        let employees = number(self.employees)?;
+        let annual_revenue = number(self.annual_revenue)?;
+        let icp_score = number(self.icp_score)?;
+        if icp_score.is_some_and(|s| s > 100.0) {
+            return None;
+        }
+        let tier = field(self.icp_tier);
+        let icp_tier = match tier.is_empty() {
+            true => None,
+            false => Some(Tier::parse(std::str::from_utf8(tier).ok()?)?),
+        };
+        let year = field(self.founded_year);
+        let founded_year = match year.is_empty() {
+            true => None,
+            false => Some(digits(year, 9)? as i32),
+        };
+        // SAFETY: the caller checked that the whole block is UTF-8, and the record's bytes are
+        // the block or the scanner's copy of a quoted record's fields (pieces of the block cut
+        // at ASCII bytes); the range starts and ends at field boundaries, also ASCII bytes.
+        let joined = unsafe { std::str::from_utf8_unchecked(&b[first as usize..last as usize]) };
+        Some((
+            Firmographics {
+                employees,
+                annual_revenue,
+                icp_score,
+                icp_tier,
+                founded_year,
+            },
+            joined,
+        ))
     }
 
     /// [`Self::parse`]; `valid_utf8`: the record's bytes are known to be UTF-8.
@@ -552,6 +635,12 @@ pub fn load_accounts(
                 0,
                 |rec| {
                     rows += 1;
+                    if let Some((firmo, joined)) = layout.parse_plain(rec, valid_utf8) {
+                        let first = rec.ranges()[0].0;
+                        let ends = rec.ranges().iter().map(|&(_, e)| e - first);
+                        part.push_joined(joined, ends, &firmo, rec.line);
+                        return;
+                    }
                     let mut v = std::mem::take(&mut vals);
                     match fields_ok(src, rec)
                         .and_then(|_| layout.parse_v(src, rec, &mut v, valid_utf8))
@@ -897,6 +986,98 @@ mod tests {
         let mut want = items.clone();
         want.sort_by_key(|x| x.0);
         assert_eq!(sorted_by(items, |a, b| a.0.cmp(&b.0)), want);
+    }
+
+    /// The plain-row fast path (`AccountLayout::parse_plain`, taken when the file's columns
+    /// are in the standard order) reads every account, and rejects every row, exactly as the
+    /// general path does (taken for the same rows with the columns in another order).
+    #[test]
+    fn plain_account_rows_read_as_the_general_path_reads_them() {
+        let header = [
+            "account_id",
+            "name",
+            "domain",
+            "industry",
+            "employees",
+            "annual_revenue",
+            "country",
+            "icp_score",
+            "icp_tier",
+            "founded_year",
+        ];
+        let rows: Vec<Vec<&str>> = [
+            "A1|Acme|acme.example|software|250|1000000|US|88|A|1999",
+            "A2|Acme, Inc.|acme.example|software|250|1000000|US|88|A|",
+            "A3| Spaced |x.example|retail|10|5|GB|50||0123",
+            "A4|Beta|||||||| ",
+            "A5|Gamma|g.example|retail|1.5|1e6|DE|100|B|+1999",
+            "A6|Delta|d.example|retail|12|34|FR|101|C|",
+            "A7|Eps|e.example|retail|-3|34|FR|50|z|",
+            "|NoId|n.example|retail|1|2|US|3|D|",
+            "A9|Zeta|z.example|retail|1234567890123456|5|US|0|E|",
+            "A10|Ünïcode|u.example|retail|7|8|SE|9|b|1900",
+            "A12|Tab\there|t.example|retail|1|2|US|3|D|19x9",
+            "A13|Trail |t.example|retail|1|2|US|3|D|1234567890",
+            "A14|Quote \"q\"|q.example|retail|1|2|US|3|D|2001",
+            "A15|Big|b.example|retail|999999999999999|2|US|99.5|D|2001",
+            "A16|Nope|n.example|retail|x|2|US|3|D|2001",
+        ]
+        .iter()
+        .map(|r| r.split('|').collect())
+        .collect();
+        let csv_field = |f: &str| match f.contains([',', '"']) {
+            true => format!("\"{}\"", f.replace('"', "\"\"")),
+            false => f.to_string(),
+        };
+        // Standard order, and the same columns rotated (founded_year first).
+        let render = |rotate: bool| {
+            let line = |fields: Vec<String>| {
+                let mut f = fields;
+                if rotate {
+                    f.rotate_right(1);
+                }
+                f.join(",")
+            };
+            let mut text = line(header.iter().map(|h| h.to_string()).collect()) + "\n";
+            for r in &rows {
+                text += &(line(r.iter().map(|f| csv_field(f)).collect()) + "\n");
+            }
+            text += "A99,Short,s.example\n";
+            text
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::default();
+        let opts = LoadOptions::new(&cfg);
+        let load = |rotate: bool| {
+            let p = dir.path().join(format!("accounts-{rotate}.csv"));
+            std::fs::write(&p, render(rotate)).unwrap();
+            let src = opts.open(&p, FileKind::Accounts).unwrap();
+            assert_eq!(AccountLayout::of(&src).identity, !rotate);
+            let mut rejects = Rejects::default();
+            let accounts = load_accounts(&p, &opts, &mut rejects).unwrap();
+            let read: Vec<_> = accounts
+                .table
+                .iter()
+                .map(|a| {
+                    let mut values: Vec<(String, String)> = header
+                        .iter()
+                        .map(|h| (h.to_string(), a.field(h).unwrap_or("?").to_string()))
+                        .collect();
+                    values.sort();
+                    (values, a.firmographics(), a.line())
+                })
+                .collect();
+            let rejected: Vec<_> = rejects
+                .rows
+                .iter()
+                .map(|r| (r.line, r.column.clone(), r.reason.clone()))
+                .collect();
+            (read, rejected)
+        };
+        let (plain, general) = (load(false), load(true));
+        assert_eq!(plain.0.len(), 10, "accounts read: {:?}", plain.0);
+        assert_eq!(plain.1.len(), 6, "rows rejected: {:?}", plain.1);
+        assert_eq!(plain, general);
     }
 
     #[test]
