@@ -804,6 +804,31 @@ pub fn parse_trigger(
     rules: &Rules,
     index: &IdIndex,
 ) -> Result<Trigger, Rejection> {
+    let t = checked_trigger(src, rec, rules, index)?;
+    Ok(Trigger {
+        account: t.account,
+        code: t.code,
+        at: t.at,
+        headline: t.headline.to_string(),
+    })
+}
+
+/// A valid trigger record, its headline still in the record (only the triggers kept need
+/// their own copy).
+pub struct CheckedTrigger<'a> {
+    pub account: AccountIdx,
+    pub code: abm_core::rules::Code,
+    pub at: Instant,
+    pub headline: &'a str,
+}
+
+/// Validate one trigger record (what [`parse_trigger`] checks, in the same order).
+pub fn checked_trigger<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    rules: &Rules,
+    index: &IdIndex,
+) -> Result<CheckedTrigger<'a>, Rejection> {
     let p = &src.projection;
     let id = text(src, rec, p.slots[0], "account_id")?;
     if id.is_empty() {
@@ -828,11 +853,11 @@ pub fn parse_trigger(
             format!("unknown account {id:?} (not in the accounts file)"),
         )
     })?;
-    Ok(Trigger {
+    Ok(CheckedTrigger {
         account,
         code,
         at,
-        headline: text(src, rec, p.slots[4], "headline")?.to_string(),
+        headline: text(src, rec, p.slots[4], "headline")?,
     })
 }
 
@@ -897,9 +922,14 @@ pub fn load_triggers(
         opts.threads,
         Vec::new,
         |out: &mut Vec<Trigger>, src, rec| {
-            let t = parse_trigger(src, rec, rules, &accounts.index)?;
+            let t = checked_trigger(src, rec, rules, &accounts.index)?;
             if !window_only || (t.at >= rules.trigger_from && t.at <= rules.as_of) {
-                out.push(t);
+                out.push(Trigger {
+                    account: t.account,
+                    code: t.code,
+                    at: t.at,
+                    headline: t.headline.to_string(),
+                });
             }
             Ok(())
         },
