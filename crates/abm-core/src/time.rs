@@ -282,6 +282,79 @@ fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
     ))
 }
 
+/// [`parse_bytes`] for a stream of timestamps, remembering the dates it has checked: the
+/// plain form's date part (`YYYY-MM-DDT`, the bulk of the parse) is looked up in a small
+/// direct-mapped table of dates seen, so a timestamp whose date came before costs only the
+/// time-of-day checks. Every answer is [`parse_bytes`]'s: the table holds only dates that the
+/// full parser accepted, and anything unusual takes the full parser.
+#[derive(Clone)]
+pub struct TimestampParser {
+    /// (the first eight bytes, the next three, days since the epoch); all zero when empty
+    /// (a valid date's first word is never zero).
+    dates: Box<[(u64, u32, i32); Self::SLOTS]>,
+}
+
+impl Default for TimestampParser {
+    fn default() -> Self {
+        TimestampParser {
+            dates: Box::new([(0, 0, 0); Self::SLOTS]),
+        }
+    }
+}
+
+impl TimestampParser {
+    /// Ten times a year of dates, so few dates of a year share a slot (64 KiB; the slots in
+    /// use are one cache line each, ~25 KiB for a year).
+    const SLOTS: usize = 4096;
+
+    #[inline(always)]
+    pub fn parse(&mut self, b: &[u8]) -> Option<Instant> {
+        if b.len() != 19 && !(b.len() == 20 && b[19] | 0x20 == b'z') {
+            return parse_general(b);
+        }
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let (lo, mid, hi) = (word(0), word(8), word(11));
+        let dd_t = (mid & 0xff_ffff) as u32;
+        let slot = ((lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ dd_t as u64)
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+            >> (64 - Self::SLOTS.trailing_zeros())) as usize;
+        let (key_lo, key_dd, days) = self.dates[slot];
+        if key_lo == lo && key_dd == dd_t {
+            if let Some(secs) = time_of_day(hi) {
+                return Some(Instant(
+                    days as i64 * MICROS_PER_DAY + secs * MICROS_PER_SEC,
+                ));
+            }
+        }
+        let t = parse_bytes(b)?;
+        if let (Some(secs), true) = (time_of_day(hi), parse_plain_timestamp(b).is_some()) {
+            let days = (t.0 - secs * MICROS_PER_SEC) / MICROS_PER_DAY;
+            if let Ok(days) = i32::try_from(days) {
+                self.dates[slot] = (lo, dd_t, days);
+            }
+        }
+        Some(t)
+    }
+}
+
+/// Seconds into the day of `HH:MM:SS` read as one little-endian word, checked as the plain
+/// form checks it (hours to 23, minutes to 59, seconds to 60).
+#[inline(always)]
+fn time_of_day(hi: u64) -> Option<i64> {
+    const HI_SEP: u64 = 0x0000_ff00_00ff_0000; // bytes 2 and 5: ':'
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let dh = (hi ^ ZEROS) & !HI_SEP;
+    let not_digit = (dh | dh.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    let ph = dh.wrapping_mul(10).wrapping_add(dh >> 8);
+    let (h, mi, sec) = (ph & 0xff, (ph >> 24) & 0xff, (ph >> 48) & 0xff);
+    let ok = (hi & HI_SEP == 0x0000_3a00_003a_0000)
+        & (not_digit == 0)
+        & (h <= 23)
+        & (mi <= 59)
+        & (sec <= 60);
+    ok.then_some((h * 3600 + mi * 60 + sec) as i64)
+}
+
 #[inline]
 fn parse_general(b: &[u8]) -> Option<Instant> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
@@ -487,6 +560,63 @@ mod tests {
             }
         }
         assert!(parse_plain_timestamp(b"2026-10-09T21:19:22").is_some());
+    }
+
+    /// The date-remembering parser answers as `parse_bytes` does, on first sight of a date
+    /// and after it (valid and invalid times after a remembered date, leap seconds at a day's
+    /// end, every byte of the form replaced, dates that collide in its table).
+    #[test]
+    fn the_remembering_parser_agrees_with_parse_bytes() {
+        let mut cases: Vec<Vec<u8>> = vec![];
+        let mut x: u64 = 11;
+        for _ in 0..30_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = |m: u64| (x >> (m % 40)) % m;
+            cases.push(
+                format!(
+                    "{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}{}",
+                    2020 + r(8),
+                    r(14),
+                    r(33),
+                    ["T", "t", " ", "X"][r(4) as usize],
+                    r(26),
+                    r(62),
+                    r(62),
+                    ["", "Z", "z", "+01:00", "Q"][r(5) as usize]
+                )
+                .into_bytes(),
+            );
+        }
+        for base in [
+            "2026-10-09T21:19:22",
+            "2024-02-29T23:59:60Z",
+            "1999-12-31 00:00:00",
+        ] {
+            for i in 0..base.len() {
+                for v in 0..=255u8 {
+                    let mut c = base.as_bytes().to_vec();
+                    c[i] = v;
+                    cases.push(c);
+                    cases.push(base.as_bytes().to_vec());
+                }
+            }
+        }
+        cases.push(b"2026-10-09".to_vec());
+        cases.push(b"".to_vec());
+        let mut parser = TimestampParser::default();
+        for round in 0..2 {
+            for c in &cases {
+                assert_eq!(
+                    parser.parse(c),
+                    parse_bytes(c),
+                    "round {round}: {:?}",
+                    String::from_utf8_lossy(c)
+                );
+            }
+        }
+        assert!(parser.dates.iter().filter(|d| d.0 != 0).count() > 100);
     }
 
     #[test]

@@ -154,6 +154,8 @@ struct FoldWorker<'s> {
     scanner: crate::csv::Scanner,
     /// A CSV block so far held a quote (see [`Cuts::Trusting`]).
     saw_quote: bool,
+    /// The fast path's timestamp parser (it remembers the dates it has seen).
+    timestamps: abm_core::time::TimestampParser,
 }
 
 /// A parsed event waiting for its account lookup (batched so lookups overlap in memory).
@@ -581,7 +583,7 @@ impl FoldWorker<'_> {
             }
         };
         let id = field(c.account_id);
-        let at = abm_core::time::parse_bytes(field(c.occurred_at));
+        let at = self.timestamps.parse(field(c.occurred_at));
         let code = ctx.rules.events.lookup(field(c.type_));
         let (false, Some(at), Some(code)) = (id.is_empty(), at, code) else {
             return false;
@@ -955,6 +957,7 @@ fn fold_pass<'s>(
             lean: LeanSink::default(),
             scanner: Default::default(),
             saw_quote: false,
+            timestamps: Default::default(),
         }
     };
     par_blocks_input(
