@@ -63,9 +63,7 @@ fn needs_escape(b: &[u8], csv: bool) -> bool {
     }
 }
 
-/// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`. 16 bytes at a time; a last
-/// partial group (most values are short) is read as one vector of the value's own bytes, so no
-/// value takes a byte loop.
+/// [`needs_escape`] for CSV and for JSON at once: `(csv, json)`.
 #[inline]
 fn needs_escape_both(b: &[u8]) -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
@@ -92,13 +90,69 @@ fn needs_escape_both(b: &[u8]) -> (bool, bool) {
                 (_mm_movemask_epi8(c) as u32, _mm_movemask_epi8(j) as u32)
             }
         }
-        let (mut csv, mut json) = (0u32, 0u32);
+        let (csv, json) = sse2::scan(b, masks);
+        (csv != 0, json != 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let csv = b.iter().any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'));
+        let json = b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        (csv, json)
+    }
+}
+
+/// How a CSV value must be written: `(quoted, with quotes to double)`.
+#[inline(always)]
+fn csv_needs(b: &[u8]) -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        /// (special, quote) bit masks of one group of 16 bytes.
+        #[inline(always)]
+        fn masks(v: __m128i) -> (u32, u32) {
+            // SAFETY: SSE2 is baseline on x86_64; register operations only.
+            unsafe {
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let quote = eq(b'"');
+                let special = _mm_or_si128(
+                    _mm_or_si128(eq(b','), quote),
+                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
+                );
+                (
+                    _mm_movemask_epi8(special) as u32,
+                    _mm_movemask_epi8(quote) as u32,
+                )
+            }
+        }
+        let (special, quote) = sse2::scan(b, masks);
+        (special != 0, quote != 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let quote = b.contains(&b'"');
+        (
+            quote || b.iter().any(|&c| matches!(c, b',' | b'\n' | b'\r')),
+            quote,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    /// Two bit masks over all of `b`, 16 bytes at a time, OR-ed together; a last partial
+    /// group (most values are short) is read as one vector of the value's own bytes, so no
+    /// value takes a byte loop.
+    #[inline(always)]
+    pub(super) fn scan(b: &[u8], masks: impl Fn(__m128i) -> (u32, u32)) -> (u32, u32) {
+        let (mut x, mut y) = (0u32, 0u32);
         let mut groups = b.chunks_exact(16);
         for g in groups.by_ref() {
             // SAFETY: `g` is 16 readable bytes.
             let (c, j) = masks(unsafe { _mm_loadu_si128(g.as_ptr() as *const __m128i) });
-            csv |= c;
-            json |= j;
+            x |= c;
+            y |= j;
         }
         let rest = groups.remainder();
         if !rest.is_empty() {
@@ -129,16 +183,58 @@ fn needs_escape_both(b: &[u8]) -> (bool, bool) {
                 }
             };
             let (c, j) = masks(v);
-            csv |= c;
-            json |= j;
+            x |= c;
+            y |= j;
         }
-        (csv != 0, json != 0)
+        (x, y)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let csv = b.iter().any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'));
-        let json = b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
-        (csv, json)
+}
+
+/// Append `b` at `dst` with a few word moves (no `memcpy` call for the short values of an
+/// assignment row).
+///
+/// # Safety
+/// `dst` must be valid for writing `b.len()` bytes and must not overlap `b`.
+#[inline(always)]
+unsafe fn put(dst: *mut u8, b: &[u8]) {
+    let n = b.len();
+    let src = b.as_ptr();
+    // SAFETY (for every arm): reads stay inside `b`, writes inside `dst[..n]` (the caller's
+    // promise); overlapping word moves cover every byte.
+    unsafe {
+        match n {
+            0 => {}
+            1..=3 => {
+                *dst = *src;
+                *dst.add(n / 2) = *src.add(n / 2);
+                *dst.add(n - 1) = *src.add(n - 1);
+            }
+            4..=7 => {
+                let (a, z) = (
+                    (src as *const u32).read_unaligned(),
+                    (src.add(n - 4) as *const u32).read_unaligned(),
+                );
+                (dst as *mut u32).write_unaligned(a);
+                (dst.add(n - 4) as *mut u32).write_unaligned(z);
+            }
+            8..=16 => {
+                let (a, z) = (
+                    (src as *const u64).read_unaligned(),
+                    (src.add(n - 8) as *const u64).read_unaligned(),
+                );
+                (dst as *mut u64).write_unaligned(a);
+                (dst.add(n - 8) as *mut u64).write_unaligned(z);
+            }
+            17..=32 => {
+                let (a, z) = (
+                    (src as *const u128).read_unaligned(),
+                    (src.add(n - 16) as *const u128).read_unaligned(),
+                );
+                (dst as *mut u128).write_unaligned(a);
+                (dst.add(n - 16) as *mut u128).write_unaligned(z);
+            }
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
     }
 }
 
@@ -234,7 +330,53 @@ const JSON_KEYS: [&[u8]; 15] = [
 
 impl AssignmentRow<'_> {
     pub fn write_csv(&self, out: &mut Vec<u8>) {
-        csv_line(out, self.values());
+        let values = self.values();
+        // Room for every value quoted with every byte doubled, commas and the line end.
+        let room: usize = values.iter().map(|v| 2 * v.len() + 3).sum();
+        out.reserve(room);
+        let start = out.len();
+        // SAFETY: `room` bytes from `start` are allocated (reserved above) and each value
+        // writes at most `2 * len + 3` of them (with its comma); `set_len` covers only bytes
+        // written. Values are `&str` borrowed from elsewhere: no overlap with `out`.
+        unsafe {
+            let base = out.as_mut_ptr().add(start);
+            let mut at = 0usize;
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    *base.add(at) = b',';
+                    at += 1;
+                }
+                let b = v.as_bytes();
+                match csv_needs(b) {
+                    (false, _) => {
+                        put(base.add(at), b);
+                        at += b.len();
+                    }
+                    (true, false) => {
+                        *base.add(at) = b'"';
+                        put(base.add(at + 1), b);
+                        *base.add(at + 1 + b.len()) = b'"';
+                        at += b.len() + 2;
+                    }
+                    (true, true) => {
+                        *base.add(at) = b'"';
+                        at += 1;
+                        for &c in b {
+                            *base.add(at) = c;
+                            at += 1;
+                            if c == b'"' {
+                                *base.add(at) = b'"';
+                                at += 1;
+                            }
+                        }
+                        *base.add(at) = b'"';
+                        at += 1;
+                    }
+                }
+            }
+            *base.add(at) = b'\n';
+            out.set_len(start + at + 1);
+        }
     }
 
     /// [`Self::write_csv`] and [`Self::write_jsonl`] in one pass over the values (each value
@@ -772,5 +914,55 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"plain\n");
         assert!(!spare.exists(), "no spare is kept without recycling");
         assert!(!dir.path().join("big.csv.tmp").exists());
+    }
+
+    /// The row writer gives what the RFC 4180 field writer gives, for values of every length
+    /// class of its word moves and every quoting case.
+    #[test]
+    fn csv_rows_equal_the_field_writer() {
+        let mut texts: Vec<String> = vec![
+            "".into(),
+            "\"".into(),
+            "\"\"".into(),
+            ",".into(),
+            "\r".into(),
+            "é".into(),
+            "ü,ß".into(),
+        ];
+        for n in 1..70 {
+            let plain: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            texts.push(plain.clone());
+            let mut comma = plain.clone().into_bytes();
+            comma[n / 2] = b',';
+            texts.push(String::from_utf8(comma).unwrap());
+            let mut quote = plain.into_bytes();
+            quote[n - 1] = b'"';
+            texts.push(String::from_utf8(quote).unwrap());
+        }
+        for (i, t) in texts.iter().enumerate() {
+            let at = |k: usize| texts[(i * 31 + k * 17) % texts.len()].as_str();
+            let row = AssignmentRow {
+                account_id: t,
+                name: at(1),
+                icp_score: at(2),
+                tier: at(3),
+                engagement_level: at(4),
+                has_triggers: i % 2 == 0,
+                cluster: at(5),
+                previous_cluster: at(6),
+                movement: at(7),
+                promotion_triggers: at(8),
+                program_type: at(9),
+                micro_segment: at(10),
+                next_action: at(11),
+                checkpoint: at(12),
+                rationale: at(13),
+            };
+            let mut got = b"prefix".to_vec();
+            row.write_csv(&mut got);
+            let mut want = b"prefix".to_vec();
+            csv_line(&mut want, row.values());
+            assert!(got == want, "{:?}", String::from_utf8_lossy(&got));
+        }
     }
 }
