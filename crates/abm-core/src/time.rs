@@ -65,6 +65,11 @@ impl Instant {
 /// machinery (the bulk path renders millions of these).
 #[inline]
 pub fn push_padded(s: &mut String, v: i64, width: usize) {
+    if (0..10).contains(&v) && width <= 1 {
+        // The usual count or rule number: one digit.
+        s.push((b'0' + v as u8) as char);
+        return;
+    }
     if v < 0 {
         s.push('-');
     }
@@ -715,6 +720,9 @@ mod tests {
         }
         for (v, w, want) in [
             (0, 1, "0"),
+            (9, 1, "9"),
+            (3, 0, "3"),
+            (10, 1, "10"),
             (7, 2, "07"),
             (123, 2, "123"),
             (-5, 2, "-05"),

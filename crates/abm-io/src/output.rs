@@ -190,6 +190,18 @@ mod sse2 {
     }
 }
 
+/// `out.extend_from_slice(b)` with [`put`]'s word moves.
+#[inline(always)]
+fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.reserve(b.len());
+    // SAFETY: `b.len()` bytes past the length are reserved; `b` is borrowed while `out` is
+    // borrowed mutably, so they cannot overlap; `set_len` covers exactly the bytes written.
+    unsafe {
+        put(out.as_mut_ptr().add(out.len()), b);
+        out.set_len(out.len() + b.len());
+    }
+}
+
 /// Append `b` at `dst` with a few word moves (no `memcpy` call for the short values of an
 /// assignment row).
 ///
@@ -249,7 +261,7 @@ fn json_str_known(out: &mut Vec<u8>, s: &str, escape: bool) {
     out.push(b'"');
     let b = s.as_bytes();
     if !escape {
-        out.extend_from_slice(b);
+        push_bytes(out, b);
     } else {
         for &c in b {
             match c {
@@ -291,7 +303,7 @@ fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool) {
         out.extend_from_slice(&b[from..]);
         out.push(b'"');
     } else {
-        out.extend_from_slice(s.as_bytes());
+        push_bytes(out, s.as_bytes());
     }
 }
 
@@ -383,14 +395,17 @@ impl AssignmentRow<'_> {
     /// is scanned once for what either format must escape).
     pub fn write_both(&self, csv: &mut Vec<u8>, json: &mut Vec<u8>) {
         let values = self.values();
+        let bytes: usize = values.iter().map(|v| v.len()).sum();
+        csv.reserve(2 * bytes + 3 * values.len());
+        json.reserve(bytes + 256);
         for (i, (k, v)) in JSON_KEYS.iter().zip(values).enumerate() {
             if i > 0 {
                 csv.push(b',');
             }
-            json.extend_from_slice(k);
+            push_bytes(json, k);
             if i == HAS_TRIGGERS {
-                csv.extend_from_slice(v.as_bytes());
-                json.extend_from_slice(v.as_bytes());
+                push_bytes(csv, v.as_bytes());
+                push_bytes(json, v.as_bytes());
                 continue;
             }
             let (c, j) = needs_escape_both(v.as_bytes());
