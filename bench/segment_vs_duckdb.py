@@ -8,7 +8,8 @@
 
 Comparison mode (default): generates the data once with `../shared/bench/gen_data.py` (skipped when
 `--data DIR` already holds accounts.csv), reads the input files once to warm the page cache, then
-runs `abm segment DATA --as-of 2026-11-01T00:00:00 --out OUT/abm --quiet` and
+runs `abm segment DATA --as-of 2026-11-01T00:00:00 --out OUT/abm --quiet --formats csv` (one
+assignment CSV, as the peer writes; `--abm-args ""` for abm's default of CSV and JSON Lines) and
 `python3 duckdb_reference.py DATA OUT/peer` alternately (abm, peer, abm, peer, ...) `--runs` times
 each. Each run is a whole process: wall time from spawn to exit, peak RSS from `os.wait4` of the
 child (`ru_maxrss`: the largest resident set of the child and the descendants it waited for). Then
@@ -850,9 +851,10 @@ def main():
     p.add_argument("--jsonl", action="store_true",
                    help="abm only: CSV inputs vs the same data as JSON Lines (converted once with "
                         "DuckDB into DATA-jsonl), alternately")
-    p.add_argument("--abm-args", default="",
-                   help="extra arguments for abm segment, e.g. \"--formats csv\" (the peer writes "
-                        "one CSV; abm writes CSV and JSON Lines by default)")
+    p.add_argument("--abm-args", default="--formats csv",
+                   help="arguments added to every abm segment run (default \"--formats csv\": one "
+                        "assignment CSV, as the peer writes; \"\" for abm's default of CSV and "
+                        "JSON Lines)")
     p.add_argument("--out", help="directory for outputs and logs (default: a new temp dir beside "
                                  "the data, or in $TMPDIR)")
     p.add_argument("--json", help="also write the results to this JSON file")
