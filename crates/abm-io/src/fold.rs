@@ -11,7 +11,7 @@ use crate::load::{
     IdIndex, LoadOptions, Rejection, Rejects,
 };
 use crate::mem::{prefetch, PREFETCH_AHEAD};
-use crate::source::{plain_json_fields, Format, JsonRecords, Source, MAX_FAST_COLS};
+use crate::source::{plain_json_fields, Format, JsonRecords, JsonTemplate, Source, MAX_FAST_COLS};
 use crate::IngestError;
 use abm_core::account::AccountIdx;
 use abm_core::engagement::{contact_hash, EngagementState, Signal, Verdict};
@@ -607,6 +607,7 @@ impl FoldWorker<'_> {
         let valid_utf8 = (block.is_ascii() || std::str::from_utf8(block).is_ok())
             && block.len() <= u32::MAX as usize;
         let header = &ctx.src.header;
+        let template = JsonTemplate::new(header);
         let (mut pos, mut line, mut rows) = (0usize, 0u64, 0u64);
         while pos < block.len() {
             prefetch(block.as_ptr().wrapping_add(pos + PREFETCH_AHEAD));
@@ -617,7 +618,10 @@ impl FoldWorker<'_> {
             let l = &block[pos..end];
             if !l.trim_ascii().is_empty() {
                 let fast = valid_utf8
-                    && plain_json_fields(l, pos, header, &mut bounds)
+                    && (template
+                        .as_ref()
+                        .is_some_and(|t| t.fields(l, pos, &mut bounds))
+                        || plain_json_fields(l, pos, header, &mut bounds))
                     && self.fast_event(ctx, block, &bounds, line, (pos, end - pos), &mut bad);
                 if fast {
                     rows += 1;

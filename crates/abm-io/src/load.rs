@@ -450,18 +450,18 @@ impl AccountLayout {
         self.parse_v(src, rec, values, false)
     }
 
-    /// The usual CSV row read at once: when the schema is the source's columns in order and
-    /// the record's fields are its line's pieces between single commas (no quotes), none with
-    /// spaces to trim, with an account id and plain numbers, tier and year, `Some` with the
-    /// firmographics and the line's value text: what [`Self::parse_v`] gives, for
-    /// [`AccountTable::push_joined`]. `None` for any other row (the general path reads it and
-    /// words any rejection). `valid_utf8`: the record's bytes are known to be UTF-8.
+    /// The usual row read at once: when the schema is the source's columns in order and no
+    /// field has spaces to trim, with an account id and plain numbers, tier and year, `Some`
+    /// with the firmographics — what [`Self::parse_v`] gives — and, when the fields are their
+    /// line's pieces between single commas (a CSV line without quotes), the line's value text
+    /// for [`AccountTable::push_joined`]. `None` for any other row (the general path reads it
+    /// and words any rejection). `valid_utf8`: the record's bytes are known to be UTF-8.
     #[inline]
     pub fn parse_plain<'a>(
         &self,
         rec: &Record<'a>,
         valid_utf8: bool,
-    ) -> Option<(Firmographics, &'a str)> {
+    ) -> Option<(Firmographics, Option<&'a str>)> {
         let r = rec.ranges();
         let b = rec.bytes();
         if !valid_utf8 || !self.identity || r.len() != self.cols.len() || r.is_empty() {
@@ -469,9 +469,10 @@ impl AccountLayout {
         }
         let (first, last) = (r[0].0, r[r.len() - 1].1);
         let mut ok = r[0].1 > first; // an account id
+        let mut joined = true;
         let mut prev = first.wrapping_sub(1);
         for &(s, e) in r {
-            ok &= s == prev.wrapping_add(1);
+            joined &= s == prev.wrapping_add(1);
             if e > s {
                 ok &= (b[s as usize] > b' ') & (b[e as usize - 1] > b' ');
             }
@@ -512,10 +513,10 @@ impl AccountLayout {
             true => None,
             false => Some(digits(year, 9)? as i32),
         };
-        // SAFETY: the caller checked that the whole block is UTF-8, and the record's bytes are
-        // the block or the scanner's copy of a quoted record's fields (pieces of the block cut
-        // at ASCII bytes); the range starts and ends at field boundaries, also ASCII bytes.
-        let joined = unsafe { std::str::from_utf8_unchecked(&b[first as usize..last as usize]) };
+        // SAFETY: the record's bytes are UTF-8 (the caller's promise); the range starts and
+        // ends at field boundaries, which are ASCII bytes.
+        let joined = joined
+            .then(|| unsafe { std::str::from_utf8_unchecked(&b[first as usize..last as usize]) });
         Some((
             Firmographics {
                 employees,
@@ -624,9 +625,12 @@ pub fn load_accounts(
             part.reserve(most, block.len());
             let mut rows = 0u64;
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
-            // One UTF-8 check for the whole block instead of one per field.
-            let valid_utf8 = src.format == Format::Csv
-                && (block.is_ascii() || std::str::from_utf8(block).is_ok());
+            // One UTF-8 check for the whole block instead of one per field. Then every record
+            // is UTF-8: a CSV record's bytes are the block or the scanner's copy of a quoted
+            // record's fields (pieces of the block cut at ASCII bytes); a JSON record's, the
+            // block (lines read in place) or serde_json's rendering of its values (strings it
+            // has checked, numbers and literals in ASCII).
+            let valid_utf8 = block.is_ascii() || std::str::from_utf8(block).is_ok();
             let bad = std::cell::RefCell::new(Vec::new());
             let (lines, unterminated) = for_each_in_block(
                 src.format,
@@ -635,11 +639,24 @@ pub fn load_accounts(
                 0,
                 |rec| {
                     rows += 1;
-                    if let Some((firmo, joined)) = layout.parse_plain(rec, valid_utf8) {
-                        let first = rec.ranges()[0].0;
-                        let ends = rec.ranges().iter().map(|&(_, e)| e - first);
-                        part.push_joined(joined, ends, &firmo, rec.line);
-                        return;
+                    match layout.parse_plain(rec, valid_utf8) {
+                        Some((firmo, Some(joined))) => {
+                            let first = rec.ranges()[0].0;
+                            let ends = rec.ranges().iter().map(|&(_, e)| e - first);
+                            part.push_joined(joined, ends, &firmo, rec.line);
+                            return;
+                        }
+                        Some((firmo, None)) => {
+                            let b = rec.bytes();
+                            // SAFETY: the record's bytes are UTF-8 (`valid_utf8`) and fields
+                            // are cut at ASCII bytes.
+                            let values = rec.ranges().iter().map(|&(s, e)| unsafe {
+                                std::str::from_utf8_unchecked(&b[s as usize..e as usize])
+                            });
+                            part.push(values, &firmo, rec.line);
+                            return;
+                        }
+                        None => {}
                     }
                     let mut v = std::mem::take(&mut vals);
                     match fields_ok(src, rec)
@@ -1018,6 +1035,13 @@ mod tests {
         assert_eq!(sorted_by(items, |a, b| a.0.cmp(&b.0)), want);
     }
 
+    /// What a test load gives: (values by column, firmographics, line) per account, and
+    /// (line, column, reason) per rejection.
+    type Loaded = (
+        Vec<(Vec<(String, String)>, Firmographics, u64)>,
+        Vec<(u64, String, String)>,
+    );
+
     /// The plain-row fast path (`AccountLayout::parse_plain`, taken when the file's columns
     /// are in the standard order) reads every account, and rejects every row, exactly as the
     /// general path does (taken for the same rows with the columns in another order).
@@ -1075,12 +1099,35 @@ mod tests {
             text += "A99,Short,s.example\n";
             text
         };
+        // The same rows as JSON Lines (keys in the header's order, or rotated).
+        let render_json = |rotate: bool| {
+            let mut text = String::new();
+            for r in &rows {
+                let mut pairs: Vec<String> = header
+                    .iter()
+                    .zip(r)
+                    .map(|(h, v)| format!("{}:{}", serde_json::json!(h), serde_json::json!(v)))
+                    .collect();
+                if rotate {
+                    pairs.rotate_right(1);
+                }
+                text += &format!("{{{}}}\n", pairs.join(","));
+            }
+            text += "{\"account_id\":\"A99\",\"employees\":\"x\"}\n";
+            text
+        };
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config::default();
         let opts = LoadOptions::new(&cfg);
-        let load = |rotate: bool| {
-            let p = dir.path().join(format!("accounts-{rotate}.csv"));
-            std::fs::write(&p, render(rotate)).unwrap();
+        let load = |rotate: bool, json: bool| {
+            let ext = if json { "jsonl" } else { "csv" };
+            let p = dir.path().join(format!("accounts-{rotate}.{ext}"));
+            let text = if json {
+                render_json(rotate)
+            } else {
+                render(rotate)
+            };
+            std::fs::write(&p, text).unwrap();
             let src = opts.open(&p, FileKind::Accounts).unwrap();
             assert_eq!(AccountLayout::of(&src).identity, !rotate);
             let mut rejects = Rejects::default();
@@ -1104,10 +1151,30 @@ mod tests {
                 .collect();
             (read, rejected)
         };
-        let (plain, general) = (load(false), load(true));
+        let (plain, general) = (load(false, false), load(true, false));
         assert_eq!(plain.0.len(), 10, "accounts read: {:?}", plain.0);
         assert_eq!(plain.1.len(), 6, "rows rejected: {:?}", plain.1);
         assert_eq!(plain, general);
+        // JSON Lines: the same accounts (lines are numbered alike: no header line, one more
+        // line before the CSV rows). Keys in order take the template; rotated, the key reader.
+        let (json, rotated) = (load(false, true), load(true, true));
+        assert_eq!(json, rotated);
+        let shift = |(read, rejected): &Loaded| {
+            let read: Vec<_> = read
+                .iter()
+                .map(|(v, f, l)| (v.clone(), *f, l + 1))
+                .collect();
+            let rejected: Vec<_> = rejected
+                .iter()
+                .map(|(l, c, _)| (l + 1, c.clone()))
+                .collect();
+            (read, rejected)
+        };
+        let csv_rejected: Vec<_> = plain.1.iter().map(|(l, c, _)| (*l, c.clone())).collect();
+        assert_eq!(shift(&json).0, plain.0);
+        // (the last rejection differs on purpose: a short CSV row, a bad JSON number)
+        assert_eq!(shift(&json).1[..5], csv_rejected[..5]);
+        assert_eq!(shift(&json).1[5], (17, "employees".to_string()));
     }
 
     #[test]

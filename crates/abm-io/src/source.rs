@@ -473,6 +473,94 @@ pub(crate) fn plain_json_fields(
     i == l.len()
 }
 
+/// The usual JSON Lines record as a template: every header key once, in the header's order,
+/// each with a string value, no whitespace — `{"k0":"v0","k1":"v1",…}`. Such a line is read
+/// by comparing the text between values with the template's literals, where
+/// [`plain_json_fields`] reads keys and looks them up; any other line is left to it.
+pub(crate) struct JsonTemplate {
+    /// The text before each value: `{"k0":"`, then `","k1":"`, …
+    before: Vec<Vec<u8>>,
+}
+
+impl JsonTemplate {
+    /// `None` when a key would need escaping in JSON or there are too many columns.
+    pub(crate) fn new(header: &[String]) -> Option<JsonTemplate> {
+        if header.is_empty()
+            || header.len() > MAX_FAST_COLS
+            || header
+                .iter()
+                .any(|h| h.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20))
+        {
+            return None;
+        }
+        let before = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut t = match i {
+                    0 => b"{\"".to_vec(),
+                    _ => b"\",\"".to_vec(),
+                };
+                t.extend_from_slice(h.as_bytes());
+                t.extend_from_slice(b"\":\"");
+                t
+            })
+            .collect();
+        Some(JsonTemplate { before })
+    }
+
+    /// [`plain_json_fields`] for a line that follows the template; `false` (bounds
+    /// unspecified) for any other line.
+    #[inline]
+    pub(crate) fn fields(
+        &self,
+        l: &[u8],
+        base: usize,
+        bounds: &mut [(u32, u32); MAX_FAST_COLS],
+    ) -> bool {
+        let mut i = 0;
+        for (lit, b) in self.before.iter().zip(bounds.iter_mut()) {
+            if !starts_with_at(l, i, lit) {
+                return false;
+            }
+            i += lit.len();
+            let Some(k) = special_byte(&l[i..]) else {
+                return false;
+            };
+            let e = i + k;
+            if l[e] != b'"' {
+                return false;
+            }
+            *b = ((base + i) as u32, (base + e) as u32);
+            i = e;
+        }
+        l.len() == i + 2 && l[i + 1] == b'}'
+    }
+}
+
+/// `l[i..].starts_with(lit)` with word compares (the literals are short: a key and its
+/// punctuation).
+#[inline(always)]
+fn starts_with_at(l: &[u8], i: usize, lit: &[u8]) -> bool {
+    let n = lit.len();
+    if i + n > l.len() {
+        return false;
+    }
+    let s = &l[i..i + n];
+    if n < 8 {
+        return s == lit;
+    }
+    let word = |b: &[u8], k: usize| u64::from_le_bytes(b[k..k + 8].try_into().expect("8 bytes"));
+    let mut k = 0;
+    while k + 8 < n {
+        if word(s, k) != word(lit, k) {
+            return false;
+        }
+        k += 8;
+    }
+    word(s, n - 8) == word(lit, n - 8)
+}
+
 /// The first `"`, `\\` or control byte (< 0x20) of `b`, 16 bytes at a time.
 #[inline]
 fn special_byte(b: &[u8]) -> Option<usize> {
@@ -526,6 +614,7 @@ pub fn for_each_in_block(
                 && block.len() <= u32::MAX as usize
                 && (block.is_ascii() || std::str::from_utf8(block).is_ok());
             let mut bounds = [(0u32, 0u32); MAX_FAST_COLS];
+            let template = JsonTemplate::new(&json.header);
             let mut line = first_line;
             let mut rest = block;
             while !rest.is_empty() {
@@ -536,7 +625,12 @@ pub fn for_each_in_block(
                 };
                 if !l.trim_ascii().is_empty() {
                     let base = l.as_ptr() as usize - block.as_ptr() as usize;
-                    if fast && plain_json_fields(l, base, &json.header, &mut bounds) {
+                    let plain = fast
+                        && (template
+                            .as_ref()
+                            .is_some_and(|t| t.fields(l, base, &mut bounds))
+                            || plain_json_fields(l, base, &json.header, &mut bounds));
+                    if plain {
                         f(&Record::new(line, block, &bounds[..ncols], l));
                     } else {
                         match json.parse(line, l) {
@@ -642,5 +736,83 @@ mod tests {
         );
         assert!(j.parse(5, b"{not json").is_err());
         assert!(j.parse(5, b"[1,2]").is_err());
+    }
+
+    /// A line the JSON template reads gives the bounds the key reader gives; lines off the
+    /// template (other order, spaces, escapes, other value kinds, missing or extra keys,
+    /// trailing bytes) are left to the key reader.
+    #[test]
+    fn json_template_agrees_with_the_key_reader() {
+        let header: Vec<String> = ["account_id", "occurred_at", "type", "contact_id"]
+            .map(String::from)
+            .to_vec();
+        let t = JsonTemplate::new(&header).unwrap();
+        let cases: [(&str, bool); 14] = [
+            (
+                r#"{"account_id":"A1","occurred_at":"2026-01-01T00:00:00","type":"demo","contact_id":"C1"}"#,
+                true,
+            ),
+            (
+                r#"{"account_id":"","occurred_at":"","type":"","contact_id":""}"#,
+                true,
+            ),
+            (
+                r#"{"account_id":"A very long account identifier beyond sixteen bytes","occurred_at":"x","type":"y","contact_id":"z"}"#,
+                true,
+            ),
+            (
+                r#"{"occurred_at":"2026","account_id":"A1","type":"demo","contact_id":"C1"}"#,
+                false,
+            ),
+            (
+                r#"{"account_id": "A1","occurred_at":"2026","type":"demo","contact_id":"C1"}"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A\"1","occurred_at":"2026","type":"demo","contact_id":"C1"}"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo","contact_id":null}"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo"}"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo","contact_id":"C1","x":"y"}"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo","contact_id":"C1"} "#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo","contact_id":"C1"}x"#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","type":"demo","contact_id":"C1""#,
+                false,
+            ),
+            (
+                r#"{"account_id":"A1","occurred_at":"2026","typ":"demo","contact_id":"C1"}"#,
+                false,
+            ),
+            ("", false),
+        ];
+        for (line, fits) in cases {
+            let (mut a, mut b) = ([(0u32, 0u32); MAX_FAST_COLS], [(0u32, 0u32); MAX_FAST_COLS]);
+            assert_eq!(t.fields(line.as_bytes(), 7, &mut a), fits, "{line}");
+            if fits {
+                assert!(
+                    plain_json_fields(line.as_bytes(), 7, &header, &mut b),
+                    "{line}"
+                );
+                assert_eq!(a[..4], b[..4], "{line}");
+            }
+        }
+        assert!(JsonTemplate::new(&["a\"b".to_string()]).is_none());
     }
 }
