@@ -575,7 +575,10 @@ impl FoldWorker<'_> {
         let c = ctx.cols;
         let field = |i: usize| {
             let (s, e) = bounds[i];
-            let f = &block[s as usize..e as usize];
+            debug_assert!(s <= e && e as usize <= block.len());
+            // SAFETY: the splitters (`Seps::plain_fields`, `plain_json_fields`, `JsonTemplate`)
+            // give ranges within the block, start before end.
+            let f = unsafe { block.get_unchecked(s as usize..e as usize) };
             // Whitespace is at most b' ': one compare per end for the usual untrimmed field.
             match (f.first(), f.last()) {
                 (Some(&a), Some(&z)) if a > b' ' && z > b' ' => f,
@@ -794,7 +797,9 @@ impl Seps {
             let Some(i) = self.next(buf) else {
                 break buf.len();
             };
-            match buf[i] {
+            debug_assert!(i < buf.len());
+            // SAFETY: `next` yields positions of mask bits, set only for bytes of `buf`.
+            match unsafe { *buf.get_unchecked(i) } {
                 b',' => {
                     if n + 1 >= ncols {
                         return None;
