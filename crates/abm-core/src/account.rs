@@ -113,6 +113,15 @@ impl Packed {
 /// The byte between two values of an account in a part's text.
 const SEPARATOR: char = ',';
 
+/// Text an account table can point into instead of copying it: one block of an input (a
+/// memory-mapped file, say), kept by its owner for as long as the table holds it.
+pub trait SharedText: Send + Sync + std::fmt::Debug {
+    fn text(&self) -> &str;
+}
+
+/// A start offset into the part's shared text (else into its own).
+const SHARED: u64 = 1 << 63;
+
 /// All accounts of one input, in input order. `AccountIdx` is the position. Stored as parts
 /// (one per block of input parsed in parallel) that are moved, never copied, into the table.
 #[derive(Debug, Clone)]
@@ -130,6 +139,9 @@ pub struct AccountTable {
 #[derive(Debug, Clone, Default)]
 struct Part {
     text: String,
+    /// The text of accounts pushed with [`AccountTable::push_shared`] (their start has
+    /// `SHARED` set): laid out as in `text`, but not copied.
+    shared: Option<std::sync::Arc<dyn SharedText>>,
     /// `ends[i * ncols + c]` = end offset (from the account's start) of column c of account i;
     /// column c > 0 begins one byte after column c - 1 ends.
     ends: Vec<u32>,
@@ -242,6 +254,39 @@ impl AccountTable {
         idx
     }
 
+    /// [`Self::push_joined`] for a `joined` text that is `shared.text()[offset..offset + len]`:
+    /// the account points into `shared` instead of copying it (a part holds one shared text;
+    /// a different one starts a new part).
+    pub fn push_shared(
+        &mut self,
+        shared: &std::sync::Arc<dyn SharedText>,
+        offset: usize,
+        ends: impl IntoIterator<Item = u32>,
+        firmo: &Firmographics,
+        line: u64,
+    ) -> AccountIdx {
+        let idx = self.len as AccountIdx;
+        let ncols = self.schema.len();
+        let same = |p: &Part| match &p.shared {
+            Some(s) => std::sync::Arc::ptr_eq(s, shared),
+            None => true,
+        };
+        if !self.parts.last().is_none_or(same) {
+            self.parts.push(Part::default());
+            self.firsts.push(self.len as AccountIdx);
+        }
+        let p = self.last_part();
+        p.shared.get_or_insert_with(|| shared.clone());
+        p.starts.push(offset as u64 | SHARED);
+        let before = p.ends.len();
+        p.ends.extend(ends.into_iter().take(ncols));
+        debug_assert_eq!(p.ends.len() - before, ncols, "one end per column");
+        p.typed.push(Packed::pack(firmo));
+        p.lines.push(line);
+        self.len += 1;
+        idx
+    }
+
     /// Append every account of `other` (same schema), in order, by moving its storage.
     pub fn append(&mut self, other: AccountTable) {
         debug_assert_eq!(self.schema, other.schema);
@@ -270,11 +315,14 @@ impl AccountTable {
             1 => 0,
             _ => self.firsts.partition_point(|&f| f <= idx) - 1,
         };
+        let part = &self.parts[k];
+        let local = (idx - self.firsts[k]) as usize;
         AccountRef {
             table: self,
-            part: &self.parts[k],
-            local: (idx - self.firsts[k]) as usize,
+            part,
+            local,
             idx,
+            text: part.text_of(local),
         }
     }
 
@@ -288,12 +336,24 @@ impl AccountTable {
                     part,
                     local,
                     idx: first + local as AccountIdx,
+                    text: part.text_of(local),
                 })
             })
     }
 
     pub fn text_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.text.len()).sum()
+    }
+}
+
+impl Part {
+    /// The text account `local`'s values are in.
+    #[inline]
+    fn text_of(&self, local: usize) -> &str {
+        match (self.starts[local] & SHARED != 0, &self.shared) {
+            (true, Some(shared)) => shared.text(),
+            _ => &self.text,
+        }
     }
 }
 
@@ -304,6 +364,8 @@ pub struct AccountRef<'a> {
     part: &'a Part,
     local: usize,
     idx: AccountIdx,
+    /// The text this account's values are in (the part's own or its shared text).
+    text: &'a str,
 }
 
 impl<'a> AccountRef<'a> {
@@ -317,14 +379,15 @@ impl<'a> AccountRef<'a> {
         let p = self.part;
         let n = self.table.schema.len();
         let i = self.local;
-        let start = p.starts[i] as usize;
+        let text = self.text;
+        let start = (p.starts[i] & !SHARED) as usize;
         let end = start + p.ends[i * n + col] as usize;
         let begin = if col == 0 {
             start
         } else {
             start + p.ends[i * n + col - 1] as usize + SEPARATOR.len_utf8()
         };
-        &p.text[begin..end]
+        &text[begin..end]
     }
 
     /// Value of a named column; `None` when the schema has no such column.
@@ -503,5 +566,60 @@ mod tests {
         }
         assert_eq!(joined.get(0).name(), "Acme, Inc.");
         assert_eq!(joined.get(3).field("industry"), Some(""));
+    }
+
+    /// Accounts that point into a shared text read back as the same accounts copied.
+    #[test]
+    fn shared_and_copied_accounts_agree() {
+        #[derive(Debug)]
+        struct Block(String);
+        impl SharedText for Block {
+            fn text(&self) -> &str {
+                &self.0
+            }
+        }
+        let schema = AccountSchema::new(["name".to_string(), "industry".to_string()]);
+        let lines = ["A1,Acme,software", "A2,,retail", "A3,Zürich AG,"];
+        let block: std::sync::Arc<dyn SharedText> =
+            std::sync::Arc::new(Block(format!("junk\n{}\n", lines.join("\n"))));
+        let other: std::sync::Arc<dyn SharedText> = std::sync::Arc::new(Block("A9,Nine,x".into()));
+        let (mut shared, mut copied) =
+            (AccountTable::new(schema.clone()), AccountTable::new(schema));
+        let mut offset = "junk\n".len();
+        for (i, l) in lines.iter().enumerate() {
+            let mut end = 0u32;
+            let ends: Vec<u32> = l
+                .split(',')
+                .enumerate()
+                .map(|(c, v)| {
+                    end += v.len() as u32 + (c > 0) as u32;
+                    end
+                })
+                .collect();
+            let f = Firmographics {
+                employees: Some(i as f64),
+                ..Default::default()
+            };
+            shared.push_shared(&block, offset, ends.clone(), &f, i as u64);
+            copied.push_joined(l, ends, &f, i as u64);
+            offset += l.len() + 1;
+            if i == 1 {
+                // One account copied in between: the part keeps both kinds.
+                shared.push(["B1", "Beta", "b"], &f, 10);
+                copied.push(["B1", "Beta", "b"], &f, 10);
+            }
+        }
+        shared.push_shared(&other, 0, [2, 7, 9], &Firmographics::default(), 11);
+        copied.push_joined("A9,Nine,x", [2, 7, 9], &Firmographics::default(), 11);
+        assert_eq!(shared.len(), copied.len());
+        for i in 0..shared.len() as AccountIdx {
+            let (a, b) = (shared.get(i), copied.get(i));
+            for c in 0..3 {
+                assert_eq!(a.value(c), b.value(c), "account {i} column {c}");
+            }
+            assert_eq!((a.line(), a.firmographics()), (b.line(), b.firmographics()));
+        }
+        assert_eq!(shared.get(2).name(), "Beta");
+        assert_eq!(shared.get(3).name(), "Zürich AG");
     }
 }

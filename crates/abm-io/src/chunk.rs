@@ -175,9 +175,13 @@ where
 pub enum Input {
     Stream(Box<dyn Read + Send + Sync>),
     Mapped {
-        map: crate::mem::MappedFile,
+        /// Shared, so that what is read may point into it (see `load::load_accounts`).
+        map: std::sync::Arc<crate::mem::MappedFile>,
         /// Offset of the first record (after the header).
         start: usize,
+        /// Keep the blocks mapped once scanned (what was read points into them), instead of
+        /// handing their pages back.
+        keep: bool,
     },
 }
 
@@ -235,7 +239,7 @@ where
     W: Fn(&mut S, &[u8], usize) -> (u64, R) + Sync,
     F: Fn(&mut S) + Sync,
 {
-    let (map, start) = match input {
+    let (map, start, keep) = match input {
         Input::Stream(r) => {
             return par_blocks(
                 r,
@@ -248,7 +252,7 @@ where
                 progress,
             )
         }
-        Input::Mapped { map, start } => (&*map, *start),
+        Input::Mapped { map, start, keep } => (&**map, *start, *keep),
     };
     let quote_aware = matches!(cuts, Cuts::Records);
     let data = map.bytes();
@@ -320,7 +324,7 @@ where
                             false => &data[range.clone()],
                         };
                         let (lines, value) = work(&mut state, block, index);
-                        if !read {
+                        if !read && !keep {
                             map.release(range);
                         }
                         out.push(Block {
@@ -454,7 +458,11 @@ mod tests {
                 };
                 let map = if keep_file { map.with_file(f) } else { map };
                 assert_eq!(map.can_read(), keep_file);
-                let mut input = Input::Mapped { map, start };
+                let mut input = Input::Mapped {
+                    map: std::sync::Arc::new(map),
+                    start,
+                    keep: false,
+                };
                 let (_, blocks) = par_blocks_input(
                     &mut input,
                     2,

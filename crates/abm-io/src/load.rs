@@ -392,6 +392,42 @@ pub struct Accounts {
     pub rows: u64,
 }
 
+/// One block of a mapped accounts file as the text its accounts point into
+/// ([`AccountTable::push_shared`]); it keeps the map alive.
+#[derive(Debug)]
+struct BlockText {
+    map: std::sync::Arc<crate::mem::MappedFile>,
+    range: std::ops::Range<usize>,
+}
+
+impl BlockText {
+    /// `block` (a slice of `map` that has been checked to be UTF-8) as shared text; `None`
+    /// when it is not a slice of the map.
+    fn of(
+        map: &std::sync::Arc<crate::mem::MappedFile>,
+        block: &[u8],
+    ) -> Option<std::sync::Arc<dyn abm_core::account::SharedText>> {
+        let at = (block.as_ptr() as usize).wrapping_sub(map.bytes().as_ptr() as usize);
+        let inside = at
+            .checked_add(block.len())
+            .is_some_and(|end| end <= map.bytes().len());
+        inside.then(|| {
+            std::sync::Arc::new(BlockText {
+                map: map.clone(),
+                range: at..at + block.len(),
+            }) as std::sync::Arc<dyn abm_core::account::SharedText>
+        })
+    }
+}
+
+impl abm_core::account::SharedText for BlockText {
+    fn text(&self) -> &str {
+        // SAFETY: made only for blocks checked to be UTF-8 (`BlockText::of`'s caller), of a
+        // read-only map that lives as long as `self`.
+        unsafe { std::str::from_utf8_unchecked(&self.map.bytes()[self.range.clone()]) }
+    }
+}
+
 /// How an accounts source maps onto the account table.
 pub struct AccountLayout {
     pub schema: AccountSchema,
@@ -605,6 +641,15 @@ pub fn load_accounts(
     let since = rejects.rows.len();
     let layout = AccountLayout::of(&src);
     let mut input = src.take_input();
+    // A mapped file stays mapped for as long as the table: plain rows point into it instead
+    // of copying their values (fresh memory is the dear part of loading; see BlockText).
+    let map = match &mut input {
+        crate::chunk::Input::Mapped { map, keep, .. } => {
+            *keep = true;
+            Some(map.clone())
+        }
+        crate::chunk::Input::Stream(_) => None,
+    };
     let label = format!("reading {}", src.name);
     let src = &src;
     let (_, blocks) = par_blocks_input(
@@ -631,6 +676,10 @@ pub fn load_accounts(
             // block (lines read in place) or serde_json's rendering of its values (strings it
             // has checked, numbers and literals in ASCII).
             let valid_utf8 = block.is_ascii() || std::str::from_utf8(block).is_ok();
+            let shared = map
+                .as_ref()
+                .filter(|_| valid_utf8)
+                .and_then(|m| BlockText::of(m, block));
             let bad = std::cell::RefCell::new(Vec::new());
             let (lines, unterminated) = for_each_in_block(
                 src.format,
@@ -643,7 +692,18 @@ pub fn load_accounts(
                         Some((firmo, Some(joined))) => {
                             let first = rec.ranges()[0].0;
                             let ends = rec.ranges().iter().map(|&(_, e)| e - first);
-                            part.push_joined(joined, ends, &firmo, rec.line);
+                            let at =
+                                (joined.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+                            match &shared {
+                                Some(text)
+                                    if at
+                                        .checked_add(joined.len())
+                                        .is_some_and(|end| end <= block.len()) =>
+                                {
+                                    part.push_shared(text, at, ends, &firmo, rec.line)
+                                }
+                                _ => part.push_joined(joined, ends, &firmo, rec.line),
+                            };
                             return;
                         }
                         Some((firmo, None)) => {
@@ -1152,6 +1212,29 @@ mod tests {
             (read, rejected)
         };
         let (plain, general) = (load(false, false), load(true, false));
+        // Many small blocks: many parts, each pointing into its own block of the map.
+        let mut small = LoadOptions::new(&cfg);
+        small.block_size = 100;
+        {
+            let p = dir.path().join("accounts-small-blocks.csv");
+            std::fs::write(&p, render(false)).unwrap();
+            let mut rejects = Rejects::default();
+            let accounts = load_accounts(&p, &small, &mut rejects).unwrap();
+            let ids: Vec<_> = accounts
+                .table
+                .iter()
+                .map(|a| (a.id().to_string(), a.name().to_string(), a.line()))
+                .collect();
+            let want: Vec<_> = plain
+                .0
+                .iter()
+                .map(|(v, _, l)| {
+                    let get = |k: &str| v.iter().find(|(h, _)| h == k).unwrap().1.clone();
+                    (get("account_id"), get("name"), *l)
+                })
+                .collect();
+            assert_eq!(ids, want);
+        }
         assert_eq!(plain.0.len(), 10, "accounts read: {:?}", plain.0);
         assert_eq!(plain.1.len(), 6, "rows rejected: {:?}", plain.1);
         assert_eq!(plain, general);

@@ -174,6 +174,7 @@ fn advise_huge(_: *const u8, _: usize) {}
 ///
 /// The file must not be truncated while mapped (the process would get SIGBUS); inputs are
 /// files the run only reads. `ABM_NO_MMAP=1` turns mapping off.
+#[derive(Debug)]
 pub struct MappedFile {
     ptr: *mut u8,
     len: usize,

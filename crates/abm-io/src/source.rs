@@ -114,8 +114,9 @@ impl Source {
             .filter(|m| m.bytes().len() as u64 == self.size && self.data_offset <= self.size);
         match mapped {
             Some(map) => crate::chunk::Input::Mapped {
-                map,
+                map: std::sync::Arc::new(map),
                 start: self.data_offset as usize,
+                keep: false,
             },
             None => crate::chunk::Input::Stream(reader),
         }
