@@ -244,12 +244,8 @@ impl AccountTable {
         let start = p.text.len();
         p.starts.push(start as u64);
         p.text.push_str(joined);
-        let before = p.ends.len();
-        p.ends.extend(ends.into_iter().take(ncols));
-        debug_assert_eq!(p.ends.len() - before, ncols, "one end per column");
+        p.push_rest(ncols, ends, firmo, line);
         debug_assert_eq!(p.ends.last().map(|&e| e as usize), Some(joined.len()));
-        p.typed.push(Packed::pack(firmo));
-        p.lines.push(line);
         self.len += 1;
         idx
     }
@@ -278,11 +274,7 @@ impl AccountTable {
         let p = self.last_part();
         p.shared.get_or_insert_with(|| shared.clone());
         p.starts.push(offset as u64 | SHARED);
-        let before = p.ends.len();
-        p.ends.extend(ends.into_iter().take(ncols));
-        debug_assert_eq!(p.ends.len() - before, ncols, "one end per column");
-        p.typed.push(Packed::pack(firmo));
-        p.lines.push(line);
+        p.push_rest(ncols, ends, firmo, line);
         self.len += 1;
         idx
     }
@@ -347,6 +339,21 @@ impl AccountTable {
 }
 
 impl Part {
+    /// An account's ends, firmographics and line, after its start.
+    fn push_rest(
+        &mut self,
+        ncols: usize,
+        ends: impl IntoIterator<Item = u32>,
+        firmo: &Firmographics,
+        line: u64,
+    ) {
+        let before = self.ends.len();
+        self.ends.extend(ends.into_iter().take(ncols));
+        debug_assert_eq!(self.ends.len() - before, ncols, "one end per column");
+        self.typed.push(Packed::pack(firmo));
+        self.lines.push(line);
+    }
+
     /// The text account `local`'s values are in.
     #[inline]
     fn text_of(&self, local: usize) -> &str {
@@ -514,6 +521,18 @@ mod tests {
         assert_eq!(table.get(0).line(), 1010);
     }
 
+    /// Both tables hold the same accounts: every value, line and firmographics.
+    fn assert_same_accounts(a: &AccountTable, b: &AccountTable) {
+        assert_eq!(a.len(), b.len());
+        for i in 0..a.len() as AccountIdx {
+            let (x, y) = (a.get(i), b.get(i));
+            for c in 0..a.schema().len() {
+                assert_eq!(x.value(c), y.value(c), "account {i} column {c}");
+            }
+            assert_eq!((x.line(), x.firmographics()), (y.line(), y.firmographics()));
+        }
+    }
+
     /// An account pushed as one joined line reads back as the same account pushed value by
     /// value, whatever the values (empty ones, commas inside a value pushed whole, non-ASCII).
     #[test]
@@ -557,13 +576,7 @@ mod tests {
             joined.push_joined(&line, ends, &f, i as u64 + 2);
         }
         assert_eq!(separate.text_bytes(), joined.text_bytes());
-        for i in 0..separate.len() as AccountIdx {
-            let (a, b) = (separate.get(i), joined.get(i));
-            for c in 0..3 {
-                assert_eq!(a.value(c), b.value(c), "account {i} column {c}");
-            }
-            assert_eq!((a.line(), a.firmographics()), (b.line(), b.firmographics()));
-        }
+        assert_same_accounts(&separate, &joined);
         assert_eq!(joined.get(0).name(), "Acme, Inc.");
         assert_eq!(joined.get(3).field("industry"), Some(""));
     }
@@ -611,14 +624,7 @@ mod tests {
         }
         shared.push_shared(&other, 0, [2, 7, 9], &Firmographics::default(), 11);
         copied.push_joined("A9,Nine,x", [2, 7, 9], &Firmographics::default(), 11);
-        assert_eq!(shared.len(), copied.len());
-        for i in 0..shared.len() as AccountIdx {
-            let (a, b) = (shared.get(i), copied.get(i));
-            for c in 0..3 {
-                assert_eq!(a.value(c), b.value(c), "account {i} column {c}");
-            }
-            assert_eq!((a.line(), a.firmographics()), (b.line(), b.firmographics()));
-        }
+        assert_same_accounts(&shared, &copied);
         assert_eq!(shared.get(2).name(), "Beta");
         assert_eq!(shared.get(3).name(), "Zürich AG");
     }

@@ -1107,18 +1107,9 @@ mod tests {
     /// general path does (taken for the same rows with the columns in another order).
     #[test]
     fn plain_account_rows_read_as_the_general_path_reads_them() {
-        let header = [
-            "account_id",
-            "name",
-            "domain",
-            "industry",
-            "employees",
-            "annual_revenue",
-            "country",
-            "icp_score",
-            "icp_tier",
-            "founded_year",
-        ];
+        // account_id … founded_year
+        let header = &abm_core::account::STANDARD_COLUMNS[..10];
+        assert_eq!(header[9], "founded_year");
         let rows: Vec<Vec<&str>> = [
             "A1|Acme|acme.example|software|250|1000000|US|88|A|1999",
             "A2|Acme, Inc.|acme.example|software|250|1000000|US|88|A|",

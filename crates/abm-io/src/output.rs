@@ -74,12 +74,8 @@ fn needs_escape_both(b: &[u8]) -> (bool, bool) {
         fn masks(v: __m128i) -> (u32, u32) {
             // SAFETY: SSE2 is baseline on x86_64; register operations only.
             unsafe {
+                let (c, quote) = sse2::csv_special(v);
                 let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-                let quote = eq(b'"');
-                let c = _mm_or_si128(
-                    _mm_or_si128(eq(b','), quote),
-                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
-                );
                 // Control bytes (unsigned v < 0x20) via a signed compare on flipped sign bits.
                 let sign = _mm_set1_epi8(i8::MIN);
                 let low = _mm_cmplt_epi8(
@@ -112,12 +108,7 @@ fn csv_needs(b: &[u8]) -> (bool, bool) {
         fn masks(v: __m128i) -> (u32, u32) {
             // SAFETY: SSE2 is baseline on x86_64; register operations only.
             unsafe {
-                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-                let quote = eq(b'"');
-                let special = _mm_or_si128(
-                    _mm_or_si128(eq(b','), quote),
-                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
-                );
+                let (special, quote) = sse2::csv_special(v);
                 (
                     _mm_movemask_epi8(special) as u32,
                     _mm_movemask_epi8(quote) as u32,
@@ -140,6 +131,22 @@ fn csv_needs(b: &[u8]) -> (bool, bool) {
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use std::arch::x86_64::*;
+
+    /// The lanes of `v` that make a CSV value need quotes (`,`, `"`, `\n`, `\r`), and its
+    /// quotes.
+    #[inline(always)]
+    pub(super) fn csv_special(v: __m128i) -> (__m128i, __m128i) {
+        // SAFETY: SSE2 is baseline on x86_64; register operations only.
+        unsafe {
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let quote = eq(b'"');
+            let special = _mm_or_si128(
+                _mm_or_si128(eq(b','), quote),
+                _mm_or_si128(eq(b'\n'), eq(b'\r')),
+            );
+            (special, quote)
+        }
+    }
 
     /// Two bit masks over all of `b`, 16 bytes at a time, OR-ed together; a last partial
     /// group (most values are short) is read as one vector of the value's own bytes, so no
@@ -221,32 +228,30 @@ unsafe fn put(dst: *mut u8, b: &[u8]) {
                 *dst.add(n / 2) = *src.add(n / 2);
                 *dst.add(n - 1) = *src.add(n - 1);
             }
-            4..=7 => {
-                let (a, z) = (
-                    (src as *const u32).read_unaligned(),
-                    (src.add(n - 4) as *const u32).read_unaligned(),
-                );
-                (dst as *mut u32).write_unaligned(a);
-                (dst.add(n - 4) as *mut u32).write_unaligned(z);
-            }
-            8..=16 => {
-                let (a, z) = (
-                    (src as *const u64).read_unaligned(),
-                    (src.add(n - 8) as *const u64).read_unaligned(),
-                );
-                (dst as *mut u64).write_unaligned(a);
-                (dst.add(n - 8) as *mut u64).write_unaligned(z);
-            }
-            17..=32 => {
-                let (a, z) = (
-                    (src as *const u128).read_unaligned(),
-                    (src.add(n - 16) as *const u128).read_unaligned(),
-                );
-                (dst as *mut u128).write_unaligned(a);
-                (dst.add(n - 16) as *mut u128).write_unaligned(z);
-            }
+            4..=7 => two_words::<u32>(src, dst, n),
+            8..=16 => two_words::<u64>(src, dst, n),
+            17..=32 => two_words::<u128>(src, dst, n),
             _ => std::ptr::copy_nonoverlapping(src, dst, n),
         }
+    }
+}
+
+/// `n` bytes from `src` to `dst` as two overlapping moves of a `W`-byte word.
+///
+/// # Safety
+/// `size_of::<W>() <= n <= 2 * size_of::<W>()`; `src` readable and `dst` writable for `n`
+/// bytes, not overlapping.
+#[inline(always)]
+unsafe fn two_words<W: Copy>(src: *const u8, dst: *mut u8, n: usize) {
+    let w = std::mem::size_of::<W>();
+    // SAFETY: both words lie within the `n` bytes (the caller's promise).
+    unsafe {
+        let (a, z) = (
+            (src as *const W).read_unaligned(),
+            (src.add(n - w) as *const W).read_unaligned(),
+        );
+        (dst as *mut W).write_unaligned(a);
+        (dst.add(n - w) as *mut W).write_unaligned(z);
     }
 }
 
