@@ -333,6 +333,8 @@ impl AccountTable {
             })
     }
 
+    /// Bytes of values the table holds itself (accounts pushed with
+    /// [`Self::push_shared`] point into text held elsewhere and count nothing).
     pub fn text_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.text.len()).sum()
     }
