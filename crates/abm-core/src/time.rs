@@ -231,30 +231,36 @@ pub fn parse_bytes(b: &[u8]) -> Option<Instant> {
 /// with [`parse_general`] on every input it accepts.
 #[inline(always)]
 fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
+    plain_parts(b).map(|(days, secs)| Instant(days * MICROS_PER_DAY + secs * MICROS_PER_SEC))
+}
+
+/// The plain form's three little-endian words: `YYYY-MM-`, `DDTHH:MM` (for `DD` and the `T`)
+/// and, overlapping, `HH:MM:SS`; `None` when the length is not the form's.
+#[inline(always)]
+fn plain_words(b: &[u8]) -> Option<(u64, u64, u64)> {
     if b.len() != 19 && !(b.len() == 20 && b[19] | 0x20 == b'z') {
         return None;
     }
-    // Three little-endian words: `YYYY-MM-`, `DDTHH:MM` (for `DD` and the `T`) and, overlapping,
-    // `HH:MM:SS`. A byte is a digit exactly when it XOR '0' is at most 9; separators are
-    // masked out of that check and compared on their own.
     let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    let (lo, mid, hi) = (word(0), word(8), word(11));
+    Some((word(0), word(8), word(11)))
+}
+
+/// [`parse_plain_timestamp`] as (days since the epoch, seconds into the day).
+#[inline(always)]
+fn plain_parts(b: &[u8]) -> Option<(i64, i64)> {
+    let (lo, mid, hi) = plain_words(b)?;
+    // A byte is a digit exactly when it XOR '0' is at most 9; separators are masked out of
+    // that check and compared on their own.
     const LO_SEP: u64 = 0xff00_00ff_0000_0000; // bytes 4 and 7: '-'
-    const HI_SEP: u64 = 0x0000_ff00_00ff_0000; // bytes 2 and 5: ':'
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
     let t = (mid >> 16) as u8;
     let dl = (lo ^ ZEROS) & !LO_SEP;
     let dd = (mid ^ ZEROS) & 0xffff;
-    let dh = (hi ^ ZEROS) & !HI_SEP;
-    let not_digit = |d: u64| (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    // Neighbouring digits as numbers: byte k becomes 10·digit(k) + digit(k + 1).
-    let pairs = |d: u64| d.wrapping_mul(10).wrapping_add(d >> 8);
     let byte = |w: u64, i: u32| ((w >> (8 * i)) & 0xff) as i64;
-    let (pl, ph) = (pairs(dl), pairs(dh));
+    let pl = digit_pairs(dl);
     let y = byte(pl, 0) * 100 + byte(pl, 2);
     let mo = byte(pl, 5);
-    let day = byte(pairs(dd), 0);
-    let (h, mi, sec) = (byte(ph, 0), byte(ph, 3), byte(ph, 6));
+    let day = byte(digit_pairs(dd), 0);
+    let (time_ok, secs) = time_of_day(hi);
     // Days in the month from the month-start table (years outside it: the rule).
     let m = (y - TABLE_FROM) * 12 + mo - 1;
     let in_table = (0..(TABLE_YEARS * 12) as i64).contains(&m);
@@ -267,14 +273,11 @@ fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
     };
     // One branch for every check (all pass on valid input).
     let ok = (lo & LO_SEP == 0x2d00_002d_0000_0000)
-        & (hi & HI_SEP == 0x0000_3a00_003a_0000)
         & (t | 0x20 == b't' || t == b' ')
-        & (not_digit(dl) | not_digit(dd) | not_digit(dh) == 0)
+        & (not_digits(dl) | not_digits(dd) == 0)
         & (1..=12).contains(&mo)
         & (1..=days_in).contains(&day)
-        & (h <= 23)
-        & (mi <= 59)
-        & (sec <= 60);
+        & time_ok;
     if !ok {
         return None;
     }
@@ -282,9 +285,21 @@ fn parse_plain_timestamp(b: &[u8]) -> Option<Instant> {
         true => MONTH_START[m as usize] as i64 + day - 1,
         false => days_from_civil(y, mo, day),
     };
-    Some(Instant(
-        days * MICROS_PER_DAY + (h * 3600 + mi * 60 + sec) * MICROS_PER_SEC,
-    ))
+    Some((days, secs))
+}
+
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// The high bit of each byte of `d` (bytes XOR '0') that is not a digit.
+#[inline(always)]
+fn not_digits(d: u64) -> u64 {
+    (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080
+}
+
+/// Neighbouring digits as numbers: byte k becomes 10·digit(k) + digit(k + 1).
+#[inline(always)]
+fn digit_pairs(d: u64) -> u64 {
+    d.wrapping_mul(10).wrapping_add(d >> 8)
 }
 
 /// [`parse_bytes`] for a stream of timestamps, remembering the dates it has checked: the
@@ -314,50 +329,47 @@ impl TimestampParser {
 
     #[inline(always)]
     pub fn parse(&mut self, b: &[u8]) -> Option<Instant> {
-        if b.len() != 19 && !(b.len() == 20 && b[19] | 0x20 == b'z') {
+        let Some((lo, mid, hi)) = plain_words(b) else {
             return parse_general(b);
-        }
-        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let (lo, mid, hi) = (word(0), word(8), word(11));
+        };
         let dd_t = (mid & 0xff_ffff) as u32;
         let slot = ((lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ dd_t as u64)
             .wrapping_mul(0xbf58_476d_1ce4_e5b9)
             >> (64 - Self::SLOTS.trailing_zeros())) as usize;
         let (key_lo, key_dd, days) = self.dates[slot];
         if key_lo == lo && key_dd == dd_t {
-            if let Some(secs) = time_of_day(hi) {
+            if let (true, secs) = time_of_day(hi) {
                 return Some(Instant(
                     days as i64 * MICROS_PER_DAY + secs * MICROS_PER_SEC,
                 ));
             }
         }
-        let t = parse_bytes(b)?;
-        if let (Some(secs), true) = (time_of_day(hi), parse_plain_timestamp(b).is_some()) {
-            let days = (t.0 - secs * MICROS_PER_SEC) / MICROS_PER_DAY;
-            if let Ok(days) = i32::try_from(days) {
-                self.dates[slot] = (lo, dd_t, days);
-            }
+        // Not remembered (or an invalid time): the full parse, remembering a plain form's date.
+        let Some((days, secs)) = plain_parts(b) else {
+            return parse_general(b);
+        };
+        if let Ok(d) = i32::try_from(days) {
+            self.dates[slot] = (lo, dd_t, d);
         }
-        Some(t)
+        Some(Instant(days * MICROS_PER_DAY + secs * MICROS_PER_SEC))
     }
 }
 
-/// Seconds into the day of `HH:MM:SS` read as one little-endian word, checked as the plain
-/// form checks it (hours to 23, minutes to 59, seconds to 60).
+/// Seconds into the day of `HH:MM:SS` read as one little-endian word, and whether it is
+/// valid as the plain form checks it (digits, colons, hours to 23, minutes to 59, seconds to
+/// 60). No branch: callers fold the flag into their own.
 #[inline(always)]
-fn time_of_day(hi: u64) -> Option<i64> {
+fn time_of_day(hi: u64) -> (bool, i64) {
     const HI_SEP: u64 = 0x0000_ff00_00ff_0000; // bytes 2 and 5: ':'
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
     let dh = (hi ^ ZEROS) & !HI_SEP;
-    let not_digit = (dh | dh.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    let ph = dh.wrapping_mul(10).wrapping_add(dh >> 8);
+    let ph = digit_pairs(dh);
     let (h, mi, sec) = (ph & 0xff, (ph >> 24) & 0xff, (ph >> 48) & 0xff);
     let ok = (hi & HI_SEP == 0x0000_3a00_003a_0000)
-        & (not_digit == 0)
+        & (not_digits(dh) == 0)
         & (h <= 23)
         & (mi <= 59)
         & (sec <= 60);
-    ok.then_some((h * 3600 + mi * 60 + sec) as i64)
+    (ok, (h * 3600 + mi * 60 + sec) as i64)
 }
 
 #[inline]
