@@ -4,7 +4,8 @@
 use crate::{load_config, now, parse_as_of, InputArgs};
 use abm_core::{Instant, Rules};
 use abm_io::load::LoadOptions;
-use abm_io::output::{self, AssignmentRow, AtomicFile, Summary};
+use abm_io::output::{self, AssignmentRow, Summary};
+use abm_io::outset::OutputSet;
 use abm_store::query::{CheckpointView, MovementView};
 use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
@@ -195,7 +196,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             let mut store = open(&db)?;
             let rep = store.import(&inputs, &opts)?;
             pb.finish();
-            output::write_rejected(&rejected, &rep.rejects.rows)
+            output::write_rejected(&rejected, &rep.rejects.rows, &[])
                 .with_context(|| format!("writing {}", rejected.display()))?;
             if json {
                 return print_json(&rep);
@@ -591,14 +592,15 @@ fn review(rc: ReviewCommand) -> Result<()> {
 
 fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut store = open_existing(db)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let csv_path = out.join("cluster_assignments.csv");
-    let jsonl_path = out.join("cluster_assignments.jsonl");
-    let mut csv = AtomicFile::create_bulk(&csv_path)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
-    let mut jsonl = AtomicFile::create_bulk(&jsonl_path)
-        .with_context(|| format!("writing {}", jsonl_path.display()))?;
-    csv.out.write_all(&output::csv_header())?;
+    let mut set = OutputSet::begin(out, &[], output::recycling_enabled())
+        .with_context(|| format!("writing into {}", out.display()))?;
+    let mut csv = set
+        .create_bulk("cluster_assignments.csv")
+        .with_context(|| format!("writing {}", out.display()))?;
+    let mut jsonl = set
+        .create_bulk("cluster_assignments.jsonl")
+        .with_context(|| format!("writing {}", out.display()))?;
+    csv.write_all(&output::csv_header())?;
     let mut buf_csv = Vec::with_capacity(1 << 16);
     let mut buf_json = Vec::with_capacity(1 << 16);
     let mut io_err: Option<std::io::Error> = None;
@@ -624,9 +626,8 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         row.write_jsonl(&mut buf_json);
         if buf_csv.len() > 1 << 20 && io_err.is_none() {
             if let Err(e) = csv
-                .out
                 .write_all(&buf_csv)
-                .and_then(|_| jsonl.out.write_all(&buf_json))
+                .and_then(|_| jsonl.write_all(&buf_json))
             {
                 io_err = Some(e);
             }
@@ -638,8 +639,8 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     if let Some(e) = io_err {
         return Err(e).context("writing the assignments");
     }
-    csv.out.write_all(&buf_csv)?;
-    jsonl.out.write_all(&buf_json)?;
+    csv.write_all(&buf_csv)?;
+    jsonl.write_all(&buf_json)?;
     let counts = abm_core::summary::ClusterCounts {
         cluster_icp: info.cluster_icp as u64,
         future_pipeline: info.future_pipeline as u64,
@@ -708,9 +709,10 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             .collect(),
         events_after_as_of: info.events_after_as_of as u64,
     };
-    csv.commit()?;
-    jsonl.commit()?;
-    output::write_summary(&out.join("cluster_summary.json"), &summary)?;
+    let mut summary_file = set.create("cluster_summary.json")?;
+    output::write_summary_to(&mut summary_file, &summary)?;
+    set.commit(vec![csv, jsonl, summary_file])
+        .with_context(|| format!("writing into {}", out.display()))?;
     println!(
         "Exported run {} as of {} ({} accounts) to {}",
         info.run,

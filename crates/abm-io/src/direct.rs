@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
 
 /// Alignment of buffer, lengths and offsets: a page, which covers 512- and 4096-byte devices.
 const ALIGN: usize = 4096;
@@ -108,35 +107,28 @@ fn write_stages(
 }
 
 impl DirectWriter {
-    /// Create (truncate) `path` for direct writes; `Ok(None)` when this system or filesystem
-    /// does not do direct I/O (the caller writes normally).
-    pub fn create(path: &Path) -> io::Result<Option<DirectWriter>> {
-        Self::open(path, true)
-    }
-
-    /// Write over an existing file's blocks from its start, without truncating it first:
-    /// overwriting blocks the file already has costs the filesystem no allocation (and, on
-    /// a filesystem mounted with `discard`, no discards); [`DirectWriter::finish`] cuts the
-    /// file to the bytes written. Creates the file if it does not exist.
-    pub fn overwrite(path: &Path) -> io::Result<Option<DirectWriter>> {
-        Self::open(path, false)
-    }
-
-    fn open(path: &Path, truncate: bool) -> io::Result<Option<DirectWriter>> {
+    /// Write `file` (opened for writing, positioned at its start) with direct I/O from here
+    /// on; `Ok(None)` when this system or filesystem does not do direct I/O (the caller writes
+    /// it normally). The file is not truncated first: writing over blocks the file already
+    /// has costs the filesystem no allocation (and, on a filesystem mounted with `discard`, no
+    /// discards); [`DirectWriter::finish`] cuts the file to the bytes written.
+    pub fn start(file: File) -> io::Result<Option<DirectWriter>> {
         #[cfg(target_os = "linux")]
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            let opened = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(truncate)
-                .custom_flags(libc::O_DIRECT)
-                .open(path);
-            let file = match opened {
-                Ok(f) => f,
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
-                Err(e) => return Err(e),
+            use std::os::unix::io::AsRawFd;
+            let fd = file.as_raw_fd();
+            // SAFETY: fcntl on a descriptor we own; only the status flags change.
+            let ok = unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) == 0
             };
+            if !ok {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(None),
+                    _ => Err(e),
+                };
+            }
             // One stage on the way to the device while the next fills.
             let (to_disk, stages) = std::sync::mpsc::sync_channel(1);
             let (spare_tx, spare) = std::sync::mpsc::channel();
@@ -154,7 +146,7 @@ impl DirectWriter {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = (path, truncate);
+            let _ = file;
             Ok(None)
         }
     }
@@ -278,7 +270,7 @@ mod tests {
         ] {
             let p = dir.path().join(format!("out-{total}"));
             let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 4096) as u8).collect();
-            match DirectWriter::create(&p).unwrap() {
+            match DirectWriter::start(std::fs::File::create(&p).unwrap()).unwrap() {
                 Some(mut w) => {
                     let mut rest = &data[..];
                     let mut step = 1;
@@ -318,7 +310,11 @@ mod tests {
         ] {
             std::fs::write(&p, vec![b'o'; old]).unwrap();
             let data: Vec<u8> = (0..new).map(|i| (i % 251) as u8).collect();
-            match DirectWriter::overwrite(&p).unwrap() {
+            match DirectWriter::start(
+                std::fs::OpenOptions::new().write(true).open(&p).unwrap(),
+            )
+            .unwrap()
+            {
                 Some(mut w) => {
                     w.write_all(&data).unwrap();
                     w.finish().unwrap();

@@ -13,6 +13,8 @@
 //! - [`fold`]: the parallel engagement fold (fast paths, pipelined lookups, lean mode).
 //! - [`mem`]: huge-page arrays and memory-mapped inputs.
 //! - [`output`]: `cluster_assignments.{csv,jsonl}`, `cluster_summary.json`, `rejected_rows.csv`.
+//! - [`outset`]: the outputs of one run committed together (one atomic switch), never through
+//!   a symlink, never over an input.
 //! - [`segment`]: the stateless bulk pipeline behind `abm segment`.
 //! - [`sample`]: the bundled, generated demo data set.
 
@@ -26,6 +28,8 @@ pub mod ids;
 pub mod load;
 pub mod mem;
 pub mod output;
+#[cfg(unix)]
+pub mod outset;
 pub mod sample;
 pub mod segment;
 pub mod source;

@@ -492,25 +492,26 @@ impl Summary {
     }
 }
 
-/// A file written to `path.tmp` and renamed into place on `commit`.
+/// A single file written to a temporary name beside it and renamed into place on `commit`
+/// (for sets of files, see [`crate::outset::OutputSet`]). The temporary file is created fresh,
+/// never through a symlink; the rename replaces whatever `path` was (a symlink there is
+/// replaced, its target never written).
 pub struct AtomicFile {
     tmp: PathBuf,
     path: PathBuf,
     pub out: OutFile,
     committed: bool,
-    /// Where the previous output is kept for the next run to write over (bulk files written
-    /// directly; see [`AtomicFile::create_bulk`]).
-    spare: Option<PathBuf>,
 }
 
-/// Where an [`AtomicFile`]'s bytes go: a buffered file, or direct I/O for bulk outputs.
+/// Where an output's bytes go: a buffered file, or direct I/O for bulk outputs.
 pub enum OutFile {
     Buffered(BufWriter<File>),
     Direct(Box<crate::direct::DirectWriter>),
 }
 
 impl OutFile {
-    fn finish(&mut self) -> io::Result<()> {
+    /// Write out everything buffered.
+    pub fn finish(&mut self) -> io::Result<()> {
         match self {
             OutFile::Buffered(w) => w.flush(),
             OutFile::Direct(w) => w.finish(),
@@ -544,150 +545,74 @@ impl Write for OutFile {
 }
 
 impl AtomicFile {
-    fn tmp_of(path: &Path) -> PathBuf {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        PathBuf::from(tmp)
+    /// Begin writing `path`. `inputs` are files the caller reads: replacing one of them (the
+    /// same device and inode as `path`) is refused before anything is written.
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        Self::create_checked(path, &[])
     }
 
-    pub fn create(path: &Path) -> io::Result<AtomicFile> {
-        let tmp = Self::tmp_of(path);
-        let f = File::create(&tmp)?;
+    /// [`Self::create`], refusing when `path` is one of `inputs`.
+    pub fn create_checked(path: &Path, inputs: &[&Path]) -> io::Result<AtomicFile> {
+        refuse_input(path, inputs)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        // A leftover (or a planted symlink) goes; the new file is created exclusively.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        }
+        let f = opts.open(&tmp)?;
         Ok(AtomicFile {
             out: OutFile::Buffered(BufWriter::with_capacity(1 << 20, f)),
             tmp,
             path: path.to_path_buf(),
             committed: false,
-            spare: None,
         })
     }
 
-    /// The hidden file beside `path` that keeps the previous output's blocks:
-    /// `DIR/.NAME.spare`.
-    pub fn spare_of(path: &Path) -> PathBuf {
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(".spare");
-        path.with_file_name(name)
-    }
-
-    /// Like [`Self::create`], for a large file written once from start to end: written with
-    /// direct I/O where the system and filesystem allow it (see [`crate::direct`]).
-    ///
-    /// Such a file is also recycled, as PostgreSQL recycles its WAL segments: on commit the
-    /// previous output is kept as a hidden spare (`.NAME.spare`) instead of being deleted,
-    /// and the next run writes over the spare's blocks. Deleting a 250 MB file and allocating
-    /// a new one cost ~35 and ~30 ms on this project's machines (ext4 mounted with `discard`);
-    /// overwriting costs neither. The spare is never read; deleting it is always safe.
-    /// `ABM_RECYCLE_OUTPUTS=0` deletes previous outputs instead.
-    pub fn create_bulk(path: &Path) -> io::Result<AtomicFile> {
-        Self::create_bulk_with(path, recycling_enabled())
-    }
-
-    fn create_bulk_with(path: &Path, recycle: bool) -> io::Result<AtomicFile> {
-        if !crate::direct::enabled() {
-            return Self::create(path);
-        }
-        let tmp = Self::tmp_of(path);
-        let spare = Self::spare_of(path);
-        let writer = if recycle && std::fs::rename(&spare, &tmp).is_ok() {
-            crate::direct::DirectWriter::overwrite(&tmp)?
-        } else {
-            if !recycle {
-                // A spare from a run that recycled: no longer wanted.
-                let _ = std::fs::remove_file(&spare);
-            }
-            crate::direct::DirectWriter::create(&tmp)?
-        };
-        match writer {
-            Some(w) => Ok(AtomicFile {
-                out: OutFile::Direct(Box::new(w)),
-                tmp,
-                path: path.to_path_buf(),
-                committed: false,
-                spare: recycle.then_some(spare),
-            }),
-            None => Self::create(path),
-        }
-    }
-
-    pub fn commit(self) -> io::Result<()> {
-        if let Some(old) = self.commit_keep_old()? {
-            let _ = std::fs::remove_file(old);
-        }
+    pub fn commit(mut self) -> io::Result<()> {
+        self.out.finish()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
         Ok(())
     }
+}
 
-    /// Like [`Self::commit`], but the previous output, when it was swapped out, is left under
-    /// the returned name for the caller to delete (deleting a large file that is still in the
-    /// page cache takes a while; callers overlap it with other work). A recycled file's
-    /// previous output becomes the spare instead: nothing to delete.
-    pub fn commit_keep_old(mut self) -> io::Result<Option<PathBuf>> {
-        self.out.finish()?;
-        let swapped = exchange(&self.tmp, &self.path);
-        if !swapped {
-            std::fs::rename(&self.tmp, &self.path)?;
-        }
-        self.committed = true;
-        if swapped {
-            if let Some(spare) = &self.spare {
-                if std::fs::rename(&self.tmp, spare).is_ok() {
-                    return Ok(None);
+/// An error when `path` names the same file (device and inode) as one of `inputs`.
+pub fn refuse_input(path: &Path, inputs: &[&Path]) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(out) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        for input in inputs {
+            if let Ok(m) = std::fs::metadata(input) {
+                if (m.dev(), m.ino()) == (out.dev(), out.ino()) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "refusing to write {}: it is the input file {}",
+                            path.display(),
+                            input.display()
+                        ),
+                    ));
                 }
             }
         }
-        Ok(swapped.then(|| self.tmp.clone()))
     }
+    #[cfg(not(unix))]
+    let _ = (path, inputs);
+    Ok(())
 }
-
-/// Whether bulk outputs keep their previous version as a spare to write over
-/// (`ABM_RECYCLE_OUTPUTS=0` or `false` says no).
-fn recycling_enabled() -> bool {
-    !matches!(
-        std::env::var("ABM_RECYCLE_OUTPUTS").as_deref(),
-        Ok("0") | Ok("false") | Ok("no") | Ok("off")
-    )
-}
-
-/// Swap `tmp` and an existing `path` atomically (`renameat2(RENAME_EXCHANGE)`); `tmp` then
-/// names the previous output. Readers see the old or the new file, never
-/// neither, as with `rename`; but replacing a file by `rename` makes ext4 allocate and start
-/// writing back the whole new file inside the call (its `auto_da_alloc` safeguard for programs
-/// that do not fsync), which costs ~0.3 s per 250 MB here. `false` when the swap is not
-/// possible (no previous file, another OS, a filesystem without it): the caller renames.
-fn exchange(tmp: &Path, path: &Path) -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        if !path.exists() {
-            return false;
-        }
-        let (Ok(a), Ok(b)) = (
-            std::ffi::CString::new(tmp.as_os_str().as_bytes()),
-            std::ffi::CString::new(path.as_os_str().as_bytes()),
-        ) else {
-            return false;
-        };
-        // SAFETY: two valid NUL-terminated paths; the call only renames.
-        let r = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        r == 0
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        let _ = (tmp, path);
-        false
-    }
-}
-
-impl AtomicFile {}
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
@@ -698,15 +623,36 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Whether bulk outputs keep the previous set as a spare to write over
+/// (`ABM_RECYCLE_OUTPUTS=0` or `false` says no).
+pub fn recycling_enabled() -> bool {
+    !matches!(
+        std::env::var("ABM_RECYCLE_OUTPUTS").as_deref(),
+        Ok("0") | Ok("false") | Ok("no") | Ok("off")
+    )
+}
+
 pub fn write_summary(path: &Path, s: &Summary) -> io::Result<()> {
     let mut f = AtomicFile::create(path)?;
-    serde_json::to_writer_pretty(&mut f.out, s)?;
-    f.out.write_all(b"\n")?;
+    write_summary_to(&mut f.out, s)?;
     f.commit()
 }
 
-pub fn write_rejected(path: &Path, rows: &[Rejection]) -> io::Result<()> {
-    let mut f = AtomicFile::create(path)?;
+/// `cluster_summary.json`'s bytes.
+pub fn write_summary_to(w: &mut impl Write, s: &Summary) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, s)?;
+    w.write_all(b"\n")
+}
+
+/// `rejected_rows.csv` at `path`, refused when `path` is one of `inputs`.
+pub fn write_rejected(path: &Path, rows: &[Rejection], inputs: &[&Path]) -> io::Result<()> {
+    let mut f = AtomicFile::create_checked(path, inputs)?;
+    write_rejected_to(&mut f.out, rows)?;
+    f.commit()
+}
+
+/// `rejected_rows.csv`'s bytes.
+pub fn write_rejected_to(w: &mut impl Write, rows: &[Rejection]) -> io::Result<()> {
     let mut buf = Vec::new();
     csv_line(&mut buf, ["file", "line", "column", "reason", "record"]);
     for r in rows {
@@ -722,8 +668,7 @@ pub fn write_rejected(path: &Path, rows: &[Rejection]) -> io::Result<()> {
             ],
         );
     }
-    f.out.write_all(&buf)?;
-    f.commit()
+    w.write_all(&buf)
 }
 
 #[cfg(test)]
@@ -886,54 +831,27 @@ mod tests {
         assert!(!dir.path().join("x.csv.tmp").exists());
     }
 
-    /// Bulk files recycle the previous output: each commit leaves the new bytes in place and
-    /// the old file as the hidden spare, the next run writes over the spare, a dropped
-    /// (failed) run leaves the output as it was; without recycling the spare goes away.
+    /// Neither a symlink planted at the temporary name nor one at the output's name is
+    /// written through; an output that is an input is refused.
+    #[cfg(unix)]
     #[test]
-    fn bulk_files_recycle_the_previous_output() {
+    fn atomic_file_never_writes_through_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("big.csv");
-        let spare = AtomicFile::spare_of(&p);
-        assert_eq!(spare, dir.path().join(".big.csv.spare"));
-        let run = |bytes: &[u8], recycle: bool| {
-            let mut f = AtomicFile::create_bulk_with(&p, recycle).unwrap();
-            f.out.write_all(bytes).unwrap();
-            f.commit().unwrap();
-        };
-        let long: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        run(&long, true); // first run: nothing to swap out
-        assert!(std::fs::read(&p).unwrap() == long);
-        run(b"short\n", true);
-        assert_eq!(std::fs::read(&p).unwrap(), b"short\n");
-        let direct = !matches!(
-            AtomicFile::create_bulk_with(&dir.path().join("probe"), true)
-                .unwrap()
-                .out,
-            OutFile::Buffered(_)
-        );
-        if direct {
-            assert!(
-                std::fs::read(&spare).unwrap() == long,
-                "the old output is the spare"
-            );
-        } else {
-            eprintln!("direct I/O is not available in {}", dir.path().display());
-        }
-        run(&long[..1_000_001], true); // written over the spare's blocks
-        assert!(std::fs::read(&p).unwrap() == long[..1_000_001]);
-        {
-            let mut f = AtomicFile::create_bulk_with(&p, true).unwrap();
-            f.out.write_all(b"never committed").unwrap();
-        }
-        assert!(
-            std::fs::read(&p).unwrap() == long[..1_000_001],
-            "a failed run changes nothing"
-        );
-        assert!(!dir.path().join("big.csv.tmp").exists());
-        run(b"plain\n", false);
-        assert_eq!(std::fs::read(&p).unwrap(), b"plain\n");
-        assert!(!spare.exists(), "no spare is kept without recycling");
-        assert!(!dir.path().join("big.csv.tmp").exists());
+        let precious = dir.path().join("precious.txt");
+        std::fs::write(&precious, "keep me").unwrap();
+        let p = dir.path().join("rejected_rows.csv");
+        std::os::unix::fs::symlink(&precious, dir.path().join("rejected_rows.csv.tmp")).unwrap();
+        std::os::unix::fs::symlink(&precious, &p).unwrap();
+        write_rejected(&p, &[], &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        assert!(std::fs::symlink_metadata(&p).unwrap().is_file());
+        assert!(std::fs::read_to_string(&p).unwrap().starts_with("file,line"));
+
+        let input = dir.path().join("engagement.csv");
+        std::fs::write(&input, "an input").unwrap();
+        let e = write_rejected(&input, &[], &[&precious, &input]).unwrap_err();
+        assert!(e.to_string().contains("input file"), "{e}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), "an input");
     }
 
     /// The row writer gives what the RFC 4180 field writer gives, for values of every length

@@ -6,7 +6,8 @@ use crate::load::{
     fold_engagement, load_accounts, load_deals, load_triggers, Accounts, ByAccount, LoadOptions,
     Rejects,
 };
-use crate::output::{self, AssignmentRow, AtomicFile, Summary};
+use crate::output::{self, AssignmentRow, OutFile, Summary};
+use crate::outset::OutputSet;
 use crate::IngestError;
 use abm_core::assess::{self, assess, Facts};
 use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
@@ -331,7 +332,14 @@ pub fn segment(
         let p = p.display().to_string();
         move |e| IngestError::Io { path: p, source: e }
     };
-    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+        .chain(paths.engagement.as_deref())
+        .chain(paths.triggers.as_deref())
+        .chain(paths.deals.as_deref())
+        .collect();
+    // The run's outputs: written into a set of their own, made visible all at once at the end.
+    let mut set = OutputSet::begin(out_dir, &inputs, output::recycling_enabled())
+        .map_err(io(out_dir))?;
     let loaded = load_all(paths, rules, None, false, opts)?;
     let mut timings = loaded.timings.clone();
     let t = Clock::now();
@@ -342,17 +350,21 @@ pub fn segment(
     let csv_path = out_dir.join("cluster_assignments.csv");
     let jsonl_path = out_dir.join("cluster_assignments.jsonl");
     let mut csv = match formats.csv {
-        true => Some(AtomicFile::create_bulk(&csv_path).map_err(io(&csv_path))?),
+        true => Some(
+            set.create_bulk("cluster_assignments.csv")
+                .map_err(io(&csv_path))?,
+        ),
         false => None,
     };
     let mut jsonl = match formats.jsonl {
-        true => Some(AtomicFile::create_bulk(&jsonl_path).map_err(io(&jsonl_path))?),
+        true => Some(
+            set.create_bulk("cluster_assignments.jsonl")
+                .map_err(io(&jsonl_path))?,
+        ),
         false => None,
     };
     if let Some(f) = csv.as_mut() {
-        f.out
-            .write_all(&output::csv_header())
-            .map_err(io(&csv_path))?;
+        f.write_all(&output::csv_header()).map_err(io(&csv_path))?;
     }
 
     // Accounts per output block: enough bytes in the channel that the workers keep rendering
@@ -443,10 +455,10 @@ pub fn segment(
             pending.insert(b, out);
             while let Some(out) = pending.remove(&want) {
                 if let Some(f) = csv.as_mut() {
-                    f.out.write_all(&out.csv).map_err(io(&csv_path))?;
+                    f.write_all(&out.csv).map_err(io(&csv_path))?;
                 }
                 if let Some(f) = jsonl.as_mut() {
-                    f.out.write_all(&out.jsonl).map_err(io(&jsonl_path))?;
+                    f.write_all(&out.jsonl).map_err(io(&jsonl_path))?;
                 }
                 counts.merge(&out.counts);
                 conflicts += out.conflicts;
@@ -486,23 +498,17 @@ pub fn segment(
         events_after_as_of: loaded.events_after_as_of,
     };
     let t = Clock::now();
-    let mut replaced = Vec::new();
-    if let Some(f) = csv {
-        replaced.extend(f.commit_keep_old().map_err(io(&csv_path))?);
-    }
-    if let Some(f) = jsonl {
-        replaced.extend(f.commit_keep_old().map_err(io(&jsonl_path))?);
-    }
-    // The previous outputs are deleted on their own threads meanwhile.
-    std::thread::scope(|s| -> Result<(), IngestError> {
-        for old in &replaced {
-            s.spawn(move || std::fs::remove_file(old));
-        }
-        let p = out_dir.join("rejected_rows.csv");
-        output::write_rejected(&p, &loaded.rejects.rows).map_err(io(&p))?;
-        let p = out_dir.join("cluster_summary.json");
-        output::write_summary(&p, &summary).map_err(io(&p))
-    })?;
+    // Every file of the set is complete before any becomes visible.
+    let mut files: Vec<OutFile> = csv.into_iter().chain(jsonl).collect();
+    let p = out_dir.join("rejected_rows.csv");
+    let mut f = set.create("rejected_rows.csv").map_err(io(&p))?;
+    output::write_rejected_to(&mut f, &loaded.rejects.rows).map_err(io(&p))?;
+    files.push(f);
+    let p = out_dir.join("cluster_summary.json");
+    let mut f = set.create("cluster_summary.json").map_err(io(&p))?;
+    output::write_summary_to(&mut f, &summary).map_err(io(&p))?;
+    files.push(f);
+    set.commit(files).map_err(io(out_dir))?;
     timings.push(Stage::since("commit outputs", t));
     // Freeing the loaded inputs (a million accounts, their states, triggers and deals) takes
     // ~10 ms of small frees and unmaps: done on a thread of its own, off the caller's path (a
