@@ -712,7 +712,7 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut summary_file = set.create("cluster_summary.json")?;
     output::write_summary_to(&mut summary_file, &summary)?;
     set.commit(vec![csv, jsonl, summary_file])
-        .with_context(|| format!("writing into {}", out.display()))?;
+        .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?;
     println!(
         "Exported run {} as of {} ({} accounts) to {}",
         info.run,

@@ -310,10 +310,8 @@ mod tests {
         ] {
             std::fs::write(&p, vec![b'o'; old]).unwrap();
             let data: Vec<u8> = (0..new).map(|i| (i % 251) as u8).collect();
-            match DirectWriter::start(
-                std::fs::OpenOptions::new().write(true).open(&p).unwrap(),
-            )
-            .unwrap()
+            match DirectWriter::start(std::fs::OpenOptions::new().write(true).open(&p).unwrap())
+                .unwrap()
             {
                 Some(mut w) => {
                     w.write_all(&data).unwrap();

@@ -567,7 +567,8 @@ impl AtomicFile {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            opts.mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
         }
         let f = opts.open(&tmp)?;
         Ok(AtomicFile {
@@ -845,7 +846,9 @@ mod tests {
         write_rejected(&p, &[], &[]).unwrap();
         assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
         assert!(std::fs::symlink_metadata(&p).unwrap().is_file());
-        assert!(std::fs::read_to_string(&p).unwrap().starts_with("file,line"));
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .starts_with("file,line"));
 
         let input = dir.path().join("engagement.csv");
         std::fs::write(&input, "an input").unwrap();

@@ -227,16 +227,14 @@ impl OutputSet {
         }
 
         // The committed set, if `current` names a real set directory.
-        let previous = fs::read_link(root.join("current"))
-            .ok()
-            .and_then(|t| {
-                let name = t.to_str()?.to_string();
-                set_number(OsStr::new(&name))?;
-                fs::symlink_metadata(root.join(&name))
-                    .ok()
-                    .filter(|m| m.is_dir())
-                    .map(|_| name)
-            });
+        let previous = fs::read_link(root.join("current")).ok().and_then(|t| {
+            let name = t.to_str()?.to_string();
+            set_number(OsStr::new(&name))?;
+            fs::symlink_metadata(root.join(&name))
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|_| name)
+        });
         // Every other entry of ours is left over from an earlier set or a failed run.
         let mut spares: Vec<(u64, PathBuf, bool)> = Vec::new();
         let mut max = 0u64;
@@ -363,10 +361,19 @@ impl OutputSet {
 
     /// Finish every file of the set and make the set visible, all at once. An error before the
     /// switch leaves the previous set exactly as it was.
-    pub fn commit(mut self, files: Vec<OutFile>) -> io::Result<()> {
-        for mut f in files {
-            f.finish()?;
+    ///
+    /// `files` are the set's files in the order they were created; an error names the file
+    /// (or directory) it concerns.
+    pub fn commit(self, files: Vec<OutFile>) -> Result<(), (PathBuf, io::Error)> {
+        assert_eq!(files.len(), self.created.len(), "every file of the set");
+        for (mut f, name) in files.into_iter().zip(&self.created) {
+            f.finish().map_err(|e| (self.dir.join(name), e))?;
         }
+        let dir = self.dir.clone();
+        self.switch().map_err(|e| (dir, e))
+    }
+
+    fn switch(mut self) -> io::Result<()> {
         let stage = self.stage();
         // Leftovers of the spare's old contents are not part of this set.
         for entry in fs::read_dir(&stage)? {
@@ -477,7 +484,7 @@ mod tests {
             f.write_all(text.as_bytes())?;
             outs.push(f);
         }
-        set.commit(outs)
+        set.commit(outs).map_err(|(_, e)| e)
     }
 
     fn read(dir: &Path, name: &str) -> Option<String> {

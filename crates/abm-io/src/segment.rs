@@ -338,8 +338,8 @@ pub fn segment(
         .chain(paths.deals.as_deref())
         .collect();
     // The run's outputs: written into a set of their own, made visible all at once at the end.
-    let mut set = OutputSet::begin(out_dir, &inputs, output::recycling_enabled())
-        .map_err(io(out_dir))?;
+    let mut set =
+        OutputSet::begin(out_dir, &inputs, output::recycling_enabled()).map_err(io(out_dir))?;
     let loaded = load_all(paths, rules, None, false, opts)?;
     let mut timings = loaded.timings.clone();
     let t = Clock::now();
@@ -508,7 +508,11 @@ pub fn segment(
     let mut f = set.create("cluster_summary.json").map_err(io(&p))?;
     output::write_summary_to(&mut f, &summary).map_err(io(&p))?;
     files.push(f);
-    set.commit(files).map_err(io(out_dir))?;
+    set.commit(files)
+        .map_err(|(path, source)| IngestError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     timings.push(Stage::since("commit outputs", t));
     // Freeing the loaded inputs (a million accounts, their states, triggers and deals) takes
     // ~10 ms of small frees and unmaps: done on a thread of its own, off the caller's path (a

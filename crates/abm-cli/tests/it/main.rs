@@ -3,6 +3,7 @@
 mod cli;
 mod parity;
 mod real_data;
+mod reliability;
 mod segment;
 mod state;
 
