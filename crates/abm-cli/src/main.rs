@@ -126,6 +126,38 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// Preview a rule change: every account under the current config and under NEW, compared
+    /// (transition matrices, capacity before/after, each account that moves and why). On files
+    /// with DIR (or --accounts …); without them, on the database: from each account's current
+    /// cluster to where the next run under NEW would put it, and which moves need review.
+    Whatif {
+        /// Directory holding accounts.csv and optionally engagement/triggers/deals (omit to
+        /// preview against the database).
+        dir: Option<PathBuf>,
+        /// The changed config to preview (the current one is --config or ./abm.toml).
+        #[arg(long, value_name = "FILE")]
+        config_new: PathBuf,
+        /// Evaluate as of this instant (default: now on files; the latest run's as_of on the
+        /// database).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Write whatif.json and whatif_accounts.csv here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print whatif.json to stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Accounts listed in the terminal.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        show: usize,
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        db: state_cmds::DbArgs,
+    },
+    /// Config tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     #[command(flatten)]
     State(state_cmds::StateCommand),
     /// Generate a synthetic data set in the canonical formats.
@@ -141,6 +173,12 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the rule changes from OLD to NEW in words.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -319,6 +357,79 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
             std::io::stdout().write_all(text.as_bytes())?;
         }
+        Command::Whatif {
+            dir,
+            config_new,
+            as_of,
+            out,
+            json,
+            show,
+            input,
+            db,
+        } => {
+            let old_cfg = load_config(cli.config.as_deref())?;
+            let new_cfg = load_config(Some(&config_new))?;
+            let on_files = dir.is_some() || input.accounts.is_some();
+            let report = if on_files {
+                let as_of = as_of.unwrap_or_else(now);
+                let (old, new) = (
+                    Rules::compile(&old_cfg, as_of)?,
+                    Rules::compile(&new_cfg, as_of)?,
+                );
+                let pb = progress::Bars::new(quiet);
+                let mut opts = LoadOptions {
+                    preset: input.preset,
+                    strict: input.strict,
+                    progress: &|l, d, t| pb.update(l, d, t),
+                    ..LoadOptions::new(&old_cfg)
+                };
+                if let Some(n) = input.threads {
+                    opts.threads = n.max(1);
+                }
+                let paths = input.paths().resolve(dir.as_deref())?;
+                let run = abm_io::whatif::whatif(&paths, &old, &new, &opts)?;
+                pb.finish();
+                if run.rejected_rows > 0 && !json {
+                    eprintln!(
+                        "abm: {} input rows rejected (`abm segment` writes them to rejected_rows.csv)",
+                        run.rejected_rows
+                    );
+                }
+                run.report
+            } else {
+                state_cmds::preview(&db, &old_cfg, &new_cfg, as_of, input.threads, quiet)?
+            };
+            if let Some(out) = &out {
+                let inputs = [config_new.as_path()];
+                abm_io::whatif::write_whatif(out, &report, &inputs)?;
+            }
+            if json {
+                let mut o = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut o, &report)?;
+                o.write_all(b"\n")?;
+            } else {
+                print_whatif(&report, show, out.as_deref())?;
+            }
+        }
+        Command::Config(ConfigCommand::Diff { old, new }) => {
+            let read = |p: &Path| -> Result<(Config, String)> {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                let cfg =
+                    Config::from_toml(&text).with_context(|| format!("config {}", p.display()))?;
+                Ok((cfg, text))
+            };
+            let (a, _) = read(&old)?;
+            let (b, _) = read(&new)?;
+            let lines = abm_core::config_diff::diff(&a, &b);
+            let mut o = std::io::stdout().lock();
+            if lines.is_empty() {
+                writeln!(o, "No rule changes: both configs give the same rules.")?;
+            }
+            for l in lines {
+                writeln!(o, "{l}")?;
+            }
+        }
         Command::Sample {
             out,
             accounts,
@@ -440,6 +551,91 @@ fn print_cluster_tables(path: &Path) -> Result<()> {
                 r[id], r[name], r[score], r[tier], r[eng], na
             );
         }
+    }
+    Ok(())
+}
+
+fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "What-if as of {}: {} accounts compared, {} change cluster, {} change tier",
+        w.as_of, w.accounts_compared, w.changed, w.tier_changed
+    )?;
+    writeln!(o, "\nClusters (rows: now, columns: with the new config)")?;
+    let labels: Vec<&str> = Cluster::ALL.iter().map(|c| c.label()).collect();
+    write!(o, "  {:<16}", "")?;
+    for l in &labels {
+        write!(o, " {l:>16}")?;
+    }
+    writeln!(o)?;
+    for from in Cluster::ALL {
+        write!(o, "  {:<16}", from.label())?;
+        for to in Cluster::ALL {
+            let n = w.matrix[from.as_str()][to.as_str()];
+            write!(o, " {n:>16}")?;
+        }
+        writeln!(o)?;
+    }
+    writeln!(o, "\nTiers (rows: now, columns: with the new config)")?;
+    write!(o, "  {:<3}", "")?;
+    for t in abm_core::Tier::ALL {
+        write!(o, " {:>9}", t.as_str())?;
+    }
+    writeln!(o)?;
+    for from in abm_core::Tier::ALL {
+        write!(o, "  {:<3}", from.as_str())?;
+        for to in abm_core::Tier::ALL {
+            write!(o, " {:>9}", w.tier_matrix[from.as_str()][to.as_str()])?;
+        }
+        writeln!(o)?;
+    }
+    let cap = &w.capacity;
+    writeln!(o, "\nCapacity")?;
+    for (when, status) in [("now", &cap.before), ("new", &cap.after)] {
+        if status.warnings.is_empty() {
+            writeln!(o, "  {when}: every cluster within its range")?;
+        }
+        for warn in &status.warnings {
+            writeln!(o, "  {when}: {warn}")?;
+        }
+    }
+    writeln!(o, "\nIn words")?;
+    for l in &w.summary {
+        writeln!(o, "  {l}")?;
+    }
+    if !w.accounts.is_empty() {
+        writeln!(
+            o,
+            "\nAccounts that change ({} of {}; all in whatif_accounts.csv with --out)",
+            show.min(w.accounts.len()),
+            w.accounts.len()
+        )?;
+        for a in w.accounts.iter().take(show) {
+            let review = if a.needs_review == Some(true) {
+                " [needs review]"
+            } else {
+                ""
+            };
+            writeln!(
+                o,
+                "  {:<12} {} → {}  tier {} → {}{review}: {}",
+                a.account_id,
+                a.from.label(),
+                a.to.label(),
+                a.tier_from.as_str(),
+                a.tier_to.as_str(),
+                a.because
+            )?;
+        }
+    }
+    if let Some(out) = out {
+        writeln!(
+            o,
+            "\nWrote {} and {}",
+            out.join("whatif.json").display(),
+            out.join("whatif_accounts.csv").display()
+        )?;
     }
     Ok(())
 }

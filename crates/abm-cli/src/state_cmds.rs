@@ -5,7 +5,7 @@ use crate::{load_config, now, parse_as_of, InputArgs};
 use abm_core::{Instant, Rules};
 use abm_io::load::LoadOptions;
 use abm_io::output::{self, AssignmentRow, Summary};
-use abm_io::outset::OutputSet;
+use abm_io::outset::{OutputSet, SetKind};
 use abm_store::query::{CheckpointView, MovementView};
 use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
@@ -150,6 +150,44 @@ fn open(db: &DbArgs) -> Result<Store> {
 }
 
 /// For the commands that only read or review: no new empty database by mistake.
+/// `abm whatif --config-new` on the database.
+pub fn preview(
+    db: &DbArgs,
+    old_cfg: &abm_core::Config,
+    new_cfg: &abm_core::Config,
+    as_of: Option<Instant>,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<abm_core::whatif::WhatIf> {
+    let mut store = open_existing(db)?;
+    let as_of = match as_of {
+        Some(t) => t,
+        None => {
+            let latest = store.summary()?;
+            Instant::parse(&latest.as_of).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+    };
+    let old = Rules::compile(old_cfg, as_of)?;
+    let new = Rules::compile(new_cfg, as_of)?;
+    let pb = crate::progress::Bars::new(quiet);
+    let log = |m: &str| {
+        if !quiet {
+            eprintln!("abm: {m}");
+        }
+    };
+    let opts = RunOptions {
+        as_of,
+        threads: threads
+            .unwrap_or_else(abm_io::chunk::default_threads)
+            .max(1),
+        log: &log,
+        progress: &|l, d, t| pb.update(l, d, t),
+    };
+    let w = store.preview(&old, &new, &opts)?;
+    pb.finish();
+    Ok(w)
+}
+
 fn open_existing(db: &DbArgs) -> Result<Store> {
     open_with(db, false)
 }
@@ -592,7 +630,7 @@ fn review(rc: ReviewCommand) -> Result<()> {
 
 fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut store = open_existing(db)?;
-    let mut set = OutputSet::begin(out, &[], output::recycling_enabled())
+    let mut set = OutputSet::begin(out, SetKind::Assignments, &[], output::recycling_enabled())
         .with_context(|| format!("writing into {}", out.display()))?;
     let mut csv = set
         .create_bulk("cluster_assignments.csv")

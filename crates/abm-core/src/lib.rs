@@ -7,6 +7,7 @@
 //! - [`time`]: instants, the accepted date forms.
 //! - [`model`]: tiers, engagement levels, clusters.
 //! - [`config`]: `abm.toml` as data, with SPEC.md's defaults.
+//! - [`config_diff`]: the rule changes between two configs, in words.
 //! - [`rules`]: the config compiled for one `as_of` (vocabularies, windows, decision table).
 //! - [`account`]: the compact account table.
 //! - [`scoring`]: ICP score and tier with a per-criterion explanation.
@@ -14,10 +15,12 @@
 //! - [`assess`]: one account's stateless assessment, next action, micro-segment, rationale.
 //! - [`movement`]: stateful runs: promotions, demotions with hysteresis, proposals.
 //! - [`summary`]: counts against capacity.
+//! - [`whatif`]: two assessments of one account compared (what a rule change would do).
 
 pub mod account;
 pub mod assess;
 pub mod config;
+pub mod config_diff;
 pub mod engagement;
 pub mod model;
 pub mod movement;
@@ -25,6 +28,7 @@ pub mod rules;
 pub mod scoring;
 pub mod summary;
 pub mod time;
+pub mod whatif;
 
 pub use account::{AccountIdx, AccountRef, AccountSchema, AccountTable, Firmographics};
 pub use assess::{assess, Assessment, Conflict, Facts};

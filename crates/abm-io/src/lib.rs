@@ -17,6 +17,7 @@
 //!   a symlink, never over an input.
 //! - [`segment`]: the stateless bulk pipeline behind `abm segment`.
 //! - [`sample`]: the bundled, generated demo data set.
+//! - [`whatif`]: the old and the new config over the same data in one pass, compared.
 
 pub mod chunk;
 pub mod columns;
@@ -33,6 +34,7 @@ pub mod outset;
 pub mod sample;
 pub mod segment;
 pub mod source;
+pub mod whatif;
 
 pub use columns::{FileKind, Preset};
 pub use load::{Rejection, Rejects};

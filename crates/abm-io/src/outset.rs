@@ -47,19 +47,46 @@ use std::path::{Path, PathBuf};
 use crate::direct::DirectWriter;
 use crate::output::OutFile;
 
-/// The hidden directory, inside the output directory, that holds the sets.
+/// Which family of outputs a set belongs to: each has its own sets directory, so a what-if
+/// written into the same directory as the assignments leaves them alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// `abm segment`, `abm export`: `.abm-outputs`.
+    Assignments,
+    /// `abm whatif`: `.abm-whatif`.
+    WhatIf,
+}
+
+impl SetKind {
+    /// The hidden directory, inside the output directory, that holds the sets.
+    pub fn sets_dir(self) -> &'static str {
+        match self {
+            SetKind::Assignments => ".abm-outputs",
+            SetKind::WhatIf => ".abm-whatif",
+        }
+    }
+
+    /// The files a set of this kind may hold: checked against the inputs, and removed when a
+    /// later set no longer has them.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            SetKind::Assignments => &[
+                "cluster_assignments.csv",
+                "cluster_assignments.jsonl",
+                "cluster_summary.json",
+                "rejected_rows.csv",
+            ],
+            SetKind::WhatIf => &["whatif.json", "whatif_accounts.csv"],
+        }
+    }
+}
+
+/// The sets directory of `abm segment`'s outputs.
 pub const SETS_DIR: &str = ".abm-outputs";
-/// The files a run of `abm segment` or `abm export` may write, checked against the inputs and
-/// cleaned up when a later set no longer has them.
-pub const OUTPUT_NAMES: [&str; 4] = [
-    "cluster_assignments.csv",
-    "cluster_assignments.jsonl",
-    "cluster_summary.json",
-    "rejected_rows.csv",
-];
 
 /// One run's set of outputs being written; see the module documentation.
 pub struct OutputSet {
+    kind: SetKind,
     /// The user's output directory.
     dir: PathBuf,
     /// `dir/.abm-outputs`.
@@ -104,8 +131,8 @@ fn set_number(name: &OsStr) -> Option<u64> {
 }
 
 /// The link target of `dir/NAME`: through `current`.
-fn link_target(name: &str) -> PathBuf {
-    Path::new(SETS_DIR).join("current").join(name)
+fn link_target(kind: SetKind, name: &str) -> PathBuf {
+    Path::new(kind.sets_dir()).join("current").join(name)
 }
 
 /// Remove whatever `path` is without following it (a symlink is removed, not its target).
@@ -145,7 +172,12 @@ impl OutputSet {
     /// directory's lock (a second run on the same directory waits), checks that no output
     /// name is an input, and prepares this run's set directory (the spare set, renamed, when
     /// `recycle`). Nothing the user sees changes until [`Self::commit`].
-    pub fn begin(dir: &Path, inputs: &[&Path], recycle: bool) -> io::Result<OutputSet> {
+    pub fn begin(
+        dir: &Path,
+        kind: SetKind,
+        inputs: &[&Path],
+        recycle: bool,
+    ) -> io::Result<OutputSet> {
         fs::create_dir_all(dir)?;
         let mut ids = HashSet::new();
         for p in inputs {
@@ -153,7 +185,7 @@ impl OutputSet {
                 ids.insert((m.dev(), m.ino()));
             }
         }
-        for name in OUTPUT_NAMES {
+        for name in kind.names() {
             let path = dir.join(name);
             match fs::symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => {
@@ -181,7 +213,7 @@ impl OutputSet {
             }
         }
 
-        let root = dir.join(SETS_DIR);
+        let root = dir.join(kind.sets_dir());
         match fs::symlink_metadata(&root) {
             Ok(m) if m.is_dir() => {
                 if m.uid() != euid() {
@@ -273,6 +305,7 @@ impl OutputSet {
             fs::create_dir(&stage)?;
         }
         Ok(OutputSet {
+            kind,
             dir: dir.to_path_buf(),
             root,
             stage_name,
@@ -389,8 +422,8 @@ impl OutputSet {
 
         // The names of this set and of the outputs a previous one may have had.
         let mut names: Vec<&str> = self.created.iter().map(String::as_str).collect();
-        for n in OUTPUT_NAMES {
-            if !names.contains(&n) {
+        for n in self.kind.names() {
+            if !names.contains(n) {
                 names.push(n);
             }
         }
@@ -414,15 +447,15 @@ impl OutputSet {
             }
             replace_symlink(Path::new(&self.legacy_name), &self.root.join("current"))?;
             for n in old_files {
-                replace_symlink(&link_target(n), &self.dir.join(n))?;
+                replace_symlink(&link_target(self.kind, n), &self.dir.join(n))?;
             }
         }
         // Link the names of this set (a new name dangles, i.e. is absent, until the switch).
         for n in &self.created {
             let link = self.dir.join(n);
-            let ours = fs::read_link(&link).is_ok_and(|t| t == link_target(n));
+            let ours = fs::read_link(&link).is_ok_and(|t| t == link_target(self.kind, n));
             if !ours {
-                replace_symlink(&link_target(n), &link)?;
+                replace_symlink(&link_target(self.kind, n), &link)?;
             }
         }
 
@@ -434,12 +467,12 @@ impl OutputSet {
         }
 
         // Names the new set does not have now dangle: remove them.
-        for n in OUTPUT_NAMES {
+        for n in self.kind.names() {
             if self.created.iter().any(|c| c == n) {
                 continue;
             }
             let link = self.dir.join(n);
-            if fs::read_link(&link).is_ok_and(|t| t == link_target(n)) {
+            if fs::read_link(&link).is_ok_and(|t| t == link_target(self.kind, n)) {
                 let _ = fs::remove_file(&link);
             }
         }
@@ -473,7 +506,7 @@ mod tests {
     use std::io::Write;
 
     fn write_set(dir: &Path, files: &[(&str, &str)], recycle: bool) -> io::Result<()> {
-        let mut set = OutputSet::begin(dir, &[], recycle)?;
+        let mut set = OutputSet::begin(dir, SetKind::Assignments, &[], recycle)?;
         let mut outs = Vec::new();
         for (name, text) in files {
             let mut f = if name.ends_with(".json") {
@@ -555,7 +588,7 @@ mod tests {
         )
         .unwrap();
         {
-            let mut set = OutputSet::begin(out, &[], true).unwrap();
+            let mut set = OutputSet::begin(out, SetKind::Assignments, &[], true).unwrap();
             let mut f = set.create_bulk("cluster_assignments.csv").unwrap();
             f.write_all(b"new").unwrap();
             let mut g = set.create_bulk("cluster_assignments.jsonl").unwrap();
@@ -633,7 +666,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let input = tmp.path().join("cluster_assignments.csv");
         fs::write(&input, "an input").unwrap();
-        let e = OutputSet::begin(tmp.path(), &[&input], true)
+        let e = OutputSet::begin(tmp.path(), SetKind::Assignments, &[&input], true)
             .err()
             .expect("refused");
         assert!(e.to_string().contains("input"), "{e}");

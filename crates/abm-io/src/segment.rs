@@ -7,7 +7,7 @@ use crate::load::{
     Rejects,
 };
 use crate::output::{self, AssignmentRow, OutFile, Summary};
-use crate::outset::OutputSet;
+use crate::outset::{OutputSet, SetKind};
 use crate::IngestError;
 use abm_core::assess::{self, assess, Facts};
 use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
@@ -338,8 +338,13 @@ pub fn segment(
         .chain(paths.deals.as_deref())
         .collect();
     // The run's outputs: written into a set of their own, made visible all at once at the end.
-    let mut set =
-        OutputSet::begin(out_dir, &inputs, output::recycling_enabled()).map_err(io(out_dir))?;
+    let mut set = OutputSet::begin(
+        out_dir,
+        SetKind::Assignments,
+        &inputs,
+        output::recycling_enabled(),
+    )
+    .map_err(io(out_dir))?;
     let loaded = load_all(paths, rules, None, false, opts)?;
     let mut timings = loaded.timings.clone();
     let t = Clock::now();

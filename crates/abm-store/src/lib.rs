@@ -73,6 +73,8 @@ pub enum StoreError {
     Config(#[from] abm_core::ConfigError),
     #[error("no accounts in the database: run `abm import DIR` first")]
     NoAccounts,
+    #[error("no run yet: `abm run` first (or `abm whatif DIR` on files)")]
+    NoRuns,
     #[error("as_of {as_of} is before the latest run's as_of {latest} (run {run}): runs move forward in time")]
     AsOfBeforeLatest {
         as_of: Instant,

@@ -886,3 +886,125 @@ impl crate::Store {
         run(self.conn(), rules, opts)
     }
 }
+
+fn facts_of(l: &Loaded, idx: AccountIdx) -> Facts<'_> {
+    let prior = l.priors[idx as usize].as_ref();
+    Facts {
+        engagement: &l.states[idx as usize],
+        triggers: l.triggers.of(idx),
+        deals: l.deals.of(idx),
+        signals: l.signals.of(idx),
+        floor: prior.map(|p| p.floor).unwrap_or(Instant::MIN),
+    }
+}
+
+/// Where the next run would put one account under a config: the effective cluster, or the
+/// cluster a proposal would move it to (then `needs_review`).
+fn next_cluster(d: &Decision) -> (Cluster, bool) {
+    match &d.proposal {
+        ProposalAction::Open(p) => (p.to, true),
+        ProposalAction::KeepPending => (d.candidate, d.candidate != d.cluster),
+        _ => (d.cluster, false),
+    }
+}
+
+/// `abm whatif --config-new` on the store: every stored account from its current effective
+/// cluster (latest run, review decisions included) to where the next run under `new` would
+/// put it, with whether that move would wait for a reviewer; `because` compares the account
+/// under `old` and `new` (and says when the current rules would move it too). Read-only: one
+/// consistent read transaction, nothing recorded.
+pub(crate) fn preview(
+    conn: &mut dyn Conn,
+    old: &Rules,
+    new: &Rules,
+    opts: &RunOptions<'_>,
+) -> Result<abm_core::whatif::WhatIf, StoreError> {
+    use abm_core::whatif::{because, AccountChange, Tally};
+    let mut tx = Tx::begin(conn, TxMode::Read)?;
+    let runs = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM runs", &[])?;
+    if runs == 0 {
+        return Err(StoreError::NoRuns);
+    }
+    let same = old.config.engagement == new.config.engagement
+        && old.config.triggers == new.config.triggers;
+    let first = load(&mut *tx, old, opts)?;
+    let second = if same {
+        None
+    } else {
+        Some(load(&mut *tx, new, opts)?)
+    };
+    drop(tx);
+    let l_new = second.as_ref().unwrap_or(&first);
+    let old_model = ScoringModel::new(&old.config.icp, first.table.schema());
+    let new_model = ScoringModel::new(&new.config.icp, first.table.schema());
+    let n = first.table.len();
+    let next = AtomicUsize::new(0);
+    let tally = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..opts.threads.max(1))
+            .map(|_| {
+                let (next, first, old_model, new_model) = (&next, &first, &old_model, &new_model);
+                s.spawn(move || {
+                    let mut tally = Tally::default();
+                    loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b * BLOCK >= n {
+                            break;
+                        }
+                        for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                            let idx = i as AccountIdx;
+                            let account = first.table.get(idx);
+                            let prior = first.priors[i].as_ref();
+                            let (fa, fb) = (facts_of(first, idx), facts_of(l_new, idx));
+                            let a = assess(old, old_model, &account, &fa, false);
+                            let bb = assess(new, new_model, &account, &fb, false);
+                            let (to, needs_review) = next_cluster(&decide(new, prior, &bb, &fb));
+                            let from = prior.map(|p| p.cluster).unwrap_or(a.cluster);
+                            tally.add((from, to), (a.score.tier, bb.score.tier), || {
+                                let (mut text, reasons) =
+                                    because(&old.config, &new.config, &a, &bb);
+                                let (with_old, _) = next_cluster(&decide(old, prior, &a, &fa));
+                                if with_old != from {
+                                    text.push_str(&format!(
+                                        "; the current rules would also move it to {}",
+                                        with_old.label()
+                                    ));
+                                }
+                                AccountChange {
+                                    account_id: account.id().to_string(),
+                                    from,
+                                    to,
+                                    tier_from: a.score.tier,
+                                    tier_to: bb.score.tier,
+                                    score_from: (a.score.score * 10.0).round() / 10.0,
+                                    score_to: (bb.score.score * 10.0).round() / 10.0,
+                                    because: text,
+                                    needs_review: Some(needs_review),
+                                    reasons,
+                                }
+                            });
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let mut all = Tally::default();
+        for w in workers {
+            all.merge(w.join().expect("preview worker panicked"));
+        }
+        all
+    });
+    Ok(tally.finish(&old.config, &new.config, new.as_of.to_string()))
+}
+
+impl crate::Store {
+    /// What the next run under `new` would do to every stored account (nothing is recorded).
+    pub fn preview(
+        &mut self,
+        old: &Rules,
+        new: &Rules,
+        opts: &RunOptions<'_>,
+    ) -> Result<abm_core::whatif::WhatIf, StoreError> {
+        preview(self.conn(), old, new, opts)
+    }
+}

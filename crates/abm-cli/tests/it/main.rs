@@ -6,6 +6,7 @@ mod real_data;
 mod reliability;
 mod segment;
 mod state;
+mod whatif;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
