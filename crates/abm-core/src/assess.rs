@@ -174,7 +174,7 @@ pub fn assess(
     }
     if score.tier_source == Source::Input
         && score.tier.distance(score.tier_from_score) >= cp.conflict_tier_distance as usize
-        && (score.score_source == Source::Input || !score.criteria.is_empty())
+        && (score.score_source == Source::Input || !model.is_empty())
     {
         conflicts.push(Conflict::TierMismatch {
             input: score.tier,

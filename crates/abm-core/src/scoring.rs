@@ -38,7 +38,7 @@ pub struct ScoreResult {
     pub tier_source: Source,
     /// Tier from the score, whatever the input says (for the conflict checkpoint).
     pub tier_from_score: Tier,
-    /// Per-criterion results (always when the score is computed; on request otherwise).
+    /// Per-criterion results, when asked for (`detailed`).
     pub criteria: Vec<CriterionResult>,
     /// Fields the criteria need that the account lacks (enrichment can fill them).
     pub missing: Vec<String>,
@@ -133,53 +133,53 @@ impl ScoringModel {
         }
     }
 
-    /// Score every criterion.
-    pub fn criteria(&self, account: &AccountRef<'_>) -> (f64, Vec<CriterionResult>, Vec<String>) {
+    /// Whether any criterion is configured.
+    pub fn is_empty(&self) -> bool {
+        self.criteria.is_empty()
+    }
+
+    /// Whether the (trimmed) text equals one of the criterion's lowered values, ignoring case;
+    /// allocation-free for ASCII text (the same answer as comparing `norm(text)`).
+    fn matches(&self, i: usize, text: &str) -> bool {
+        if text.is_ascii() {
+            self.lowered[i].iter().any(|v| v.eq_ignore_ascii_case(text))
+        } else {
+            self.lowered[i].contains(&norm(text))
+        }
+    }
+
+    /// Score every criterion. With `detailed`, each criterion's result (its test in words and
+    /// the account's value) is listed; without, only the score and the missing fields are
+    /// computed (no allocation unless a field is missing).
+    pub fn criteria_with(
+        &self,
+        account: &AccountRef<'_>,
+        detailed: bool,
+    ) -> (f64, Vec<CriterionResult>, Vec<String>) {
         let mut earned_total = 0.0;
-        let mut out = Vec::with_capacity(self.criteria.len());
+        let mut out = Vec::with_capacity(if detailed { self.criteria.len() } else { 0 });
         let mut missing = Vec::new();
         for (i, (c, col)) in self.criteria.iter().enumerate() {
             let field = c.field();
             let text = col.map(|c| account.value(c).trim()).unwrap_or("");
-            let (value, earned, test) = match c {
-                Criterion::In { values, points, .. } => {
-                    let n = norm(text);
-                    let hit = !n.is_empty() && self.lowered[i].contains(&n);
-                    (
-                        (!text.is_empty()).then(|| text.to_string()),
-                        if hit { *points } else { 0.0 },
-                        format!("{field} in [{}]", values.join(", ")),
-                    )
+            let (present, earned, number) = match c {
+                Criterion::In { points, .. } | Criterion::Equals { points, .. } => {
+                    let hit = !text.is_empty() && self.matches(i, text);
+                    (!text.is_empty(), if hit { *points } else { 0.0 }, None)
                 }
-                Criterion::Equals { value, points, .. } => {
-                    let hit = !text.is_empty() && norm(text) == self.lowered[i][0];
-                    (
-                        (!text.is_empty()).then(|| text.to_string()),
-                        if hit { *points } else { 0.0 },
-                        format!("{field} = {value}"),
-                    )
-                }
-                Criterion::Contains { values, points, .. } => {
-                    let items: Vec<String> = text.split(';').map(norm).collect();
-                    let hit = self.lowered[i].iter().any(|v| items.contains(v));
-                    (
-                        (!text.is_empty()).then(|| text.to_string()),
-                        if hit { *points } else { 0.0 },
-                        format!("{field} contains any of [{}]", values.join(", ")),
-                    )
+                Criterion::Contains { points, .. } => {
+                    let hit = text.split(';').any(|item| self.matches(i, item.trim()));
+                    (!text.is_empty(), if hit { *points } else { 0.0 }, None)
                 }
                 Criterion::Range {
                     min, max, points, ..
                 } => {
                     let v = Self::numeric(account, field, *col);
-                    (
-                        v.map(format_score),
-                        match v {
-                            Some(v) if in_range(v, *min, *max) => *points,
-                            _ => 0.0,
-                        },
-                        format!("{field} {}", range_text(*min, *max)),
-                    )
+                    let earned = match v {
+                        Some(v) if in_range(v, *min, *max) => *points,
+                        _ => 0.0,
+                    };
+                    (v.is_some(), earned, v)
                 }
                 Criterion::Bands { bands, .. } => {
                     let v = Self::numeric(account, field, *col);
@@ -187,30 +187,26 @@ impl ScoringModel {
                         .and_then(|v| bands.iter().find(|b| in_range(v, b.min, b.max)))
                         .map(|b| b.points)
                         .unwrap_or(0.0);
-                    let desc: Vec<String> = bands
-                        .iter()
-                        .map(|b| {
-                            format!("{}: {}", range_text(b.min, b.max), format_score(b.points))
-                        })
-                        .collect();
-                    (
-                        v.map(format_score),
-                        earned,
-                        format!("{field} bands [{}]", desc.join(", ")),
-                    )
+                    (v.is_some(), earned, v)
                 }
             };
-            if value.is_none() {
+            if !present {
                 missing.push(field.to_string());
             }
             earned_total += earned;
-            out.push(CriterionResult {
-                field: field.to_string(),
-                test,
-                value,
-                earned,
-                possible: c.possible(),
-            });
+            if detailed {
+                let value = match c {
+                    Criterion::Range { .. } | Criterion::Bands { .. } => number.map(format_score),
+                    _ => present.then(|| text.to_string()),
+                };
+                out.push(CriterionResult {
+                    field: field.to_string(),
+                    test: Self::test_text(c),
+                    value,
+                    earned,
+                    possible: c.possible(),
+                });
+            }
         }
         let score = if self.possible > 0.0 {
             earned_total / self.possible * 100.0
@@ -219,11 +215,36 @@ impl ScoringModel {
         };
         (score, out, missing)
     }
+
+    /// Score every criterion, each listed (see [`Self::criteria_with`]).
+    pub fn criteria(&self, account: &AccountRef<'_>) -> (f64, Vec<CriterionResult>, Vec<String>) {
+        self.criteria_with(account, true)
+    }
+
+    /// A criterion's test in words: `industry in [software, fintech]`.
+    fn test_text(c: &Criterion) -> String {
+        let field = c.field();
+        match c {
+            Criterion::In { values, .. } => format!("{field} in [{}]", values.join(", ")),
+            Criterion::Equals { value, .. } => format!("{field} = {value}"),
+            Criterion::Contains { values, .. } => {
+                format!("{field} contains any of [{}]", values.join(", "))
+            }
+            Criterion::Range { min, max, .. } => format!("{field} {}", range_text(*min, *max)),
+            Criterion::Bands { bands, .. } => {
+                let desc: Vec<String> = bands
+                    .iter()
+                    .map(|b| format!("{}: {}", range_text(b.min, b.max), format_score(b.points)))
+                    .collect();
+                format!("{field} bands [{}]", desc.join(", "))
+            }
+        }
+    }
 }
 
 /// Score an account: the input's `icp_score`/`icp_tier` win when present (the seed's upstream
-/// `account_scores`); otherwise the criteria decide. `detailed` computes the criteria even when
-/// the input carries a score (for `abm explain`).
+/// `account_scores`); otherwise the criteria decide. `detailed` lists each criterion's result
+/// (`ScoreResult::criteria`), even when the input carries a score (for `abm explain`).
 pub fn score_account(
     model: &ScoringModel,
     account: &AccountRef<'_>,
@@ -237,7 +258,7 @@ pub fn score_account(
             (s, Source::Input, c, m)
         }
         None => {
-            let (s, c, m) = model.criteria(account);
+            let (s, c, m) = model.criteria_with(account, detailed);
             (s, Source::Computed, c, m)
         }
     };
@@ -282,7 +303,7 @@ mod tests {
         };
         t.push(["A1", "Software", "us", "Snowflake;dbt", "x"], &f, 2);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
-        let r = score_account(&m, &t.get(0), false);
+        let r = score_account(&m, &t.get(0), true);
         assert_eq!(r.score, 100.0);
         assert_eq!((r.tier, r.score_source), (Tier::A, Source::Computed));
         assert_eq!(r.criteria.len(), 5);
@@ -314,7 +335,7 @@ mod tests {
         };
         t.push(["A1", "retail", "BR", "", ""], &f, 2);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
-        let r = score_account(&m, &t.get(0), false);
+        let r = score_account(&m, &t.get(0), true);
         assert_eq!(r.criteria[1].earned, 15.0);
         assert_eq!(r.criteria[2].earned, 10.0);
         assert_eq!(r.score, 25.0);

@@ -366,7 +366,7 @@ mod tests {
             signals: &[],
             floor: Instant::MIN,
         };
-        assess(&rules, &model, &t.get(0), &facts, false)
+        assess(&rules, &model, &t.get(0), &facts, true)
     }
 
     #[test]

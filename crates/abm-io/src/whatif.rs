@@ -99,6 +99,21 @@ pub fn whatif(
                             let pair = (a.cluster, b.cluster);
                             let tiers = (a.score.tier, b.score.tier);
                             tally.add(pair, tiers, || {
+                                // Each criterion's points, for the accounts that change.
+                                let a = assess(
+                                    old,
+                                    old_model,
+                                    &account,
+                                    &first.facts(idx, Instant::MIN),
+                                    true,
+                                );
+                                let b = assess(
+                                    new,
+                                    new_model,
+                                    &account,
+                                    &loaded_new.facts(idx, Instant::MIN),
+                                    true,
+                                );
                                 let (text, reasons) = because(&old.config, &new.config, &a, &b);
                                 AccountChange {
                                     account_id: account.id().to_string(),

@@ -960,6 +960,9 @@ pub(crate) fn preview(
                             let (to, needs_review) = next_cluster(&decide(new, prior, &bb, &fb));
                             let from = prior.map(|p| p.cluster).unwrap_or(a.cluster);
                             tally.add((from, to), (a.score.tier, bb.score.tier), || {
+                                // Each criterion's points, for the accounts that change.
+                                let a = assess(old, old_model, &account, &fa, true);
+                                let bb = assess(new, new_model, &account, &fb, true);
                                 let (mut text, reasons) =
                                     because(&old.config, &new.config, &a, &bb);
                                 let (with_old, _) = next_cluster(&decide(old, prior, &a, &fa));
