@@ -159,6 +159,50 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// The input files of a resolved input set.
+fn input_files(p: &abm_io::segment::Resolved) -> Vec<&Path> {
+    let mut v = vec![p.accounts.as_path()];
+    v.extend(
+        [&p.engagement, &p.triggers, &p.deals]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path),
+    );
+    v
+}
+
+/// Whether `a` and `b` are the same existing file (device and inode; links followed).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
+/// Refuse, before anything is written, to write an output over one of the inputs (issue 11
+/// #7: `--rejected DIR/engagement.csv` replaced the engagement file).
+pub(crate) fn refuse_inputs_as_outputs(outputs: &[PathBuf], inputs: &[&Path]) -> Result<()> {
+    for o in outputs {
+        if let Some(i) = inputs.iter().find(|i| same_file(o, i)) {
+            bail!(
+                "refusing to write {}: it is the input file {} (choose another output path)",
+                o.display(),
+                i.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn now() -> Instant {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -270,6 +314,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
+            let outputs = [
+                "cluster_assignments.csv",
+                "cluster_assignments.jsonl",
+                "cluster_summary.json",
+                "rejected_rows.csv",
+            ]
+            .map(|f| out.join(f));
+            refuse_inputs_as_outputs(&outputs, &input_files(&paths))?;
             let report = segment(&paths, &rules, &opts, &out, formats, &|l, d, t| {
                 pb.update(l, d, t)
             })?;

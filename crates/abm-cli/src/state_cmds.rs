@@ -6,7 +6,7 @@ use abm_core::{Instant, Rules};
 use abm_io::load::LoadOptions;
 use abm_io::output::{self, AssignmentRow, AtomicFile, Summary};
 use abm_store::query::{CheckpointView, MovementView};
-use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, DEFAULT_DATABASE};
+use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
@@ -187,6 +187,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
+            crate::refuse_inputs_as_outputs(
+                std::slice::from_ref(&rejected),
+                &crate::input_files(&paths),
+            )?;
             let inputs = ImportInputs {
                 accounts: paths.accounts,
                 engagement: paths.engagement,
@@ -194,10 +198,17 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 deals: paths.deals,
             };
             let mut store = open(&db)?;
-            let rep = store.import(&inputs, &opts)?;
+            // The rejected rows are written before the commit: if they cannot be, nothing is
+            // imported (issue 11 #4), rather than committed rows with their rejects lost.
+            let rep = store.import_with(&inputs, &opts, &mut |rejects| {
+                output::write_rejected(&rejected, &rejects.rows).map_err(|source| {
+                    StoreError::BeforeCommit {
+                        what: format!("cannot write the rejected rows to {}", rejected.display()),
+                        source,
+                    }
+                })
+            })?;
             pb.finish();
-            output::write_rejected(&rejected, &rep.rejects.rows)
-                .with_context(|| format!("writing {}", rejected.display()))?;
             if json {
                 return print_json(&rep);
             }

@@ -102,6 +102,14 @@ pub enum StoreError {
     NoRun,
     #[error("database content is not what this abm expects: {0}")]
     Corrupt(String),
+    /// A step the caller asked for before the commit failed (e.g. writing the rejected rows):
+    /// the transaction was rolled back.
+    #[error("{what}: {source}; nothing was imported")]
+    BeforeCommit {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db` (for messages and logs).

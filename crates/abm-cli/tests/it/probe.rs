@@ -165,3 +165,76 @@ fn terminal_escapes_from_data_are_escaped() {
     assert!(!s.contains('\x1b') && !s.contains('\x07'), "{s:?}");
     assert!(s.contains("\\x1b[2JEvil\\x1b]0;t\\x07"), "{s}");
 }
+
+/// Issue 11 #4: when the rejected rows cannot be written, the import is rolled back (the
+/// database unchanged) and the exit is non-zero with a message naming the file.
+#[test]
+fn import_rolls_back_when_the_rejected_rows_cannot_be_written() {
+    let w = World::new(Db::sqlite());
+    w.accounts("t0", &[("A1", "A"), ("A2", "B")]);
+    w.events(
+        "t0",
+        &[
+            "A1,2026-01-20T10:00:00Z,meeting,c7",
+            "A2,not a date,meeting,c1",
+        ],
+    );
+    // A path whose parent is a regular file: not writable, even for root.
+    std::fs::write(w.dir.path().join("plain"), "x").unwrap();
+    let err = w.fails(&["import", "t0", "--rejected", "plain/rejected.csv"]);
+    assert!(
+        err.contains("cannot write the rejected rows to plain/rejected.csv")
+            && err.contains("nothing was imported"),
+        "{err}"
+    );
+    // Nothing was stored: the same import now adds everything.
+    let r = w.import_json("t0");
+    assert_eq!(r["accounts_changed"], 2, "{r}");
+    assert_eq!(r["events_added"], 1, "{r}");
+    assert_eq!(r["rejected"], 1, "{r}");
+    let rejected = std::fs::read_to_string(w.dir.path().join("rejected_rows.csv")).unwrap();
+    assert!(rejected.contains("not a date"), "{rejected}");
+}
+
+/// Issue 11 #7: an output path that is one of the inputs is refused before anything is
+/// written.
+#[test]
+fn an_input_is_never_an_output() {
+    let w = World::new(Db::sqlite());
+    w.accounts("t0", &[("A1", "A")]);
+    w.events("t0", &["A1,2026-01-20T10:00:00Z,meeting,c7"]);
+    let engagement = w.dir.path().join("t0/engagement.csv");
+    let before = std::fs::read(&engagement).unwrap();
+    // Another spelling of the same file, as the probe did.
+    let err = w.fails(&["import", "t0", "--rejected", "./t0/../t0/engagement.csv"]);
+    assert!(
+        err.contains("refusing to write ./t0/../t0/engagement.csv: it is the input file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&engagement).unwrap(), before);
+    assert!(
+        !w.dir.path().join("abm.db").exists()
+            && !w.dir.path().join("t0/.engagement.csv.tmp").exists()
+    );
+    let r = w.import_json("t0");
+    assert_eq!(r["events_added"], 1, "{r}");
+
+    // segment: an input inside --out under an output's name.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("cluster_summary.json"),
+        format!("{ACCOUNTS_HEADER}A1,A1 Corp,software,500,90,A\n"),
+    )
+    .unwrap();
+    let o = abm()
+        .args(["segment", "--accounts"])
+        .arg(d.path().join("cluster_summary.json"))
+        .args(["--as-of", "2026-11-01", "--quiet", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("it is the input file"), "{err}");
+    assert!(!d.path().join("cluster_assignments.csv").exists());
+}
