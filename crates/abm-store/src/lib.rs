@@ -61,7 +61,7 @@ pub enum StoreError {
     Busy { waited: Duration },
     #[error("SQLite: {0}")]
     Sqlite(#[source] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres::reason(.0))]
     Postgres(#[source] ::postgres::Error),
     #[error("migration {version} ({name}) was changed after it was applied to this database; migrations must never be edited")]
     MigrationEdited { version: i64, name: String },

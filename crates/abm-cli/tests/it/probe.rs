@@ -238,3 +238,38 @@ fn an_input_is_never_an_output() {
     assert!(err.contains("it is the input file"), "{err}");
     assert!(!d.path().join("cluster_assignments.csv").exists());
 }
+
+/// Issue 11 #13: a PostgreSQL connection error says why (the server's message), with the
+/// password still masked.
+#[test]
+fn postgres_connection_errors_show_the_servers_reason() {
+    let Ok(admin) = std::env::var("ABM_TEST_PG_URL") else {
+        eprintln!("skipping postgres_connection_errors_show_the_servers_reason: ABM_TEST_PG_URL is not set");
+        return;
+    };
+    // postgres://user[:pw]@host[:port]/db[?…] → the same server, a database that does not exist.
+    let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (auth, host_db) = rest.rsplit_once('@').unwrap();
+    let user = auth.split(':').next().unwrap();
+    let host = host_db.split('/').next().unwrap();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let url = format!("{scheme}://{user}:s3cret-pw@{host}/abm_no_such_database_11{query}");
+    let d = tempfile::tempdir().unwrap();
+    let o = abm()
+        .current_dir(d.path())
+        .args(["summary", "--database", &url])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("database \"abm_no_such_database_11\" does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw") && err.contains(":***@"), "{err}");
+}
