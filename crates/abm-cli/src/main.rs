@@ -154,7 +154,12 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => {
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading config {}", p.display()))?;
-            Config::from_toml(&text).with_context(|| format!("config {}", p.display()))
+            let config =
+                Config::from_toml(&text).with_context(|| format!("config {}", p.display()))?;
+            for w in config.warnings() {
+                eprintln!("abm: warning: config {}: {w}", p.display());
+            }
+            Ok(config)
         }
     }
 }
