@@ -31,6 +31,10 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Write CSV outputs exactly, for machine consumers: by default a cell a spreadsheet would
+    /// evaluate (starting with =, +, -, @, tab or CR) gets a leading ' .
+    #[arg(long, global = true, env = "ABM_CSV_RAW", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    csv_raw: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -242,6 +246,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
+    abm_io::output::set_csv_raw(cli.csv_raw);
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
         Command::Init { path, force } => {

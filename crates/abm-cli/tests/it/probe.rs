@@ -273,3 +273,75 @@ fn postgres_connection_errors_show_the_servers_reason() {
     );
     assert!(!err.contains("s3cret-pw") && err.contains(":***@"), "{err}");
 }
+
+/// Issue 11 #6: formula cells are neutralised in `segment`'s and `export`'s CSV and the
+/// rejected rows' record; JSON Lines stay exact; `--csv-raw` / `ABM_CSV_RAW=1` opt out.
+#[test]
+fn csv_outputs_neutralise_formulas() {
+    let w = World::new(Db::sqlite());
+    w.file(
+        "t0",
+        "accounts.csv",
+        ACCOUNTS_HEADER,
+        &[
+            "A1,=cmd|' /C calc'!A0,software,500,90,A",
+            "A2,\"+SUM(1,2)\",software,500,70,B",
+            "@A3,@SUM(1),software,many,70,B",
+            "A4,-2+3,software,500,70,B",
+        ],
+    );
+    let data = w.dir.path().join("t0");
+    let seg = |out: &str, raw: Option<&str>| {
+        let mut c = abm();
+        c.arg("segment")
+            .arg(&data)
+            .args(["--as-of", "2026-11-01", "--quiet", "--out"])
+            .arg(w.dir.path().join(out));
+        match raw {
+            Some("flag") => {
+                c.arg("--csv-raw");
+            }
+            Some(v) => {
+                c.env("ABM_CSV_RAW", v);
+            }
+            None => {}
+        }
+        run_ok(&mut c);
+        let read = |f: &str| std::fs::read_to_string(w.dir.path().join(out).join(f)).unwrap();
+        (
+            read("cluster_assignments.csv"),
+            read("cluster_assignments.jsonl"),
+            read("rejected_rows.csv"),
+        )
+    };
+    let (csv, jsonl, rejected) = seg("o1", None);
+    assert!(csv.contains("\nA1,'=cmd|' /C calc'!A0,90,"), "{csv}");
+    assert!(csv.contains("\nA2,\"'+SUM(1,2)\",70,"), "{csv}");
+    assert!(csv.contains("\nA4,'-2+3,70,"), "{csv}");
+    assert!(jsonl.contains("\"name\":\"=cmd|' /C calc'!A0\""), "{jsonl}");
+    assert!(jsonl.contains("\"name\":\"+SUM(1,2)\""), "{jsonl}");
+    assert!(
+        rejected.contains(",\"'@A3,@SUM(1),software,many,70,B\"\n"),
+        "{rejected}"
+    );
+    for raw in [Some("flag"), Some("1")] {
+        let (csv, jsonl2, rejected) = seg("o2", raw);
+        assert!(csv.contains("\nA1,=cmd|' /C calc'!A0,90,"), "{csv}");
+        assert!(csv.contains("\nA2,\"+SUM(1,2)\",70,"), "{csv}");
+        assert_eq!(jsonl2, jsonl);
+        assert!(
+            rejected.contains(",\"@A3,@SUM(1),software,many,70,B\"\n"),
+            "{rejected}"
+        );
+    }
+
+    // export writes what segment writes.
+    w.import("t0");
+    w.run("2026-11-01");
+    run_ok(w.abm().args(["export", "--out", "e"]));
+    let exported = std::fs::read_to_string(w.dir.path().join("e/cluster_assignments.csv")).unwrap();
+    assert!(
+        exported.contains("\nA1,'=cmd|' /C calc'!A0,90,"),
+        "{exported}"
+    );
+}
