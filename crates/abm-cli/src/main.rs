@@ -203,7 +203,7 @@ pub(crate) fn refuse_inputs_as_outputs(outputs: &[PathBuf], inputs: &[&Path]) ->
     for o in outputs {
         if let Some(i) = inputs.iter().find(|i| same_file(o, i)) {
             bail!(
-                "refusing to write {}: it is the input file {} (choose another output path)",
+                "refusing to write {}: that file is {}, which this command reads (choose another output path)",
                 o.display(),
                 i.display()
             );
@@ -238,7 +238,8 @@ fn main() -> ExitCode {
                     msg.push_str(&format!("\n  caused by: {c}"));
                 }
             }
-            eprintln!("{msg}");
+            // Errors may quote data (a value, a path): no terminal escapes from it.
+            eprintln!("{}", term::escape_controls(&msg));
             ExitCode::from(2)
         }
     }

@@ -187,10 +187,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
-            crate::refuse_inputs_as_outputs(
-                std::slice::from_ref(&rejected),
-                &crate::input_files(&paths),
-            )?;
+            // Neither an input file nor the SQLite database may be overwritten.
+            let mut protected = crate::input_files(&paths);
+            let location = abm_store::Location::parse(&db.database);
+            if let abm_store::Location::Sqlite(p) = &location {
+                protected.push(p);
+            }
+            crate::refuse_inputs_as_outputs(std::slice::from_ref(&rejected), &protected)?;
             let inputs = ImportInputs {
                 accounts: paths.accounts,
                 engagement: paths.engagement,

@@ -208,7 +208,8 @@ fn an_input_is_never_an_output() {
     // Another spelling of the same file, as the probe did.
     let err = w.fails(&["import", "t0", "--rejected", "./t0/../t0/engagement.csv"]);
     assert!(
-        err.contains("refusing to write ./t0/../t0/engagement.csv: it is the input file"),
+        err.contains("refusing to write ./t0/../t0/engagement.csv: that file is")
+            && err.contains("t0/engagement.csv, which this command reads"),
         "{err}"
     );
     assert_eq!(std::fs::read(&engagement).unwrap(), before);
@@ -218,6 +219,13 @@ fn an_input_is_never_an_output() {
     );
     let r = w.import_json("t0");
     assert_eq!(r["events_added"], 1, "{r}");
+    // Nor the SQLite database.
+    let db = w.db.url();
+    let err = w.fails(&["import", "t0", "--rejected", &db]);
+    assert!(err.contains("which this command reads"), "{err}");
+    let r = w.import_json("t0");
+    assert_eq!(r["events_read"], 1, "the database is intact: {r}");
+    assert_eq!(r["events_added"], 0, "the database is intact: {r}");
 
     // segment: an input inside --out under an output's name.
     let d = tempfile::tempdir().unwrap();
@@ -235,7 +243,7 @@ fn an_input_is_never_an_output() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("it is the input file"), "{err}");
+    assert!(err.contains("which this command reads"), "{err}");
     assert!(!d.path().join("cluster_assignments.csv").exists());
 }
 
