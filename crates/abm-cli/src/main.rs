@@ -1,6 +1,8 @@
 //! `abm` — the Cluster ABM engine's command line. Thin: parse flags, load the config, call the
 //! libraries, print. `anyhow` lives here and nowhere else.
 
+#[macro_use]
+mod term;
 mod config_file;
 mod progress;
 mod state_cmds;
@@ -12,7 +14,6 @@ use abm_io::segment::{segment, Formats, InputPaths, SegmentReport};
 use abm_io::Preset;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,6 +31,10 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Write CSV outputs exactly, for machine consumers: by default a cell a spreadsheet would
+    /// evaluate (starting with =, +, -, @, tab or CR) gets a leading ' .
+    #[arg(long, global = true, env = "ABM_CSV_RAW", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    csv_raw: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,9 +196,35 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => {
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading config {}", p.display()))?;
-            Config::from_toml(&text).with_context(|| format!("config {}", p.display()))
+            let config =
+                Config::from_toml(&text).with_context(|| format!("config {}", p.display()))?;
+            for w in config.warnings() {
+                eprintln!("abm: warning: config {}: {w}", p.display());
+            }
+            Ok(config)
         }
     }
+}
+
+/// The input files of a resolved input set.
+fn input_files(p: &abm_io::segment::Resolved) -> Vec<&Path> {
+    let mut v = vec![p.accounts.as_path()];
+    v.extend(
+        [&p.engagement, &p.triggers, &p.deals]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path),
+    );
+    v
+}
+
+/// Refuse, before anything is written, to write an output over one of the inputs (issue 11
+/// #7: `--rejected DIR/engagement.csv` replaced the engagement file).
+pub(crate) fn refuse_inputs_as_outputs(outputs: &[PathBuf], inputs: &[&Path]) -> Result<()> {
+    for o in outputs {
+        abm_io::output::refuse_input(o, inputs)?;
+    }
+    Ok(())
 }
 
 fn now() -> Instant {
@@ -222,7 +253,8 @@ fn main() -> ExitCode {
                     msg.push_str(&format!("\n  caused by: {c}"));
                 }
             }
-            eprintln!("{msg}");
+            // Errors may quote data (a value, a path): no terminal escapes from it.
+            eprintln!("{}", term::escape_controls(&msg));
             ExitCode::from(2)
         }
     }
@@ -230,6 +262,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
+    abm_io::output::set_csv_raw(cli.csv_raw);
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
         Command::Init { path, force } => {
@@ -238,10 +271,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             std::fs::write(&path, config_file::commented_default())
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!(
+            outln!(
                 "wrote {} (the default rules of SPEC.md, with comments)",
                 path.display()
-            );
+            )?;
         }
         Command::Demo { out, accounts } => {
             let config = load_config(cli.config.as_deref())?;
@@ -252,14 +285,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let counts = write_sample(&data, &spec)
                 .with_context(|| format!("writing the sample to {}", data.display()))?;
-            println!(
+            outln!(
                 "Sample: {} accounts, {} engagement events, {} triggers, {} deals in {}",
                 counts.accounts,
                 counts.events,
                 counts.triggers,
                 counts.deals,
                 data.display()
-            );
+            )?;
             let as_of = Instant::parse(SAMPLE_AS_OF).expect("valid");
             let rules = Rules::compile(&config, as_of)?;
             let pb = progress::Bars::new(quiet);
@@ -277,14 +310,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &|l, d, t| pb.update(l, d, t),
             )?;
             pb.finish();
-            print_summary(&report, &config.capacity);
+            print_summary(&report, &config.capacity)?;
             print_cluster_tables(&report.out_dir.join("cluster_assignments.csv"))?;
-            println!(
+            outln!(
                 "\nNext: `abm explain {} {} --as-of {}` shows the whole reasoning for one account.",
                 first_active_focus(&report.out_dir).unwrap_or_else(|| "ACC-0001".into()),
                 data.display(),
                 SAMPLE_AS_OF
-            );
+            )?;
         }
         Command::Segment {
             dir,
@@ -311,7 +344,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 pb.update(l, d, t)
             })?;
             pb.finish();
-            print_summary(&report, &config.capacity);
+            print_summary(&report, &config.capacity)?;
             if timings {
                 let mut cpu = (0.0, 0.0);
                 for stage in &report.timings {
@@ -355,7 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let paths = input.paths().resolve(dir.as_deref())?;
             let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
-            std::io::stdout().write_all(text.as_bytes())?;
+            term::print_str(&text)?;
         }
         Command::Whatif {
             dir,
@@ -404,9 +437,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 abm_io::whatif::write_whatif(out, &report, &inputs)?;
             }
             if json {
-                let mut o = std::io::stdout().lock();
-                serde_json::to_writer_pretty(&mut o, &report)?;
-                o.write_all(b"\n")?;
+                let text = serde_json::to_string_pretty(&report)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
             } else {
                 print_whatif(&report, show, out.as_deref())?;
             }
@@ -422,12 +454,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (a, _) = read(&old)?;
             let (b, _) = read(&new)?;
             let lines = abm_core::config_diff::diff(&a, &b);
-            let mut o = std::io::stdout().lock();
             if lines.is_empty() {
-                writeln!(o, "No rule changes: both configs give the same rules.")?;
+                outln!("No rule changes: both configs give the same rules.")?;
             }
             for l in lines {
-                writeln!(o, "{l}")?;
+                outln!("{l}")?;
             }
         }
         Command::Sample {
@@ -443,65 +474,67 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..SampleSpec::default()
             };
             let c = write_sample(&out, &spec)?;
-            println!(
+            outln!(
                 "wrote {} accounts, {} events, {} triggers, {} deals to {} (as_of {SAMPLE_AS_OF})",
                 c.accounts,
                 c.events,
                 c.triggers,
                 c.deals,
                 out.display()
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) {
+fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> Result<()> {
     let s = &r.summary;
-    println!(
+    outln!(
         "\nCluster summary as of {} (config {})",
-        s.as_of, s.config_hash
-    );
+        s.as_of,
+        s.config_hash
+    )?;
     let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
         let range = range
             .map(|r| format!("(recommended {}–{})", r.min, r.max))
             .unwrap_or_default();
-        println!("  {label:<16} {n:>9}  {range}");
+        outln!("  {label:<16} {n:>9}  {range}")
     };
-    row("Cluster ICP", s.cluster_icp_count, Some(&cap.cluster_icp));
+    row("Cluster ICP", s.cluster_icp_count, Some(&cap.cluster_icp))?;
     row(
         "Future Pipeline",
         s.future_pipeline_count,
         Some(&cap.future_pipeline),
-    );
+    )?;
     row(
         "Active Focus",
         s.active_focus_count,
         Some(&cap.active_focus),
-    );
-    row("Monitor Only", s.monitor_only_count, None);
-    println!("  {:<16} {:>9}", "accounts", s.accounts);
+    )?;
+    row("Monitor Only", s.monitor_only_count, None)?;
+    outln!("  {:<16} {:>9}", "accounts", s.accounts)?;
     for w in &s.capacity.warnings {
-        println!("  warning: {w}");
+        outln!("  warning: {w}")?;
     }
     for (k, v) in &s.checkpoints {
         if *v > 0 {
-            println!("  checkpoint {k}: {v}");
+            outln!("  checkpoint {k}: {v}")?;
         }
     }
     if s.rejected_rows > 0 {
-        println!(
+        outln!(
             "  rejected rows: {} (see {})",
             s.rejected_rows,
             r.out_dir.join("rejected_rows.csv").display()
-        );
+        )?;
         for rj in r.rejects.rows.iter().take(5) {
-            println!("    {rj}");
+            outln!("    {rj}")?;
         }
     } else {
-        println!("  rejected rows: 0");
+        outln!("  rejected rows: 0")?;
     }
-    println!("  outputs: {}", r.out_dir.display());
+    outln!("  outputs: {}", r.out_dir.display())?;
+    Ok(())
 }
 
 fn print_cluster_tables(path: &Path) -> Result<()> {
@@ -536,27 +569,33 @@ fn print_cluster_tables(path: &Path) -> Result<()> {
             let s = |r: &Vec<String>| r[score].parse::<f64>().unwrap_or(0.0);
             s(b).total_cmp(&s(a)).then(a[id].cmp(&b[id]))
         });
-        println!(
+        outln!(
             "\n{} — {} accounts (top 5 by ICP score)",
             c.label(),
             of.len()
-        );
+        )?;
         for r in of.iter().take(5) {
             let mut na = r[next].clone();
             if na.chars().count() > 90 {
                 na = na.chars().take(89).collect::<String>() + "…";
             }
-            println!(
+            outln!(
                 "  {:<10} {:<26} {:>5} {} {:<7} {}",
-                r[id], r[name], r[score], r[tier], r[eng], na
-            );
+                r[id],
+                r[name],
+                r[score],
+                r[tier],
+                r[eng],
+                na
+            )?;
         }
     }
     Ok(())
 }
 
 fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -> Result<()> {
-    let mut o = std::io::stdout().lock();
+    use std::fmt::Write;
+    let mut o = String::new();
     writeln!(
         o,
         "What-if as of {}: {} accounts compared, {} change cluster, {} change tier",
@@ -637,6 +676,7 @@ fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -
             out.join("whatif_accounts.csv").display()
         )?;
     }
+    term::print_str(&o)?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use abm_io::load::LoadOptions;
 use abm_io::output::{self, AssignmentRow, Summary};
 use abm_io::outset::{OutputSet, SetKind};
 use abm_store::query::{CheckpointView, MovementView};
-use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, DEFAULT_DATABASE};
+use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
@@ -193,9 +193,10 @@ fn open_existing(db: &DbArgs) -> Result<Store> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    out.write_all(b"\n")?;
+    // Rendered first: a closed pipe is then an `io::Error` (success), not a serde error.
+    let mut text = serde_json::to_vec_pretty(v)?;
+    text.push(b'\n');
+    std::io::stdout().lock().write_all(&text)?;
     Ok(())
 }
 
@@ -225,6 +226,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
+            // Neither an input file nor the SQLite database may be overwritten.
+            let mut protected = crate::input_files(&paths);
+            let location = abm_store::Location::parse(&db.database);
+            if let abm_store::Location::Sqlite(p) = &location {
+                protected.push(p);
+            }
+            crate::refuse_inputs_as_outputs(std::slice::from_ref(&rejected), &protected)?;
             let inputs = ImportInputs {
                 accounts: paths.accounts,
                 engagement: paths.engagement,
@@ -232,44 +240,55 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 deals: paths.deals,
             };
             let mut store = open(&db)?;
-            let rep = store.import(&inputs, &opts)?;
+            // The rejected rows are written before the commit: if they cannot be, nothing is
+            // imported (issue 11 #4), rather than committed rows with their rejects lost.
+            let rep = store.import_with(&inputs, &opts, &mut |rejects| {
+                output::write_rejected(&rejected, &rejects.rows, &[]).map_err(|source| {
+                    StoreError::BeforeCommit {
+                        what: format!("cannot write the rejected rows to {}", rejected.display()),
+                        source,
+                    }
+                })
+            })?;
             pb.finish();
-            output::write_rejected(&rejected, &rep.rejects.rows, &[])
-                .with_context(|| format!("writing {}", rejected.display()))?;
             if json {
                 return print_json(&rep);
             }
-            println!(
+            outln!(
                 "Imported into {} (import {}):",
                 store.location().display(),
                 rep.import_id
-            );
-            println!(
+            )?;
+            outln!(
                 "  accounts  {:>10} read {:>10} new or changed",
-                rep.accounts_read, rep.accounts_changed
-            );
-            println!(
+                rep.accounts_read,
+                rep.accounts_changed
+            )?;
+            outln!(
                 "  events    {:>10} read {:>10} new",
-                rep.events_read, rep.events_added
-            );
-            println!(
+                rep.events_read,
+                rep.events_added
+            )?;
+            outln!(
                 "  triggers  {:>10} read {:>10} new",
-                rep.triggers_read, rep.triggers_added
-            );
-            println!(
+                rep.triggers_read,
+                rep.triggers_added
+            )?;
+            outln!(
                 "  deals     {:>10} read {:>10} new or changed",
-                rep.deals_read, rep.deals_changed
-            );
-            println!(
+                rep.deals_read,
+                rep.deals_changed
+            )?;
+            outln!(
                 "  rejected rows: {} (see {})",
                 rep.rejected,
                 rejected.display()
-            );
+            )?;
             for r in rep.rejects.rows.iter().take(5) {
-                println!("    {r}");
+                outln!("    {r}")?;
             }
             if !rep.changed_anything() {
-                println!("  nothing new: the database already held all of it");
+                outln!("  nothing new: the database already held all of it")?;
             }
         }
         StateCommand::Run {
@@ -299,9 +318,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             &serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}),
                         )?;
                     } else {
-                        println!(
+                        outln!(
                             "Nothing changed since run {run} (same as_of {as_of}, data, config and review decisions): no new snapshot."
-                        );
+                        )?;
                     }
                 }
                 RunOutcome::Done(r) => {
@@ -309,45 +328,50 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                         print_json(&r)?;
                     } else {
                         let cap = &config.capacity;
-                        println!(
+                        outln!(
                             "Run {} as of {} (config {})",
-                            r.run_id, r.as_of, r.config_hash
-                        );
+                            r.run_id,
+                            r.as_of,
+                            r.config_hash
+                        )?;
                         let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
                             let range = range
                                 .map(|r| format!("(recommended {}–{})", r.min, r.max))
                                 .unwrap_or_default();
-                            println!("  {label:<16} {n:>9}  {range}");
+                            outln!("  {label:<16} {n:>9}  {range}")
                         };
-                        row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp));
+                        row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp))?;
                         row(
                             "Future Pipeline",
                             r.counts.future_pipeline,
                             Some(&cap.future_pipeline),
-                        );
+                        )?;
                         row(
                             "Active Focus",
                             r.counts.active_focus,
                             Some(&cap.active_focus),
-                        );
-                        row("Monitor Only", r.counts.monitor_only, None);
-                        println!("  {:<16} {:>9}", "accounts", r.accounts);
+                        )?;
+                        row("Monitor Only", r.counts.monitor_only, None)?;
+                        outln!("  {:<16} {:>9}", "accounts", r.accounts)?;
                         for w in &r.capacity.warnings {
-                            println!("  warning: {w}");
+                            outln!("  warning: {w}")?;
                         }
-                        println!(
+                        outln!(
                             "  movements: {} promotions, {} demotions; proposals opened: {}",
-                            r.promotions, r.demotions, r.proposals_opened
-                        );
-                        println!(
+                            r.promotions,
+                            r.demotions,
+                            r.proposals_opened
+                        )?;
+                        outln!(
                             "  review queue: {} opened, {} closed (see `abm review list`)",
-                            r.checkpoints_opened, r.checkpoints_closed
-                        );
+                            r.checkpoints_opened,
+                            r.checkpoints_closed
+                        )?;
                         if r.events_unknown_type > 0 {
-                            println!(
+                            outln!(
                                 "  warning: {} stored events have a type the config does not know (ignored)",
                                 r.events_unknown_type
-                            );
+                            )?;
                         }
                     }
                 }
@@ -360,10 +384,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             if json {
                 return print_json(&s);
             }
-            println!(
+            outln!(
                 "Latest run {} as of {} (config {}, started {})",
-                s.run, s.as_of, s.config_hash, s.started_at
-            );
+                s.run,
+                s.as_of,
+                s.config_hash,
+                s.started_at
+            )?;
             for (label, n) in [
                 ("Cluster ICP", s.cluster_icp_count),
                 ("Future Pipeline", s.future_pipeline_count),
@@ -371,7 +398,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 ("Monitor Only", s.monitor_only_count),
                 ("accounts", s.accounts),
             ] {
-                println!("  {label:<16} {n:>9}");
+                outln!("  {label:<16} {n:>9}")?;
             }
             if let Some(st) = s.capacity.get("active_focus").and_then(|v| v.as_str()) {
                 let max = s
@@ -379,30 +406,30 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                     .get("active_focus_max")
                     .cloned()
                     .unwrap_or_default();
-                println!("  capacity: Active Focus {st} (max {max})");
+                outln!("  capacity: Active Focus {st} (max {max})")?;
             }
             if let Some(ws) = s.capacity.get("warnings").and_then(|v| v.as_array()) {
                 for w in ws {
-                    println!("  warning: {}", w.as_str().unwrap_or_default());
+                    outln!("  warning: {}", w.as_str().unwrap_or_default())?;
                 }
             }
-            println!(
+            outln!(
                 "  this run: {} promotions, {} demotions, {} proposals opened, {} checkpoints opened, {} closed",
                 s.promotions, s.demotions, s.proposals_opened, s.checkpoints_opened, s.checkpoints_closed
-            );
+            )?;
             let pending: i64 = s.pending.values().sum();
-            print!("  review queue: {pending} pending");
+            out!("  review queue: {pending} pending")?;
             for (k, n) in &s.pending {
-                print!(", {k} {n}");
+                out!(", {k} {n}")?;
             }
-            println!();
+            outln!()?;
             if s.decisions_since_run > 0 {
-                println!(
+                outln!(
                     "  {} review decision(s) since this run: `abm run` to refresh the assignments",
                     s.decisions_since_run
-                );
+                )?;
             }
-            println!(
+            outln!(
                 "  stored: {} accounts, {} events, {} triggers, {} deals; {} runs, {} imports, {} rejected rows",
                 s.stored.get("accounts").unwrap_or(&0),
                 s.stored.get("events").unwrap_or(&0),
@@ -411,7 +438,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 s.runs,
                 s.imports,
                 s.rejected_rows
-            );
+            )?;
         }
         StateCommand::Movements { since, json, db } => {
             let mut store = open_existing(&db)?;
@@ -420,13 +447,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 return print_json(&ms);
             }
             if ms.is_empty() {
-                println!(
+                outln!(
                     "No movements{}.",
                     since.map(|s| format!(" since {s}")).unwrap_or_default()
-                );
+                )?;
             }
             for m in &ms {
-                print_movement(m);
+                print_movement(m)?;
             }
         }
         StateCommand::History {
@@ -439,9 +466,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             if json {
                 return print_json(&h);
             }
-            println!("{} — {}", h.account_id, h.name);
+            outln!("{} — {}", h.account_id, h.name)?;
             match &h.state {
-                Some(s) => println!(
+                Some(s) => outln!(
                     "  effective cluster: {} since {}{}",
                     s.cluster,
                     s.entered_at,
@@ -449,12 +476,12 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                         .as_ref()
                         .map(|f| format!(" (last demotion {f})"))
                         .unwrap_or_default()
-                ),
-                None => println!("  not evaluated yet (no run since it was imported)"),
+                )?,
+                None => outln!("  not evaluated yet (no run since it was imported)")?,
             }
-            println!("\nSnapshots ({}):", h.snapshots.len());
+            outln!("\nSnapshots ({}):", h.snapshots.len())?;
             for s in &h.snapshots {
-                println!(
+                outln!(
                     "  run {} as of {}: {} (candidate {}, previous {}), movement {}, tier {} score {}, engagement {}{}",
                     s.run,
                     s.as_of,
@@ -466,21 +493,21 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                     s.icp_score,
                     s.engagement_level,
                     if s.checkpoint.is_empty() { String::new() } else { format!(", checkpoint {}", s.checkpoint) }
-                );
-                println!("    rule: {}", s.rule);
-                print_evidence("    ", &s.evidence);
+                )?;
+                outln!("    rule: {}", s.rule)?;
+                print_evidence("    ", &s.evidence)?;
             }
-            println!("\nMovements ({}):", h.movements.len());
+            outln!("\nMovements ({}):", h.movements.len())?;
             for m in &h.movements {
-                print_movement(m);
+                print_movement(m)?;
             }
-            println!("\nCheckpoints ({}):", h.checkpoints.len());
+            outln!("\nCheckpoints ({}):", h.checkpoints.len())?;
             for c in &h.checkpoints {
-                print_checkpoint(c);
+                print_checkpoint(c)?;
             }
-            println!("\nDecisions ({}):", h.decisions.len());
+            outln!("\nDecisions ({}):", h.decisions.len())?;
             for d in &h.decisions {
-                println!(
+                outln!(
                     "  checkpoint {}: {} by {} at {}{}",
                     d.checkpoint,
                     d.action,
@@ -490,7 +517,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                         .as_ref()
                         .map(|c| format!(" — {c}"))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         StateCommand::Export { out, db } => export(&out, &db)?,
@@ -498,7 +525,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
     Ok(())
 }
 
-fn print_evidence(indent: &str, ev: &serde_json::Value) {
+fn print_evidence(indent: &str, ev: &serde_json::Value) -> Result<()> {
     if let Some(items) = ev.as_array() {
         for e in items {
             let at = e
@@ -506,17 +533,18 @@ fn print_evidence(indent: &str, ev: &serde_json::Value) {
                 .and_then(|v| v.as_str())
                 .map(|a| format!(" @ {a}"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{indent}- {}: {}{at}",
                 e.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
                 e.get("detail").and_then(|v| v.as_str()).unwrap_or("")
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-fn print_movement(m: &MovementView) {
-    println!(
+fn print_movement(m: &MovementView) -> Result<()> {
+    outln!(
         "  {} {:<12} {} → {} ({}){}",
         m.as_of,
         m.account_id,
@@ -527,12 +555,12 @@ fn print_movement(m: &MovementView) {
             .as_ref()
             .map(|b| format!(", approved by {b}"))
             .unwrap_or_default()
-    );
-    print_evidence("      ", &m.evidence);
+    )?;
+    print_evidence("      ", &m.evidence)
 }
 
-fn print_checkpoint(c: &CheckpointView) {
-    println!(
+fn print_checkpoint(c: &CheckpointView) -> Result<()> {
+    outln!(
         "  #{} {} {} {}{} [{}] run {} as of {}, created {}",
         c.id,
         c.kind,
@@ -545,13 +573,13 @@ fn print_checkpoint(c: &CheckpointView) {
         c.run,
         c.as_of,
         c.created_at
-    );
+    )?;
     if let Some(r) = &c.rule {
-        println!("      rule: {r}");
+        outln!("      rule: {r}")?;
     }
-    print_evidence("      ", &c.evidence);
+    print_evidence("      ", &c.evidence)?;
     if c.status != "pending" {
-        println!(
+        outln!(
             "      {} {}{}{}",
             c.status,
             c.decided_at.as_deref().unwrap_or(""),
@@ -564,8 +592,9 @@ fn print_checkpoint(c: &CheckpointView) {
                 .or(c.reason.as_ref())
                 .map(|t| format!(": {t}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn reviewer(by: Option<String>) -> String {
@@ -584,13 +613,13 @@ fn review(rc: ReviewCommand) -> Result<()> {
                 return print_json(&items);
             }
             if items.is_empty() {
-                println!(
+                outln!(
                     "The review queue is empty{}.",
                     if all { "" } else { " (nothing pending)" }
-                );
+                )?;
             }
             for c in &items {
-                print_checkpoint(c);
+                print_checkpoint(c)?;
             }
             return Ok(());
         }
@@ -608,22 +637,22 @@ fn review(rc: ReviewCommand) -> Result<()> {
         return print_json(&out);
     }
     let c = &out.checkpoint;
-    println!(
+    outln!(
         "Checkpoint {} ({}, {}) {} by {}.",
         c.id,
         c.kind,
         c.account_id.as_deref().unwrap_or("-"),
         c.status,
         by
-    );
+    )?;
     if let Some(cl) = &out.effective_cluster {
-        println!(
+        outln!(
             "  {} is now {} (effective as of run {}, {}). Run `abm run` to refresh the assignments.",
             c.account_id.as_deref().unwrap_or("-"),
             cl,
             c.run,
             c.as_of
-        );
+        )?;
     }
     Ok(())
 }
@@ -751,13 +780,13 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     output::write_summary_to(&mut summary_file, &summary)?;
     set.commit(vec![csv, jsonl, summary_file])
         .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?;
-    println!(
+    outln!(
         "Exported run {} as of {} ({} accounts) to {}",
         info.run,
         info.as_of,
         info.accounts,
         out.display()
-    );
+    )?;
     if info.decisions_since_run > 0 {
         eprintln!(
             "abm: note: {} review decision(s) since run {}: `abm run` first to include them",

@@ -643,9 +643,31 @@ impl Default for Config {
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(ConfigError::Parse)?;
+        // A criterion is a tagged enum, whose errors serde words without the key ("invalid
+        // type: string, expected f64" at `[[icp.criteria]]`): name the key path instead.
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| criteria_error(text).unwrap_or(ConfigError::Parse(e)))?;
         crate::rules::Rules::compile(&cfg, crate::time::Instant(0))?;
         Ok(cfg)
+    }
+
+    /// What is accepted but probably not meant, one sentence each, for the front end to show.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.icp.criteria.is_empty() {
+            w.push(
+                "`icp.criteria` is empty: every account without an input icp_score scores 0 \
+                 (tier E)"
+                    .to_string(),
+            );
+        } else if self.icp.criteria.iter().all(|c| c.possible() == 0.0) {
+            w.push(
+                "`icp.criteria` award no points: every account without an input icp_score \
+                 scores 0 (tier E)"
+                    .to_string(),
+            );
+        }
+        w
     }
 
     /// A stable hash of the effective configuration (reported in summaries).
@@ -657,8 +679,223 @@ impl Config {
     }
 }
 
+/// The first criterion of `text` whose keys or value types are wrong, as an error naming
+/// its key path (`icp.criteria[2].points`); `None` when the criteria look right (the error is
+/// elsewhere).
+fn criteria_error(text: &str) -> Option<ConfigError> {
+    use toml::Value;
+    #[derive(Clone, Copy)]
+    enum Ty {
+        Str,
+        Strs,
+        Num,
+        OptNum,
+        Bands,
+    }
+    fn check(key: &str, v: &Value, ty: Ty) -> Option<ConfigError> {
+        let ok = match ty {
+            Ty::Str => v.is_str(),
+            Ty::Strs => v.as_array().is_some_and(|a| a.iter().all(Value::is_str)),
+            Ty::Num | Ty::OptNum => v.is_integer() || v.is_float(),
+            Ty::Bands => {
+                let Some(bands) = v.as_array() else {
+                    return Some(invalid(key, "expected an array of bands"));
+                };
+                let fields = [
+                    ("min", Ty::OptNum),
+                    ("max", Ty::OptNum),
+                    ("points", Ty::Num),
+                ];
+                for (j, b) in bands.iter().enumerate() {
+                    let bkey = format!("{key}[{j}]");
+                    let Some(t) = b.as_table() else {
+                        return Some(invalid(bkey, "expected a table { min, max, points }"));
+                    };
+                    if let Some(e) = check_table(&bkey, t, &fields) {
+                        return Some(e);
+                    }
+                }
+                true
+            }
+        };
+        let want = match ty {
+            Ty::Str => "a string",
+            Ty::Strs => "an array of strings",
+            Ty::Num | Ty::OptNum => "a number",
+            Ty::Bands => "an array of bands",
+        };
+        (!ok).then(|| invalid(key, format!("expected {want}, found {}", v.type_str())))
+    }
+    fn check_table(key: &str, t: &toml::Table, fields: &[(&str, Ty)]) -> Option<ConfigError> {
+        for (k, v) in t {
+            if k == "kind" {
+                continue;
+            }
+            let Some(&(_, ty)) = fields.iter().find(|(f, _)| f == k) else {
+                let known: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+                return Some(invalid(
+                    format!("{key}.{k}"),
+                    format!("unknown key (expected {})", known.join(", ")),
+                ));
+            };
+            if let Some(e) = check(&format!("{key}.{k}"), v, ty) {
+                return Some(e);
+            }
+        }
+        fields
+            .iter()
+            .find(|(f, ty)| !matches!(ty, Ty::OptNum) && !t.contains_key(*f))
+            .map(|(f, _)| invalid(format!("{key}.{f}"), "missing"))
+    }
+    let root: toml::Table = text.parse().ok()?;
+    let criteria = root.get("icp")?.get("criteria")?;
+    let Some(list) = criteria.as_array() else {
+        return Some(invalid(
+            "icp.criteria",
+            "expected an array of tables ([[icp.criteria]])",
+        ));
+    };
+    const KINDS: &str = "in, equals, range, bands, contains";
+    for (i, c) in list.iter().enumerate() {
+        let key = format!("icp.criteria[{i}]");
+        let Some(t) = c.as_table() else {
+            return Some(invalid(key, "expected a table"));
+        };
+        let kind = match t.get("kind") {
+            None => return Some(invalid(format!("{key}.kind"), format!("missing ({KINDS})"))),
+            Some(Value::String(s)) => s.as_str(),
+            Some(v) => {
+                return Some(invalid(
+                    format!("{key}.kind"),
+                    format!("expected a string ({KINDS}), found {}", v.type_str()),
+                ))
+            }
+        };
+        let fields: &[(&str, Ty)] = match kind {
+            "in" | "contains" => &[
+                ("field", Ty::Str),
+                ("values", Ty::Strs),
+                ("points", Ty::Num),
+            ],
+            "equals" => &[("field", Ty::Str), ("value", Ty::Str), ("points", Ty::Num)],
+            "range" => &[
+                ("field", Ty::Str),
+                ("min", Ty::OptNum),
+                ("max", Ty::OptNum),
+                ("points", Ty::Num),
+            ],
+            "bands" => &[("field", Ty::Str), ("bands", Ty::Bands)],
+            other => {
+                return Some(invalid(
+                    format!("{key}.kind"),
+                    format!("unknown kind {other:?} ({KINDS})"),
+                ))
+            }
+        };
+        if let Some(e) = check_table(&key, t, fields) {
+            return Some(e);
+        }
+    }
+    None
+}
+
 pub fn parse_tier_list(key: &str, xs: &[String]) -> Result<Vec<Tier>, ConfigError> {
     xs.iter()
         .map(|s| Tier::parse(s).ok_or_else(|| invalid(key, format!("unknown tier {s:?} (A–E)"))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    const TWO: &str = "[[icp.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"software\"]\npoints = 10\n\
+                       [[icp.criteria]]\nkind = \"equals\"\nfield = \"country\"\nvalue = \"US\"\npoints = 5\n";
+
+    /// Issue 11 #14: errors inside a criterion name its key path.
+    #[test]
+    fn criterion_errors_name_the_key_path() {
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmin = 1\npoints = \"x\"\n"
+        ));
+        assert!(
+            e.contains("`icp.criteria[2].points`") && e.contains("expected a number, found string"),
+            "{e}"
+        );
+        let e = err(&format!("{TWO}[[icp.criteria]]\nkind = \"bands\"\nfield = \"employees\"\nbands = [{{ min = 1, points = \"high\" }}]\n"));
+        assert!(e.contains("`icp.criteria[2].bands[0].points`"), "{e}");
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"in\"\nfield = \"x\"\nvalue = [\"a\"]\npoints = 1\n"
+        ));
+        assert!(
+            e.contains("`icp.criteria[2].value`") && e.contains("unknown key"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"within\"\nfield = \"x\"\n"
+        ));
+        assert!(
+            e.contains("`icp.criteria[2].kind`") && e.contains("\"within\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"in\"\nfield = \"x\"\nvalues = [\"a\"]\n"
+        ));
+        assert!(e.contains("`icp.criteria[2].points`: missing"), "{e}");
+        // Errors elsewhere keep TOML's own message.
+        let e = err(&format!("{TWO}[engagement]\nwindow_days = \"x\"\n"));
+        assert!(e.contains("window_days"), "{e}");
+    }
+
+    /// Issue 11 #14: bands with min > max and ranges without bounds are refused.
+    #[test]
+    fn impossible_ranges_and_bands_are_refused() {
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"bands\"\nfield = \"employees\"\nbands = [{{ min = 1, max = 10, points = 5 }}, {{ min = 500, max = 100, points = 10 }}]\n"
+        ));
+        assert!(
+            e.contains("`icp.criteria[2].bands[1].min`: 500 is greater than max 100"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"range\"\nfield = \"employees\"\npoints = 5\n"
+        ));
+        assert!(
+            e.contains("`icp.criteria[2]`: a range needs `min`, `max` or both"),
+            "{e}"
+        );
+        let e = err(&format!("{TWO}[[icp.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmin = 9\nmax = 1\npoints = 5\n"));
+        assert!(e.contains("`icp.criteria[2].min`"), "{e}");
+        let e = err(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"bands\"\nfield = \"employees\"\nbands = []\n"
+        ));
+        assert!(e.contains("`icp.criteria[2].bands`: no bands"), "{e}");
+        // Still fine: a band or a range open on one side.
+        Config::from_toml(&format!(
+            "{TWO}[[icp.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmax = 10\npoints = 5\n"
+        ))
+        .unwrap();
+    }
+
+    /// Issue 11 #14: no criteria (or no points) is accepted — an input icp_score may carry the
+    /// fit — with a warning for the front end to show.
+    #[test]
+    fn empty_criteria_warn() {
+        assert!(Config::default().warnings().is_empty());
+        let c = Config::from_toml("[icp]\ncriteria = []\n").unwrap();
+        let w = c.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("`icp.criteria` is empty"),
+            "{w:?}"
+        );
+        let c = Config::from_toml(
+            "[[icp.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"x\"]\npoints = 0\n",
+        )
+        .unwrap();
+        assert!(c.warnings()[0].contains("award no points"));
+    }
 }

@@ -2,7 +2,7 @@
 //! tables, windows as instants, the decision table as a dense array. Built once per run; read by
 //! every worker thread.
 
-use crate::config::{invalid, parse_tier_list, Config, ConfigError};
+use crate::config::{invalid, parse_tier_list, Config, ConfigError, Criterion};
 use crate::model::{Cluster, EngagementLevel, EventClass, Tier};
 use crate::time::Instant;
 
@@ -445,6 +445,45 @@ impl Rules {
             }
             if c.field().trim().is_empty() {
                 return Err(invalid(format!("icp.criteria[{i}].field"), "empty field"));
+            }
+            match c {
+                Criterion::Range { min, max, .. } => match (min, max) {
+                    (None, None) => {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}]"),
+                            "a range needs `min`, `max` or both",
+                        ))
+                    }
+                    (Some(lo), Some(hi)) if lo > hi => {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}].min"),
+                            format!("{lo} is greater than max {hi}"),
+                        ))
+                    }
+                    _ => {}
+                },
+                Criterion::Bands { bands, .. } => {
+                    if bands.is_empty() {
+                        return Err(invalid(format!("icp.criteria[{i}].bands"), "no bands"));
+                    }
+                    for (j, b) in bands.iter().enumerate() {
+                        if let (Some(lo), Some(hi)) = (b.min, b.max) {
+                            if lo > hi {
+                                return Err(invalid(
+                                    format!("icp.criteria[{i}].bands[{j}].min"),
+                                    format!("{lo} is greater than max {hi}"),
+                                ));
+                            }
+                        }
+                        if b.points < 0.0 || b.points.is_nan() {
+                            return Err(invalid(
+                                format!("icp.criteria[{i}].bands[{j}].points"),
+                                "must be zero or more",
+                            ));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         for (key, r) in [

@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const ASSIGNMENT_COLUMNS: &[&str] = &[
     "account_id",
@@ -288,16 +289,52 @@ fn json_str_known(out: &mut Vec<u8>, s: &str, escape: bool) {
     out.push(b'"');
 }
 
-fn csv_field(out: &mut Vec<u8>, s: &str) {
-    csv_field_known(out, s, needs_escape(s.as_bytes(), true));
+/// Whether `--csv-raw` (`ABM_CSV_RAW=1`) turned the neutralising of formula cells off.
+static CSV_RAW: AtomicBool = AtomicBool::new(false);
+
+/// Write CSV output cells exactly as they are (`raw = true`), or neutralise the ones a
+/// spreadsheet would evaluate (the default; see [`formula_cell`]). For machine consumers.
+pub fn set_csv_raw(raw: bool) {
+    CSV_RAW.store(raw, Ordering::Relaxed);
 }
 
-/// [`csv_field`] when whether `s` needs quoting is already known.
+/// Whether a spreadsheet would read the cell `b` as a formula (OWASP's CSV-injection rule: it
+/// starts with `=`, `+`, `-`, `@`, a tab or a CR) and it must be written with a leading `'`
+/// (`=HYPERLINK(…)` → `'=HYPERLINK(…)`). Only the first byte is looked at, so an ordinary
+/// cell costs one compare. Output CSV only: inputs, samples and JSON Lines stay exact.
+#[inline(always)]
+fn formula_cell(b: &[u8]) -> bool {
+    const LEADS: u128 = 1 << b'=' | 1 << b'+' | 1 << b'-' | 1 << b'@' | 1 << b'\t' | 1 << b'\r';
+    match b.first() {
+        Some(&c) if c <= b'@' => LEADS >> c & 1 != 0 && !CSV_RAW.load(Ordering::Relaxed),
+        _ => false,
+    }
+}
+
+fn csv_field(out: &mut Vec<u8>, s: &str) {
+    csv_field_known(out, s, needs_escape(s.as_bytes(), true), false);
+}
+
+/// An output cell: [`csv_field`], a formula neutralised ([`formula_cell`]).
+fn csv_cell(out: &mut Vec<u8>, s: &str) {
+    csv_field_known(
+        out,
+        s,
+        needs_escape(s.as_bytes(), true),
+        formula_cell(s.as_bytes()),
+    );
+}
+
+/// [`csv_field`] when whether `s` needs quoting is already known; `lead` writes a `'` before
+/// the value (inside the quotes).
 #[inline]
-fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool) {
+fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool, lead: bool) {
     if quote {
         // Quoted: copy the runs between quotes whole, doubling each quote.
         out.push(b'"');
+        if lead {
+            out.push(b'\'');
+        }
         let b = s.as_bytes();
         let mut from = 0;
         for q in memchr::memchr_iter(b'"', b) {
@@ -308,6 +345,9 @@ fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool) {
         out.extend_from_slice(&b[from..]);
         out.push(b'"');
     } else {
+        if lead {
+            out.push(b'\'');
+        }
         push_bytes(out, s.as_bytes());
     }
 }
@@ -322,6 +362,22 @@ pub fn csv_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>
     }
     out.push(b'\n');
 }
+
+/// [`csv_line`] for output files a person may open in a spreadsheet: formula cells
+/// neutralised ([`formula_cell`]).
+pub fn csv_output_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>) {
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_cell(out, f);
+    }
+    out.push(b'\n');
+}
+
+/// The columns of an assignment row whose text may come from the data (bit per column):
+/// all but `icp_score` (a number abm formats: `-5` stays a number) and `has_triggers`.
+const TEXT_COLUMNS: u32 = !(1 << 2 | 1 << HAS_TRIGGERS as u32);
 
 /// Position of `has_triggers`, the one value that is a JSON boolean, not a string.
 const HAS_TRIGGERS: usize = 5;
@@ -348,12 +404,13 @@ const JSON_KEYS: [&[u8]; 15] = [
 impl AssignmentRow<'_> {
     pub fn write_csv(&self, out: &mut Vec<u8>) {
         let values = self.values();
-        // Room for every value quoted with every byte doubled, commas and the line end.
-        let room: usize = values.iter().map(|v| 2 * v.len() + 3).sum();
+        // Room for every value quoted with every byte doubled and a formula's `'`, commas
+        // and the line end.
+        let room: usize = values.iter().map(|v| 2 * v.len() + 4).sum();
         out.reserve(room);
         let start = out.len();
         // SAFETY: `room` bytes from `start` are allocated (reserved above) and each value
-        // writes at most `2 * len + 3` of them (with its comma); `set_len` covers only bytes
+        // writes at most `2 * len + 4` of them (with its comma); `set_len` covers only bytes
         // written. Values are `&str` borrowed from elsewhere: no overlap with `out`.
         unsafe {
             let base = out.as_mut_ptr().add(start);
@@ -364,20 +421,34 @@ impl AssignmentRow<'_> {
                     at += 1;
                 }
                 let b = v.as_bytes();
+                let lead = TEXT_COLUMNS >> i & 1 != 0 && formula_cell(b);
                 match csv_needs(b) {
                     (false, _) => {
+                        if lead {
+                            *base.add(at) = b'\'';
+                            at += 1;
+                        }
                         put(base.add(at), b);
                         at += b.len();
                     }
                     (true, false) => {
                         *base.add(at) = b'"';
-                        put(base.add(at + 1), b);
-                        *base.add(at + 1 + b.len()) = b'"';
-                        at += b.len() + 2;
+                        at += 1;
+                        if lead {
+                            *base.add(at) = b'\'';
+                            at += 1;
+                        }
+                        put(base.add(at), b);
+                        *base.add(at + b.len()) = b'"';
+                        at += b.len() + 1;
                     }
                     (true, true) => {
                         *base.add(at) = b'"';
                         at += 1;
+                        if lead {
+                            *base.add(at) = b'\'';
+                            at += 1;
+                        }
                         for &c in b {
                             *base.add(at) = c;
                             at += 1;
@@ -414,7 +485,8 @@ impl AssignmentRow<'_> {
                 continue;
             }
             let (c, j) = needs_escape_both(v.as_bytes());
-            csv_field_known(csv, v, c);
+            let lead = TEXT_COLUMNS >> i & 1 != 0 && formula_cell(v.as_bytes());
+            csv_field_known(csv, v, c, lead);
             json_str_known(json, v, j);
         }
         csv.push(b'\n');
@@ -601,7 +673,8 @@ pub fn refuse_input(path: &Path, inputs: &[&Path]) -> io::Result<()> {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         format!(
-                            "refusing to write {}: it is the input file {}",
+                            "refusing to write {}: that file is {}, which this command reads \
+                             (choose another output path)",
                             path.display(),
                             input.display()
                         ),
@@ -658,7 +731,7 @@ pub fn write_rejected_to(w: &mut impl Write, rows: &[Rejection]) -> io::Result<(
     csv_line(&mut buf, ["file", "line", "column", "reason", "record"]);
     for r in rows {
         let line = r.line.to_string();
-        csv_line(
+        csv_output_line(
             &mut buf,
             [
                 r.file.as_str(),
@@ -853,7 +926,7 @@ mod tests {
         let input = dir.path().join("engagement.csv");
         std::fs::write(&input, "an input").unwrap();
         let e = write_rejected(&input, &[], &[&precious, &input]).unwrap_err();
-        assert!(e.to_string().contains("input file"), "{e}");
+        assert!(e.to_string().contains("which this command reads"), "{e}");
         assert_eq!(std::fs::read_to_string(&input).unwrap(), "an input");
     }
 
@@ -869,6 +942,17 @@ mod tests {
             "\r".into(),
             "é".into(),
             "ü,ß".into(),
+            "=cmd|' /C calc'!A0".into(),
+            "+SUM(1,2)".into(),
+            "-".into(),
+            "-5".into(),
+            "@SUM(1)".into(),
+            "\t=1+1".into(),
+            "\r=1".into(),
+            "=\"a\"".into(),
+            "=HYPERLINK(\"http://x\",\"y\")".into(),
+            "'=already".into(),
+            "a=b".into(),
         ];
         for n in 1..70 {
             let plain: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
@@ -902,8 +986,78 @@ mod tests {
             let mut got = b"prefix".to_vec();
             row.write_csv(&mut got);
             let mut want = b"prefix".to_vec();
-            csv_line(&mut want, row.values());
+            csv_row_by_fields(&mut want, &row);
             assert!(got == want, "{:?}", String::from_utf8_lossy(&got));
+            let (mut csv, mut json) = (b"prefix".to_vec(), Vec::new());
+            row.write_both(&mut csv, &mut json);
+            assert!(csv == want, "{:?}", String::from_utf8_lossy(&csv));
         }
+    }
+
+    /// An assignment row written field by field: [`csv_cell`] for the text columns,
+    /// [`csv_field`] for the number and the boolean.
+    fn csv_row_by_fields(out: &mut Vec<u8>, row: &AssignmentRow<'_>) {
+        for (i, v) in row.values().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if TEXT_COLUMNS >> i & 1 != 0 {
+                csv_cell(out, v);
+            } else {
+                csv_field(out, v);
+            }
+        }
+        out.push(b'\n');
+    }
+
+    /// Issue 11 #6: cells a spreadsheet would evaluate get a leading `'` in CSV outputs
+    /// (assignments and the rejected rows' record); JSON Lines keep the exact text.
+    #[test]
+    fn formula_cells_are_neutralised_in_csv_only() {
+        let row = AssignmentRow {
+            account_id: "@A1",
+            name: "=cmd|' /C calc'!A0",
+            icp_score: "-5",
+            tier: "A",
+            engagement_level: "high",
+            has_triggers: false,
+            cluster: "active_focus",
+            previous_cluster: "",
+            movement: "",
+            promotion_triggers: "",
+            program_type: "",
+            micro_segment: "+SUM(1,2)",
+            next_action: "\t=1+1",
+            checkpoint: "-",
+            rationale: "=HYPERLINK(\"http://x\",\"y\")",
+        };
+        let mut csv = Vec::new();
+        row.write_csv(&mut csv);
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "'@A1,'=cmd|' /C calc'!A0,-5,A,high,false,active_focus,,,,,\"'+SUM(1,2)\",'\t=1+1,'-,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\n"
+        );
+        let mut json = Vec::new();
+        row.write_jsonl(&mut json);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["name"], "=cmd|' /C calc'!A0");
+        assert_eq!(v["next_action"], "\t=1+1");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rejected_rows.csv");
+        let rej = Rejection {
+            file: "accounts.csv".into(),
+            line: 2,
+            column: "employees".into(),
+            reason: "not a number".into(),
+            record: "=1+1,x".into(),
+        };
+        write_rejected(&path, &[rej], &[]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with(",\"'=1+1,x\"\n"), "{text}");
+        // Inputs and samples are written exactly.
+        let mut line = Vec::new();
+        csv_line(&mut line, ["=1+1", "-5"]);
+        assert_eq!(line, b"=1+1,-5\n");
     }
 }

@@ -199,18 +199,7 @@ impl OutputSet {
                 }
                 _ => {}
             }
-            if let Ok(m) = fs::metadata(&path) {
-                if ids.contains(&(m.dev(), m.ino())) {
-                    return Err(err(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "refusing to write {}: it is one of this run's input files \
-                             (choose another --out)",
-                            path.display()
-                        ),
-                    ));
-                }
-            }
+            crate::output::refuse_input(&path, inputs)?;
         }
 
         let root = dir.join(kind.sets_dir());
@@ -352,9 +341,8 @@ impl OutputSet {
         };
         self.created.push(name.to_string());
         if self.direct {
-            match DirectWriter::start(file.try_clone()?)? {
-                Some(w) => return Ok(OutFile::Direct(Box::new(w))),
-                None => {}
+            if let Some(w) = DirectWriter::start(file.try_clone()?)? {
+                return Ok(OutFile::Direct(Box::new(w)));
             }
         }
         Ok(OutFile::Buffered(BufWriter::with_capacity(1 << 20, file)))
@@ -669,7 +657,7 @@ mod tests {
         let e = OutputSet::begin(tmp.path(), SetKind::Assignments, &[&input], true)
             .err()
             .expect("refused");
-        assert!(e.to_string().contains("input"), "{e}");
+        assert!(e.to_string().contains("which this command reads"), "{e}");
         assert_eq!(fs::read_to_string(&input).unwrap(), "an input");
     }
 }

@@ -140,10 +140,14 @@ fn fields_json(names: &[String], values: &[&str]) -> String {
     serde_json::to_string(&Obj(names, values)).expect("strings serialize")
 }
 
+/// What runs after every row is written and before the commit; an error rolls the import back.
+pub type BeforeCommit<'a> = &'a mut dyn FnMut(&Rejects) -> Result<(), StoreError>;
+
 pub(crate) fn import(
     conn: &mut dyn Conn,
     inputs: &ImportInputs,
     opts: &LoadOptions<'_>,
+    before_commit: BeforeCommit<'_>,
 ) -> Result<ImportReport, StoreError> {
     let rules = Rules::compile(opts.config, Instant(0))?;
     let mut tx = Tx::begin(conn, TxMode::Write)?;
@@ -438,6 +442,9 @@ pub(crate) fn import(
          WHERE id = ?",
         &params,
     )?;
+    // The rejected rows must not be lost with the rows committed (issue 11 #4): the caller
+    // writes them here, and a failure leaves the database as it was.
+    before_commit(&rejects)?;
     tx.commit()?;
     rep.rejects = rejects;
     Ok(rep)
@@ -450,6 +457,17 @@ impl crate::Store {
         inputs: &ImportInputs,
         opts: &LoadOptions<'_>,
     ) -> Result<ImportReport, StoreError> {
-        import(self.conn(), inputs, opts)
+        import(self.conn(), inputs, opts, &mut |_| Ok(()))
+    }
+
+    /// [`Self::import`], calling `before_commit` with the rejected rows once every row is
+    /// written and before the commit: an error from it rolls the whole import back.
+    pub fn import_with(
+        &mut self,
+        inputs: &ImportInputs,
+        opts: &LoadOptions<'_>,
+        before_commit: BeforeCommit<'_>,
+    ) -> Result<ImportReport, StoreError> {
+        import(self.conn(), inputs, opts, before_commit)
     }
 }

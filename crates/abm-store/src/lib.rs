@@ -61,7 +61,7 @@ pub enum StoreError {
     Busy { waited: Duration },
     #[error("SQLite: {0}")]
     Sqlite(#[source] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres::reason(.0))]
     Postgres(#[source] ::postgres::Error),
     #[error("migration {version} ({name}) was changed after it was applied to this database; migrations must never be edited")]
     MigrationEdited { version: i64, name: String },
@@ -104,6 +104,14 @@ pub enum StoreError {
     NoRun,
     #[error("database content is not what this abm expects: {0}")]
     Corrupt(String),
+    /// A step the caller asked for before the commit failed (e.g. writing the rejected rows):
+    /// the transaction was rolled back.
+    #[error("{what}: {source}; nothing was imported")]
+    BeforeCommit {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db` (for messages and logs).

@@ -96,6 +96,37 @@ impl<'a> FromSql<'a> for AnyReal {
     }
 }
 
+/// What went wrong, in the server's words when it answered (`postgres::Error` alone says
+/// only "db error"), else the error with its causes ("error connecting to server: Connection
+/// refused"). The server's messages never hold the password.
+pub(crate) fn reason(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !s.contains(&c_text) {
+            s.push_str(&format!(": {c_text}"));
+        }
+        cause = c.source();
+    }
+    s
+}
+
 fn pg_err(e: postgres::Error) -> StoreError {
     StoreError::Postgres(e)
 }
@@ -104,7 +135,7 @@ impl Postgres {
     pub fn open(url: &str, lock_timeout: Duration) -> Result<Postgres, StoreError> {
         let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
             url: crate::redact(url),
-            reason: e.to_string(),
+            reason: reason(&e),
         })?;
         Ok(Postgres {
             client,

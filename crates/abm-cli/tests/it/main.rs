@@ -2,6 +2,7 @@
 
 mod cli;
 mod parity;
+mod probe;
 mod real_data;
 mod reliability;
 mod segment;

@@ -233,7 +233,7 @@ fn segment_refuses_to_write_over_an_input() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("input"), "{err}");
+    assert!(err.contains("which this command reads"), "{err}");
     assert_eq!(std::fs::read(&accounts).unwrap(), before);
 }
 
