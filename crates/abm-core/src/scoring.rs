@@ -162,34 +162,7 @@ impl ScoringModel {
         for (i, (c, col)) in self.criteria.iter().enumerate() {
             let field = c.field();
             let text = col.map(|c| account.value(c).trim()).unwrap_or("");
-            let (present, earned, number) = match c {
-                Criterion::In { points, .. } | Criterion::Equals { points, .. } => {
-                    let hit = !text.is_empty() && self.matches(i, text);
-                    (!text.is_empty(), if hit { *points } else { 0.0 }, None)
-                }
-                Criterion::Contains { points, .. } => {
-                    let hit = text.split(';').any(|item| self.matches(i, item.trim()));
-                    (!text.is_empty(), if hit { *points } else { 0.0 }, None)
-                }
-                Criterion::Range {
-                    min, max, points, ..
-                } => {
-                    let v = Self::numeric(account, field, *col);
-                    let earned = match v {
-                        Some(v) if in_range(v, *min, *max) => *points,
-                        _ => 0.0,
-                    };
-                    (v.is_some(), earned, v)
-                }
-                Criterion::Bands { bands, .. } => {
-                    let v = Self::numeric(account, field, *col);
-                    let earned = v
-                        .and_then(|v| bands.iter().find(|b| in_range(v, b.min, b.max)))
-                        .map(|b| b.points)
-                        .unwrap_or(0.0);
-                    (v.is_some(), earned, v)
-                }
-            };
+            let (present, earned, number) = self.evaluate(i, account, text);
             if !present {
                 missing.push(field.to_string());
             }
@@ -214,6 +187,49 @@ impl ScoringModel {
             0.0
         };
         (score, out, missing)
+    }
+
+    /// The points each criterion earns, in the config's order, into `out` (cleared first).
+    pub fn points_into(&self, account: &AccountRef<'_>, out: &mut Vec<f64>) {
+        out.clear();
+        for (i, (_, col)) in self.criteria.iter().enumerate() {
+            let text = col.map(|c| account.value(c).trim()).unwrap_or("");
+            out.push(self.evaluate(i, account, text).1);
+        }
+    }
+
+    /// Criterion `i` on one account: (value present, points earned, the numeric value).
+    fn evaluate(&self, i: usize, account: &AccountRef<'_>, text: &str) -> (bool, f64, Option<f64>) {
+        let (c, col) = &self.criteria[i];
+        let field = c.field();
+        match c {
+            Criterion::In { points, .. } | Criterion::Equals { points, .. } => {
+                let hit = !text.is_empty() && self.matches(i, text);
+                (!text.is_empty(), if hit { *points } else { 0.0 }, None)
+            }
+            Criterion::Contains { points, .. } => {
+                let hit = text.split(';').any(|item| self.matches(i, item.trim()));
+                (!text.is_empty(), if hit { *points } else { 0.0 }, None)
+            }
+            Criterion::Range {
+                min, max, points, ..
+            } => {
+                let v = Self::numeric(account, field, *col);
+                let earned = match v {
+                    Some(v) if in_range(v, *min, *max) => *points,
+                    _ => 0.0,
+                };
+                (v.is_some(), earned, v)
+            }
+            Criterion::Bands { bands, .. } => {
+                let v = Self::numeric(account, field, *col);
+                let earned = v
+                    .and_then(|v| bands.iter().find(|b| in_range(v, b.min, b.max)))
+                    .map(|b| b.points)
+                    .unwrap_or(0.0);
+                (v.is_some(), earned, v)
+            }
+        }
     }
 
     /// Score every criterion, each listed (see [`Self::criteria_with`]).

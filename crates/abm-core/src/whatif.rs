@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::assess::Assessment;
 use crate::config::Config;
-use crate::scoring::{format_score, CriterionResult};
+use crate::scoring::format_score;
 use crate::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use crate::{Cluster, Tier};
 
@@ -227,31 +227,32 @@ fn summary_lines(m: &[[u64; 4]; 4], changes: &[AccountChange]) -> Vec<String> {
     lines
 }
 
-fn per_field(c: &[CriterionResult]) -> BTreeMap<&str, (f64, f64)> {
+/// (earned, possible) per field, from each criterion's points in the config's order.
+fn per_field<'c>(cfg: &'c Config, points: &[f64]) -> BTreeMap<&'c str, (f64, f64)> {
     let mut m: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    for r in c {
-        let e = m.entry(r.field.as_str()).or_default();
-        e.0 += r.earned;
-        e.1 += r.possible;
+    for (c, p) in cfg.icp.criteria.iter().zip(points) {
+        let e = m.entry(c.field()).or_default();
+        e.0 += p;
+        e.1 += c.possible();
     }
     m
 }
 
 /// Why `old` and `new` (the same account under the old and the new config) differ: every
 /// criterion whose points differ, the tier thresholds, the engagement level, the triggers, the
-/// decision-table row. Returns (text, reason keys).
+/// decision-table row. `points` are each criterion's points under the old and the new config
+/// ([`crate::ScoringModel::points_into`]). Returns (text, reason keys).
 pub fn because(
-    old_cfg: &Config,
-    new_cfg: &Config,
-    old: &Assessment,
-    new: &Assessment,
+    (old_cfg, new_cfg): (&Config, &Config),
+    (old, new): (&Assessment, &Assessment),
+    (old_points, new_points): (&[f64], &[f64]),
 ) -> (String, Vec<String>) {
     let mut parts = Vec::new();
     let mut keys = Vec::new();
     if old.score.score != new.score.score {
         let (o, n) = (
-            per_field(&old.score.criteria),
-            per_field(&new.score.criteria),
+            per_field(old_cfg, old_points),
+            per_field(new_cfg, new_points),
         );
         let fields: std::collections::BTreeSet<&str> = o.keys().chain(n.keys()).copied().collect();
         for f in fields {
@@ -346,7 +347,7 @@ mod tests {
     use crate::engagement::EngagementState;
     use crate::{Instant, Rules, ScoringModel};
 
-    fn assess_with(cfg: &Config, row: [&str; 3]) -> Assessment {
+    fn assess_with(cfg: &Config, row: [&str; 3]) -> (Assessment, Vec<f64>) {
         let schema = AccountSchema::new(["industry", "country"].iter().map(|s| s.to_string()));
         let mut t = AccountTable::new(schema);
         let f = Firmographics {
@@ -366,7 +367,18 @@ mod tests {
             signals: &[],
             floor: Instant::MIN,
         };
-        assess(&rules, &model, &t.get(0), &facts, true)
+        let mut points = Vec::new();
+        model.points_into(&t.get(0), &mut points);
+        (assess(&rules, &model, &t.get(0), &facts, false), points)
+    }
+
+    fn why(
+        old: &Config,
+        new: &Config,
+        a: &(Assessment, Vec<f64>),
+        b: &(Assessment, Vec<f64>),
+    ) -> (String, Vec<String>) {
+        because((old, new), (&a.0, &b.0), (&a.1, &b.1))
     }
 
     #[test]
@@ -378,7 +390,7 @@ mod tests {
         }
         let a = assess_with(&old, ["A1", "software", "US"]);
         let b = assess_with(&new, ["A1", "software", "US"]);
-        let (text, keys) = because(&old, &new, &a, &b);
+        let (text, keys) = why(&old, &new, &a, &b);
         assert!(text.contains("industry 30 → 5 pts"), "{text}");
         assert!(
             text.contains("industry worth") || text.contains("score"),
@@ -394,7 +406,7 @@ mod tests {
         new.icp.tiers.a = 101.0;
         let a = assess_with(&old, ["A1", "software", "US"]);
         let b = assess_with(&new, ["A1", "software", "US"]);
-        let (text, keys) = because(&old, &new, &a, &b);
+        let (text, keys) = why(&old, &new, &a, &b);
         assert!(text.contains("tier thresholds A ≥ 80 → 101"), "{text}");
         assert!(text.contains("tier A → B"), "{text}");
         assert_eq!(keys, vec!["tier thresholds"]);
@@ -409,7 +421,7 @@ mod tests {
             cluster: Cluster::MonitorOnly,
         });
         let b = assess_with(&new, ["A1", "software", "US"]);
-        let (text, keys) = because(&old, &new, &a, &b);
+        let (text, keys) = why(&old, &new, &a, &b);
         assert!(text.contains("the decision table changed"), "{text}");
         assert_eq!(keys, vec!["decision table"]);
     }

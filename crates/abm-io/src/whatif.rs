@@ -75,6 +75,7 @@ pub fn whatif(
                     (&next, &order, &first, &old_model, &new_model);
                 s.spawn(move || {
                     let mut tally = Tally::default();
+                    let (mut pa, mut pb) = (Vec::new(), Vec::new());
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed);
                         if b * BLOCK >= order.len() {
@@ -100,21 +101,10 @@ pub fn whatif(
                             let tiers = (a.score.tier, b.score.tier);
                             tally.add(pair, tiers, || {
                                 // Each criterion's points, for the accounts that change.
-                                let a = assess(
-                                    old,
-                                    old_model,
-                                    &account,
-                                    &first.facts(idx, Instant::MIN),
-                                    true,
-                                );
-                                let b = assess(
-                                    new,
-                                    new_model,
-                                    &account,
-                                    &loaded_new.facts(idx, Instant::MIN),
-                                    true,
-                                );
-                                let (text, reasons) = because(&old.config, &new.config, &a, &b);
+                                old_model.points_into(&account, &mut pa);
+                                new_model.points_into(&account, &mut pb);
+                                let (text, reasons) =
+                                    because((&old.config, &new.config), (&a, &b), (&pa, &pb));
                                 AccountChange {
                                     account_id: account.id().to_string(),
                                     from: a.cluster,

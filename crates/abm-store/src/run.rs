@@ -945,6 +945,7 @@ pub(crate) fn preview(
                 let (next, first, old_model, new_model) = (&next, &first, &old_model, &new_model);
                 s.spawn(move || {
                     let mut tally = Tally::default();
+                    let (mut pa, mut pb) = (Vec::new(), Vec::new());
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed);
                         if b * BLOCK >= n {
@@ -961,10 +962,10 @@ pub(crate) fn preview(
                             let from = prior.map(|p| p.cluster).unwrap_or(a.cluster);
                             tally.add((from, to), (a.score.tier, bb.score.tier), || {
                                 // Each criterion's points, for the accounts that change.
-                                let a = assess(old, old_model, &account, &fa, true);
-                                let bb = assess(new, new_model, &account, &fb, true);
+                                old_model.points_into(&account, &mut pa);
+                                new_model.points_into(&account, &mut pb);
                                 let (mut text, reasons) =
-                                    because(&old.config, &new.config, &a, &bb);
+                                    because((&old.config, &new.config), (&a, &bb), (&pa, &pb));
                                 let (with_old, _) = next_cluster(&decide(old, prior, &a, &fa));
                                 if with_old != from {
                                     text.push_str(&format!(
