@@ -47,6 +47,15 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A test part that needs a resource this machine lacks: a visible skip on a developer's
+/// machine, a failure under CI (`CI=true`), where `.ci/run` provides every resource.
+pub fn skip_or_fail(what: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what}: {why}, and CI=true: .ci/run must provide it");
+    }
+    eprintln!("SKIPPED {what}: {why}");
+}
+
 /// `../shared` relative to the workspace, if present.
 pub fn shared() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");

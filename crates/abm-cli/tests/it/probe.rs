@@ -252,7 +252,10 @@ fn an_input_is_never_an_output() {
 #[test]
 fn postgres_connection_errors_show_the_servers_reason() {
     let Ok(admin) = std::env::var("ABM_TEST_PG_URL") else {
-        eprintln!("skipping postgres_connection_errors_show_the_servers_reason: ABM_TEST_PG_URL is not set");
+        crate::skip_or_fail(
+            "postgres_connection_errors_show_the_servers_reason",
+            "ABM_TEST_PG_URL is not set",
+        );
         return;
     };
     // postgres://user[:pw]@host[:port]/db[?…] → the same server, a database that does not exist.

@@ -29,7 +29,10 @@ impl Db {
     /// A fresh schema on `ABM_TEST_PG_URL`, or `None` (with a message) when it is not set.
     pub fn postgres(test: &str) -> Option<Db> {
         let Ok(admin) = std::env::var("ABM_TEST_PG_URL") else {
-            eprintln!("skipping {test} on PostgreSQL: ABM_TEST_PG_URL is not set");
+            crate::skip_or_fail(
+                &format!("{test} on PostgreSQL"),
+                "ABM_TEST_PG_URL is not set",
+            );
             return None;
         };
         static N: AtomicU64 = AtomicU64::new(0);
