@@ -186,7 +186,7 @@ pub fn write_whatif(out_dir: &Path, w: &WhatIf, inputs: &[&Path]) -> Result<(), 
             Some(false) => "no",
             None => "",
         };
-        output::csv_line(
+        output::csv_output_line(
             &mut buf,
             [
                 a.account_id.as_str(),
