@@ -286,8 +286,19 @@ fn split_plain(buf: &[u8], pos: usize, ranges: &mut Vec<(u32, u32)>) -> Plain {
 pub fn for_each_record(
     buf: &[u8],
     first_line: u64,
-    mut f: impl FnMut(&Record<'_>),
+    f: impl FnMut(&Record<'_>),
 ) -> (u64, Option<u64>) {
+    let (lines, bad) = scan_records(buf, first_line, f);
+    (lines, bad.map(|(line, _)| line))
+}
+
+/// [`for_each_record`], reporting an unterminated record as its line and its byte offset in
+/// `buf` (the record and everything after it were swallowed by the open quote).
+pub fn scan_records(
+    buf: &[u8],
+    first_line: u64,
+    mut f: impl FnMut(&Record<'_>),
+) -> (u64, Option<(u64, usize)>) {
     let mut sc = Scanner::default();
     let mut pos = 0;
     let mut line = first_line;
@@ -297,10 +308,16 @@ pub fn for_each_record(
                 line += newlines;
                 pos = end;
             }
-            Scan::Unterminated => return (line - first_line, Some(line)),
+            Scan::Unterminated => return (line - first_line, Some((line, pos))),
         }
     }
     (line - first_line, None)
+}
+
+/// Physical lines in `rest` (a last line without a line break counts).
+pub fn physical_lines(rest: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', rest).count() as u64;
+    n + (!rest.is_empty() && rest.last() != Some(&b'\n')) as u64
 }
 
 /// Where to cut `buf` so that the first part holds only whole records: just after the last line

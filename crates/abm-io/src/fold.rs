@@ -637,6 +637,7 @@ impl FoldWorker<'_> {
                             }
                         }
                         Err((col, msg)) => {
+                            rows += 1;
                             bad.push(json_rejection(ctx.src, line, col, msg, l));
                         }
                     }
@@ -694,22 +695,24 @@ impl FoldWorker<'_> {
                 }
                 crate::csv::Scan::Unterminated => {
                     self.saw_quote = true;
-                    unterminated = Some(line);
+                    rows += 1;
+                    unterminated = Some((line, pos));
                     break;
                 }
             }
         }
         self.scanner = scanner;
         self.flush(ctx, block, &mut bad);
-        if let Some(line) = unterminated {
-            bad.push(unterminated_rejection(ctx.src, line));
+        if let Some((line, at)) = unterminated {
+            bad.push(unterminated_rejection(ctx.src, line, &block[at..]));
         }
         bad.sort_by_key(|r| r.line);
         (line, (rows, bad))
     }
 }
 
-/// The separators of a CSV block (`,`, `\n`, `"`), found 64 bytes at a time as a bit mask and
+/// The separators of a CSV block (`,`, `\n`, `"`, and NUL, which sends its row to the
+/// generic path that rejects it), found 64 bytes at a time as a bit mask and
 /// handed out in order: a line's fields are cut with one trailing-zero count per separator.
 struct Seps {
     /// Start of the 64-byte window `mask` describes.
@@ -734,17 +737,18 @@ impl Seps {
             use std::arch::x86_64::*;
             // SAFETY: 64 bytes from `base` are in bounds (checked); SSE2 is baseline on x86_64.
             unsafe {
-                let (c, n, q) = (
+                let (c, n, q, z) = (
                     _mm_set1_epi8(b',' as i8),
                     _mm_set1_epi8(b'\n' as i8),
                     _mm_set1_epi8(b'"' as i8),
+                    _mm_setzero_si128(),
                 );
                 let mut m = 0u64;
                 for k in 0..4 {
                     let v = _mm_loadu_si128(buf.as_ptr().add(base + 16 * k) as *const __m128i);
                     let hit = _mm_or_si128(
                         _mm_or_si128(_mm_cmpeq_epi8(v, c), _mm_cmpeq_epi8(v, n)),
-                        _mm_cmpeq_epi8(v, q),
+                        _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, z)),
                     );
                     m |= (_mm_movemask_epi8(hit) as u32 as u64) << (16 * k);
                 }
@@ -754,7 +758,7 @@ impl Seps {
         let end = (base + 64).min(buf.len());
         let mut m = 0u64;
         for (i, &b) in buf[base.min(end)..end].iter().enumerate() {
-            m |= (matches!(b, b',' | b'\n' | b'"') as u64) << i;
+            m |= (matches!(b, b',' | b'\n' | b'"' | 0) as u64) << i;
         }
         m
     }
@@ -809,7 +813,7 @@ impl Seps {
                     start = i + 1;
                 }
                 b'\n' => break i,
-                _ => return None, // a quote
+                _ => return None, // a quote or a NUL
             }
         };
         let next = if end < buf.len() { end + 1 } else { end };
@@ -1208,7 +1212,7 @@ mod tests {
                 Ok(rec) => parse_event(&src, &rec, &cols, &rules, &accounts.index)
                     .map(|e| (e.account, e.code, e.at, e.contact.to_vec()))
                     .map_err(|r| (r.line, r.column)),
-                Err((col, _)) => Err((line, format!("char {col}"))),
+                Err((col, _)) => Err((line, col)),
             };
             match ev {
                 Ok((a, code, at, contact)) => {
