@@ -62,7 +62,17 @@ impl<'a> Record<'a> {
         let r = self.raw;
         let r = r.strip_suffix(b"\n").unwrap_or(r);
         let r = r.strip_suffix(b"\r").unwrap_or(r);
-        String::from_utf8_lossy(r).into_owned()
+        printable(String::from_utf8_lossy(r).into_owned())
+    }
+}
+
+/// `text` with each NUL byte shown as `␀` (U+2400), for rejected rows' `record`: the row
+/// was rejected for holding one, and no output should carry it on.
+pub fn printable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{2400}")
+    } else {
+        text
     }
 }
 

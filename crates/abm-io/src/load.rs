@@ -152,7 +152,7 @@ pub(crate) fn json_rejection(
         line,
         column,
         reason: format!("invalid JSON: {msg}"),
-        record: String::from_utf8_lossy(raw).into_owned(),
+        record: crate::csv::printable(String::from_utf8_lossy(raw).into_owned()),
     }
 }
 
@@ -162,7 +162,8 @@ pub(crate) fn unterminated_rejection(src: &Source, line: u64, rest: &[u8]) -> Re
     let lines = crate::csv::physical_lines(rest);
     let first = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
     let first = first.strip_suffix(b"\r").unwrap_or(first);
-    let mut record = String::from_utf8_lossy(&first[..first.len().min(512)]).into_owned();
+    let mut record =
+        crate::csv::printable(String::from_utf8_lossy(&first[..first.len().min(512)]).into_owned());
     if first.len() > 512 || lines > 1 {
         record.push_str(" …");
     }
@@ -759,6 +760,11 @@ pub fn load_accounts(
                 0,
                 |rec| {
                     rows.set(rows.get() + 1);
+                    // Values outside the block (a JSON record serde_json read) are checked
+                    // for a NUL here; the block's own bytes were checked above.
+                    let at = (rec.bytes().as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+                    let plain =
+                        plain && (at <= block.len() || memchr::memchr(0, rec.bytes()).is_none());
                     match layout.parse_plain(rec, plain) {
                         Some((firmo, Some(joined))) => {
                             let first = rec.ranges()[0].0;
@@ -1493,6 +1499,7 @@ mod tests {
         let cols: Vec<_> = bad.iter().map(|b| (b.0, b.1.as_str())).collect();
         assert_eq!(cols, [(2, "name"), (3, "name")]);
         assert!(bad[0].2.contains("NUL"));
+        assert!(!bad[0].2.contains('\0'));
         let (a, bad) = accounts_of(
             "accounts.jsonl",
             concat!(
@@ -1502,15 +1509,19 @@ mod tests {
                 "{\"account_id\":\"A4\",\"industry\":[1,{\"a\":2}]}\n",
                 "{\"account_id\":\"A5\",\"name\":{\"a\":2}}\n",
                 "{\"account_id\":\"A6\"\n",
+                "{\"account_id\":\"A7\",\"name\":\"x\\u0000\",\"industry\":\"s\"}\n",
             )
             .as_bytes(),
             DEFAULT_BLOCK,
         );
         assert_eq!(ids(&a), vec![("A1".into(), 1), ("A4".into(), 4)]);
         let cols: Vec<_> = bad.iter().map(|b| (b.0, b.1.as_str())).collect();
-        assert_eq!(cols, [(2, "name"), (3, "name"), (5, "name"), (6, "*")]);
+        assert_eq!(
+            cols,
+            [(2, "name"), (3, "name"), (5, "name"), (6, "*"), (7, "name")]
+        );
         assert!(bad[1].2.contains("duplicate key \"name\""), "{}", bad[1].2);
-        assert_eq!(a.rows, 6);
+        assert_eq!(a.rows, 7);
     }
 
     /// Issue 11 #10, #11: out-of-range amounts and repeated deal ids are rejected; the
