@@ -127,6 +127,16 @@ pub(crate) fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection>
             ),
         ));
     }
+    // One look at the record's text first: a NUL is there as a byte (CSV) or as the escape
+    // `\u0000` (JSON); only then are the values searched, to name the column.
+    let raw = rec.raw;
+    let maybe = memchr::memchr(0, raw).is_some()
+        || (src.format == Format::Jsonl
+            && memchr::memchr(b'\\', raw).is_some()
+            && memchr::memmem::find(raw, b"\\u0000").is_some());
+    if !maybe {
+        return Ok(());
+    }
     if let Some(i) = (0..rec.len()).find(|&i| memchr::memchr(0, rec.get(i)).is_some()) {
         let column = src.header.get(i).map(String::as_str).unwrap_or("*");
         return Err(reject(
@@ -1132,14 +1142,21 @@ pub fn load_deals(
 ) -> Result<(Vec<Deal>, u64), IngestError> {
     let src = opts.open(path, FileKind::Deals)?;
     let mut all = Vec::new();
-    let mut seen = IdIndex::default();
+    // deal_id → line of its first occurrence (a plain hash map: the id index's huge-page
+    // tables cost more to grow than this small file's deals are worth).
+    let mut seen: foldhash::HashMap<String, u32> = Default::default();
     let rows = scan_seq(
         src,
         opts,
         |src, rec| {
             let d = parse_deal(src, rec, &accounts.index)?;
-            if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
-                return Err(duplicate_deal(src, rec, &d.deal_id, first));
+            match seen.entry(d.deal_id.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    return Err(duplicate_deal(src, rec, &d.deal_id, *e.get()));
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(rec.line as u32);
+                }
             }
             all.push(d);
             Ok(())
