@@ -62,7 +62,17 @@ impl<'a> Record<'a> {
         let r = self.raw;
         let r = r.strip_suffix(b"\n").unwrap_or(r);
         let r = r.strip_suffix(b"\r").unwrap_or(r);
-        String::from_utf8_lossy(r).into_owned()
+        printable(String::from_utf8_lossy(r).into_owned())
+    }
+}
+
+/// `text` with each NUL byte shown as `␀` (U+2400), for rejected rows' `record`: the row
+/// was rejected for holding one, and no output should carry it on.
+pub fn printable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{2400}")
+    } else {
+        text
     }
 }
 
@@ -286,8 +296,19 @@ fn split_plain(buf: &[u8], pos: usize, ranges: &mut Vec<(u32, u32)>) -> Plain {
 pub fn for_each_record(
     buf: &[u8],
     first_line: u64,
-    mut f: impl FnMut(&Record<'_>),
+    f: impl FnMut(&Record<'_>),
 ) -> (u64, Option<u64>) {
+    let (lines, bad) = scan_records(buf, first_line, f);
+    (lines, bad.map(|(line, _)| line))
+}
+
+/// [`for_each_record`], reporting an unterminated record as its line and its byte offset in
+/// `buf` (the record and everything after it were swallowed by the open quote).
+pub fn scan_records(
+    buf: &[u8],
+    first_line: u64,
+    mut f: impl FnMut(&Record<'_>),
+) -> (u64, Option<(u64, usize)>) {
     let mut sc = Scanner::default();
     let mut pos = 0;
     let mut line = first_line;
@@ -297,10 +318,16 @@ pub fn for_each_record(
                 line += newlines;
                 pos = end;
             }
-            Scan::Unterminated => return (line - first_line, Some(line)),
+            Scan::Unterminated => return (line - first_line, Some((line, pos))),
         }
     }
     (line - first_line, None)
+}
+
+/// Physical lines in `rest` (a last line without a line break counts).
+pub fn physical_lines(rest: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', rest).count() as u64;
+    n + (!rest.is_empty() && rest.last() != Some(&b'\n')) as u64
 }
 
 /// Where to cut `buf` so that the first part holds only whole records: just after the last line

@@ -112,7 +112,8 @@ pub(crate) fn reject(
     }
 }
 
-/// Check the field count, then run `f`. Used by every loader.
+/// Check the field count and that no value holds a NUL byte (no backend stores one: the
+/// same rule for `segment` and every database). Used by every loader's general path.
 pub(crate) fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection> {
     if src.format == Format::Csv && rec.len() != src.header.len() {
         return Err(reject(
@@ -126,6 +127,25 @@ pub(crate) fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection>
             ),
         ));
     }
+    // One look at the record's text first: a NUL is there as a byte (CSV) or as the escape
+    // `\u0000` (JSON); only then are the values searched, to name the column.
+    let raw = rec.raw;
+    let maybe = memchr::memchr(0, raw).is_some()
+        || (src.format == Format::Jsonl
+            && memchr::memchr(b'\\', raw).is_some()
+            && memchr::memmem::find(raw, b"\\u0000").is_some());
+    if !maybe {
+        return Ok(());
+    }
+    if let Some(i) = (0..rec.len()).find(|&i| memchr::memchr(0, rec.get(i)).is_some()) {
+        let column = src.header.get(i).map(String::as_str).unwrap_or("*");
+        return Err(reject(
+            &src.name,
+            rec,
+            column,
+            "the value contains a NUL byte (\\u0000), which no output or database can hold",
+        ));
+    }
     Ok(())
 }
 
@@ -133,61 +153,79 @@ pub(crate) fn fields_ok(src: &Source, rec: &Record<'_>) -> Result<(), Rejection>
 pub(crate) fn json_rejection(
     src: &Source,
     line: u64,
-    col: usize,
+    column: String,
     msg: String,
     raw: &[u8],
 ) -> Rejection {
     Rejection {
         file: src.name.clone(),
         line,
-        column: format!("char {col}"),
+        column,
         reason: format!("invalid JSON: {msg}"),
-        record: String::from_utf8_lossy(raw).into_owned(),
+        record: crate::csv::printable(String::from_utf8_lossy(raw).into_owned()),
     }
 }
 
-/// The rejection for a block that ends inside a quoted field.
-pub(crate) fn unterminated_rejection(src: &Source, line: u64) -> Rejection {
+/// The rejection for a block that ends inside a quoted field: `rest` is the text from the
+/// record's start to the end of the file, all swallowed by the open quote (one record).
+pub(crate) fn unterminated_rejection(src: &Source, line: u64, rest: &[u8]) -> Rejection {
+    let lines = crate::csv::physical_lines(rest);
+    let first = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut record =
+        crate::csv::printable(String::from_utf8_lossy(&first[..first.len().min(512)]).into_owned());
+    if first.len() > 512 || lines > 1 {
+        record.push_str(" …");
+    }
     Rejection {
         file: src.name.clone(),
         line,
         column: "*".into(),
-        reason: "a quoted field is never closed (unterminated quote)".into(),
-        record: String::new(),
+        reason: format!(
+            "a quoted field opened in this record is never closed (unterminated quote): \
+             its {lines} line(s), from this line to the end of the file, were read as one \
+             record and rejected"
+        ),
+        record,
     }
 }
 
-/// Run one block through `visit`; rejections carry block-relative lines (fixed up later).
+/// Run one block through `visit`, numbering its lines from `first_line` (0 when the block's
+/// place is not known yet: the lines are fixed up later). Every record counts as read, the
+/// ones that do not parse too.
 fn process_block<S>(
     src: &Source,
     json: &mut Option<JsonRecords>,
     state: &mut S,
     block: &[u8],
+    first_line: u64,
     visit: &(impl Fn(&mut S, &Source, &Record<'_>) -> Result<(), Rejection> + ?Sized),
 ) -> (u64, (u64, Vec<Rejection>)) {
-    let mut rows = 0u64;
+    let rows = std::cell::Cell::new(0u64);
     let bad = std::cell::RefCell::new(Vec::new());
     let (lines, unterminated) = for_each_in_block(
         src.format,
         json,
         block,
-        0,
+        first_line,
         |rec| {
-            rows += 1;
+            rows.set(rows.get() + 1);
             if let Err(r) = fields_ok(src, rec).and_then(|_| visit(state, src, rec)) {
                 bad.borrow_mut().push(r);
             }
         },
         |line, col, msg, raw| {
+            rows.set(rows.get() + 1);
             bad.borrow_mut()
                 .push(json_rejection(src, line, col, msg, raw))
         },
     );
     let mut bad = bad.into_inner();
-    if let Some(line) = unterminated {
-        bad.push(unterminated_rejection(src, line));
+    if let Some((line, at)) = unterminated {
+        rows.set(rows.get() + 1);
+        bad.push(unterminated_rejection(src, line, &block[at..]));
     }
-    (lines, (rows, bad))
+    (lines, (rows.get(), bad))
 }
 
 /// Sum the blocks' row counts and move their rejections (numbered from each block's start) to
@@ -236,7 +274,7 @@ pub fn scan<S: Send>(
                 (src.format == Format::Jsonl).then(|| JsonRecords::new(&src.header)),
             )
         },
-        |(state, json), block, _| process_block(src, json, state, block, &visit),
+        |(state, json), block, _| process_block(src, json, state, block, 0, &visit),
         |_| {},
         &|done| (opts.progress)(&label, done, src.size),
     )
@@ -274,12 +312,10 @@ pub fn scan_seq(
         (opts.progress)(&label, blocks.total, src.size);
         let cell = std::cell::RefCell::new(&mut visit);
         let f = |_: &mut (), s: &Source, r: &Record<'_>| (cell.borrow_mut())(s, r);
-        let (lines, (n, bad)) = process_block(&src, &mut json, &mut (), &buf, &f);
+        // Numbered from the block's place in the file: the visitor sees physical lines.
+        let (lines, (n, bad)) = process_block(&src, &mut json, &mut (), &buf, line, &f);
         rows += n;
-        for mut r in bad {
-            r.line += line;
-            rejects.rows.push(r);
-        }
+        rejects.rows.extend(bad);
         line += lines;
     }
     rejects.check_strict(opts.strict, since)?;
@@ -428,6 +464,11 @@ impl abm_core::account::SharedText for BlockText {
     }
 }
 
+/// The largest head count accepted (`employees`: a whole number from 0).
+pub const MAX_EMPLOYEES: f64 = 1e8;
+/// The founding years accepted.
+pub const FOUNDED_YEARS: std::ops::RangeInclusive<i32> = 1600..=2100;
+
 /// How an accounts source maps onto the account table.
 pub struct AccountLayout {
     pub schema: AccountSchema,
@@ -534,6 +575,9 @@ impl AccountLayout {
             }
         };
         let employees = number(self.employees)?;
+        if employees.is_some_and(|e| e > MAX_EMPLOYEES) {
+            return None;
+        }
         let annual_revenue = number(self.annual_revenue)?;
         let icp_score = number(self.icp_score)?;
         if icp_score.is_some_and(|s| s > 100.0) {
@@ -549,6 +593,9 @@ impl AccountLayout {
             true => None,
             false => Some(digits(year, 9)? as i32),
         };
+        if founded_year.is_some_and(|y| !FOUNDED_YEARS.contains(&y)) {
+            return None;
+        }
         // SAFETY: the record's bytes are UTF-8 (the caller's promise); the range starts and
         // ends at field boundaries, which are ASCII bytes.
         let joined = joined
@@ -582,7 +629,27 @@ impl AccountLayout {
             return Err(reject(&src.name, rec, "account_id", "missing account_id"));
         }
         let employees = number_v(src, rec, self.employees, "employees", v)?;
+        if let Some(e) = employees {
+            if !((0.0..=MAX_EMPLOYEES).contains(&e) && e.fract() == 0.0) {
+                return Err(reject(
+                    &src.name,
+                    rec,
+                    "employees",
+                    format!("employees {e} is not a whole number from 0 to {MAX_EMPLOYEES}"),
+                ));
+            }
+        }
         let annual_revenue = number_v(src, rec, self.annual_revenue, "annual_revenue", v)?;
+        if let Some(r) = annual_revenue {
+            if r < 0.0 {
+                return Err(reject(
+                    &src.name,
+                    rec,
+                    "annual_revenue",
+                    format!("annual_revenue {r} is negative"),
+                ));
+            }
+        }
         let icp_score = number_v(src, rec, self.icp_score, "icp_score", v)?;
         if let Some(s) = icp_score {
             if !(0.0..=100.0).contains(&s) {
@@ -611,14 +678,27 @@ impl AccountLayout {
         let founded_year = if fy.is_empty() {
             None
         } else {
-            Some(fy.parse::<i32>().map_err(|_| {
+            let y = fy.parse::<i32>().map_err(|_| {
                 reject(
                     &src.name,
                     rec,
                     "founded_year",
                     format!("not a year: {fy:?}"),
                 )
-            })?)
+            })?;
+            if !FOUNDED_YEARS.contains(&y) {
+                return Err(reject(
+                    &src.name,
+                    rec,
+                    "founded_year",
+                    format!(
+                        "founded_year {y} is outside {}–{}",
+                        FOUNDED_YEARS.start(),
+                        FOUNDED_YEARS.end()
+                    ),
+                ));
+            }
+            Some(y)
         };
         Ok(Firmographics {
             employees,
@@ -668,7 +748,7 @@ pub fn load_accounts(
                 Format::Jsonl => memchr::memchr_iter(b'\n', block).count() + 1,
             };
             part.reserve(most, block.len());
-            let mut rows = 0u64;
+            let rows = std::cell::Cell::new(0u64);
             let mut vals: Vec<&str> = Vec::with_capacity(layout.cols.len());
             // One UTF-8 check for the whole block instead of one per field. Then every record
             // is UTF-8: a CSV record's bytes are the block or the scanner's copy of a quoted
@@ -676,6 +756,8 @@ pub fn load_accounts(
             // block (lines read in place) or serde_json's rendering of its values (strings it
             // has checked, numbers and literals in ASCII).
             let valid_utf8 = block.is_ascii() || std::str::from_utf8(block).is_ok();
+            // A block with a NUL byte takes the general path, which rejects the row.
+            let plain = valid_utf8 && memchr::memchr(0, block).is_none();
             let shared = map
                 .as_ref()
                 .filter(|_| valid_utf8)
@@ -687,8 +769,13 @@ pub fn load_accounts(
                 block,
                 0,
                 |rec| {
-                    rows += 1;
-                    match layout.parse_plain(rec, valid_utf8) {
+                    rows.set(rows.get() + 1);
+                    // Values outside the block (a JSON record serde_json read) are checked
+                    // for a NUL here; the block's own bytes were checked above.
+                    let at = (rec.bytes().as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
+                    let plain =
+                        plain && (at <= block.len() || memchr::memchr(0, rec.bytes()).is_none());
+                    match layout.parse_plain(rec, plain) {
                         Some((firmo, Some(joined))) => {
                             let first = rec.ranges()[0].0;
                             let ends = rec.ranges().iter().map(|&(_, e)| e - first);
@@ -732,15 +819,17 @@ pub fn load_accounts(
                     vals = v.into_iter().map(|_| "").collect();
                 },
                 |line, col, msg, raw| {
+                    rows.set(rows.get() + 1);
                     bad.borrow_mut()
                         .push(json_rejection(src, line, col, msg, raw))
                 },
             );
             let mut bad = bad.into_inner();
-            if let Some(line) = unterminated {
-                bad.push(unterminated_rejection(src, line));
+            if let Some((line, at)) = unterminated {
+                rows.set(rows.get() + 1);
+                bad.push(unterminated_rejection(src, line, &block[at..]));
             }
-            (lines, (part, rows, bad))
+            (lines, (part, rows.get(), bad))
         },
         |_| {},
         &|done| (opts.progress)(&label, done, src.size),
@@ -951,6 +1040,16 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
     }
     let stage = text(src, rec, p.slots[2], "stage")?;
     let amount = number(src, rec, p.slots[3], "amount")?;
+    if let Some(a) = amount {
+        if a < 0.0 {
+            return Err(reject(
+                &src.name,
+                rec,
+                "amount",
+                format!("amount {a} is negative"),
+            ));
+        }
+    }
     let created_at = instant(src, rec, p.slots[4], "created_at", true)?.expect("required");
     let closed_at = instant(src, rec, p.slots[5], "closed_at", false)?;
     let last_stage_change_at = instant(src, rec, p.slots[6], "last_stage_change_at", false)?;
@@ -981,6 +1080,17 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
         last_stage_change_at,
         outcome,
     })
+}
+
+/// The rejection of a `deal_id` seen before in the same file (at physical line `first`): the
+/// first occurrence wins, in `segment` and `import` alike.
+pub fn duplicate_deal(src: &Source, rec: &Record<'_>, deal_id: &str, first: u32) -> Rejection {
+    reject(
+        &src.name,
+        rec,
+        "deal_id",
+        format!("duplicate deal_id {deal_id:?} (first at line {first})"),
+    )
 }
 
 /// Load triggers. With `window_only`, only those that can count for this `as_of` are kept.
@@ -1032,11 +1142,23 @@ pub fn load_deals(
 ) -> Result<(Vec<Deal>, u64), IngestError> {
     let src = opts.open(path, FileKind::Deals)?;
     let mut all = Vec::new();
+    // deal_id → line of its first occurrence (a plain hash map: the id index's huge-page
+    // tables cost more to grow than this small file's deals are worth).
+    let mut seen: foldhash::HashMap<String, u32> = Default::default();
     let rows = scan_seq(
         src,
         opts,
         |src, rec| {
-            all.push(parse_deal(src, rec, &accounts.index)?);
+            let d = parse_deal(src, rec, &accounts.index)?;
+            match seen.entry(d.deal_id.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    return Err(duplicate_deal(src, rec, &d.deal_id, *e.get()));
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(rec.line as u32);
+                }
+            }
+            all.push(d);
             Ok(())
         },
         rejects,
@@ -1126,6 +1248,10 @@ mod tests {
             "A14|Quote \"q\"|q.example|retail|1|2|US|3|D|2001",
             "A15|Big|b.example|retail|999999999999999|2|US|99.5|D|2001",
             "A16|Nope|n.example|retail|x|2|US|3|D|2001",
+            // The ranges' edges: employees 0..=10^8, founded_year 1600..=2100.
+            "A17|Edge|e.example|retail|100000000|0|US|3|D|1600",
+            "A18|Over|o.example|retail|100000001|0|US|3|D|2100",
+            "A19|Old|o.example|retail|0|0|US|3|D|1599",
         ]
         .iter()
         .map(|r| r.split('|').collect())
@@ -1226,8 +1352,27 @@ mod tests {
                 .collect();
             assert_eq!(ids, want);
         }
-        assert_eq!(plain.0.len(), 10, "accounts read: {:?}", plain.0);
-        assert_eq!(plain.1.len(), 6, "rows rejected: {:?}", plain.1);
+        assert_eq!(plain.0.len(), 6, "accounts read: {:?}", plain.0);
+        assert_eq!(plain.1.len(), 13, "rows rejected: {:?}", plain.1);
+        let columns: Vec<&str> = plain.1.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(
+            columns,
+            [
+                "founded_year", // 0123
+                "employees",    // 1.5
+                "icp_score",
+                "employees", // -3
+                "account_id",
+                "employees", // 10^15 + …
+                "founded_year",
+                "founded_year", // 1234567890
+                "employees",    // 999999999999999
+                "employees",
+                "employees", // 10^8 + 1
+                "founded_year",
+                "*"
+            ]
+        );
         assert_eq!(plain, general);
         // JSON Lines: the same accounts (lines are numbered alike: no header line, one more
         // line before the CSV rows). Keys in order take the template; rotated, the key reader.
@@ -1247,8 +1392,8 @@ mod tests {
         let csv_rejected: Vec<_> = plain.1.iter().map(|(l, c, _)| (*l, c.clone())).collect();
         assert_eq!(shift(&json).0, plain.0);
         // (the last rejection differs on purpose: a short CSV row, a bad JSON number)
-        assert_eq!(shift(&json).1[..5], csv_rejected[..5]);
-        assert_eq!(shift(&json).1[5], (17, "employees".to_string()));
+        assert_eq!(shift(&json).1[..12], csv_rejected[..12]);
+        assert_eq!(shift(&json).1[12], (20, "employees".to_string()));
     }
 
     #[test]
@@ -1277,5 +1422,160 @@ mod tests {
                 "{t:?}"
             );
         }
+    }
+
+    /// (accounts read, rejections as (line, column, reason)) for `text` as accounts file `name`.
+    fn accounts_of(
+        name: &str,
+        text: &[u8],
+        block: usize,
+    ) -> (Accounts, Vec<(u64, String, String)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let cfg = Config::default();
+        let mut opts = LoadOptions::new(&cfg);
+        opts.block_size = block;
+        let mut rejects = Rejects::default();
+        let accounts = load_accounts(&p, &opts, &mut rejects).unwrap();
+        let bad = rejects
+            .rows
+            .iter()
+            .map(|r| (r.line, r.column.clone(), r.reason.clone()))
+            .collect();
+        (accounts, bad)
+    }
+
+    fn ids(a: &Accounts) -> Vec<(String, u64)> {
+        a.table
+            .iter()
+            .map(|a| (a.id().to_string(), a.line()))
+            .collect()
+    }
+
+    /// Issue 11 #3: a file whose lines end with a bare CR (classic Mac) reads as LF lines.
+    #[test]
+    fn bare_cr_line_ends_are_line_ends() {
+        let want = vec![("A1".to_string(), 2), ("A2".to_string(), 4)];
+        for block in [DEFAULT_BLOCK, 16] {
+            let (a, bad) = accounts_of(
+                "accounts.csv",
+                b"account_id,name,industry\rA1,X,software\r\r\"A2\",\"Y\ry\",software\r",
+                block,
+            );
+            assert_eq!(ids(&a), want);
+            assert_eq!(a.table.get(1).name(), "Y\ny");
+            assert!(bad.is_empty(), "{bad:?}");
+            assert_eq!(a.rows, 2);
+            let (a, bad) = accounts_of(
+                "accounts.jsonl",
+                b"{\"account_id\":\"A1\"}\r\r{\"account_id\":\"A2\"}\r",
+                block,
+            );
+            assert_eq!(ids(&a), vec![("A1".into(), 1), ("A2".into(), 3)]);
+            assert!(bad.is_empty(), "{bad:?}");
+        }
+        // CRLF stays as it was: no extra blank lines.
+        let (a, _) = accounts_of("accounts.csv", b"account_id\r\nA1\r\nA2\r\n", DEFAULT_BLOCK);
+        assert_eq!(ids(&a), vec![("A1".into(), 2), ("A2".into(), 3)]);
+    }
+
+    /// Issue 11 #9: every physical record is counted as read, those that do not parse too;
+    /// an unterminated quote is one record that says where it started and what it swallowed.
+    #[test]
+    fn unparsable_records_count_as_read() {
+        let (a, bad) = accounts_of(
+            "accounts.csv",
+            b"account_id,name\nA1,x\nA2,\"open\nA3,y\nA4,z\n",
+            DEFAULT_BLOCK,
+        );
+        assert_eq!(ids(&a), vec![("A1".into(), 2)]);
+        assert_eq!(a.rows, 2);
+        assert_eq!(bad.len(), 1);
+        assert_eq!((bad[0].0, bad[0].1.as_str()), (3, "*"));
+        assert!(bad[0].2.contains("its 3 line(s)"), "{}", bad[0].2);
+        let (a, bad) = accounts_of(
+            "accounts.jsonl",
+            b"{\"account_id\":\"A1\"}\n{\"account_id\":\n{\"account_id\":\"A3\",\"name\":{\"x\":1}}\n",
+            DEFAULT_BLOCK,
+        );
+        assert_eq!(a.rows, 3);
+        assert_eq!(a.rows as usize, a.table.len() + bad.len());
+    }
+
+    /// Issue 11 #5 and the JSON rejections: a NUL byte (raw in CSV, `\u0000` in JSON) rejects
+    /// its row naming the column; a repeated key and a value of the wrong kind name the key.
+    #[test]
+    fn nul_bytes_duplicate_keys_and_wrong_kinds_are_rejected_by_column() {
+        let (a, bad) = accounts_of(
+            "accounts.csv",
+            b"account_id,name,industry\nA1,X\0Y,software\nA2,\"q\0\",software\nA3,Z,software\n",
+            DEFAULT_BLOCK,
+        );
+        assert_eq!(ids(&a), vec![("A3".into(), 4)]);
+        let cols: Vec<_> = bad.iter().map(|b| (b.0, b.1.as_str())).collect();
+        assert_eq!(cols, [(2, "name"), (3, "name")]);
+        assert!(bad[0].2.contains("NUL"));
+        assert!(!bad[0].2.contains('\0'));
+        let (a, bad) = accounts_of(
+            "accounts.jsonl",
+            concat!(
+                "{\"account_id\":\"A1\",\"name\":\"x\",\"industry\":\"s\"}\n",
+                "{\"account_id\":\"A2\",\"name\":\"x\\u0000\"}\n",
+                "{\"account_id\":\"A3\",\"name\":\"x\",\"name\":\"y\"}\n",
+                "{\"account_id\":\"A4\",\"industry\":[1,{\"a\":2}]}\n",
+                "{\"account_id\":\"A5\",\"name\":{\"a\":2}}\n",
+                "{\"account_id\":\"A6\"\n",
+                "{\"account_id\":\"A7\",\"name\":\"x\\u0000\",\"industry\":\"s\"}\n",
+            )
+            .as_bytes(),
+            DEFAULT_BLOCK,
+        );
+        assert_eq!(ids(&a), vec![("A1".into(), 1), ("A4".into(), 4)]);
+        let cols: Vec<_> = bad.iter().map(|b| (b.0, b.1.as_str())).collect();
+        assert_eq!(
+            cols,
+            [(2, "name"), (3, "name"), (5, "name"), (6, "*"), (7, "name")]
+        );
+        assert!(bad[1].2.contains("duplicate key \"name\""), "{}", bad[1].2);
+        assert_eq!(a.rows, 7);
+    }
+
+    /// Issue 11 #10, #11: out-of-range amounts and repeated deal ids are rejected; the
+    /// repeat names the physical line of the first.
+    #[test]
+    fn deals_out_of_range_and_repeated_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = dir.path().join("accounts.csv");
+        std::fs::write(&acc, "account_id\nA1\n").unwrap();
+        let deals = dir.path().join("deals.csv");
+        std::fs::write(
+            &deals,
+            "deal_id,account_id,stage,amount,created_at,outcome\n\
+             D1,A1,s,10,2026-01-01,open\n\
+             D2,A1,s,-10,2026-01-01,open\n\
+             D1,A1,s,5,2026-01-01,won\n",
+        )
+        .unwrap();
+        let cfg = Config::default();
+        let mut opts = LoadOptions::new(&cfg);
+        opts.block_size = 40;
+        let mut rejects = Rejects::default();
+        let accounts = load_accounts(&acc, &opts, &mut rejects).unwrap();
+        let (d, rows) = load_deals(&deals, &accounts, &opts, &mut rejects).unwrap();
+        assert_eq!((d.len(), rows), (1, 3));
+        assert_eq!(d[0].amount, Some(10.0));
+        let got: Vec<_> = rejects
+            .rows
+            .iter()
+            .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "amount", "amount -10 is negative"),
+                (4, "deal_id", "duplicate deal_id \"D1\" (first at line 2)")
+            ]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! reader positioned at the first data record.
 
 use crate::columns::{project, FileKind, Preset, Projection};
-use crate::csv::{for_each_record, Record};
+use crate::csv::{scan_records, Record};
 use crate::IngestError;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
@@ -46,6 +46,9 @@ pub struct Source {
     /// Byte offset of the first record in the file (after a BOM and the CSV header).
     pub data_offset: u64,
     pub reader: Box<dyn Read + Send + Sync>,
+    /// The file's lines end with a bare CR (classic Mac): it was read whole and its line
+    /// ends turned into LF, so `reader` yields that text and the file is never mapped.
+    pub cr_line_ends: bool,
 }
 
 impl Source {
@@ -76,10 +79,23 @@ impl Source {
         if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
             start = 3;
         }
-        if head[start..].contains(&0) {
+        // Lines that end with a bare CR: the whole file is read and its line ends made LF
+        // (as RFC 4180 readers take CRLF), so every path sees ordinary lines.
+        let cr_line_ends = first_line_end_is_bare_cr(&head[start..]);
+        if cr_line_ends {
+            file.read_to_end(&mut head).map_err(io_err)?;
+            head = cr_to_lf(&head);
+        }
+        // A NUL in the first line (the header) means binary data or UTF-16; a NUL further on
+        // is a bad value in one row, which is rejected with the others.
+        let first = &head[start..];
+        let first = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];
+        if first.contains(&0) {
             return Err(IngestError::NotText {
                 file: name,
-                reason: "it contains NUL bytes (binary data?)".into(),
+                reason:
+                    "its first line contains NUL bytes (binary data or UTF-16? re-save it as UTF-8)"
+                        .into(),
             });
         }
         let format = Format::of(path);
@@ -101,6 +117,7 @@ impl Source {
             size,
             data_offset: (start + consumed) as u64,
             reader,
+            cr_line_ends,
         })
     }
 
@@ -108,6 +125,9 @@ impl Source {
     /// stream. Leaves an empty reader behind.
     pub fn take_input(&mut self) -> crate::chunk::Input {
         let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
+        if self.cr_line_ends {
+            return crate::chunk::Input::Stream(reader);
+        }
         let mapped = File::open(&self.path)
             .ok()
             .and_then(|f| crate::mem::MappedFile::open(&f).map(|m| m.with_file(f)))
@@ -121,6 +141,25 @@ impl Source {
             None => crate::chunk::Input::Stream(reader),
         }
     }
+}
+
+/// The first line break of `head` is a CR not followed by LF.
+fn first_line_end_is_bare_cr(head: &[u8]) -> bool {
+    match memchr::memchr2(b'\r', b'\n', head) {
+        Some(i) => head[i] == b'\r' && i + 1 < head.len() && head[i + 1] != b'\n',
+        None => false,
+    }
+}
+
+/// Every CR not followed by LF made LF (CRLF is left as it is).
+fn cr_to_lf(text: &[u8]) -> Vec<u8> {
+    let mut out = text.to_vec();
+    for i in memchr::memchr_iter(b'\r', text) {
+        if text.get(i + 1) != Some(&b'\n') {
+            out[i] = b'\n';
+        }
+    }
+    out
 }
 
 fn csv_header(name: &str, head: &[u8]) -> Result<(Vec<String>, usize, u64), IngestError> {
@@ -216,6 +255,10 @@ pub struct JsonRecords {
     ncols: usize,
     scratch: Vec<u8>,
     ranges: Vec<(u32, u32)>,
+    /// Header columns given a value in the record being parsed.
+    seen: Vec<bool>,
+    /// The key whose value failed to parse, for the rejection's column.
+    failed_key: Option<String>,
 }
 
 /// A JSON scalar as text (strings as is, numbers and booleans in their JSON form, null empty).
@@ -309,18 +352,24 @@ impl JsonRecords {
             ncols: header.len(),
             scratch: Vec::new(),
             ranges: Vec::new(),
+            seen: vec![false; header.len()],
+            failed_key: None,
         }
     }
 
-    /// Parse one line; `Err((column, message))` when it is not a JSON object.
+    /// Parse one line; `Err((column, message))` when it is not a JSON object, repeats a key
+    /// or a value is not a scalar (column: the key when one is to blame, else `*`).
     pub fn parse<'s>(
         &'s mut self,
         line_no: u64,
         line: &'s [u8],
-    ) -> Result<Record<'s>, (usize, String)> {
+    ) -> Result<Record<'s>, (String, String)> {
         self.scratch.clear();
         self.ranges.clear();
         self.ranges.resize(self.ncols, (0, 0));
+        self.seen.clear();
+        self.seen.resize(self.ncols, false);
+        self.failed_key = None;
         struct Obj<'a>(&'a mut JsonRecords);
         impl<'de> Visitor<'de> for Obj<'_> {
             type Value = ();
@@ -329,14 +378,30 @@ impl JsonRecords {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
                 while let Some(k) = m.next_key::<Key<'de>>()? {
+                    let blame = |e: A::Error, rec: &mut JsonRecords| {
+                        rec.failed_key = Some(k.0.to_string());
+                        e
+                    };
                     match self.0.keys.get(k.0.as_ref()) {
                         Some(&i) => {
+                            if self.0.seen[i] {
+                                self.0.failed_key = Some(k.0.to_string());
+                                return Err(de::Error::custom(format_args!(
+                                    "duplicate key {:?} (each key at most once per record)",
+                                    k.0
+                                )));
+                            }
+                            self.0.seen[i] = true;
                             let s = self.0.scratch.len() as u32;
-                            m.next_value_seed(Sink(&mut self.0.scratch))?;
+                            if let Err(e) = m.next_value_seed(Sink(&mut self.0.scratch)) {
+                                return Err(blame(e, self.0));
+                            }
                             self.0.ranges[i] = (s, self.0.scratch.len() as u32);
                         }
                         None => {
-                            m.next_value::<IgnoredAny>()?;
+                            if let Err(e) = m.next_value::<IgnoredAny>() {
+                                return Err(blame(e, self.0));
+                            }
                         }
                     }
                 }
@@ -344,15 +409,14 @@ impl JsonRecords {
             }
         }
         let mut de = serde_json::Deserializer::from_slice(line);
-        de.deserialize_map(Obj(self))
-            .and_then(|_| de.end())
-            .map_err(|e| (e.column(), e.to_string()))?;
+        if let Err(e) = de.deserialize_map(Obj(self)).and_then(|_| de.end()) {
+            let column = self.failed_key.take().unwrap_or_else(|| "*".into());
+            return Err((column, e.to_string()));
+        }
         Ok(Record::new(line_no, &self.scratch, &self.ranges, line))
     }
 }
 
-/// Call `f` for every record of a block in either format. JSON lines that do not parse are
-/// passed to `bad` with (line, column, message, raw).
 /// Read a flat JSON object line whose values are all strings without escapes or control
 /// characters, or `null`, into byte ranges per header column (`base` is the line's offset in
 /// the block; absent keys stay empty, unknown keys are skipped). `false` for anything else —
@@ -596,16 +660,19 @@ fn special_byte(b: &[u8]) -> Option<usize> {
         .map(|k| i + k)
 }
 
+/// Call `f` for every record of a block in either format. JSON lines that do not parse are
+/// passed to `bad` with (line, column, message, raw). Returns the lines of the block and, when
+/// it ends inside a quoted CSV field, that record's line and offset.
 pub fn for_each_in_block(
     format: Format,
     json: &mut Option<JsonRecords>,
     block: &[u8],
     first_line: u64,
     mut f: impl FnMut(&Record<'_>),
-    mut bad: impl FnMut(u64, usize, String, &[u8]),
-) -> (u64, Option<u64>) {
+    mut bad: impl FnMut(u64, String, String, &[u8]),
+) -> (u64, Option<(u64, usize)>) {
     match format {
-        Format::Csv => for_each_record(block, first_line, f),
+        Format::Csv => scan_records(block, first_line, f),
         Format::Jsonl => {
             let json = json.as_mut().expect("json recordizer");
             // Flat objects of plain values are read in place (see `plain_json_fields`); the

@@ -8,8 +8,8 @@ use crate::{ident, meta, set_meta, StoreError, Tx};
 use abm_core::{Instant, Rules};
 use abm_io::csv::Record;
 use abm_io::load::{
-    parse_deal, parse_event, parse_trigger, scan_seq, AccountLayout, EventCols, IdIndex,
-    LoadOptions, Rejection, Rejects,
+    duplicate_deal, parse_deal, parse_event, parse_trigger, scan_seq, AccountLayout, EventCols,
+    IdIndex, LoadOptions, Rejection, Rejects,
 };
 use abm_io::source::Source;
 use abm_io::FileKind;
@@ -368,12 +368,8 @@ pub(crate) fn import(
             |src, rec| {
                 let d = parse_deal(src, rec, &index)?;
                 if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
-                    return Err(reject(
-                        src,
-                        rec,
-                        "deal_id",
-                        format!("duplicate deal_id {:?} (first at line {first})", d.deal_id),
-                    ));
+                    // The rule `segment` applies: the first occurrence wins.
+                    return Err(duplicate_deal(src, rec, &d.deal_id, first));
                 }
                 let p = &src.projection;
                 let product = field(src, rec, p.slots[8], "product")?;
