@@ -59,12 +59,31 @@ struct InputArgs {
     /// Stop with an error at the first bad row instead of writing it to rejected_rows.csv.
     #[arg(long)]
     strict: bool,
-    /// Worker threads (default: all cores; env ABM_THREADS).
-    #[arg(long, value_name = "N")]
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", env = "ABM_THREADS")]
     threads: Option<usize>,
 }
 
 impl InputArgs {
+    /// The load options these flags and the environment's I/O switches give.
+    fn load_options<'a>(
+        &self,
+        config: &'a Config,
+        progress: abm_io::load::Progress<'a>,
+    ) -> Result<LoadOptions<'a>> {
+        let mut opts = LoadOptions {
+            preset: self.preset,
+            strict: self.strict,
+            progress,
+            tuning: tuning_from_env()?,
+            ..LoadOptions::new(config)
+        };
+        if let Some(n) = self.threads {
+            opts.threads = n.max(1);
+        }
+        Ok(opts)
+    }
+
     fn paths(&self) -> InputPaths {
         InputPaths {
             accounts: self.accounts.clone(),
@@ -73,6 +92,36 @@ impl InputArgs {
             deals: self.deals.clone(),
         }
     }
+}
+
+/// A boolean switch from the environment: `1/true/yes/on` or `0/false/no/off` (any case);
+/// unset or empty is `None`; anything else is an error naming the variable.
+fn env_flag(name: &str) -> Result<Option<bool>> {
+    match std::env::var(name) {
+        Ok(v) => parse_flag(name, &v),
+        Err(_) => Ok(None),
+    }
+}
+
+fn parse_flag(name: &str, v: &str) -> Result<Option<bool>> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => bail!("{name}={v:?}: expected 1, true, yes, on or 0, false, no, off"),
+    }
+}
+
+/// The I/O switches from the environment (the library reads none itself): `ABM_NO_MMAP`,
+/// `ABM_READ_BLOCKS`, `ABM_DIRECT_IO`, `ABM_RECYCLE_OUTPUTS`.
+pub(crate) fn tuning_from_env() -> Result<abm_io::Tuning> {
+    let d = abm_io::Tuning::default();
+    Ok(abm_io::Tuning {
+        mmap: !env_flag("ABM_NO_MMAP")?.unwrap_or(!d.mmap),
+        read_blocks: env_flag("ABM_READ_BLOCKS")?.unwrap_or(d.read_blocks),
+        direct_io: env_flag("ABM_DIRECT_IO")?.unwrap_or(d.direct_io),
+        recycle_outputs: env_flag("ABM_RECYCLE_OUTPUTS")?.unwrap_or(d.recycle_outputs),
+    })
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
@@ -296,10 +345,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let as_of = Instant::parse(SAMPLE_AS_OF).expect("valid");
             let rules = Rules::compile(&config, as_of)?;
             let pb = progress::Bars::new(quiet);
-            let opts = LoadOptions {
-                progress: &|l, d, t| pb.update(l, d, t),
-                ..LoadOptions::new(&config)
-            };
+            let bar = |l: &str, d, t| pb.update(l, d, t);
+            let opts = InputArgs::default().load_options(&config, &bar)?;
             let paths = InputPaths::default().resolve(Some(&data))?;
             let report = segment(
                 &paths,
@@ -330,15 +377,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(cli.config.as_deref())?;
             let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
             let pb = progress::Bars::new(quiet);
-            let mut opts = LoadOptions {
-                preset: input.preset,
-                strict: input.strict,
-                progress: &|l, d, t| pb.update(l, d, t),
-                ..LoadOptions::new(&config)
-            };
-            if let Some(n) = input.threads {
-                opts.threads = n.max(1);
-            }
+            let bar = |l: &str, d, t| pb.update(l, d, t);
+            let opts = input.load_options(&config, &bar)?;
             let paths = input.paths().resolve(dir.as_deref())?;
             let report = segment(&paths, &rules, &opts, &out, formats, &|l, d, t| {
                 pb.update(l, d, t)
@@ -378,14 +418,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = load_config(cli.config.as_deref())?;
             let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
-            let mut opts = LoadOptions {
-                preset: input.preset,
-                strict: input.strict,
-                ..LoadOptions::new(&config)
-            };
-            if let Some(n) = input.threads {
-                opts.threads = n.max(1);
-            }
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
             let paths = input.paths().resolve(dir.as_deref())?;
             let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
             term::print_str(&text)?;
@@ -410,15 +443,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Rules::compile(&new_cfg, as_of)?,
                 );
                 let pb = progress::Bars::new(quiet);
-                let mut opts = LoadOptions {
-                    preset: input.preset,
-                    strict: input.strict,
-                    progress: &|l, d, t| pb.update(l, d, t),
-                    ..LoadOptions::new(&old_cfg)
-                };
-                if let Some(n) = input.threads {
-                    opts.threads = n.max(1);
-                }
+                let bar = |l: &str, d, t| pb.update(l, d, t);
+                let opts = input.load_options(&old_cfg, &bar)?;
                 let paths = input.paths().resolve(dir.as_deref())?;
                 let run = abm_io::whatif::whatif(&paths, &old, &new, &opts)?;
                 pb.finish();
@@ -434,7 +460,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             if let Some(out) = &out {
                 let inputs = [config_new.as_path()];
-                abm_io::whatif::write_whatif(out, &report, &inputs)?;
+                abm_io::whatif::write_whatif(out, &report, &inputs, &tuning_from_env()?)?;
             }
             if json {
                 let text = serde_json::to_string_pretty(&report)? + "\n";
@@ -686,4 +712,29 @@ fn first_active_focus(out: &Path) -> Option<String> {
         .find(|l| l.contains(",active_focus,"))
         .and_then(|l| l.split(',').next())
         .map(|s| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_flag;
+
+    /// Every switch is read the same way: `ABM_NO_MMAP=false` means "do map".
+    #[test]
+    fn switches_parse_alike() {
+        for (v, want) in [
+            ("1", Some(true)),
+            ("TRUE", Some(true)),
+            ("yes", Some(true)),
+            ("on", Some(true)),
+            ("0", Some(false)),
+            ("false", Some(false)),
+            ("No", Some(false)),
+            ("off", Some(false)),
+            ("", None),
+        ] {
+            assert_eq!(parse_flag("X", v).unwrap(), want, "{v:?}");
+        }
+        let e = parse_flag("ABM_NO_MMAP", "maybe").unwrap_err().to_string();
+        assert!(e.contains("ABM_NO_MMAP") && e.contains("maybe"), "{e}");
+    }
 }

@@ -3,7 +3,6 @@
 
 use crate::{load_config, now, parse_as_of, InputArgs};
 use abm_core::{Instant, Rules};
-use abm_io::load::LoadOptions;
 use abm_io::output::{self, AssignmentRow, Summary};
 use abm_io::outset::{OutputSet, SetKind};
 use abm_store::query::{CheckpointView, MovementView};
@@ -54,7 +53,7 @@ pub enum StateCommand {
         #[arg(long, value_parser = parse_as_of)]
         as_of: Option<Instant>,
         /// Worker threads (default: all cores).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", env = "ABM_THREADS")]
         threads: Option<usize>,
         /// Print the run report as JSON.
         #[arg(long)]
@@ -216,15 +215,8 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
         } => {
             let config = load_config(config)?;
             let pb = crate::progress::Bars::new(quiet);
-            let mut opts = LoadOptions {
-                preset: input.preset,
-                strict: input.strict,
-                progress: &|l, d, t| pb.update(l, d, t),
-                ..LoadOptions::new(&config)
-            };
-            if let Some(n) = input.threads {
-                opts.threads = n.max(1);
-            }
+            let bar = |l: &str, d, t| pb.update(l, d, t);
+            let opts = input.load_options(&config, &bar)?;
             let paths = input.paths().resolve(dir.as_deref())?;
             // Neither an input file nor the SQLite database may be overwritten.
             let mut protected = crate::input_files(&paths);
@@ -659,7 +651,7 @@ fn review(rc: ReviewCommand) -> Result<()> {
 
 fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut store = open_existing(db)?;
-    let mut set = OutputSet::begin(out, SetKind::Assignments, &[], output::recycling_enabled())
+    let mut set = OutputSet::begin(out, SetKind::Assignments, &[], &crate::tuning_from_env()?)
         .with_context(|| format!("writing into {}", out.display()))?;
     let mut csv = set
         .create_bulk("cluster_assignments.csv")

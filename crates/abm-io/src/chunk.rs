@@ -259,7 +259,7 @@ where
     // Blocks cut at line ends are copied into each worker's own buffer with `pread` (see
     // `MappedFile::read_at`), small enough to stay in the core's cache while it is scanned;
     // the cuts are found in a small window read the same way. The map is the fallback.
-    let reading = !quote_aware && map.can_read() && read_blocks();
+    let reading = !quote_aware && map.can_read();
     let block_size = match reading {
         true => block_size.min(READ_BLOCK),
         false => block_size,
@@ -362,26 +362,11 @@ const READ_BLOCK: usize = 1 << 20;
 /// Bytes read at a cut to find the line end before it.
 const CUT_WINDOW: usize = 4096;
 
-/// Whether mapped inputs cut at line ends are read in blocks (`ABM_READ_BLOCKS=0` says no:
-/// scan them in the map).
-fn read_blocks() -> bool {
-    !matches!(
-        std::env::var("ABM_READ_BLOCKS").as_deref(),
-        Ok("0") | Ok("false") | Ok("no") | Ok("off")
-    )
-}
-
-/// Workers to use: the machine's cores (`ABM_THREADS` overrides).
+/// Workers to use: the machine's cores.
 pub fn default_threads() -> usize {
-    std::env::var("ABM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[cfg(test)]

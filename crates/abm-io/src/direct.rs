@@ -11,7 +11,7 @@
 //! buffers, written whole by a thread of the writer's own (the caller fills the next buffer
 //! meanwhile); the unaligned tail is written after turning `O_DIRECT` off on the descriptor. Where the filesystem refuses direct I/O (tmpfs, some network and
 //! overlay filesystems) the writer falls back to ordinary buffered writes, silently and
-//! correctly. `ABM_DIRECT_IO=0` turns it off.
+//! correctly. `Tuning::direct_io` turns it off.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -20,14 +20,6 @@ use std::io::{self, Write};
 const ALIGN: usize = 4096;
 /// Bytes staged per write.
 const STAGE: usize = 4 << 20;
-
-/// Whether direct I/O may be tried (`ABM_DIRECT_IO=0` or `false` says no).
-pub fn enabled() -> bool {
-    !matches!(
-        std::env::var("ABM_DIRECT_IO").as_deref(),
-        Ok("0") | Ok("false") | Ok("no") | Ok("off")
-    )
-}
 
 /// A page-aligned buffer of [`STAGE`] bytes (over-allocated, used from `off`).
 struct Stage {

@@ -37,6 +37,34 @@ pub mod source;
 pub mod whatif;
 
 pub use columns::{FileKind, Preset};
+
+/// How inputs are read and outputs written: switches for the machine, never for the answers
+/// (every combination gives the same bytes). The library reads no environment variables; the
+/// `abm` command maps `ABM_NO_MMAP`, `ABM_READ_BLOCKS`, `ABM_DIRECT_IO` and `ABM_RECYCLE_OUTPUTS`
+/// onto this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Memory-map regular input files (else read them as streams).
+    pub mmap: bool,
+    /// Read a mapped input's line-cut blocks with `pread` into each worker's buffer (else scan
+    /// them in the map).
+    pub read_blocks: bool,
+    /// Write the bulk outputs with direct I/O where the filesystem allows it.
+    pub direct_io: bool,
+    /// Keep the previous output set as the spare the next run writes over (else delete it).
+    pub recycle_outputs: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            mmap: true,
+            read_blocks: true,
+            direct_io: true,
+            recycle_outputs: true,
+        }
+    }
+}
 pub use load::{Rejection, Rejects};
 
 #[derive(Debug, thiserror::Error)]

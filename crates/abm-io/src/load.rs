@@ -78,6 +78,8 @@ pub struct LoadOptions<'a> {
     pub progress: Progress<'a>,
     /// Bytes per block of parallel work (tests make it small to get many blocks).
     pub block_size: usize,
+    /// How inputs are read (mapping, blocks) and outputs written.
+    pub tuning: crate::Tuning,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -89,11 +91,15 @@ impl<'a> LoadOptions<'a> {
             strict: false,
             progress: &no_progress,
             block_size: DEFAULT_BLOCK,
+            tuning: crate::Tuning::default(),
         }
     }
 
     pub fn open(&self, path: &Path, kind: FileKind) -> Result<Source, IngestError> {
-        Source::open(path, kind, kind.mapping(&self.config.columns), self.preset)
+        Source::open(path, kind, kind.mapping(&self.config.columns), self.preset).map(|mut s| {
+            s.tuning = self.tuning;
+            s
+        })
     }
 }
 

@@ -188,13 +188,10 @@ unsafe impl Send for MappedFile {}
 unsafe impl Sync for MappedFile {}
 
 impl MappedFile {
-    /// Map `file` (its current length); `None` where mapping is unavailable or turned off.
+    /// Map `file` (its current length); `None` where mapping is unavailable.
     #[cfg(target_os = "linux")]
     pub fn open(file: &std::fs::File) -> Option<MappedFile> {
         use std::os::fd::AsRawFd;
-        if std::env::var_os("ABM_NO_MMAP").is_some_and(|v| v != "0") {
-            return None;
-        }
         let meta = file.metadata().ok()?;
         let len = usize::try_from(meta.len()).ok()?;
         if !meta.is_file() || len == 0 {

@@ -697,15 +697,6 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Whether bulk outputs keep the previous set as a spare to write over
-/// (`ABM_RECYCLE_OUTPUTS=0` or `false` says no).
-pub fn recycling_enabled() -> bool {
-    !matches!(
-        std::env::var("ABM_RECYCLE_OUTPUTS").as_deref(),
-        Ok("0") | Ok("false") | Ok("no") | Ok("off")
-    )
-}
-
 pub fn write_summary(path: &Path, s: &Summary) -> io::Result<()> {
     let mut f = AtomicFile::create(path)?;
     write_summary_to(&mut f.out, s)?;

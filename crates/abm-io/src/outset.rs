@@ -176,8 +176,9 @@ impl OutputSet {
         dir: &Path,
         kind: SetKind,
         inputs: &[&Path],
-        recycle: bool,
+        tuning: &crate::Tuning,
     ) -> io::Result<OutputSet> {
+        let recycle = tuning.recycle_outputs;
         fs::create_dir_all(dir)?;
         let mut ids = HashSet::new();
         for p in inputs {
@@ -303,7 +304,7 @@ impl OutputSet {
             created: Vec::new(),
             inputs: ids,
             recycle,
-            direct: crate::direct::enabled(),
+            direct: tuning.direct_io,
             committed: false,
             _lock: lock,
         })
@@ -494,7 +495,15 @@ mod tests {
     use std::io::Write;
 
     fn write_set(dir: &Path, files: &[(&str, &str)], recycle: bool) -> io::Result<()> {
-        let mut set = OutputSet::begin(dir, SetKind::Assignments, &[], recycle)?;
+        let mut set = OutputSet::begin(
+            dir,
+            SetKind::Assignments,
+            &[],
+            &crate::Tuning {
+                recycle_outputs: recycle,
+                ..Default::default()
+            },
+        )?;
         let mut outs = Vec::new();
         for (name, text) in files {
             let mut f = if name.ends_with(".json") {
@@ -576,7 +585,8 @@ mod tests {
         )
         .unwrap();
         {
-            let mut set = OutputSet::begin(out, SetKind::Assignments, &[], true).unwrap();
+            let mut set =
+                OutputSet::begin(out, SetKind::Assignments, &[], &Default::default()).unwrap();
             let mut f = set.create_bulk("cluster_assignments.csv").unwrap();
             f.write_all(b"new").unwrap();
             let mut g = set.create_bulk("cluster_assignments.jsonl").unwrap();
@@ -654,9 +664,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let input = tmp.path().join("cluster_assignments.csv");
         fs::write(&input, "an input").unwrap();
-        let e = OutputSet::begin(tmp.path(), SetKind::Assignments, &[&input], true)
-            .err()
-            .expect("refused");
+        let e = OutputSet::begin(
+            tmp.path(),
+            SetKind::Assignments,
+            &[&input],
+            &Default::default(),
+        )
+        .err()
+        .expect("refused");
         assert!(e.to_string().contains("which this command reads"), "{e}");
         assert_eq!(fs::read_to_string(&input).unwrap(), "an input");
     }

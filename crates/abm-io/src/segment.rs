@@ -317,6 +317,10 @@ pub struct SegmentReport {
     pub timings: Vec<Stage>,
     pub rejects: Rejects,
     pub out_dir: PathBuf,
+    /// The loaded inputs (a million accounts, their states, triggers and deals), kept so that
+    /// the caller decides when to free them: freeing takes ~10 ms of small frees and unmaps,
+    /// which a process about to exit can skip (`std::mem::forget`).
+    pub inputs: Box<dyn std::any::Any + Send>,
 }
 
 /// Run the stateless segmentation and write the outputs into `out_dir`.
@@ -338,13 +342,8 @@ pub fn segment(
         .chain(paths.deals.as_deref())
         .collect();
     // The run's outputs: written into a set of their own, made visible all at once at the end.
-    let mut set = OutputSet::begin(
-        out_dir,
-        SetKind::Assignments,
-        &inputs,
-        output::recycling_enabled(),
-    )
-    .map_err(io(out_dir))?;
+    let mut set = OutputSet::begin(out_dir, SetKind::Assignments, &inputs, &opts.tuning)
+        .map_err(io(out_dir))?;
     let loaded = load_all(paths, rules, None, false, opts)?;
     let mut timings = loaded.timings.clone();
     let t = Clock::now();
@@ -519,18 +518,13 @@ pub fn segment(
             source,
         })?;
     timings.push(Stage::since("commit outputs", t));
-    // Freeing the loaded inputs (a million accounts, their states, triggers and deals) takes
-    // ~10 ms of small frees and unmaps: done on a thread of its own, off the caller's path (a
-    // process that exits meanwhile skips it).
     let mut loaded = loaded;
     let rejects = std::mem::take(&mut loaded.rejects);
-    let _ = std::thread::Builder::new()
-        .name("abm-free".into())
-        .spawn(move || drop((loaded, order)));
     Ok(SegmentReport {
         summary,
         timings,
         rejects,
         out_dir: out_dir.to_path_buf(),
+        inputs: Box::new((loaded, order)),
     })
 }

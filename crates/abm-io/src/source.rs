@@ -49,6 +49,8 @@ pub struct Source {
     /// The file's lines end with a bare CR (classic Mac): it was read whole and its line
     /// ends turned into LF, so `reader` yields that text and the file is never mapped.
     pub cr_line_ends: bool,
+    /// How to read it (mapped or streamed, blocks read or scanned in the map).
+    pub tuning: crate::Tuning,
 }
 
 impl Source {
@@ -118,6 +120,7 @@ impl Source {
             data_offset: (start + consumed) as u64,
             reader,
             cr_line_ends,
+            tuning: crate::Tuning::default(),
         })
     }
 
@@ -128,9 +131,18 @@ impl Source {
         if self.cr_line_ends {
             return crate::chunk::Input::Stream(reader);
         }
+        let tuning = self.tuning;
         let mapped = File::open(&self.path)
             .ok()
-            .and_then(|f| crate::mem::MappedFile::open(&f).map(|m| m.with_file(f)))
+            .filter(|_| tuning.mmap)
+            .and_then(|f| {
+                // With the file kept, line-cut blocks are read with `pread`; without, scanned
+                // in the map.
+                crate::mem::MappedFile::open(&f).map(|m| match tuning.read_blocks {
+                    true => m.with_file(f),
+                    false => m,
+                })
+            })
             .filter(|m| m.bytes().len() as u64 == self.size && self.data_offset <= self.size);
         match mapped {
             Some(map) => crate::chunk::Input::Mapped {

@@ -147,12 +147,18 @@ fn round1(v: f64) -> f64 {
 }
 
 /// Write `whatif.json` and `whatif_accounts.csv` into `out_dir` as one set.
-pub fn write_whatif(out_dir: &Path, w: &WhatIf, inputs: &[&Path]) -> Result<(), IngestError> {
+pub fn write_whatif(
+    out_dir: &Path,
+    w: &WhatIf,
+    inputs: &[&Path],
+    tuning: &crate::Tuning,
+) -> Result<(), IngestError> {
     let io = |p: &Path| {
         let p = p.display().to_string();
         move |e| IngestError::Io { path: p, source: e }
     };
-    let mut set = OutputSet::begin(out_dir, SetKind::WhatIf, inputs, false).map_err(io(out_dir))?;
+    let mut set =
+        OutputSet::begin(out_dir, SetKind::WhatIf, inputs, tuning).map_err(io(out_dir))?;
     let p = out_dir.join("whatif.json");
     let mut json = set.create("whatif.json").map_err(io(&p))?;
     serde_json::to_writer_pretty(&mut json, w)
