@@ -204,7 +204,7 @@ pub enum TxMode {
 }
 
 /// One open connection. Object-safe so the logic holds `&mut dyn Conn`.
-pub trait Conn {
+pub trait Conn: Send {
     fn backend(&self) -> Backend;
     fn begin(&mut self, mode: TxMode) -> Result<(), StoreError>;
     fn commit(&mut self) -> Result<(), StoreError>;

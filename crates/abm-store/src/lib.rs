@@ -30,6 +30,7 @@
 pub mod db;
 pub mod import;
 mod migrate;
+pub mod pool;
 pub mod postgres;
 pub mod query;
 pub mod review;
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use import::{ImportInputs, ImportReport};
+pub use pool::{PooledStore, StorePool};
 pub use run::{RunOptions, RunOutcome, RunReport};
 
 /// The default database when neither `--database` nor `ABM_DATABASE_URL` says otherwise.

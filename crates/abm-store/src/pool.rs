@@ -1,0 +1,115 @@
+//! A store a server can share: [`StorePool`] is `Send + Sync` and hands out [`Store`]s (one
+//! connection each), so readers run side by side while a writer works. SQLite in WAL mode lets
+//! readers see the last committed state while one writer holds its lock; PostgreSQL runs them
+//! as separate sessions. Writers still take turns (`BEGIN IMMEDIATE` / the advisory lock), as
+//! with separate processes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{Store, StoreError, DEFAULT_LOCK_TIMEOUT};
+
+/// A pool of connections to one store; clone the `Arc` to share it across threads.
+pub struct StorePool {
+    url: String,
+    lock_timeout: Duration,
+    /// Idle connections, at most `max_idle` kept.
+    idle: Mutex<Vec<Store>>,
+    max_idle: usize,
+}
+
+/// A connection checked out of a [`StorePool`]; it goes back when dropped.
+pub struct PooledStore {
+    store: Option<Store>,
+    pool: Arc<StorePool>,
+}
+
+impl StorePool {
+    /// Open the store (creating and migrating it as [`Store::open`] does) and keep up to
+    /// `max_idle` idle connections for reuse.
+    pub fn open(url: &str, max_idle: usize) -> Result<Arc<StorePool>, StoreError> {
+        let first = Store::open_with(url, DEFAULT_LOCK_TIMEOUT, true)?;
+        Ok(Arc::new(StorePool {
+            url: url.to_string(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            idle: Mutex::new(vec![first]),
+            max_idle: max_idle.max(1),
+        }))
+    }
+
+    /// A connection: an idle one, or a new one (migrations already ran: opening is cheap).
+    pub fn get(self: &Arc<Self>) -> Result<PooledStore, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match idle {
+            Some(s) => s,
+            None => Store::open_with(&self.url, self.lock_timeout, false)?,
+        };
+        Ok(PooledStore {
+            store: Some(store),
+            pool: Arc::clone(self),
+        })
+    }
+
+    /// Idle connections held now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl std::ops::Deref for PooledStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store.as_ref().expect("checked out")
+    }
+}
+
+impl std::ops::DerefMut for PooledStore {
+    fn deref_mut(&mut self) -> &mut Store {
+        self.store.as_mut().expect("checked out")
+    }
+}
+
+impl Drop for PooledStore {
+    fn drop(&mut self) {
+        if let Some(s) = self.store.take() {
+            let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < self.pool.max_idle {
+                idle.push(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn the_pool_is_shareable_and_a_store_crosses_threads() {
+        assert_send_sync::<StorePool>();
+        assert_send_sync::<Arc<StorePool>>();
+        assert_send::<Store>();
+        assert_send::<PooledStore>();
+    }
+
+    #[test]
+    fn connections_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("abm.db").display().to_string();
+        let pool = StorePool::open(&url, 2).unwrap();
+        {
+            let (mut a, mut b, mut c) = (
+                pool.get().unwrap(),
+                pool.get().unwrap(),
+                pool.get().unwrap(),
+            );
+            for s in [&mut a, &mut b, &mut c] {
+                assert!(s.schema_version().unwrap() >= 1);
+            }
+        }
+        assert_eq!(pool.idle(), 2, "at most max_idle kept");
+    }
+}
