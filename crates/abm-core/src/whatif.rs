@@ -31,6 +31,33 @@ pub struct AccountChange {
     pub reasons: Vec<String>,
 }
 
+impl AccountChange {
+    /// One account's change from `old` to `new` (its assessments under the two configs), moving
+    /// `from` → `to` (the assessments' clusters, or on the store the effective cluster and the
+    /// next run's), with `because` from [`because`].
+    pub fn new(
+        account_id: &str,
+        (old, new): (&Assessment, &Assessment),
+        (from, to): (Cluster, Cluster),
+        (because, reasons): (String, Vec<String>),
+        needs_review: Option<bool>,
+    ) -> AccountChange {
+        let round1 = |v: f64| (v * 10.0).round() / 10.0;
+        AccountChange {
+            account_id: account_id.to_string(),
+            from,
+            to,
+            tier_from: old.score.tier,
+            tier_to: new.score.tier,
+            score_from: round1(old.score.score),
+            score_to: round1(new.score.score),
+            because,
+            needs_review,
+            reasons,
+        }
+    }
+}
+
 /// Capacity status of each cluster before and after.
 #[derive(Debug, Clone, Serialize)]
 pub struct CapacityChange {

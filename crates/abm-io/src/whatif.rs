@@ -105,18 +105,13 @@ pub fn whatif(
                                 new_model.points_into(&account, &mut pb);
                                 let (text, reasons) =
                                     because((&old.config, &new.config), (&a, &b), (&pa, &pb));
-                                AccountChange {
-                                    account_id: account.id().to_string(),
-                                    from: a.cluster,
-                                    to: b.cluster,
-                                    tier_from: a.score.tier,
-                                    tier_to: b.score.tier,
-                                    score_from: round1(a.score.score),
-                                    score_to: round1(b.score.score),
-                                    because: text,
-                                    needs_review: None,
-                                    reasons,
-                                }
+                                AccountChange::new(
+                                    account.id(),
+                                    (&a, &b),
+                                    pair,
+                                    (text, reasons),
+                                    None,
+                                )
                             });
                         }
                     }
@@ -140,10 +135,6 @@ pub fn whatif(
         folded_twice: !same_loading(old, new),
         rejected_rows,
     })
-}
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
 }
 
 /// Write `whatif.json` and `whatif_accounts.csv` into `out_dir` as one set.

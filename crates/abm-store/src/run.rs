@@ -973,18 +973,13 @@ pub(crate) fn preview(
                                         with_old.label()
                                     ));
                                 }
-                                AccountChange {
-                                    account_id: account.id().to_string(),
-                                    from,
-                                    to,
-                                    tier_from: a.score.tier,
-                                    tier_to: bb.score.tier,
-                                    score_from: (a.score.score * 10.0).round() / 10.0,
-                                    score_to: (bb.score.score * 10.0).round() / 10.0,
-                                    because: text,
-                                    needs_review: Some(needs_review),
-                                    reasons,
-                                }
+                                AccountChange::new(
+                                    account.id(),
+                                    (&a, &bb),
+                                    (from, to),
+                                    (text, reasons),
+                                    Some(needs_review),
+                                )
                             });
                         }
                     }
