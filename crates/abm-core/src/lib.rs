@@ -28,6 +28,8 @@ pub mod rules;
 pub mod scoring;
 pub mod summary;
 pub mod time;
+#[cfg(test)]
+mod time_proptests;
 pub mod whatif;
 
 pub use account::{AccountIdx, AccountRef, AccountSchema, AccountTable, Firmographics};

@@ -36,6 +36,9 @@ pub mod segment;
 pub mod source;
 pub mod whatif;
 
+#[cfg(test)]
+mod proptests;
+
 pub use columns::{FileKind, Preset};
 
 /// How inputs are read and outputs written: switches for the machine, never for the answers
