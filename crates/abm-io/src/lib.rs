@@ -109,3 +109,22 @@ pub enum IngestError {
     #[error("{0}")]
     Config(String),
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The JSON Lines template reader on one line: the values' bytes when it accepts the line.
+    pub fn json_template_fields<'a>(header: &[String], line: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+        let t = crate::source::JsonTemplate::new(header)?;
+        let mut bounds = [(0u32, 0u32); crate::source::MAX_FAST_COLS];
+        if !t.fields(line, 0, &mut bounds) {
+            return None;
+        }
+        Some(
+            bounds[..header.len()]
+                .iter()
+                .map(|&(s, e)| &line[s as usize..e as usize])
+                .collect(),
+        )
+    }
+}

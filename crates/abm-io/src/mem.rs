@@ -316,7 +316,14 @@ pub fn resident() -> Option<(u64, u64)> {
     Some((kb("RssAnon:")?, kb("VmHWM:")?))
 }
 
+/// CPU seconds this process has used so far (user, system): not measured on this system.
+#[cfg(not(unix))]
+pub fn cpu_seconds() -> (f64, f64) {
+    (0.0, 0.0)
+}
+
 /// CPU seconds this process has used so far (user, system).
+#[cfg(unix)]
 pub fn cpu_seconds() -> (f64, f64) {
     // SAFETY: getrusage only writes the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
