@@ -36,6 +36,7 @@ pub mod query;
 pub mod review;
 pub mod run;
 pub mod sqlite;
+pub mod tls;
 
 use abm_core::Instant;
 use db::{Backend, Conn, TxMode};

@@ -133,7 +133,24 @@ fn pg_err(e: postgres::Error) -> StoreError {
 
 impl Postgres {
     pub fn open(url: &str, lock_timeout: Duration) -> Result<Postgres, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+        let (driver_url, mode, root) = crate::tls::split_url(url)?;
+        let opened = match mode {
+            crate::tls::SslMode::Disable => Client::connect(&driver_url, NoTls),
+            _ => {
+                let config =
+                    crate::tls::client_config(mode, root.as_deref()).map_err(|reason| {
+                        StoreError::Open {
+                            url: crate::redact(url),
+                            reason,
+                        }
+                    })?;
+                Client::connect(
+                    &driver_url,
+                    tokio_postgres_rustls::MakeRustlsConnect::new(config),
+                )
+            }
+        };
+        let client = opened.map_err(|e| StoreError::Open {
             url: crate::redact(url),
             reason: reason(&e),
         })?;
