@@ -5,7 +5,7 @@ use abm_core::Config;
 
 const COMMENTS: &[(&str, &str)] = &[
     ("[icp.tiers]", "# ICP tiers: score thresholds (score = points earned / points possible × 100).\n# A ≥ a, B ≥ b, C ≥ c, D ≥ d, else E. An input icp_tier / icp_score wins over these."),
-    ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# A missing field earns 0 and is listed as missing in the explanation."),
+    ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# Graded: kind = \"in\" with points per value instead of values, e.g.\n# points = { paid_search = 10, organic = 8, email = 2 } (possible points = the largest).\n# An empty field follows [icp] missing and is listed as missing in the explanation."),
     ("[engagement]", "# Engagement level (SPEC §4.2). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
@@ -19,6 +19,13 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
 ];
 
+const ICP_SECTION: &str =
+    "# A field present in the input but empty for one account: missing = \"neutral\" leaves the\n\
+# criterion out of that account's points possible, \"zero\" makes it earn 0. A criterion over a\n\
+# field that no input provides is left out for every account (cluster_summary.json names it\n\
+# in criteria_without_data).\n\
+[icp]\nmissing = \"neutral\"\n\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -28,6 +35,11 @@ pub fn commented_default() -> String {
     let mut seen = std::collections::HashSet::new();
     for line in body.lines() {
         let t = line.trim();
+        // Keys left out of the serialized defaults (so that existing configs keep their hash)
+        // are written out here, with their default.
+        if t == "[icp.tiers]" && !body.contains("[icp]") {
+            out.push_str(ICP_SECTION);
+        }
         if let Some((_, c)) = COMMENTS.iter().find(|(h, _)| *h == t) {
             if seen.insert(t.to_string()) {
                 if !out.ends_with("\n\n") {
@@ -56,5 +68,6 @@ mod tests {
         assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
         assert!(text.contains("# Entry rules, first match wins"));
         assert!(text.contains("window_days = 90"));
+        assert!(text.contains("[icp]\nmissing = \"neutral\""), "{text}");
     }
 }

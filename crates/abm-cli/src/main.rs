@@ -513,6 +513,15 @@ fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> R
     )?;
     row("Monitor Only", s.monitor_only_count, None)?;
     outln!("  {:<16} {:>9}", "accounts", s.accounts)?;
+    for n in &s.notes {
+        outln!("  note: {n}")?;
+    }
+    if !s.criteria_without_data.is_empty() {
+        outln!(
+            "  criteria without data (left out of the points possible): {}",
+            s.criteria_without_data.join(", ")
+        )?;
+    }
     for w in &s.capacity.warnings {
         outln!("  warning: {w}")?;
     }

@@ -775,6 +775,8 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             })
             .collect(),
         events_after_as_of: info.events_after_as_of as u64,
+        criteria_without_data: Vec::new(),
+        notes: Vec::new(),
     };
     let mut summary_file = set.create("cluster_summary.json")?;
     output::write_summary_to(&mut summary_file, &summary)?;

@@ -46,8 +46,30 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IcpConfig {
+    /// What a criterion earns when its field is present in the input but empty for one
+    /// account: `neutral` (default: left out of that account's points possible) or `zero`.
+    /// A criterion whose field no input provides is left out for every account either way.
+    #[serde(skip_serializing_if = "MissingRule::is_default")]
+    pub missing: MissingRule,
     pub tiers: TierThresholds,
     pub criteria: Vec<Criterion>,
+}
+
+/// `[icp] missing`: how an empty field scores (SPEC §4.1).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRule {
+    /// Left out of the account's points possible (the score is over what is known).
+    #[default]
+    Neutral,
+    /// Earns 0 of its points.
+    Zero,
+}
+
+impl MissingRule {
+    pub fn is_default(&self) -> bool {
+        *self == MissingRule::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,11 +113,14 @@ impl TierThresholds {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Criterion {
-    /// The field (case-insensitive) is one of `values`.
+    /// The field (case-insensitive) is one of `values` and earns `points`; or, graded, one of
+    /// the keys of `points = { paid_search = 10, organic = 8 }` and earns that value's points
+    /// (then without `values`).
     In {
         field: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         values: Vec<String>,
-        points: f64,
+        points: Points,
     },
     /// The field equals `value` (case-insensitive).
     Equals {
@@ -121,6 +146,31 @@ pub enum Criterion {
     },
 }
 
+/// An `in` criterion's points: one number for every listed value, or points per value
+/// (graded; matched case-insensitively, the criterion's possible points are the largest).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Points {
+    Flat(f64),
+    PerValue(BTreeMap<String, f64>),
+}
+
+impl Points {
+    /// The most an account can earn.
+    pub fn max(&self) -> f64 {
+        match self {
+            Points::Flat(p) => *p,
+            Points::PerValue(m) => m.values().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+impl From<f64> for Points {
+    fn from(p: f64) -> Points {
+        Points::Flat(p)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Band {
@@ -142,8 +192,8 @@ impl Criterion {
 
     pub fn possible(&self) -> f64 {
         match self {
-            Criterion::In { points, .. }
-            | Criterion::Equals { points, .. }
+            Criterion::In { points, .. } => points.max(),
+            Criterion::Equals { points, .. }
             | Criterion::Range { points, .. }
             | Criterion::Contains { points, .. } => *points,
             Criterion::Bands { bands, .. } => bands.iter().map(|b| b.points).fold(0.0, f64::max),
@@ -158,6 +208,7 @@ fn strings(xs: &[&str]) -> Vec<String> {
 impl Default for IcpConfig {
     fn default() -> Self {
         IcpConfig {
+            missing: MissingRule::default(),
             tiers: TierThresholds::default(),
             criteria: vec![
                 Criterion::In {
@@ -172,7 +223,7 @@ impl Default for IcpConfig {
                         "technology",
                         "financials",
                     ]),
-                    points: 30.0,
+                    points: Points::Flat(30.0),
                 },
                 Criterion::Bands {
                     field: "employees".into(),
@@ -234,7 +285,7 @@ impl Default for IcpConfig {
                         "AU",
                         "Australia",
                     ]),
-                    points: 15.0,
+                    points: Points::Flat(15.0),
                 },
                 Criterion::Contains {
                     field: "tech_stack".into(),
@@ -691,11 +742,20 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         Num,
         OptNum,
         Bands,
+        OptStrs,
+        /// A number, or a table of numbers (points per value).
+        Graded,
     }
     fn check(key: &str, v: &Value, ty: Ty) -> Option<ConfigError> {
         let ok = match ty {
             Ty::Str => v.is_str(),
-            Ty::Strs => v.as_array().is_some_and(|a| a.iter().all(Value::is_str)),
+            Ty::Strs | Ty::OptStrs => v.as_array().is_some_and(|a| a.iter().all(Value::is_str)),
+            Ty::Graded => {
+                v.is_integer()
+                    || v.is_float()
+                    || v.as_table()
+                        .is_some_and(|t| t.values().all(|x| x.is_integer() || x.is_float()))
+            }
             Ty::Num | Ty::OptNum => v.is_integer() || v.is_float(),
             Ty::Bands => {
                 let Some(bands) = v.as_array() else {
@@ -720,7 +780,8 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         };
         let want = match ty {
             Ty::Str => "a string",
-            Ty::Strs => "an array of strings",
+            Ty::Strs | Ty::OptStrs => "an array of strings",
+            Ty::Graded => "a number or a table of value = points",
             Ty::Num | Ty::OptNum => "a number",
             Ty::Bands => "an array of bands",
         };
@@ -744,7 +805,7 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         }
         fields
             .iter()
-            .find(|(f, ty)| !matches!(ty, Ty::OptNum) && !t.contains_key(*f))
+            .find(|(f, ty)| !matches!(ty, Ty::OptNum | Ty::OptStrs) && !t.contains_key(*f))
             .map(|(f, _)| invalid(format!("{key}.{f}"), "missing"))
     }
     let root: toml::Table = text.parse().ok()?;
@@ -772,7 +833,12 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
             }
         };
         let fields: &[(&str, Ty)] = match kind {
-            "in" | "contains" => &[
+            "in" => &[
+                ("field", Ty::Str),
+                ("values", Ty::OptStrs),
+                ("points", Ty::Graded),
+            ],
+            "contains" => &[
                 ("field", Ty::Str),
                 ("values", Ty::Strs),
                 ("points", Ty::Num),

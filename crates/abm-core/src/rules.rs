@@ -447,6 +447,25 @@ impl Rules {
                 return Err(invalid(format!("icp.criteria[{i}].field"), "empty field"));
             }
             match c {
+                Criterion::In {
+                    values,
+                    points: crate::config::Points::PerValue(map),
+                    ..
+                } => {
+                    if !values.is_empty() {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}].values"),
+                            "give either `values` with `points = N`, or `points = { value = N, … }` \
+                             without `values`",
+                        ));
+                    }
+                    if let Some((k, _)) = map.iter().find(|(_, p)| **p < 0.0 || p.is_nan()) {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}].points.{k}"),
+                            "must be zero or more",
+                        ));
+                    }
+                }
                 Criterion::Range { min, max, .. } => match (min, max) {
                     (None, None) => {
                         return Err(invalid(

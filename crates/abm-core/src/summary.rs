@@ -92,9 +92,71 @@ pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> Capacity
     }
 }
 
+/// Why a run's outcome is degenerate (every account in one cluster), in words, for the
+/// summary: e.g. "every account is in Monitor Only: no score above 45; criteria without data:
+/// employees, annual_revenue". `max_score` is the highest score computed from the criteria
+/// (`None` when every score came from the input). Empty when nothing needs saying.
+pub fn outcome_notes(
+    counts: &ClusterCounts,
+    max_score: Option<f64>,
+    without_data: &[String],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let total = counts.total();
+    if total == 0 {
+        return notes;
+    }
+    if let Some(c) = Cluster::ALL.into_iter().find(|c| counts.get(*c) == total) {
+        let mut why = Vec::new();
+        if c == Cluster::MonitorOnly {
+            if let Some(m) = max_score {
+                why.push(format!(
+                    "no score above {}",
+                    crate::scoring::format_score(m)
+                ));
+            }
+        }
+        if !without_data.is_empty() {
+            why.push(format!(
+                "criteria without data: {}",
+                without_data.join(", ")
+            ));
+        }
+        let who = if total == 1 {
+            "the only account is"
+        } else {
+            "every account is"
+        };
+        if why.is_empty() {
+            notes.push(format!("{who} in {}", c.label()));
+        } else {
+            notes.push(format!("{who} in {}: {}", c.label(), why.join("; ")));
+        }
+    }
+    notes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn degenerate_outcomes_are_explained() {
+        let mut c = ClusterCounts::default();
+        for _ in 0..3 {
+            c.add(Cluster::MonitorOnly);
+        }
+        let nd = vec!["employees".to_string(), "annual_revenue".to_string()];
+        assert_eq!(
+            outcome_notes(&c, Some(45.0), &nd),
+            vec![
+                "every account is in Monitor Only: no score above 45; criteria without data: \
+                 employees, annual_revenue"
+            ]
+        );
+        c.add(Cluster::ClusterIcp);
+        assert!(outcome_notes(&c, Some(90.0), &nd).is_empty());
+    }
 
     #[test]
     fn over_and_under() {

@@ -7,7 +7,7 @@ use crate::IngestError;
 use abm_core::assess::{self, assess};
 use abm_core::engagement::{DealStatus, EngagementState, LevelBasis, Verdict};
 use abm_core::rules::TriggerCond;
-use abm_core::scoring::{format_score, Source};
+use abm_core::scoring::{format_score, CriterionStatus, Source};
 use abm_core::{Cluster, Instant, Rules, ScoringModel};
 use std::fmt::Write;
 
@@ -126,20 +126,46 @@ pub fn explain(
         }
     );
     for c in &sc.criteria {
+        let (earned, value) = match c.status {
+            CriterionStatus::Scored => {
+                (format_score(c.earned), c.value.clone().unwrap_or_default())
+            }
+            CriterionStatus::MissingZero => (
+                "0".to_string(),
+                "(missing: earns 0, icp.missing = \"zero\")".to_string(),
+            ),
+            CriterionStatus::MissingNeutral => (
+                "–".to_string(),
+                "(missing: left out of this account's points possible)".to_string(),
+            ),
+            CriterionStatus::NoData => (
+                "–".to_string(),
+                "(no data: no input has this field; left out for every account)".to_string(),
+            ),
+        };
         let _ = writeln!(
             s,
             "    {:>5}/{:<5} {} = {}   ({})",
-            format_score(c.earned),
-            format_score(c.possible),
+            earned,
+            format_score(c.points),
             c.field,
-            c.value.as_deref().unwrap_or("(missing)"),
+            value,
             c.test
+        );
+    }
+    let without = model.without_data();
+    if !without.is_empty() {
+        let _ = writeln!(
+            s,
+            "  criteria without data (no input has the field; left out of the points possible \
+             for every account): {}",
+            without.join(", ")
         );
     }
     if !sc.missing.is_empty() {
         let _ = writeln!(
             s,
-            "  missing (enrich to improve the score): {}",
+            "  missing for this account (enrich to improve the score): {}",
             sc.missing.join(", ")
         );
     }
