@@ -11,8 +11,12 @@ use abm_core::scoring::{format_score, CriterionStatus, Source};
 use abm_core::{Cluster, Instant, Rules, ScoringModel};
 use std::fmt::Write;
 
-/// How many events `explain` lists (newest first); the rest are summarized.
-pub const MAX_EVENTS_LISTED: usize = 40;
+/// How many events `explain` lists per group of ignored events (newest first); counted events
+/// are all listed, first.
+pub const MAX_IGNORED_LISTED: usize = 10;
+
+/// One event of the account: line, instant, type, contact, what happened to it.
+type EventRow = (u64, Instant, String, String, Verdict);
 
 pub fn explain(
     account_id: &str,
@@ -38,7 +42,7 @@ pub fn explain(
     let a = assess(rules, &model, &account, &facts, true);
 
     // This account's events, with what happened to each.
-    let mut events: Vec<(u64, Instant, String, String, Verdict)> = Vec::new();
+    let mut events: Vec<EventRow> = Vec::new();
     if let Some(p) = &paths.engagement {
         let src = opts.open(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
@@ -201,7 +205,9 @@ pub fn explain(
         events.len(),
         counted
     );
-    for (line, at, ty, contact, v) in events.iter().take(MAX_EVENTS_LISTED) {
+    // Counted evidence first, all of it; then what was ignored and why, grouped and capped.
+    let row = |s: &mut String,
+               (line, at, ty, contact, v): &(u64, Instant, String, String, Verdict)| {
         let verdict = match v {
             Verdict::Counted(l) => format!("counted ({l})"),
             other => other.describe().to_string(),
@@ -212,16 +218,40 @@ pub fn explain(
             line,
             at,
             ty,
-            if contact.is_empty() { "-" } else { contact },
+            if contact.is_empty() {
+                "-"
+            } else {
+                contact.as_str()
+            },
             verdict
         );
+    };
+    for ev in events.iter().filter(|x| matches!(x.4, Verdict::Counted(_))) {
+        row(&mut s, ev);
     }
-    if events.len() > MAX_EVENTS_LISTED {
-        let _ = writeln!(
-            s,
-            "    … {} older events not listed",
-            events.len() - MAX_EVENTS_LISTED
-        );
+    let mut groups: Vec<(&'static str, Vec<&EventRow>)> = Vec::new();
+    for ev in events
+        .iter()
+        .filter(|x| !matches!(x.4, Verdict::Counted(_)))
+    {
+        let why = ev.4.describe();
+        match groups.iter_mut().find(|g| g.0 == why) {
+            Some(g) => g.1.push(ev),
+            None => groups.push((why, vec![ev])),
+        }
+    }
+    for (why, evs) in &groups {
+        let _ = writeln!(s, "  not counted: {} {why}", evs.len());
+        for ev in evs.iter().take(MAX_IGNORED_LISTED) {
+            row(&mut s, ev);
+        }
+        if evs.len() > MAX_IGNORED_LISTED {
+            let _ = writeln!(
+                s,
+                "    … {} more not listed",
+                evs.len() - MAX_IGNORED_LISTED
+            );
+        }
     }
     if facts.deals.is_empty() {
         let _ = writeln!(s, "  deals: none");
@@ -232,22 +262,44 @@ pub fn explain(
                 DealStatus::Active => "active (High engagement)".to_string(),
                 DealStatus::Stalled => format!(
                     "stalled: no stage change for {} days (≥ {})",
-                    rules.as_of.days_since(d.last_change()),
+                    rules.as_of.days_since(d.last_change_at(rules.as_of)),
                     e.stalled_after_days
                 ),
                 DealStatus::NotYetCreated => "created after as_of, ignored".into(),
-                DealStatus::Closed => "closed".into(),
+                DealStatus::Closed => match d.closed_at {
+                    Some(c) => format!("{} {}", d.outcome.as_str(), c.date_string()),
+                    None => d.outcome.as_str().to_string(),
+                },
                 DealStatus::BeforeFloor => "before the last demotion".into(),
             };
+            let mut later = String::new();
+            if d.created_at <= rules.as_of {
+                if d.outcome_at(rules.as_of) != d.outcome {
+                    let _ = write!(
+                        later,
+                        "; {} {} after as_of (open then)",
+                        d.outcome.as_str(),
+                        d.closed_at.map(|c| c.date_string()).unwrap_or_default()
+                    );
+                }
+                if let Some(t) = d.last_stage_change_at.filter(|t| *t > rules.as_of) {
+                    let _ = write!(
+                        later,
+                        "; stage change {} after as_of, not read",
+                        t.date_string()
+                    );
+                }
+            }
             let _ = writeln!(
                 s,
-                "    {} {} {} created {} last change {} → {}",
+                "    {} {} {} created {} last change {} → {}{}",
                 d.deal_id,
-                d.stage,
-                d.outcome.as_str(),
+                d.stage_at(rules.as_of),
+                d.outcome_at(rules.as_of).as_str(),
                 d.created_at.date_string(),
-                d.last_change().date_string(),
-                status
+                d.last_change_at(rules.as_of).date_string(),
+                status,
+                later
             );
         }
     }
@@ -270,7 +322,9 @@ pub fn explain(
             t.at,
             rules.trigger_name(t.code),
             t.headline,
-            if t.counts(rules, Instant::MIN) {
+            if t.at > rules.as_of {
+                "after as_of, ignored"
+            } else if t.counts(rules, Instant::MIN) {
                 "counted"
             } else {
                 "outside the window"

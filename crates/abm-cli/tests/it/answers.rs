@@ -4,7 +4,7 @@ use super::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-fn segment_dir(d: &Path, as_of: &str, extra: &[&str]) -> (PathBuf, Output) {
+pub fn segment_dir(d: &Path, as_of: &str, extra: &[&str]) -> (PathBuf, Output) {
     let out = d.join("out");
     let o = run_ok(
         abm()
@@ -22,7 +22,7 @@ fn summary(out: &Path) -> Value {
 }
 
 /// Column `name` of every row, keyed by account id.
-fn column(out: &Path, name: &str) -> BTreeMap<String, String> {
+pub fn column(out: &Path, name: &str) -> BTreeMap<String, String> {
     let (h, rows) = read_csv(&out.join("cluster_assignments.csv"));
     let i = h.iter().position(|c| c == name).unwrap();
     rows.into_iter()
@@ -171,4 +171,138 @@ fn missing_zero_and_the_explanation_of_missing_fields() {
     // fintech 30 of 45 (country empty: 0 of 15) = 66.7 → B.
     assert_eq!(column(&out, "icp_score")["T03"], "66.7");
     assert_eq!(column(&out, "tier")["T03"], "B");
+}
+
+/// A final export (as of 2026-06-01) of a small timeline, and what the export of each earlier
+/// day looked like (the "live" export: only what had happened by then; deals closed later
+/// were open, in their last open stage, with no stage change since creation).
+pub mod timeline {
+    use super::*;
+
+    pub const DATES: &[&str] = &["2026-02-15", "2026-03-20", "2026-04-20", "2026-05-01"];
+    pub const IDS: &[&str] = &["A1", "A2", "A3", "A4"];
+    const ACCOUNTS: &str = "account_id,name,industry,icp_score,icp_tier
+A1,One,software,90,A
+A2,Two,software,70,B
+A3,Three,software,55,C
+A4,Four,software,75,B
+";
+    const EVENTS: &[&str] = &[
+        "A2,2026-03-10,meeting,c1",
+        "A2,2026-04-20,email_reply,c2",
+        "A3,2026-02-01,website_visit,c9",
+        "A1,2026-05-20,demo,c3",
+    ];
+    const TRIGGERS: &[&str] = &["A3,2026-04-15,funding_round,news,A3 raises"];
+    /// deal_id, account, stage (final), created, closed (final), outcome (final).
+    const DEALS: &[(&str, &str, &str, &str, &str, &str)] = &[
+        // The issue's one-deal case: open at as_of 2026-03-20, lost later.
+        (
+            "D1",
+            "A1",
+            "closed_lost",
+            "2026-03-01",
+            "2026-04-10",
+            "lost",
+        ),
+        ("D2", "A4", "closed_won", "2026-01-10", "2026-03-25", "won"),
+        ("D3", "A3", "discovery", "2026-04-01", "", "open"),
+    ];
+
+    fn write_set(dir: &Path, as_of: Option<&str>) {
+        std::fs::create_dir_all(dir).unwrap();
+        write(dir, "accounts.csv", ACCOUNTS);
+        let by = |d: &str| as_of.is_none_or(|a| d <= a);
+        let mut ev = String::from("account_id,occurred_at,type,contact_id\n");
+        for e in EVENTS.iter().filter(|e| by(e.split(',').nth(1).unwrap())) {
+            ev.push_str(e);
+            ev.push('\n');
+        }
+        write(dir, "engagement.csv", &ev);
+        let mut tr = String::from("account_id,occurred_at,type,source,headline\n");
+        for t in TRIGGERS.iter().filter(|t| by(t.split(',').nth(1).unwrap())) {
+            tr.push_str(t);
+            tr.push('\n');
+        }
+        write(dir, "triggers.csv", &tr);
+        let mut dl = String::from(
+            "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome\n",
+        );
+        for (id, acc, stage, created, closed, outcome) in DEALS {
+            if !by(created) {
+                continue;
+            }
+            let line = if !closed.is_empty() && by(closed) {
+                format!("{id},{acc},{stage},1000,{created},{closed},{closed},{outcome}\n")
+            } else {
+                // Open on the day of this export: its last (open) stage, no change since.
+                format!("{id},{acc},proposal,1000,{created},,{created},open\n")
+            };
+            dl.push_str(&line);
+        }
+        write(dir, "deals.csv", &dl);
+    }
+
+    /// The final export, in `dir`.
+    pub fn final_export(dir: &Path) {
+        write_set(dir, None)
+    }
+
+    /// The export as it was on `as_of`, in `dir`.
+    pub fn live_export(dir: &Path, as_of: &str) {
+        write_set(dir, Some(as_of))
+    }
+}
+
+/// Issue 13, "deals are read as of today, not as of --as-of": replaying a timeline from one
+/// final export gives, at each date, the clusters that the export of that date gave.
+#[test]
+fn segment_replayed_from_the_final_export_agrees_with_live_exports() {
+    let d = tempfile::tempdir().unwrap();
+    let fin = d.path().join("final");
+    timeline::final_export(&fin);
+    let cols = [
+        "tier",
+        "engagement_level",
+        "has_triggers",
+        "cluster",
+        "promotion_triggers",
+        "program_type",
+    ];
+    for as_of in timeline::DATES {
+        let live = d.path().join(format!("live-{as_of}"));
+        timeline::live_export(&live, as_of);
+        let (a, _) = segment_dir(&fin, as_of, &[]);
+        let replay: Vec<_> = cols.iter().map(|c| column(&a, c)).collect();
+        let (b, _) = segment_dir(&live, as_of, &[]);
+        let lived: Vec<_> = cols.iter().map(|c| column(&b, c)).collect();
+        assert_eq!(replay, lived, "as of {as_of}");
+        if *as_of == "2026-03-20" {
+            // D1 was open (and active) then, lost on 04-10: Active Focus, not Cluster ICP.
+            assert_eq!(replay[3]["A1"], "active_focus");
+            // D2 (created 01-10, won 03-25) was open and stalled then.
+            assert_eq!(replay[1]["A4"], "none");
+        }
+        // The demo of 05-20 is after every date: never counted.
+        let text = String::from_utf8_lossy(
+            &run_ok(
+                abm()
+                    .args(["explain", "A1"])
+                    .arg(&fin)
+                    .args(["--as-of", as_of]),
+            )
+            .stdout,
+        )
+        .into_owned();
+        assert!(
+            text.contains("not counted: 1 after as_of, ignored"),
+            "{text}"
+        );
+        if *as_of == "2026-03-20" {
+            assert!(
+                text.contains("D1 open open created 2026-03-01 last change 2026-03-01 → active (High engagement); lost 2026-04-10 after as_of (open then); stage change 2026-04-10 after as_of, not read"),
+                "{text}"
+            );
+        }
+    }
 }

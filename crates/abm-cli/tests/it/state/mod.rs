@@ -5,6 +5,7 @@
 
 mod crash;
 mod idempotency;
+mod replay;
 mod scenarios;
 
 use super::*;
