@@ -15,7 +15,7 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
     ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
-    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint."),
+    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint. Each bound is absolute (min, max) or a share of the accounts\n# (min_share, max_share between 0 and 1, e.g. max_share = 0.05 for 5%)."),
     ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
 ];
 

@@ -496,7 +496,7 @@ fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> R
     )?;
     let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
         let range = range
-            .map(|r| format!("(recommended {}–{})", r.min, r.max))
+            .map(|r| format!("(recommended {})", r.describe(s.accounts)))
             .unwrap_or_default();
         outln!("  {label:<16} {n:>9}  {range}")
     };

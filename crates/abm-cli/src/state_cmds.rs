@@ -334,9 +334,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             r.as_of,
                             r.config_hash
                         )?;
+                        let r_total = r.counts.total();
                         let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
                             let range = range
-                                .map(|r| format!("(recommended {}–{})", r.min, r.max))
+                                .map(|r| format!("(recommended {})", r.describe(r_total)))
                                 .unwrap_or_default();
                             outln!("  {label:<16} {n:>9}  {range}")
                         };

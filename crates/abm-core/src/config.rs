@@ -634,20 +634,71 @@ pub struct CapacityConfig {
     pub active_focus: CapacityRange,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A recommended cluster size: an absolute range (`min`, `max`) or a share of the accounts
+/// (`min_share`, `max_share`, 0–1, rounded to whole accounts), each bound either way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityRange {
-    pub min: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
     /// Above `max` is a warning; for Active Focus it also opens a `capacity` checkpoint.
-    pub max: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_share: Option<f64>,
+}
+
+impl CapacityRange {
+    pub fn new(min: u64, max: u64) -> CapacityRange {
+        CapacityRange {
+            min: Some(min),
+            max: Some(max),
+            ..Default::default()
+        }
+    }
+
+    /// (min, max) for a run over `accounts` accounts: shares rounded to whole accounts; a
+    /// bound not given is 0 (min) or unbounded (max).
+    pub fn bounds(&self, accounts: u64) -> (u64, u64) {
+        let of = |s: f64| (s * accounts as f64).round() as u64;
+        let min = self.min_share.map(of).or(self.min).unwrap_or(0);
+        let max = self.max_share.map(of).or(self.max).unwrap_or(u64::MAX);
+        (min, max)
+    }
+
+    /// `100–500`, `1–5% (3–15)` for a share.
+    pub fn describe(&self, accounts: u64) -> String {
+        let (lo, hi) = self.bounds(accounts);
+        let hi_text = if hi == u64::MAX {
+            "∞".to_string()
+        } else {
+            hi.to_string()
+        };
+        if self.min_share.is_some() || self.max_share.is_some() {
+            let pct = |v: Option<f64>, abs: Option<u64>, d: &str| match (v, abs) {
+                (Some(s), _) => format!("{}%", crate::scoring::format_score(s * 100.0)),
+                (None, Some(a)) => a.to_string(),
+                (None, None) => d.to_string(),
+            };
+            format!(
+                "{}–{} of accounts ({lo}–{hi_text})",
+                pct(self.min_share, self.min, "0"),
+                pct(self.max_share, self.max, "∞")
+            )
+        } else {
+            format!("{lo}–{hi_text}")
+        }
+    }
 }
 
 impl Default for CapacityConfig {
     fn default() -> Self {
         CapacityConfig {
-            cluster_icp: CapacityRange { min: 100, max: 500 },
-            future_pipeline: CapacityRange { min: 50, max: 100 },
-            active_focus: CapacityRange { min: 10, max: 30 },
+            cluster_icp: CapacityRange::new(100, 500),
+            future_pipeline: CapacityRange::new(50, 100),
+            active_focus: CapacityRange::new(10, 30),
         }
     }
 }

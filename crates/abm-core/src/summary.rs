@@ -58,6 +58,7 @@ pub struct CapacityStatus {
 
 pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> CapacityStatus {
     let mut warnings = Vec::new();
+    let total = counts.total();
     for c in [
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
@@ -65,29 +66,29 @@ pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> Capacity
     ] {
         let r = cap.of(c).expect("clustered");
         let n = counts.get(c);
-        if n < r.min {
+        let (min, max) = r.bounds(total);
+        if n < min {
             warnings.push(format!(
-                "{} has {n} accounts, below the recommended {}–{}",
+                "{} has {n} accounts, below the recommended {}",
                 c.label(),
-                r.min,
-                r.max
+                r.describe(total)
             ));
-        } else if n > r.max {
+        } else if n > max {
             warnings.push(format!(
-                "{} has {n} accounts, above the recommended {}–{}",
+                "{} has {n} accounts, above the recommended {}",
                 c.label(),
-                r.min,
-                r.max
+                r.describe(total)
             ));
         }
     }
+    let af_max = cap.active_focus.bounds(total).1;
     CapacityStatus {
-        active_focus: if counts.active_focus > cap.active_focus.max {
+        active_focus: if counts.active_focus > af_max {
             "over"
         } else {
             "ok"
         },
-        active_focus_max: cap.active_focus.max,
+        active_focus_max: af_max,
         warnings,
     }
 }
@@ -175,5 +176,41 @@ mod tests {
         assert!(s.warnings[1].contains("Active Focus has 31"));
         c.active_focus = 30;
         assert_eq!(capacity_status(&c, &cap).active_focus, "ok");
+    }
+
+    /// Issue 13: "capacity ranges are absolute, so a 99-account book warns on every run".
+    #[test]
+    fn capacity_as_a_share_of_accounts() {
+        let cap: CapacityConfig = toml::from_str(
+            "[cluster_icp]\nmin_share = 0.2\nmax_share = 0.6\n\
+             [future_pipeline]\nmin_share = 0.1\nmax_share = 0.4\n\
+             [active_focus]\nmin_share = 0.05\nmax_share = 0.2\n",
+        )
+        .unwrap();
+        let mut c = ClusterCounts::default();
+        for (cl, n) in [
+            (Cluster::ClusterIcp, 40),
+            (Cluster::FuturePipeline, 25),
+            (Cluster::ActiveFocus, 14),
+            (Cluster::MonitorOnly, 20),
+        ] {
+            for _ in 0..n {
+                c.add(cl);
+            }
+        }
+        let s = capacity_status(&c, &cap);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!((s.active_focus, s.active_focus_max), ("ok", 20));
+        c.active_focus += 10;
+        let s = capacity_status(&c, &cap);
+        assert_eq!(s.active_focus, "over");
+        assert_eq!(
+            s.warnings,
+            vec!["Active Focus has 24 accounts, above the recommended 5%–20% of accounts (5–22)"]
+        );
+        // The default stays absolute.
+        let d = CapacityConfig::default();
+        assert_eq!(d.active_focus.bounds(99), (10, 30));
+        assert_eq!(d.active_focus.describe(99), "10–30");
     }
 }

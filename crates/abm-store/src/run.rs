@@ -654,7 +654,7 @@ pub(crate) fn run(
 
     // One capacity checkpoint per run while Active Focus is over its max.
     let capacity = capacity_status(&counts, &rules.config.capacity);
-    let max = rules.config.capacity.active_focus.max;
+    let max = capacity.active_focus_max;
     if counts.active_focus > max {
         for id in &pending_capacity {
             w.close(
