@@ -26,6 +26,11 @@ const ICP_SECTION: &str =
 # in criteria_without_data).\n\
 [icp]\nmissing = \"neutral\"\n\n";
 
+const CUSTOMERS_SECTION: &str = "\n# Customers: an account with a won deal by as_of. mode = \"expansion\" keeps it in its\n\
+# prospect cluster with this program and expansion/renewal next actions (renewal due\n\
+# renewal_days after the last win; 0 = none); mode = \"off\" reads customers as prospects.\n\
+[customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -52,6 +57,9 @@ pub fn commented_default() -> String {
         out.push_str(line);
         out.push('\n');
     }
+    if !body.contains("[customers]") {
+        out.push_str(CUSTOMERS_SECTION);
+    }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");
     }
@@ -69,5 +77,6 @@ mod tests {
         assert!(text.contains("# Entry rules, first match wins"));
         assert!(text.contains("window_days = 90"));
         assert!(text.contains("[icp]\nmissing = \"neutral\""), "{text}");
+        assert!(text.contains("[customers]\nmode = \"expansion\""), "{text}");
     }
 }

@@ -41,6 +41,49 @@ pub struct Config {
     pub capacity: CapacityConfig,
     /// Column mappings: canonical name → header in the user's file, per input file.
     pub columns: ColumnMappings,
+    /// Accounts with a won deal by as_of (SPEC §4.6, customers).
+    #[serde(skip_serializing_if = "CustomerConfig::is_default")]
+    pub customers: CustomerConfig,
+}
+
+/// `[customers]`: an account with a won deal by as_of is a customer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerConfig {
+    /// `expansion` (default): a customer stays in its prospect cluster with the expansion
+    /// program and expansion/renewal next actions; `off`: customers are read as prospects.
+    pub mode: CustomerMode,
+    /// The program of a customer, whatever its cluster.
+    pub program: String,
+    /// The first half of a customer's next action (won deals and renewal follow).
+    pub next_action: String,
+    /// Renewal is due this many days after the last won deal (0: no renewal date).
+    pub renewal_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerMode {
+    #[default]
+    Expansion,
+    Off,
+}
+
+impl Default for CustomerConfig {
+    fn default() -> Self {
+        CustomerConfig {
+            mode: CustomerMode::Expansion,
+            program: "expansion".into(),
+            next_action: "Account management: expand and renew".into(),
+            renewal_days: 365,
+        }
+    }
+}
+
+impl CustomerConfig {
+    pub fn is_default(&self) -> bool {
+        *self == CustomerConfig::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -739,6 +782,7 @@ impl Default for Config {
             verticals: default_verticals(),
             capacity: CapacityConfig::default(),
             columns: ColumnMappings::default(),
+            customers: CustomerConfig::default(),
         }
     }
 }

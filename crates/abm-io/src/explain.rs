@@ -367,8 +367,19 @@ pub fn explain(
         s,
         "\nCluster: {} · program {}",
         a.cluster,
-        rules.config.programs.of(a.cluster)
+        a.program(rules, a.cluster)
     );
+    if let Some(c) = &a.customer {
+        let _ = writeln!(
+            s,
+            "Customer: {} won deal(s) by as_of (last {}), {} lost; stays in {} with the {} program",
+            c.won,
+            c.last_won.date_string(),
+            c.lost,
+            a.cluster,
+            rules.config.customers.program
+        );
+    }
     if a.cluster == Cluster::FuturePipeline {
         let _ = writeln!(
             s,

@@ -444,7 +444,7 @@ pub fn segment(
                             previous_cluster: "",
                             movement: "",
                             promotion_triggers: &text.promotion_triggers,
-                            program_type: rules.config.programs.of(cluster),
+                            program_type: a.program(rules, cluster),
                             micro_segment: &text.micro_segment,
                             next_action: &text.next_action,
                             checkpoint: &text.checkpoint,

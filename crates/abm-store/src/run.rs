@@ -82,6 +82,8 @@ struct Computed {
     next_action: String,
     rationale: String,
     conflicts: Vec<String>,
+    /// A customer's program (else the cluster's).
+    customer_program: bool,
 }
 
 struct Loaded {
@@ -370,6 +372,7 @@ fn compute(
         next_action: text.next_action.clone(),
         rationale: text.rationale.clone(),
         conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
+        customer_program: a.customer.is_some(),
         d,
     }
 }
@@ -872,7 +875,11 @@ fn write_one(
         .text(c.level)
         .int(c.has_triggers as i64)
         .text(&c.promotion_triggers)
-        .text(rules.config.programs.of(d.cluster))
+        .text(if c.customer_program {
+            &rules.config.customers.program
+        } else {
+            rules.config.programs.of(d.cluster)
+        })
         .int(micro)
         .int(next)
         .text(&checkpoint)

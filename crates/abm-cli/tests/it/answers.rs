@@ -306,3 +306,93 @@ fn segment_replayed_from_the_final_export_agrees_with_live_exports() {
         }
     }
 }
+
+/// Issue 13, "customers are invisible": a lead that won on 2018-02-26 was told "SDR: validate
+/// the challenge" on 02-28; a customer with many orders was "medium / Future Pipeline".
+#[test]
+fn a_won_deal_makes_a_customer_with_expansion_and_renewal() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,icp_score,icp_tier\nL1,Lead,software,70,B\nL2,Buyer,software,70,B\nL3,Prospect,software,70,B\n",
+    );
+    write(
+        d.path(),
+        "engagement.csv",
+        "account_id,occurred_at,type,contact_id\nL1,2018-02-20,email_reply,c1\nL2,2018-02-10,email_reply,c2\nL3,2018-02-10,email_reply,c3\n",
+    );
+    let mut deals = String::from(
+        "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome\n\
+         W1,L1,closed_won,5000,2018-01-10,2018-02-26,2018-02-26,won\n\
+         X1,L1,closed_lost,5000,2017-06-10,2017-09-01,2017-09-01,lost\n",
+    );
+    for i in 0..67 {
+        deals.push_str(&format!(
+            "O{i},L2,closed_won,100,2015-01-01,2016-{:02}-01,2016-01-01,won\n",
+            i % 12 + 1
+        ));
+    }
+    write(d.path(), "deals.csv", &deals);
+    let (out, _) = segment_dir(d.path(), "2018-02-28", &[]);
+    let (na, prog, cl) = (
+        column(&out, "next_action"),
+        column(&out, "program_type"),
+        column(&out, "cluster"),
+    );
+    assert_eq!(cl["L1"], "future_pipeline");
+    assert_eq!(prog["L1"], "expansion");
+    assert_eq!(
+        na["L1"],
+        "Account management: expand and renew; customer: 1 won deal (last 2018-02-26); \
+         renewal due 2019-02-26; engaged now: propose an expansion"
+    );
+    assert!(
+        na["L2"].starts_with("Account management: expand and renew; customer: 67 won deals (last 2016-12-01); renewal was due 2017-12-01: confirm it"),
+        "{}",
+        na["L2"]
+    );
+    assert!(
+        column(&out, "rationale")["L1"].ends_with("; customer (1 won, last 2018-02-26; 1 lost)")
+    );
+    // A prospect is told what it was before.
+    assert_eq!(prog["L3"], "sdr_marketing_nurture");
+    assert!(
+        na["L3"].starts_with("SDR: validate the challenge"),
+        "{}",
+        na["L3"]
+    );
+    // The day before the win, L1 was a prospect (its deal open, and stalled: no stage change
+    // known since 01-10).
+    let (out, _) = segment_dir(d.path(), "2018-02-25", &[]);
+    assert_eq!(column(&out, "program_type")["L1"], "sdr_marketing_nurture");
+    assert!(column(&out, "next_action")["L1"].starts_with("SDR: validate the challenge"));
+    // Won and lost deals in the explanation.
+    let text = String::from_utf8_lossy(
+        &run_ok(
+            abm()
+                .args(["explain", "L1"])
+                .arg(d.path())
+                .args(["--as-of", "2018-02-28"]),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(
+        text.contains("W1 closed_won won created 2018-01-10"),
+        "{text}"
+    );
+    assert!(text.contains("→ won 2018-02-26"), "{text}");
+    assert!(
+        text.contains("X1 closed_lost lost created 2017-06-10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Customer: 1 won deal(s) by as_of (last 2018-02-26), 1 lost; stays in future_pipeline with the expansion program"),
+        "{text}"
+    );
+    // `[customers] mode = "off"` reads customers as prospects.
+    let cfg = write(d.path(), "abm.toml", "[customers]\nmode = \"off\"\n");
+    let (out, _) = segment_dir(d.path(), "2018-02-28", &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(column(&out, "program_type")["L1"], "sdr_marketing_nurture");
+}

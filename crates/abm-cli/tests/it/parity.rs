@@ -49,12 +49,17 @@ fn segment_agrees_with_the_duckdb_peer_on_10k_accounts() {
         String::from_utf8_lossy(&peer.stderr)
     );
     let ours = d.path().join("ours");
+    // The peer has no customer status (SPEC §4.6): read customers as prospects here.
+    let cfg = d.path().join("abm.toml");
+    std::fs::write(&cfg, "[customers]\nmode = \"off\"\n").unwrap();
     run_ok(
         abm()
             .arg("segment")
             .arg(&data)
             .args(["--as-of", "2026-11-01T00:00:00", "--out"])
-            .arg(&ours),
+            .arg(&ours)
+            .arg("--config")
+            .arg(&cfg),
     );
 
     let index = |p: &Path| {
