@@ -10,7 +10,7 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
     ("[movement]", "# Movement between runs (SPEC §4.5): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
-    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks."),
+    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks — for accounts in or entering\n# conflict_clusters. Tier D/E with High engagement is a \"re-score this account\" suggestion in\n# the next action, never a checkpoint."),
     ("[programs]", "# Program per cluster."),
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
@@ -56,6 +56,9 @@ pub fn commented_default() -> String {
         }
         out.push_str(line);
         out.push('\n');
+        if t.starts_with("conflict_mixed_signals =") && !body.contains("conflict_clusters") {
+            out.push_str("conflict_clusters = [\"active_focus\"]\n");
+        }
     }
     if !body.contains("[customers]") {
         out.push_str(CUSTOMERS_SECTION);
@@ -78,5 +81,9 @@ mod tests {
         assert!(text.contains("window_days = 90"));
         assert!(text.contains("[icp]\nmissing = \"neutral\""), "{text}");
         assert!(text.contains("[customers]\nmode = \"expansion\""), "{text}");
+        assert!(
+            text.contains("conflict_clusters = [\"active_focus\"]"),
+            "{text}"
+        );
     }
 }

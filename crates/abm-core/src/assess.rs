@@ -91,6 +91,29 @@ impl Assessment {
         !self.triggers.is_empty()
     }
 
+    /// The conflicts that need a reviewer (a `conflict` checkpoint) for an account whose
+    /// effective cluster is `cluster` and whose entry rules say `self.cluster`: only for
+    /// accounts in or entering `checkpoints.conflict_clusters`, and never tier D/E with High
+    /// engagement (that one is a re-score suggestion, [`Self::rescore`]).
+    pub fn blocking_conflicts<'a>(
+        &'a self,
+        rules: &Rules,
+        cluster: Cluster,
+    ) -> impl Iterator<Item = &'a Conflict> + 'a {
+        let cl = &rules.config.checkpoints.conflict_clusters;
+        let raised = cl.contains(&cluster) || cl.contains(&self.cluster);
+        self.conflicts
+            .iter()
+            .filter(move |c| raised && !matches!(c, Conflict::LowTierHighEngagement { .. }))
+    }
+
+    /// Tier D/E with High engagement or an active open deal: the fit may be wrong.
+    pub fn rescore(&self) -> Option<&Conflict> {
+        self.conflicts
+            .iter()
+            .find(|c| matches!(c, Conflict::LowTierHighEngagement { .. }))
+    }
+
     /// The program: the customers' program for a customer, else the cluster's.
     pub fn program<'r>(&self, rules: &'r Rules, cluster: Cluster) -> &'r str {
         match self.customer {
@@ -362,6 +385,9 @@ pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster:
             let _ = write!(s, "; tier {} is below the ICP cut", a.score.tier);
             if !a.score.missing.is_empty() {
                 let _ = write!(s, ": enrich {} and re-score", a.score.missing.join(", "));
+            }
+            if let Some(c) = a.rescore() {
+                let _ = write!(s, "; re-score this account: {}", c.describe(rules));
             }
         }
         Cluster::ActiveFocus => {

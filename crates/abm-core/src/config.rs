@@ -501,6 +501,19 @@ pub struct CheckpointConfig {
     pub conflict_low_tier_high_engagement: bool,
     /// A demotion signal and a promotion signal in the same window is a conflict.
     pub conflict_mixed_signals: bool,
+    /// Conflicts open a checkpoint only for accounts in (or entering) these clusters; tier D/E
+    /// with High engagement is never a checkpoint but a "re-score this account" suggestion in
+    /// the next action.
+    #[serde(skip_serializing_if = "is_default_conflict_clusters")]
+    pub conflict_clusters: Vec<Cluster>,
+}
+
+fn default_conflict_clusters() -> Vec<Cluster> {
+    vec![Cluster::ActiveFocus]
+}
+
+fn is_default_conflict_clusters(v: &Vec<Cluster>) -> bool {
+    *v == default_conflict_clusters()
 }
 
 impl Default for CheckpointConfig {
@@ -509,6 +522,7 @@ impl Default for CheckpointConfig {
             conflict_tier_distance: 2,
             conflict_low_tier_high_engagement: true,
             conflict_mixed_signals: true,
+            conflict_clusters: default_conflict_clusters(),
         }
     }
 }

@@ -392,11 +392,34 @@ pub fn explain(
         "Next action: {}",
         assess::next_action(rules, &a, a.cluster)
     );
-    if a.conflicts.is_empty() {
+    let blocking: Vec<_> = a.blocking_conflicts(rules, a.cluster).collect();
+    if blocking.is_empty() {
         let _ = writeln!(s, "Checkpoint: none");
-    } else {
-        for c in &a.conflicts {
+    }
+    for c in &a.conflicts {
+        if blocking.contains(&c) {
             let _ = writeln!(s, "Checkpoint: conflict — {}", c.describe(rules));
+        } else if a.rescore() == Some(c) {
+            let _ = writeln!(
+                s,
+                "Suggestion (no checkpoint): re-score this account — {}",
+                c.describe(rules)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Signals disagree (no checkpoint: conflicts are raised for accounts in or \
+                 entering {}): {}",
+                rules
+                    .config
+                    .checkpoints
+                    .conflict_clusters
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.describe(rules)
+            );
         }
     }
     let _ = writeln!(

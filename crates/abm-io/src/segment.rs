@@ -426,7 +426,7 @@ pub fn segment(
                         if a.score.score_source == Source::Computed {
                             out.max_score = out.max_score.max(a.score.score);
                         }
-                        let checkpoint = if a.conflicts.is_empty() {
+                        let checkpoint = if a.blocking_conflicts(rules, cluster).next().is_none() {
                             ""
                         } else {
                             out.conflicts += 1;

@@ -371,7 +371,12 @@ fn compute(
         micro_segment: text.micro_segment.clone(),
         next_action: text.next_action.clone(),
         rationale: text.rationale.clone(),
-        conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
+        // Only for an account in (effective) or entering (candidate) a cluster whose
+        // conflicts need a reviewer.
+        conflicts: a
+            .blocking_conflicts(rules, d.cluster)
+            .map(|c| c.describe(rules))
+            .collect(),
         customer_program: a.customer.is_some(),
         d,
     }

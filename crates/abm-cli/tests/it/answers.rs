@@ -396,3 +396,62 @@ fn a_won_deal_makes_a_customer_with_expansion_and_renewal() {
     let (out, _) = segment_dir(d.path(), "2018-02-28", &["--config", cfg.to_str().unwrap()]);
     assert_eq!(column(&out, "program_type")["L1"], "sdr_marketing_nurture");
 }
+
+/// Issue 13, "the queue floods or freezes": tier D/E accounts with High engagement (the most
+/// active buyers) stayed pending as conflicts for three years. They are a "re-score this
+/// account" suggestion now, not a checkpoint; conflicts are raised for accounts in or entering
+/// Active Focus.
+#[test]
+fn low_tier_high_engagement_is_a_rescore_suggestion_not_a_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,icp_score,icp_tier\nD1,Busy,retail,40,D\nB1,Mixed,software,70,B\nC1,Mixed C,software,55,C\n",
+    );
+    write(
+        d.path(),
+        "engagement.csv",
+        "account_id,occurred_at,type,contact_id\n\
+         D1,2026-10-20,demo,c1\n\
+         B1,2026-10-20,demo,c2\nB1,2026-10-21,champion_left,c2\n\
+         C1,2026-10-20,demo,c3\nC1,2026-10-21,champion_left,c3\n",
+    );
+    let (out, _) = segment_dir(d.path(), "2026-11-01", &[]);
+    let cp = column(&out, "checkpoint");
+    assert_eq!(cp["D1"], "");
+    assert!(
+        column(&out, "next_action")["D1"]
+            .ends_with("; re-score this account: tier D with High engagement"),
+        "{:?}",
+        column(&out, "next_action")
+    );
+    // B1 enters Active Focus with a demotion signal: a conflict. C1 (Future Pipeline) is not.
+    assert_eq!(cp["B1"], "conflict");
+    assert_eq!(cp["C1"], "");
+    assert_eq!(summary(&out)["checkpoints"]["conflict"], 1);
+    let text = String::from_utf8_lossy(
+        &run_ok(
+            abm()
+                .args(["explain", "D1"])
+                .arg(d.path())
+                .args(["--as-of", "2026-11-01"]),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(
+        text.contains(
+            "Suggestion (no checkpoint): re-score this account — tier D with High engagement"
+        ),
+        "{text}"
+    );
+    // `conflict_clusters` widens it again.
+    let cfg = write(
+        d.path(),
+        "abm.toml",
+        "[checkpoints]\nconflict_clusters = [\"active_focus\", \"future_pipeline\"]\n",
+    );
+    let (out, _) = segment_dir(d.path(), "2026-11-01", &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(column(&out, "checkpoint")["C1"], "conflict");
+}

@@ -5,6 +5,7 @@
 
 mod crash;
 mod idempotency;
+mod queue;
 mod replay;
 mod scenarios;
 

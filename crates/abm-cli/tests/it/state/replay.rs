@@ -37,3 +37,22 @@ fn replay(db: Db) {
 both_backends! {
     run_replayed_from_the_final_export_agrees_with_live_runs => replay;
 }
+
+/// Issue 13: "the first stateful run on 100k sample accounts opened 7,430 checkpoints". The
+/// same generator at 10k: conflicts only where a decision is needed (measured at 100k: 579).
+#[test]
+fn first_run_on_sample_data_opens_few_checkpoints() {
+    let w = World::new(Db::sqlite());
+    let data = sample_data(w.dir.path(), 10_000);
+    run_ok(w.abm().arg("import").arg(&data));
+    let r = w.run("2026-11-01");
+    let opened = r["checkpoints_opened"].as_u64().unwrap();
+    assert!(opened <= 100, "{opened} checkpoints opened: {r}");
+    let items = w.pending();
+    assert!(
+        items
+            .iter()
+            .all(|c| c["kind"] == "capacity" || c["from"] == "active_focus"),
+        "only Active Focus accounts"
+    );
+}

@@ -1,0 +1,160 @@
+//! Issue 13, "the queue floods or freezes": `review list` filters, pages and sorts;
+//! `review approve|reject --where` previews then decides a set, one decision per item; a
+//! decision needs a reviewer's name.
+
+use super::*;
+use crate::both_backends;
+
+fn queue(db: Db) {
+    let w = World::new(db);
+    w.accounts(
+        "t0",
+        &[
+            ("A1", "A"),
+            ("A2", "A"),
+            ("A3", "B"),
+            ("A4", "B"),
+            ("A5", "C"),
+        ],
+    );
+    w.import("t0");
+    w.run("2026-01-01");
+    w.accounts(
+        "t1",
+        &[
+            ("A1", "A"),
+            ("A2", "A"),
+            ("A3", "B"),
+            ("A4", "B"),
+            ("A5", "C"),
+        ],
+    );
+    w.events(
+        "t1",
+        &[
+            "A1,2026-01-20,meeting,c1",
+            "A2,2026-01-20,meeting,c2",
+            "A3,2026-01-20,demo,c3",
+            "A4,2026-01-20,demo,c4",
+        ],
+    );
+    w.import("t1");
+    w.run("2026-02-01");
+    assert_eq!(w.pending().len(), 4);
+    // Filters, paging, sorting.
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["review", "list"];
+        a.extend_from_slice(args);
+        w.json(&a)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["account_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&["--tier", "B"]), ["A3", "A4"]);
+    assert_eq!(ids(&["--account", "A2"]), ["A2"]);
+    assert_eq!(ids(&["--kind", "conflict"]), Vec::<String>::new());
+    assert_eq!(ids(&["--limit", "2"]), ["A1", "A2"]);
+    assert_eq!(ids(&["--limit", "2", "--offset", "2"]), ["A3", "A4"]);
+    assert_eq!(
+        ids(&["--sort", "account", "--cluster", "cluster_icp"]).len(),
+        4
+    );
+    assert_eq!(ids(&["--older-than", "1"]).len(), 0);
+    let o = run_ok(w.abm().args(["review", "list", "--limit", "1"]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("1–1 of 4 (of 4 pending); --offset 1 for the next page"),
+        "{text}"
+    );
+
+    // A bulk decision previews first: nothing decided.
+    let o = run_ok(w.abm().args([
+        "review",
+        "approve",
+        "--where",
+        "tier=B kind=promotion_to_active_focus",
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("2 pending checkpoint(s) match"), "{text}");
+    assert!(text.contains("Nothing decided: add --yes"), "{text}");
+    assert_eq!(w.pending().len(), 4);
+    // Then decides the set, one recorded decision per item.
+    let r = w.json(&[
+        "review",
+        "approve",
+        "--where",
+        "tier=B kind=promotion_to_active_focus",
+        "--yes",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(r["decided"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(w.pending().len(), 2);
+    for id in ["A3", "A4"] {
+        let h = w.history(id);
+        let cps = h["checkpoints"].as_array().unwrap();
+        assert!(
+            cps.iter()
+                .any(|c| c["status"] == "approved" && c["reviewer"] == "ana"),
+            "{h}"
+        );
+    }
+    w.run("2026-02-02");
+    assert_eq!(w.latest("A3")["cluster"], "active_focus");
+    let r = w.json(&[
+        "review",
+        "reject",
+        "--where",
+        "account=A1",
+        "--yes",
+        "--by",
+        "bo",
+    ]);
+    assert_eq!(r["decided"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(w.pending().len(), 1);
+
+    // No reviewer name: refused, nothing decided.
+    let o = w
+        .abm()
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .env_remove("ABM_REVIEWER")
+        .args(["review", "approve", "--where", "account=A2", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("who is deciding? give --by NAME"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(w.pending().len(), 1);
+    // ABM_REVIEWER names the reviewer.
+    let r = w
+        .abm()
+        .env_remove("USER")
+        .env("ABM_REVIEWER", "cy")
+        .args([
+            "review",
+            "approve",
+            "--where",
+            "account=A2",
+            "--yes",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let h = w.history("A2");
+    assert!(h["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["reviewer"] == "cy"));
+}
+
+both_backends! {
+    review_list_filters_pages_and_bulk_decisions => queue;
+}
