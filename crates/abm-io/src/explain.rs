@@ -1,6 +1,7 @@
 //! `abm explain`: the whole reasoning for one account, from the same code the bulk path runs.
 
 use crate::columns::FileKind;
+use crate::load::Rejection;
 use crate::load::{parse_event, scan_seq, EventCols, LoadOptions, Rejects};
 use crate::segment::{load_all, Resolved};
 use crate::IngestError;
@@ -15,6 +16,25 @@ use std::fmt::Write;
 /// are all listed, first.
 pub const MAX_IGNORED_LISTED: usize = 10;
 
+/// Whether a rejected row's raw record names the account (a CSV field or a JSON value equal
+/// to the id).
+fn names(record: &str, account_id: &str) -> bool {
+    let t = record.trim_start();
+    if t.starts_with('{') {
+        return serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .and_then(|v| {
+                v.get("account_id")
+                    .and_then(|x| x.as_str())
+                    .map(|x| x.trim() == account_id)
+            })
+            .unwrap_or(false);
+    }
+    record
+        .split(',')
+        .any(|f| f.trim().trim_matches('"').trim() == account_id)
+}
+
 /// One event of the account: line, instant, type, contact, what happened to it.
 type EventRow = (u64, Instant, String, String, Verdict);
 
@@ -25,16 +45,32 @@ pub fn explain(
     opts: &LoadOptions<'_>,
 ) -> Result<String, IngestError> {
     let loaded = load_all(paths, rules, None, true, opts)?;
-    let idx = loaded
-        .accounts
-        .index
-        .get(account_id.as_bytes())
-        .ok_or_else(|| {
-            IngestError::Config(format!(
-                "account {account_id:?} is not in {}",
-                paths.accounts.display()
-            ))
-        })?;
+    let accounts_file = paths.accounts.display().to_string();
+    let Some(idx) = loaded.accounts.index.get(account_id.as_bytes()) else {
+        // A rejected account row says so, and why.
+        let rejected: Vec<&Rejection> = loaded
+            .rejects
+            .rows
+            .iter()
+            .filter(|r| r.file == accounts_file && names(&r.record, account_id))
+            .collect();
+        if rejected.is_empty() {
+            return Err(IngestError::Config(format!(
+                "account {account_id:?} is not in {accounts_file}"
+            )));
+        }
+        let mut s = format!(
+            "Account {account_id} was rejected: its row is not in the assignments (see rejected_rows.csv).\n"
+        );
+        for r in rejected {
+            let _ = writeln!(
+                s,
+                "  {} line {}, column {}: {}",
+                r.file, r.line, r.column, r.reason
+            );
+        }
+        return Ok(s);
+    };
     let table = &loaded.accounts.table;
     let account = table.get(idx);
     let model = ScoringModel::new(&rules.config.icp, table.schema());
@@ -205,6 +241,27 @@ pub fn explain(
         events.len(),
         counted
     );
+    // Events of this account that were rejected (an unknown type, a bad date, …) are not in
+    // the count above: say so, and why.
+    if let Some(p) = &paths.engagement {
+        let file = p.display().to_string();
+        let mut why: Vec<(String, usize)> = Vec::new();
+        for r in loaded
+            .rejects
+            .rows
+            .iter()
+            .filter(|r| r.file == file && names(&r.record, account_id))
+        {
+            let reason = format!("{}: {}", r.column, r.reason);
+            match why.iter_mut().find(|w| w.0 == reason) {
+                Some(w) => w.1 += 1,
+                None => why.push((reason, 1)),
+            }
+        }
+        for (reason, n) in why.iter().take(MAX_IGNORED_LISTED) {
+            let _ = writeln!(s, "  rejected (not read): {n} event row(s), {reason}");
+        }
+    }
     // Counted evidence first, all of it; then what was ignored and why, grouped and capped.
     let row = |s: &mut String,
                (line, at, ty, contact, v): &(u64, Instant, String, String, Verdict)| {

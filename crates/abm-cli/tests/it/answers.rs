@@ -455,3 +455,45 @@ fn low_tier_high_engagement_is_a_rescore_suggestion_not_a_checkpoint() {
     let (out, _) = segment_dir(d.path(), "2026-11-01", &["--config", cfg.to_str().unwrap()]);
     assert_eq!(column(&out, "checkpoint")["C1"], "conflict");
 }
+
+/// Issue 13: "`explain ID` on a rejected account says it 'is not in' the file; an account whose
+/// events were rejected shows 'events: 0 in the file'".
+#[test]
+fn explain_says_when_an_account_or_its_events_were_rejected() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,employees\nA1,Acme,software,1000\nA2,Bad Number Inc,software,lots\n",
+    );
+    write(
+        d.path(),
+        "engagement.csv",
+        "account_id,occurred_at,type,contact_id\nA1,2026-10-01,teleportation,c1\nA1,2026-10-02,teleportation,c1\nA1,2026-13-45,demo,c1\n",
+    );
+    let explain = |id: &str| {
+        String::from_utf8_lossy(
+            &run_ok(
+                abm()
+                    .args(["explain", id])
+                    .arg(d.path())
+                    .args(["--as-of", "2026-11-01"]),
+            )
+            .stdout,
+        )
+        .into_owned()
+    };
+    let text = explain("A2");
+    assert!(text.contains("Account A2 was rejected"), "{text}");
+    assert!(text.contains("line 3, column employees"), "{text}");
+    let text = explain("A1");
+    assert!(text.contains("events: 0 in the file, 0 counted"), "{text}");
+    assert!(
+        text.contains("rejected (not read): 2 event row(s), type:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rejected (not read): 1 event row(s), occurred_at:"),
+        "{text}"
+    );
+}
