@@ -31,6 +31,12 @@ const CUSTOMERS_SECTION: &str = "\n# Customers: an account with a won deal by as
 # renewal_days after the last win; 0 = none); mode = \"off\" reads customers as prospects.\n\
 [customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\n";
 
+const REVIEW_SECTION: &str =
+    "\n# Unreviewed checkpoints (ages in days of as_of since the run that opened them; 0 = off):\n\
+# expire_after_days closes them with the reason, escalate_after_days lists them in the run's\n\
+# summary, auto_approve_demotions_after_days approves pending demotion proposals.\n\
+[review]\nexpire_after_days = 0\nescalate_after_days = 0\nauto_approve_demotions_after_days = 0\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -62,6 +68,9 @@ pub fn commented_default() -> String {
     }
     if !body.contains("[customers]") {
         out.push_str(CUSTOMERS_SECTION);
+    }
+    if !body.contains("[review]") {
+        out.push_str(REVIEW_SECTION);
     }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");

@@ -522,6 +522,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                                 r.events_unknown_type
                             )?;
                         }
+                        for line in &r.review_policy {
+                            outln!("  review policy: {line}")?;
+                        }
                     }
                 }
             }

@@ -44,6 +44,28 @@ pub struct Config {
     /// Accounts with a won deal by as_of (SPEC §4.6, customers).
     #[serde(skip_serializing_if = "CustomerConfig::is_default")]
     pub customers: CustomerConfig,
+    /// What happens to checkpoints nobody reviews (all off by default).
+    #[serde(skip_serializing_if = "ReviewPolicy::is_default")]
+    pub review: ReviewPolicy,
+}
+
+/// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
+/// as_of (from the run that opened the item to this run). 0 = off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewPolicy {
+    /// Close a pending item this many days old, with the reason.
+    pub expire_after_days: u32,
+    /// List pending items this many days old as escalated in the run's summary.
+    pub escalate_after_days: u32,
+    /// Approve a pending demotion proposal this many days old (reviewer `policy`).
+    pub auto_approve_demotions_after_days: u32,
+}
+
+impl ReviewPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == ReviewPolicy::default()
+    }
 }
 
 /// `[customers]`: an account with a won deal by as_of is a customer.
@@ -797,6 +819,7 @@ impl Default for Config {
             capacity: CapacityConfig::default(),
             columns: ColumnMappings::default(),
             customers: CustomerConfig::default(),
+            review: ReviewPolicy::default(),
         }
     }
 }

@@ -56,6 +56,105 @@ pub struct RunReport {
     pub events_after_as_of: u64,
     /// Events whose type the current config does not know (ignored).
     pub events_unknown_type: u64,
+    /// What the `[review]` policy did to unreviewed items, with ages (empty when it is off).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub review_policy: Vec<String>,
+}
+
+/// `[review]`: unreviewed items past their age (days of as_of since the run that opened them)
+/// are auto-approved (demotions), expired or listed as escalated, inside the run's transaction
+/// and before the accounts' states are read (so the run sees the decisions).
+fn apply_review_policy(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    run_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let p = &rules.config.review;
+    if p.is_default() {
+        return Ok(Vec::new());
+    }
+    let as_of = rules.as_of;
+    let pending = conn.query_all(
+        "SELECT id, kind, as_of FROM checkpoints WHERE status = 'pending' ORDER BY id",
+        &[],
+        |r| Ok((r.i(0)?, r.string(1)?, Instant(r.i(2)?))),
+    )?;
+    let age = |t: Instant| as_of.days_since(t).max(0) as u32;
+    let mut lines = Vec::new();
+    let mut left = Vec::new();
+    let n = p.auto_approve_demotions_after_days;
+    let mut approved = (0u32, 0u32);
+    for (id, kind, at) in pending {
+        let a = age(at);
+        if n > 0 && a >= n && kind == "demotion_from_active_focus" {
+            let by = format!("policy: auto_approve_demotions_after_days = {n}");
+            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed")) {
+                Ok(_) => {
+                    approved.0 += 1;
+                    approved.1 = approved.1.max(a);
+                    continue;
+                }
+                // Stale (the account moved on): left to the run, which closes it.
+                Err(StoreError::Stale { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        left.push((id, a));
+    }
+    if approved.0 > 0 {
+        lines.push(format!(
+            "{} unreviewed demotion(s) approved after {n}+ days (oldest {} days)",
+            approved.0, approved.1
+        ));
+    }
+    let m = p.expire_after_days;
+    if m > 0 {
+        let now = crate::wall_clock().to_string();
+        let reason = format!("expired: unreviewed for {m}+ days (review.expire_after_days)");
+        let (mut k, mut oldest) = (0u32, 0u32);
+        for (id, a) in left.iter().filter(|(_, a)| *a >= m) {
+            conn.execute(
+                "UPDATE checkpoints SET status = 'closed', reviewer = 'policy', reason = ?,
+                    decided_at = ?, decided_run = ? WHERE id = ? AND status = 'pending'",
+                &[
+                    Value::Text(&reason),
+                    Value::Text(&now),
+                    Value::Int(run_id),
+                    Value::Int(*id),
+                ],
+            )?;
+            conn.execute(
+                "INSERT INTO decisions (checkpoint, action, actor, comment, decided_at, run)
+                 VALUES (?, 'close', 'policy', ?, ?, ?)",
+                &[
+                    Value::Int(*id),
+                    Value::Text(&reason),
+                    Value::Text(&now),
+                    Value::Int(run_id),
+                ],
+            )?;
+            k += 1;
+            oldest = oldest.max(*a);
+        }
+        left.retain(|(_, a)| *a < m);
+        if k > 0 {
+            lines.push(format!(
+                "{k} unreviewed item(s) expired after {m}+ days (oldest {oldest} days)"
+            ));
+        }
+    }
+    let e = p.escalate_after_days;
+    if e > 0 {
+        let old: Vec<u32> = left.iter().map(|x| x.1).filter(|a| *a >= e).collect();
+        if !old.is_empty() {
+            lines.push(format!(
+                "{} item(s) escalated: pending {e}+ days (oldest {} days)",
+                old.len(),
+                old.iter().max().unwrap()
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 #[derive(Debug, Clone)]
@@ -182,8 +281,12 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut pending_conflict = vec![None; n];
     let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
     conn.query_each(
-        "SELECT id, account, kind, from_cluster, to_cluster, rule, signature, status
-         FROM checkpoints WHERE account IS NOT NULL AND status IN ('pending', 'rejected', 'approved')",
+        // An item the review policy expired (closed, reviewer `policy`) is not re-opened on
+        // the same evidence either: it counts as rejected.
+        "SELECT id, account, kind, from_cluster, to_cluster, rule, signature,
+            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END
+         FROM checkpoints WHERE account IS NOT NULL AND (status IN ('pending', 'rejected', 'approved')
+            OR (status = 'closed' AND reviewer = 'policy'))",
         &[],
         &mut |r| {
             let Some(i) = idx_of(&id_map, r.i(1)?) else {
@@ -564,6 +667,7 @@ pub(crate) fn run(
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
     (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
 
+    let review_policy = apply_review_policy(&mut *tx, rules, run_id)?;
     let loaded = load(&mut *tx, rules, opts)?;
     let n = loaded.table.len();
     (opts.log)(&format!(
@@ -704,7 +808,12 @@ pub(crate) fn run(
 
     let new_state_version = state_version + 1;
     set_meta(&mut *tx, "state_version", new_state_version)?;
-    let summary = serde_json::json!({ "capacity": capacity }).to_string();
+    let summary = if review_policy.is_empty() {
+        serde_json::json!({ "capacity": capacity })
+    } else {
+        serde_json::json!({ "capacity": capacity, "review_policy": review_policy })
+    }
+    .to_string();
     let report = RunReport {
         run_id,
         as_of,
@@ -720,6 +829,7 @@ pub(crate) fn run(
         events_read: loaded.events_read,
         events_after_as_of: loaded.events_after,
         events_unknown_type: loaded.events_unknown,
+        review_policy,
     };
     let ints = [
         new_state_version,

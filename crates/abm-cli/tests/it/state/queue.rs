@@ -158,3 +158,62 @@ fn queue(db: Db) {
 both_backends! {
     review_list_filters_pages_and_bulk_decisions => queue;
 }
+
+/// Issue 13: "when nobody reviews, Active Focus stays frozen at its first run while the queue
+/// grows". `[review]` auto-approves old demotions, expires or escalates old items, with ages.
+fn policy(db: Db) {
+    let w = World::new(db);
+    std::fs::write(
+        w.dir.path().join("abm.toml"),
+        "[checkpoints]\nconflict_mixed_signals = false\n\n\
+         [review]\nauto_approve_demotions_after_days = 30\nescalate_after_days = 10\nexpire_after_days = 60\n",
+    )
+    .unwrap();
+    w.accounts("t0", &[("A1", "A"), ("A2", "B")]);
+    w.events(
+        "t0",
+        &["A1,2026-01-20,meeting,c1", "A2,2025-12-01,email_reply,c2"],
+    );
+    w.import("t0");
+    w.run("2026-02-01");
+    assert_eq!(w.latest("A1")["cluster"], "active_focus");
+    // A1's champion leaves: a demotion proposal nobody reviews. A2 gets a meeting: a
+    // promotion proposal nobody reviews.
+    w.accounts("t1", &[("A1", "A"), ("A2", "B")]);
+    w.events(
+        "t1",
+        &["A1,2026-02-05,champion_left,c1", "A2,2026-02-05,meeting,c2"],
+    );
+    w.import("t1");
+    w.run("2026-02-10");
+    assert_eq!(w.pending().len(), 2);
+    let o = run_ok(w.abm().args(["run", "--as-of", "2026-02-25"]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("review policy: 2 item(s) escalated: pending 10+ days (oldest 15 days)"),
+        "{text}"
+    );
+    let r = w.run("2026-03-15");
+    assert_eq!(
+        r["review_policy"][0],
+        "1 unreviewed demotion(s) approved after 30+ days (oldest 33 days)"
+    );
+    assert_eq!(w.latest("A1")["cluster"], "future_pipeline");
+    let h = w.history("A1");
+    assert!(h["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"] == "approved"
+            && c["reviewer"] == "policy: auto_approve_demotions_after_days = 30"));
+    let r = w.run("2026-04-15");
+    assert_eq!(
+        r["review_policy"][0],
+        "1 unreviewed item(s) expired after 60+ days (oldest 64 days)"
+    );
+    assert!(w.pending().iter().all(|c| c["account_id"] != "A2"));
+}
+
+both_backends! {
+    review_policy_for_unreviewed_items => policy;
+}
