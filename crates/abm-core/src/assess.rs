@@ -406,6 +406,15 @@ pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster:
                 );
             }
         }
+        _ if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() => {
+            // The entry rules already give a higher cluster: what is missing is a reviewer.
+            let _ = write!(
+                s,
+                "; for {}: rule {} is met, the promotion waits for a reviewer (approving moves it there)",
+                a.cluster.label(),
+                a.rule
+            );
+        }
         _ => match missing_for_next(rules, a, cluster) {
             Some(m) => {
                 let _ = write!(s, "; {m}");

@@ -217,3 +217,62 @@ fn policy(db: Db) {
 both_backends! {
     review_policy_for_unreviewed_items => policy;
 }
+
+/// Issue 13: "a tier-A account with a demo (rule 2 already met, awaiting approval) is told
+/// 'for Active Focus: a trigger'; after an approved demotion the rationale names rule 7 while
+/// the cluster is Future Pipeline and engagement shows none despite a demo 17 days earlier".
+fn explanations_follow_the_effective_cluster(db: Db) {
+    let w = World::new(db);
+    w.accounts("t0", &[("A1", "A")]);
+    w.events("t0", &["A1,2026-01-05,email_reply,c1"]);
+    w.import("t0");
+    w.run("2026-01-10");
+    assert_eq!(w.latest("A1")["cluster"], "future_pipeline");
+    w.accounts("t1", &[("A1", "A")]);
+    w.events("t1", &["A1,2026-01-20,demo,c1"]);
+    w.import("t1");
+    w.run("2026-02-01");
+    let s = w.latest("A1");
+    assert_eq!(s["cluster"], "future_pipeline");
+    let na = s["next_action"].as_str().unwrap();
+    assert!(
+        na.contains("for Active Focus: rule 2 is met, the promotion waits for a reviewer"),
+        "{s}"
+    );
+    assert!(
+        s["rationale"].as_str().unwrap().ends_with(
+            "; rule 2 gives active_focus: a promotion that needs a reviewer; effective future_pipeline"
+        ),
+        "{s}"
+    );
+    let id = w.pending()[0]["id"].as_i64().unwrap();
+    w.approve(id);
+    // The champion leaves: the demotion is proposed and approved.
+    w.accounts("t2", &[("A1", "A")]);
+    w.events("t2", &["A1,2026-02-10,champion_left,c1"]);
+    w.import("t2");
+    w.run("2026-02-15");
+    let id = w
+        .pending()
+        .iter()
+        .find(|c| c["kind"] == "demotion_from_active_focus")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    w.approve(id);
+    w.run("2026-02-20");
+    let s = w.latest("A1");
+    assert_eq!(s["cluster"], "future_pipeline");
+    let r = s["rationale"].as_str().unwrap();
+    assert!(
+        r.ends_with(
+            "; rule 7 gives cluster_icp; effective future_pipeline: no demotion rule fired; \
+             evidence counted after the demotion of 2026-02-15"
+        ),
+        "{s}"
+    );
+}
+
+both_backends! {
+    explanations_follow_the_effective_cluster_in_runs => explanations_follow_the_effective_cluster;
+}
