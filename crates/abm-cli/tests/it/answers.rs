@@ -497,3 +497,70 @@ fn explain_says_when_an_account_or_its_events_were_rejected() {
         "{text}"
     );
 }
+
+/// Issue 13: "`explain` lists the 40 newest events; in a backtest those are all 'after as_of,
+/// ignored' and the 31 counted ones are hidden. A trigger after as_of is labelled 'outside the
+/// window'."
+#[test]
+fn explain_lists_counted_events_first_and_labels_what_is_after_as_of() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,icp_score,icp_tier\nB1,Backtest,software,90,A\n",
+    );
+    let mut ev = String::from("account_id,occurred_at,type,contact_id\n");
+    for i in 0..31 {
+        ev.push_str(&format!(
+            "B1,2018-01-{:02}T10:00:00,email_reply,c{}\n",
+            i % 28 + 1,
+            i % 2
+        ));
+    }
+    for i in 0..45 {
+        ev.push_str(&format!(
+            "B1,2018-0{}-{:02}T10:00:00,meeting,c1\n",
+            4 + i % 5,
+            i % 28 + 1
+        ));
+    }
+    write(d.path(), "engagement.csv", &ev);
+    write(
+        d.path(),
+        "triggers.csv",
+        "account_id,occurred_at,type,source,headline\nB1,2018-06-01,funding_round,news,later\nB1,2017-01-01,expansion,news,long ago\n",
+    );
+    let text = String::from_utf8_lossy(
+        &run_ok(
+            abm()
+                .args(["explain", "B1"])
+                .arg(d.path())
+                .args(["--as-of", "2018-02-01"]),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(
+        text.contains("events: 76 in the file, 31 counted"),
+        "{text}"
+    );
+    let counted = text.matches("counted (medium)").count();
+    assert_eq!(counted, 31, "{text}");
+    // Counted first, then the ignored ones, grouped and capped.
+    let first_ignored = text.find("not counted: 45 after as_of, ignored").unwrap();
+    assert!(
+        text.rfind("counted (medium)").unwrap() < first_ignored,
+        "{text}"
+    );
+    assert!(text.contains("… 35 more not listed"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("funding_round") && l.ends_with("after as_of, ignored")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("expansion") && l.ends_with("outside the window")),
+        "{text}"
+    );
+}

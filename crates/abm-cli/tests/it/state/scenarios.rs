@@ -302,15 +302,17 @@ fn tier_drop(db: Db) {
 }
 
 /// A conflict on an Active Focus account (a demotion signal beside a meeting) is asked once,
-/// not per run, and closed when the signals no longer disagree.
+/// not per run; approved, it is not asked again on the same evidence.
 fn af_conflict_once_then_resolved(db: Db) {
     let w = World::new(db);
-    w.accounts("t0", &[("A1", "A")]);
+    w.accounts("t0", &[("A1", "A"), ("A2", "A")]);
     w.events(
         "t0",
         &[
             "A1,2026-01-20,meeting,c1",
             "A1,2026-01-21,budget_cycle_missed,c1",
+            "A2,2026-01-20,meeting,c2",
+            "A2,2026-01-21,budget_cycle_missed,c2",
         ],
     );
     w.import("t0");
@@ -322,24 +324,47 @@ fn af_conflict_once_then_resolved(db: Db) {
             .filter(|c| c["kind"] == "conflict")
             .count()
     };
-    assert_eq!(conflicts(&w), 1);
+    assert_eq!(conflicts(&w), 2);
     w.run("2026-02-03");
-    assert_eq!(conflicts(&w), 1);
+    assert_eq!(conflicts(&w), 2);
     // (The signal also proposes the demotion, a checkpoint of its own.)
     assert_eq!(
         w.latest("A1")["checkpoint"],
         "demotion_from_active_focus;conflict"
     );
-    // The signal leaves the window: resolved, closed.
+    // Approving a conflict says what it does (issue 13: "approving a conflict prints nothing
+    // about what it does"); the same disagreement is not asked again.
+    let id = w
+        .pending()
+        .iter()
+        .find(|c| c["kind"] == "conflict" && c["account_id"] == "A1")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let o = run_ok(w.abm().args(["review", "approve", &id.to_string()]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "acknowledged: the account keeps its cluster; the same disagreement is not asked again"
+        ),
+        "{text}"
+    );
+    w.run("2026-02-04");
+    assert_eq!(conflicts(&w), 1);
+    // The signal leaves the window: A2's conflict is resolved, closed with the reason.
     w.run("2026-06-01");
     assert_eq!(conflicts(&w), 0);
-    let all = w.json(&["review", "list", "--all"]);
-    let c = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "conflict")
-        .unwrap();
+    let all = w.json(&["review", "list", "--all", "--kind", "conflict"]);
+    let status = |id: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["account_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(status("A1")["status"], "approved");
+    let c = status("A2");
     assert_eq!(c["status"], "closed");
     assert!(
         c["reason"].as_str().unwrap().contains("no longer conflict"),
