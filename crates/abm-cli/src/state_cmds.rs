@@ -525,6 +525,15 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                         for line in &r.review_policy {
                             outln!("  review policy: {line}")?;
                         }
+                        for n in &r.notes {
+                            outln!("  note: {n}")?;
+                        }
+                        if !r.criteria_without_data.is_empty() {
+                            outln!(
+                                "  criteria without data (left out of the points possible): {}",
+                                r.criteria_without_data.join(", ")
+                            )?;
+                        }
                     }
                 }
             }

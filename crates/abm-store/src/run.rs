@@ -59,6 +59,12 @@ pub struct RunReport {
     /// What the `[review]` policy did to unreviewed items, with ages (empty when it is off).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub review_policy: Vec<String>,
+    /// Fields of ICP criteria that no stored account column provides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub criteria_without_data: Vec<String>,
+    /// Why the outcome is degenerate, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `[review]`: unreviewed items past their age (days of as_of since the run that opened them)
@@ -183,6 +189,8 @@ struct Computed {
     conflicts: Vec<String>,
     /// A customer's program (else the cluster's).
     customer_program: bool,
+    /// The score came from the criteria (not the input).
+    score_computed: bool,
 }
 
 struct Loaded {
@@ -481,6 +489,7 @@ fn compute(
             .map(|c| c.describe(rules))
             .collect(),
         customer_program: a.customer.is_some(),
+        score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
         d,
     }
 }
@@ -682,6 +691,7 @@ pub(crate) fn run(
     )?;
 
     let model = ScoringModel::new(&rules.config.icp, loaded.table.schema());
+    let mut max_score = f64::NEG_INFINITY;
     let mut w = Writer {
         run: run_id,
         as_of,
@@ -740,6 +750,9 @@ pub(crate) fn run(
                         break;
                     }
                     counts.add(c.d.cluster);
+                    if c.score_computed {
+                        max_score = max_score.max(c.score);
+                    }
                     match c.d.movement {
                         abm_core::movement::Movement::Promotion => promotions += 1,
                         abm_core::movement::Movement::Demotion => demotions += 1,
@@ -808,12 +821,23 @@ pub(crate) fn run(
 
     let new_state_version = state_version + 1;
     set_meta(&mut *tx, "state_version", new_state_version)?;
-    let summary = if review_policy.is_empty() {
-        serde_json::json!({ "capacity": capacity })
-    } else {
-        serde_json::json!({ "capacity": capacity, "review_policy": review_policy })
+    let without = model.without_data();
+    let notes = abm_core::summary::outcome_notes(
+        &counts,
+        max_score.is_finite().then_some(max_score),
+        &without,
+    );
+    let mut summary = serde_json::json!({ "capacity": capacity });
+    for (k, v) in [
+        ("review_policy", &review_policy),
+        ("criteria_without_data", &without),
+        ("notes", &notes),
+    ] {
+        if !v.is_empty() {
+            summary[k] = serde_json::json!(v);
+        }
     }
-    .to_string();
+    let summary = summary.to_string();
     let report = RunReport {
         run_id,
         as_of,
@@ -830,6 +854,8 @@ pub(crate) fn run(
         events_after_as_of: loaded.events_after,
         events_unknown_type: loaded.events_unknown,
         review_policy,
+        criteria_without_data: without,
+        notes,
     };
     let ints = [
         new_state_version,

@@ -56,3 +56,30 @@ fn first_run_on_sample_data_opens_few_checkpoints() {
         "only Active Focus accounts"
     );
 }
+
+/// Issue 13 on the store: a run over thin accounts names the criteria without data, and a
+/// degenerate outcome says why.
+fn thin_run(db: Db) {
+    let w = World::new(db);
+    w.file(
+        "t0",
+        "accounts.csv",
+        "account_id,name,industry\n",
+        &["M1,One,retail", "M2,Two,mining"],
+    );
+    w.import("t0");
+    let r = w.run("2026-11-01");
+    assert_eq!(
+        r["criteria_without_data"],
+        serde_json::json!(["employees", "annual_revenue", "country", "tech_stack"])
+    );
+    assert_eq!(
+        r["notes"][0],
+        "every account is in Monitor Only: no score above 0; criteria without data: \
+         employees, annual_revenue, country, tech_stack"
+    );
+}
+
+both_backends! {
+    a_run_names_criteria_without_data => thin_run;
+}
