@@ -164,6 +164,8 @@ fn apply_review_policy(
 }
 
 #[derive(Debug, Clone)]
+// One per command: the size of the report does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RunOutcome {
     Done(RunReport),
     /// Same as_of, data, config and review state as run `run`: nothing recorded.
