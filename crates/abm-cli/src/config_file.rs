@@ -5,19 +5,37 @@ use abm_core::Config;
 
 const COMMENTS: &[(&str, &str)] = &[
     ("[icp.tiers]", "# ICP tiers: score thresholds (score = points earned / points possible × 100).\n# A ≥ a, B ≥ b, C ≥ c, D ≥ d, else E. An input icp_tier / icp_score wins over these."),
-    ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# A missing field earns 0 and is listed as missing in the explanation."),
+    ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# Graded: kind = \"in\" with points per value instead of values, e.g.\n# points = { paid_search = 10, organic = 8, email = 2 } (possible points = the largest).\n# An empty field follows [icp] missing and is listed as missing in the explanation."),
     ("[engagement]", "# Engagement level (SPEC §4.2). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
     ("[movement]", "# Movement between runs (SPEC §4.5): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
-    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks."),
+    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks — for accounts in or entering\n# conflict_clusters. Tier D/E with High engagement is a \"re-score this account\" suggestion in\n# the next action, never a checkpoint."),
     ("[programs]", "# Program per cluster."),
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
     ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
-    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint."),
+    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint. Each bound is absolute (min, max) or a share of the accounts\n# (min_share, max_share between 0 and 1, e.g. max_share = 0.05 for 5%)."),
     ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
 ];
+
+const ICP_SECTION: &str =
+    "# A field present in the input but empty for one account: missing = \"neutral\" leaves the\n\
+# criterion out of that account's points possible, \"zero\" makes it earn 0. A criterion over a\n\
+# field that no input provides is left out for every account (cluster_summary.json names it\n\
+# in criteria_without_data).\n\
+[icp]\nmissing = \"neutral\"\n\n";
+
+const CUSTOMERS_SECTION: &str = "\n# Customers: an account with a won deal by as_of. mode = \"expansion\" keeps it in its\n\
+# prospect cluster with this program and expansion/renewal next actions (renewal due\n\
+# renewal_days after the last win; 0 = none); mode = \"off\" reads customers as prospects.\n\
+[customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\n";
+
+const REVIEW_SECTION: &str =
+    "\n# Unreviewed checkpoints (ages in days of as_of since the run that opened them; 0 = off):\n\
+# expire_after_days closes them with the reason, escalate_after_days lists them in the run's\n\
+# summary, auto_approve_demotions_after_days approves pending demotion proposals.\n\
+[review]\nexpire_after_days = 0\nescalate_after_days = 0\nauto_approve_demotions_after_days = 0\n";
 
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
@@ -28,6 +46,11 @@ pub fn commented_default() -> String {
     let mut seen = std::collections::HashSet::new();
     for line in body.lines() {
         let t = line.trim();
+        // Keys left out of the serialized defaults (so that existing configs keep their hash)
+        // are written out here, with their default.
+        if t == "[icp.tiers]" && !body.contains("[icp]") {
+            out.push_str(ICP_SECTION);
+        }
         if let Some((_, c)) = COMMENTS.iter().find(|(h, _)| *h == t) {
             if seen.insert(t.to_string()) {
                 if !out.ends_with("\n\n") {
@@ -39,6 +62,15 @@ pub fn commented_default() -> String {
         }
         out.push_str(line);
         out.push('\n');
+        if t.starts_with("conflict_mixed_signals =") && !body.contains("conflict_clusters") {
+            out.push_str("conflict_clusters = [\"active_focus\"]\n");
+        }
+    }
+    if !body.contains("[customers]") {
+        out.push_str(CUSTOMERS_SECTION);
+    }
+    if !body.contains("[review]") {
+        out.push_str(REVIEW_SECTION);
     }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");
@@ -56,5 +88,11 @@ mod tests {
         assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
         assert!(text.contains("# Entry rules, first match wins"));
         assert!(text.contains("window_days = 90"));
+        assert!(text.contains("[icp]\nmissing = \"neutral\""), "{text}");
+        assert!(text.contains("[customers]\nmode = \"expansion\""), "{text}");
+        assert!(
+            text.contains("conflict_clusters = [\"active_focus\"]"),
+            "{text}"
+        );
     }
 }

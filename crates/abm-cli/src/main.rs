@@ -522,7 +522,7 @@ fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> R
     )?;
     let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
         let range = range
-            .map(|r| format!("(recommended {}–{})", r.min, r.max))
+            .map(|r| format!("(recommended {})", r.describe(s.accounts)))
             .unwrap_or_default();
         outln!("  {label:<16} {n:>9}  {range}")
     };
@@ -539,6 +539,15 @@ fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> R
     )?;
     row("Monitor Only", s.monitor_only_count, None)?;
     outln!("  {:<16} {:>9}", "accounts", s.accounts)?;
+    for n in &s.notes {
+        outln!("  note: {n}")?;
+    }
+    if !s.criteria_without_data.is_empty() {
+        outln!(
+            "  criteria without data (left out of the points possible): {}",
+            s.criteria_without_data.join(", ")
+        )?;
+    }
     for w in &s.capacity.warnings {
         outln!("  warning: {w}")?;
     }

@@ -9,7 +9,7 @@ use abm_store::query::{CheckpointView, MovementView};
 use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -101,35 +101,183 @@ pub enum StateCommand {
 
 #[derive(Subcommand)]
 pub enum ReviewCommand {
-    /// Pending checkpoints (all of them with --all).
+    /// Pending checkpoints (all of them with --all), filtered, sorted and paged.
     List {
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        filter: ReviewFilter,
+        /// Order: id (default), age (oldest first), account, kind.
+        #[arg(long, default_value = "id")]
+        sort: String,
+        /// At most this many items (a page).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Skip this many items first (the next page).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         db: DbArgs,
     },
     /// Approve a pending checkpoint: a proposed move takes effect as of the run that proposed it.
+    /// With --where FILTER, every pending checkpoint that matches (previewed; --yes decides).
     Approve {
-        id: i64,
+        #[arg(required_unless_present = "filter_text")]
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: BulkArgs,
         #[command(flatten)]
         decision: DecisionArgs,
     },
     /// Reject a pending checkpoint: the account keeps its cluster; the same evidence will not
-    /// re-open it.
+    /// re-open it. With --where FILTER, every pending checkpoint that matches.
     Reject {
-        id: i64,
+        #[arg(required_unless_present = "filter_text")]
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: BulkArgs,
         #[command(flatten)]
         decision: DecisionArgs,
     },
+}
+
+/// Which checkpoints: every given condition must hold.
+#[derive(Args, Clone, Default, Debug)]
+pub struct ReviewFilter {
+    /// capacity, conflict, promotion_to_active_focus, demotion_from_active_focus.
+    #[arg(long)]
+    kind: Option<String>,
+    /// The account's current cluster, or the proposal's from/to.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The account's tier in the latest run (A–E; several as "D,E").
+    #[arg(long)]
+    tier: Option<String>,
+    #[arg(long)]
+    account: Option<String>,
+    /// Opened at least this many days (of as_of) before the latest run.
+    #[arg(long, value_name = "DAYS")]
+    older_than: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct BulkArgs {
+    /// Decide every pending checkpoint matching FILTER: `kind=conflict tier=D,E cluster=…
+    /// account=… older_than=DAYS` (space- or comma-separated). Previews unless --yes.
+    #[arg(
+        long = "where",
+        value_name = "FILTER",
+        id = "filter_text",
+        conflicts_with = "id"
+    )]
+    filter: Option<String>,
+    /// Decide the previewed set (with --where).
+    #[arg(long, requires = "filter_text")]
+    yes: bool,
+}
+
+impl ReviewFilter {
+    /// `kind=conflict tier=D,E older_than=30`.
+    fn parse(text: &str) -> Result<ReviewFilter> {
+        let mut f = ReviewFilter::default();
+        for part in text.split_whitespace() {
+            let Some((k, v)) = part.split_once('=') else {
+                anyhow::bail!(
+                    "--where: {part:?} is not key=value (kind, cluster, tier, account, older_than)"
+                );
+            };
+            let v = v.trim_matches(',').to_string();
+            match k {
+                "kind" => f.kind = Some(v),
+                "cluster" => f.cluster = Some(v),
+                "tier" => f.tier = Some(v),
+                "account" | "account_id" => f.account = Some(v),
+                "older_than" | "age" => {
+                    f.older_than = Some(v.parse().map_err(|_| {
+                        anyhow::anyhow!("--where: older_than={v} is not a number of days")
+                    })?)
+                }
+                other => anyhow::bail!(
+                    "--where: unknown key {other:?} (kind, cluster, tier, account, older_than)"
+                ),
+            }
+        }
+        Ok(f)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kind.is_none()
+            && self.cluster.is_none()
+            && self.tier.is_none()
+            && self.account.is_none()
+            && self.older_than.is_none()
+    }
+
+    /// The items that match, with each one's age in days (of as_of, to the latest run).
+    fn apply(
+        &self,
+        store: &mut Store,
+        items: Vec<CheckpointView>,
+    ) -> Result<Vec<(CheckpointView, i64)>> {
+        let latest = store.summary().ok().map(|s| s.as_of);
+        let latest = latest.as_deref().and_then(|t| Instant::parse(t).ok());
+        let age = |c: &CheckpointView| -> i64 {
+            match (latest, Instant::parse(&c.as_of).ok()) {
+                (Some(l), Some(a)) => l.days_since(a),
+                _ => 0,
+            }
+        };
+        // Current cluster and tier per account, read only when asked for.
+        let mut current: HashMap<String, (String, String)> = HashMap::new();
+        if self.tier.is_some() || self.cluster.is_some() {
+            store.export(&mut |r| {
+                current.insert(r.account_id.clone(), (r.cluster.clone(), r.tier.clone()));
+                Ok(())
+            })?;
+        }
+        let tiers: Option<Vec<String>> = self
+            .tier
+            .as_ref()
+            .map(|t| t.split(',').map(|x| x.trim().to_uppercase()).collect());
+        let mut out = Vec::new();
+        for c in items {
+            let acc = c.account_id.clone().unwrap_or_default();
+            let cur = current.get(&acc);
+            if self.kind.as_ref().is_some_and(|k| *k != c.kind)
+                || self.account.as_ref().is_some_and(|a| *a != acc)
+            {
+                continue;
+            }
+            if let Some(cl) = &self.cluster {
+                let hit = cur.is_some_and(|x| x.0 == *cl)
+                    || c.from.as_ref() == Some(cl)
+                    || c.to.as_ref() == Some(cl);
+                if !hit {
+                    continue;
+                }
+            }
+            if let Some(ts) = &tiers {
+                if !cur.is_some_and(|x| ts.contains(&x.1)) {
+                    continue;
+                }
+            }
+            let a = age(&c);
+            if self.older_than.is_some_and(|d| a < d as i64) {
+                continue;
+            }
+            out.push((c, a));
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Args)]
 pub struct DecisionArgs {
     #[arg(long)]
     comment: Option<String>,
-    /// Reviewer name (default: $USER).
+    /// Reviewer name (default: $ABM_REVIEWER, else $USER; refused when none is known).
     #[arg(long, value_name = "NAME")]
     by: Option<String>,
     #[arg(long)]
@@ -326,9 +474,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             r.as_of,
                             r.config_hash
                         )?;
+                        let r_total = r.counts.total();
                         let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
                             let range = range
-                                .map(|r| format!("(recommended {}–{})", r.min, r.max))
+                                .map(|r| format!("(recommended {})", r.describe(r_total)))
                                 .unwrap_or_default();
                             outln!("  {label:<16} {n:>9}  {range}")
                         };
@@ -363,6 +512,18 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             outln!(
                                 "  warning: {} stored events have a type the config does not know (ignored)",
                                 r.events_unknown_type
+                            )?;
+                        }
+                        for line in &r.review_policy {
+                            outln!("  review policy: {line}")?;
+                        }
+                        for n in &r.notes {
+                            outln!("  note: {n}")?;
+                        }
+                        if !r.criteria_without_data.is_empty() {
+                            outln!(
+                                "  criteria without data (left out of the points possible): {}",
+                                r.criteria_without_data.join(", ")
                             )?;
                         }
                     }
@@ -589,37 +750,153 @@ fn print_checkpoint(c: &CheckpointView) -> Result<()> {
     Ok(())
 }
 
-fn reviewer(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("USERNAME").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into())
+/// Who decides: `--by`, else `ABM_REVIEWER`, else `$USER` (`USERNAME` on Windows); a
+/// decision without a name is refused (issue 13: decisions were recorded as `unknown`).
+fn reviewer(by: Option<String>) -> Result<String> {
+    let named = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    named(by)
+        .or_else(|| named(std::env::var("ABM_REVIEWER").ok()))
+        .or_else(|| named(std::env::var("USER").ok()))
+        .or_else(|| named(std::env::var("USERNAME").ok()))
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "who is deciding? give --by NAME (or set ABM_REVIEWER): a decision is recorded \
+                 with its reviewer"
+            )
+        })
 }
 
 fn review(rc: ReviewCommand) -> Result<()> {
-    let (id, d, approve) = match rc {
-        ReviewCommand::List { all, json, db } => {
+    let (id, bulk, d, approve) = match rc {
+        ReviewCommand::List {
+            all,
+            filter,
+            sort,
+            limit,
+            offset,
+            json,
+            db,
+        } => {
             let mut store = open_existing(&db)?;
             let items = store.review_list(all)?;
-            if json {
-                return print_json(&items);
+            let total = items.len();
+            let mut items = filter.apply(&mut store, items)?;
+            match sort.as_str() {
+                "id" => {}
+                "age" => items.sort_by_key(|(c, a)| (std::cmp::Reverse(*a), c.id)),
+                "account" => {
+                    items.sort_by(|x, y| (&x.0.account_id, x.0.id).cmp(&(&y.0.account_id, y.0.id)))
+                }
+                "kind" => items.sort_by(|x, y| (&x.0.kind, x.0.id).cmp(&(&y.0.kind, y.0.id))),
+                other => anyhow::bail!("--sort {other:?}: id, age, account or kind"),
             }
-            if items.is_empty() {
+            let matched = items.len();
+            let page: Vec<(CheckpointView, i64)> = items
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect();
+            if json {
+                let v: Vec<&CheckpointView> = page.iter().map(|(c, _)| c).collect();
+                return print_json(&v);
+            }
+            if matched == 0 {
                 outln!(
                     "The review queue is empty{}.",
-                    if all { "" } else { " (nothing pending)" }
+                    if !filter.is_empty() {
+                        " for this filter"
+                    } else if all {
+                        ""
+                    } else {
+                        " (nothing pending)"
+                    }
                 )?;
             }
-            for c in &items {
+            for (c, _) in &page {
                 print_checkpoint(c)?;
+            }
+            if page.len() < matched {
+                outln!(
+                    "{}–{} of {matched} (of {total}{}); --offset {} for the next page",
+                    offset + 1,
+                    offset + page.len(),
+                    if all { "" } else { " pending" },
+                    offset + page.len()
+                )?;
             }
             return Ok(());
         }
-        ReviewCommand::Approve { id, decision } => (id, decision, true),
-        ReviewCommand::Reject { id, decision } => (id, decision, false),
+        ReviewCommand::Approve { id, bulk, decision } => (id, bulk, decision, true),
+        ReviewCommand::Reject { id, bulk, decision } => (id, bulk, decision, false),
     };
-    let by = reviewer(d.by);
+    let by = reviewer(d.by.clone())?;
     let mut store = open_existing(&d.db)?;
+    if let Some(text) = &bulk.filter {
+        let filter = ReviewFilter::parse(text)?;
+        if filter.is_empty() {
+            anyhow::bail!(
+                "--where needs at least one condition (kind, cluster, tier, account, older_than)"
+            );
+        }
+        let items = store.review_list(false)?;
+        let items = filter.apply(&mut store, items)?;
+        let verb = if approve { "approve" } else { "reject" };
+        if !bulk.yes {
+            if d.json {
+                let v: Vec<&CheckpointView> = items.iter().map(|(c, _)| c).collect();
+                return print_json(&serde_json::json!({ "preview": true, "matched": v }));
+            }
+            outln!("{} pending checkpoint(s) match {text:?}:", items.len())?;
+            for (c, _) in items.iter().take(20) {
+                print_checkpoint(c)?;
+            }
+            if items.len() > 20 {
+                outln!("  … and {} more", items.len() - 20)?;
+            }
+            outln!(
+                "Nothing decided: add --yes to {verb} them (each is recorded as its own decision)."
+            )?;
+            return Ok(());
+        }
+        let mut decided = Vec::new();
+        let mut failed = Vec::new();
+        for (c, _) in &items {
+            let r = if approve {
+                store.approve(c.id, &by, d.comment.as_deref())
+            } else {
+                store.reject(c.id, &by, d.comment.as_deref())
+            };
+            match r {
+                Ok(o) => decided.push(o),
+                Err(e) => failed.push((c.id, e.to_string())),
+            }
+        }
+        if d.json {
+            return print_json(&serde_json::json!({
+                "decided": decided,
+                "failed": failed.iter().map(|(id, e)| serde_json::json!({"id": id, "error": e})).collect::<Vec<_>>(),
+            }));
+        }
+        outln!(
+            "{} checkpoint(s) {}d by {by}{}.",
+            decided.len(),
+            verb,
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; {} failed", failed.len())
+            }
+        )?;
+        for (id, e) in &failed {
+            outln!("  #{id}: {e}")?;
+        }
+        if decided.iter().any(|o| o.effective_cluster.is_some()) {
+            outln!("Run `abm run` to refresh the assignments.")?;
+        }
+        return Ok(());
+    }
+    let id = id.expect("clap: an id or --where");
     let out = if approve {
         store.approve(id, &by, d.comment.as_deref())?
     } else {
@@ -644,6 +921,16 @@ fn review(rc: ReviewCommand) -> Result<()> {
             cl,
             c.run,
             c.as_of
+        )?;
+    } else if c.kind == "conflict" {
+        outln!(
+            "  {}: the account keeps its cluster; the same disagreement is not asked again (new evidence opens a new item).",
+            if approve { "acknowledged" } else { "dismissed" }
+        )?;
+    } else if c.kind == "capacity" {
+        outln!(
+            "  {}: the next run over capacity asks again.",
+            if approve { "acknowledged" } else { "dismissed" }
         )?;
     }
     Ok(())
@@ -767,6 +1054,8 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             })
             .collect(),
         events_after_as_of: info.events_after_as_of as u64,
+        criteria_without_data: Vec::new(),
+        notes: Vec::new(),
     };
     let mut summary_file = set.create("cluster_summary.json")?;
     output::write_summary_to(&mut summary_file, &summary)?;

@@ -72,12 +72,81 @@ pub struct Assessment {
     /// What the entry rules say.
     pub cluster: Cluster,
     pub conflicts: Vec<Conflict>,
+    /// Won deals by as_of (`None`: a prospect, or `[customers] mode = "off"`).
+    pub customer: Option<CustomerFacts>,
+}
+
+/// What makes an account a customer: its deals won by as_of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerFacts {
+    pub won: u32,
+    /// The latest close of a won deal (its creation when the close date is missing).
+    pub last_won: Instant,
+    /// Deals lost by as_of.
+    pub lost: u32,
 }
 
 impl Assessment {
     pub fn has_triggers(&self) -> bool {
         !self.triggers.is_empty()
     }
+
+    /// The conflicts that need a reviewer (a `conflict` checkpoint) for an account whose
+    /// effective cluster is `cluster` and whose entry rules say `self.cluster`: only for
+    /// accounts in or entering `checkpoints.conflict_clusters`, and never tier D/E with High
+    /// engagement (that one is a re-score suggestion, [`Self::rescore`]).
+    pub fn blocking_conflicts<'a>(
+        &'a self,
+        rules: &Rules,
+        cluster: Cluster,
+    ) -> impl Iterator<Item = &'a Conflict> + 'a {
+        let cl = &rules.config.checkpoints.conflict_clusters;
+        let raised = cl.contains(&cluster) || cl.contains(&self.cluster);
+        self.conflicts
+            .iter()
+            .filter(move |c| raised && !matches!(c, Conflict::LowTierHighEngagement { .. }))
+    }
+
+    /// Tier D/E with High engagement or an active open deal: the fit may be wrong.
+    pub fn rescore(&self) -> Option<&Conflict> {
+        self.conflicts
+            .iter()
+            .find(|c| matches!(c, Conflict::LowTierHighEngagement { .. }))
+    }
+
+    /// The program: the customers' program for a customer, else the cluster's.
+    pub fn program<'r>(&self, rules: &'r Rules, cluster: Cluster) -> &'r str {
+        match self.customer {
+            Some(_) => &rules.config.customers.program,
+            None => rules.config.programs.of(cluster),
+        }
+    }
+}
+
+/// The account's won and lost deals by `as_of`; `None` when none was won (or customers are
+/// off).
+pub fn customer_facts(rules: &Rules, deals: &[Deal]) -> Option<CustomerFacts> {
+    use crate::config::CustomerMode;
+    use crate::engagement::DealOutcome;
+    if rules.config.customers.mode == CustomerMode::Off {
+        return None;
+    }
+    let mut c = CustomerFacts {
+        won: 0,
+        last_won: Instant::MIN,
+        lost: 0,
+    };
+    for d in deals.iter().filter(|d| d.created_at <= rules.as_of) {
+        match d.outcome_at(rules.as_of) {
+            DealOutcome::Won => {
+                c.won += 1;
+                c.last_won = c.last_won.max(d.closed_at.unwrap_or(d.created_at));
+            }
+            DealOutcome::Lost => c.lost += 1,
+            DealOutcome::Open => {}
+        }
+    }
+    (c.won > 0).then_some(c)
 }
 
 pub fn assess(
@@ -195,6 +264,7 @@ pub fn assess(
         rule,
         cluster,
         conflicts,
+        customer: customer_facts(rules, facts.deals),
     }
 }
 
@@ -256,7 +326,8 @@ pub struct NextActionCache {
 
 impl NextActionCache {
     pub fn write(&mut self, s: &mut String, rules: &Rules, a: &Assessment, cluster: Cluster) {
-        if cluster == Cluster::MonitorOnly && !a.score.missing.is_empty() {
+        if (cluster == Cluster::MonitorOnly && !a.score.missing.is_empty()) || a.customer.is_some()
+        {
             return write_next_action(s, rules, a, cluster);
         }
         let key = (cluster as u32)
@@ -283,12 +354,40 @@ pub fn next_action(rules: &Rules, a: &Assessment, cluster: Cluster) -> String {
 
 /// [`next_action`] appended to `s` (the bulk path reuses one buffer).
 pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster: Cluster) {
+    if let Some(c) = &a.customer {
+        let cc = &rules.config.customers;
+        s.push_str(&cc.next_action);
+        let _ = write!(
+            s,
+            "; customer: {} won deal{} (last {})",
+            c.won,
+            if c.won == 1 { "" } else { "s" },
+            c.last_won.date_string()
+        );
+        if cc.renewal_days > 0 {
+            let due = c.last_won.plus_days(cc.renewal_days);
+            if due < rules.as_of {
+                let _ = write!(s, "; renewal was due {}: confirm it", due.date_string());
+            } else {
+                let _ = write!(s, "; renewal due {}", due.date_string());
+            }
+        }
+        if cluster == Cluster::ActiveFocus && !a.active_deals.is_empty() {
+            s.push_str("; advance the open expansion deal");
+        } else if a.level >= EngagementLevel::Medium {
+            s.push_str("; engaged now: propose an expansion");
+        }
+        return;
+    }
     s.push_str(rules.config.next_actions.of(cluster));
     match cluster {
         Cluster::MonitorOnly => {
             let _ = write!(s, "; tier {} is below the ICP cut", a.score.tier);
             if !a.score.missing.is_empty() {
                 let _ = write!(s, ": enrich {} and re-score", a.score.missing.join(", "));
+            }
+            if let Some(c) = a.rescore() {
+                let _ = write!(s, "; re-score this account: {}", c.describe(rules));
             }
         }
         Cluster::ActiveFocus => {
@@ -306,6 +405,15 @@ pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster:
                     rules.high_contacts
                 );
             }
+        }
+        _ if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() => {
+            // The entry rules already give a higher cluster: what is missing is a reviewer.
+            let _ = write!(
+                s,
+                "; for {}: rule {} is met, the promotion waits for a reviewer (approving moves it there)",
+                a.cluster.label(),
+                a.rule
+            );
         }
         _ => match missing_for_next(rules, a, cluster) {
             Some(m) => {
@@ -498,7 +606,12 @@ pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Fa
         }
         LevelBasis::OpenDeal(i) => {
             let d = &facts.deals[*i];
-            let _ = write!(s, " via open deal {} ({})", d.deal_id, d.stage);
+            let _ = write!(
+                s,
+                " via open deal {} ({})",
+                d.deal_id,
+                d.stage_at(rules.as_of)
+            );
         }
         LevelBasis::Nothing => {}
     }
@@ -529,6 +642,18 @@ pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Fa
     }
     s.push_str("; rule ");
     push_padded(s, a.rule as i64, 1);
+    if let Some(c) = &a.customer {
+        s.push_str("; customer (");
+        push_padded(s, c.won as i64, 1);
+        s.push_str(" won, last ");
+        c.last_won.push_date(s);
+        if c.lost > 0 {
+            s.push_str("; ");
+            push_padded(s, c.lost as i64, 1);
+            s.push_str(" lost");
+        }
+        s.push(')');
+    }
 }
 
 /// `type@timestamp;…`, newest first.

@@ -41,13 +41,100 @@ pub struct Config {
     pub capacity: CapacityConfig,
     /// Column mappings: canonical name → header in the user's file, per input file.
     pub columns: ColumnMappings,
+    /// Accounts with a won deal by as_of (SPEC §4.6, customers).
+    #[serde(skip_serializing_if = "CustomerConfig::is_default")]
+    pub customers: CustomerConfig,
+    /// What happens to checkpoints nobody reviews (all off by default).
+    #[serde(skip_serializing_if = "ReviewPolicy::is_default")]
+    pub review: ReviewPolicy,
+}
+
+/// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
+/// as_of (from the run that opened the item to this run). 0 = off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewPolicy {
+    /// Close a pending item this many days old, with the reason.
+    pub expire_after_days: u32,
+    /// List pending items this many days old as escalated in the run's summary.
+    pub escalate_after_days: u32,
+    /// Approve a pending demotion proposal this many days old (reviewer `policy`).
+    pub auto_approve_demotions_after_days: u32,
+}
+
+impl ReviewPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == ReviewPolicy::default()
+    }
+}
+
+/// `[customers]`: an account with a won deal by as_of is a customer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerConfig {
+    /// `expansion` (default): a customer stays in its prospect cluster with the expansion
+    /// program and expansion/renewal next actions; `off`: customers are read as prospects.
+    pub mode: CustomerMode,
+    /// The program of a customer, whatever its cluster.
+    pub program: String,
+    /// The first half of a customer's next action (won deals and renewal follow).
+    pub next_action: String,
+    /// Renewal is due this many days after the last won deal (0: no renewal date).
+    pub renewal_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerMode {
+    #[default]
+    Expansion,
+    Off,
+}
+
+impl Default for CustomerConfig {
+    fn default() -> Self {
+        CustomerConfig {
+            mode: CustomerMode::Expansion,
+            program: "expansion".into(),
+            next_action: "Account management: expand and renew".into(),
+            renewal_days: 365,
+        }
+    }
+}
+
+impl CustomerConfig {
+    pub fn is_default(&self) -> bool {
+        *self == CustomerConfig::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IcpConfig {
+    /// What a criterion earns when its field is present in the input but empty for one
+    /// account: `neutral` (default: left out of that account's points possible) or `zero`.
+    /// A criterion whose field no input provides is left out for every account either way.
+    #[serde(skip_serializing_if = "MissingRule::is_default")]
+    pub missing: MissingRule,
     pub tiers: TierThresholds,
     pub criteria: Vec<Criterion>,
+}
+
+/// `[icp] missing`: how an empty field scores (SPEC §4.1).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRule {
+    /// Left out of the account's points possible (the score is over what is known).
+    #[default]
+    Neutral,
+    /// Earns 0 of its points.
+    Zero,
+}
+
+impl MissingRule {
+    pub fn is_default(&self) -> bool {
+        *self == MissingRule::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,11 +178,14 @@ impl TierThresholds {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Criterion {
-    /// The field (case-insensitive) is one of `values`.
+    /// The field (case-insensitive) is one of `values` and earns `points`; or, graded, one of
+    /// the keys of `points = { paid_search = 10, organic = 8 }` and earns that value's points
+    /// (then without `values`).
     In {
         field: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         values: Vec<String>,
-        points: f64,
+        points: Points,
     },
     /// The field equals `value` (case-insensitive).
     Equals {
@@ -121,6 +211,31 @@ pub enum Criterion {
     },
 }
 
+/// An `in` criterion's points: one number for every listed value, or points per value
+/// (graded; matched case-insensitively, the criterion's possible points are the largest).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Points {
+    Flat(f64),
+    PerValue(BTreeMap<String, f64>),
+}
+
+impl Points {
+    /// The most an account can earn.
+    pub fn max(&self) -> f64 {
+        match self {
+            Points::Flat(p) => *p,
+            Points::PerValue(m) => m.values().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+impl From<f64> for Points {
+    fn from(p: f64) -> Points {
+        Points::Flat(p)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Band {
@@ -142,8 +257,8 @@ impl Criterion {
 
     pub fn possible(&self) -> f64 {
         match self {
-            Criterion::In { points, .. }
-            | Criterion::Equals { points, .. }
+            Criterion::In { points, .. } => points.max(),
+            Criterion::Equals { points, .. }
             | Criterion::Range { points, .. }
             | Criterion::Contains { points, .. } => *points,
             Criterion::Bands { bands, .. } => bands.iter().map(|b| b.points).fold(0.0, f64::max),
@@ -158,6 +273,7 @@ fn strings(xs: &[&str]) -> Vec<String> {
 impl Default for IcpConfig {
     fn default() -> Self {
         IcpConfig {
+            missing: MissingRule::default(),
             tiers: TierThresholds::default(),
             criteria: vec![
                 Criterion::In {
@@ -172,7 +288,7 @@ impl Default for IcpConfig {
                         "technology",
                         "financials",
                     ]),
-                    points: 30.0,
+                    points: Points::Flat(30.0),
                 },
                 Criterion::Bands {
                     field: "employees".into(),
@@ -234,7 +350,7 @@ impl Default for IcpConfig {
                         "AU",
                         "Australia",
                     ]),
-                    points: 15.0,
+                    points: Points::Flat(15.0),
                 },
                 Criterion::Contains {
                     field: "tech_stack".into(),
@@ -407,6 +523,19 @@ pub struct CheckpointConfig {
     pub conflict_low_tier_high_engagement: bool,
     /// A demotion signal and a promotion signal in the same window is a conflict.
     pub conflict_mixed_signals: bool,
+    /// Conflicts open a checkpoint only for accounts in (or entering) these clusters; tier D/E
+    /// with High engagement is never a checkpoint but a "re-score this account" suggestion in
+    /// the next action.
+    #[serde(skip_serializing_if = "is_default_conflict_clusters")]
+    pub conflict_clusters: Vec<Cluster>,
+}
+
+fn default_conflict_clusters() -> Vec<Cluster> {
+    vec![Cluster::ActiveFocus]
+}
+
+fn is_default_conflict_clusters(v: &Vec<Cluster>) -> bool {
+    *v == default_conflict_clusters()
 }
 
 impl Default for CheckpointConfig {
@@ -415,6 +544,7 @@ impl Default for CheckpointConfig {
             conflict_tier_distance: 2,
             conflict_low_tier_high_engagement: true,
             conflict_mixed_signals: true,
+            conflict_clusters: default_conflict_clusters(),
         }
     }
 }
@@ -583,20 +713,71 @@ pub struct CapacityConfig {
     pub active_focus: CapacityRange,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A recommended cluster size: an absolute range (`min`, `max`) or a share of the accounts
+/// (`min_share`, `max_share`, 0–1, rounded to whole accounts), each bound either way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityRange {
-    pub min: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
     /// Above `max` is a warning; for Active Focus it also opens a `capacity` checkpoint.
-    pub max: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_share: Option<f64>,
+}
+
+impl CapacityRange {
+    pub fn new(min: u64, max: u64) -> CapacityRange {
+        CapacityRange {
+            min: Some(min),
+            max: Some(max),
+            ..Default::default()
+        }
+    }
+
+    /// (min, max) for a run over `accounts` accounts: shares rounded to whole accounts; a
+    /// bound not given is 0 (min) or unbounded (max).
+    pub fn bounds(&self, accounts: u64) -> (u64, u64) {
+        let of = |s: f64| (s * accounts as f64).round() as u64;
+        let min = self.min_share.map(of).or(self.min).unwrap_or(0);
+        let max = self.max_share.map(of).or(self.max).unwrap_or(u64::MAX);
+        (min, max)
+    }
+
+    /// `100–500`, `1–5% (3–15)` for a share.
+    pub fn describe(&self, accounts: u64) -> String {
+        let (lo, hi) = self.bounds(accounts);
+        let hi_text = if hi == u64::MAX {
+            "∞".to_string()
+        } else {
+            hi.to_string()
+        };
+        if self.min_share.is_some() || self.max_share.is_some() {
+            let pct = |v: Option<f64>, abs: Option<u64>, d: &str| match (v, abs) {
+                (Some(s), _) => format!("{}%", crate::scoring::format_score(s * 100.0)),
+                (None, Some(a)) => a.to_string(),
+                (None, None) => d.to_string(),
+            };
+            format!(
+                "{}–{} of accounts ({lo}–{hi_text})",
+                pct(self.min_share, self.min, "0"),
+                pct(self.max_share, self.max, "∞")
+            )
+        } else {
+            format!("{lo}–{hi_text}")
+        }
+    }
 }
 
 impl Default for CapacityConfig {
     fn default() -> Self {
         CapacityConfig {
-            cluster_icp: CapacityRange { min: 100, max: 500 },
-            future_pipeline: CapacityRange { min: 50, max: 100 },
-            active_focus: CapacityRange { min: 10, max: 30 },
+            cluster_icp: CapacityRange::new(100, 500),
+            future_pipeline: CapacityRange::new(50, 100),
+            active_focus: CapacityRange::new(10, 30),
         }
     }
 }
@@ -637,6 +818,8 @@ impl Default for Config {
             verticals: default_verticals(),
             capacity: CapacityConfig::default(),
             columns: ColumnMappings::default(),
+            customers: CustomerConfig::default(),
+            review: ReviewPolicy::default(),
         }
     }
 }
@@ -691,11 +874,20 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         Num,
         OptNum,
         Bands,
+        OptStrs,
+        /// A number, or a table of numbers (points per value).
+        Graded,
     }
     fn check(key: &str, v: &Value, ty: Ty) -> Option<ConfigError> {
         let ok = match ty {
             Ty::Str => v.is_str(),
-            Ty::Strs => v.as_array().is_some_and(|a| a.iter().all(Value::is_str)),
+            Ty::Strs | Ty::OptStrs => v.as_array().is_some_and(|a| a.iter().all(Value::is_str)),
+            Ty::Graded => {
+                v.is_integer()
+                    || v.is_float()
+                    || v.as_table()
+                        .is_some_and(|t| t.values().all(|x| x.is_integer() || x.is_float()))
+            }
             Ty::Num | Ty::OptNum => v.is_integer() || v.is_float(),
             Ty::Bands => {
                 let Some(bands) = v.as_array() else {
@@ -720,7 +912,8 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         };
         let want = match ty {
             Ty::Str => "a string",
-            Ty::Strs => "an array of strings",
+            Ty::Strs | Ty::OptStrs => "an array of strings",
+            Ty::Graded => "a number or a table of value = points",
             Ty::Num | Ty::OptNum => "a number",
             Ty::Bands => "an array of bands",
         };
@@ -744,7 +937,7 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
         }
         fields
             .iter()
-            .find(|(f, ty)| !matches!(ty, Ty::OptNum) && !t.contains_key(*f))
+            .find(|(f, ty)| !matches!(ty, Ty::OptNum | Ty::OptStrs) && !t.contains_key(*f))
             .map(|(f, _)| invalid(format!("{key}.{f}"), "missing"))
     }
     let root: toml::Table = text.parse().ok()?;
@@ -772,7 +965,12 @@ fn criteria_error(text: &str) -> Option<ConfigError> {
             }
         };
         let fields: &[(&str, Ty)] = match kind {
-            "in" | "contains" => &[
+            "in" => &[
+                ("field", Ty::Str),
+                ("values", Ty::OptStrs),
+                ("points", Ty::Graded),
+            ],
+            "contains" => &[
                 ("field", Ty::Str),
                 ("values", Ty::Strs),
                 ("points", Ty::Num),

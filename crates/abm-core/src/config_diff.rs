@@ -26,12 +26,26 @@ pub fn diff(old: &Config, new: &Config) -> Vec<String> {
 
 fn describe(c: &Criterion) -> String {
     match c {
-        Criterion::In { values, points, .. } => {
+        Criterion::In {
+            values,
+            points: crate::config::Points::Flat(points),
+            ..
+        } => {
             format!(
                 "in [{}] for {} pts",
                 values.join(", "),
                 format_score(*points)
             )
+        }
+        Criterion::In {
+            points: crate::config::Points::PerValue(map),
+            ..
+        } => {
+            let v: Vec<String> = map
+                .iter()
+                .map(|(k, p)| format!("{k} {}", format_score(*p)))
+                .collect();
+            format!("graded [{}] pts", v.join(", "))
         }
         Criterion::Equals { value, points, .. } => {
             format!("= {value} for {} pts", format_score(*points))
@@ -210,7 +224,7 @@ mod tests {
         let mut new = old.clone();
         new.icp.tiers.a = 75.0;
         if let Criterion::In { points, .. } = &mut new.icp.criteria[0] {
-            *points = 20.0;
+            *points = 20.0.into();
         }
         new.engagement.high.push("webinar".into());
         new.engagement.window_days = 60;

@@ -306,14 +306,48 @@ impl Deal {
         self.last_stage_change_at.unwrap_or(self.created_at)
     }
 
+    /// The outcome as of `as_of`: a deal closed after `as_of` was open then (SPEC §4.2).
+    pub fn outcome_at(&self, as_of: Instant) -> DealOutcome {
+        match self.closed_at {
+            Some(c) if self.outcome != DealOutcome::Open && c > as_of => DealOutcome::Open,
+            _ => self.outcome,
+        }
+    }
+
+    /// The last stage change known by `as_of`: `last_stage_change_at` unless it is after
+    /// `as_of` (not known then), else creation. Nothing dated after `as_of` is read, so a run
+    /// over a later export gives what a run over the export of that day gave.
+    pub fn last_change_at(&self, as_of: Instant) -> Instant {
+        match self.last_stage_change_at {
+            Some(t) if t <= as_of => t,
+            _ => self.created_at,
+        }
+    }
+
+    /// The stage as of `as_of`: the stage field, unless the deal closed after `as_of` (then
+    /// `open` — which open stage it was in is not in the data).
+    pub fn stage_at(&self, as_of: Instant) -> &str {
+        if self.outcome != DealOutcome::Open && self.outcome_at(as_of) == DealOutcome::Open {
+            "open"
+        } else {
+            &self.stage
+        }
+    }
+
+    /// Whether the deal was won by `as_of` (closed on or before it).
+    pub fn won_by(&self, as_of: Instant) -> bool {
+        self.created_at <= as_of && self.outcome_at(as_of) == DealOutcome::Won
+    }
+
     pub fn status(&self, rules: &Rules, floor: Instant) -> DealStatus {
+        let last_change = self.last_change_at(rules.as_of);
         if self.created_at > rules.as_of {
             DealStatus::NotYetCreated
-        } else if self.outcome != DealOutcome::Open {
+        } else if self.outcome_at(rules.as_of) != DealOutcome::Open {
             DealStatus::Closed
-        } else if self.last_change() < rules.stalled_before {
+        } else if last_change < rules.stalled_before {
             DealStatus::Stalled
-        } else if self.last_change() <= floor {
+        } else if last_change <= floor {
             DealStatus::BeforeFloor
         } else {
             DealStatus::Active

@@ -216,8 +216,8 @@ pub fn entry_evidence(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> Vec<E
             let d = &facts.deals[*i];
             ev.push(Evidence::new(
                 "deal",
-                format!("open deal {} ({})", d.deal_id, d.stage),
-                Some(d.last_change()),
+                format!("open deal {} ({})", d.deal_id, d.stage_at(rules.as_of)),
+                Some(d.last_change_at(rules.as_of)),
             ))
         }
         LevelBasis::Nothing => {}
@@ -266,17 +266,17 @@ fn demotion(
                     .stalled_deals
                     .iter()
                     .map(|&i| &facts.deals[i])
-                    .filter(|d| d.last_change().plus_days(days) > prior.floor)
+                    .filter(|d| d.last_change_at(as_of).plus_days(days) > prior.floor)
                     .map(|d| {
                         Evidence::new(
                             "deal",
                             format!(
                                 "deal {} ({}) stalled: no stage change since {}",
                                 d.deal_id,
-                                d.stage,
-                                d.last_change().date_string()
+                                d.stage_at(as_of),
+                                d.last_change_at(as_of).date_string()
                             ),
-                            Some(d.last_change()),
+                            Some(d.last_change_at(as_of)),
                         )
                     })
                     .collect();

@@ -447,6 +447,25 @@ impl Rules {
                 return Err(invalid(format!("icp.criteria[{i}].field"), "empty field"));
             }
             match c {
+                Criterion::In {
+                    values,
+                    points: crate::config::Points::PerValue(map),
+                    ..
+                } => {
+                    if !values.is_empty() {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}].values"),
+                            "give either `values` with `points = N`, or `points = { value = N, … }` \
+                             without `values`",
+                        ));
+                    }
+                    if let Some((k, _)) = map.iter().find(|(_, p)| **p < 0.0 || p.is_nan()) {
+                        return Err(invalid(
+                            format!("icp.criteria[{i}].points.{k}"),
+                            "must be zero or more",
+                        ));
+                    }
+                }
                 Criterion::Range { min, max, .. } => match (min, max) {
                     (None, None) => {
                         return Err(invalid(
@@ -491,8 +510,31 @@ impl Rules {
             ("capacity.future_pipeline", &cfg.capacity.future_pipeline),
             ("capacity.active_focus", &cfg.capacity.active_focus),
         ] {
-            if r.min > r.max {
-                return Err(invalid(key, "min is greater than max"));
+            for (k, v) in [("min_share", r.min_share), ("max_share", r.max_share)] {
+                if let Some(v) = v {
+                    if !(0.0..=1.0).contains(&v) {
+                        return Err(invalid(
+                            format!("{key}.{k}"),
+                            format!("{v} is not a share between 0 and 1"),
+                        ));
+                    }
+                }
+            }
+            if r.min.is_some() && r.min_share.is_some() {
+                return Err(invalid(key, "give `min` or `min_share`, not both"));
+            }
+            if r.max.is_some() && r.max_share.is_some() {
+                return Err(invalid(key, "give `max` or `max_share`, not both"));
+            }
+            if let (Some(a), Some(b)) = (r.min, r.max) {
+                if a > b {
+                    return Err(invalid(key, "min is greater than max"));
+                }
+            }
+            if let (Some(a), Some(b)) = (r.min_share, r.max_share) {
+                if a > b {
+                    return Err(invalid(key, "min_share is greater than max_share"));
+                }
             }
         }
         for k in cfg.micro_segment.challenge_from_triggers.keys() {

@@ -1,7 +1,7 @@
 //! ICP scoring (SPEC §4.1): `score_account` with a per-criterion explanation.
 
 use crate::account::{AccountRef, AccountSchema};
-use crate::config::{Criterion, IcpConfig, TierThresholds};
+use crate::config::{Criterion, IcpConfig, MissingRule, Points, TierThresholds};
 use crate::model::Tier;
 
 /// Criteria resolved against an account schema.
@@ -9,8 +9,28 @@ use crate::model::Tier;
 pub struct ScoringModel {
     criteria: Vec<(Criterion, Option<usize>)>,
     lowered: Vec<Vec<String>>,
+    /// Points per lowered value, for graded `in` criteria (empty otherwise).
+    graded: Vec<Vec<f64>>,
+    /// Whether the input provides the criterion's field (a column of the accounts' schema): a
+    /// criterion without data is left out of the points possible for every account.
+    provided: Vec<bool>,
+    missing_rule: MissingRule,
     pub tiers: TierThresholds,
+    /// Points possible over the criteria whose field the input provides.
     pub possible: f64,
+}
+
+/// How one criterion entered an account's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CriterionStatus {
+    /// The account has a value: earned points of `possible`.
+    Scored,
+    /// Empty for this account and `missing = "zero"`: earned 0 of `possible`.
+    MissingZero,
+    /// Empty for this account and `missing = "neutral"`: left out of its points possible.
+    MissingNeutral,
+    /// No input provides the field: left out of every account's points possible.
+    NoData,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +47,11 @@ pub struct CriterionResult {
     /// The account's value; `None` when missing.
     pub value: Option<String>,
     pub earned: f64,
+    /// What the criterion adds to this account's points possible (0 when left out).
     pub possible: f64,
+    /// The criterion's own points (its largest band's for bands).
+    pub points: f64,
+    pub status: CriterionStatus,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +64,8 @@ pub struct ScoreResult {
     pub tier_from_score: Tier,
     /// Per-criterion results, when asked for (`detailed`).
     pub criteria: Vec<CriterionResult>,
-    /// Fields the criteria need that the account lacks (enrichment can fill them).
+    /// Fields the criteria need that the input has but this account leaves empty (enrichment
+    /// can fill them). Fields no input provides are [`ScoringModel::without_data`].
     pub missing: Vec<String>,
 }
 
@@ -108,6 +133,10 @@ impl ScoringModel {
             .criteria
             .iter()
             .map(|c| match c {
+                Criterion::In {
+                    points: Points::PerValue(m),
+                    ..
+                } => m.keys().map(|v| norm(v)).collect(),
                 Criterion::In { values, .. } | Criterion::Contains { values, .. } => {
                     values.iter().map(|v| norm(v)).collect()
                 }
@@ -115,12 +144,51 @@ impl ScoringModel {
                 _ => vec![],
             })
             .collect();
+        let graded = icp
+            .criteria
+            .iter()
+            .map(|c| match c {
+                Criterion::In {
+                    points: Points::PerValue(m),
+                    ..
+                } => m.values().copied().collect(),
+                _ => vec![],
+            })
+            .collect();
+        let provided: Vec<bool> = criteria.iter().map(|(_, col)| col.is_some()).collect();
         ScoringModel {
-            possible: icp.criteria.iter().map(|c| c.possible()).sum(),
+            possible: icp
+                .criteria
+                .iter()
+                .zip(&provided)
+                .filter(|(_, p)| **p)
+                .map(|(c, _)| c.possible())
+                .sum(),
             criteria,
             lowered,
+            graded,
+            provided,
+            missing_rule: icp.missing,
             tiers: icp.tiers.clone(),
         }
+    }
+
+    /// Fields of criteria that no input provides (each once, in criteria order): left out of
+    /// the points possible for every account.
+    pub fn without_data(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for ((c, _), p) in self.criteria.iter().zip(&self.provided) {
+            if !p && !out.iter().any(|f| f == c.field()) {
+                out.push(c.field().to_string());
+            }
+        }
+        out
+    }
+
+    /// The highest score an account can reach with the data the input provides: 100 when any
+    /// criterion has data, else 0.
+    pub fn has_data(&self) -> bool {
+        self.possible > 0.0
     }
 
     fn numeric(account: &AccountRef<'_>, field: &str, col: Option<usize>) -> Option<f64> {
@@ -141,10 +209,18 @@ impl ScoringModel {
     /// Whether the (trimmed) text equals one of the criterion's lowered values, ignoring case;
     /// allocation-free for ASCII text (the same answer as comparing `norm(text)`).
     fn matches(&self, i: usize, text: &str) -> bool {
+        self.position(i, text).is_some()
+    }
+
+    /// Which of the criterion's lowered values the text equals (see [`Self::matches`]).
+    fn position(&self, i: usize, text: &str) -> Option<usize> {
         if text.is_ascii() {
-            self.lowered[i].iter().any(|v| v.eq_ignore_ascii_case(text))
+            self.lowered[i]
+                .iter()
+                .position(|v| v.eq_ignore_ascii_case(text))
         } else {
-            self.lowered[i].contains(&norm(text))
+            let t = norm(text);
+            self.lowered[i].iter().position(|v| *v == t)
         }
     }
 
@@ -157,15 +233,39 @@ impl ScoringModel {
         detailed: bool,
     ) -> (f64, Vec<CriterionResult>, Vec<String>) {
         let mut earned_total = 0.0;
+        let mut possible = self.possible;
         let mut out = Vec::with_capacity(if detailed { self.criteria.len() } else { 0 });
         let mut missing = Vec::new();
         for (i, (c, col)) in self.criteria.iter().enumerate() {
             let field = c.field();
+            if !self.provided[i] {
+                if detailed {
+                    out.push(CriterionResult {
+                        field: field.to_string(),
+                        test: Self::test_text(c),
+                        value: None,
+                        earned: 0.0,
+                        possible: 0.0,
+                        points: c.possible(),
+                        status: CriterionStatus::NoData,
+                    });
+                }
+                continue;
+            }
             let text = col.map(|c| account.value(c).trim()).unwrap_or("");
             let (present, earned, number) = self.evaluate(i, account, text);
-            if !present {
+            let status = if present {
+                CriterionStatus::Scored
+            } else {
                 missing.push(field.to_string());
-            }
+                match self.missing_rule {
+                    MissingRule::Zero => CriterionStatus::MissingZero,
+                    MissingRule::Neutral => {
+                        possible -= c.possible();
+                        CriterionStatus::MissingNeutral
+                    }
+                }
+            };
             earned_total += earned;
             if detailed {
                 let value = match c {
@@ -177,12 +277,18 @@ impl ScoringModel {
                     test: Self::test_text(c),
                     value,
                     earned,
-                    possible: c.possible(),
+                    possible: if status == CriterionStatus::MissingNeutral {
+                        0.0
+                    } else {
+                        c.possible()
+                    },
+                    points: c.possible(),
+                    status,
                 });
             }
         }
-        let score = if self.possible > 0.0 {
-            earned_total / self.possible * 100.0
+        let score = if possible > 0.0 {
+            earned_total / possible * 100.0
         } else {
             0.0
         };
@@ -203,7 +309,20 @@ impl ScoringModel {
         let (c, col) = &self.criteria[i];
         let field = c.field();
         match c {
-            Criterion::In { points, .. } | Criterion::Equals { points, .. } => {
+            Criterion::In { points, .. } => {
+                let hit = if text.is_empty() {
+                    None
+                } else {
+                    self.position(i, text)
+                };
+                let earned = match (hit, points) {
+                    (None, _) => 0.0,
+                    (Some(_), Points::Flat(p)) => *p,
+                    (Some(k), Points::PerValue(_)) => self.graded[i][k],
+                };
+                (!text.is_empty(), earned, None)
+            }
+            Criterion::Equals { points, .. } => {
                 let hit = !text.is_empty() && self.matches(i, text);
                 (!text.is_empty(), if hit { *points } else { 0.0 }, None)
             }
@@ -241,6 +360,16 @@ impl ScoringModel {
     fn test_text(c: &Criterion) -> String {
         let field = c.field();
         match c {
+            Criterion::In {
+                points: Points::PerValue(m),
+                ..
+            } => {
+                let v: Vec<String> = m
+                    .iter()
+                    .map(|(k, p)| format!("{k}: {}", format_score(*p)))
+                    .collect();
+                format!("{field} graded [{}]", v.join(", "))
+            }
             Criterion::In { values, .. } => format!("{field} in [{}]", values.join(", ")),
             Criterion::Equals { value, .. } => format!("{field} = {value}"),
             Criterion::Contains { values, .. } => {
@@ -327,29 +456,116 @@ mod tests {
         assert!(r.criteria.iter().all(|c| c.earned == c.possible));
     }
 
+    /// Issue 13: criteria over fields the input does not have (employees, annual_revenue
+    /// here) are left out of the points possible; an empty field is neutral by default.
     #[test]
-    fn missing_fields_earn_zero_and_are_listed() {
+    fn missing_fields_are_neutral_and_fields_without_data_left_out() {
         let mut t = table();
         t.push(["A1", "software", "", "", ""], &Firmographics::default(), 2);
+        t.push(["A2", "retail", "US", "", ""], &Firmographics::default(), 3);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
+        assert_eq!(m.without_data(), vec!["employees", "annual_revenue"]);
+        assert_eq!(m.possible, 55.0);
         let r = score_account(&m, &t.get(0), false);
-        assert_eq!(r.score, 30.0);
-        assert_eq!(r.tier, Tier::E);
+        assert_eq!(r.score, 100.0);
+        assert_eq!(r.tier, Tier::A);
+        assert_eq!(r.missing, vec!["country", "tech_stack"]);
+        // retail (0 of 30) in the US (15 of 15); tech_stack empty: 15 of 45.
+        let r = score_account(&m, &t.get(1), true);
+        assert_eq!(format_score(r.score), "33.3");
+        let st: Vec<_> = r.criteria.iter().map(|c| c.status).collect();
         assert_eq!(
-            r.missing,
-            vec!["employees", "annual_revenue", "country", "tech_stack"]
+            st,
+            vec![
+                CriterionStatus::Scored,
+                CriterionStatus::NoData,
+                CriterionStatus::NoData,
+                CriterionStatus::Scored,
+                CriterionStatus::MissingNeutral,
+            ]
         );
+        assert_eq!(r.criteria.iter().map(|c| c.possible).sum::<f64>(), 45.0);
+    }
+
+    #[test]
+    fn missing_zero_earns_nothing_of_its_points() {
+        let mut t = table();
+        t.push(["A1", "software", "", "", ""], &Firmographics::default(), 2);
+        let mut cfg = Config::default();
+        cfg.icp.missing = MissingRule::Zero;
+        let m = ScoringModel::new(&cfg.icp, t.schema());
+        let r = score_account(&m, &t.get(0), true);
+        // software 30 of 55 (country and tech_stack empty: 0 of 25; no data for employees,
+        // annual_revenue).
+        assert_eq!(format_score(r.score), "54.5");
+        assert_eq!(r.missing, vec!["country", "tech_stack"]);
+        assert_eq!(r.criteria[3].status, CriterionStatus::MissingZero);
+        assert_eq!(r.criteria[3].possible, 15.0);
+    }
+
+    #[test]
+    fn graded_in_gives_points_per_value() {
+        let cfg = Config::from_toml(
+            r#"
+[[icp.criteria]]
+kind = "in"
+field = "segment"
+points = { paid_search = 10, Organic = 8, email = 2 }
+"#,
+        )
+        .unwrap();
+        let mut t = table();
+        for (i, v) in ["paid_search", "organic", "EMAIL", "tv", ""]
+            .iter()
+            .enumerate()
+        {
+            t.push(["A", "", "", "", v], &Firmographics::default(), i as u64);
+        }
+        let m = ScoringModel::new(&cfg.icp, t.schema());
+        let scores: Vec<String> = (0..5)
+            .map(|i| format_score(score_account(&m, &t.get(i), false).score))
+            .collect();
+        // Out of the largest (10); an empty value is neutral (left out: 0 of 0 → 0).
+        assert_eq!(scores, ["100", "80", "20", "0", "0"]);
+        let r = score_account(&m, &t.get(1), true);
+        assert_eq!(
+            r.criteria[0].test,
+            "segment graded [Organic: 8, email: 2, paid_search: 10]"
+        );
+        // A flat `in` still parses and serializes as before.
+        let text = toml::to_string(&Config::default()).unwrap();
+        assert!(text.contains("points = 30.0"), "{text}");
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn no_criterion_with_data_scores_zero() {
+        let t = AccountTable::new(AccountSchema::new(["name".to_string()]));
+        let m = ScoringModel::new(&Config::default().icp, t.schema());
+        assert!(!m.has_data());
+        assert_eq!(m.without_data().len(), 5);
     }
 
     #[test]
     fn bands_take_the_first_matching_band() {
-        let mut t = table();
         let f = Firmographics {
             employees: Some(100.0),
             annual_revenue: Some(2e9),
             ..Default::default()
         };
-        t.push(["A1", "retail", "BR", "", ""], &f, 2);
+        let schema = AccountSchema::new(
+            [
+                "industry",
+                "employees",
+                "annual_revenue",
+                "country",
+                "tech_stack",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let mut t = AccountTable::new(schema);
+        t.push(["A1", "retail", "100", "2000000000", "BR", "x"], &f, 2);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
         let r = score_account(&m, &t.get(0), true);
         assert_eq!(r.criteria[1].earned, 15.0);
@@ -407,8 +623,10 @@ mod tests {
         );
         let m = ScoringModel::new(&cfg.icp, t.schema());
         let r = score_account(&m, &t.get(0), false);
-        assert_eq!(r.score, 50.0);
-        assert_eq!(r.missing, vec!["nonexistent"]);
+        // `nonexistent` is no column: left out of the points possible.
+        assert_eq!(r.score, 100.0);
+        assert!(r.missing.is_empty());
+        assert_eq!(m.without_data(), vec!["nonexistent"]);
         assert_eq!(format_score(72.46), "72.5");
         assert_eq!(format_score(80.0), "80");
     }

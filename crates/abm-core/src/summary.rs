@@ -58,6 +58,7 @@ pub struct CapacityStatus {
 
 pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> CapacityStatus {
     let mut warnings = Vec::new();
+    let total = counts.total();
     for c in [
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
@@ -65,36 +66,98 @@ pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> Capacity
     ] {
         let r = cap.of(c).expect("clustered");
         let n = counts.get(c);
-        if n < r.min {
+        let (min, max) = r.bounds(total);
+        if n < min {
             warnings.push(format!(
-                "{} has {n} accounts, below the recommended {}–{}",
+                "{} has {n} accounts, below the recommended {}",
                 c.label(),
-                r.min,
-                r.max
+                r.describe(total)
             ));
-        } else if n > r.max {
+        } else if n > max {
             warnings.push(format!(
-                "{} has {n} accounts, above the recommended {}–{}",
+                "{} has {n} accounts, above the recommended {}",
                 c.label(),
-                r.min,
-                r.max
+                r.describe(total)
             ));
         }
     }
+    let af_max = cap.active_focus.bounds(total).1;
     CapacityStatus {
-        active_focus: if counts.active_focus > cap.active_focus.max {
+        active_focus: if counts.active_focus > af_max {
             "over"
         } else {
             "ok"
         },
-        active_focus_max: cap.active_focus.max,
+        active_focus_max: af_max,
         warnings,
     }
+}
+
+/// Why a run's outcome is degenerate (every account in one cluster), in words, for the
+/// summary: e.g. "every account is in Monitor Only: no score above 45; criteria without data:
+/// employees, annual_revenue". `max_score` is the highest score computed from the criteria
+/// (`None` when every score came from the input). Empty when nothing needs saying.
+pub fn outcome_notes(
+    counts: &ClusterCounts,
+    max_score: Option<f64>,
+    without_data: &[String],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let total = counts.total();
+    if total == 0 {
+        return notes;
+    }
+    if let Some(c) = Cluster::ALL.into_iter().find(|c| counts.get(*c) == total) {
+        let mut why = Vec::new();
+        if c == Cluster::MonitorOnly {
+            if let Some(m) = max_score {
+                why.push(format!(
+                    "no score above {}",
+                    crate::scoring::format_score(m)
+                ));
+            }
+        }
+        if !without_data.is_empty() {
+            why.push(format!(
+                "criteria without data: {}",
+                without_data.join(", ")
+            ));
+        }
+        let who = if total == 1 {
+            "the only account is"
+        } else {
+            "every account is"
+        };
+        if why.is_empty() {
+            notes.push(format!("{who} in {}", c.label()));
+        } else {
+            notes.push(format!("{who} in {}: {}", c.label(), why.join("; ")));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn degenerate_outcomes_are_explained() {
+        let mut c = ClusterCounts::default();
+        for _ in 0..3 {
+            c.add(Cluster::MonitorOnly);
+        }
+        let nd = vec!["employees".to_string(), "annual_revenue".to_string()];
+        assert_eq!(
+            outcome_notes(&c, Some(45.0), &nd),
+            vec![
+                "every account is in Monitor Only: no score above 45; criteria without data: \
+                 employees, annual_revenue"
+            ]
+        );
+        c.add(Cluster::ClusterIcp);
+        assert!(outcome_notes(&c, Some(90.0), &nd).is_empty());
+    }
 
     #[test]
     fn over_and_under() {
@@ -113,5 +176,41 @@ mod tests {
         assert!(s.warnings[1].contains("Active Focus has 31"));
         c.active_focus = 30;
         assert_eq!(capacity_status(&c, &cap).active_focus, "ok");
+    }
+
+    /// Issue 13: "capacity ranges are absolute, so a 99-account book warns on every run".
+    #[test]
+    fn capacity_as_a_share_of_accounts() {
+        let cap: CapacityConfig = toml::from_str(
+            "[cluster_icp]\nmin_share = 0.2\nmax_share = 0.6\n\
+             [future_pipeline]\nmin_share = 0.1\nmax_share = 0.4\n\
+             [active_focus]\nmin_share = 0.05\nmax_share = 0.2\n",
+        )
+        .unwrap();
+        let mut c = ClusterCounts::default();
+        for (cl, n) in [
+            (Cluster::ClusterIcp, 40),
+            (Cluster::FuturePipeline, 25),
+            (Cluster::ActiveFocus, 14),
+            (Cluster::MonitorOnly, 20),
+        ] {
+            for _ in 0..n {
+                c.add(cl);
+            }
+        }
+        let s = capacity_status(&c, &cap);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!((s.active_focus, s.active_focus_max), ("ok", 20));
+        c.active_focus += 10;
+        let s = capacity_status(&c, &cap);
+        assert_eq!(s.active_focus, "over");
+        assert_eq!(
+            s.warnings,
+            vec!["Active Focus has 24 accounts, above the recommended 5%–20% of accounts (5–22)"]
+        );
+        // The default stays absolute.
+        let d = CapacityConfig::default();
+        assert_eq!(d.active_focus.bounds(99), (10, 30));
+        assert_eq!(d.active_focus.describe(99), "10–30");
     }
 }

@@ -375,14 +375,24 @@ mod tests {
     use crate::{Instant, Rules, ScoringModel};
 
     fn assess_with(cfg: &Config, row: [&str; 3]) -> (Assessment, Vec<f64>) {
-        let schema = AccountSchema::new(["industry", "country"].iter().map(|s| s.to_string()));
+        let schema = AccountSchema::new(
+            [
+                "industry",
+                "country",
+                "employees",
+                "annual_revenue",
+                "tech_stack",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         let mut t = AccountTable::new(schema);
         let f = Firmographics {
             employees: Some(1000.0),
             annual_revenue: Some(50e6),
             ..Default::default()
         };
-        t.push(row, &f, 2);
+        t.push([row[0], row[1], row[2], "1000", "50000000", "dbt"], &f, 2);
         let as_of = Instant::parse("2026-11-01").unwrap();
         let rules = Rules::compile(cfg, as_of).unwrap();
         let model = ScoringModel::new(&cfg.icp, t.schema());
@@ -413,7 +423,7 @@ mod tests {
         let old = Config::default();
         let mut new = old.clone();
         if let Criterion::In { points, .. } = &mut new.icp.criteria[0] {
-            *points = 5.0;
+            *points = 5.0.into();
         }
         let a = assess_with(&old, ["A1", "software", "US"]);
         let b = assess_with(&new, ["A1", "software", "US"]);

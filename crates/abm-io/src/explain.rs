@@ -1,18 +1,42 @@
 //! `abm explain`: the whole reasoning for one account, from the same code the bulk path runs.
 
 use crate::columns::FileKind;
+use crate::load::Rejection;
 use crate::load::{parse_event, scan_seq, EventCols, LoadOptions, Rejects};
 use crate::segment::{load_all, Resolved};
 use crate::IngestError;
 use abm_core::assess::{self, assess};
 use abm_core::engagement::{DealStatus, EngagementState, LevelBasis, Verdict};
 use abm_core::rules::TriggerCond;
-use abm_core::scoring::{format_score, Source};
+use abm_core::scoring::{format_score, CriterionStatus, Source};
 use abm_core::{Cluster, Instant, Rules, ScoringModel};
 use std::fmt::Write;
 
-/// How many events `explain` lists (newest first); the rest are summarized.
-pub const MAX_EVENTS_LISTED: usize = 40;
+/// How many events `explain` lists per group of ignored events (newest first); counted events
+/// are all listed, first.
+pub const MAX_IGNORED_LISTED: usize = 10;
+
+/// Whether a rejected row's raw record names the account (a CSV field or a JSON value equal
+/// to the id).
+fn names(record: &str, account_id: &str) -> bool {
+    let t = record.trim_start();
+    if t.starts_with('{') {
+        return serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .and_then(|v| {
+                v.get("account_id")
+                    .and_then(|x| x.as_str())
+                    .map(|x| x.trim() == account_id)
+            })
+            .unwrap_or(false);
+    }
+    record
+        .split(',')
+        .any(|f| f.trim().trim_matches('"').trim() == account_id)
+}
+
+/// One event of the account: line, instant, type, contact, what happened to it.
+type EventRow = (u64, Instant, String, String, Verdict);
 
 pub fn explain(
     account_id: &str,
@@ -21,16 +45,32 @@ pub fn explain(
     opts: &LoadOptions<'_>,
 ) -> Result<String, IngestError> {
     let loaded = load_all(paths, rules, None, true, opts)?;
-    let idx = loaded
-        .accounts
-        .index
-        .get(account_id.as_bytes())
-        .ok_or_else(|| {
-            IngestError::Config(format!(
-                "account {account_id:?} is not in {}",
-                paths.accounts.display()
-            ))
-        })?;
+    let accounts_file = paths.accounts.display().to_string();
+    let Some(idx) = loaded.accounts.index.get(account_id.as_bytes()) else {
+        // A rejected account row says so, and why.
+        let rejected: Vec<&Rejection> = loaded
+            .rejects
+            .rows
+            .iter()
+            .filter(|r| r.file == accounts_file && names(&r.record, account_id))
+            .collect();
+        if rejected.is_empty() {
+            return Err(IngestError::Config(format!(
+                "account {account_id:?} is not in {accounts_file}"
+            )));
+        }
+        let mut s = format!(
+            "Account {account_id} was rejected: its row is not in the assignments (see rejected_rows.csv).\n"
+        );
+        for r in rejected {
+            let _ = writeln!(
+                s,
+                "  {} line {}, column {}: {}",
+                r.file, r.line, r.column, r.reason
+            );
+        }
+        return Ok(s);
+    };
     let table = &loaded.accounts.table;
     let account = table.get(idx);
     let model = ScoringModel::new(&rules.config.icp, table.schema());
@@ -38,7 +78,7 @@ pub fn explain(
     let a = assess(rules, &model, &account, &facts, true);
 
     // This account's events, with what happened to each.
-    let mut events: Vec<(u64, Instant, String, String, Verdict)> = Vec::new();
+    let mut events: Vec<EventRow> = Vec::new();
     if let Some(p) = &paths.engagement {
         let src = opts.open(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
@@ -126,20 +166,46 @@ pub fn explain(
         }
     );
     for c in &sc.criteria {
+        let (earned, value) = match c.status {
+            CriterionStatus::Scored => {
+                (format_score(c.earned), c.value.clone().unwrap_or_default())
+            }
+            CriterionStatus::MissingZero => (
+                "0".to_string(),
+                "(missing: earns 0, icp.missing = \"zero\")".to_string(),
+            ),
+            CriterionStatus::MissingNeutral => (
+                "–".to_string(),
+                "(missing: left out of this account's points possible)".to_string(),
+            ),
+            CriterionStatus::NoData => (
+                "–".to_string(),
+                "(no data: no input has this field; left out for every account)".to_string(),
+            ),
+        };
         let _ = writeln!(
             s,
             "    {:>5}/{:<5} {} = {}   ({})",
-            format_score(c.earned),
-            format_score(c.possible),
+            earned,
+            format_score(c.points),
             c.field,
-            c.value.as_deref().unwrap_or("(missing)"),
+            value,
             c.test
+        );
+    }
+    let without = model.without_data();
+    if !without.is_empty() {
+        let _ = writeln!(
+            s,
+            "  criteria without data (no input has the field; left out of the points possible \
+             for every account): {}",
+            without.join(", ")
         );
     }
     if !sc.missing.is_empty() {
         let _ = writeln!(
             s,
-            "  missing (enrich to improve the score): {}",
+            "  missing for this account (enrich to improve the score): {}",
             sc.missing.join(", ")
         );
     }
@@ -175,7 +241,30 @@ pub fn explain(
         events.len(),
         counted
     );
-    for (line, at, ty, contact, v) in events.iter().take(MAX_EVENTS_LISTED) {
+    // Events of this account that were rejected (an unknown type, a bad date, …) are not in
+    // the count above: say so, and why.
+    if let Some(p) = &paths.engagement {
+        let file = p.display().to_string();
+        let mut why: Vec<(String, usize)> = Vec::new();
+        for r in loaded
+            .rejects
+            .rows
+            .iter()
+            .filter(|r| r.file == file && names(&r.record, account_id))
+        {
+            let reason = format!("{}: {}", r.column, r.reason);
+            match why.iter_mut().find(|w| w.0 == reason) {
+                Some(w) => w.1 += 1,
+                None => why.push((reason, 1)),
+            }
+        }
+        for (reason, n) in why.iter().take(MAX_IGNORED_LISTED) {
+            let _ = writeln!(s, "  rejected (not read): {n} event row(s), {reason}");
+        }
+    }
+    // Counted evidence first, all of it; then what was ignored and why, grouped and capped.
+    let row = |s: &mut String,
+               (line, at, ty, contact, v): &(u64, Instant, String, String, Verdict)| {
         let verdict = match v {
             Verdict::Counted(l) => format!("counted ({l})"),
             other => other.describe().to_string(),
@@ -186,16 +275,40 @@ pub fn explain(
             line,
             at,
             ty,
-            if contact.is_empty() { "-" } else { contact },
+            if contact.is_empty() {
+                "-"
+            } else {
+                contact.as_str()
+            },
             verdict
         );
+    };
+    for ev in events.iter().filter(|x| matches!(x.4, Verdict::Counted(_))) {
+        row(&mut s, ev);
     }
-    if events.len() > MAX_EVENTS_LISTED {
-        let _ = writeln!(
-            s,
-            "    … {} older events not listed",
-            events.len() - MAX_EVENTS_LISTED
-        );
+    let mut groups: Vec<(&'static str, Vec<&EventRow>)> = Vec::new();
+    for ev in events
+        .iter()
+        .filter(|x| !matches!(x.4, Verdict::Counted(_)))
+    {
+        let why = ev.4.describe();
+        match groups.iter_mut().find(|g| g.0 == why) {
+            Some(g) => g.1.push(ev),
+            None => groups.push((why, vec![ev])),
+        }
+    }
+    for (why, evs) in &groups {
+        let _ = writeln!(s, "  not counted: {} {why}", evs.len());
+        for ev in evs.iter().take(MAX_IGNORED_LISTED) {
+            row(&mut s, ev);
+        }
+        if evs.len() > MAX_IGNORED_LISTED {
+            let _ = writeln!(
+                s,
+                "    … {} more not listed",
+                evs.len() - MAX_IGNORED_LISTED
+            );
+        }
     }
     if facts.deals.is_empty() {
         let _ = writeln!(s, "  deals: none");
@@ -206,22 +319,44 @@ pub fn explain(
                 DealStatus::Active => "active (High engagement)".to_string(),
                 DealStatus::Stalled => format!(
                     "stalled: no stage change for {} days (≥ {})",
-                    rules.as_of.days_since(d.last_change()),
+                    rules.as_of.days_since(d.last_change_at(rules.as_of)),
                     e.stalled_after_days
                 ),
                 DealStatus::NotYetCreated => "created after as_of, ignored".into(),
-                DealStatus::Closed => "closed".into(),
+                DealStatus::Closed => match d.closed_at {
+                    Some(c) => format!("{} {}", d.outcome.as_str(), c.date_string()),
+                    None => d.outcome.as_str().to_string(),
+                },
                 DealStatus::BeforeFloor => "before the last demotion".into(),
             };
+            let mut later = String::new();
+            if d.created_at <= rules.as_of {
+                if d.outcome_at(rules.as_of) != d.outcome {
+                    let _ = write!(
+                        later,
+                        "; {} {} after as_of (open then)",
+                        d.outcome.as_str(),
+                        d.closed_at.map(|c| c.date_string()).unwrap_or_default()
+                    );
+                }
+                if let Some(t) = d.last_stage_change_at.filter(|t| *t > rules.as_of) {
+                    let _ = write!(
+                        later,
+                        "; stage change {} after as_of, not read",
+                        t.date_string()
+                    );
+                }
+            }
             let _ = writeln!(
                 s,
-                "    {} {} {} created {} last change {} → {}",
+                "    {} {} {} created {} last change {} → {}{}",
                 d.deal_id,
-                d.stage,
-                d.outcome.as_str(),
+                d.stage_at(rules.as_of),
+                d.outcome_at(rules.as_of).as_str(),
                 d.created_at.date_string(),
-                d.last_change().date_string(),
-                status
+                d.last_change_at(rules.as_of).date_string(),
+                status,
+                later
             );
         }
     }
@@ -244,7 +379,9 @@ pub fn explain(
             t.at,
             rules.trigger_name(t.code),
             t.headline,
-            if t.counts(rules, Instant::MIN) {
+            if t.at > rules.as_of {
+                "after as_of, ignored"
+            } else if t.counts(rules, Instant::MIN) {
                 "counted"
             } else {
                 "outside the window"
@@ -287,8 +424,19 @@ pub fn explain(
         s,
         "\nCluster: {} · program {}",
         a.cluster,
-        rules.config.programs.of(a.cluster)
+        a.program(rules, a.cluster)
     );
+    if let Some(c) = &a.customer {
+        let _ = writeln!(
+            s,
+            "Customer: {} won deal(s) by as_of (last {}), {} lost; stays in {} with the {} program",
+            c.won,
+            c.last_won.date_string(),
+            c.lost,
+            a.cluster,
+            rules.config.customers.program
+        );
+    }
     if a.cluster == Cluster::FuturePipeline {
         let _ = writeln!(
             s,
@@ -301,11 +449,34 @@ pub fn explain(
         "Next action: {}",
         assess::next_action(rules, &a, a.cluster)
     );
-    if a.conflicts.is_empty() {
+    let blocking: Vec<_> = a.blocking_conflicts(rules, a.cluster).collect();
+    if blocking.is_empty() {
         let _ = writeln!(s, "Checkpoint: none");
-    } else {
-        for c in &a.conflicts {
+    }
+    for c in &a.conflicts {
+        if blocking.contains(&c) {
             let _ = writeln!(s, "Checkpoint: conflict — {}", c.describe(rules));
+        } else if a.rescore() == Some(c) {
+            let _ = writeln!(
+                s,
+                "Suggestion (no checkpoint): re-score this account — {}",
+                c.describe(rules)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Signals disagree (no checkpoint: conflicts are raised for accounts in or \
+                 entering {}): {}",
+                rules
+                    .config
+                    .checkpoints
+                    .conflict_clusters
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.describe(rules)
+            );
         }
     }
     let _ = writeln!(

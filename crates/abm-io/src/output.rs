@@ -551,6 +551,13 @@ pub struct Summary {
     pub rows_read: std::collections::BTreeMap<String, u64>,
     /// Engagement events dated after `as_of` (ignored, not errors).
     pub events_after_as_of: u64,
+    /// Fields of ICP criteria that no input provides: left out of the points possible for
+    /// every account (absent when every criterion has data).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub criteria_without_data: Vec<String>,
+    /// Why the outcome is degenerate, in words (e.g. every account in Monitor Only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
 }
 
 impl Summary {

@@ -11,6 +11,7 @@ use crate::outset::{OutputSet, SetKind};
 use crate::IngestError;
 use abm_core::assess::{self, assess, Facts};
 use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
+use abm_core::scoring::Source;
 use abm_core::summary::{capacity_status, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel};
 use std::collections::{BTreeMap, HashMap};
@@ -265,6 +266,30 @@ impl RowScratch {
         self.checkpoint.push_str(checkpoint);
         self.rationale.clear();
         assess::write_rationale(&mut self.rationale, rules, a, facts);
+        // A stateful run: the effective cluster may differ from the entry rules', and the
+        // evidence windows restart after a demotion. Both are said.
+        use std::fmt::Write as _;
+        if cluster != a.cluster {
+            let r = &mut self.rationale;
+            if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() {
+                let _ = write!(
+                    r,
+                    "; rule {} gives {}: a promotion that needs a reviewer; effective {}",
+                    a.rule, a.cluster, cluster
+                );
+            } else {
+                let _ = write!(
+                    r,
+                    "; rule {} gives {}; effective {}: no demotion rule fired",
+                    a.rule, a.cluster, cluster
+                );
+            }
+        }
+        if facts.floor != Instant::MIN {
+            self.rationale
+                .push_str("; evidence counted after the demotion of ");
+            facts.floor.push_date(&mut self.rationale);
+        }
     }
 }
 
@@ -273,6 +298,8 @@ struct BlockOut {
     jsonl: Vec<u8>,
     counts: ClusterCounts,
     conflicts: u64,
+    /// The highest score computed from the criteria (NEG_INFINITY: none).
+    max_score: f64,
 }
 
 /// Which assignment files to write (both by default).
@@ -382,6 +409,7 @@ pub fn segment(
     let ret_rx = std::sync::Mutex::new(ret_rx);
     let mut counts = ClusterCounts::default();
     let mut conflicts = 0u64;
+    let mut max_score = f64::NEG_INFINITY;
     let write_result: Result<(), IngestError> = std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
             let tx = tx.clone();
@@ -401,6 +429,7 @@ pub fn segment(
                             o.jsonl.clear();
                             o.counts = ClusterCounts::default();
                             o.conflicts = 0;
+                            o.max_score = f64::NEG_INFINITY;
                             o
                         }
                         None => BlockOut {
@@ -408,6 +437,7 @@ pub fn segment(
                             jsonl: Vec::with_capacity(BLOCK * 600),
                             counts: ClusterCounts::default(),
                             conflicts: 0,
+                            max_score: f64::NEG_INFINITY,
                         },
                     };
                     for &idx in &order[b * BLOCK..((b + 1) * BLOCK).min(order.len())] {
@@ -416,7 +446,10 @@ pub fn segment(
                         let a = assess(rules, model, &account, &facts, false);
                         let cluster = a.cluster;
                         out.counts.add(cluster);
-                        let checkpoint = if a.conflicts.is_empty() {
+                        if a.score.score_source == Source::Computed {
+                            out.max_score = out.max_score.max(a.score.score);
+                        }
+                        let checkpoint = if a.blocking_conflicts(rules, cluster).next().is_none() {
                             ""
                         } else {
                             out.conflicts += 1;
@@ -434,7 +467,7 @@ pub fn segment(
                             previous_cluster: "",
                             movement: "",
                             promotion_triggers: &text.promotion_triggers,
-                            program_type: rules.config.programs.of(cluster),
+                            program_type: a.program(rules, cluster),
                             micro_segment: &text.micro_segment,
                             next_action: &text.next_action,
                             checkpoint: &text.checkpoint,
@@ -466,6 +499,7 @@ pub fn segment(
                 }
                 counts.merge(&out.counts);
                 conflicts += out.conflicts;
+                max_score = max_score.max(out.max_score);
                 let _ = ret_tx.send(out);
                 want += 1;
                 progress(
@@ -500,6 +534,12 @@ pub fn segment(
         rejected_rows: loaded.rejects.len() as u64,
         rows_read: loaded.rows_read.clone(),
         events_after_as_of: loaded.events_after_as_of,
+        criteria_without_data: model.without_data(),
+        notes: abm_core::summary::outcome_notes(
+            &counts,
+            max_score.is_finite().then_some(max_score),
+            &model.without_data(),
+        ),
     };
     let t = Clock::now();
     // Every file of the set is complete before any becomes visible.

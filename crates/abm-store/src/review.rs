@@ -32,6 +32,19 @@ pub(crate) fn decide(
     comment: Option<&str>,
 ) -> Result<DecisionOutcome, StoreError> {
     let mut tx = Tx::begin(conn, TxMode::Write)?;
+    let out = decide_in(&mut *tx, id, approve, by, comment)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// [`decide`] inside the caller's transaction (`abm run`'s review policy).
+pub(crate) fn decide_in(
+    tx: &mut dyn crate::db::Conn,
+    id: i64,
+    approve: bool,
+    by: &str,
+    comment: Option<&str>,
+) -> Result<DecisionOutcome, StoreError> {
     type Head = (
         String,
         Option<i64>,
@@ -184,7 +197,6 @@ pub(crate) fn decide(
     let sv = meta(&mut *tx, "state_version")?;
     set_meta(&mut *tx, "state_version", sv + 1)?;
     let view = checkpoint_view(&mut *tx, id)?;
-    tx.commit()?;
     Ok(DecisionOutcome {
         checkpoint: view,
         effective_cluster: effective,

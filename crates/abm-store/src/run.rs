@@ -56,9 +56,116 @@ pub struct RunReport {
     pub events_after_as_of: u64,
     /// Events whose type the current config does not know (ignored).
     pub events_unknown_type: u64,
+    /// What the `[review]` policy did to unreviewed items, with ages (empty when it is off).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub review_policy: Vec<String>,
+    /// Fields of ICP criteria that no stored account column provides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub criteria_without_data: Vec<String>,
+    /// Why the outcome is degenerate, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// `[review]`: unreviewed items past their age (days of as_of since the run that opened them)
+/// are auto-approved (demotions), expired or listed as escalated, inside the run's transaction
+/// and before the accounts' states are read (so the run sees the decisions).
+fn apply_review_policy(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    run_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let p = &rules.config.review;
+    if p.is_default() {
+        return Ok(Vec::new());
+    }
+    let as_of = rules.as_of;
+    let pending = conn.query_all(
+        "SELECT id, kind, as_of FROM checkpoints WHERE status = 'pending' ORDER BY id",
+        &[],
+        |r| Ok((r.i(0)?, r.string(1)?, Instant(r.i(2)?))),
+    )?;
+    let age = |t: Instant| as_of.days_since(t).max(0) as u32;
+    let mut lines = Vec::new();
+    let mut left = Vec::new();
+    let n = p.auto_approve_demotions_after_days;
+    let mut approved = (0u32, 0u32);
+    for (id, kind, at) in pending {
+        let a = age(at);
+        if n > 0 && a >= n && kind == "demotion_from_active_focus" {
+            let by = format!("policy: auto_approve_demotions_after_days = {n}");
+            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed")) {
+                Ok(_) => {
+                    approved.0 += 1;
+                    approved.1 = approved.1.max(a);
+                    continue;
+                }
+                // Stale (the account moved on): left to the run, which closes it.
+                Err(StoreError::Stale { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        left.push((id, a));
+    }
+    if approved.0 > 0 {
+        lines.push(format!(
+            "{} unreviewed demotion(s) approved after {n}+ days (oldest {} days)",
+            approved.0, approved.1
+        ));
+    }
+    let m = p.expire_after_days;
+    if m > 0 {
+        let now = crate::wall_clock().to_string();
+        let reason = format!("expired: unreviewed for {m}+ days (review.expire_after_days)");
+        let (mut k, mut oldest) = (0u32, 0u32);
+        for (id, a) in left.iter().filter(|(_, a)| *a >= m) {
+            conn.execute(
+                "UPDATE checkpoints SET status = 'closed', reviewer = 'policy', reason = ?,
+                    decided_at = ?, decided_run = ? WHERE id = ? AND status = 'pending'",
+                &[
+                    Value::Text(&reason),
+                    Value::Text(&now),
+                    Value::Int(run_id),
+                    Value::Int(*id),
+                ],
+            )?;
+            conn.execute(
+                "INSERT INTO decisions (checkpoint, action, actor, comment, decided_at, run)
+                 VALUES (?, 'close', 'policy', ?, ?, ?)",
+                &[
+                    Value::Int(*id),
+                    Value::Text(&reason),
+                    Value::Text(&now),
+                    Value::Int(run_id),
+                ],
+            )?;
+            k += 1;
+            oldest = oldest.max(*a);
+        }
+        left.retain(|(_, a)| *a < m);
+        if k > 0 {
+            lines.push(format!(
+                "{k} unreviewed item(s) expired after {m}+ days (oldest {oldest} days)"
+            ));
+        }
+    }
+    let e = p.escalate_after_days;
+    if e > 0 {
+        let old: Vec<u32> = left.iter().map(|x| x.1).filter(|a| *a >= e).collect();
+        if !old.is_empty() {
+            lines.push(format!(
+                "{} item(s) escalated: pending {e}+ days (oldest {} days)",
+                old.len(),
+                old.iter().max().unwrap()
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 #[derive(Debug, Clone)]
+// One per command: the size of the report does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RunOutcome {
     Done(RunReport),
     /// Same as_of, data, config and review state as run `run`: nothing recorded.
@@ -82,6 +189,10 @@ struct Computed {
     next_action: String,
     rationale: String,
     conflicts: Vec<String>,
+    /// A customer's program (else the cluster's).
+    customer_program: bool,
+    /// The score came from the criteria (not the input).
+    score_computed: bool,
 }
 
 struct Loaded {
@@ -180,8 +291,12 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut pending_conflict = vec![None; n];
     let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
     conn.query_each(
-        "SELECT id, account, kind, from_cluster, to_cluster, rule, signature, status
-         FROM checkpoints WHERE account IS NOT NULL AND status IN ('pending', 'rejected', 'approved')",
+        // An item the review policy expired (closed, reviewer `policy`) is not re-opened on
+        // the same evidence either: it counts as rejected.
+        "SELECT id, account, kind, from_cluster, to_cluster, rule, signature,
+            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END
+         FROM checkpoints WHERE account IS NOT NULL AND (status IN ('pending', 'rejected', 'approved')
+            OR (status = 'closed' AND reviewer = 'policy'))",
         &[],
         &mut |r| {
             let Some(i) = idx_of(&id_map, r.i(1)?) else {
@@ -369,7 +484,14 @@ fn compute(
         micro_segment: text.micro_segment.clone(),
         next_action: text.next_action.clone(),
         rationale: text.rationale.clone(),
-        conflicts: a.conflicts.iter().map(|c| c.describe(rules)).collect(),
+        // Only for an account in (effective) or entering (candidate) a cluster whose
+        // conflicts need a reviewer.
+        conflicts: a
+            .blocking_conflicts(rules, d.cluster)
+            .map(|c| c.describe(rules))
+            .collect(),
+        customer_program: a.customer.is_some(),
+        score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
         d,
     }
 }
@@ -556,6 +678,7 @@ pub(crate) fn run(
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
     (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
 
+    let review_policy = apply_review_policy(&mut *tx, rules, run_id)?;
     let loaded = load(&mut *tx, rules, opts)?;
     let n = loaded.table.len();
     (opts.log)(&format!(
@@ -570,6 +693,7 @@ pub(crate) fn run(
     )?;
 
     let model = ScoringModel::new(&rules.config.icp, loaded.table.schema());
+    let mut max_score = f64::NEG_INFINITY;
     let mut w = Writer {
         run: run_id,
         as_of,
@@ -628,6 +752,9 @@ pub(crate) fn run(
                         break;
                     }
                     counts.add(c.d.cluster);
+                    if c.score_computed {
+                        max_score = max_score.max(c.score);
+                    }
                     match c.d.movement {
                         abm_core::movement::Movement::Promotion => promotions += 1,
                         abm_core::movement::Movement::Demotion => demotions += 1,
@@ -654,7 +781,7 @@ pub(crate) fn run(
 
     // One capacity checkpoint per run while Active Focus is over its max.
     let capacity = capacity_status(&counts, &rules.config.capacity);
-    let max = rules.config.capacity.active_focus.max;
+    let max = capacity.active_focus_max;
     if counts.active_focus > max {
         for id in &pending_capacity {
             w.close(
@@ -696,7 +823,23 @@ pub(crate) fn run(
 
     let new_state_version = state_version + 1;
     set_meta(&mut *tx, "state_version", new_state_version)?;
-    let summary = serde_json::json!({ "capacity": capacity }).to_string();
+    let without = model.without_data();
+    let notes = abm_core::summary::outcome_notes(
+        &counts,
+        max_score.is_finite().then_some(max_score),
+        &without,
+    );
+    let mut summary = serde_json::json!({ "capacity": capacity });
+    for (k, v) in [
+        ("review_policy", &review_policy),
+        ("criteria_without_data", &without),
+        ("notes", &notes),
+    ] {
+        if !v.is_empty() {
+            summary[k] = serde_json::json!(v);
+        }
+    }
+    let summary = summary.to_string();
     let report = RunReport {
         run_id,
         as_of,
@@ -712,6 +855,9 @@ pub(crate) fn run(
         events_read: loaded.events_read,
         events_after_as_of: loaded.events_after,
         events_unknown_type: loaded.events_unknown,
+        review_policy,
+        criteria_without_data: without,
+        notes,
     };
     let ints = [
         new_state_version,
@@ -872,7 +1018,11 @@ fn write_one(
         .text(c.level)
         .int(c.has_triggers as i64)
         .text(&c.promotion_triggers)
-        .text(rules.config.programs.of(d.cluster))
+        .text(if c.customer_program {
+            &rules.config.customers.program
+        } else {
+            rules.config.programs.of(d.cluster)
+        })
         .int(micro)
         .int(next)
         .text(&checkpoint)

@@ -1,5 +1,6 @@
 //! Integration tests: they drive the real `abm` binary. One test binary (one link step).
 
+mod answers;
 mod cli;
 mod parity;
 mod probe;

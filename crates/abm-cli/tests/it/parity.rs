@@ -33,6 +33,7 @@ fn segment_agrees_with_the_duckdb_peer_on_10k_accounts() {
         "{}",
         String::from_utf8_lossy(&gen.stderr)
     );
+    as_of_export(&data.join("deals.csv"), "2026-11-01");
     let peer_out = d.path().join("peer");
     let peer = Command::new("python3")
         .arg(shared.join("bench/duckdb_reference.py"))
@@ -46,12 +47,17 @@ fn segment_agrees_with_the_duckdb_peer_on_10k_accounts() {
         String::from_utf8_lossy(&peer.stderr)
     );
     let ours = d.path().join("ours");
+    // The peer has no customer status (SPEC §4.6): read customers as prospects here.
+    let cfg = d.path().join("abm.toml");
+    std::fs::write(&cfg, "[customers]\nmode = \"off\"\n").unwrap();
     run_ok(
         abm()
             .arg("segment")
             .arg(&data)
             .args(["--as-of", "2026-11-01T00:00:00", "--out"])
-            .arg(&ours),
+            .arg(&ours)
+            .arg("--config")
+            .arg(&cfg),
     );
 
     let index = |p: &Path| {
@@ -94,4 +100,27 @@ fn segment_agrees_with_the_duckdb_peer_on_10k_accounts() {
         mismatches.len(),
         &mismatches[..mismatches.len().min(10)]
     );
+}
+
+/// Make the generated deals an export taken on `day` (as_of): the generator dates some
+/// closings and stage changes after as_of, which the peer reads as already closed (or changed)
+/// while SPEC §4.2 reads a deal as of as_of (closed later = open then; a later stage change is
+/// not known yet). Dated on as_of instead, both read them alike.
+fn as_of_export(deals: &Path, day: &str) {
+    let text = std::fs::read_to_string(deals).unwrap();
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        if i > 0 && f.len() == 8 {
+            // deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome
+            for c in [5, 6] {
+                if !f[c].is_empty() && f[c].as_str() > day {
+                    f[c] = day.to_string();
+                }
+            }
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    std::fs::write(deals, out).unwrap();
 }

@@ -6,6 +6,8 @@
 mod bad_input;
 mod crash;
 mod idempotency;
+mod queue;
+mod replay;
 mod scenarios;
 
 use super::*;

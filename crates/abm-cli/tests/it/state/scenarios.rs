@@ -281,31 +281,90 @@ fn tier_drop(db: Db) {
         .all(|c| c["kind"] != "promotion_to_active_focus"));
     let err = w.fails(&["review", "approve", &id.to_string()]);
     assert!(err.contains("closed"), "{err}");
-    // The conflict (tier D with High engagement) is asked once, not per run.
+    // Tier D with High engagement is no checkpoint (issue 13: such conflicts stayed pending for
+    // years on the most active buyers) but a re-score suggestion in the next action.
     let conflicts = |w: &World| {
         w.pending()
             .iter()
             .filter(|c| c["kind"] == "conflict")
             .count()
     };
-    assert_eq!(conflicts(&w), 1);
-    // A new meeting after the demotion: the conflict stands, and is not duplicated.
-    w.accounts("t3", &[("A1", "D")]);
-    w.events("t3", &["A1,2026-02-02T12:00:00Z,meeting,c1"]);
-    w.import("t3");
+    assert_eq!(conflicts(&w), 0);
+    let s = w.latest("A1");
+    assert_eq!(s["checkpoint"], "");
+    assert!(
+        s["next_action"]
+            .as_str()
+            .unwrap()
+            .contains("re-score this account: tier D with High engagement"),
+        "{s}"
+    );
+}
+
+/// A conflict on an Active Focus account (a demotion signal beside a meeting) is asked once,
+/// not per run; approved, it is not asked again on the same evidence.
+fn af_conflict_once_then_resolved(db: Db) {
+    let w = World::new(db);
+    w.accounts("t0", &[("A1", "A"), ("A2", "A")]);
+    w.events(
+        "t0",
+        &[
+            "A1,2026-01-20,meeting,c1",
+            "A1,2026-01-21,budget_cycle_missed,c1",
+            "A2,2026-01-20,meeting,c2",
+            "A2,2026-01-21,budget_cycle_missed,c2",
+        ],
+    );
+    w.import("t0");
+    w.run("2026-02-01");
+    assert_eq!(w.latest("A1")["cluster"], "active_focus");
+    let conflicts = |w: &World| {
+        w.pending()
+            .iter()
+            .filter(|c| c["kind"] == "conflict")
+            .count()
+    };
+    assert_eq!(conflicts(&w), 2);
     w.run("2026-02-03");
+    assert_eq!(conflicts(&w), 2);
+    // (The signal also proposes the demotion, a checkpoint of its own.)
+    assert_eq!(
+        w.latest("A1")["checkpoint"],
+        "demotion_from_active_focus;conflict"
+    );
+    // Approving a conflict says what it does (issue 13: "approving a conflict prints nothing
+    // about what it does"); the same disagreement is not asked again.
+    let id = w
+        .pending()
+        .iter()
+        .find(|c| c["kind"] == "conflict" && c["account_id"] == "A1")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let o = run_ok(w.abm().args(["review", "approve", &id.to_string()]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "acknowledged: the account keeps its cluster; the same disagreement is not asked again"
+        ),
+        "{text}"
+    );
+    w.run("2026-02-04");
     assert_eq!(conflicts(&w), 1);
-    assert_eq!(w.latest("A1")["checkpoint"], "conflict");
-    // Without it, the evidence before the demotion no longer counts: resolved, closed.
+    // The signal leaves the window: A2's conflict is resolved, closed with the reason.
     w.run("2026-06-01");
     assert_eq!(conflicts(&w), 0);
-    let all = w.json(&["review", "list", "--all"]);
-    let c = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "conflict")
-        .unwrap();
+    let all = w.json(&["review", "list", "--all", "--kind", "conflict"]);
+    let status = |id: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["account_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(status("A1")["status"], "approved");
+    let c = status("A2");
     assert_eq!(c["status"], "closed");
     assert!(
         c["reason"].as_str().unwrap().contains("no longer conflict"),
@@ -411,6 +470,7 @@ both_backends! {
     champion_left_proposes_demotion => champion_left;
     no_priority_demotes_future_pipeline => no_priority;
     tier_drop_is_immediate_and_closes_the_pending_proposal => tier_drop;
+    af_conflict_is_asked_once_then_closed => af_conflict_once_then_resolved;
     capacity_checkpoint_once_per_run => capacity_one_per_run;
     export_matches_segment_and_history_tells_the_story => export_and_history;
 }
