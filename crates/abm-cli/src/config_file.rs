@@ -16,7 +16,10 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
     ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
     ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint."),
-    ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
+    ("[inputs]", "# How real export files are read. builtin_values: the built-in value maps (HubSpot and\n# Salesforce industry labels, country names and codes, CRM activity types) under [values].\n# date_formats: strftime per file kind, file stem or column (engagement = \"%m/%d/%Y\",\n# orders = \"%d-%m-%Y\", \"deals.closed_at\" = \"%Y%m%d\"); ISO dates are always accepted."),
+    ("[inputs.deals]", "# A deal's outcome when the file has no outcome column: is_closed/is_won columns, else the\n# stage (case-insensitive): won_stages → won, lost_stages → lost, any other → open.\n# Per pipeline: [inputs.deals.pipelines.NAME] won_stages = [...], lost_stages = [...]."),
+    ("[values]", "# Value maps: [values.FIELD] \"label in the file\" = \"value in this config\" (case-insensitive),\n# e.g. [values.industry] \"Hospital & Health Care\" = \"healthcare\"; [values.country] USA = \"US\";\n# [values.event_types] \"Demo Booked\" = \"demo\", NOTE = \"ignore\" (accepted, counts for nothing)."),
+    ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names.\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"."),
 ];
 
 pub fn commented_default() -> String {
@@ -41,7 +44,7 @@ pub fn commented_default() -> String {
         out.push('\n');
     }
     if !body.contains("[columns.accounts]") {
-        out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");
+        out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"\n");
     }
     out
 }

@@ -44,9 +44,10 @@ struct InputArgs {
     /// Accounts file (default: DIR/accounts.csv or .jsonl).
     #[arg(long, value_name = "FILE")]
     accounts: Option<PathBuf>,
-    /// Engagement events file (default: DIR/engagement.csv or .jsonl, if present).
+    /// Engagement events file (default: DIR/engagement.csv or .jsonl, if present). Repeat it
+    /// for several files; each is read with its own mapping, [columns.files.STEM] in abm.toml.
     #[arg(long, value_name = "FILE")]
-    engagement: Option<PathBuf>,
+    engagement: Vec<PathBuf>,
     /// Triggers file (default: DIR/triggers.csv or .jsonl, if present).
     #[arg(long, value_name = "FILE")]
     triggers: Option<PathBuf>,
@@ -68,7 +69,8 @@ impl InputArgs {
     fn paths(&self) -> InputPaths {
         InputPaths {
             accounts: self.accounts.clone(),
-            engagement: self.engagement.clone(),
+            engagement: self.engagement.first().cloned(),
+            more_engagement: self.engagement.iter().skip(1).cloned().collect(),
             triggers: self.triggers.clone(),
             deals: self.deals.clone(),
         }
@@ -191,8 +193,10 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("abm.toml")).filter(|p| p.is_file()),
     };
+    // Value maps widen the criteria (`abm_io::values::expand_values`): scoring then reads the
+    // file's labels as they are.
     match path {
-        None => Ok(Config::default()),
+        None => Ok(abm_io::values::expand_values(&Config::default())),
         Some(p) => {
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading config {}", p.display()))?;
@@ -201,7 +205,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
             for w in config.warnings() {
                 eprintln!("abm: warning: config {}: {w}", p.display());
             }
-            Ok(config)
+            Ok(abm_io::values::expand_values(&config))
         }
     }
 }
@@ -213,6 +217,7 @@ fn input_files(p: &abm_io::segment::Resolved) -> Vec<&Path> {
         [&p.engagement, &p.triggers, &p.deals]
             .into_iter()
             .flatten()
+            .chain(&p.more_engagement)
             .map(PathBuf::as_path),
     );
     v

@@ -236,6 +236,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             let inputs = ImportInputs {
                 accounts: paths.accounts,
                 engagement: paths.engagement,
+                more_engagement: paths.more_engagement,
                 triggers: paths.triggers,
                 deals: paths.deals,
             };

@@ -41,6 +41,10 @@ pub struct Config {
     pub capacity: CapacityConfig,
     /// Column mappings: canonical name → header in the user's file, per input file.
     pub columns: ColumnMappings,
+    /// How real export files are read: date formats, deal stages (see [`crate::inputs`]).
+    pub inputs: crate::inputs::InputsConfig,
+    /// Value maps: per field, a label in the file → the value the config uses.
+    pub values: crate::inputs::ValueMaps,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -616,10 +620,13 @@ impl CapacityConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColumnMappings {
-    pub accounts: BTreeMap<String, String>,
-    pub engagement: BTreeMap<String, String>,
-    pub triggers: BTreeMap<String, String>,
-    pub deals: BTreeMap<String, String>,
+    pub accounts: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub engagement: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub triggers: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub deals: BTreeMap<String, crate::inputs::ColumnSource>,
+    /// Per file, by its stem (`[columns.files.orders]` for `orders.csv`): a mapping that
+    /// replaces its kind's mapping for that file (several engagement files, each its own).
+    pub files: BTreeMap<String, BTreeMap<String, crate::inputs::ColumnSource>>,
 }
 
 impl Default for Config {
@@ -637,6 +644,8 @@ impl Default for Config {
             verticals: default_verticals(),
             capacity: CapacityConfig::default(),
             columns: ColumnMappings::default(),
+            inputs: Default::default(),
+            values: Default::default(),
         }
     }
 }

@@ -55,7 +55,9 @@ pub fn explain(
                 if rec.get(cols.account_id).trim_ascii() != account_id.as_bytes() {
                     return Ok(());
                 }
-                let ev = parse_event(src, rec, &cols, rules, &loaded.accounts.index)?;
+                let Some(ev) = parse_event(src, rec, &cols, rules, &loaded.accounts.index)? else {
+                    return Ok(());
+                };
                 let v = st.observe(rules, ev.code, ev.at, ev.contact, Instant::MIN);
                 events.push((
                     rec.line,

@@ -49,13 +49,16 @@ pub struct Source {
     /// The file's lines end with a bare CR (classic Mac): it was read whole and its line
     /// ends turned into LF, so `reader` yields that text and the file is never mapped.
     pub cr_line_ends: bool,
+    /// How this file's values are read beyond the canonical forms (date formats, event-type
+    /// synonyms, deal stages): set from the config by `LoadOptions::open`.
+    pub inputs: std::sync::Arc<crate::values::InputRules>,
 }
 
 impl Source {
     pub fn open(
         path: &Path,
         kind: FileKind,
-        mapping: &BTreeMap<String, String>,
+        mapping: &BTreeMap<String, crate::columns::ColumnSource>,
         preset: Option<Preset>,
     ) -> Result<Source, IngestError> {
         let name = path.display().to_string();
@@ -118,6 +121,7 @@ impl Source {
             data_offset: (start + consumed) as u64,
             reader,
             cr_line_ends,
+            inputs: Default::default(),
         })
     }
 

@@ -24,6 +24,8 @@ const BATCH_ROWS: usize = 2000;
 pub struct ImportInputs {
     pub accounts: PathBuf,
     pub engagement: Option<PathBuf>,
+    /// More engagement files, each with its own mapping (`[columns.files.STEM]`).
+    pub more_engagement: Vec<PathBuf>,
     pub triggers: Option<PathBuf>,
     pub deals: Option<PathBuf>,
 }
@@ -155,6 +157,7 @@ pub(crate) fn import(
     let sources = serde_json::json!({
         "accounts": inputs.accounts.display().to_string(),
         "engagement": inputs.engagement.as_ref().map(|p| p.display().to_string()),
+        "more_engagement": inputs.more_engagement.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "triggers": inputs.triggers.as_ref().map(|p| p.display().to_string()),
         "deals": inputs.deals.as_ref().map(|p| p.display().to_string()),
     })
@@ -252,7 +255,7 @@ pub(crate) fn import(
         Ok(())
     })?;
 
-    if let Some(path) = &inputs.engagement {
+    for path in inputs.engagement.iter().chain(&inputs.more_engagement) {
         let src = opts.open(path, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut sink = Sink::new(
@@ -261,11 +264,13 @@ pub(crate) fn import(
             "ON CONFLICT (ident) DO NOTHING",
         );
         let mut micros = String::new();
-        rep.events_read = scan_seq(
+        rep.events_read += scan_seq(
             src,
             opts,
             |src, rec| {
-                let ev = parse_event(src, rec, &cols, &rules, &index)?;
+                let Some(ev) = parse_event(src, rec, &cols, &rules, &index)? else {
+                    return Ok(());
+                };
                 let contact = std::str::from_utf8(ev.contact)
                     .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
                 let event_id = field(src, rec, cols.event_id, "event_id")?;
@@ -300,7 +305,7 @@ pub(crate) fn import(
             },
             &mut rejects,
         )?;
-        rep.events_added = sink.finish(&mut *tx)?;
+        rep.events_added += sink.finish(&mut *tx)?;
     }
 
     if let Some(path) = &inputs.triggers {

@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `abm` binary. One test binary (one link step).
 
 mod cli;
+mod crm_exports;
 mod parity;
 mod probe;
 mod real_data;
