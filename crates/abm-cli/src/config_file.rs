@@ -1,15 +1,15 @@
 //! The commented `abm.toml` that `abm init` writes: the defaults serialized from
-//! `Config::default()` (so they cannot drift from SPEC.md's), with a comment before each section.
+//! `Config::default()` (so they cannot drift from the code's), with a comment before each section.
 
 use abm_core::Config;
 
 const COMMENTS: &[(&str, &str)] = &[
     ("[icp.tiers]", "# ICP tiers: score thresholds (score = points earned / points possible × 100).\n# A ≥ a, B ≥ b, C ≥ c, D ≥ d, else E. An input icp_tier / icp_score wins over these."),
     ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# A missing field earns 0 and is listed as missing in the explanation."),
-    ("[engagement]", "# Engagement level (SPEC §4.2). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
+    ("[engagement]", "# Engagement level (docs/rules.md). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
-    ("[movement]", "# Movement between runs (SPEC §4.5): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
+    ("[movement]", "# Movement between runs (docs/rules.md): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
     ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks."),
     ("[programs]", "# Program per cluster."),
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
@@ -25,7 +25,7 @@ const COMMENTS: &[(&str, &str)] = &[
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
-        "# abm.toml — the Cluster ABM engine's rules. Every value below is the default of SPEC.md;\n\
+        "# abm.toml — the Cluster ABM engine's rules. Every value below is the default (docs/config.md);\n\
          # change what your team does differently. `abm --config abm.toml …` (or ./abm.toml) uses it.\n\n",
     );
     let mut seen = std::collections::HashSet::new();

@@ -4,6 +4,8 @@
 #[macro_use]
 mod term;
 mod config_file;
+#[cfg(test)]
+mod docs;
 mod progress;
 mod state_cmds;
 
@@ -25,7 +27,7 @@ use std::process::ExitCode;
     after_help = "Start with `abm demo`. Docs: README.md."
 )]
 struct Cli {
-    /// Config file (default: ./abm.toml if present, else the built-in defaults of SPEC.md).
+    /// Config file (default: ./abm.toml if present, else the built-in defaults, docs/config.md).
     #[arg(long, global = true, env = "ABM_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// No progress bars.
@@ -188,6 +190,14 @@ enum ConfigCommand {
     Diff { old: PathBuf, new: PathBuf },
 }
 
+/// `1 account`, `2 accounts`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 fn load_config(path: Option<&Path>) -> Result<Config> {
     let path = match path {
         Some(p) => Some(p.to_path_buf()),
@@ -208,19 +218,6 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
             Ok(abm_io::values::expand_values(&config))
         }
     }
-}
-
-/// The input files of a resolved input set.
-fn input_files(p: &abm_io::segment::Resolved) -> Vec<&Path> {
-    let mut v = vec![p.accounts.as_path()];
-    v.extend(
-        [&p.engagement, &p.triggers, &p.deals]
-            .into_iter()
-            .flatten()
-            .chain(&p.more_engagement)
-            .map(PathBuf::as_path),
-    );
-    v
 }
 
 /// Refuse, before anything is written, to write an output over one of the inputs (issue 11
@@ -277,7 +274,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&path, config_file::commented_default())
                 .with_context(|| format!("writing {}", path.display()))?;
             outln!(
-                "wrote {} (the default rules of SPEC.md, with comments)",
+                "wrote {} (the default rules, with comments; see docs/config.md)",
                 path.display()
             )?;
         }
@@ -575,9 +572,9 @@ fn print_cluster_tables(path: &Path) -> Result<()> {
             s(b).total_cmp(&s(a)).then(a[id].cmp(&b[id]))
         });
         outln!(
-            "\n{} — {} accounts (top 5 by ICP score)",
+            "\n{} — {} (top 5 by ICP score)",
             c.label(),
-            of.len()
+            count(of.len() as u64, "account")
         )?;
         for r in of.iter().take(5) {
             let mut na = r[next].clone();
@@ -603,8 +600,11 @@ fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -
     let mut o = String::new();
     writeln!(
         o,
-        "What-if as of {}: {} accounts compared, {} change cluster, {} change tier",
-        w.as_of, w.accounts_compared, w.changed, w.tier_changed
+        "What-if as of {}: {} compared, {} change cluster, {} change tier",
+        w.as_of,
+        count(w.accounts_compared, "account"),
+        w.changed,
+        w.tier_changed
     )?;
     writeln!(o, "\nClusters (rows: now, columns: with the new config)")?;
     let labels: Vec<&str> = Cluster::ALL.iter().map(|c| c.label()).collect();

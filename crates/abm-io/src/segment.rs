@@ -77,6 +77,58 @@ impl InputPaths {
     }
 }
 
+/// Input files of an import, where any subset will do (events only, deals only, …).
+#[derive(Debug, Clone)]
+pub struct SomeInputs {
+    pub accounts: Option<PathBuf>,
+    pub engagement: Option<PathBuf>,
+    pub more_engagement: Vec<PathBuf>,
+    pub triggers: Option<PathBuf>,
+    pub deals: Option<PathBuf>,
+}
+
+impl InputPaths {
+    /// [`Self::resolve`] where the accounts file may be absent: at least one file must be
+    /// given or found.
+    pub fn resolve_some(&self, dir: Option<&Path>) -> Result<SomeInputs, IngestError> {
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return Err(IngestError::Config(format!(
+                "{}: no such directory",
+                d.display()
+            )));
+        }
+        let pick = |explicit: &Option<PathBuf>, kind| {
+            explicit
+                .clone()
+                .or_else(|| dir.and_then(|d| find_in(d, kind)))
+        };
+        let some = SomeInputs {
+            accounts: pick(&self.accounts, FileKind::Accounts),
+            engagement: pick(&self.engagement, FileKind::Engagement),
+            more_engagement: self.more_engagement.clone(),
+            triggers: pick(&self.triggers, FileKind::Triggers),
+            deals: pick(&self.deals, FileKind::Deals),
+        };
+        if some.accounts.is_none()
+            && some.engagement.is_none()
+            && some.triggers.is_none()
+            && some.deals.is_none()
+        {
+            return Err(IngestError::Config(match dir {
+                Some(d) => format!(
+                    "{}: no accounts, engagement, triggers or deals file (.csv or .jsonl)",
+                    d.display()
+                ),
+                None => {
+                    "no input: give a directory or --accounts/--engagement/--triggers/--deals FILE"
+                        .into()
+                }
+            }));
+        }
+        Ok(some)
+    }
+}
+
 /// One stage of a run: how long it took and the memory held at its end.
 #[derive(Debug, Clone)]
 pub struct Stage {
