@@ -65,6 +65,9 @@ struct InputArgs {
     /// Worker threads (default: all cores; env ABM_THREADS).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Only warn when a criterion or value map you wrote names a field that no input has.
+    #[arg(long)]
+    allow_missing_fields: bool,
 }
 
 impl InputArgs {
@@ -190,6 +193,78 @@ enum ConfigCommand {
     Diff { old: PathBuf, new: PathBuf },
 }
 
+/// Whether the loaded config's criteria are the built-in ones (no config file, or criteria
+/// equal to the defaults): a default criterion over an absent field is left out of the points
+/// possible, while one the user wrote must name a field an input has.
+static DEFAULT_CRITERIA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Issue 14: a criterion or value map naming a field that the accounts file does not have
+/// scores every account 0 without a word. It is an error naming the key and the closest
+/// field (a warning with `--allow-missing-fields`). Reads only the file's header.
+pub(crate) fn check_fields(
+    config: &Config,
+    accounts: &Path,
+    opts: &LoadOptions<'_>,
+    allow: bool,
+) -> Result<()> {
+    // A file that cannot be read is the loader's to report, after its own checks.
+    let Ok(src) = opts.open(accounts, abm_io::FileKind::Accounts) else {
+        return Ok(());
+    };
+    let fields: Vec<String> = abm_io::load::AccountLayout::of(&src)
+        .schema
+        .columns()
+        .to_vec();
+    let has = |f: &str| fields.iter().any(|c| c.eq_ignore_ascii_case(f.trim()));
+    let mut named: Vec<(String, String)> = Vec::new();
+    if !DEFAULT_CRITERIA.load(std::sync::atomic::Ordering::Relaxed) {
+        for (i, c) in config.icp.criteria.iter().enumerate() {
+            named.push((format!("icp.criteria[{i}].field"), c.field().to_string()));
+        }
+    }
+    for field in config.values.keys().filter(|k| *k != "event_types") {
+        named.push((format!("values.{field}"), field.clone()));
+    }
+    for (key, field) in named {
+        if has(&field) {
+            continue;
+        }
+        let closest = fields
+            .iter()
+            .min_by_key(|c| edit_distance(&c.to_lowercase(), &field.to_lowercase()))
+            .map(|c| format!("; the closest is {c:?}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "config: `{key}` names the field {field:?}, which {} does not have{closest} \
+             (fields: {})",
+            src.name,
+            fields.join(", ")
+        );
+        if allow {
+            eprintln!("abm: warning: {msg}");
+        } else {
+            bail!("{msg}; pass --allow-missing-fields to go on anyway");
+        }
+    }
+    Ok(())
+}
+
+/// Levenshtein distance (characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != *cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// `1 account`, `2 accounts`.
 pub(crate) fn count(n: u64, noun: &str) -> String {
     match n {
@@ -215,6 +290,10 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
             for w in config.warnings() {
                 eprintln!("abm: warning: config {}: {w}", p.display());
             }
+            DEFAULT_CRITERIA.store(
+                config.icp.criteria == Config::default().icp.criteria,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             Ok(abm_io::values::expand_values(&config))
         }
     }
@@ -342,6 +421,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
             let report = segment(&paths, &rules, &opts, &out, formats, &|l, d, t| {
                 pb.update(l, d, t)
             })?;
@@ -389,6 +469,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
             let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
             term::print_str(&text)?;
         }

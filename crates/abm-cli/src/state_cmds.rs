@@ -238,6 +238,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 opts.threads = n.max(1);
             }
             let paths = input.paths().resolve_some(dir.as_deref())?;
+            if let Some(a) = &paths.accounts {
+                crate::check_fields(&config, a, &opts, input.allow_missing_fields)?;
+            }
             // Neither an input file nor the SQLite database may be overwritten.
             let mut protected: Vec<&Path> = [
                 &paths.accounts,

@@ -187,3 +187,74 @@ fn a_date_in_the_wrong_form_is_rejected_naming_the_format() {
     assert_eq!(rows.len(), 2);
     assert!(rows[0][3].contains("%m/%d/%Y"), "{rows:?}");
 }
+
+#[test]
+fn a_criterion_over_a_field_no_input_has_names_the_closest() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,employees\nA1,X,software,100\n",
+    );
+    let cfg = write(
+        d.path(),
+        "typo.toml",
+        "[[icp.criteria]]\nkind = \"in\"\nfield = \"industy\"\nvalues = [\"software\"]\npoints = 10\n",
+    );
+    let out = d.path().join("out");
+    let o = abm()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("segment")
+        .arg(d.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("icp.criteria[0].field") && err.contains("\"industry\""),
+        "{err}"
+    );
+    // A warning with --allow-missing-fields.
+    let o = run_ok(
+        abm()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("segment")
+            .arg(d.path())
+            .arg("--allow-missing-fields")
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"));
+    // The default criteria over a thin file are not an error (tech_stack, country absent).
+    run_ok(abm().arg("segment").arg(d.path()).arg("--out").arg(&out));
+    // A value map over an absent field is an error too.
+    let cfg = write(d.path(), "v.toml", "[values.contry]\nUSA = \"US\"\n");
+    let o = abm()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("segment")
+        .arg(d.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("values.contry"));
+}
+
+#[test]
+fn run_before_any_import_leaves_no_database() {
+    let d = tempfile::tempdir().unwrap();
+    let o = abm()
+        .current_dir(d.path())
+        .args(["run", "--as-of", "2026-11-01"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("abm import"));
+    assert!(!d.path().join("abm.db").exists());
+}
