@@ -9,6 +9,9 @@ use crate::model::Tier;
 pub struct ScoringModel {
     criteria: Vec<(Criterion, Option<usize>)>,
     lowered: Vec<Vec<String>>,
+    /// The lowered values as a set, for long lists (value maps widen a criterion to dozens of
+    /// labels): one hash lookup instead of a scan.
+    sets: Vec<Option<foldhash::HashSet<String>>>,
     pub tiers: TierThresholds,
     pub possible: f64,
 }
@@ -104,7 +107,7 @@ impl ScoringModel {
             .iter()
             .map(|c| (c.clone(), schema.index_of(c.field())))
             .collect();
-        let lowered = icp
+        let lowered: Vec<Vec<String>> = icp
             .criteria
             .iter()
             .map(|c| match c {
@@ -115,9 +118,14 @@ impl ScoringModel {
                 _ => vec![],
             })
             .collect();
+        let sets: Vec<Option<foldhash::HashSet<String>>> = lowered
+            .iter()
+            .map(|l: &Vec<String>| (l.len() > 8).then(|| l.iter().cloned().collect()))
+            .collect();
         ScoringModel {
             possible: icp.criteria.iter().map(|c| c.possible()).sum(),
             criteria,
+            sets,
             lowered,
             tiers: icp.tiers.clone(),
         }
@@ -141,6 +149,17 @@ impl ScoringModel {
     /// Whether the (trimmed) text equals one of the criterion's lowered values, ignoring case;
     /// allocation-free for ASCII text (the same answer as comparing `norm(text)`).
     fn matches(&self, i: usize, text: &str) -> bool {
+        if let (Some(set), true) = (&self.sets[i], text.is_ascii() && text.len() <= 64) {
+            if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                return set.contains(text);
+            }
+            let mut buf = [0u8; 64];
+            let low = &mut buf[..text.len()];
+            low.copy_from_slice(text.as_bytes());
+            low.make_ascii_lowercase();
+            // SAFETY: ASCII bytes, lowered, are ASCII.
+            return set.contains(unsafe { std::str::from_utf8_unchecked(low) });
+        }
         if text.is_ascii() {
             self.lowered[i].iter().any(|v| v.eq_ignore_ascii_case(text))
         } else {
