@@ -39,7 +39,7 @@ pub fn explain(
 
     // This account's events, with what happened to each.
     let mut events: Vec<(u64, Instant, String, String, Verdict)> = Vec::new();
-    if let Some(p) = &paths.engagement {
+    for p in paths.engagement.iter().chain(&paths.more_engagement) {
         let src = opts.open(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut st = EngagementState::default();
