@@ -13,7 +13,9 @@ For every case and every leg it checks:
   - the rejected rows the case expects, per file;
   - every row of rejected_rows.csv has a file of the case, a physical line within the file,
     a column and a reason;
-  - segment, SQLite and PostgreSQL reject the same number of rows per file.
+  - segment, SQLite and PostgreSQL reject the same number of rows per file, where a row that
+    `import` keeps waiting for an account not imported yet (issue 14) counts as one `segment`
+    rejects as an unknown account; an import needs no accounts file.
 
 Python 3 standard library only. Usage:
   python3 tests/bad-input/run.py [--abm target/debug/abm] [--filter SUBSTRING] [--keep DIR]
@@ -100,10 +102,13 @@ def jsonl_bytes(header, rows, eol="\n"):
 
 
 class Case:
-    def __init__(self, name, files, exit=0, read=None, rejected=None, error=None):
+    def __init__(self, name, files, exit=0, read=None, rejected=None, error=None,
+                 import_exit=None):
         self.name = name
         self.files = files  # file name -> bytes
         self.exit = exit
+        # `import` takes any subset of the files: its exit status where it differs.
+        self.import_exit = exit if import_exit is None else import_exit
         self.read = read or {}  # kind -> records the file holds
         self.rejected = rejected or {}  # kind -> rows that must be rejected
         self.error = error  # substring of stderr for exit 2
@@ -331,7 +336,7 @@ def cases():
 
     # Whole files missing.
     files, read, rej = dataset("csv", accounts=None)
-    add(Case("accounts file missing", files, 2, error="accounts"))
+    add(Case("accounts file missing", files, 2, error="accounts", import_exit=0))
     files, read, rej = dataset("csv", engagement=None, triggers=None, deals=None)
     add(Case("accounts only", files, 0, read, rej))
     return out
@@ -400,8 +405,9 @@ def run(cmd, cwd):
 def check_exit(case, leg, rc, out, err):
     if rc == 101 or "panicked" in err:
         raise Failure(f"{leg}: panic (exit {rc}): {err.strip()[-300:]}")
-    if rc != case.exit:
-        raise Failure(f"{leg}: exit {rc}, expected {case.exit}: {(err or out).strip()[-300:]}")
+    want = case.exit if leg == "segment" else case.import_exit
+    if rc != want:
+        raise Failure(f"{leg}: exit {rc}, expected {want}: {(err or out).strip()[-300:]}")
     if rc != 0:
         if case.error and case.error not in err:
             raise Failure(f"{leg}: the error does not name {case.error!r}: {err.strip()[-300:]}")
@@ -460,6 +466,10 @@ def import_leg(abm, case, d, db, leg):
     names = {k: os.path.basename(p) for k, p in [(kind_of(n), n) for n in case.files]}
     read = {k: rep.get(f"{'events' if k == 'engagement' else k}_read", 0)
             for k in KINDS if k in names}
+    # Rows kept waiting for their account are what `segment` rejects as unknown accounts.
+    for k in ("engagement", "triggers", "deals"):
+        rejected[k] = rejected.get(k, 0) + rep.get(
+            f"{'events' if k == 'engagement' else k}_waiting", 0)
     # On a fresh database every accepted account and deal is new (repeats are rejected).
     accepted = {"accounts": rep.get("accounts_changed")}
     if "deals" in names:

@@ -1,22 +1,25 @@
 //! The commented `abm.toml` that `abm init` writes: the defaults serialized from
-//! `Config::default()` (so they cannot drift from SPEC.md's), with a comment before each section.
+//! `Config::default()` (so they cannot drift from the code's), with a comment before each section.
 
 use abm_core::Config;
 
 const COMMENTS: &[(&str, &str)] = &[
     ("[icp.tiers]", "# ICP tiers: score thresholds (score = points earned / points possible × 100).\n# A ≥ a, B ≥ b, C ≥ c, D ≥ d, else E. An input icp_tier / icp_score wins over these."),
     ("[[icp.criteria]]", "# ICP criteria, each with points. kind = \"in\" (field in values), \"equals\", \"range\"\n# (min/max inclusive), \"bands\" (first matching band's points), \"contains\" (a ;-separated\n# list field such as tech_stack contains any value). field = any account column, custom ones too.\n# Graded: kind = \"in\" with points per value instead of values, e.g.\n# points = { paid_search = 10, organic = 8, email = 2 } (possible points = the largest).\n# An empty field follows [icp] missing and is listed as missing in the explanation."),
-    ("[engagement]", "# Engagement level (SPEC §4.2). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
+    ("[engagement]", "# Engagement level (docs/rules.md). Events count when as_of − window_days ≤ occurred_at ≤ as_of.\n# High: any `high` event, an active open deal, or ≥ high_contacts distinct engaged contacts.\n# Medium: any `medium` event or ≥ medium_contacts. Low: any `low` event. short_windows narrow a type's\n# window (website_visit counts only within 30 days). demotion_signals are not engagement.\n# An open deal with no stage change for stalled_after_days is stalled (not engagement)."),
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
-    ("[movement]", "# Movement between runs (SPEC §4.5): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
+    ("[movement]", "# Movement between runs (docs/rules.md): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
     ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks — for accounts in or entering\n# conflict_clusters. Tier D/E with High engagement is a \"re-score this account\" suggestion in\n# the next action, never a checkpoint."),
     ("[programs]", "# Program per cluster."),
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
     ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
     ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint. Each bound is absolute (min, max) or a share of the accounts\n# (min_share, max_share between 0 and 1, e.g. max_share = 0.05 for 5%)."),
-    ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names."),
+    ("[inputs]", "# How real export files are read. builtin_values: the built-in value maps (HubSpot and\n# Salesforce industry labels, country names and codes, CRM activity types) under [values].\n# date_formats: strftime per file kind, file stem or column (engagement = \"%m/%d/%Y\",\n# orders = \"%d-%m-%Y\", \"deals.closed_at\" = \"%Y%m%d\"); ISO dates are always accepted."),
+    ("[inputs.deals]", "# A deal's outcome when the file has no outcome column: is_closed/is_won columns, else the\n# stage (case-insensitive): won_stages → won, lost_stages → lost, any other → open.\n# Per pipeline: [inputs.deals.pipelines.NAME] won_stages = [...], lost_stages = [...]."),
+    ("[values]", "# Value maps: [values.FIELD] \"label in the file\" = \"value in this config\" (case-insensitive),\n# e.g. [values.industry] \"Hospital & Health Care\" = \"healthcare\"; [values.country] USA = \"US\";\n# [values.event_types] \"Demo Booked\" = \"demo\", NOTE = \"ignore\" (accepted, counts for nothing)."),
+    ("[columns.accounts]", "# Column mappings: canonical name = \"header in your file\". For example\n# industry = \"sector\" or employees = \"num. of employees\". Unmapped columns keep their names.\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"."),
 ];
 
 const ICP_SECTION: &str =
@@ -40,7 +43,7 @@ const REVIEW_SECTION: &str =
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
-        "# abm.toml — the Cluster ABM engine's rules. Every value below is the default of SPEC.md;\n\
+        "# abm.toml — the Cluster ABM engine's rules. Every value below is the default (docs/config.md);\n\
          # change what your team does differently. `abm --config abm.toml …` (or ./abm.toml) uses it.\n\n",
     );
     let mut seen = std::collections::HashSet::new();
@@ -73,7 +76,7 @@ pub fn commented_default() -> String {
         out.push_str(REVIEW_SECTION);
     }
     if !body.contains("[columns.accounts]") {
-        out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n");
+        out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"\n");
     }
     out
 }

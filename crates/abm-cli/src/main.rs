@@ -4,6 +4,8 @@
 #[macro_use]
 mod term;
 mod config_file;
+#[cfg(test)]
+mod docs;
 mod progress;
 mod state_cmds;
 
@@ -25,7 +27,7 @@ use std::process::ExitCode;
     after_help = "Start with `abm demo`. Docs: README.md."
 )]
 struct Cli {
-    /// Config file (default: ./abm.toml if present, else the built-in defaults of SPEC.md).
+    /// Config file (default: ./abm.toml if present, else the built-in defaults, docs/config.md).
     #[arg(long, global = true, env = "ABM_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// No progress bars.
@@ -44,9 +46,10 @@ struct InputArgs {
     /// Accounts file (default: DIR/accounts.csv or .jsonl).
     #[arg(long, value_name = "FILE")]
     accounts: Option<PathBuf>,
-    /// Engagement events file (default: DIR/engagement.csv or .jsonl, if present).
+    /// Engagement events file (default: DIR/engagement.csv or .jsonl, if present). Repeat it
+    /// for several files; each is read with its own mapping, [columns.files.STEM] in abm.toml.
     #[arg(long, value_name = "FILE")]
-    engagement: Option<PathBuf>,
+    engagement: Vec<PathBuf>,
     /// Triggers file (default: DIR/triggers.csv or .jsonl, if present).
     #[arg(long, value_name = "FILE")]
     triggers: Option<PathBuf>,
@@ -62,6 +65,9 @@ struct InputArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", env = "ABM_THREADS")]
     threads: Option<usize>,
+    /// Only warn when a criterion or value map you wrote names a field that no input has.
+    #[arg(long)]
+    allow_missing_fields: bool,
 }
 
 impl InputArgs {
@@ -87,7 +93,8 @@ impl InputArgs {
     fn paths(&self) -> InputPaths {
         InputPaths {
             accounts: self.accounts.clone(),
-            engagement: self.engagement.clone(),
+            engagement: self.engagement.first().cloned(),
+            more_engagement: self.engagement.iter().skip(1).cloned().collect(),
             triggers: self.triggers.clone(),
             deals: self.deals.clone(),
         }
@@ -235,13 +242,95 @@ enum ConfigCommand {
     Diff { old: PathBuf, new: PathBuf },
 }
 
+/// Whether the loaded config's criteria are the built-in ones (no config file, or criteria
+/// equal to the defaults): a default criterion over an absent field is left out of the points
+/// possible, while one the user wrote must name a field an input has.
+static DEFAULT_CRITERIA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Issue 14: a criterion or value map naming a field that the accounts file does not have
+/// scores every account 0 without a word. It is an error naming the key and the closest
+/// field (a warning with `--allow-missing-fields`). Reads only the file's header.
+pub(crate) fn check_fields(
+    config: &Config,
+    accounts: &Path,
+    opts: &LoadOptions<'_>,
+    allow: bool,
+) -> Result<()> {
+    // A file that cannot be read is the loader's to report, after its own checks.
+    let Ok(src) = opts.open(accounts, abm_io::FileKind::Accounts) else {
+        return Ok(());
+    };
+    let fields: Vec<String> = abm_io::load::AccountLayout::of(&src)
+        .schema
+        .columns()
+        .to_vec();
+    let has = |f: &str| fields.iter().any(|c| c.eq_ignore_ascii_case(f.trim()));
+    let mut named: Vec<(String, String)> = Vec::new();
+    if !DEFAULT_CRITERIA.load(std::sync::atomic::Ordering::Relaxed) {
+        for (i, c) in config.icp.criteria.iter().enumerate() {
+            named.push((format!("icp.criteria[{i}].field"), c.field().to_string()));
+        }
+    }
+    for field in config.values.keys().filter(|k| *k != "event_types") {
+        named.push((format!("values.{field}"), field.clone()));
+    }
+    for (key, field) in named {
+        if has(&field) {
+            continue;
+        }
+        let closest = fields
+            .iter()
+            .min_by_key(|c| edit_distance(&c.to_lowercase(), &field.to_lowercase()))
+            .map(|c| format!("; the closest is {c:?}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "config: `{key}` names the field {field:?}, which {} does not have{closest} \
+             (fields: {})",
+            src.name,
+            fields.join(", ")
+        );
+        if allow {
+            eprintln!("abm: warning: {msg}");
+        } else {
+            bail!("{msg}; pass --allow-missing-fields to go on anyway");
+        }
+    }
+    Ok(())
+}
+
+/// Levenshtein distance (characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != *cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `1 account`, `2 accounts`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 fn load_config(path: Option<&Path>) -> Result<Config> {
     let path = match path {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("abm.toml")).filter(|p| p.is_file()),
     };
+    // Value maps widen the criteria (`abm_io::values::expand_values`): scoring then reads the
+    // file's labels as they are.
     match path {
-        None => Ok(Config::default()),
+        None => Ok(abm_io::values::expand_values(&Config::default())),
         Some(p) => {
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading config {}", p.display()))?;
@@ -250,21 +339,13 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
             for w in config.warnings() {
                 eprintln!("abm: warning: config {}: {w}", p.display());
             }
-            Ok(config)
+            DEFAULT_CRITERIA.store(
+                config.icp.criteria == Config::default().icp.criteria,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Ok(abm_io::values::expand_values(&config))
         }
     }
-}
-
-/// The input files of a resolved input set.
-fn input_files(p: &abm_io::segment::Resolved) -> Vec<&Path> {
-    let mut v = vec![p.accounts.as_path()];
-    v.extend(
-        [&p.engagement, &p.triggers, &p.deals]
-            .into_iter()
-            .flatten()
-            .map(PathBuf::as_path),
-    );
-    v
 }
 
 /// Refuse, before anything is written, to write an output over one of the inputs (issue 11
@@ -321,7 +402,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&path, config_file::commented_default())
                 .with_context(|| format!("writing {}", path.display()))?;
             outln!(
-                "wrote {} (the default rules of SPEC.md, with comments)",
+                "wrote {} (the default rules, with comments; see docs/config.md)",
                 path.display()
             )?;
         }
@@ -380,6 +461,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let bar = |l: &str, d, t| pb.update(l, d, t);
             let opts = input.load_options(&config, &bar)?;
             let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
             let report = segment(&paths, &rules, &opts, &out, formats, &|l, d, t| {
                 pb.update(l, d, t)
             })?;
@@ -420,6 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
             let opts = input.load_options(&config, &abm_io::load::no_progress)?;
             let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
             let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
             term::print_str(&text)?;
         }
@@ -605,9 +688,9 @@ fn print_cluster_tables(path: &Path) -> Result<()> {
             s(b).total_cmp(&s(a)).then(a[id].cmp(&b[id]))
         });
         outln!(
-            "\n{} — {} accounts (top 5 by ICP score)",
+            "\n{} — {} (top 5 by ICP score)",
             c.label(),
-            of.len()
+            count(of.len() as u64, "account")
         )?;
         for r in of.iter().take(5) {
             let mut na = r[next].clone();
@@ -633,8 +716,11 @@ fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -
     let mut o = String::new();
     writeln!(
         o,
-        "What-if as of {}: {} accounts compared, {} change cluster, {} change tier",
-        w.as_of, w.accounts_compared, w.changed, w.tier_changed
+        "What-if as of {}: {} compared, {} change cluster, {} change tier",
+        w.as_of,
+        count(w.accounts_compared, "account"),
+        w.changed,
+        w.tier_changed
     )?;
     writeln!(o, "\nClusters (rows: now, columns: with the new config)")?;
     let labels: Vec<&str> = Cluster::ALL.iter().map(|c| c.label()).collect();

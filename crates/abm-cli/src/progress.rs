@@ -29,11 +29,15 @@ impl Bars {
             }
             let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let bytes = label.starts_with("reading");
+            // No rate: a mapped file's blocks are handed out faster than they are read, so a
+            // rate would be absurd (issue 14). An unknown total (0) shows a count, no bar.
             pb.set_style(
-                ProgressStyle::with_template(if bytes {
-                    "{msg:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+                ProgressStyle::with_template(if total == 0 {
+                    "{msg:40} {human_pos}"
+                } else if bytes {
+                    "{msg:40} [{bar:30}] {bytes}/{total_bytes} eta {eta}"
                 } else {
-                    "{msg:40} [{bar:30}] {pos}/{len} eta {eta}"
+                    "{msg:40} [{bar:30}] {human_pos}/{human_len} eta {eta}"
                 })
                 .expect("template")
                 .progress_chars("=> "),
@@ -42,7 +46,9 @@ impl Bars {
             *cur = Some((label.to_string(), pb));
         }
         if let Some((_, pb)) = cur.as_ref() {
-            pb.set_length(total.max(done));
+            if total > 0 {
+                pb.set_length(total.max(done));
+            }
             pb.set_position(done);
         }
     }

@@ -1,4 +1,4 @@
-//! The stateful commands (SPEC §4.5): `import`, `run`, `review`, `summary`, `movements`,
+//! The stateful commands (docs/rules.md, movement): `import`, `run`, `review`, `summary`, `movements`,
 //! `history`, `export`. Thin: parse, open the store, call `abm-store`, print.
 
 use crate::{load_config, now, parse_as_of, InputArgs};
@@ -41,6 +41,18 @@ pub enum StateCommand {
         #[arg(long, value_name = "FILE", default_value = "rejected_rows.csv")]
         rejected: PathBuf,
         /// Print the import report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// What waits in the database: events, triggers and deals imported for accounts that are
+    /// not imported yet (they count from the import that brings their account).
+    Status {
+        /// Show at most this many waited-for account ids.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+        /// Print as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -365,9 +377,22 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             let pb = crate::progress::Bars::new(quiet);
             let bar = |l: &str, d, t| pb.update(l, d, t);
             let opts = input.load_options(&config, &bar)?;
-            let paths = input.paths().resolve(dir.as_deref())?;
+            let paths = input.paths().resolve_some(dir.as_deref())?;
+            if let Some(a) = &paths.accounts {
+                crate::check_fields(&config, a, &opts, input.allow_missing_fields)?;
+            }
             // Neither an input file nor the SQLite database may be overwritten.
-            let mut protected = crate::input_files(&paths);
+            let mut protected: Vec<&Path> = [
+                &paths.accounts,
+                &paths.engagement,
+                &paths.triggers,
+                &paths.deals,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(&paths.more_engagement)
+            .map(PathBuf::as_path)
+            .collect();
             let location = abm_store::Location::parse(&db.database);
             if let abm_store::Location::Sqlite(p) = &location {
                 protected.push(p);
@@ -376,6 +401,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             let inputs = ImportInputs {
                 accounts: paths.accounts,
                 engagement: paths.engagement,
+                more_engagement: paths.more_engagement,
                 triggers: paths.triggers,
                 deals: paths.deals,
             };
@@ -419,6 +445,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 rep.deals_read,
                 rep.deals_changed
             )?;
+            if rep.waiting_added + rep.waiting_resolved > 0 {
+                outln!(
+                    "  waiting   {:>10} new rows for accounts not imported yet, {} now in (see `abm status`)",
+                    rep.waiting_added,
+                    rep.waiting_resolved
+                )?;
+            }
             outln!(
                 "  rejected rows: {} (see {})",
                 rep.rejected,
@@ -431,6 +464,34 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 outln!("  nothing new: the database already held all of it")?;
             }
         }
+        StateCommand::Status { limit, json, db } => {
+            let mut store = open_existing(&db)?;
+            let w = store.waiting(limit)?;
+            if json {
+                return print_json(&w);
+            }
+            let total = w.events + w.triggers + w.deals;
+            outln!(
+                "Waiting in {} for accounts not imported yet: {} events, {} triggers, {} deals ({})",
+                store.location().display(),
+                w.events,
+                w.triggers,
+                w.deals,
+                crate::count(w.distinct_accounts, "account")
+            )?;
+            if total == 0 {
+                outln!("  nothing waits: every stored row has its account")?;
+            }
+            for (id, n) in &w.accounts {
+                outln!("  {id}: {}", crate::count(*n, "row"))?;
+            }
+            if w.distinct_accounts > w.accounts.len() as u64 {
+                outln!(
+                    "  … and {} more (--limit N)",
+                    w.distinct_accounts - w.accounts.len() as u64
+                )?;
+            }
+        }
         StateCommand::Run {
             as_of,
             threads,
@@ -440,7 +501,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             let config = load_config(config)?;
             let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
             let pb = crate::progress::Bars::new(quiet);
-            let mut store = open(&db)?;
+            let mut store = open_existing(&db)?;
             let opts = RunOptions {
                 as_of: rules.as_of,
                 threads: threads
@@ -1062,10 +1123,10 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     set.commit(vec![csv, jsonl, summary_file])
         .map_err(|(path, e)| anyhow::anyhow!("{}: {e}", path.display()))?;
     outln!(
-        "Exported run {} as of {} ({} accounts) to {}",
+        "Exported run {} as of {} ({}) to {}",
         info.run,
         info.as_of,
-        info.accounts,
+        crate::count(info.accounts as u64, "account"),
         out.display()
     )?;
     if info.decisions_since_run > 0 {

@@ -47,6 +47,10 @@ pub struct Config {
     /// What happens to checkpoints nobody reviews (all off by default).
     #[serde(skip_serializing_if = "ReviewPolicy::is_default")]
     pub review: ReviewPolicy,
+    /// How real export files are read: date formats, deal stages (see [`crate::inputs`]).
+    pub inputs: crate::inputs::InputsConfig,
+    /// Value maps: per field, a label in the file → the value the config uses.
+    pub values: crate::inputs::ValueMaps,
 }
 
 /// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
@@ -797,10 +801,13 @@ impl CapacityConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColumnMappings {
-    pub accounts: BTreeMap<String, String>,
-    pub engagement: BTreeMap<String, String>,
-    pub triggers: BTreeMap<String, String>,
-    pub deals: BTreeMap<String, String>,
+    pub accounts: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub engagement: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub triggers: BTreeMap<String, crate::inputs::ColumnSource>,
+    pub deals: BTreeMap<String, crate::inputs::ColumnSource>,
+    /// Per file, by its stem (`[columns.files.orders]` for `orders.csv`): a mapping that
+    /// replaces its kind's mapping for that file (several engagement files, each its own).
+    pub files: BTreeMap<String, BTreeMap<String, crate::inputs::ColumnSource>>,
 }
 
 impl Default for Config {
@@ -820,6 +827,8 @@ impl Default for Config {
             columns: ColumnMappings::default(),
             customers: CustomerConfig::default(),
             review: ReviewPolicy::default(),
+            inputs: Default::default(),
+            values: Default::default(),
         }
     }
 }

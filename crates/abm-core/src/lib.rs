@@ -22,6 +22,7 @@ pub mod assess;
 pub mod config;
 pub mod config_diff;
 pub mod engagement;
+pub mod inputs;
 pub mod model;
 pub mod movement;
 pub mod rules;

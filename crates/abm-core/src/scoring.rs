@@ -15,6 +15,9 @@ pub struct ScoringModel {
     /// criterion without data is left out of the points possible for every account.
     provided: Vec<bool>,
     missing_rule: MissingRule,
+    /// The lowered values as a set, for long lists (value maps widen a criterion to dozens of
+    /// labels): one hash lookup instead of a scan.
+    sets: Vec<Option<foldhash::HashSet<String>>>,
     pub tiers: TierThresholds,
     /// Points possible over the criteria whose field the input provides.
     pub possible: f64,
@@ -129,7 +132,7 @@ impl ScoringModel {
             .iter()
             .map(|c| (c.clone(), schema.index_of(c.field())))
             .collect();
-        let lowered = icp
+        let lowered: Vec<Vec<String>> = icp
             .criteria
             .iter()
             .map(|c| match c {
@@ -156,6 +159,10 @@ impl ScoringModel {
             })
             .collect();
         let provided: Vec<bool> = criteria.iter().map(|(_, col)| col.is_some()).collect();
+        let sets: Vec<Option<foldhash::HashSet<String>>> = lowered
+            .iter()
+            .map(|l: &Vec<String>| (l.len() > 8).then(|| l.iter().cloned().collect()))
+            .collect();
         ScoringModel {
             possible: icp
                 .criteria
@@ -165,6 +172,7 @@ impl ScoringModel {
                 .map(|(c, _)| c.possible())
                 .sum(),
             criteria,
+            sets,
             lowered,
             graded,
             provided,
@@ -209,6 +217,17 @@ impl ScoringModel {
     /// Whether the (trimmed) text equals one of the criterion's lowered values, ignoring case;
     /// allocation-free for ASCII text (the same answer as comparing `norm(text)`).
     fn matches(&self, i: usize, text: &str) -> bool {
+        if let (Some(set), true) = (&self.sets[i], text.is_ascii() && text.len() <= 64) {
+            if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                return set.contains(text);
+            }
+            let mut buf = [0u8; 64];
+            let low = &mut buf[..text.len()];
+            low.copy_from_slice(text.as_bytes());
+            low.make_ascii_lowercase();
+            // SAFETY: ASCII bytes, lowered, are ASCII.
+            return set.contains(unsafe { std::str::from_utf8_unchecked(low) });
+        }
         self.position(i, text).is_some()
     }
 
@@ -310,15 +329,18 @@ impl ScoringModel {
         let field = c.field();
         match c {
             Criterion::In { points, .. } => {
-                let hit = if text.is_empty() {
-                    None
-                } else {
-                    self.position(i, text)
-                };
-                let earned = match (hit, points) {
-                    (None, _) => 0.0,
-                    (Some(_), Points::Flat(p)) => *p,
-                    (Some(k), Points::PerValue(_)) => self.graded[i][k],
+                let earned = match points {
+                    _ if text.is_empty() => 0.0,
+                    Points::Flat(p) => {
+                        if self.matches(i, text) {
+                            *p
+                        } else {
+                            0.0
+                        }
+                    }
+                    Points::PerValue(_) => {
+                        self.position(i, text).map_or(0.0, |k| self.graded[i][k])
+                    }
                 };
                 (!text.is_empty(), earned, None)
             }

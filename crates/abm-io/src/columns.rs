@@ -2,6 +2,7 @@
 //! the preset (HubSpot, Salesforce), then the canonical name itself (case-insensitive).
 
 use crate::IngestError;
+pub use abm_core::inputs::ColumnSource;
 use std::collections::BTreeMap;
 
 /// Built-in mappings of common CRM exports onto the canonical names.
@@ -17,6 +18,28 @@ impl Preset {
             "hubspot" => Some(Preset::Hubspot),
             "salesforce" | "sfdc" => Some(Preset::Salesforce),
             _ => None,
+        }
+    }
+
+    /// For an activity export with no activity-type column (HubSpot exports one object per
+    /// file), the type every row has, told by the object's own columns.
+    pub fn activity_type(self, header: &[String]) -> Option<&'static str> {
+        let has = |n: &str| find(header, n).is_some();
+        match self {
+            Preset::Hubspot => [
+                ("Meeting name", "MEETING"),
+                ("Meeting outcome", "MEETING"),
+                ("Call Title", "CALL"),
+                ("Call outcome", "CALL"),
+                ("Email subject", "EMAIL"),
+                ("Task Title", "TASK"),
+                ("Task Type", "TASK"),
+                ("Note body", "NOTE"),
+            ]
+            .into_iter()
+            .find(|(col, _)| has(col))
+            .map(|(_, t)| t),
+            Preset::Salesforce => None,
         }
     }
 
@@ -39,7 +62,45 @@ impl Preset {
             (Preset::Hubspot, Deals, "amount") => &["Amount"],
             (Preset::Hubspot, Deals, "created_at") => &["Create Date"],
             (Preset::Hubspot, Deals, "closed_at") => &["Close Date"],
-            (Preset::Hubspot, Deals, "last_stage_change_at") => &["Last Modified Date"],
+            (Preset::Hubspot, Deals, "last_stage_change_at") => {
+                &["Date entered current stage", "Last Modified Date"]
+            }
+            (Preset::Hubspot, Deals, "pipeline") => &["Pipeline"],
+            (Preset::Hubspot, Deals, "owner") => &["Deal owner", "Deal Owner"],
+            // Activities (meetings, calls, emails, notes, tasks), one object per export file or
+            // several in one with an activity-type column.
+            (Preset::Hubspot, Engagement, "account_id") => &[
+                "Associated Company IDs (Primary)",
+                "Associated Company IDs",
+                "Associated Company ID",
+                "Company ID",
+            ],
+            (Preset::Hubspot, Engagement, "occurred_at") => &[
+                "Activity date",
+                "Meeting start time",
+                "Due date",
+                "Create date",
+                "Create Date",
+            ],
+            (Preset::Hubspot, Engagement, "type") => &[
+                "Activity type",
+                "Activity Type",
+                "Engagement type",
+                "Email direction",
+            ],
+            (Preset::Hubspot, Engagement, "contact_id") => &[
+                "Associated Contact IDs",
+                "Associated Contact ID",
+                "Contact ID",
+            ],
+            (Preset::Hubspot, Engagement, "event_id") => &["Record ID", "Activity ID"],
+            (Preset::Hubspot, Engagement, "detail") => &[
+                "Meeting name",
+                "Call Title",
+                "Email subject",
+                "Task Title",
+                "Note body",
+            ],
             (Preset::Salesforce, Accounts, "account_id") => &["Id", "Account ID"],
             (Preset::Salesforce, Accounts, "name") => &["Name", "Account Name"],
             (Preset::Salesforce, Accounts, "domain") => &["Website"],
@@ -57,6 +118,25 @@ impl Preset {
             (Preset::Salesforce, Deals, "created_at") => &["CreatedDate", "Created Date"],
             (Preset::Salesforce, Deals, "closed_at") => &["CloseDate", "Close Date"],
             (Preset::Salesforce, Deals, "last_stage_change_at") => &["LastStageChangeDate"],
+            (Preset::Salesforce, Deals, "is_closed") => &["IsClosed", "Closed"],
+            (Preset::Salesforce, Deals, "is_won") => &["IsWon", "Won"],
+            (Preset::Salesforce, Deals, "pipeline") => &["RecordTypeId", "Record Type"],
+            (Preset::Salesforce, Deals, "owner") => &["OwnerId", "Opportunity Owner"],
+            // Task and Event.
+            (Preset::Salesforce, Engagement, "account_id") => &["AccountId", "Account ID"],
+            (Preset::Salesforce, Engagement, "occurred_at") => &[
+                "ActivityDateTime",
+                "StartDateTime",
+                "ActivityDate",
+                "CompletedDateTime",
+                "CreatedDate",
+            ],
+            (Preset::Salesforce, Engagement, "type") => {
+                &["Type", "TaskSubtype", "EventSubtype", "Activity Type"]
+            }
+            (Preset::Salesforce, Engagement, "contact_id") => &["WhoId", "Contact ID"],
+            (Preset::Salesforce, Engagement, "event_id") => &["Id", "Activity ID"],
+            (Preset::Salesforce, Engagement, "detail") => &["Subject"],
             _ => &[],
         }
     }
@@ -101,6 +181,9 @@ impl FileKind {
                 "outcome",
                 "product",
                 "owner",
+                "pipeline",
+                "is_closed",
+                "is_won",
             ],
         }
     }
@@ -110,7 +193,8 @@ impl FileKind {
             FileKind::Accounts => abm_core::account::REQUIRED_COLUMNS,
             FileKind::Engagement => &["account_id", "occurred_at", "type"],
             FileKind::Triggers => &["account_id", "occurred_at", "type"],
-            FileKind::Deals => &["deal_id", "account_id", "created_at", "outcome"],
+            // `outcome`: or `stage`, or `is_closed` (see `[inputs.deals]`); checked in `project`.
+            FileKind::Deals => &["deal_id", "account_id", "created_at"],
         }
     }
 
@@ -123,7 +207,10 @@ impl FileKind {
         }
     }
 
-    pub fn mapping(self, cols: &abm_core::config::ColumnMappings) -> &BTreeMap<String, String> {
+    pub fn mapping(
+        self,
+        cols: &abm_core::config::ColumnMappings,
+    ) -> &BTreeMap<String, ColumnSource> {
         match self {
             FileKind::Accounts => &cols.accounts,
             FileKind::Engagement => &cols.engagement,
@@ -139,6 +226,9 @@ impl FileKind {
 pub struct Projection {
     pub slots: Vec<Option<usize>>,
     pub extras: Vec<(usize, String)>,
+    /// Per canonical slot: one value for every row (`type = { value = "order" }`, or the
+    /// activity type a preset tells from the header); such a slot has no column.
+    pub constants: Vec<Option<String>>,
 }
 
 impl Projection {
@@ -159,7 +249,7 @@ pub fn project(
     file: &str,
     header: &[String],
     kind: FileKind,
-    mapping: &BTreeMap<String, String>,
+    mapping: &BTreeMap<String, ColumnSource>,
     preset: Option<Preset>,
 ) -> Result<Projection, IngestError> {
     let canonical = kind.canonical();
@@ -174,8 +264,14 @@ pub fn project(
         }
     }
     let mut slots = Vec::with_capacity(canonical.len());
-    for name in canonical {
-        let col = if let Some(src) = mapping.get(*name) {
+    let mut constants = vec![None; canonical.len()];
+    for (slot, name) in canonical.iter().enumerate() {
+        if let Some(ColumnSource::Constant { value }) = mapping.get(*name) {
+            constants[slot] = Some(value.clone());
+            slots.push(None);
+            continue;
+        }
+        let col = if let Some(ColumnSource::Column(src)) = mapping.get(*name) {
             Some(find(header, src).ok_or_else(|| IngestError::MissingColumn {
                 file: file.to_string(),
                 column: src.clone(),
@@ -191,12 +287,29 @@ pub fn project(
         };
         slots.push(col);
     }
+    if kind == FileKind::Engagement && slots[2].is_none() && constants[2].is_none() {
+        constants[2] = preset
+            .and_then(|p| p.activity_type(header))
+            .map(str::to_string);
+    }
+    let has = |n: &str| {
+        let i = canonical.iter().position(|c| *c == n).expect("canonical");
+        slots[i].is_some() || constants[i].is_some()
+    };
+    if kind == FileKind::Deals && !(has("outcome") || has("stage") || has("is_closed")) {
+        return Err(IngestError::MissingColumn {
+            file: file.to_string(),
+            column: "outcome".to_string(),
+            wanted_for: None,
+            found: header.to_vec(),
+        });
+    }
     for req in kind.required() {
         let i = canonical
             .iter()
             .position(|c| c == req)
             .expect("required is canonical");
-        if slots[i].is_none() {
+        if slots[i].is_none() && constants[i].is_none() {
             return Err(IngestError::MissingColumn {
                 file: file.to_string(),
                 column: req.to_string(),
@@ -211,7 +324,7 @@ pub fn project(
         // source column no slot uses, under its own name.
         for (key, src) in mapping {
             if !canonical.contains(&key.as_str()) {
-                if let Some(c) = find(header, src) {
+                if let Some(c) = src.column().and_then(|src| find(header, src)) {
                     extras.push((c, key.clone()));
                 }
             }
@@ -224,7 +337,11 @@ pub fn project(
             }
         }
     }
-    Ok(Projection { slots, extras })
+    Ok(Projection {
+        slots,
+        extras,
+        constants,
+    })
 }
 
 #[cfg(test)]

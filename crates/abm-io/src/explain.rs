@@ -79,7 +79,7 @@ pub fn explain(
 
     // This account's events, with what happened to each.
     let mut events: Vec<EventRow> = Vec::new();
-    if let Some(p) = &paths.engagement {
+    for p in paths.engagement.iter().chain(&paths.more_engagement) {
         let src = opts.open(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut st = EngagementState::default();
@@ -95,7 +95,9 @@ pub fn explain(
                 if rec.get(cols.account_id).trim_ascii() != account_id.as_bytes() {
                     return Ok(());
                 }
-                let ev = parse_event(src, rec, &cols, rules, &loaded.accounts.index)?;
+                let Some(ev) = parse_event(src, rec, &cols, rules, &loaded.accounts.index)? else {
+                    return Ok(());
+                };
                 let v = st.observe(rules, ev.code, ev.at, ev.contact, Instant::MIN);
                 events.push((
                     rec.line,

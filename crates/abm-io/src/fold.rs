@@ -25,7 +25,8 @@ use std::sync::atomic::Ordering;
 pub struct EventCols {
     pub account_id: usize,
     pub occurred_at: usize,
-    pub type_: usize,
+    /// The type column; `None` when every row has the type `type_const`.
+    pub type_: Option<usize>,
     pub contact_id: Option<usize>,
     pub event_id: Option<usize>,
     pub detail: Option<usize>,
@@ -36,7 +37,7 @@ impl EventCols {
         EventCols {
             account_id: p.slots[0].expect("required"),
             occurred_at: p.slots[1].expect("required"),
-            type_: p.slots[2].expect("required"),
+            type_: p.slots[2],
             contact_id: p.slots[3],
             event_id: p.slots[4],
             detail: p.slots[5],
@@ -56,7 +57,8 @@ pub struct EventRow<'a> {
 struct CheckedEvent<'a> {
     id: &'a [u8],
     at: Instant,
-    code: Code,
+    /// `None`: a type mapped to `ignore` (accepted, counts for nothing).
+    code: Option<Code>,
     contact: &'a [u8],
 }
 
@@ -72,14 +74,18 @@ fn check_event<'a>(
         return Err(reject(&src.name, rec, "account_id", "missing account_id"));
     }
     let at = instant(src, rec, Some(c.occurred_at), "occurred_at", true)?.expect("required");
-    let ty = rec.get(c.type_).trim_ascii();
-    let code = rules.events.lookup(ty).ok_or_else(|| {
+    let ty = match (c.type_, &src.projection.constants[2]) {
+        (Some(i), _) => rec.get(i).trim_ascii(),
+        (None, Some(t)) => t.as_bytes(),
+        (None, None) => b"",
+    };
+    let code = src.inputs.event_code(rules, ty).map_err(|_| {
         reject(
             &src.name,
             rec,
             "type",
             format!(
-                "unknown event type {:?} (add it to engagement.high/medium/low/demotion_signals in abm.toml)",
+                "unknown event type {:?} (add it to engagement.high/medium/low/demotion_signals, or map it in [values.event_types], in abm.toml)",
                 String::from_utf8_lossy(ty)
             ),
         )
@@ -93,7 +99,8 @@ fn check_event<'a>(
     })
 }
 
-/// Validate one engagement record: account_id, occurred_at, type, known account.
+/// Validate one engagement record: account_id, occurred_at, type, known account. `Ok(None)`:
+/// a valid row of a type mapped to `ignore` (`[values.event_types]`), which counts for nothing.
 #[inline]
 pub fn parse_event<'a>(
     src: &Source,
@@ -101,17 +108,17 @@ pub fn parse_event<'a>(
     c: &EventCols,
     rules: &Rules,
     index: &IdIndex,
-) -> Result<EventRow<'a>, Rejection> {
+) -> Result<Option<EventRow<'a>>, Rejection> {
     let e = check_event(src, rec, c, rules)?;
     let account = index
         .get(e.id)
         .ok_or_else(|| unknown_account(src, rec, e.id))?;
-    Ok(EventRow {
+    Ok(e.code.map(|code| EventRow {
         account,
-        code: e.code,
+        code,
         at: e.at,
         contact: e.contact,
-    })
+    }))
 }
 
 /// The engagement file folded into per-account state.
@@ -544,13 +551,20 @@ impl FoldWorker<'_> {
     ) -> Result<(), Rejection> {
         fields_ok(ctx.src, rec)?;
         let e = check_event(ctx.src, rec, &ctx.cols, ctx.rules)?;
+        let Some(code) = e.code else {
+            // Accepted, counts for nothing; its account must still be known.
+            return match ctx.index.get(e.id) {
+                Some(_) => Ok(()),
+                None => Err(unknown_account(ctx.src, rec, e.id)),
+            };
+        };
         let raw_off = (rec.raw.as_ptr() as usize).wrapping_sub(block.as_ptr() as usize);
         self.queue(
             ctx,
             block,
             e.id,
             e.at,
-            e.code,
+            code,
             e.contact,
             rec.line,
             (raw_off, rec.raw.len()),
@@ -587,7 +601,10 @@ impl FoldWorker<'_> {
         };
         let id = field(c.account_id);
         let at = self.timestamps.parse(field(c.occurred_at));
-        let code = ctx.rules.events.lookup(field(c.type_));
+        let code = match c.type_ {
+            Some(t) => ctx.rules.events.lookup(field(t)),
+            None => None,
+        };
         let (false, Some(at), Some(code)) = (id.is_empty(), at, code) else {
             return false;
         };
@@ -1092,7 +1109,8 @@ mod tests {
             let ev = fields_ok(src, rec)
                 .and_then(|_| parse_event(src, rec, &cols, rules, &accounts.index));
             match ev {
-                Ok(e) => {
+                Ok(None) => {}
+                Ok(Some(e)) => {
                     let st = &mut states[e.account as usize];
                     match st.observe(rules, e.code, e.at, e.contact, Instant::MIN) {
                         Verdict::Signal { .. } => signals.push(Signal {
@@ -1248,6 +1266,7 @@ mod tests {
             }
             let ev = match json.parse(line, l.as_bytes()) {
                 Ok(rec) => parse_event(&src, &rec, &cols, &rules, &accounts.index)
+                    .map(|e| e.expect("no ignored types here"))
                     .map(|e| (e.account, e.code, e.at, e.contact.to_vec()))
                     .map_err(|r| (r.line, r.column)),
                 Err((col, _)) => Err((line, col)),

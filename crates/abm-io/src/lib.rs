@@ -34,6 +34,7 @@ pub mod outset;
 pub mod sample;
 pub mod segment;
 pub mod source;
+pub mod values;
 pub mod whatif;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub use crate::ids::IdIndex;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
-use abm_core::engagement::{Deal, DealOutcome, Trigger};
+use abm_core::engagement::{Deal, Trigger};
 use abm_core::rules::Rules;
 use abm_core::{Config, Instant, Tier};
 use serde::Serialize;
@@ -96,10 +96,18 @@ impl<'a> LoadOptions<'a> {
     }
 
     pub fn open(&self, path: &Path, kind: FileKind) -> Result<Source, IngestError> {
-        Source::open(path, kind, kind.mapping(&self.config.columns), self.preset).map(|mut s| {
-            s.tuning = self.tuning;
-            s
-        })
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mapping = match self.config.columns.files.get(&stem) {
+            Some(m) => m,
+            None => kind.mapping(&self.config.columns),
+        };
+        let mut src = Source::open(path, kind, mapping, self.preset)?;
+        src.inputs = std::sync::Arc::new(crate::values::InputRules::of(self.config, kind, &stem));
+        src.tuning = self.tuning;
+        Ok(src)
     }
 }
 
@@ -383,9 +391,12 @@ fn number_v(
     if t.is_empty() {
         return Ok(None);
     }
-    parse_number(t)
-        .map(Some)
-        .ok_or_else(|| reject(&src.name, rec, name, format!("not a number: {t:?}")))
+    match parse_number(t) {
+        Some(v) => Ok(Some(v)),
+        None => crate::values::lenient_number(t)
+            .map(Some)
+            .map_err(|why| reject(&src.name, rec, name, why)),
+    }
 }
 
 /// A finite number; plain integers (the usual case) exactly, without the general float parser.
@@ -412,17 +423,35 @@ pub(crate) fn instant(
             Ok(None)
         };
     }
-    abm_core::time::parse_bytes(raw).map(Some).ok_or_else(|| {
-        reject(
-            &src.name,
-            rec,
-            name,
-            format!(
-                "not a date or timestamp: {:?} (expected YYYY-MM-DD or RFC 3339)",
-                String::from_utf8_lossy(raw)
-            ),
-        )
-    })
+    if let Some(at) = abm_core::time::parse_bytes(raw) {
+        return Ok(Some(at));
+    }
+    let format = src
+        .kind
+        .canonical()
+        .iter()
+        .position(|c| *c == name)
+        .and_then(|i| src.inputs.date_formats.get(i)?.as_deref());
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|t| crate::values::parse_date(t, format))
+        .map(Some)
+        .ok_or_else(|| {
+            let expected = match format {
+                Some(f) => format!("expected {f}, YYYY-MM-DD or RFC 3339"),
+                None => "expected YYYY-MM-DD or RFC 3339, or set inputs.date_formats in abm.toml"
+                    .to_string(),
+            };
+            reject(
+                &src.name,
+                rec,
+                name,
+                format!(
+                    "not a date or timestamp: {:?} ({expected})",
+                    String::from_utf8_lossy(raw)
+                ),
+            )
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1007,8 +1036,11 @@ pub fn checked_trigger<'a>(
         return Err(reject(&src.name, rec, "account_id", "missing account_id"));
     }
     let at = instant(src, rec, p.slots[1], "occurred_at", true)?.expect("required");
-    let ty = text(src, rec, p.slots[2], "type")?;
-    let code = rules.triggers.lookup(ty.as_bytes()).ok_or_else(|| {
+    let ty = match &p.constants[2] {
+        Some(c) => c.as_str(),
+        None => text(src, rec, p.slots[2], "type")?,
+    };
+    let code = crate::values::lookup_ci(&rules.triggers, ty).ok_or_else(|| {
         reject(
             &src.name,
             rec,
@@ -1059,15 +1091,30 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
     let created_at = instant(src, rec, p.slots[4], "created_at", true)?.expect("required");
     let closed_at = instant(src, rec, p.slots[5], "closed_at", false)?;
     let last_stage_change_at = instant(src, rec, p.slots[6], "last_stage_change_at", false)?;
-    let o = text(src, rec, p.slots[7], "outcome")?;
-    let outcome = DealOutcome::parse(o).ok_or_else(|| {
-        reject(
-            &src.name,
-            rec,
-            "outcome",
-            format!("outcome must be open, won or lost, not {o:?}"),
+    let value = |slot: usize, name: &str| -> Result<Option<&str>, Rejection> {
+        match (&p.constants[slot], p.slots[slot]) {
+            (Some(c), _) => Ok(Some(c.as_str())),
+            (None, Some(c)) => text(src, rec, Some(c), name).map(Some),
+            (None, None) => Ok(None),
+        }
+    };
+    let stage = value(2, "stage")?.unwrap_or(stage);
+    let outcome = src
+        .inputs
+        .deal_outcome(
+            value(7, "outcome")?,
+            value(11, "is_closed")?,
+            value(12, "is_won")?,
+            stage,
+            value(10, "pipeline")?.unwrap_or(""),
         )
-    })?;
+        .map_err(|why| {
+            let col = match why.split_once(':') {
+                Some((c, _)) if c.starts_with("is_") => c.to_string(),
+                _ => "outcome".to_string(),
+            };
+            reject(&src.name, rec, &col, why)
+        })?;
     let account = index.get(id.as_bytes()).ok_or_else(|| {
         reject(
             &src.name,

@@ -27,12 +27,22 @@ pub const ASSIGNMENT_COLUMNS: &[&str] = &[
     "rationale",
 ];
 
+/// serde's rendering of `icp_score`: what [`json_number`] writes.
+fn score_as_number<S: serde::Serializer>(v: &&str, s: S) -> Result<S::Ok, S::Error> {
+    let mut out = Vec::new();
+    json_number(&mut out, v);
+    let value: serde_json::Value =
+        serde_json::from_slice(&out).map_err(serde::ser::Error::custom)?;
+    serde::Serialize::serialize(&value, s)
+}
+
 /// One row of `cluster_assignments.{csv,jsonl}`, in SPEC §4.7's value formats.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AssignmentRow<'a> {
     pub account_id: &'a str,
     pub name: &'a str,
-    /// `85`, `72.5`.
+    /// `85`, `72.5`; a JSON number in JSON Lines.
+    #[serde(serialize_with = "score_as_number")]
     pub icp_score: &'a str,
     pub tier: &'a str,
     pub engagement_level: &'a str,
@@ -382,6 +392,30 @@ const TEXT_COLUMNS: u32 = !(1 << 2 | 1 << HAS_TRIGGERS as u32);
 /// Position of `has_triggers`, the one value that is a JSON boolean, not a string.
 const HAS_TRIGGERS: usize = 5;
 
+/// Position of `icp_score`, a JSON number (issue 14), `null` when empty.
+const ICP_SCORE: usize = 2;
+
+/// `v` as a JSON number when it is one abm wrote (digits, one `.`, a leading `-`), `null`
+/// when empty, else (never for abm's own scores) as a string.
+#[inline]
+fn json_number(out: &mut Vec<u8>, v: &str) {
+    let b = v.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let plain = !digits.is_empty()
+        && digits[0].is_ascii_digit()
+        && digits[digits.len() - 1].is_ascii_digit()
+        && digits.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        && digits.iter().filter(|c| **c == b'.').count() <= 1
+        && !(digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit());
+    if b.is_empty() {
+        out.extend_from_slice(b"null");
+    } else if plain {
+        out.extend_from_slice(b);
+    } else {
+        json_str(out, v);
+    }
+}
+
 /// Each JSON key with its surrounding punctuation, so a field is one copy plus its value.
 const JSON_KEYS: [&[u8]; 15] = [
     b"{\"account_id\":",
@@ -484,6 +518,12 @@ impl AssignmentRow<'_> {
                 push_bytes(json, v.as_bytes());
                 continue;
             }
+            if i == ICP_SCORE {
+                let (c, _) = needs_escape_both(v.as_bytes());
+                csv_field_known(csv, v, c, false);
+                json_number(json, v);
+                continue;
+            }
             let (c, j) = needs_escape_both(v.as_bytes());
             let lead = TEXT_COLUMNS >> i & 1 != 0 && formula_cell(v.as_bytes());
             csv_field_known(csv, v, c, lead);
@@ -519,6 +559,8 @@ impl AssignmentRow<'_> {
             out.extend_from_slice(k);
             if i == HAS_TRIGGERS {
                 out.extend_from_slice(v.as_bytes()); // a JSON boolean
+            } else if i == ICP_SCORE {
+                json_number(out, v);
             } else {
                 json_str(out, v);
             }
@@ -1039,6 +1081,7 @@ mod tests {
         row.write_jsonl(&mut json);
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["name"], "=cmd|' /C calc'!A0");
+        assert_eq!(v["icp_score"], -5, "a number, not a string");
         assert_eq!(v["next_action"], "\t=1+1");
 
         let dir = tempfile::tempdir().unwrap();

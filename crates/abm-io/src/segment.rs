@@ -26,6 +26,9 @@ use std::time::{Duration, Instant as Clock};
 pub struct InputPaths {
     pub accounts: Option<PathBuf>,
     pub engagement: Option<PathBuf>,
+    /// More engagement files (`--engagement A --engagement B`), each read with its own
+    /// mapping (`[columns.files.STEM]`) and folded into the same accounts.
+    pub more_engagement: Vec<PathBuf>,
     pub triggers: Option<PathBuf>,
     pub deals: Option<PathBuf>,
 }
@@ -35,6 +38,7 @@ pub struct InputPaths {
 pub struct Resolved {
     pub accounts: PathBuf,
     pub engagement: Option<PathBuf>,
+    pub more_engagement: Vec<PathBuf>,
     pub triggers: Option<PathBuf>,
     pub deals: Option<PathBuf>,
 }
@@ -67,9 +71,62 @@ impl InputPaths {
         Ok(Resolved {
             accounts,
             engagement: pick(&self.engagement, FileKind::Engagement),
+            more_engagement: self.more_engagement.clone(),
             triggers: pick(&self.triggers, FileKind::Triggers),
             deals: pick(&self.deals, FileKind::Deals),
         })
+    }
+}
+
+/// Input files of an import, where any subset will do (events only, deals only, …).
+#[derive(Debug, Clone)]
+pub struct SomeInputs {
+    pub accounts: Option<PathBuf>,
+    pub engagement: Option<PathBuf>,
+    pub more_engagement: Vec<PathBuf>,
+    pub triggers: Option<PathBuf>,
+    pub deals: Option<PathBuf>,
+}
+
+impl InputPaths {
+    /// [`Self::resolve`] where the accounts file may be absent: at least one file must be
+    /// given or found.
+    pub fn resolve_some(&self, dir: Option<&Path>) -> Result<SomeInputs, IngestError> {
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return Err(IngestError::Config(format!(
+                "{}: no such directory",
+                d.display()
+            )));
+        }
+        let pick = |explicit: &Option<PathBuf>, kind| {
+            explicit
+                .clone()
+                .or_else(|| dir.and_then(|d| find_in(d, kind)))
+        };
+        let some = SomeInputs {
+            accounts: pick(&self.accounts, FileKind::Accounts),
+            engagement: pick(&self.engagement, FileKind::Engagement),
+            more_engagement: self.more_engagement.clone(),
+            triggers: pick(&self.triggers, FileKind::Triggers),
+            deals: pick(&self.deals, FileKind::Deals),
+        };
+        if some.accounts.is_none()
+            && some.engagement.is_none()
+            && some.triggers.is_none()
+            && some.deals.is_none()
+        {
+            return Err(IngestError::Config(match dir {
+                Some(d) => format!(
+                    "{}: no accounts, engagement, triggers or deals file (.csv or .jsonl)",
+                    d.display()
+                ),
+                None => {
+                    "no input: give a directory or --accounts/--engagement/--triggers/--deals FILE"
+                        .into()
+                }
+            }));
+        }
+        Ok(some)
     }
 }
 
@@ -193,6 +250,27 @@ pub fn load_all(
             }),
             None => Ok((crate::mem::ZeroedArray::new(n), Vec::new(), 0)),
         };
+        // Further engagement files: each folded on its own, then merged account by account
+        // (a merge of partial states equals one pass over all the events).
+        let fold = paths.more_engagement.iter().fold(fold, |acc, p| {
+            let (mut states, mut signals, after) = acc?;
+            let f = fold_engagement(
+                p,
+                accounts_ref,
+                rules,
+                floors,
+                floors.is_some(),
+                opts,
+                &mut rejects,
+            )?;
+            *rows_read.entry("engagement".into()).or_insert(0) += f.rows;
+            for (a, b) in states.iter_mut().zip(f.states.iter()) {
+                a.merge(b, rules);
+            }
+            signals.extend(f.signals);
+            signals.sort_by_key(|s| (s.account, s.at, s.code));
+            Ok((states, signals, after + f.after_as_of))
+        });
         (fold, side.join().expect("trigger/deal loader panicked"))
     });
     let (states, signals, after) = fold?;
@@ -365,6 +443,7 @@ pub fn segment(
     };
     let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
         .chain(paths.engagement.as_deref())
+        .chain(paths.more_engagement.iter().map(PathBuf::as_path))
         .chain(paths.triggers.as_deref())
         .chain(paths.deals.as_deref())
         .collect();

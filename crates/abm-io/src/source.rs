@@ -51,13 +51,16 @@ pub struct Source {
     pub cr_line_ends: bool,
     /// How to read it (mapped or streamed, blocks read or scanned in the map).
     pub tuning: crate::Tuning,
+    /// How this file's values are read beyond the canonical forms (date formats, event-type
+    /// synonyms, deal stages): set from the config by `LoadOptions::open`.
+    pub inputs: std::sync::Arc<crate::values::InputRules>,
 }
 
 impl Source {
     pub fn open(
         path: &Path,
         kind: FileKind,
-        mapping: &BTreeMap<String, String>,
+        mapping: &BTreeMap<String, crate::columns::ColumnSource>,
         preset: Option<Preset>,
     ) -> Result<Source, IngestError> {
         let name = path.display().to_string();
@@ -121,6 +124,7 @@ impl Source {
             reader,
             cr_line_ends,
             tuning: crate::Tuning::default(),
+            inputs: Default::default(),
         })
     }
 

@@ -22,8 +22,12 @@ const BATCH_ROWS: usize = 2000;
 /// The files of one import.
 #[derive(Debug, Clone)]
 pub struct ImportInputs {
-    pub accounts: PathBuf,
+    /// `None`: no accounts file this time (events only, deals only, …): accounts are the
+    /// store's, and rows naming an account not imported yet wait for it.
+    pub accounts: Option<PathBuf>,
     pub engagement: Option<PathBuf>,
+    /// More engagement files, each with its own mapping (`[columns.files.STEM]`).
+    pub more_engagement: Vec<PathBuf>,
     pub triggers: Option<PathBuf>,
     pub deals: Option<PathBuf>,
 }
@@ -41,6 +45,15 @@ pub struct ImportReport {
     pub triggers_added: u64,
     pub deals_read: u64,
     pub deals_changed: u64,
+    /// Rows of this import that name an account not imported yet: kept, waiting for it
+    /// (per file kind; accepted rows, like the `*_added` ones).
+    pub events_waiting: u64,
+    pub triggers_waiting: u64,
+    pub deals_waiting: u64,
+    /// Waiting rows new to the database (a row already waiting is not added twice).
+    pub waiting_added: u64,
+    /// Waiting rows (of any import) whose account arrived: moved in by this import.
+    pub waiting_resolved: u64,
     pub rejected: u64,
     /// `meta.data_version` after the import (unchanged when nothing was new).
     pub data_version: i64,
@@ -50,7 +63,12 @@ pub struct ImportReport {
 
 impl ImportReport {
     pub fn changed_anything(&self) -> bool {
-        self.accounts_changed + self.events_added + self.triggers_added + self.deals_changed > 0
+        self.accounts_changed
+            + self.events_added
+            + self.triggers_added
+            + self.deals_changed
+            + self.waiting_added
+            > 0
     }
 }
 
@@ -153,8 +171,9 @@ pub(crate) fn import(
     let mut tx = Tx::begin(conn, TxMode::Write)?;
     let now = crate::wall_clock().to_string();
     let sources = serde_json::json!({
-        "accounts": inputs.accounts.display().to_string(),
+        "accounts": inputs.accounts.as_ref().map(|p| p.display().to_string()),
         "engagement": inputs.engagement.as_ref().map(|p| p.display().to_string()),
+        "more_engagement": inputs.more_engagement.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "triggers": inputs.triggers.as_ref().map(|p| p.display().to_string()),
         "deals": inputs.deals.as_ref().map(|p| p.display().to_string()),
     })
@@ -176,70 +195,72 @@ pub(crate) fn import(
     let mut rejects = Rejects::default();
 
     // Accounts.
-    let src = opts.open(&inputs.accounts, FileKind::Accounts)?;
-    let layout = AccountLayout::of(&src);
-    let names: Vec<String> = layout.schema.columns().to_vec();
-    let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
-    let mut next_pos = tx.scalar(
-        "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns",
-        &[],
-    )?;
-    for n in &names {
-        if !known.contains(n) {
-            next_pos += 1;
-            tx.execute(
-                "INSERT INTO account_columns (position, name) VALUES (?, ?)",
-                &[Value::Int(next_pos), Value::Text(n)],
-            )?;
+    if let Some(accounts) = &inputs.accounts {
+        let src = opts.open(accounts, FileKind::Accounts)?;
+        let layout = AccountLayout::of(&src);
+        let names: Vec<String> = layout.schema.columns().to_vec();
+        let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
+        let mut next_pos = tx.scalar(
+            "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns",
+            &[],
+        )?;
+        for n in &names {
+            if !known.contains(n) {
+                next_pos += 1;
+                tx.execute(
+                    "INSERT INTO account_columns (position, name) VALUES (?, ?)",
+                    &[Value::Int(next_pos), Value::Text(n)],
+                )?;
+            }
         }
-    }
-    let name_col = layout.schema.index_of("name");
-    let mut sink = Sink::new(
-        "accounts (account_id, name, fields, employees, annual_revenue, icp_score, icp_tier,
+        let name_col = layout.schema.index_of("name");
+        let mut sink = Sink::new(
+            "accounts (account_id, name, fields, employees, annual_revenue, icp_score, icp_tier,
             founded_year, row_hash, import_id)",
-        10,
-        "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, fields = excluded.fields,
+            10,
+            "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, fields = excluded.fields,
             employees = excluded.employees, annual_revenue = excluded.annual_revenue,
             icp_score = excluded.icp_score, icp_tier = excluded.icp_tier,
             founded_year = excluded.founded_year, row_hash = excluded.row_hash,
             import_id = excluded.import_id
          WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
-    );
-    let mut seen = IdIndex::default();
-    rep.accounts_read = scan_seq(
-        src,
-        opts,
-        |src, rec| {
-            let mut vals: Vec<&str> = Vec::with_capacity(names.len());
-            let f = layout.parse(src, rec, &mut vals)?;
-            if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
-                return Err(reject(
-                    src,
-                    rec,
-                    "account_id",
-                    format!("duplicate account_id {:?} (first at line {first})", vals[0]),
-                ));
-            }
-            let fields = fields_json(&names, &vals);
-            let hash = ident(&[fields.as_bytes()]);
-            sink.batch
-                .text(vals[0])
-                .text(name_col.map(|c| vals[c]).unwrap_or(""))
-                .text(&fields)
-                .opt_real(f.employees)
-                .opt_real(f.annual_revenue)
-                .opt_real(f.icp_score)
-                .opt_text(f.icp_tier.map(|t| t.as_str()))
-                .opt_int(f.founded_year.map(|y| y as i64))
-                .blob(&hash)
-                .int(import_id);
-            sink.maybe_flush(&mut *tx);
-            Ok(())
-        },
-        &mut rejects,
-    )?;
-    drop(seen);
-    rep.accounts_changed = sink.finish(&mut *tx)?;
+        );
+        let mut seen = IdIndex::default();
+        rep.accounts_read = scan_seq(
+            src,
+            opts,
+            |src, rec| {
+                let mut vals: Vec<&str> = Vec::with_capacity(names.len());
+                let f = layout.parse(src, rec, &mut vals)?;
+                if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
+                    return Err(reject(
+                        src,
+                        rec,
+                        "account_id",
+                        format!("duplicate account_id {:?} (first at line {first})", vals[0]),
+                    ));
+                }
+                let fields = fields_json(&names, &vals);
+                let hash = ident(&[fields.as_bytes()]);
+                sink.batch
+                    .text(vals[0])
+                    .text(name_col.map(|c| vals[c]).unwrap_or(""))
+                    .text(&fields)
+                    .opt_real(f.employees)
+                    .opt_real(f.annual_revenue)
+                    .opt_real(f.icp_score)
+                    .opt_text(f.icp_tier.map(|t| t.as_str()))
+                    .opt_int(f.founded_year.map(|y| y as i64))
+                    .blob(&hash)
+                    .int(import_id);
+                sink.maybe_flush(&mut *tx);
+                Ok(())
+            },
+            &mut rejects,
+        )?;
+        drop(seen);
+        rep.accounts_changed = sink.finish(&mut *tx)?;
+    }
 
     // account_id → accounts.id, for the other files.
     let mut index = IdIndex::default();
@@ -252,7 +273,7 @@ pub(crate) fn import(
         Ok(())
     })?;
 
-    if let Some(path) = &inputs.engagement {
+    for path in inputs.engagement.iter().chain(&inputs.more_engagement) {
         let src = opts.open(path, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut sink = Sink::new(
@@ -261,11 +282,29 @@ pub(crate) fn import(
             "ON CONFLICT (ident) DO NOTHING",
         );
         let mut micros = String::new();
-        rep.events_read = scan_seq(
+        let mut wait = Sink::new(
+            "waiting_events (ident, account_id, occurred_at, type, contact_id, event_id, detail,
+                import_id)",
+            8,
+            "ON CONFLICT (ident) DO NOTHING",
+        );
+        let mut unknown = IdIndex::default();
+        let mut n_wait = 0u64;
+        rep.events_read += scan_seq(
             src,
             opts,
             |src, rec| {
-                let ev = parse_event(src, rec, &cols, &rules, &index)?;
+                let key = rec.get(cols.account_id).trim_ascii();
+                let waiting = !key.is_empty() && index.get(key).is_none();
+                if waiting {
+                    // Checked as if its account were there; kept until it is.
+                    let _ = unknown.insert(key, 0);
+                }
+                let idx = if waiting { &unknown } else { &index };
+                let Some(ev) = parse_event(src, rec, &cols, &rules, idx)? else {
+                    return Ok(());
+                };
+                n_wait += waiting as u64;
                 let contact = std::str::from_utf8(ev.contact)
                     .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
                 let event_id = field(src, rec, cols.event_id, "event_id")?;
@@ -286,6 +325,19 @@ pub(crate) fn import(
                 } else {
                     ident(&[b"event_id", event_id.as_bytes()])
                 };
+                if waiting {
+                    wait.batch
+                        .blob(&id)
+                        .text(std::str::from_utf8(account_id).unwrap_or_default())
+                        .int(ev.at.0)
+                        .text(ty)
+                        .text(contact)
+                        .opt_text(nonempty(event_id))
+                        .opt_text(nonempty(detail))
+                        .int(import_id);
+                    wait.maybe_flush(&mut *tx);
+                    return Ok(());
+                }
                 sink.batch
                     .blob(&id)
                     .int(ev.account as i64)
@@ -300,7 +352,9 @@ pub(crate) fn import(
             },
             &mut rejects,
         )?;
-        rep.events_added = sink.finish(&mut *tx)?;
+        rep.events_added += sink.finish(&mut *tx)?;
+        rep.waiting_added += wait.finish(&mut *tx)?;
+        rep.events_waiting += n_wait;
     }
 
     if let Some(path) = &inputs.triggers {
@@ -310,15 +364,29 @@ pub(crate) fn import(
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
+        let mut wait = Sink::new(
+            "waiting_triggers (ident, account_id, occurred_at, type, source, headline, strength,
+                import_id)",
+            8,
+            "ON CONFLICT (ident) DO NOTHING",
+        );
+        let mut unknown = IdIndex::default();
+        let mut n_wait = 0u64;
         rep.triggers_read = scan_seq(
             src,
             opts,
             |src, rec| {
-                let t = parse_trigger(src, rec, &rules, &index)?;
                 let p = &src.projection;
                 let account_id = field(src, rec, p.slots[0], "account_id")?;
+                let waiting = !account_id.is_empty() && index.get(account_id.as_bytes()).is_none();
+                if waiting {
+                    let _ = unknown.insert(account_id.as_bytes(), 0);
+                }
+                let idx = if waiting { &unknown } else { &index };
+                let t = parse_trigger(src, rec, &rules, idx)?;
                 let source = field(src, rec, p.slots[3], "source")?;
                 let strength = field(src, rec, p.slots[5], "strength")?;
+                n_wait += waiting as u64;
                 let ty = rules.trigger_name(t.code);
                 let at = t.at.0.to_string();
                 let id = ident(&[
@@ -330,10 +398,14 @@ pub(crate) fn import(
                     t.headline.as_bytes(),
                     strength.as_bytes(),
                 ]);
-                sink.batch
-                    .blob(&id)
-                    .int(t.account as i64)
-                    .int(t.at.0)
+                let sink = if waiting { &mut wait } else { &mut sink };
+                let b = sink.batch.blob(&id);
+                let b = if waiting {
+                    b.text(account_id)
+                } else {
+                    b.int(t.account as i64)
+                };
+                b.int(t.at.0)
                     .text(ty)
                     .opt_text(nonempty(source))
                     .opt_text(nonempty(&t.headline))
@@ -345,6 +417,8 @@ pub(crate) fn import(
             &mut rejects,
         )?;
         rep.triggers_added = sink.finish(&mut *tx)?;
+        rep.waiting_added += wait.finish(&mut *tx)?;
+        rep.triggers_waiting = n_wait;
     }
 
     if let Some(path) = &inputs.deals {
@@ -361,12 +435,31 @@ pub(crate) fn import(
                 row_hash = excluded.row_hash, import_id = excluded.import_id
              WHERE deals.row_hash IS DISTINCT FROM excluded.row_hash",
         );
+        let mut wait = Sink::new(
+            "waiting_deals (deal_id, account_id, stage, amount, created_at, closed_at,
+                last_stage_change_at, outcome, product, owner, row_hash, import_id)",
+            12,
+            "ON CONFLICT (deal_id) DO UPDATE SET account_id = excluded.account_id,
+                stage = excluded.stage, amount = excluded.amount,
+                created_at = excluded.created_at, closed_at = excluded.closed_at,
+                last_stage_change_at = excluded.last_stage_change_at,
+                outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+                row_hash = excluded.row_hash, import_id = excluded.import_id",
+        );
+        let mut unknown = IdIndex::default();
+        let mut n_wait = 0u64;
         let mut seen = IdIndex::default();
         rep.deals_read = scan_seq(
             src,
             opts,
             |src, rec| {
-                let d = parse_deal(src, rec, &index)?;
+                let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
+                let waiting = !account_id.is_empty() && index.get(account_id.as_bytes()).is_none();
+                if waiting {
+                    let _ = unknown.insert(account_id.as_bytes(), 0);
+                }
+                let idx = if waiting { &unknown } else { &index };
+                let d = parse_deal(src, rec, idx)?;
                 if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
                     // The rule `segment` applies: the first occurrence wins.
                     return Err(duplicate_deal(src, rec, &d.deal_id, first));
@@ -374,6 +467,7 @@ pub(crate) fn import(
                 let p = &src.projection;
                 let product = field(src, rec, p.slots[8], "product")?;
                 let owner = field(src, rec, p.slots[9], "owner")?;
+                n_wait += waiting as u64;
                 let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
                 let hash = ident(&[
                     d.deal_id.as_bytes(),
@@ -390,10 +484,14 @@ pub(crate) fn import(
                     product.as_bytes(),
                     owner.as_bytes(),
                 ]);
-                sink.batch
-                    .text(&d.deal_id)
-                    .int(d.account as i64)
-                    .text(&d.stage)
+                let sink = if waiting { &mut wait } else { &mut sink };
+                let b = sink.batch.text(&d.deal_id);
+                let b = if waiting {
+                    b.text(account_id)
+                } else {
+                    b.int(d.account as i64)
+                };
+                b.text(&d.stage)
                     .opt_real(d.amount)
                     .int(d.created_at.0)
                     .opt_int(d.closed_at.map(|v| v.0))
@@ -409,7 +507,12 @@ pub(crate) fn import(
             &mut rejects,
         )?;
         rep.deals_changed = sink.finish(&mut *tx)?;
+        rep.waiting_added += wait.finish(&mut *tx)?;
+        rep.deals_waiting = n_wait;
     }
+
+    // Waiting rows whose account is here now count from this import on.
+    resolve_waiting(&mut *tx, &mut rep)?;
 
     rep.rejected = rejects.len() as u64;
     rep.data_version = meta(&mut *tx, "data_version")?;
@@ -446,7 +549,107 @@ pub(crate) fn import(
     Ok(rep)
 }
 
+/// Move waiting rows whose account exists into events, triggers and deals.
+fn resolve_waiting(tx: &mut dyn Conn, rep: &mut ImportReport) -> Result<(), StoreError> {
+    let moves: [(&str, &str, &str, &str); 3] = [
+        (
+            "waiting_events",
+            "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
+            "w.ident, a.id, w.occurred_at, w.type, w.contact_id, w.event_id, w.detail, w.import_id",
+            "ON CONFLICT (ident) DO NOTHING",
+        ),
+        (
+            "waiting_triggers",
+            "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
+            "w.ident, a.id, w.occurred_at, w.type, w.source, w.headline, w.strength, w.import_id",
+            "ON CONFLICT (ident) DO NOTHING",
+        ),
+        (
+            "waiting_deals",
+            "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
+                outcome, product, owner, row_hash, import_id)",
+            "w.deal_id, a.id, w.stage, w.amount, w.created_at, w.closed_at,
+                w.last_stage_change_at, w.outcome, w.product, w.owner, w.row_hash, w.import_id",
+            "ON CONFLICT (deal_id) DO NOTHING",
+        ),
+    ];
+    for (i, (from, into, cols, conflict)) in moves.into_iter().enumerate() {
+        let arrived = tx.scalar(
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM {from} w
+                 JOIN accounts a ON a.account_id = w.account_id"
+            ),
+            &[],
+        )?;
+        if arrived == 0 {
+            continue;
+        }
+        let moved = tx.execute(
+            &format!(
+                "INSERT INTO {into} SELECT {cols} FROM {from} w
+                 JOIN accounts a ON a.account_id = w.account_id WHERE true {conflict}"
+            ),
+            &[],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM {from} WHERE account_id IN (SELECT account_id FROM accounts)"),
+            &[],
+        )?;
+        rep.waiting_resolved += arrived as u64;
+        match i {
+            0 => rep.events_added += moved,
+            1 => rep.triggers_added += moved,
+            _ => rep.deals_changed += moved,
+        }
+    }
+    Ok(())
+}
+
+/// Rows waiting for their account: how many of each kind, and the account ids waited for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Waiting {
+    pub events: u64,
+    pub triggers: u64,
+    pub deals: u64,
+    /// Account ids waited for (sorted, at most `limit`), with how many rows wait for each.
+    pub accounts: Vec<(String, u64)>,
+    /// Distinct account ids waited for.
+    pub distinct_accounts: u64,
+}
+
 impl crate::Store {
+    /// The rows waiting for an account not imported yet.
+    pub fn waiting(&mut self, limit: usize) -> Result<Waiting, StoreError> {
+        let conn = self.conn();
+        let mut w = Waiting::default();
+        for (table, n) in [
+            ("waiting_events", &mut w.events),
+            ("waiting_triggers", &mut w.triggers),
+            ("waiting_deals", &mut w.deals),
+        ] {
+            *n = conn.scalar(
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}"),
+                &[],
+            )? as u64;
+        }
+        let all = "SELECT account_id FROM waiting_events UNION ALL
+                   SELECT account_id FROM waiting_triggers UNION ALL
+                   SELECT account_id FROM waiting_deals";
+        w.distinct_accounts = conn.scalar(
+            &format!("SELECT CAST(COUNT(DISTINCT account_id) AS BIGINT) FROM ({all}) x"),
+            &[],
+        )? as u64;
+        w.accounts = conn.query_all(
+            &format!(
+                "SELECT account_id, CAST(COUNT(*) AS BIGINT) FROM ({all}) x
+                 GROUP BY account_id ORDER BY account_id LIMIT {limit}"
+            ),
+            &[],
+            |r| Ok((r.string(0)?, r.i(1)? as u64)),
+        )?;
+        Ok(w)
+    }
+
     /// Import the given files in one transaction.
     pub fn import(
         &mut self,

@@ -11,10 +11,16 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::time::Duration;
 
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_waiting",
+        include_str!("../migrations/postgres/0002_waiting.sql"),
+    ),
+];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).
 const WRITER_LOCK: i64 = 0x0061_626d;

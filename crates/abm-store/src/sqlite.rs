@@ -8,10 +8,16 @@ use rusqlite::{params_from_iter, Connection, ErrorCode};
 use std::path::Path;
 use std::time::Duration;
 
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_waiting",
+        include_str!("../migrations/sqlite/0002_waiting.sql"),
+    ),
+];
 
 pub struct Sqlite {
     conn: Connection,

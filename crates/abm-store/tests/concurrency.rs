@@ -23,10 +23,11 @@ fn readers_and_a_writer(url: &str) {
     .unwrap();
     let config = Config::default();
     let inputs = ImportInputs {
-        accounts: data.join("accounts.csv"),
+        accounts: Some(data.join("accounts.csv")),
         engagement: Some(data.join("engagement.csv")),
         triggers: Some(data.join("triggers.csv")),
         deals: Some(data.join("deals.csv")),
+        more_engagement: Vec::new(),
     };
     let pool = StorePool::open(url, 4).unwrap();
     pool.get()

@@ -2,6 +2,7 @@
 
 mod answers;
 mod cli;
+mod crm_exports;
 mod parity;
 mod probe;
 mod real_data;

@@ -3,6 +3,7 @@
 //! `ABM_TEST_PG_URL` is set (each in its own schema, so tests run in parallel) and prints a
 //! skip message otherwise.
 
+mod arrival;
 mod bad_input;
 mod crash;
 mod idempotency;
