@@ -36,7 +36,8 @@ fn names(record: &str, account_id: &str) -> bool {
 }
 
 /// One event of the account: line, instant, type, contact, what happened to it.
-type EventRow = (u64, Instant, String, String, Verdict);
+/// (physical line, instant, type, contact, verdict, which engagement file).
+type EventRow = (u64, Instant, String, String, Verdict, usize);
 
 pub fn explain(
     account_id: &str,
@@ -79,7 +80,12 @@ pub fn explain(
 
     // This account's events, with what happened to each.
     let mut events: Vec<EventRow> = Vec::new();
-    for p in paths.engagement.iter().chain(&paths.more_engagement) {
+    let engagement_files: Vec<&std::path::PathBuf> = paths
+        .engagement
+        .iter()
+        .chain(&paths.more_engagement)
+        .collect();
+    for (file, p) in engagement_files.iter().enumerate() {
         let src = opts.open(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut st = EngagementState::default();
@@ -105,13 +111,14 @@ pub fn explain(
                     rules.event_name(ev.code).to_string(),
                     String::from_utf8_lossy(ev.contact).into_owned(),
                     v,
+                    file,
                 ));
                 Ok(())
             },
             &mut ignore,
         )?;
     }
-    events.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    events.sort_by(|x, y| y.1.cmp(&x.1).then(x.5.cmp(&y.5)).then(x.0.cmp(&y.0)));
 
     let mut s = String::new();
     let name = account.name();
@@ -265,8 +272,20 @@ pub fn explain(
         }
     }
     // Counted evidence first, all of it; then what was ignored and why, grouped and capped.
-    let row = |s: &mut String,
-               (line, at, ty, contact, v): &(u64, Instant, String, String, Verdict)| {
+    // With several engagement files, each line says which file it is in.
+    let file_names: Vec<String> = engagement_files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let row = |s: &mut String, (line, at, ty, contact, v, file): &EventRow| {
+        let line = match file_names.len() > 1 {
+            true => format!("{}:{line}", file_names[*file]),
+            false => line.to_string(),
+        };
         let verdict = match v {
             Verdict::Counted(l) => format!("counted ({l})"),
             other => other.describe().to_string(),

@@ -82,6 +82,23 @@ fn salesforce_exports_go_through_unedited() {
     let want = expected("salesforce");
     assert_eq!(want.len(), 60);
     assert_eq!(tiers(&out), want);
+    // explain reads every engagement file and says which file each event line is in.
+    let (_, rows) = read_csv(&dir.join("Task.csv"));
+    let (h, _) = read_csv(&dir.join("Task.csv"));
+    let acc = h.iter().position(|c| c == "AccountId").expect("AccountId");
+    let id = rows[0][acc].clone();
+    let o = run_ok(
+        abm()
+            .args(["explain", &id, "--preset", "salesforce", "--accounts"])
+            .arg(dir.join("Account.csv"))
+            .arg("--engagement")
+            .arg(dir.join("Task.csv"))
+            .arg("--engagement")
+            .arg(dir.join("Event.csv"))
+            .args(["--as-of", "2026-11-01"]),
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("line Task.csv:2 "), "{text}");
 }
 
 #[test]
