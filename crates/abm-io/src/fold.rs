@@ -111,7 +111,7 @@ pub fn parse_event<'a>(
 ) -> Result<Option<EventRow<'a>>, Rejection> {
     let e = check_event(src, rec, c, rules)?;
     let account = index
-        .get(e.id)
+        .get_listed(e.id)
         .ok_or_else(|| unknown_account(src, rec, e.id))?;
     Ok(e.code.map(|code| EventRow {
         account,
@@ -423,9 +423,9 @@ impl FoldWorker<'_> {
         ready: &mut Vec<Ready>,
         bad: &mut Vec<Rejection>,
     ) {
-        let Some(idx) = found else {
+        let id = &block[p.id.0 as usize..(p.id.0 + p.id.1) as usize];
+        let Some(idx) = found.or_else(|| ctx.index.get_listed(id)) else {
             let raw = &block[p.raw.0 as usize..(p.raw.0 + p.raw.1) as usize];
-            let id = &block[p.id.0 as usize..(p.id.0 + p.id.1) as usize];
             bad.push(unknown_account(
                 ctx.src,
                 &Record::new(p.line, raw, &[], raw),
@@ -486,14 +486,19 @@ impl FoldWorker<'_> {
             unknown_account(ctx.src, &Record::new(line, r, &[], r), id)
         };
         let (Some(id_at), true) = (span_in(block, id), raw_in) else {
-            let idx = ctx.index.get(id).ok_or_else(unknown)?;
+            let idx = ctx.index.get_listed(id).ok_or_else(unknown)?;
             self.known(ctx, idx, code, at, contact);
             return Ok(());
         };
         // Prefetched now, used one batch later: the misses overlap with parsing.
         let key = match ctx.index.as_dense() {
             Some(d) => {
-                let k = d.key(id).filter(|&k| d.holds(k)).ok_or_else(unknown)?;
+                let Some(k) = d.key(id).filter(|&k| d.holds(k)) else {
+                    // Not one plain id: a list of them, or unknown.
+                    let idx = ctx.index.get_listed(id).ok_or_else(unknown)?;
+                    self.known(ctx, idx, code, at, contact);
+                    return Ok(());
+                };
                 // A lean fold settles most events here, the account's existence known from
                 // the bitmap: after as_of, outside the type's window (a signal needs its index).
                 if ctx.lean {
@@ -553,7 +558,7 @@ impl FoldWorker<'_> {
         let e = check_event(ctx.src, rec, &ctx.cols, ctx.rules)?;
         let Some(code) = e.code else {
             // Accepted, counts for nothing; its account must still be known.
-            return match ctx.index.get(e.id) {
+            return match ctx.index.get_listed(e.id) {
                 Some(_) => Ok(()),
                 None => Err(unknown_account(ctx.src, rec, e.id)),
             };

@@ -82,6 +82,21 @@ impl IdIndex {
         }
     }
 
+    /// [`Self::get`], or, for a cell that lists several ids separated by `;` (a CRM export's
+    /// association column, e.g. HubSpot's "Associated Company IDs"), the first listed id that
+    /// is a known account. Only asked when the plain lookup failed (no cost on the bulk path).
+    pub fn get_listed(&self, id: &[u8]) -> Option<AccountIdx> {
+        self.get(id).or_else(|| {
+            if !id.contains(&b';') {
+                return None;
+            }
+            id.split(|&b| b == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|p| !p.is_empty())
+                .find_map(|p| self.get(p))
+        })
+    }
+
     /// [`Self::get`] with `hash == self.hash(id)` already computed.
     #[inline]
     pub fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<AccountIdx> {
@@ -602,6 +617,24 @@ mod tests {
             );
         }
         one
+    }
+
+    /// A cell listing several ids resolves to the first known one, in both representations.
+    #[test]
+    fn listed_ids_resolve_to_the_first_known() {
+        let ids = ["501", "502", "503"];
+        let d = dense(&ids).expect("dense form");
+        let mut h = IdIndex::with_capacity(3);
+        for (i, id) in ids.iter().enumerate() {
+            h.insert(id.as_bytes(), i as AccountIdx).unwrap();
+        }
+        for idx in [&d, &h] {
+            assert_eq!(idx.get_listed(b"502"), Some(1));
+            assert_eq!(idx.get_listed(b"999; 503;501"), Some(2));
+            assert_eq!(idx.get_listed(b"998;999"), None);
+            assert_eq!(idx.get_listed(b";;"), None);
+            assert_eq!(idx.get_listed(b"5x1"), None);
+        }
     }
 
     /// Every id resolves to its position, in both representations, and nothing else does.

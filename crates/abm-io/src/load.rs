@@ -1049,7 +1049,7 @@ pub fn checked_trigger<'a>(
         )
     })?;
     number(src, rec, p.slots[5], "strength")?;
-    let account = index.get(id.as_bytes()).ok_or_else(|| {
+    let account = index.get_listed(id.as_bytes()).ok_or_else(|| {
         reject(
             &src.name,
             rec,
@@ -1115,7 +1115,7 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
             };
             reject(&src.name, rec, &col, why)
         })?;
-    let account = index.get(id.as_bytes()).ok_or_else(|| {
+    let account = index.get_listed(id.as_bytes()).ok_or_else(|| {
         reject(
             &src.name,
             rec,

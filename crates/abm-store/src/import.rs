@@ -295,7 +295,7 @@ pub(crate) fn import(
             opts,
             |src, rec| {
                 let key = rec.get(cols.account_id).trim_ascii();
-                let waiting = !key.is_empty() && index.get(key).is_none();
+                let waiting = !key.is_empty() && index.get_listed(key).is_none();
                 if waiting {
                     // Checked as if its account were there; kept until it is.
                     let _ = unknown.insert(key, 0);
@@ -378,7 +378,8 @@ pub(crate) fn import(
             |src, rec| {
                 let p = &src.projection;
                 let account_id = field(src, rec, p.slots[0], "account_id")?;
-                let waiting = !account_id.is_empty() && index.get(account_id.as_bytes()).is_none();
+                let waiting =
+                    !account_id.is_empty() && index.get_listed(account_id.as_bytes()).is_none();
                 if waiting {
                     let _ = unknown.insert(account_id.as_bytes(), 0);
                 }
@@ -454,7 +455,8 @@ pub(crate) fn import(
             opts,
             |src, rec| {
                 let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
-                let waiting = !account_id.is_empty() && index.get(account_id.as_bytes()).is_none();
+                let waiting =
+                    !account_id.is_empty() && index.get_listed(account_id.as_bytes()).is_none();
                 if waiting {
                     let _ = unknown.insert(account_id.as_bytes(), 0);
                 }

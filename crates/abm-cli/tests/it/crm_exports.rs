@@ -275,3 +275,62 @@ fn run_before_any_import_leaves_no_database() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("abm import"));
     assert!(!d.path().join("abm.db").exists());
 }
+
+/// A CRM association cell listing several companies ("123;456") belongs to the first listed
+/// company that is known, in `segment` and in `import`; a list of unknown ones is rejected.
+#[test]
+fn association_cells_with_several_ids() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,employees,annual_revenue,country\n\
+         501,One Co,software,1000,50000000,US\n\
+         502,Two Co,software,1000,50000000,US\n",
+    );
+    write(
+        d.path(),
+        "engagement.csv",
+        "account_id,occurred_at,type,contact_id\n\
+         999;502,2026-10-20T10:00:00Z,demo,c1\n\
+         997;998,2026-10-20T10:00:00Z,demo,c2\n",
+    );
+    let out = d.path().join("out");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(d.path())
+            .args(["--as-of", "2026-11-01", "--quiet", "--out"])
+            .arg(&out),
+    );
+    let (h, rows) = read_csv(&out.join("cluster_assignments.csv"));
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let level = |id: &str| {
+        rows.iter()
+            .find(|r| r[col("account_id")] == id)
+            .map(|r| r[col("engagement_level")].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        level("502"),
+        "high",
+        "the demo counts for the known company"
+    );
+    assert_eq!(level("501"), "none");
+    let (_, rejected) = read_csv(&out.join("rejected_rows.csv"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0][3].contains("997;998"), "{rejected:?}");
+
+    let db = d.path().join("abm.db");
+    let o = run_ok(
+        abm()
+            .arg("import")
+            .arg(d.path())
+            .args(["--json", "--database"])
+            .arg(&db)
+            .arg("--rejected")
+            .arg(d.path().join("rej.csv")),
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["events_added"], 1, "{rep}");
+}
