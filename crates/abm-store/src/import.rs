@@ -471,9 +471,11 @@ pub(crate) fn import(
                 let owner = field(src, rec, p.slots[9], "owner")?;
                 n_wait += waiting as u64;
                 let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
+                // The account as the file names it: the same hash whether the deal waits for
+                // its account or not, so a waiting deal that moved in is unchanged on re-import.
                 let hash = ident(&[
                     d.deal_id.as_bytes(),
-                    (d.account as u64).to_string().as_bytes(),
+                    account_id.as_bytes(),
                     d.stage.as_bytes(),
                     d.amount
                         .map(|a| a.to_string())

@@ -69,6 +69,11 @@ fn events_before_their_account_lose_nothing(db: Db) {
     assert_eq!(m3["deals_changed"], 1, "{m3}");
     let s = w.json(&["status"]);
     assert_eq!(s["distinct_accounts"], 0, "{s}");
+    // Month 1 again: nothing new, and the deal that waited is unchanged.
+    let again = w.import_json("m1");
+    assert_eq!(again["events_added"], 0, "{again}");
+    assert_eq!(again["deals_changed"], 0, "{again}");
+    assert_eq!(again["waiting_added"], 0, "{again}");
 
     // Every row counts: 4 events, 1 trigger, 1 deal stored; the run sees them.
     w.run("2026-09-30");
