@@ -96,6 +96,21 @@ fn field<'a>(
     }
 }
 
+/// The index a row of an import resolves its account in: the stored accounts, or, when the
+/// row names an account not stored yet, a stand-in index holding that id (the row is checked
+/// as if its account were there and kept waiting until it is). The flag says it waits.
+fn account_index<'a>(
+    index: &'a IdIndex,
+    unknown: &'a mut IdIndex,
+    key: &[u8],
+) -> (&'a IdIndex, bool) {
+    if key.is_empty() || index.get_listed(key).is_some() {
+        return (index, false);
+    }
+    let _ = unknown.insert(key, 0);
+    (unknown, true)
+}
+
 fn nonempty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
@@ -295,12 +310,7 @@ pub(crate) fn import(
             opts,
             |src, rec| {
                 let key = rec.get(cols.account_id).trim_ascii();
-                let waiting = !key.is_empty() && index.get_listed(key).is_none();
-                if waiting {
-                    // Checked as if its account were there; kept until it is.
-                    let _ = unknown.insert(key, 0);
-                }
-                let idx = if waiting { &unknown } else { &index };
+                let (idx, waiting) = account_index(&index, &mut unknown, key);
                 let Some(ev) = parse_event(src, rec, &cols, &rules, idx)? else {
                     return Ok(());
                 };
@@ -378,12 +388,7 @@ pub(crate) fn import(
             |src, rec| {
                 let p = &src.projection;
                 let account_id = field(src, rec, p.slots[0], "account_id")?;
-                let waiting =
-                    !account_id.is_empty() && index.get_listed(account_id.as_bytes()).is_none();
-                if waiting {
-                    let _ = unknown.insert(account_id.as_bytes(), 0);
-                }
-                let idx = if waiting { &unknown } else { &index };
+                let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
                 let t = parse_trigger(src, rec, &rules, idx)?;
                 let source = field(src, rec, p.slots[3], "source")?;
                 let strength = field(src, rec, p.slots[5], "strength")?;
@@ -455,12 +460,7 @@ pub(crate) fn import(
             opts,
             |src, rec| {
                 let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
-                let waiting =
-                    !account_id.is_empty() && index.get_listed(account_id.as_bytes()).is_none();
-                if waiting {
-                    let _ = unknown.insert(account_id.as_bytes(), 0);
-                }
-                let idx = if waiting { &unknown } else { &index };
+                let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
                 let d = parse_deal(src, rec, idx)?;
                 if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
                     // The rule `segment` applies: the first occurrence wins.
