@@ -364,23 +364,25 @@ fn csv_field_known(out: &mut Vec<u8>, s: &str, quote: bool, lead: bool) {
 
 /// Append a CSV line (RFC 4180 quoting).
 pub fn csv_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>) {
-    for (i, f) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        csv_field(out, f);
-    }
-    out.push(b'\n');
+    line_of(out, fields, csv_field)
 }
 
 /// [`csv_line`] for output files a person may open in a spreadsheet: formula cells
 /// neutralised ([`formula_cell`]).
 pub fn csv_output_line<'s>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'s str>) {
+    line_of(out, fields, csv_cell)
+}
+
+fn line_of<'s>(
+    out: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = &'s str>,
+    cell: fn(&mut Vec<u8>, &str),
+) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        csv_cell(out, f);
+        cell(out, f);
     }
     out.push(b'\n');
 }
