@@ -1,12 +1,13 @@
 //! The stateful commands (docs/rules.md, movement): `import`, `run`, `review`, `summary`, `movements`,
-//! `history`, `export`. Thin: parse, open the store, call `abm-store`, print.
+//! `history`, `export`. Thin: parse, open the app over the store, call `abm-app`, print.
 
 use crate::{load_config, now, parse_as_of, InputArgs};
-use abm_core::{Instant, Rules};
+use abm_app::{App, RunObserver, StoreSettings};
+use abm_core::Instant;
 use abm_io::output::{self, AssignmentRow, Summary};
 use abm_io::outset::{OutputSet, SetKind};
 use abm_store::query::{CheckpointView, MovementView};
-use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
+use abm_store::{ImportInputs, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::collections::{BTreeMap, HashMap};
@@ -298,14 +299,18 @@ pub struct DecisionArgs {
     db: DbArgs,
 }
 
-fn open_with(db: &DbArgs, create: bool) -> Result<Store> {
-    let timeout = std::time::Duration::from_secs(db.lock_timeout);
-    Store::open_with(&db.database, timeout, create)
+fn open_with(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App> {
+    let settings = StoreSettings {
+        lock_timeout: std::time::Duration::from_secs(db.lock_timeout),
+        create,
+        ..StoreSettings::new(&db.database)
+    };
+    App::open(&settings, config)
         .with_context(|| format!("database {}", abm_store::redact(&db.database)))
 }
 
-fn open(db: &DbArgs) -> Result<Store> {
-    open_with(db, true)
+fn open(db: &DbArgs, config: abm_core::Config) -> Result<App> {
+    open_with(db, true, config)
 }
 
 /// For the commands that only read or review: no new empty database by mistake.
@@ -318,37 +323,30 @@ pub fn preview(
     threads: Option<usize>,
     quiet: bool,
 ) -> Result<abm_core::whatif::WhatIf> {
-    let mut store = open_existing(db)?;
-    let as_of = match as_of {
-        Some(t) => t,
-        None => {
-            let latest = store.summary()?;
-            Instant::parse(&latest.as_of).map_err(|e| anyhow::anyhow!("{e}"))?
-        }
-    };
-    let old = Rules::compile(old_cfg, as_of)?;
-    let new = Rules::compile(new_cfg, as_of)?;
+    let app = open_with(db, false, old_cfg.clone())?;
     let pb = crate::progress::Bars::new(quiet);
     let log = |m: &str| {
         if !quiet {
             eprintln!("abm: {m}");
         }
     };
-    let opts = RunOptions {
+    let w = app.preview(
+        new_cfg,
         as_of,
-        threads: threads
-            .unwrap_or_else(abm_io::chunk::default_threads)
-            .max(1),
-        log: &log,
-        progress: &|l, d, t| pb.update(l, d, t),
-    };
-    let w = store.preview(&old, &new, &opts)?;
+        threads,
+        RunObserver {
+            log: &log,
+            progress: &|l, d, t| pb.update(l, d, t),
+        },
+    )?;
     pb.finish();
     Ok(w)
 }
 
-fn open_existing(db: &DbArgs) -> Result<Store> {
-    open_with(db, false)
+/// For the commands that only read or review (no config needed): no new empty database by
+/// mistake.
+fn open_existing(db: &DbArgs) -> Result<App> {
+    open_with(db, false, abm_core::Config::default())
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -399,16 +397,16 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             }
             crate::refuse_inputs_as_outputs(std::slice::from_ref(&rejected), &protected)?;
             let inputs = ImportInputs {
-                accounts: paths.accounts,
-                engagement: paths.engagement,
-                more_engagement: paths.more_engagement,
-                triggers: paths.triggers,
-                deals: paths.deals,
+                accounts: paths.accounts.map(Into::into),
+                engagement: paths.engagement.map(Into::into),
+                more_engagement: paths.more_engagement.into_iter().map(Into::into).collect(),
+                triggers: paths.triggers.map(Into::into),
+                deals: paths.deals.map(Into::into),
             };
-            let mut store = open(&db)?;
+            let app = open(&db, config.clone())?;
             // The rejected rows are written before the commit: if they cannot be, nothing is
             // imported (issue 11 #4), rather than committed rows with their rejects lost.
-            let rep = store.import_with(&inputs, &opts, &mut |rejects| {
+            let rep = app.import(&inputs, &opts, &mut |rejects| {
                 output::write_rejected(&rejected, &rejects.rows, &[]).map_err(|source| {
                     StoreError::BeforeCommit {
                         what: format!("cannot write the rejected rows to {}", rejected.display()),
@@ -422,7 +420,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             }
             outln!(
                 "Imported into {} (import {}):",
-                store.location().display(),
+                app.location().display(),
                 rep.import_id
             )?;
             outln!(
@@ -465,15 +463,15 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             }
         }
         StateCommand::Status { limit, json, db } => {
-            let mut store = open_existing(&db)?;
-            let w = store.waiting(limit)?;
+            let app = open_existing(&db)?;
+            let w = app.waiting(limit)?;
             if json {
                 return print_json(&w);
             }
             let total = w.events + w.triggers + w.deals;
             outln!(
                 "Waiting in {} for accounts not imported yet: {} events, {} triggers, {} deals ({})",
-                store.location().display(),
+                app.location().display(),
                 w.events,
                 w.triggers,
                 w.deals,
@@ -499,18 +497,16 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             db,
         } => {
             let config = load_config(config)?;
-            let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
             let pb = crate::progress::Bars::new(quiet);
-            let mut store = open_existing(&db)?;
-            let opts = RunOptions {
-                as_of: rules.as_of,
-                threads: threads
-                    .unwrap_or_else(abm_io::chunk::default_threads)
-                    .max(1),
-                log: &log,
-                progress: &|l, d, t| pb.update(l, d, t),
-            };
-            let outcome = store.run(&rules, &opts)?;
+            let app = open_with(&db, false, config.clone())?;
+            let outcome = app.run(
+                Some(as_of.unwrap_or_else(now)),
+                threads,
+                RunObserver {
+                    log: &log,
+                    progress: &|l, d, t| pb.update(l, d, t),
+                },
+            )?;
             pb.finish();
             match outcome {
                 RunOutcome::Unchanged { run, as_of } => {
@@ -593,8 +589,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
         }
         StateCommand::Review(rc) => review(rc)?,
         StateCommand::Summary { json, db } => {
-            let mut store = open_existing(&db)?;
-            let s = store.summary()?;
+            let s = open_existing(&db)?.summary()?;
             if json {
                 return print_json(&s);
             }
@@ -655,8 +650,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             )?;
         }
         StateCommand::Movements { since, json, db } => {
-            let mut store = open_existing(&db)?;
-            let ms = store.movements(since)?;
+            let ms = open_existing(&db)?.movements(since)?;
             if json {
                 return print_json(&ms);
             }
@@ -675,8 +669,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             json,
             db,
         } => {
-            let mut store = open_existing(&db)?;
-            let h = store.history(&account_id)?;
+            let h = open_existing(&db)?.history(&account_id)?;
             if json {
                 return print_json(&h);
             }
@@ -839,7 +832,8 @@ fn review(rc: ReviewCommand) -> Result<()> {
             json,
             db,
         } => {
-            let mut store = open_existing(&db)?;
+            let app = open_existing(&db)?;
+            let mut store = app.store()?;
             let items = store.review_list(all)?;
             let total = items.len();
             let mut items = filter.apply(&mut store, items)?;
@@ -892,8 +886,9 @@ fn review(rc: ReviewCommand) -> Result<()> {
         ReviewCommand::Reject { id, bulk, decision } => (id, bulk, decision, false),
     };
     let by = reviewer(d.by.clone())?;
-    let mut store = open_existing(&d.db)?;
+    let app = open_existing(&d.db)?;
     if let Some(text) = &bulk.filter {
+        let mut store = app.store()?;
         let filter = ReviewFilter::parse(text)?;
         if filter.is_empty() {
             anyhow::bail!(
@@ -923,11 +918,7 @@ fn review(rc: ReviewCommand) -> Result<()> {
         let mut decided = Vec::new();
         let mut failed = Vec::new();
         for (c, _) in &items {
-            let r = if approve {
-                store.approve(c.id, &by, d.comment.as_deref())
-            } else {
-                store.reject(c.id, &by, d.comment.as_deref())
-            };
+            let r = app.decide(c.id, approve, &by, d.comment.as_deref());
             match r {
                 Ok(o) => decided.push(o),
                 Err(e) => failed.push((c.id, e.to_string())),
@@ -958,11 +949,7 @@ fn review(rc: ReviewCommand) -> Result<()> {
         return Ok(());
     }
     let id = id.expect("clap: an id or --where");
-    let out = if approve {
-        store.approve(id, &by, d.comment.as_deref())?
-    } else {
-        store.reject(id, &by, d.comment.as_deref())?
-    };
+    let out = app.decide(id, approve, &by, d.comment.as_deref())?;
     if d.json {
         return print_json(&out);
     }
@@ -998,7 +985,8 @@ fn review(rc: ReviewCommand) -> Result<()> {
 }
 
 fn export(out: &Path, db: &DbArgs) -> Result<()> {
-    let mut store = open_existing(db)?;
+    let app = open_existing(db)?;
+    let mut store = app.store()?;
     let mut set = OutputSet::begin(out, SetKind::Assignments, &[], &crate::tuning_from_env()?)
         .with_context(|| format!("writing into {}", out.display()))?;
     let mut csv = set

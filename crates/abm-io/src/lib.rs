@@ -19,15 +19,15 @@
 //! - [`sample`]: the bundled, generated demo data set.
 //! - [`whatif`]: the old and the new config over the same data in one pass, compared.
 
-pub mod chunk;
+pub(crate) mod chunk;
 pub mod columns;
 pub mod csv;
-pub mod direct;
+pub(crate) mod direct;
 pub mod explain;
 pub mod fold;
 pub mod ids;
 pub mod load;
-pub mod mem;
+pub(crate) mod mem;
 pub mod output;
 #[cfg(unix)]
 pub mod outset;
@@ -40,6 +40,7 @@ pub mod whatif;
 #[cfg(test)]
 mod proptests;
 
+pub use chunk::default_threads;
 pub use columns::{FileKind, Preset};
 
 /// How inputs are read and outputs written: switches for the machine, never for the answers

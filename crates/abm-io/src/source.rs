@@ -49,11 +49,85 @@ pub struct Source {
     /// The file's lines end with a bare CR (classic Mac): it was read whole and its line
     /// ends turned into LF, so `reader` yields that text and the file is never mapped.
     pub cr_line_ends: bool,
+    /// Its records come from memory ([`InputSource::Memory`]): streamed, never mapped.
+    pub in_memory: bool,
     /// How to read it (mapped or streamed, blocks read or scanned in the map).
     pub tuning: crate::Tuning,
     /// How this file's values are read beyond the canonical forms (date formats, event-type
     /// synonyms, deal stages): set from the config by `LoadOptions::open`.
     pub inputs: std::sync::Arc<crate::values::InputRules>,
+}
+
+/// Where an input's records come from: a file, or bytes already in memory (an API batch, a
+/// CRM page) read exactly as a file of that format would be, with the same validation and the
+/// same rejections. The name is what messages and rejected rows call it.
+#[derive(Debug, Clone)]
+pub enum InputSource {
+    File(PathBuf),
+    Memory {
+        name: String,
+        format: Format,
+        bytes: std::sync::Arc<[u8]>,
+    },
+}
+
+impl InputSource {
+    /// JSON Lines bytes in memory.
+    pub fn jsonl(name: impl Into<String>, bytes: Vec<u8>) -> InputSource {
+        InputSource::Memory {
+            name: name.into(),
+            format: Format::Jsonl,
+            bytes: bytes.into(),
+        }
+    }
+
+    /// CSV bytes in memory.
+    pub fn csv(name: impl Into<String>, bytes: Vec<u8>) -> InputSource {
+        InputSource::Memory {
+            name: name.into(),
+            format: Format::Csv,
+            bytes: bytes.into(),
+        }
+    }
+
+    /// The name shown in messages and rejected rows (a file's path as given).
+    pub fn name(&self) -> String {
+        match self {
+            InputSource::File(p) => p.display().to_string(),
+            InputSource::Memory { name, .. } => name.clone(),
+        }
+    }
+
+    /// The key of `[columns.files.KEY]`: a file's stem, or a memory input's name.
+    pub fn stem(&self) -> String {
+        match self {
+            InputSource::File(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            InputSource::Memory { name, .. } => name.clone(),
+        }
+    }
+
+    /// The file, when it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            InputSource::File(p) => Some(p),
+            InputSource::Memory { .. } => None,
+        }
+    }
+}
+
+impl From<PathBuf> for InputSource {
+    fn from(p: PathBuf) -> InputSource {
+        InputSource::File(p)
+    }
+}
+
+impl From<&Path> for InputSource {
+    fn from(p: &Path) -> InputSource {
+        InputSource::File(p.to_path_buf())
+    }
 }
 
 impl Source {
@@ -68,8 +142,56 @@ impl Source {
             path: name.clone(),
             source: e,
         };
-        let mut file = File::open(path).map_err(io_err)?;
+        let file = File::open(path).map_err(io_err)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut src = Source::from_reader(
+            name,
+            Format::of(path),
+            Box::new(file),
+            size,
+            kind,
+            mapping,
+            preset,
+        )?;
+        src.path = path.to_path_buf();
+        src.in_memory = false;
+        Ok(src)
+    }
+
+    /// An input from [`InputSource`]: a file opened, or bytes in memory read as one.
+    pub fn open_input(
+        input: &InputSource,
+        kind: FileKind,
+        mapping: &BTreeMap<String, crate::columns::ColumnSource>,
+        preset: Option<Preset>,
+    ) -> Result<Source, IngestError> {
+        match input {
+            InputSource::File(p) => Source::open(p, kind, mapping, preset),
+            InputSource::Memory {
+                name,
+                format,
+                bytes,
+            } => {
+                let size = bytes.len() as u64;
+                let reader = Box::new(Cursor::new(ArcBytes(bytes.clone())));
+                Source::from_reader(name.clone(), *format, reader, size, kind, mapping, preset)
+            }
+        }
+    }
+
+    fn from_reader(
+        name: String,
+        format: Format,
+        mut file: Box<dyn Read + Send + Sync>,
+        size: u64,
+        kind: FileKind,
+        mapping: &BTreeMap<String, crate::columns::ColumnSource>,
+        preset: Option<Preset>,
+    ) -> Result<Source, IngestError> {
+        let io_err = |e| IngestError::Io {
+            path: name.clone(),
+            source: e,
+        };
         let mut head = vec![0u8; 256 << 10];
         let mut n = 0;
         while n < head.len() {
@@ -103,7 +225,6 @@ impl Source {
                         .into(),
             });
         }
-        let format = Format::of(path);
         let (header, consumed, first_line) = match format {
             Format::Csv => csv_header(&name, &head[start..])?,
             Format::Jsonl => (jsonl_header(&name, &head[start..])?, 0, 1),
@@ -112,7 +233,7 @@ impl Source {
         let rest = head.split_off(start + consumed);
         let reader: Box<dyn Read + Send + Sync> = Box::new(Cursor::new(rest).chain(file));
         Ok(Source {
-            path: path.to_path_buf(),
+            path: PathBuf::new(),
             name,
             format,
             kind,
@@ -123,6 +244,7 @@ impl Source {
             data_offset: (start + consumed) as u64,
             reader,
             cr_line_ends,
+            in_memory: true,
             tuning: crate::Tuning::default(),
             inputs: Default::default(),
         })
@@ -132,7 +254,7 @@ impl Source {
     /// stream. Leaves an empty reader behind.
     pub fn take_input(&mut self) -> crate::chunk::Input {
         let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
-        if self.cr_line_ends {
+        if self.cr_line_ends || self.in_memory {
             return crate::chunk::Input::Stream(reader);
         }
         let tuning = self.tuning;
@@ -164,6 +286,15 @@ fn first_line_end_is_bare_cr(head: &[u8]) -> bool {
     match memchr::memchr2(b'\r', b'\n', head) {
         Some(i) => head[i] == b'\r' && i + 1 < head.len() && head[i + 1] != b'\n',
         None => false,
+    }
+}
+
+/// Shared bytes as a `Cursor` buffer.
+struct ArcBytes(std::sync::Arc<[u8]>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -11,25 +11,25 @@ use abm_io::load::{
     duplicate_deal, parse_deal, parse_event, parse_trigger, scan_seq, AccountLayout, EventCols,
     IdIndex, LoadOptions, Rejection, Rejects,
 };
-use abm_io::source::Source;
+use abm_io::source::{InputSource, Source};
 use abm_io::FileKind;
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// Rows per bulk statement.
 const BATCH_ROWS: usize = 2000;
 
-/// The files of one import.
-#[derive(Debug, Clone)]
+/// The inputs of one import: files, or records already in memory ([`InputSource::Memory`]:
+/// an API batch, a CRM page), validated and rejected row by row the same way.
+#[derive(Debug, Clone, Default)]
 pub struct ImportInputs {
-    /// `None`: no accounts file this time (events only, deals only, …): accounts are the
+    /// `None`: no accounts this time (events only, deals only, …): accounts are the
     /// store's, and rows naming an account not imported yet wait for it.
-    pub accounts: Option<PathBuf>,
-    pub engagement: Option<PathBuf>,
-    /// More engagement files, each with its own mapping (`[columns.files.STEM]`).
-    pub more_engagement: Vec<PathBuf>,
-    pub triggers: Option<PathBuf>,
-    pub deals: Option<PathBuf>,
+    pub accounts: Option<InputSource>,
+    pub engagement: Option<InputSource>,
+    /// More engagement inputs, each with its own mapping (`[columns.files.STEM]`).
+    pub more_engagement: Vec<InputSource>,
+    pub triggers: Option<InputSource>,
+    pub deals: Option<InputSource>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -186,11 +186,11 @@ pub(crate) fn import(
     let mut tx = Tx::begin(conn, TxMode::Write)?;
     let now = crate::wall_clock().to_string();
     let sources = serde_json::json!({
-        "accounts": inputs.accounts.as_ref().map(|p| p.display().to_string()),
-        "engagement": inputs.engagement.as_ref().map(|p| p.display().to_string()),
-        "more_engagement": inputs.more_engagement.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        "triggers": inputs.triggers.as_ref().map(|p| p.display().to_string()),
-        "deals": inputs.deals.as_ref().map(|p| p.display().to_string()),
+        "accounts": inputs.accounts.as_ref().map(InputSource::name),
+        "engagement": inputs.engagement.as_ref().map(InputSource::name),
+        "more_engagement": inputs.more_engagement.iter().map(InputSource::name).collect::<Vec<_>>(),
+        "triggers": inputs.triggers.as_ref().map(InputSource::name),
+        "deals": inputs.deals.as_ref().map(InputSource::name),
     })
     .to_string();
     let import_id = tx
@@ -211,7 +211,7 @@ pub(crate) fn import(
 
     // Accounts.
     if let Some(accounts) = &inputs.accounts {
-        let src = opts.open(accounts, FileKind::Accounts)?;
+        let src = opts.open_input(accounts, FileKind::Accounts)?;
         let layout = AccountLayout::of(&src);
         let names: Vec<String> = layout.schema.columns().to_vec();
         let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
@@ -289,7 +289,7 @@ pub(crate) fn import(
     })?;
 
     for path in inputs.engagement.iter().chain(&inputs.more_engagement) {
-        let src = opts.open(path, FileKind::Engagement)?;
+        let src = opts.open_input(path, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut sink = Sink::new(
             "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
@@ -368,7 +368,7 @@ pub(crate) fn import(
     }
 
     if let Some(path) = &inputs.triggers {
-        let src = opts.open(path, FileKind::Triggers)?;
+        let src = opts.open_input(path, FileKind::Triggers)?;
         let mut sink = Sink::new(
             "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
             8,
@@ -428,7 +428,7 @@ pub(crate) fn import(
     }
 
     if let Some(path) = &inputs.deals {
-        let src = opts.open(path, FileKind::Deals)?;
+        let src = opts.open_input(path, FileKind::Deals)?;
         let mut sink = Sink::new(
             "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
                 outcome, product, owner, row_hash, import_id)",

@@ -28,10 +28,21 @@ impl StorePool {
     /// Open the store (creating and migrating it as [`Store::open`] does) and keep up to
     /// `max_idle` idle connections for reuse.
     pub fn open(url: &str, max_idle: usize) -> Result<Arc<StorePool>, StoreError> {
-        let first = Store::open_with(url, DEFAULT_LOCK_TIMEOUT, true)?;
+        StorePool::open_with(url, DEFAULT_LOCK_TIMEOUT, true, max_idle)
+    }
+
+    /// [`Self::open`] with a writer's lock timeout; `create: false` refuses a database that
+    /// does not exist yet (for commands that only read or review).
+    pub fn open_with(
+        url: &str,
+        lock_timeout: Duration,
+        create: bool,
+        max_idle: usize,
+    ) -> Result<Arc<StorePool>, StoreError> {
+        let first = Store::open_with(url, lock_timeout, create)?;
         Ok(Arc::new(StorePool {
             url: url.to_string(),
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            lock_timeout,
             idle: Mutex::new(vec![first]),
             max_idle: max_idle.max(1),
         }))

@@ -23,10 +23,10 @@ fn readers_and_a_writer(url: &str) {
     .unwrap();
     let config = Config::default();
     let inputs = ImportInputs {
-        accounts: Some(data.join("accounts.csv")),
-        engagement: Some(data.join("engagement.csv")),
-        triggers: Some(data.join("triggers.csv")),
-        deals: Some(data.join("deals.csv")),
+        accounts: Some(data.join("accounts.csv").into()),
+        engagement: Some(data.join("engagement.csv").into()),
+        triggers: Some(data.join("triggers.csv").into()),
+        deals: Some(data.join("deals.csv").into()),
         more_engagement: Vec::new(),
     };
     let pool = StorePool::open(url, 4).unwrap();
