@@ -776,6 +776,7 @@ fn starts_with_at(l: &[u8], i: usize, lit: &[u8]) -> bool {
 /// The first `"`, `\\` or control byte (< 0x20) of `b`, 16 bytes at a time.
 #[inline]
 fn special_byte(b: &[u8]) -> Option<usize> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     {
