@@ -169,55 +169,36 @@ fn advise_huge(ptr: *const u8, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: *const u8, _: usize) {}
 
-/// A read-only memory map of a whole file: the bulk readers cut blocks out of it without
-/// copying, and hand consumed ranges back to the kernel so the resident set stays small.
+/// A read-only memory map of a whole file (`memmap2`, a private copy-on-write mapping that is
+/// never written): the bulk readers cut blocks out of it without copying, and hand consumed
+/// ranges back to the kernel so the resident set stays small.
 ///
 /// The file must not be truncated while mapped (the process would get SIGBUS); inputs are
 /// files the run only reads. `ABM_NO_MMAP=1` turns mapping off.
 #[derive(Debug)]
 pub struct MappedFile {
-    ptr: *mut u8,
-    len: usize,
+    map: memmap2::Mmap,
     /// The file itself, for reads that copy a range instead of faulting it in
     /// ([`MappedFile::read_at`]).
     file: Option<std::fs::File>,
 }
 
-// SAFETY: the mapping is read-only and owned; sharing `&[u8]` views across threads is sound.
-unsafe impl Send for MappedFile {}
-unsafe impl Sync for MappedFile {}
-
 impl MappedFile {
-    /// Map `file` (its current length); `None` where mapping is unavailable.
-    #[cfg(target_os = "linux")]
+    /// Map `file` (its current length); `None` where mapping is unavailable or the file is
+    /// empty or not a regular file.
     pub fn open(file: &std::fs::File) -> Option<MappedFile> {
-        use std::os::fd::AsRawFd;
         let meta = file.metadata().ok()?;
         let len = usize::try_from(meta.len()).ok()?;
         if !meta.is_file() || len == 0 {
             return None;
         }
-        // SAFETY: a fresh private read-only mapping of an open file; checked for failure.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return None;
-        }
-        // SAFETY: advice on our own mapping.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-        Some(MappedFile {
-            ptr: ptr as *mut u8,
-            len,
-            file: None,
-        })
+        // SAFETY: a read-only private mapping of a file the run only reads; the caller's
+        // contract is that no other process truncates an input during a run (documented in
+        // ARCHITECTURE.md, as for any memory-mapped reader).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_copy_read_only(file) }.ok()?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(MappedFile { map, file: None })
     }
 
     /// Whether [`MappedFile::read_at`] can read (the file was kept).
@@ -245,7 +226,7 @@ impl MappedFile {
             let Some(file) = &self.file else {
                 return false;
             };
-            if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            if offset.checked_add(len).is_none_or(|end| end > self.map.len()) {
                 return false;
             }
             buf.resize(len, 0);
@@ -258,14 +239,8 @@ impl MappedFile {
         }
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub fn open(_: &std::fs::File) -> Option<MappedFile> {
-        None
-    }
-
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` is our live read-only mapping.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        &self.map
     }
 
     /// Drop the pages wholly inside `range` from this process (they stay in the page cache;
@@ -275,32 +250,23 @@ impl MappedFile {
         {
             const PAGE: usize = 4096;
             let start = range.start.div_ceil(PAGE) * PAGE;
-            let end = (range.end.min(self.len)) / PAGE * PAGE;
+            let end = (range.end.min(self.map.len())) / PAGE * PAGE;
             if end > start {
                 // SAFETY: the range lies inside our mapping and no `&[u8]` into it is used
                 // afterwards by the caller's contract (blocks are released once processed);
-                // for a private file mapping, MADV_DONTNEED only drops our page table entries.
-                unsafe {
-                    libc::madvise(
-                        self.ptr.add(start) as *mut libc::c_void,
+                // for a private file mapping never written, MADV_DONTNEED only drops our page
+                // table entries: a later read faults the file's bytes back in.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
                         end - start,
-                        libc::MADV_DONTNEED,
                     )
                 };
             }
         }
         #[cfg(not(target_os = "linux"))]
         let _ = range;
-    }
-}
-
-impl Drop for MappedFile {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        // SAFETY: unmapping our own mapping once.
-        unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.len);
-        }
     }
 }
 
