@@ -163,7 +163,7 @@ fn explain(
         Ok(())
     })?;
     // Newest first; the order stored breaks ties.
-    events.sort_by(|a, b| b.at.cmp(&a.at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.at));
     signals.sort_by_key(|s| (s.at, s.code));
 
     let mut triggers = Vec::new();
