@@ -109,6 +109,8 @@ pub struct Explanation {
     /// The cluster: the entry rules' (files), the effective one a run would record (database).
     pub cluster: Cluster,
     pub program: String,
+    /// `customer` with a deal won by as_of (and `[customers] mode = "expansion"`).
+    pub customer_status: CustomerStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerExplanation>,
     /// Future Pipeline only.
@@ -448,6 +450,13 @@ pub struct DecisionRowExplanation {
     pub outcome: RowOutcome,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerStatus {
+    Prospect,
+    Customer,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -867,6 +876,10 @@ impl Explanation {
             decision,
             cluster,
             program: a.program(rules, cluster).to_string(),
+            customer_status: match a.customer {
+                Some(_) => CustomerStatus::Customer,
+                None => CustomerStatus::Prospect,
+            },
             customer: a.customer.map(|c| CustomerExplanation {
                 won: c.won,
                 last_won: c.last_won,
