@@ -30,6 +30,7 @@ pub const API_VERSION: u32 = 1;
 
 /// The read models front ends render (typed, serde-ready).
 pub mod views {
+    pub use abm_core::explanation::{Explained, Explanation};
     pub use abm_store::import::Waiting;
     pub use abm_store::query::{
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
@@ -268,6 +269,23 @@ impl App {
             progress: observe.progress,
         };
         Ok(store.preview(&old, &new, &opts)?)
+    }
+
+    /// The as_of of the latest run (`None` before the first).
+    pub fn latest_as_of(&self) -> Result<Option<Instant>> {
+        Ok(self.pool.get()?.latest_as_of()?)
+    }
+
+    /// The whole reasoning for one stored account as of `as_of`: what a run then would compute
+    /// and decide for it from its current state, with that state (`abm explain ID` on the
+    /// database). Read by index; nothing is written.
+    pub fn explain(
+        &self,
+        account_id: &str,
+        as_of: Instant,
+    ) -> Result<abm_core::explanation::Explanation> {
+        let rules = Rules::compile(&self.config, as_of)?;
+        Ok(self.pool.get()?.explain(account_id, &rules)?)
     }
 
     /// Counts of the latest run, capacity and the review queue.

@@ -178,14 +178,25 @@ enum Command {
         #[arg(long)]
         timings: bool,
     },
-    /// Print the whole reasoning for one account.
+    /// Print the whole reasoning for one account: from the input files with DIR (or
+    /// --accounts …), as `abm segment` sees it; without them, from the database, as the next
+    /// `abm run` would see it, with the account's stored state and open checkpoints.
     Explain {
         account_id: String,
+        /// Directory holding accounts.csv and optionally engagement/triggers/deals (omit to
+        /// explain the account stored in the database).
         dir: Option<PathBuf>,
+        /// Evaluate as of this instant (default: now on files; the latest run's as_of on the
+        /// database).
         #[arg(long, value_parser = parse_as_of)]
         as_of: Option<Instant>,
+        /// Print the explanation as JSON (docs/explain.md).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         input: InputArgs,
+        #[command(flatten)]
+        db: state_cmds::DbArgs,
     },
     /// Preview a rule change: every account under the current config and under NEW, compared
     /// (transition matrices, capacity before/after, each account that moves and why). On files
@@ -496,15 +507,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             account_id,
             dir,
             as_of,
+            json,
             input,
+            db,
         } => {
             let config = load_config(cli.config.as_deref())?;
-            let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
-            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
-            let paths = input.paths().resolve(dir.as_deref())?;
-            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
-            let text = abm_io::explain::explain(&account_id, &paths, &rules, &opts)?;
-            term::print_str(&text)?;
+            let explained = if dir.is_some() || input.accounts.is_some() {
+                let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
+                let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+                let paths = input.paths().resolve(dir.as_deref())?;
+                check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+                abm_io::explain::explain(&account_id, &paths, &rules, &opts)?
+            } else {
+                state_cmds::explain(&db, &config, &account_id, as_of)?
+            };
+            if json {
+                let text = serde_json::to_string_pretty(&explained)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                term::print_str(&explained.to_text())?;
+            }
         }
         Command::Whatif {
             dir,

@@ -343,6 +343,22 @@ pub fn preview(
     Ok(w)
 }
 
+/// `abm explain ID` on the database: as of `as_of`, else the latest run's (else now).
+pub fn explain(
+    db: &DbArgs,
+    config: &abm_core::Config,
+    account_id: &str,
+    as_of: Option<Instant>,
+) -> Result<abm_core::explanation::Explained> {
+    let app = open_with(db, false, config.clone())?;
+    let as_of = match as_of {
+        Some(t) => t,
+        None => app.latest_as_of()?.unwrap_or_else(now),
+    };
+    let e = app.explain(account_id, as_of)?;
+    Ok(abm_core::explanation::Explained::Assessed(Box::new(e)))
+}
+
 /// For the commands that only read or review (no config needed): no new empty database by
 /// mistake.
 fn open_existing(db: &DbArgs) -> Result<App> {

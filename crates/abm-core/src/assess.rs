@@ -656,6 +656,38 @@ pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Fa
     }
 }
 
+/// [`write_rationale`] for an account whose effective cluster is `cluster` (a stateful run):
+/// when it differs from the entry rules' and when the evidence windows restart after a
+/// demotion (`facts.floor`), both are said. The output row's and the run snapshot's rationale.
+pub fn write_effective_rationale(
+    s: &mut String,
+    rules: &Rules,
+    a: &Assessment,
+    facts: &Facts<'_>,
+    cluster: Cluster,
+) {
+    write_rationale(s, rules, a, facts);
+    if cluster != a.cluster {
+        if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() {
+            let _ = write!(
+                s,
+                "; rule {} gives {}: a promotion that needs a reviewer; effective {}",
+                a.rule, a.cluster, cluster
+            );
+        } else {
+            let _ = write!(
+                s,
+                "; rule {} gives {}; effective {}: no demotion rule fired",
+                a.rule, a.cluster, cluster
+            );
+        }
+    }
+    if facts.floor != Instant::MIN {
+        s.push_str("; evidence counted after the demotion of ");
+        facts.floor.push_date(s);
+    }
+}
+
 /// `type@timestamp;…`, newest first.
 pub fn promotion_triggers(rules: &Rules, a: &Assessment) -> String {
     let mut s = String::new();

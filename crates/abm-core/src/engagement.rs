@@ -249,7 +249,8 @@ pub enum LevelBasis {
 }
 
 /// Outcome of a deal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DealOutcome {
     Open,
     Won,

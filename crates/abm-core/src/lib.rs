@@ -13,6 +13,7 @@
 //! - [`scoring`]: ICP score and tier with a per-criterion explanation.
 //! - [`engagement`]: the per-account accumulator, deals, triggers, demotion signals.
 //! - [`assess`]: one account's stateless assessment, next action, micro-segment, rationale.
+//! - [`explanation`]: the whole reasoning for one account as a typed value, and its text.
 //! - [`movement`]: stateful runs: promotions, demotions with hysteresis, proposals.
 //! - [`summary`]: counts against capacity.
 //! - [`whatif`]: two assessments of one account compared (what a rule change would do).
@@ -22,6 +23,7 @@ pub mod assess;
 pub mod config;
 pub mod config_diff;
 pub mod engagement;
+pub mod explanation;
 pub mod inputs;
 pub mod model;
 pub mod movement;

@@ -195,7 +195,12 @@ impl MappedFile {
         // SAFETY: a read-only private mapping of a file the run only reads; the caller's
         // contract is that no other process truncates an input during a run (documented in
         // ARCHITECTURE.md, as for any memory-mapped reader).
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map_copy_read_only(file) }.ok()?;
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len)
+                .map_copy_read_only(file)
+        }
+        .ok()?;
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Sequential);
         Some(MappedFile { map, file: None })
@@ -226,7 +231,10 @@ impl MappedFile {
             let Some(file) = &self.file else {
                 return false;
             };
-            if offset.checked_add(len).is_none_or(|end| end > self.map.len()) {
+            if offset
+                .checked_add(len)
+                .is_none_or(|end| end > self.map.len())
+            {
                 return false;
             }
             buf.resize(len, 0);

@@ -343,31 +343,9 @@ impl RowScratch {
         self.checkpoint.clear();
         self.checkpoint.push_str(checkpoint);
         self.rationale.clear();
-        assess::write_rationale(&mut self.rationale, rules, a, facts);
         // A stateful run: the effective cluster may differ from the entry rules', and the
         // evidence windows restart after a demotion. Both are said.
-        use std::fmt::Write as _;
-        if cluster != a.cluster {
-            let r = &mut self.rationale;
-            if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() {
-                let _ = write!(
-                    r,
-                    "; rule {} gives {}: a promotion that needs a reviewer; effective {}",
-                    a.rule, a.cluster, cluster
-                );
-            } else {
-                let _ = write!(
-                    r,
-                    "; rule {} gives {}; effective {}: no demotion rule fired",
-                    a.rule, a.cluster, cluster
-                );
-            }
-        }
-        if facts.floor != Instant::MIN {
-            self.rationale
-                .push_str("; evidence counted after the demotion of ");
-            facts.floor.push_date(&mut self.rationale);
-        }
+        assess::write_effective_rationale(&mut self.rationale, rules, a, facts, cluster);
     }
 }
 

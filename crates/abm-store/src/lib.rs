@@ -26,7 +26,9 @@
 //! - [`run`]: `abm run` (assess + decide every account, snapshot, movements, checkpoints).
 //! - [`review`]: approve / reject.
 //! - [`query`]: the read side: review list, summary, movements, history, export rows.
+//! - [`account`]: one stored account explained (`abm explain ID` on the database).
 
+pub mod account;
 pub mod db;
 pub mod import;
 mod migrate;

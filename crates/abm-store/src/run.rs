@@ -213,7 +213,51 @@ struct Loaded {
     events_unknown: u64,
 }
 
-fn cluster(s: &str) -> Result<Cluster, StoreError> {
+/// The columns [`push_account`] reads, in its order.
+pub(crate) const ACCOUNT_COLUMNS: &str =
+    "id, account_id, fields, employees, annual_revenue, icp_score, icp_tier, founded_year";
+
+/// The account schema of the stored accounts (`account_columns`, without the id).
+pub(crate) fn account_schema(conn: &mut dyn Conn) -> Result<AccountSchema, StoreError> {
+    let mut names = conn.query_all(
+        "SELECT name FROM account_columns ORDER BY position",
+        &[],
+        |r| r.string(0),
+    )?;
+    names.retain(|n| n != "account_id");
+    Ok(AccountSchema::new(names))
+}
+
+/// One `accounts` row (selected as [`ACCOUNT_COLUMNS`]) pushed onto `table`, whose schema's
+/// columns are `cols`: its `accounts.id` and its index in the table.
+pub(crate) fn push_account(
+    table: &mut AccountTable,
+    cols: &[String],
+    vals: &mut Vec<String>,
+    r: &dyn crate::db::Row,
+) -> Result<(i64, AccountIdx), StoreError> {
+    let id = r.i(0)?;
+    let mut fields: HashMap<String, String> = serde_json::from_str(r.s(2)?)
+        .map_err(|e| StoreError::Corrupt(format!("accounts.fields of id {id}: {e}")))?;
+    vals.clear();
+    vals.push(r.string(1)?);
+    for c in &cols[1..] {
+        vals.push(fields.remove(c).unwrap_or_default());
+    }
+    let f = Firmographics {
+        employees: r.real(3)?,
+        annual_revenue: r.real(4)?,
+        icp_score: r.real(5)?,
+        icp_tier: r.text(6)?.and_then(Tier::parse),
+        founded_year: r.int(7)?.map(|v| v as i32),
+    };
+    Ok((
+        id,
+        table.push(vals.iter().map(String::as_str), &f, id as u64),
+    ))
+}
+
+pub(crate) fn cluster(s: &str) -> Result<Cluster, StoreError> {
     Cluster::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown cluster {s:?}")))
 }
 
@@ -224,13 +268,7 @@ fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
 }
 
 fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
-    let mut names = conn.query_all(
-        "SELECT name FROM account_columns ORDER BY position",
-        &[],
-        |r| r.string(0),
-    )?;
-    names.retain(|n| n != "account_id");
-    let schema = AccountSchema::new(names);
+    let schema = account_schema(conn)?;
     let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
     if n == 0 {
         return Err(StoreError::NoAccounts);
@@ -244,26 +282,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut vals: Vec<String> = Vec::new();
     (opts.log)(&format!("loading {n} accounts"));
     conn.query_each(
-        "SELECT id, account_id, fields, employees, annual_revenue, icp_score, icp_tier, founded_year
-         FROM accounts ORDER BY id",
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"),
         &[],
         &mut |r| {
-            let id = r.i(0)?;
-            let mut fields: HashMap<String, String> = serde_json::from_str(r.s(2)?)
-                .map_err(|e| StoreError::Corrupt(format!("accounts.fields of id {id}: {e}")))?;
-            vals.clear();
-            vals.push(r.string(1)?);
-            for c in &cols[1..] {
-                vals.push(fields.remove(c).unwrap_or_default());
-            }
-            let f = Firmographics {
-                employees: r.real(3)?,
-                annual_revenue: r.real(4)?,
-                icp_score: r.real(5)?,
-                icp_tier: r.text(6)?.and_then(Tier::parse),
-                founded_year: r.int(7)?.map(|v| v as i32),
-            };
-            let idx = table.push(vals.iter().map(String::as_str), &f, id as u64);
+            let (id, idx) = push_account(&mut table, &cols, &mut vals, r)?;
             id_map[id as usize] = idx;
             ids.push(id);
             Ok(())

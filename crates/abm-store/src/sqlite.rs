@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
+    (
+        "0003_account_lookup",
+        include_str!("../migrations/sqlite/0003_account_lookup.sql"),
+    ),
 ];
 
 pub struct Sqlite {
