@@ -3,10 +3,12 @@
 
 #[macro_use]
 mod term;
+mod analyze;
 mod config_file;
 #[cfg(test)]
 mod docs;
 mod progress;
+mod report;
 mod state_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
@@ -215,6 +217,36 @@ enum Command {
         input: InputArgs,
         #[command(flatten)]
         db: state_cmds::DbArgs,
+    },
+    /// Segment performance for a period, on files: per cluster, tier and segment (abm.toml
+    /// [[segments]]) the accounts, customers, won/lost/open deals, win rate with its 95% Wilson
+    /// interval, won revenue and share, median sales cycle, open pipeline, CLV/CAC, a grow /
+    /// maintain / enter / exit recommendation, whitespace and a forecast. Writes
+    /// analytics.json, report.md and report.html.
+    Analyze {
+        /// Directory holding accounts.csv, deals.csv and optionally engagement, triggers and
+        /// spend.csv (period_start, period_end, segment or channel, amount).
+        dir: Option<PathBuf>,
+        /// First day of the period (YYYY-MM-DD, from 00:00 UTC).
+        #[arg(long, value_parser = parse_as_of)]
+        from: Instant,
+        /// Last day of the period (included, to 24:00 UTC).
+        #[arg(long, value_parser = parse_as_of)]
+        to: Instant,
+        /// Assess clusters and tiers as of this instant (default: the end of --to).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Spend file for CAC (default: DIR/spend.csv if present).
+        #[arg(long, value_name = "FILE")]
+        spend: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "analytics")]
+        out: PathBuf,
+        /// Print analytics.json to stdout instead of the summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
     },
     /// Config tools.
     #[command(subcommand)]
@@ -552,6 +584,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_whatif(&report, show, out.as_deref())?;
             }
         }
+        Command::Analyze {
+            dir,
+            from,
+            to,
+            as_of,
+            spend,
+            out,
+            json,
+            input,
+        } => {
+            if from > to {
+                bail!("--from {} is after --to {}", from.date_string(), to.date_string());
+            }
+            let config = load_config(cli.config.as_deref())?;
+            let period = abm_analytics::Period::of_days(from, to, as_of);
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let spend = spend.or_else(|| {
+                dir.as_ref()
+                    .map(|d| d.join("spend.csv"))
+                    .filter(|p| p.is_file())
+            });
+            let spend_rows = spend.as_deref().map(analyze::read_spend).transpose()?;
+            let run = analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.engagement.as_deref())
+                .chain(paths.more_engagement.iter().map(PathBuf::as_path))
+                .chain(paths.triggers.as_deref())
+                .chain(paths.deals.as_deref())
+                .chain(spend.as_deref())
+                .collect();
+            let written = analyze::write_outputs(&out, &run, &inputs)?;
+            if json {
+                let text = serde_json::to_string_pretty(&run.analytics)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_analytics(&run, &written)?;
+            }
+        }
         Command::Config(ConfigCommand::Diff { old, new }) => {
             let read = |p: &Path| -> Result<(Config, String)> {
                 let text = std::fs::read_to_string(p)
@@ -594,6 +666,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()> {
+    let a = &run.analytics;
+    let t = &a.total.row;
+    let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0));
+    outln!(
+        "Segment analytics {} to {} (clusters as of {})",
+        a.period.from,
+        a.period.to,
+        a.period.as_of
+    )?;
+    outln!(
+        "  {} accounts, {} customers; won {}, lost {}, open {}; win rate {}",
+        t.accounts,
+        t.customers,
+        t.won,
+        t.lost,
+        t.open,
+        pct(t.win_rate)
+    )?;
+    outln!(
+        "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  recommendation",
+        "segment",
+        "accounts",
+        "won",
+        "lost",
+        "win rate",
+        "won revenue"
+    )?;
+    for s in a
+        .segments
+        .iter()
+        .filter(|s| s.kind != abm_analytics::GroupKind::MicroSegment)
+    {
+        let r = &s.row;
+        outln!(
+            "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  {:?}",
+            r.key,
+            r.accounts,
+            r.won,
+            r.lost,
+            pct(r.win_rate),
+            r.won_revenue.map_or("–".to_string(), |v| format!("{v:.0}")),
+            s.recommendation
+        )?;
+    }
+    if run.rejected_rows > 0 {
+        outln!(
+            "  rejected rows: {} (`abm segment` lists them in rejected_rows.csv)",
+            run.rejected_rows
+        )?;
+    }
+    for p in written {
+        outln!("  wrote {}", p.display())?;
+    }
+    Ok(())
 }
 
 fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> Result<()> {

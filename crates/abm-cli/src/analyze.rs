@@ -1,0 +1,289 @@
+//! `abm analyze`, `abm backtest` and `abm icp learn` on files: load with abm-io (the loaders
+//! `abm segment` uses), assess every account with abm-core, hand deals, clusters and tiers to
+//! abm-analytics, write the outputs as one set. Glue only: the maths is in abm-analytics.
+
+use abm_analytics::analysis::{Analytics, Group, GroupKind, Spend};
+use abm_analytics::perf::{AccountDeals, GroupAcc, Period};
+use abm_core::assess::{self, assess};
+use abm_core::segments::SegmentMatcher;
+use abm_core::{AccountIdx, Cluster, Config, Instant, Rules, ScoringModel, Tier};
+use abm_io::load::LoadOptions;
+use abm_io::outset::{OutputSet, SetKind};
+use abm_io::segment::{load_all, Loaded, Resolved};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Fixed groups: all accounts, the four clusters, the five tiers, then the user's segments.
+const CLUSTERS_AT: usize = 1;
+const TIERS_AT: usize = CLUSTERS_AT + 4;
+const SEGMENTS_AT: usize = TIERS_AT + 5;
+
+/// One worker's totals.
+struct Part {
+    fixed: Vec<GroupAcc>,
+    micro: BTreeMap<String, GroupAcc>,
+}
+
+/// Assess every account as of the period's `as_of` and sum its deals into its groups.
+fn fold_groups(
+    loaded: &Loaded,
+    rules: &Rules,
+    period: &Period,
+    threads: usize,
+) -> (Vec<GroupAcc>, BTreeMap<String, GroupAcc>) {
+    let cfg = &rules.config;
+    let table = &loaded.accounts.table;
+    let model = ScoringModel::new(&cfg.icp, table.schema());
+    let n = table.len();
+    let threads = threads.clamp(1, n.max(1));
+    let chunk = n.div_ceil(threads).max(1);
+    let parts: Vec<Part> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let model = &model;
+                s.spawn(move || {
+                    let mut part = Part {
+                        fixed: vec![GroupAcc::default(); SEGMENTS_AT + cfg.segments.len()],
+                        micro: BTreeMap::new(),
+                    };
+                    let mut matchers: Vec<SegmentMatcher> = cfg
+                        .segments
+                        .iter()
+                        .map(|d| SegmentMatcher::new(d, table.schema()))
+                        .collect();
+                    let mut deals = AccountDeals::default();
+                    let mut micro = String::new();
+                    let hi = ((t + 1) * chunk).min(n);
+                    for idx in (t * chunk).min(n)..hi {
+                        let idx = idx as AccountIdx;
+                        let account = table.get(idx);
+                        let facts = loaded.facts(idx, Instant::MIN);
+                        let a = assess(rules, model, &account, &facts, false);
+                        deals.read(loaded.deals.of(idx), period);
+                        let score = a.score.score;
+                        part.fixed[0].add(&deals, idx, score);
+                        part.fixed[CLUSTERS_AT + a.cluster.index()].add(&deals, idx, score);
+                        part.fixed[TIERS_AT + a.score.tier.index()].add(&deals, idx, score);
+                        for (i, m) in matchers.iter_mut().enumerate() {
+                            if m.matches(&account) {
+                                part.fixed[SEGMENTS_AT + i].add(&deals, idx, score);
+                            }
+                        }
+                        if a.cluster == Cluster::FuturePipeline {
+                            micro.clear();
+                            assess::write_micro_segment(&mut micro, rules, &account, &a, &facts);
+                            if !micro.is_empty() {
+                                match part.micro.get_mut(micro.as_str()) {
+                                    Some(g) => g.add(&deals, idx, score),
+                                    None => {
+                                        let mut g = GroupAcc::default();
+                                        g.add(&deals, idx, score);
+                                        part.micro.insert(micro.clone(), g);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("analysis worker panicked"))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one worker");
+    for p in parts {
+        for (a, b) in total.fixed.iter_mut().zip(&p.fixed) {
+            a.merge(b);
+        }
+        for (k, g) in p.micro {
+            match total.micro.get_mut(&k) {
+                Some(t) => t.merge(&g),
+                None => {
+                    total.micro.insert(k, g);
+                }
+            }
+        }
+    }
+    (total.fixed, total.micro)
+}
+
+/// The groups in report order: all, clusters, tiers, the user's segments, micro-segments.
+fn groups_of(
+    cfg: &Config,
+    fixed: Vec<GroupAcc>,
+    micro: BTreeMap<String, GroupAcc>,
+) -> Vec<Group> {
+    let mut fixed = fixed.into_iter();
+    let mut next = || fixed.next().expect("every fixed group");
+    let mut out = vec![Group {
+        name: "all".into(),
+        kind: GroupKind::All,
+        description: "all accounts".into(),
+        acc: next(),
+    }];
+    for c in Cluster::ALL {
+        out.push(Group {
+            name: c.as_str().into(),
+            kind: GroupKind::Cluster,
+            description: format!("cluster {}", c.label()),
+            acc: next(),
+        });
+    }
+    for t in Tier::ALL {
+        out.push(Group {
+            name: t.as_str().into(),
+            kind: GroupKind::Tier,
+            description: format!("ICP tier {}", t.as_str()),
+            acc: next(),
+        });
+    }
+    for s in &cfg.segments {
+        out.push(Group {
+            name: s.name.clone(),
+            kind: GroupKind::Segment,
+            description: s.description.clone(),
+            acc: next(),
+        });
+    }
+    for (k, acc) in micro {
+        out.push(Group {
+            description: format!("Future Pipeline micro-segment {k}"),
+            name: k,
+            kind: GroupKind::MicroSegment,
+            acc,
+        });
+    }
+    out
+}
+
+/// `spend.csv`: `period_start, period_end, segment, channel, amount` (segment or channel may be
+/// empty or absent).
+pub fn read_spend(path: &Path) -> Result<Vec<Spend>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    abm_io::csv::for_each_record(&text, 1, |r| {
+        rows.push(
+            (0..r.len())
+                .map(|i| String::from_utf8_lossy(r.get(i)).trim().to_string())
+                .collect(),
+        )
+    });
+    if rows.is_empty() {
+        bail!("{}: empty (expected a header)", path.display());
+    }
+    let header: Vec<String> = rows.remove(0).iter().map(|h| h.to_lowercase()).collect();
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let (Some(start), Some(end), Some(amount)) =
+        (col("period_start"), col("period_end"), col("amount"))
+    else {
+        bail!(
+            "{}: needs the columns period_start, period_end, amount (and segment or channel); has {}",
+            path.display(),
+            header.join(", ")
+        );
+    };
+    let (segment, channel) = (col("segment"), col("channel"));
+    let mut out = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let line = i + 2;
+        if r.iter().all(|v| v.is_empty()) {
+            continue;
+        }
+        let get = |c: usize| r.get(c).map(String::as_str).unwrap_or("");
+        let opt = |c: Option<usize>| c.map(get).filter(|v| !v.is_empty()).map(String::from);
+        let date = |c: usize, name: &str| {
+            Instant::parse(get(c)).map_err(|e| {
+                anyhow::anyhow!("{}:{line}: {name} {:?}: {e}", path.display(), get(c))
+            })
+        };
+        let amount: f64 = get(amount).replace(',', "").parse().map_err(|_| {
+            anyhow::anyhow!("{}:{line}: amount {:?} is not a number", path.display(), get(amount))
+        })?;
+        if !(amount.is_finite() && amount >= 0.0) {
+            bail!("{}:{line}: amount {amount} is negative", path.display());
+        }
+        out.push(Spend {
+            start: date(start, "period_start")?,
+            end: date(end, "period_end")?,
+            segment: opt(segment),
+            channel: opt(channel),
+            amount,
+        });
+    }
+    Ok(out)
+}
+
+/// The result of `abm analyze` before it is written.
+pub struct AnalyzeRun {
+    pub analytics: Analytics,
+    pub rejected_rows: usize,
+}
+
+/// Load, assess, sum and analyze.
+pub fn analyze(
+    paths: &Resolved,
+    config: &Config,
+    period: Period,
+    spend: Option<&[Spend]>,
+    opts: &LoadOptions<'_>,
+) -> Result<AnalyzeRun> {
+    let rules = Rules::compile(config, period.as_of)?;
+    let loaded = load_all(paths, &rules, None, false, opts)?;
+    let (fixed, micro) = fold_groups(&loaded, &rules, &period, opts.threads);
+    let groups = groups_of(config, fixed, micro);
+    let table = &loaded.accounts.table;
+    let mut analytics = abm_analytics::analyze(&period, groups, &config.analytics, spend, &|i| {
+        table.get(i).id().to_string()
+    });
+    if paths.deals.is_none() {
+        analytics
+            .notes
+            .push("no deals file: every deal figure is 0 or null".into());
+    }
+    analytics.notes.push(
+        "cross_sell is null: deals carry no product column yet; migration needs recorded runs \
+         (the store); backtest: `abm backtest`; icp_discovery: `abm icp learn`"
+            .into(),
+    );
+    let run = AnalyzeRun {
+        analytics,
+        rejected_rows: loaded.rejects.len(),
+    };
+    // The loaded inputs are dropped by the OS on exit.
+    std::mem::forget(loaded);
+    Ok(run)
+}
+
+/// Write analytics.json, report.md and report.html into `out` as one set.
+pub fn write_outputs(out: &Path, run: &AnalyzeRun, inputs: &[&Path]) -> Result<Vec<PathBuf>> {
+    let mut set = OutputSet::begin(out, SetKind::Analytics, inputs, &crate::tuning_from_env()?)
+        .with_context(|| format!("output directory {}", out.display()))?;
+    let mut files = Vec::new();
+    let mut written = Vec::new();
+    let json = serde_json::to_string_pretty(&run.analytics)? + "\n";
+    let md = crate::report::markdown(&run.analytics);
+    let html = crate::report::html(&run.analytics);
+    for (name, body) in [
+        ("analytics.json", json.as_bytes()),
+        ("report.md", md.as_bytes()),
+        ("report.html", html.as_bytes()),
+    ] {
+        let p = out.join(name);
+        let mut f = set
+            .create(name)
+            .with_context(|| format!("writing {}", p.display()))?;
+        f.write_all(body)
+            .with_context(|| format!("writing {}", p.display()))?;
+        files.push(f);
+        written.push(p);
+    }
+    set.commit(files)
+        .map_err(|(p, e)| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    Ok(written)
+}
