@@ -127,6 +127,17 @@ pub enum Recommendation {
     Exit,
 }
 
+impl Recommendation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recommendation::Grow => "grow",
+            Recommendation::Maintain => "maintain",
+            Recommendation::Enter => "enter",
+            Recommendation::Exit => "exit",
+        }
+    }
+}
+
 /// Customer value of one group (see [`AnalyticsConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Value {

@@ -703,14 +703,14 @@ fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()>
     {
         let r = &s.row;
         outln!(
-            "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  {:?}",
+            "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  {}",
             r.key,
             r.accounts,
             r.won,
             r.lost,
             pct(r.win_rate),
             r.won_revenue.map_or("–".to_string(), |v| format!("{v:.0}")),
-            s.recommendation
+            s.recommendation.as_str()
         )?;
     }
     if run.rejected_rows > 0 {

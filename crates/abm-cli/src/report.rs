@@ -148,10 +148,7 @@ pub fn markdown(a: &Analytics) -> String {
             money(s.cac),
             num(s.ltv_cac, 2),
             num(s.payback_months, 1),
-            serde_json::to_value(s.recommendation)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            s.recommendation.as_str(),
             cell(&s.reasons.join("; "))
         );
     }
@@ -395,7 +392,7 @@ pub fn html(a: &Analytics) -> String {
         let r = &s.row;
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{:?}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.key),
             r.accounts,
             r.customers,
@@ -410,7 +407,7 @@ pub fn html(a: &Analytics) -> String {
             money(s.clv),
             money(s.cac),
             num(s.ltv_cac, 2),
-            s.recommendation,
+            s.recommendation.as_str(),
             esc(&s.reasons.join("; "))
         );
     }
