@@ -151,7 +151,13 @@ pub struct Value {
 pub const DAYS_PER_MONTH: f64 = 30.4375;
 
 /// CLV, CAC, LTV:CAC and payback of a group.
-pub fn value(acc: &GroupAcc, p: &Period, cfg: &AnalyticsConfig, margin: f64, spend: Option<f64>) -> Value {
+pub fn value(
+    acc: &GroupAcc,
+    p: &Period,
+    cfg: &AnalyticsConfig,
+    margin: f64,
+    spend: Option<f64>,
+) -> Value {
     let customers = (acc.customers > 0).then_some(acc.customers as f64);
     // Won revenue per customer in the period, and per year.
     let per_customer = ratio(acc.won_revenue(), customers);
@@ -434,7 +440,10 @@ pub fn analyze(
             _ => {}
         }
         let sr = SegmentRow {
-            row: Row { key: key.clone(), ..row.clone() },
+            row: Row {
+                key: key.clone(),
+                ..row.clone()
+            },
             kind: g.kind,
             description: g.description.clone(),
             new_customers: g.acc.new_customers,
@@ -465,7 +474,12 @@ pub fn analyze(
                 .win_rate
                 .zip(row.avg_won_deal)
                 .map(|(w, a)| g.acc.whitespace as f64 * w * a),
-            top_accounts: g.acc.whitespace_top.iter().map(|(_, i)| account_id(*i)).collect(),
+            top_accounts: g
+                .acc
+                .whitespace_top
+                .iter()
+                .map(|(_, i)| account_id(*i))
+                .collect(),
         });
         segments.push(sr);
     }
@@ -582,7 +596,12 @@ mod tests {
         let mut v = Vec::new();
         for i in 0..won + lost {
             let out = if i < won { Won } else { Lost };
-            v.push(vec![deal(out, "2026-01-01", Some("2026-02-01"), Some(10.0))]);
+            v.push(vec![deal(
+                out,
+                "2026-01-01",
+                Some("2026-02-01"),
+                Some(10.0),
+            )]);
         }
         group(&v)
     }
@@ -612,7 +631,10 @@ mod tests {
             ltv_cac: Some(0.5),
             ..none
         };
-        assert_eq!(recommend(&g, &poor, Some(0.3), None, &cfg).0, Recommendation::Exit);
+        assert_eq!(
+            recommend(&g, &poor, Some(0.3), None, &cfg).0,
+            Recommendation::Exit
+        );
         // Above the overall rate and growing: grow.
         let (r, why) = recommend(&g, &none, Some(0.3), Some(0.2), &cfg);
         assert_eq!(r, Recommendation::Grow, "{why:?}");
@@ -652,10 +674,16 @@ mod tests {
         assert_eq!(f[0].month, "2026-04");
         assert_eq!(f[0].open_deals, 3);
         assert_eq!(f[0].pipeline, Some(150.0));
-        assert_eq!((f[0].expected, f[0].low, f[0].high), (Some(75.0), Some(37.5), Some(112.5)));
+        assert_eq!(
+            (f[0].expected, f[0].low, f[0].high),
+            (Some(75.0), Some(37.5), Some(112.5))
+        );
         // No win rate: amounts, no expectation; no cycle: nothing to place.
         let f = forecast("all", &g, None, Some(60.0), &p);
-        assert_eq!(f.iter().map(|m| m.month.as_str()).collect::<Vec<_>>(), ["2026-04", "2026-05"]);
+        assert_eq!(
+            f.iter().map(|m| m.month.as_str()).collect::<Vec<_>>(),
+            ["2026-04", "2026-05"]
+        );
         assert!(f.iter().all(|m| m.expected.is_none()));
         assert!(forecast("all", &g, None, None, &p).is_empty());
     }
@@ -676,18 +704,33 @@ mod tests {
             mk("A", GroupKind::Tier, all),
             mk("empty", GroupKind::Segment, GroupAcc::default()),
         ];
-        let a = analyze(&p, groups, &AnalyticsConfig::default(), None, &|i| format!("acc-{i}"));
+        let a = analyze(&p, groups, &AnalyticsConfig::default(), None, &|i| {
+            format!("acc-{i}")
+        });
         assert_eq!(a.by_cluster[0].key, "active_focus");
         assert_eq!(a.by_tier[0].key, "A");
         let keys: Vec<&str> = a.segments.iter().map(|s| s.row.key.as_str()).collect();
         assert_eq!(keys, ["cluster:active_focus", "tier:A", "empty"]);
         let e = &a.segments[2];
-        assert_eq!((e.row.win_rate, e.clv, e.cac, e.row.revenue_share), (None, None, None, Some(0.0)));
+        assert_eq!(
+            (e.row.win_rate, e.clv, e.cac, e.row.revenue_share),
+            (None, None, None, Some(0.0))
+        );
         assert_eq!(a.total.row.win_rate, Some(0.75));
         assert_eq!(a.total.row.revenue_share, Some(1.0));
         let json = serde_json::to_value(&a).unwrap();
-        for k in ["period", "by_cluster", "by_tier", "segments", "migration", "backtest",
-                  "whitespace", "cross_sell", "icp_discovery", "forecast"] {
+        for k in [
+            "period",
+            "by_cluster",
+            "by_tier",
+            "segments",
+            "migration",
+            "backtest",
+            "whitespace",
+            "cross_sell",
+            "icp_discovery",
+            "forecast",
+        ] {
             assert!(json.get(k).is_some(), "{k}");
         }
         assert!(json["migration"].is_null() && json["segments"][2]["win_rate"].is_null());

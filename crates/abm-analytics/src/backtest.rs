@@ -13,9 +13,9 @@ pub fn outcome(deals: &[Deal], at: Instant, horizon_days: u32) -> (bool, bool) {
     let opened = deals
         .iter()
         .any(|d| d.created_at > at && d.created_at <= end);
-    let won = deals.iter().any(|d| {
-        d.outcome == DealOutcome::Won && d.closed_at.is_some_and(|c| c > at && c <= end)
-    });
+    let won = deals
+        .iter()
+        .any(|d| d.outcome == DealOutcome::Won && d.closed_at.is_some_and(|c| c > at && c <= end));
     (opened, won)
 }
 
@@ -120,7 +120,11 @@ fn row(key: &str, c: &Counts, base: &Counts) -> RateRow {
     RateRow {
         key: key.into(),
         accounts: c.accounts,
-        opened: rate(c.opened, c.accounts, stats::rate(base.opened, base.accounts)),
+        opened: rate(
+            c.opened,
+            c.accounts,
+            stats::rate(base.opened, base.accounts),
+        ),
         won: rate(c.won, c.accounts, stats::rate(base.won, base.accounts)),
     }
 }
@@ -155,9 +159,11 @@ pub fn result(at: Instant, horizon_days: u32, acc: &BacktestAcc) -> BacktestResu
                 r.opened.count,
                 r.accounts,
                 pct(r.opened.rate),
-                r.opened
-                    .ci
-                    .map_or("–".into(), |[a, b]| format!("{}–{}", pct(Some(a)), pct(Some(b))))
+                r.opened.ci.map_or("–".into(), |[a, b]| format!(
+                    "{}–{}",
+                    pct(Some(a)),
+                    pct(Some(b))
+                ))
             ),
         }
     };
@@ -221,15 +227,18 @@ mod tests {
     fn outcomes_count_only_inside_the_horizon() {
         let at = day("2026-01-01");
         let deals = [
-            deal(Open, "2025-12-01", None, None),                     // before: no
-            deal(Won, "2025-12-15", Some("2026-01-20"), Some(1.0)),    // won inside
-            deal(Open, "2026-04-15", None, None),                      // opened after 90 days
+            deal(Open, "2025-12-01", None, None), // before: no
+            deal(Won, "2025-12-15", Some("2026-01-20"), Some(1.0)), // won inside
+            deal(Open, "2026-04-15", None, None), // opened after 90 days
         ];
         assert_eq!(outcome(&deals, at, 90), (false, true));
         assert_eq!(outcome(&deals, at, 120), (true, true));
         assert_eq!(outcome(&deals, at, 10), (false, false));
         // The date itself is not after it.
-        assert_eq!(outcome(&[deal(Open, "2026-01-01", None, None)], at, 90), (false, false));
+        assert_eq!(
+            outcome(&[deal(Open, "2026-01-01", None, None)], at, 90),
+            (false, false)
+        );
     }
 
     #[test]
@@ -262,6 +271,13 @@ mod tests {
         a.add(Cluster::MonitorOnly, Tier::E, (true, false));
         b.add(Cluster::MonitorOnly, Tier::E, (false, true));
         a.merge(&b);
-        assert_eq!(a.all, Counts { accounts: 2, opened: 1, won: 1 });
+        assert_eq!(
+            a.all,
+            Counts {
+                accounts: 2,
+                opened: 1,
+                won: 1
+            }
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::stats::{self, Z95};
 use abm_core::config::{Band, Criterion, IcpConfig, MissingRule, Points, TierThresholds};
-use abm_core::{AccountIdx, AccountRef, AccountTable, Deal, DealOutcome, Instant, ScoringModel, Tier};
+use abm_core::{
+    AccountIdx, AccountRef, AccountTable, Deal, DealOutcome, Instant, ScoringModel, Tier,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -22,6 +24,14 @@ pub enum Target {
 }
 
 impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Won => "won",
+            Target::Opportunity => "opportunity",
+            Target::Revenue => "revenue",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Target> {
         match s {
             "won" => Some(Target::Won),
@@ -53,7 +63,11 @@ pub fn outcomes(deals: &[Deal], target: Target, before: Instant) -> (f64, f64) {
                     _ => d.amount.unwrap_or(0.0),
                 };
                 let slot = if c <= before { &mut pre } else { &mut post };
-                *slot = if target == Target::Won { 1.0 } else { *slot + v };
+                *slot = if target == Target::Won {
+                    1.0
+                } else {
+                    *slot + v
+                };
             }
         }
     }
@@ -113,12 +127,26 @@ pub struct Learned {
     pub notes: Vec<String>,
 }
 
-const SKIP: &[&str] = &["account_id", "name", "domain", "icp_score", "icp_tier", "website", "description"];
+const SKIP: &[&str] = &[
+    "account_id",
+    "name",
+    "domain",
+    "icp_score",
+    "icp_tier",
+    "website",
+    "description",
+];
 const MAX_CATEGORIES: usize = 40;
 
 enum Attr {
-    Categorical { col: usize },
-    Numeric { col: usize, field: String, bands: Vec<Band> },
+    Categorical {
+        col: usize,
+    },
+    Numeric {
+        col: usize,
+        field: String,
+        bands: Vec<Band>,
+    },
 }
 
 fn numeric(account: &AccountRef<'_>, field: &str, col: usize) -> Option<f64> {
@@ -129,7 +157,9 @@ fn numeric(account: &AccountRef<'_>, field: &str, col: usize) -> Option<f64> {
         "founded_year" => f.founded_year.map(f64::from),
         _ => {
             let t = account.value(col).trim();
-            (!t.is_empty()).then(|| t.replace(',', "").parse::<f64>().ok()).flatten()
+            (!t.is_empty())
+                .then(|| t.replace(',', "").parse::<f64>().ok())
+                .flatten()
         }
     }
 }
@@ -143,15 +173,26 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// Bands at the quartiles (first match wins, as in scoring): ≤ q1, q1–q2, q2–q3, ≥ q3.
 fn quartile_bands(mut values: Vec<f64>) -> Vec<Band> {
     values.sort_unstable_by(f64::total_cmp);
-    let mut cuts: Vec<f64> = [0.25, 0.5, 0.75].iter().map(|q| quantile(&values, *q)).collect();
+    let mut cuts: Vec<f64> = [0.25, 0.5, 0.75]
+        .iter()
+        .map(|q| quantile(&values, *q))
+        .collect();
     cuts.dedup();
     let mut bands = Vec::new();
     let mut lo: Option<f64> = None;
     for c in &cuts {
-        bands.push(Band { min: lo, max: Some(*c), points: 0.0 });
+        bands.push(Band {
+            min: lo,
+            max: Some(*c),
+            points: 0.0,
+        });
         lo = Some(*c);
     }
-    bands.push(Band { min: lo, max: None, points: 0.0 });
+    bands.push(Band {
+        min: lo,
+        max: None,
+        points: 0.0,
+    });
     bands
 }
 
@@ -283,13 +324,19 @@ pub fn learn<'d>(
             let rate = sum / *support as f64;
             let (rate_ci, lift, lift_ci) = match base_pre.filter(|b| *b > 0.0) {
                 Some(b) => {
-                    let ci = binary.then(|| stats::wilson(*sum as u64, *support, Z95)).flatten();
+                    let ci = binary
+                        .then(|| stats::wilson(*sum as u64, *support, Z95))
+                        .flatten();
                     (ci, Some(rate / b), ci.map(|[lo, hi]| [lo / b, hi / b]))
                 }
                 None => (None, None, None),
             };
             let chosen = *support >= opts.min_support && lift.is_some_and(|l| l >= opts.min_lift);
-            let points = if chosen { points_of(lift.expect("chosen")) } else { 0.0 };
+            let points = if chosen {
+                points_of(lift.expect("chosen"))
+            } else {
+                0.0
+            };
             if chosen {
                 match attr {
                     Attr::Numeric { .. } => band_points[*key] = points,
@@ -321,7 +368,10 @@ pub fn learn<'d>(
                     bands: bands
                         .iter()
                         .zip(&band_points)
-                        .map(|(b, p)| Band { points: *p, ..b.clone() })
+                        .map(|(b, p)| Band {
+                            points: *p,
+                            ..b.clone()
+                        })
                         .collect(),
                 })
             }
@@ -479,14 +529,28 @@ mod tests {
             min_support: 10,
             min_lift: 1.2,
         };
-        let l = learn(&t, &|i| deals[i as usize].as_slice(), &IcpConfig::default(), &opts);
+        let l = learn(
+            &t,
+            &|i| deals[i as usize].as_slice(),
+            &IcpConfig::default(),
+            &opts,
+        );
         let top = &l.attributes[0];
-        assert_eq!((top.field.as_str(), top.value.as_str()), ("industry", "software"));
+        assert_eq!(
+            (top.field.as_str(), top.value.as_str()),
+            ("industry", "software")
+        );
         assert_eq!(top.support, 50);
         assert!(top.lift.unwrap() > 3.0 && top.points > 0.0, "{top:?}");
         match &l.icp.criteria[0] {
-            Criterion::In { points: Points::PerValue(m), .. } => {
-                assert!(m.contains_key("software") && !m.contains_key("retail"), "{m:?}")
+            Criterion::In {
+                points: Points::PerValue(m),
+                ..
+            } => {
+                assert!(
+                    m.contains_key("software") && !m.contains_key("retail"),
+                    "{m:?}"
+                )
             }
             c => panic!("{c:?}"),
         }
@@ -495,7 +559,11 @@ mod tests {
         abm_core::Config::from_toml(&text).unwrap();
         // After the date: tier A (software) wins more than the base rate.
         let a = &l.after_learned[0];
-        assert!(a.accounts > 0 && a.lift.unwrap() > 1.5, "{:?}", l.after_learned);
+        assert!(
+            a.accounts > 0 && a.lift.unwrap() > 1.5,
+            "{:?}",
+            l.after_learned
+        );
     }
 
     #[derive(serde::Serialize)]

@@ -209,9 +209,8 @@ impl GroupAcc {
     }
 
     fn offer_whitespace(&mut self, score: f64, idx: AccountIdx) {
-        let better = |a: &(f64, AccountIdx), b: &(f64, AccountIdx)| {
-            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-        };
+        let better =
+            |a: &(f64, AccountIdx), b: &(f64, AccountIdx)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let v = &mut self.whitespace_top;
         if v.len() < WHITESPACE_LISTED {
             v.push((score, idx));
@@ -427,10 +426,16 @@ pub(crate) mod tests {
         assert_eq!(g.whitespace_top, vec![(70.0, 1)]);
         // Won deals, none with an amount: revenue unknown.
         let mut g = GroupAcc::default();
-        a.read(&[deal(Won, "2026-01-02", Some("2026-01-03"), None)], &period());
+        a.read(
+            &[deal(Won, "2026-01-02", Some("2026-01-03"), None)],
+            &period(),
+        );
         g.add(&a, 0, 0.0);
         let r = g.row("x", Some(10.0));
-        assert_eq!((r.won_revenue, r.revenue_share, r.win_rate), (None, None, Some(1.0)));
+        assert_eq!(
+            (r.won_revenue, r.revenue_share, r.win_rate),
+            (None, None, Some(1.0))
+        );
     }
 
     #[test]

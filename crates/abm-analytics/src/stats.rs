@@ -16,8 +16,16 @@ pub fn wilson(successes: u64, n: u64, z: f64) -> Option<[f64; 2]> {
     let centre = (p + z2 / (2.0 * n_f)) / denom;
     let half = z * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / denom;
     // At 0 or n the bound is exactly 0 or 1 (rounding would leave 0.9999999999999999).
-    let lo = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if successes == n { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if successes == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     Some([lo, hi])
 }
 

@@ -114,11 +114,7 @@ fn fold_groups(
 }
 
 /// The groups in report order: all, clusters, tiers, the user's segments, micro-segments.
-fn groups_of(
-    cfg: &Config,
-    fixed: Vec<GroupAcc>,
-    micro: BTreeMap<String, GroupAcc>,
-) -> Vec<Group> {
+fn groups_of(cfg: &Config, fixed: Vec<GroupAcc>, micro: BTreeMap<String, GroupAcc>) -> Vec<Group> {
     let mut fixed = fixed.into_iter();
     let mut next = || fixed.next().expect("every fixed group");
     let mut out = vec![Group {
@@ -198,12 +194,15 @@ pub fn read_spend(path: &Path) -> Result<Vec<Spend>> {
         let get = |c: usize| r.get(c).map(String::as_str).unwrap_or("");
         let opt = |c: Option<usize>| c.map(get).filter(|v| !v.is_empty()).map(String::from);
         let date = |c: usize, name: &str| {
-            Instant::parse(get(c)).map_err(|e| {
-                anyhow::anyhow!("{}:{line}: {name} {:?}: {e}", path.display(), get(c))
-            })
+            Instant::parse(get(c))
+                .map_err(|e| anyhow::anyhow!("{}:{line}: {name} {:?}: {e}", path.display(), get(c)))
         };
         let amount: f64 = get(amount).replace(',', "").parse().map_err(|_| {
-            anyhow::anyhow!("{}:{line}: amount {:?} is not a number", path.display(), get(amount))
+            anyhow::anyhow!(
+                "{}:{line}: amount {:?} is not a number",
+                path.display(),
+                get(amount)
+            )
         })?;
         if !(amount.is_finite() && amount >= 0.0) {
             bail!("{}:{line}: amount {amount} is negative", path.display());
@@ -286,4 +285,179 @@ pub fn write_outputs(out: &Path, run: &AnalyzeRun, inputs: &[&Path]) -> Result<V
     set.commit(files)
         .map_err(|(p, e)| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     Ok(written)
+}
+
+/// `abm backtest`: the accounts assessed as of each date, then what they did within each
+/// horizon after it.
+pub fn backtest(
+    paths: &Resolved,
+    config: &Config,
+    at: &[Instant],
+    horizons: &[u32],
+    opts: &LoadOptions<'_>,
+) -> Result<Backtest> {
+    use abm_analytics::backtest::{outcome, result, BacktestAcc};
+    let mut results = Vec::new();
+    let mut notes = Vec::new();
+    for &date in at {
+        let rules = Rules::compile(config, date)?;
+        let loaded = load_all(paths, &rules, None, false, opts)?;
+        let table = &loaded.accounts.table;
+        let model = ScoringModel::new(&config.icp, table.schema());
+        let n = table.len();
+        let last = (0..n as AccountIdx)
+            .flat_map(|i| loaded.deals.of(i))
+            .flat_map(|d| [Some(d.created_at), d.closed_at])
+            .flatten()
+            .max();
+        let threads = opts.threads.clamp(1, n.max(1));
+        let chunk = n.div_ceil(threads).max(1);
+        let parts: Vec<Vec<BacktestAcc>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (model, rules, loaded) = (&model, &rules, &loaded);
+                    s.spawn(move || {
+                        let mut accs = vec![BacktestAcc::default(); horizons.len()];
+                        for idx in (t * chunk).min(n)..((t + 1) * chunk).min(n) {
+                            let idx = idx as AccountIdx;
+                            let account = loaded.accounts.table.get(idx);
+                            let facts = loaded.facts(idx, Instant::MIN);
+                            let a = assess(rules, model, &account, &facts, false);
+                            for (acc, h) in accs.iter_mut().zip(horizons) {
+                                acc.add(
+                                    a.cluster,
+                                    a.score.tier,
+                                    outcome(loaded.deals.of(idx), date, *h),
+                                );
+                            }
+                        }
+                        accs
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("backtest worker panicked"))
+                .collect()
+        });
+        let mut total = vec![BacktestAcc::default(); horizons.len()];
+        for p in &parts {
+            for (a, b) in total.iter_mut().zip(p) {
+                a.merge(b);
+            }
+        }
+        for (acc, h) in total.iter().zip(horizons) {
+            if last.is_none_or(|l| date.plus_days(*h) > l) {
+                notes.push(format!(
+                    "{} + {h} days ends after the last deal date in the data ({}): the rates \
+                     of this horizon undercount",
+                    date.date_string(),
+                    last.map_or("none".into(), |l| l.date_string())
+                ));
+            }
+            results.push(result(date, *h, acc));
+        }
+        std::mem::forget(loaded);
+    }
+    Ok(Backtest { results, notes })
+}
+
+#[derive(serde::Serialize)]
+pub struct Backtest {
+    pub results: Vec<abm_analytics::backtest::BacktestResult>,
+    pub notes: Vec<String>,
+}
+
+/// Write `name` (one JSON file) into `out` as a set.
+pub fn write_json_set(
+    out: &Path,
+    name: &str,
+    value: &impl serde::Serialize,
+    inputs: &[&Path],
+) -> Result<PathBuf> {
+    let mut set = OutputSet::begin(out, SetKind::Analytics, inputs, &crate::tuning_from_env()?)
+        .with_context(|| format!("output directory {}", out.display()))?;
+    let p = out.join(name);
+    let mut f = set
+        .create(name)
+        .with_context(|| format!("writing {}", p.display()))?;
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", p.display()))?;
+    set.commit(vec![f])
+        .map_err(|(p, e)| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    Ok(p)
+}
+
+/// `abm icp learn`: learn from the outcomes before `before`, judge on those after.
+pub fn icp_learn(
+    paths: &Resolved,
+    config: &Config,
+    opts_learn: &abm_analytics::learn::LearnOptions,
+    opts: &LoadOptions<'_>,
+) -> Result<abm_analytics::learn::Learned> {
+    let rules = Rules::compile(config, opts_learn.before)?;
+    // Only the accounts and their deals matter here.
+    let paths = Resolved {
+        engagement: None,
+        more_engagement: Vec::new(),
+        triggers: None,
+        ..paths.clone()
+    };
+    if paths.deals.is_none() {
+        bail!("abm icp learn needs a deals file (DIR/deals.csv or --deals FILE): outcomes come from deals");
+    }
+    let loaded = load_all(&paths, &rules, None, false, opts)?;
+    let learned = abm_analytics::learn::learn(
+        &loaded.accounts.table,
+        &|i| loaded.deals.of(i),
+        &config.icp,
+        opts_learn,
+    );
+    std::mem::forget(loaded);
+    Ok(learned)
+}
+
+/// The abm.toml fragment of a learned ICP: `[icp]` and, when the config has them, the column
+/// mappings, input formats and value maps the accounts were read with.
+pub fn icp_fragment(l: &abm_analytics::learn::Learned, config: &Config) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Fragment<'a> {
+        icp: &'a abm_core::config::IcpConfig,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inputs: Option<&'a abm_core::inputs::InputsConfig>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        columns: Option<&'a abm_core::config::ColumnMappings>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        values: Option<&'a abm_core::inputs::ValueMaps>,
+    }
+    let d = Config::default();
+    let frag = Fragment {
+        icp: &l.icp,
+        inputs: (config.inputs != d.inputs).then_some(&config.inputs),
+        columns: (config.columns != d.columns).then_some(&config.columns),
+        values: (!config.values.is_empty()).then_some(&config.values),
+    };
+    let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    let lift = |t: &abm_analytics::learn::TierOutcome| {
+        t.lift.map_or("–".to_string(), |v| format!("{v:.2}×"))
+    };
+    let mut s = format!(
+        "# ICP learned by `abm icp learn` from outcomes ({}) up to {} over {} accounts.\n\
+         # Base rate before: {}; after: {}.\n\
+         # Tier A on the outcomes after the date: {} accounts, lift {} (the current config's tier A: {} accounts, lift {}).\n\
+         # Use it with `abm --config THIS_FILE …`.\n\n",
+        l.target.as_str(),
+        l.before,
+        l.accounts,
+        pct(l.base_rate_before),
+        pct(l.base_rate_after),
+        l.after_learned[0].accounts,
+        lift(&l.after_learned[0]),
+        l.after_current[0].accounts,
+        lift(&l.after_current[0]),
+    );
+    s.push_str(&toml::to_string(&frag)?);
+    // The fragment must be a config `--config` accepts.
+    Config::from_toml(&s).context("the learned fragment does not parse as a config")?;
+    Ok(s)
 }

@@ -248,6 +248,31 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// Does the cluster model tell the truth? Assess the accounts as of each date (deals and
+    /// events as of that date) and measure, per cluster and tier, the share that opened a deal
+    /// and that won one within each horizon after it: Wilson 95% intervals, lift over the base
+    /// rate, and the playbook's claims checked. Writes backtest.json.
+    Backtest {
+        /// Directory holding accounts.csv and deals.csv (and engagement, triggers).
+        dir: Option<PathBuf>,
+        /// Dates to assess at, comma-separated (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_delimiter = ',', value_parser = parse_as_of, required = true)]
+        at: Vec<Instant>,
+        /// Horizons in days, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "90,180")]
+        horizon: Vec<u32>,
+        /// Output directory.
+        #[arg(long, default_value = "backtest")]
+        out: PathBuf,
+        /// Print backtest.json to stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// ICP tools.
+    #[command(subcommand)]
+    Icp(IcpCommand),
     /// Config tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -265,6 +290,38 @@ enum Command {
         events_per_account: f64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum IcpCommand {
+    /// Learn an ICP from outcomes before a date: per attribute value or numeric band its rate,
+    /// lift over the base rate (Wilson 95% interval) and support; the values that lift the
+    /// outcome become criteria and points, written as an abm.toml fragment; its tier A is
+    /// judged on the outcomes after the date.
+    Learn {
+        /// Directory holding accounts.csv and deals.csv.
+        dir: Option<PathBuf>,
+        /// Learn from outcomes up to this date; judge on those after it.
+        #[arg(long, value_parser = parse_as_of)]
+        before: Instant,
+        /// What to predict: won (a won deal), opportunity (a deal opened) or revenue.
+        #[arg(long, default_value = "won", value_parser = ["won", "opportunity", "revenue"])]
+        target: String,
+        /// Accounts a value needs before it may become a criterion.
+        #[arg(long, default_value_t = 20)]
+        min_support: u64,
+        /// The lift over the base rate a value needs.
+        #[arg(long, default_value_t = 1.2)]
+        min_lift: f64,
+        /// Where to write the abm.toml fragment.
+        #[arg(long, default_value = "icp.toml")]
+        out: PathBuf,
+        /// Print the attribute table as JSON to stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
     },
 }
 
@@ -595,7 +652,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
         } => {
             if from > to {
-                bail!("--from {} is after --to {}", from.date_string(), to.date_string());
+                bail!(
+                    "--from {} is after --to {}",
+                    from.date_string(),
+                    to.date_string()
+                );
             }
             let config = load_config(cli.config.as_deref())?;
             let period = abm_analytics::Period::of_days(from, to, as_of);
@@ -622,6 +683,89 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
             } else {
                 print_analytics(&run, &written)?;
+            }
+        }
+        Command::Backtest {
+            dir,
+            at,
+            horizon,
+            out,
+            json,
+            input,
+        } => {
+            if horizon.is_empty() || horizon.contains(&0) {
+                bail!("--horizon: give one or more horizons in days, each above 0");
+            }
+            let config = load_config(cli.config.as_deref())?;
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            if paths.deals.is_none() {
+                bail!("abm backtest needs a deals file (DIR/deals.csv or --deals FILE)");
+            }
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let b = analyze::backtest(&paths, &config, &at, &horizon, &opts)?;
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.deals.as_deref())
+                .collect();
+            let p = analyze::write_json_set(&out, "backtest.json", &b, &inputs)?;
+            if json {
+                let text = serde_json::to_string_pretty(&b)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_backtest(&b)?;
+                outln!("  wrote {}", p.display())?;
+            }
+        }
+        Command::Icp(IcpCommand::Learn {
+            dir,
+            before,
+            target,
+            min_support,
+            min_lift,
+            out,
+            json,
+            input,
+        }) => {
+            let config = load_config(cli.config.as_deref())?;
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let lo = abm_analytics::learn::LearnOptions {
+                target: abm_analytics::learn::Target::parse(&target).expect("clap checked"),
+                before,
+                min_support,
+                min_lift,
+            };
+            let learned = analyze::icp_learn(&paths, &config, &lo, &opts)?;
+            if json {
+                let text = serde_json::to_string_pretty(&learned)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_learned(&learned)?;
+            }
+            if learned.icp.criteria.is_empty() {
+                bail!(
+                    "nothing learned ({}); {} not written",
+                    learned.notes.join("; "),
+                    out.display()
+                );
+            }
+            let text = analyze::icp_fragment(&learned, &config)?;
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.deals.as_deref())
+                .chain(cli.config.as_deref())
+                .collect();
+            let mut f = abm_io::output::AtomicFile::create_checked(&out, &inputs)
+                .with_context(|| format!("writing {}", out.display()))?;
+            std::io::Write::write_all(&mut f.out, text.as_bytes())?;
+            f.commit()
+                .with_context(|| format!("writing {}", out.display()))?;
+            if !json {
+                outln!(
+                    "  wrote {} (use it with `abm --config {} …`)",
+                    out.display(),
+                    out.display()
+                )?;
             }
         }
         Command::Config(ConfigCommand::Diff { old, new }) => {
@@ -666,6 +810,114 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_rate(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn fmt_lift(v: Option<f64>, ci: Option<[f64; 2]>) -> String {
+    match (v, ci) {
+        (Some(l), Some([a, b])) => format!("{l:.2}× ({a:.2}–{b:.2})"),
+        (Some(l), None) => format!("{l:.2}×"),
+        _ => "–".into(),
+    }
+}
+
+fn print_backtest(b: &analyze::Backtest) -> Result<()> {
+    for r in &b.results {
+        outln!(
+            "\nAssessed as of {}, outcomes within {} days: {} accounts, {} opened a deal ({}), {} won ({})",
+            r.at,
+            r.horizon_days,
+            r.base.accounts,
+            r.base.opened.count,
+            fmt_rate(r.base.opened.rate),
+            r.base.won.count,
+            fmt_rate(r.base.won.rate)
+        )?;
+        outln!(
+            "  {:<16} {:>9} {:>8} {:>22} {:>8} {:>22}",
+            "group",
+            "accounts",
+            "opened",
+            "lift (95% interval)",
+            "won",
+            "lift (95% interval)"
+        )?;
+        for row in r.by_cluster.iter().chain(&r.by_tier) {
+            outln!(
+                "  {:<16} {:>9} {:>8} {:>22} {:>8} {:>22}",
+                row.key,
+                row.accounts,
+                fmt_rate(row.opened.rate),
+                fmt_lift(row.opened.lift, row.opened.lift_ci),
+                fmt_rate(row.won.rate),
+                fmt_lift(row.won.lift, row.won.lift_ci)
+            )?;
+        }
+        for c in &r.checks {
+            let verdict = match c.holds {
+                Some(true) => "holds",
+                Some(false) => "does NOT hold",
+                None => "cannot tell",
+            };
+            outln!("  claim: {} — {verdict}: {}", c.claim, c.evidence)?;
+        }
+    }
+    for n in &b.notes {
+        outln!("  note: {n}")?;
+    }
+    Ok(())
+}
+
+fn print_learned(l: &abm_analytics::learn::Learned) -> Result<()> {
+    outln!(
+        "ICP discovery: {} accounts, target {}, learned from outcomes up to {}",
+        l.accounts,
+        l.target.as_str(),
+        l.before
+    )?;
+    outln!(
+        "  base rate before: {}; after: {}",
+        l.base_rate_before.map_or("–".into(), |v| format!("{v:.4}")),
+        l.base_rate_after.map_or("–".into(), |v| format!("{v:.4}"))
+    )?;
+    outln!(
+        "  {:<18} {:<24} {:>8} {:>10} {:>22} {:>7}",
+        "field",
+        "value",
+        "support",
+        "rate",
+        "lift (95% interval)",
+        "points"
+    )?;
+    for r in l.attributes.iter().take(25) {
+        outln!(
+            "  {:<18} {:<24} {:>8} {:>10.4} {:>22} {:>7}",
+            r.field,
+            r.value,
+            r.support,
+            r.rate,
+            fmt_lift(r.lift, r.lift_ci),
+            r.points
+        )?;
+    }
+    outln!("  After the date (a time split), by tier: learned | current config")?;
+    for (a, b) in l.after_learned.iter().zip(&l.after_current) {
+        outln!(
+            "  tier {}: {:>6} accounts, lift {:<20} | {:>6} accounts, lift {}",
+            a.tier,
+            a.accounts,
+            fmt_lift(a.lift, a.lift_ci),
+            b.accounts,
+            fmt_lift(b.lift, b.lift_ci)
+        )?;
+    }
+    for n in &l.notes {
+        outln!("  note: {n}")?;
+    }
+    Ok(())
 }
 
 fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()> {

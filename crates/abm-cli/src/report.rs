@@ -52,7 +52,10 @@ fn row_table(o: &mut String, rows: &[Row]) {
         o,
         "| key | accounts | customers | won | lost | open | win rate | 95% interval | won revenue | share | avg won deal | median cycle (days) | open pipeline |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        o,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         let _ = writeln!(
             o,
@@ -131,7 +134,10 @@ pub fn markdown(a: &Analytics) -> String {
         o,
         "| segment | accounts | win rate | 95% interval | won revenue | share | growth | CLV | CAC | LTV:CAC | payback (months) | recommendation | because |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        o,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    );
     for s in shown_segments(a) {
         let r = &s.row;
         let _ = writeln!(
@@ -157,7 +163,10 @@ pub fn markdown(a: &Analytics) -> String {
         o,
         "Accounts with no open deal and no win, sized by their segment's win rate × average won deal.\n"
     );
-    let _ = writeln!(o, "| segment | accounts | estimated value | best-scoring accounts |");
+    let _ = writeln!(
+        o,
+        "| segment | accounts | estimated value | best-scoring accounts |"
+    );
     let _ = writeln!(o, "|---|---:|---:|---|");
     let mut ws: Vec<_> = a.whitespace.iter().filter(|w| w.accounts > 0).collect();
     ws.sort_by(|x, y| {
@@ -178,9 +187,15 @@ pub fn markdown(a: &Analytics) -> String {
     }
     let _ = writeln!(o, "\n## Forecast\n");
     if a.forecast.by_month.is_empty() {
-        let _ = writeln!(o, "No open deals to forecast (or no won deal to time them by).");
+        let _ = writeln!(
+            o,
+            "No open deals to forecast (or no won deal to time them by)."
+        );
     } else {
-        let _ = writeln!(o, "| group | expected close | open deals | pipeline | expected | low | high |");
+        let _ = writeln!(
+            o,
+            "| group | expected close | open deals | pipeline | expected | low | high |"
+        );
         let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|");
         for m in &a.forecast.by_month {
             let _ = writeln!(
@@ -210,7 +225,11 @@ fn esc(s: &str) -> String {
 }
 
 /// Horizontal bars: label, value (none: no bar, "–").
-fn bars(title: &str, items: &[(String, Option<f64>)], fmt: &dyn Fn(Option<f64>) -> String) -> String {
+fn bars(
+    title: &str,
+    items: &[(String, Option<f64>)],
+    fmt: &dyn Fn(Option<f64>) -> String,
+) -> String {
     let max = items
         .iter()
         .filter_map(|(_, v)| *v)

@@ -167,10 +167,7 @@ pub fn validate(segments: &[SegmentDef], a: &AnalyticsConfig) -> Result<(), Conf
         if ok {
             Ok(())
         } else {
-            Err(invalid(
-                key,
-                format!("{v} is not a share between 0 and 1"),
-            ))
+            Err(invalid(key, format!("{v} is not a share between 0 and 1")))
         }
     };
     share("analytics.margin", a.margin, true)?;
@@ -266,7 +263,10 @@ mod tests {
     #[test]
     fn bad_segments_and_analytics_are_refused_by_key() {
         let e = cfg("[[segments]]\nname = \"a\"\n[[segments]]\nname = \"a\"\n").unwrap_err();
-        assert!(e.contains("`segments[1].name`") && e.contains("twice"), "{e}");
+        assert!(
+            e.contains("`segments[1].name`") && e.contains("twice"),
+            "{e}"
+        );
         let e = cfg("[[segments]]\nname = \" \"\n").unwrap_err();
         assert!(e.contains("`segments[0].name`"), "{e}");
         let e = cfg("[analytics]\nmargin = 1.5\n").unwrap_err();

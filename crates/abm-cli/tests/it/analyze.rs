@@ -175,9 +175,10 @@ fn analyze_agrees_with_duckdb_on_maven_crm() {
     }
     let m = shared.join("data/maven-crm");
     let d = tempfile::tempdir().unwrap();
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/maven-crm.toml"))
-            .unwrap();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/maven-crm.toml"),
+    )
+    .unwrap();
     let seg = "\n[[segments]]\nname = \"seg\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"technolgy\", \"software\", \"medical\"]\n\
                [[segments.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmin = 1000\n";
     let cfg = write(d.path(), "abm.toml", &(example + seg));
@@ -243,9 +244,16 @@ fn edge_cases_say_null_never_zero() {
     let cfg = "[[segments]]\nname = \"retail\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"industry\"\nvalue = \"retail\"\n\
                [[segments]]\nname = \"nobody\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"industry\"\nvalue = \"mining\"\n\
                [[segments]]\nname = \"software\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"software\"]\n";
-    let a = analytics_of(d.path(), cfg, &["--from", "2026-01-01", "--to", "2026-03-31"]);
+    let a = analytics_of(
+        d.path(),
+        cfg,
+        &["--from", "2026-01-01", "--to", "2026-03-31"],
+    );
     let t = &a["total"];
-    assert_eq!((t["won"].as_u64(), t["lost"].as_u64(), t["open"].as_u64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (t["won"].as_u64(), t["lost"].as_u64(), t["open"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
     assert_eq!(t["won_revenue"], 100.0);
     assert_eq!(t["avg_won_deal"], 100.0);
     assert_eq!(t["customers"], 2);
@@ -253,8 +261,14 @@ fn edge_cases_say_null_never_zero() {
     let r = segment(&a, "retail");
     assert_eq!(r["accounts"], 2);
     assert!(r["win_rate"].is_null() && r["win_rate_ci"].is_null(), "{r}");
-    assert!(r["open_pipeline"].is_null() && r["avg_won_deal"].is_null(), "{r}");
-    assert!(r["median_cycle_days"].is_null() && r["clv"].is_null(), "{r}");
+    assert!(
+        r["open_pipeline"].is_null() && r["avg_won_deal"].is_null(),
+        "{r}"
+    );
+    assert!(
+        r["median_cycle_days"].is_null() && r["clv"].is_null(),
+        "{r}"
+    );
     assert_eq!(r["won_revenue"], 0.0);
     // A segment nobody is in.
     let r = segment(&a, "nobody");
@@ -279,10 +293,23 @@ fn edge_cases_say_null_never_zero() {
     assert!(a["migration"].is_null() && a["cross_sell"].is_null());
 
     // A period with no data: counts 0, rates null.
-    let a = analytics_of(d.path(), cfg, &["--from", "2020-01-01", "--to", "2020-01-31"]);
+    let a = analytics_of(
+        d.path(),
+        cfg,
+        &["--from", "2020-01-01", "--to", "2020-01-31"],
+    );
     let t = &a["total"];
-    assert_eq!((t["won"].as_u64(), t["open"].as_u64(), t["customers"].as_u64()), (Some(0), Some(0), Some(0)));
-    assert!(t["win_rate"].is_null() && t["revenue_share"].is_null() && t["median_cycle_days"].is_null());
+    assert_eq!(
+        (
+            t["won"].as_u64(),
+            t["open"].as_u64(),
+            t["customers"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert!(
+        t["win_rate"].is_null() && t["revenue_share"].is_null() && t["median_cycle_days"].is_null()
+    );
     assert_eq!(a["by_tier"].as_array().unwrap().len(), 5);
 
     // With spend: CAC = spend in the period ÷ new customers (a1 and a2 both first won now).
@@ -293,7 +320,11 @@ fn edge_cases_say_null_never_zero() {
          2026-01-01,2026-03-31,software,,300\n\
          2026-01-01,2026-06-29,,ads,180\n",
     );
-    let a = analytics_of(d.path(), cfg, &["--from", "2026-01-01", "--to", "2026-03-31"]);
+    let a = analytics_of(
+        d.path(),
+        cfg,
+        &["--from", "2026-01-01", "--to", "2026-03-31"],
+    );
     let r = segment(&a, "software");
     assert_eq!(r["spend"], 300.0);
     assert_eq!(r["cac"], 150.0);
@@ -319,10 +350,17 @@ fn the_reports_are_self_contained() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
-    assert_eq!(html.matches("<svg").count(), 5, "funnel, revenue, win rates, migration, quadrant");
+    assert_eq!(
+        html.matches("<svg").count(),
+        5,
+        "funnel, revenue, win rates, migration, quadrant"
+    );
     assert!(html.matches("<svg").count() == html.matches("</svg>").count());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("## By cluster") && md.contains("| tier:A |"), "{md}");
+    assert!(
+        md.contains("## By cluster") && md.contains("| tier:A |"),
+        "{md}"
+    );
     // A bad period is refused.
     let o = abm()
         .arg("analyze")
@@ -333,4 +371,126 @@ fn the_reports_are_self_contained() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--from"));
+}
+
+/// `abm backtest`: the counts per cluster equal an independent count over the files — the
+/// clusters of `abm segment` as of the date, the deals created within the horizon after it.
+#[test]
+fn backtest_counts_agree_with_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    let data = sample_data(d.path(), 2000);
+    let out = d.path().join("bt");
+    run_ok(
+        abm()
+            .arg("backtest")
+            .arg(&data)
+            .args(["--at", "2026-04-01,2026-06-01", "--horizon", "90", "--out"])
+            .arg(&out),
+    );
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("backtest.json")).unwrap()).unwrap();
+    let results = b["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let seg = d.path().join("seg");
+    run_ok(
+        abm()
+            .arg("segment")
+            .arg(&data)
+            .args(["--as-of", "2026-04-01", "--formats", "csv", "--out"])
+            .arg(&seg),
+    );
+    let (h, rows) = read_csv(&seg.join("cluster_assignments.csv"));
+    let (id, cl) = (
+        h.iter().position(|c| c == "account_id").unwrap(),
+        h.iter().position(|c| c == "cluster").unwrap(),
+    );
+    let cluster: std::collections::HashMap<String, String> = rows
+        .iter()
+        .map(|r| (r[id].clone(), r[cl].clone()))
+        .collect();
+    let (dh, deals) = read_csv(&data.join("deals.csv"));
+    let col = |n: &str| dh.iter().position(|c| c == n).unwrap();
+    let (acc, created) = (col("account_id"), col("created_at"));
+    let at = abm_core::Instant::parse("2026-04-01").unwrap();
+    let end = at.plus_days(90);
+    let mut opened: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for r in &deals {
+        let c = abm_core::Instant::parse(&r[created]).unwrap();
+        if c > at && c <= end {
+            opened
+                .entry(cluster[&r[acc]].clone())
+                .or_default()
+                .insert(r[acc].clone());
+        }
+    }
+    let r0 = &results[0];
+    assert_eq!(r0["horizon_days"], 90);
+    let mut total = 0;
+    for row in r0["by_cluster"].as_array().unwrap() {
+        let key = row["key"].as_str().unwrap();
+        let want = opened.get(key).map_or(0, |s| s.len());
+        total += want;
+        assert_eq!(row["opened"]["count"], want as u64, "{key}");
+        let n = cluster.values().filter(|c| *c == key).count();
+        assert_eq!(row["accounts"], n as u64, "{key}");
+    }
+    assert_eq!(r0["base"]["opened"]["count"], total as u64);
+    assert!(total > 0);
+    assert_eq!(r0["checks"].as_array().unwrap().len(), 4);
+}
+
+/// `abm icp learn` writes a fragment `--config` accepts and reports its tier A after the date.
+#[test]
+fn icp_learn_writes_a_config_fragment() {
+    let d = tempfile::tempdir().unwrap();
+    let data = sample_data(d.path(), 3000);
+    let icp = d.path().join("icp.toml");
+    let o = run_ok(
+        abm()
+            .arg("icp")
+            .arg("learn")
+            .arg(&data)
+            .args([
+                "--before",
+                "2026-06-01",
+                "--target",
+                "opportunity",
+                "--min-lift",
+                "1.1",
+                "--out",
+            ])
+            .arg(&icp),
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("After the date") && text.contains("tier A:"),
+        "{text}"
+    );
+    let frag = std::fs::read_to_string(&icp).unwrap();
+    assert!(
+        frag.contains("[[icp.criteria]]") && frag.contains("# Tier A on the outcomes after"),
+        "{frag}"
+    );
+    run_ok(
+        abm()
+            .arg("--config")
+            .arg(&icp)
+            .arg("segment")
+            .arg(&data)
+            .args(["--as-of", "2026-06-01", "--out"])
+            .arg(d.path().join("seg")),
+    );
+    // An impossible lift: nothing learned, nothing written, an error saying so.
+    let none = d.path().join("none.toml");
+    let o = abm()
+        .arg("icp")
+        .arg("learn")
+        .arg(&data)
+        .args(["--before", "2026-06-01", "--min-lift", "1000", "--out"])
+        .arg(&none)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && !none.exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing learned"));
 }
