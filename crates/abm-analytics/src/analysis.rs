@@ -238,7 +238,9 @@ pub fn recommend(
         ));
         return (Recommendation::Exit, reasons);
     }
-    let strong = overall_win_rate.is_some_and(|o| wr >= t.grow_win_rate_ratio * o);
+    // Strong: the win rate's lower 95% bound clears the ratio × all accounts' rate (a
+    // difference within the noise is not a reason to grow).
+    let strong = overall_win_rate.is_some_and(|o| ci[0] >= t.grow_win_rate_ratio * o);
     match overall_win_rate {
         Some(o) => reasons.push(format!(
             "win rate {} (95% interval {}–{}) vs {} for all accounts",
@@ -635,13 +637,18 @@ mod tests {
             recommend(&g, &poor, Some(0.3), None, &cfg).0,
             Recommendation::Exit
         );
-        // Above the overall rate and growing: grow.
-        let (r, why) = recommend(&g, &none, Some(0.3), Some(0.2), &cfg);
+        // Clearly above the overall rate (lower bound 29.9% ≥ 25%) and growing: grow.
+        let (r, why) = recommend(&g, &none, Some(0.25), Some(0.2), &cfg);
         assert_eq!(r, Recommendation::Grow, "{why:?}");
         assert!(why.iter().any(|w| w.contains("grew 20.0%")), "{why:?}");
         // Above the overall rate, shrinking, well penetrated: maintain.
         assert_eq!(
-            recommend(&g, &none, Some(0.3), Some(-0.2), &cfg).0,
+            recommend(&g, &none, Some(0.25), Some(-0.2), &cfg).0,
+            Recommendation::Maintain
+        );
+        // Above the overall rate but within the noise (lower bound 29.9% < 45%): maintain.
+        assert_eq!(
+            recommend(&g, &none, Some(0.45), Some(0.5), &cfg).0,
             Recommendation::Maintain
         );
         // Below the overall rate: maintain.
@@ -653,7 +660,7 @@ mod tests {
         let mut g = closed(10, 10);
         g.accounts = 1000;
         assert_eq!(
-            recommend(&g, &none, Some(0.3), Some(-0.1), &cfg).0,
+            recommend(&g, &none, Some(0.25), Some(-0.1), &cfg).0,
             Recommendation::Enter
         );
     }

@@ -62,8 +62,9 @@ const ANALYTICS_SECTION: &str = "\n# Segments for `abm analyze` (none by default
 # prioritize: below min_closed_deals closed deals the win rate is not judged (enter when fewer\n\
 # than enter_penetration of the accounts are customers, else maintain); exit when the win\n\
 # rate's upper 95% bound is below exit_win_rate or LTV:CAC below exit_ltv_cac; grow when the\n\
-# win rate is ≥ grow_win_rate_ratio × all accounts' and won revenue grew (or LTV:CAC ≥\n\
-# grow_ltv_cac); enter when as strong but few accounts are customers; else maintain.\n\
+# win rate's lower 95% bound is ≥ grow_win_rate_ratio × all accounts' rate and won revenue\n\
+# grew (or LTV:CAC ≥ grow_ltv_cac); enter when as strong but few accounts are customers;\n\
+# else maintain.\n\
 [analytics]\nclv = \"observed\"\nmargin = 1.0\n\n[analytics.prioritize]\nmin_closed_deals = 10\nexit_win_rate = 0.1\nexit_ltv_cac = 1.0\nenter_penetration = 0.1\ngrow_win_rate_ratio = 1.0\ngrow_ltv_cac = 3.0\n";
 
 pub fn commented_default() -> String {

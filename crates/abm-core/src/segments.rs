@@ -83,7 +83,8 @@ pub struct PrioritizeConfig {
     pub exit_ltv_cac: f64,
     /// Enter when fewer than this share of the segment's accounts are customers.
     pub enter_penetration: f64,
-    /// Grow when the win rate is at least this many times the win rate of all accounts …
+    /// Grow when the win rate's lower 95% bound is at least this many times the win rate of
+    /// all accounts …
     pub grow_win_rate_ratio: f64,
     /// … and won revenue grew over the previous period of the same length (or LTV:CAC ≥ this).
     pub grow_ltv_cac: f64,
