@@ -379,7 +379,7 @@ pub struct Analytics {
     pub migration: Option<serde_json::Value>,
     pub backtest: Option<serde_json::Value>,
     pub whitespace: Vec<Whitespace>,
-    pub cross_sell: Option<serde_json::Value>,
+    pub cross_sell: Option<crate::crosssell::CrossSell>,
     pub icp_discovery: Option<serde_json::Value>,
     pub forecast: Forecast,
     pub notes: Vec<String>,

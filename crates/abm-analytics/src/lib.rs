@@ -5,11 +5,13 @@
 //! - [`stats`]: Wilson intervals, medians, ratios;
 //! - [`perf`]: one account's deals in a period, summed per group into the output ROW;
 //! - [`analysis`]: CLV/CAC, recommendations, whitespace, forecast, `analytics.json`;
+//! - [`crosssell`]: products held together, and who holds one without the other;
 //! - [`backtest`]: did the clusters and tiers of a date predict the deals after it;
 //! - [`learn`]: ICP discovery from outcomes before a date, checked on those after it.
 
 pub mod analysis;
 pub mod backtest;
+pub mod crosssell;
 pub mod learn;
 pub mod perf;
 pub mod stats;

@@ -337,6 +337,7 @@ pub(crate) mod tests {
         amount: Option<f64>,
     ) -> Deal {
         Deal {
+            product: None,
             account: 0,
             deal_id: format!("{created}-{closed:?}"),
             stage: String::new(),

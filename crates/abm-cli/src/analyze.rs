@@ -3,6 +3,7 @@
 //! abm-analytics, write the outputs as one set. Glue only: the maths is in abm-analytics.
 
 use abm_analytics::analysis::{Analytics, Group, GroupKind, Spend};
+use abm_analytics::crosssell::Products;
 use abm_analytics::perf::{AccountDeals, GroupAcc, Period};
 use abm_core::assess::{self, assess};
 use abm_core::segments::SegmentMatcher;
@@ -24,6 +25,15 @@ const SEGMENTS_AT: usize = TIERS_AT + 5;
 struct Part {
     fixed: Vec<GroupAcc>,
     micro: BTreeMap<String, GroupAcc>,
+    /// (products held, ICP score, account) of the accounts holding any.
+    holders: Vec<(u64, f64, AccountIdx)>,
+}
+
+/// What the fold over the accounts gives.
+struct Folded {
+    fixed: Vec<GroupAcc>,
+    micro: BTreeMap<String, GroupAcc>,
+    holders: Vec<(u64, f64, AccountIdx)>,
 }
 
 /// Assess every account as of the period's `as_of` and sum its deals into its groups.
@@ -31,8 +41,9 @@ fn fold_groups(
     loaded: &Loaded,
     rules: &Rules,
     period: &Period,
+    products: &Products,
     threads: usize,
-) -> (Vec<GroupAcc>, BTreeMap<String, GroupAcc>) {
+) -> Folded {
     let cfg = &rules.config;
     let table = &loaded.accounts.table;
     let model = ScoringModel::new(&cfg.icp, table.schema());
@@ -47,6 +58,7 @@ fn fold_groups(
                     let mut part = Part {
                         fixed: vec![GroupAcc::default(); SEGMENTS_AT + cfg.segments.len()],
                         micro: BTreeMap::new(),
+                        holders: Vec::new(),
                     };
                     let mut matchers: Vec<SegmentMatcher> = cfg
                         .segments
@@ -63,6 +75,10 @@ fn fold_groups(
                         let a = assess(rules, model, &account, &facts, false);
                         deals.read(loaded.deals.of(idx), period);
                         let score = a.score.score;
+                        let held = products.held(loaded.deals.of(idx), period);
+                        if held != 0 {
+                            part.holders.push((held, score, idx));
+                        }
                         part.fixed[0].add(&deals, idx, score);
                         part.fixed[CLUSTERS_AT + a.cluster.index()].add(&deals, idx, score);
                         part.fixed[TIERS_AT + a.score.tier.index()].add(&deals, idx, score);
@@ -98,6 +114,7 @@ fn fold_groups(
     let mut parts = parts.into_iter();
     let mut total = parts.next().expect("at least one worker");
     for p in parts {
+        total.holders.extend(p.holders);
         for (a, b) in total.fixed.iter_mut().zip(&p.fixed) {
             a.merge(b);
         }
@@ -110,7 +127,11 @@ fn fold_groups(
             }
         }
     }
-    (total.fixed, total.micro)
+    Folded {
+        fixed: total.fixed,
+        micro: total.micro,
+        holders: total.holders,
+    }
 }
 
 /// The groups in report order: all, clusters, tiers, the user's segments, micro-segments.
@@ -234,20 +255,27 @@ pub fn analyze(
 ) -> Result<AnalyzeRun> {
     let rules = Rules::compile(config, period.as_of)?;
     let loaded = load_all(paths, &rules, None, false, opts)?;
-    let (fixed, micro) = fold_groups(&loaded, &rules, &period, opts.threads);
-    let groups = groups_of(config, fixed, micro);
+    let n = loaded.accounts.table.len() as AccountIdx;
+    let products = Products::of((0..n).flat_map(|i| loaded.deals.of(i)), &period);
+    let folded = fold_groups(&loaded, &rules, &period, &products, opts.threads);
+    let groups = groups_of(config, folded.fixed, folded.micro);
     let table = &loaded.accounts.table;
-    let mut analytics = abm_analytics::analyze(&period, groups, &config.analytics, spend, &|i| {
-        table.get(i).id().to_string()
-    });
+    let id = |i: AccountIdx| table.get(i).id().to_string();
+    let mut analytics = abm_analytics::analyze(&period, groups, &config.analytics, spend, &id);
+    analytics.cross_sell = abm_analytics::crosssell::cross_sell(&products, &folded.holders, 1, &id);
     if paths.deals.is_none() {
         analytics
             .notes
             .push("no deals file: every deal figure is 0 or null".into());
     }
+    if analytics.cross_sell.is_none() {
+        analytics.notes.push(
+            "cross_sell is null: no won deal names a product (the deals' product column)".into(),
+        );
+    }
     analytics.notes.push(
-        "cross_sell is null: deals carry no product column yet; migration needs recorded runs \
-         (the store); backtest: `abm backtest`; icp_discovery: `abm icp learn`"
+        "migration is null: it needs recorded runs (the store); backtest: `abm backtest`; \
+         icp_discovery: `abm icp learn`"
             .into(),
     );
     let run = AnalyzeRun {

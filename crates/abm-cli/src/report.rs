@@ -185,6 +185,32 @@ pub fn markdown(a: &Analytics) -> String {
             cell(&w.top_accounts.join(", "))
         );
     }
+    if let Some(cs) = &a.cross_sell {
+        let _ = writeln!(o, "\n## Cross-sell\n");
+        let _ = writeln!(
+            o,
+            "{} customers hold a product. Pairs held together (lift > 1: more than chance), and who holds one without the other.\n",
+            cs.customers
+        );
+        let _ = writeln!(
+            o,
+            "| a | b | both | a without b | b without a | lift | accounts with a, without b |"
+        );
+        let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---|");
+        for p in cs.pairs.iter().take(15) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {:.2} | {} |",
+                cell(&p.a),
+                cell(&p.b),
+                p.both,
+                p.a_without_b,
+                p.b_without_a,
+                p.lift,
+                cell(&p.accounts_a_without_b.join(", "))
+            );
+        }
+    }
     let _ = writeln!(o, "\n## Forecast\n");
     if a.forecast.by_month.is_empty() {
         let _ = writeln!(

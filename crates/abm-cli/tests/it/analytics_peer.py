@@ -46,7 +46,8 @@ con.execute(
            {outcome} AS outcome,
            TRY_CAST(NULLIF(trim(r.{col('amount')}), '') AS DOUBLE) AS amount,
            CAST(NULLIF(trim(r.{col('created_at')}), '') AS TIMESTAMP) AS created_at,
-           CAST(NULLIF(trim(r.{col('closed_at')}), '') AS TIMESTAMP) AS closed_at
+           CAST(NULLIF(trim(r.{col('closed_at')}), '') AS TIMESTAMP) AS closed_at,
+           {"NULLIF(trim(r." + col('product') + "), '')" if m.get('product', 'product') in cols else 'NULL'} AS product
     FROM raw r
     WHERE NULLIF(trim(r.{col('deal_id')}), '') IS NOT NULL
       AND NULLIF(trim(r.{col('created_at')}), '') IS NOT NULL
@@ -139,4 +140,18 @@ for part in [result["by_cluster"], result["by_tier"], {"all": result["all"]}, {"
             r["revenue_share"] = (
                 r["won_revenue"] / total if (r["won_revenue"] is not None and total) else None
             )
+# Cross-sell: customers holding each product (a won deal for it closed by the end), and pairs.
+con.execute(
+    """CREATE TABLE held AS SELECT DISTINCT f.account_id, f.product FROM facts f
+       JOIN per_account p ON p.account_id = f.account_id
+       WHERE f.won_by_end AND f.product IS NOT NULL"""
+)
+result["holders"] = dict(con.execute("SELECT product, count(*) FROM held GROUP BY product").fetchall())
+result["pairs"] = {
+    f"{a}|{b}": n
+    for a, b, n in con.execute(
+        "SELECT x.product, y.product, count(*) FROM held x JOIN held y "
+        "ON x.account_id = y.account_id AND x.product < y.product GROUP BY 1, 2"
+    ).fetchall()
+}
 json.dump(result, open(out, "w"), indent=1)

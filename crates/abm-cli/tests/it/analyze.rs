@@ -136,6 +136,34 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
         .expect("segment seg");
     assert!(seg_row["accounts"].as_u64().unwrap() > 0, "{seg_row}");
     check_row("segments.seg", seg_row, &peer["seg"]);
+    // Cross-sell: holders per product and customers holding both of each pair.
+    let holders = peer["holders"].as_object().unwrap();
+    if holders.is_empty() {
+        assert!(ours["cross_sell"].is_null());
+    } else {
+        let cs = &ours["cross_sell"];
+        let products = cs["products"].as_array().unwrap();
+        assert_eq!(products.len(), holders.len().min(64));
+        for p in products {
+            let name = p["product"].as_str().unwrap();
+            assert_eq!(p["holders"], holders[name], "holders of {name}");
+        }
+        let pairs = peer["pairs"].as_object().unwrap();
+        for p in cs["pairs"].as_array().unwrap() {
+            let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+            let key = if a < b {
+                format!("{a}|{b}")
+            } else {
+                format!("{b}|{a}")
+            };
+            assert_eq!(p["both"], pairs[&key], "pair {key}");
+        }
+        assert_eq!(
+            cs["pairs"].as_array().unwrap().len(),
+            pairs.len().min(50),
+            "every pair held together (at most 50)"
+        );
+    }
     ours
 }
 
