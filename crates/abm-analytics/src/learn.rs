@@ -331,7 +331,11 @@ pub fn learn<'d>(
                 }
                 None => (None, None, None),
             };
-            let chosen = *support >= opts.min_support && lift.is_some_and(|l| l >= opts.min_lift);
+            // Won / opportunity: the lift must also be clear of chance (its interval's lower
+            // bound above 1), or many small values would pass by luck.
+            let clear = !binary || lift_ci.is_some_and(|[lo, _]| lo > 1.0);
+            let chosen =
+                *support >= opts.min_support && lift.is_some_and(|l| l >= opts.min_lift) && clear;
             let points = if chosen {
                 points_of(lift.expect("chosen"))
             } else {
@@ -387,7 +391,7 @@ pub fn learn<'d>(
     });
     if criteria.is_empty() {
         notes.push(format!(
-            "no attribute value reaches a lift of {:.2} with {} or more accounts: nothing learned",
+            "no attribute value reaches a lift of {:.2} (clear of chance) with {} or more accounts: nothing learned",
             opts.min_lift, opts.min_support
         ));
     }

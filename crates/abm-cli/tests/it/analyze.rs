@@ -468,26 +468,41 @@ fn backtest_counts_agree_with_the_files() {
     assert_eq!(r0["checks"].as_array().unwrap().len(), 4);
 }
 
-/// `abm icp learn` writes a fragment `--config` accepts and reports its tier A after the date.
+/// `abm icp learn` writes a fragment `--config` accepts and reports its tier A after the date:
+/// software accounts open deals before and after the date, others rarely.
 #[test]
 fn icp_learn_writes_a_config_fragment() {
     let d = tempfile::tempdir().unwrap();
-    let data = sample_data(d.path(), 3000);
+    let mut accounts = String::from("account_id,name,industry,employees,country\n");
+    let mut deals = String::from("deal_id,account_id,stage,amount,created_at,closed_at,outcome\n");
+    for i in 0..400 {
+        let software = i % 4 == 0;
+        let industry = if software {
+            "software"
+        } else {
+            ["retail", "energy", "media"][i % 3]
+        };
+        accounts.push_str(&format!("a{i:03},A{i},{industry},{},US\n", 50 + i * 13));
+        if software || i % 23 == 0 {
+            deals.push_str(&format!(
+                "d{i}a,a{i:03},won,1000,2025-03-01,2025-05-01,won\n"
+            ));
+        }
+        if (software && i % 8 == 0) || i % 37 == 0 {
+            deals.push_str(&format!("d{i}b,a{i:03},open,500,2026-03-01,,open\n"));
+        }
+    }
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "accounts.csv", &accounts);
+    write(&data, "deals.csv", &deals);
     let icp = d.path().join("icp.toml");
     let o = run_ok(
         abm()
             .arg("icp")
             .arg("learn")
             .arg(&data)
-            .args([
-                "--before",
-                "2026-06-01",
-                "--target",
-                "opportunity",
-                "--min-lift",
-                "1.1",
-                "--out",
-            ])
+            .args(["--before", "2026-01-01", "--target", "opportunity", "--out"])
             .arg(&icp),
     );
     let text = String::from_utf8_lossy(&o.stdout);
@@ -497,25 +512,46 @@ fn icp_learn_writes_a_config_fragment() {
     );
     let frag = std::fs::read_to_string(&icp).unwrap();
     assert!(
-        frag.contains("[[icp.criteria]]") && frag.contains("# Tier A on the outcomes after"),
+        frag.contains("[[icp.criteria]]")
+            && frag.contains("software = ")
+            && !frag.contains("retail = "),
         "{frag}"
     );
+    assert!(frag.contains("# Tier A on the outcomes after"), "{frag}");
     run_ok(
         abm()
             .arg("--config")
             .arg(&icp)
             .arg("segment")
             .arg(&data)
-            .args(["--as-of", "2026-06-01", "--out"])
+            .args(["--as-of", "2026-01-01", "--out"])
             .arg(d.path().join("seg")),
     );
+    let o = run_ok(
+        abm()
+            .arg("icp")
+            .arg("learn")
+            .arg(&data)
+            .args([
+                "--before",
+                "2026-01-01",
+                "--target",
+                "opportunity",
+                "--json",
+                "--out",
+            ])
+            .arg(d.path().join("again.toml")),
+    );
+    let l: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = &l["after_learned"][0];
+    assert!(a["lift"].as_f64().unwrap() > 2.0, "{a}");
     // An impossible lift: nothing learned, nothing written, an error saying so.
     let none = d.path().join("none.toml");
     let o = abm()
         .arg("icp")
         .arg("learn")
         .arg(&data)
-        .args(["--before", "2026-06-01", "--min-lift", "1000", "--out"])
+        .args(["--before", "2026-01-01", "--min-lift", "1000", "--out"])
         .arg(&none)
         .output()
         .unwrap();
