@@ -243,6 +243,15 @@ pub fn markdown(a: &Analytics) -> String {
     o
 }
 
+/// A chart label of at most 34 characters.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 34 {
+        s.to_string()
+    } else {
+        s.chars().take(33).collect::<String>() + "…"
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -268,13 +277,13 @@ fn bars(
     );
     for (i, (label, v)) in items.iter().enumerate() {
         let y = 10 + i * 22;
-        let w = v.map_or(0.0, |v| 420.0 * v.max(0.0) / max);
+        let w = v.map_or(0.0, |v| 360.0 * v.max(0.0) / max);
         let _ = write!(
             s,
-            "<text x=\"190\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text><rect x=\"200\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" fill=\"#3b6ea5\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{}</text>",
+            "<text x=\"250\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text><rect x=\"260\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" fill=\"#3b6ea5\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{}</text>",
             y + 12,
-            esc(label),
-            205.0 + w,
+            esc(&short(label)),
+            265.0 + w,
             y + 12,
             esc(&fmt(*v))
         );
@@ -289,7 +298,7 @@ fn win_rates(rows: &[&SegmentRow]) -> String {
     let mut s = format!(
         "<figure><figcaption>Win rate with its 95% interval</figcaption><svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"{h}\" viewBox=\"0 0 720 {h}\">"
     );
-    let x = |v: f64| 200.0 + 480.0 * v;
+    let x = |v: f64| 260.0 + 420.0 * v;
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let _ = write!(
             s,
@@ -304,9 +313,9 @@ fn win_rates(rows: &[&SegmentRow]) -> String {
         let y = 15 + i * 22;
         let _ = write!(
             s,
-            "<text x=\"190\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text>",
+            "<text x=\"250\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text>",
             y + 4,
-            esc(&r.row.key)
+            esc(&short(&r.row.key))
         );
         match (r.row.win_rate, r.row.win_rate_ci) {
             (Some(w), Some([lo, hi])) => {
@@ -321,7 +330,7 @@ fn win_rates(rows: &[&SegmentRow]) -> String {
             _ => {
                 let _ = write!(
                     s,
-                    "<text x=\"205\" y=\"{}\" font-size=\"11\" fill=\"#888\">no closed deals</text>",
+                    "<text x=\"265\" y=\"{}\" font-size=\"11\" fill=\"#888\">no closed deals</text>",
                     y + 4
                 );
             }
@@ -339,10 +348,12 @@ fn quadrant(rows: &[&SegmentRow]) -> String {
         .filter_map(|r| Some((*r, r.position?, r.attractiveness?)))
         .collect();
     let max_x = pts.iter().map(|p| p.1).fold(0.0f64, f64::max).max(0.01);
-    let max_y = pts.iter().map(|p| p.2).fold(2.0f64, f64::max);
+    // The vertical axis spans the data and ×1 (all accounts), with a margin.
+    let lo_y = pts.iter().map(|p| p.2).fold(1.0f64, f64::min) * 0.95;
+    let hi_y = pts.iter().map(|p| p.2).fold(1.0f64, f64::max) * 1.05;
     let (w, h) = (720.0, 420.0);
     let x = |v: f64| 60.0 + (w - 100.0) * v / max_x;
-    let y = |v: f64| h - 40.0 - (h - 70.0) * v / max_y;
+    let y = |v: f64| h - 40.0 - (h - 70.0) * (v - lo_y) / (hi_y - lo_y).max(1e-9);
     let mut s = format!(
         "<figure><figcaption>Prioritization: share of won revenue (→) vs win rate relative to all accounts (↑)</figcaption><svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
     );
@@ -363,6 +374,13 @@ fn quadrant(rows: &[&SegmentRow]) -> String {
         h - 25.0,
         max_x * 100.0
     );
+    for v in [lo_y, hi_y] {
+        let _ = write!(
+            s,
+            "<text x=\"55\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">×{v:.2}</text>",
+            y(v) + 3.0
+        );
+    }
     for (r, px, py) in pts {
         let color = match r.recommendation {
             abm_analytics::analysis::Recommendation::Grow => "#27ae60",
@@ -377,7 +395,7 @@ fn quadrant(rows: &[&SegmentRow]) -> String {
             y(py),
             x(px) + 7.0,
             y(py) + 3.0,
-            esc(&r.row.key)
+            esc(&short(&r.row.key))
         );
     }
     s.push_str("</svg></figure>\n");
@@ -413,7 +431,7 @@ pub fn html(a: &Analytics) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Segment analytics</title>\
          <style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}\
          table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}\
-         td.n{text-align:right}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.3em}</style>\
+         td{vertical-align:top}td.n{text-align:right}td.why{font-size:12px;min-width:22em}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.3em}</style>\
          </head><body>\n",
     );
     let _ = writeln!(
@@ -437,7 +455,7 @@ pub fn html(a: &Analytics) -> String {
         let r = &s.row;
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=why>{}</td></tr>",
             esc(&r.key),
             r.accounts,
             r.customers,

@@ -558,3 +558,85 @@ fn icp_learn_writes_a_config_fragment() {
     assert!(!o.status.success() && !none.exists());
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing learned"));
 }
+
+/// The headless Chromium of this machine, if any.
+fn chromium() -> Option<&'static str> {
+    ["chromium-headless-shell", "chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// report.html opens offline in headless Chromium and every chart is a rendered SVG element
+/// (the DOM after parsing has them, with their marks); a screenshot is taken.
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        return skip_or_fail(
+            "the report.html check",
+            "no headless Chromium on this machine",
+        );
+    };
+    let d = tempfile::tempdir().unwrap();
+    let data = sample_data(d.path(), 600);
+    let out = d.path().join("out");
+    run_ok(
+        abm()
+            .arg("analyze")
+            .arg(&data)
+            .args(["--from", "2026-01-01", "--to", "2026-10-31", "--out"])
+            .arg(&out),
+    );
+    let url = format!(
+        "file://{}",
+        out.join("report.html").canonicalize().unwrap().display()
+    );
+    let profile = d.path().join("profile");
+    let run = |args: &[&str]| {
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    let dom = run(&["--dump-dom"]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("<svg").count(), 5, "every chart parsed");
+    for mark in [
+        "<rect",
+        "<circle",
+        "<line",
+        "Won revenue by segment",
+        "Prioritization",
+    ] {
+        assert!(dom.contains(mark), "{mark} missing from the rendered page");
+    }
+    let shot = d.path().join("report.png");
+    let o = run(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,1800",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}
