@@ -273,6 +273,9 @@ enum Command {
     /// ICP tools.
     #[command(subcommand)]
     Icp(IcpCommand),
+    /// The segments `abm analyze` reports: [[segments]] of abm.toml and the built-ins.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
     /// Config tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -291,6 +294,15 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum SegmentsCommand {
+    /// Every segment: the configured ones, then the built-ins by cluster and tier (and, in
+    /// Future Pipeline, by micro-segment, named by the data).
+    List,
+    /// One configured segment: its description and criteria.
+    Show { name: String },
 }
 
 #[derive(Subcommand)]
@@ -766,6 +778,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     out.display(),
                     out.display()
                 )?;
+            }
+        }
+        Command::Segments(cmd) => {
+            let config = load_config(cli.config.as_deref())?;
+            match cmd {
+                SegmentsCommand::List => {
+                    if config.segments.is_empty() {
+                        outln!(
+                            "No [[segments]] in the config (see docs/config.md); the built-ins:"
+                        )?;
+                    }
+                    for s in &config.segments {
+                        outln!("{:<28} {}", s.name, s.description)?;
+                        let d = s.describe();
+                        if d.is_empty() {
+                            outln!("{:<28}   every account", "")?;
+                        }
+                        for c in d {
+                            outln!("{:<28}   {c}", "")?;
+                        }
+                    }
+                    for c in Cluster::ALL {
+                        outln!("cluster:{:<20} cluster {}", c.as_str(), c.label())?;
+                    }
+                    for t in abm_core::Tier::ALL {
+                        outln!("tier:{:<23} ICP tier {}", t.as_str(), t.as_str())?;
+                    }
+                    outln!(
+                        "{:<28} Future Pipeline micro-segments, as the data names them",
+                        "micro:CHALLENGE/VERTICAL/STAGE"
+                    )?;
+                }
+                SegmentsCommand::Show { name } => {
+                    let Some(s) = config.segments.iter().find(|s| s.name == name) else {
+                        let names: Vec<&str> =
+                            config.segments.iter().map(|s| s.name.as_str()).collect();
+                        bail!(
+                            "no segment {name:?} in the config (segments: {})",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        );
+                    };
+                    outln!("{}: {}", s.name, s.description)?;
+                    outln!("An account is in it when every criterion holds:")?;
+                    for c in s.describe() {
+                        outln!("  {c}")?;
+                    }
+                }
             }
         }
         Command::Config(ConfigCommand::Diff { old, new }) => {

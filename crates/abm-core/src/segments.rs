@@ -22,6 +22,35 @@ pub struct SegmentDef {
     pub criteria: Vec<Criterion>,
 }
 
+impl SegmentDef {
+    /// Each criterion's test in words (`industry in [software]`, `employees ≥ 200`); points,
+    /// which mean nothing here, are left out.
+    pub fn describe(&self) -> Vec<String> {
+        self.criteria
+            .iter()
+            .map(|c| {
+                let t = ScoringModel::test_text(c);
+                match c {
+                    // Bands: "employees bands [≥ 200: 1]" → "employees in bands [≥ 200]".
+                    Criterion::Bands { field, bands } => {
+                        let b: Vec<String> = bands
+                            .iter()
+                            .map(|b| match (b.min, b.max) {
+                                (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+                                (Some(lo), None) => format!("≥ {lo}"),
+                                (None, Some(hi)) => format!("≤ {hi}"),
+                                (None, None) => "any".into(),
+                            })
+                            .collect();
+                        format!("{field} in one of [{}]", b.join(", "))
+                    }
+                    _ => t,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Criteria as the ICP's, with `points` optional (1 when left out).
 fn segment_criteria<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Criterion>, D::Error> {
     use serde::de::Error;
@@ -255,6 +284,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.segments.len(), 1);
         assert_eq!(c.segments[0].criteria.len(), 2);
+        assert_eq!(
+            c.segments[0].describe(),
+            ["industry in [software]", "employees in one of [≥ 200]"]
+        );
         assert_eq!(Config::default().hash(), cfg("").unwrap().hash());
         assert!(!toml::to_string(&Config::default())
             .unwrap()

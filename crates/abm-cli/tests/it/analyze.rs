@@ -640,3 +640,37 @@ fn report_html_renders_in_headless_chromium() {
         png.len()
     );
 }
+
+/// `abm segments list|show`: the configured segments in words, then the built-ins.
+#[test]
+fn segments_list_and_show() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write(d.path(), "abm.toml", SEG_SAMPLE);
+    let o = run_ok(abm().arg("--config").arg(&cfg).args(["segments", "list"]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("seg ") && text.contains("industry in [software, fintech, insurance]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("employees ≥ 200")
+            && text.contains("cluster:active_focus")
+            && text.contains("tier:E"),
+        "{text}"
+    );
+    let o = run_ok(
+        abm()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["segments", "show", "seg"]),
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mid-size software"));
+    let o = abm()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["segments", "show", "nope"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("segments: seg"));
+}
