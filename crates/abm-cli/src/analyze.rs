@@ -263,6 +263,18 @@ pub fn analyze(
     let id = |i: AccountIdx| table.get(i).id().to_string();
     let mut analytics = abm_analytics::analyze(&period, groups, &config.analytics, spend, &id);
     analytics.cross_sell = abm_analytics::crosssell::cross_sell(&products, &folded.holders, 1, &id);
+    for def in &config.segments {
+        let missing = SegmentMatcher::new(def, table.schema()).without_data();
+        if !missing.is_empty() {
+            let msg = format!(
+                "segment {:?} names {} that the accounts do not have: no account is in it",
+                def.name,
+                missing.join(", ")
+            );
+            eprintln!("abm: warning: {msg}");
+            analytics.notes.push(msg);
+        }
+    }
     if paths.deals.is_none() {
         analytics
             .notes

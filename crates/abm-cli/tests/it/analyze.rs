@@ -271,7 +271,8 @@ fn edge_cases_say_null_never_zero() {
     );
     let cfg = "[[segments]]\nname = \"retail\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"industry\"\nvalue = \"retail\"\n\
                [[segments]]\nname = \"nobody\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"industry\"\nvalue = \"mining\"\n\
-               [[segments]]\nname = \"software\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"software\"]\n";
+               [[segments]]\nname = \"software\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"software\"]\n\
+               [[segments]]\nname = \"by_region\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"region\"\nvalue = \"emea\"\n";
     let a = analytics_of(
         d.path(),
         cfg,
@@ -298,6 +299,18 @@ fn edge_cases_say_null_never_zero() {
         "{r}"
     );
     assert_eq!(r["won_revenue"], 0.0);
+    // A segment over a field the accounts lack: empty, and said so.
+    let r = segment(&a, "by_region");
+    assert_eq!(r["accounts"], 0);
+    assert!(
+        a["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("\"by_region\" names region")),
+        "{}",
+        a["notes"]
+    );
     // A segment nobody is in.
     let r = segment(&a, "nobody");
     assert_eq!(r["accounts"], 0);
