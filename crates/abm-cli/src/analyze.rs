@@ -286,8 +286,8 @@ pub fn analyze(
         );
     }
     analytics.notes.push(
-        "migration is null: it needs recorded runs (the store); backtest: `abm backtest`; \
-         icp_discovery: `abm icp learn`"
+        "migration is null: it needs recorded runs (the store); backtest: with --backtest-at \
+         (or `abm backtest`); icp_discovery: `abm icp learn`"
             .into(),
     );
     let run = AnalyzeRun {

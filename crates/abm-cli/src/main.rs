@@ -242,6 +242,13 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "analytics")]
         out: PathBuf,
+        /// Also backtest the clusters as of these dates (comma-separated) into analytics.json's
+        /// `backtest` (as `abm backtest`; null without it).
+        #[arg(long, value_delimiter = ',', value_parser = parse_as_of)]
+        backtest_at: Vec<Instant>,
+        /// Horizons in days for --backtest-at.
+        #[arg(long, value_delimiter = ',', default_value = "90,180")]
+        horizon: Vec<u32>,
         /// Print analytics.json to stdout instead of the summary.
         #[arg(long)]
         json: bool,
@@ -660,9 +667,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             as_of,
             spend,
             out,
+            backtest_at,
+            horizon,
             json,
             input,
         } => {
+            if horizon.is_empty() || horizon.contains(&0) {
+                bail!("--horizon: give one or more horizons in days, each above 0");
+            }
             if from > to {
                 bail!(
                     "--from {} is after --to {}",
@@ -681,7 +693,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .filter(|p| p.is_file())
             });
             let spend_rows = spend.as_deref().map(analyze::read_spend).transpose()?;
-            let run = analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
+            let mut run = analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
+            if !backtest_at.is_empty() {
+                if paths.deals.is_none() {
+                    bail!("--backtest-at needs a deals file (DIR/deals.csv or --deals FILE)");
+                }
+                let b = analyze::backtest(&paths, &config, &backtest_at, &horizon, &opts)?;
+                run.analytics.backtest = Some(serde_json::to_value(&b)?);
+            }
             let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
                 .chain(paths.engagement.as_deref())
                 .chain(paths.more_engagement.iter().map(PathBuf::as_path))

@@ -389,6 +389,34 @@ fn the_reports_are_self_contained() {
             .args(["--from", "2026-01-01", "--to", "2026-10-31", "--out"])
             .arg(&out),
     );
+    // --backtest-at fills `backtest` (null without it).
+    let a: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("analytics.json")).unwrap())
+            .unwrap();
+    assert!(a["backtest"].is_null());
+    let out2 = d.path().join("out2");
+    run_ok(
+        abm()
+            .arg("analyze")
+            .arg(&data)
+            .args([
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-10-31",
+                "--backtest-at",
+                "2026-04-01",
+                "--horizon",
+                "60",
+                "--out",
+            ])
+            .arg(&out2),
+    );
+    let a: Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("analytics.json")).unwrap())
+            .unwrap();
+    assert_eq!(a["backtest"]["results"][0]["horizon_days"], 60);
+    assert_eq!(a["backtest"]["results"][0]["base"]["accounts"], 400);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
     assert_eq!(
