@@ -192,11 +192,15 @@ pub fn markdown(a: &Analytics) -> String {
             "{} customers hold a product. Pairs held together (lift > 1: more than chance), and who holds one without the other.\n",
             cs.customers
         );
-        let _ = writeln!(
-            o,
-            "| a | b | both | a without b | b without a | lift | accounts with a, without b |"
-        );
-        let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---|");
+        if cs.pairs.is_empty() {
+            let _ = writeln!(o, "No customer holds two products.");
+        } else {
+            let _ = writeln!(
+                o,
+                "| a | b | both | a without b | b without a | lift | accounts with a, without b |"
+            );
+            let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---|");
+        }
         for p in cs.pairs.iter().take(15) {
             let _ = writeln!(
                 o,
