@@ -40,6 +40,33 @@ const REVIEW_SECTION: &str =
 # summary, auto_approve_demotions_after_days approves pending demotion proposals.\n\
 [review]\nexpire_after_days = 0\nescalate_after_days = 0\nauto_approve_demotions_after_days = 0\n";
 
+const ANALYTICS_SECTION: &str = "\n# Segments for `abm analyze` (none by default: the built-ins by cluster, tier and Future\n\
+# Pipeline micro-segment always exist). An account is in a segment when every criterion holds\n\
+# (the ICP criteria's kinds; points may be left out). For example:\n\
+# [[segments]]\n\
+# name = \"us_software_midmarket\"\n\
+# description = \"US software companies, 200–5000 employees\"\n\
+# [[segments.criteria]]\n\
+# kind = \"in\"\n\
+# field = \"industry\"\n\
+# values = [\"software\"]\n\
+# [[segments.criteria]]\n\
+# kind = \"range\"\n\
+# field = \"employees\"\n\
+# min = 200\n\
+# max = 5000\n\
+\n\
+# `abm analyze`: clv = \"observed\" (won revenue per customer × margin) or \"annual\" (annual\n\
+# won revenue per customer × margin ÷ churn_rate; set churn_rate = 0.2 for 20% a year).\n\
+# margin_by_segment overrides margin per segment key (a segment's name, cluster:NAME, tier:X).\n\
+# prioritize: below min_closed_deals closed deals the win rate is not judged (enter when fewer\n\
+# than enter_penetration of the accounts are customers, else maintain); exit when the win\n\
+# rate's upper 95% bound is below exit_win_rate or LTV:CAC below exit_ltv_cac; grow when the\n\
+# win rate's lower 95% bound is ≥ grow_win_rate_ratio × all accounts' rate and won revenue\n\
+# grew (or LTV:CAC ≥ grow_ltv_cac); enter when as strong but few accounts are customers;\n\
+# else maintain.\n\
+[analytics]\nclv = \"observed\"\nmargin = 1.0\n\n[analytics.prioritize]\nmin_closed_deals = 10\nexit_win_rate = 0.1\nexit_ltv_cac = 1.0\nenter_penetration = 0.1\ngrow_win_rate_ratio = 1.0\ngrow_ltv_cac = 3.0\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -75,6 +102,9 @@ pub fn commented_default() -> String {
     if !body.contains("[review]") {
         out.push_str(REVIEW_SECTION);
     }
+    if !body.contains("[analytics]") {
+        out.push_str(ANALYTICS_SECTION);
+    }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"\n");
     }
@@ -93,6 +123,8 @@ mod tests {
         assert!(text.contains("window_days = 90"));
         assert!(text.contains("[icp]\nmissing = \"neutral\""), "{text}");
         assert!(text.contains("[customers]\nmode = \"expansion\""), "{text}");
+        assert!(text.contains("[analytics]\nclv = \"observed\""), "{text}");
+        assert!(text.contains("# [[segments]]"), "{text}");
         assert!(
             text.contains("conflict_clusters = [\"active_focus\"]"),
             "{text}"

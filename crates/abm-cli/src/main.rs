@@ -3,10 +3,12 @@
 
 #[macro_use]
 mod term;
+mod analyze;
 mod config_file;
 #[cfg(test)]
 mod docs;
 mod progress;
+mod report;
 mod state_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
@@ -227,6 +229,71 @@ enum Command {
         #[command(flatten)]
         db: state_cmds::DbArgs,
     },
+    /// Segment performance for a period, on files: per cluster, tier and segment (abm.toml
+    /// [[segments]]) the accounts, customers, won/lost/open deals, win rate with its 95% Wilson
+    /// interval, won revenue and share, median sales cycle, open pipeline, CLV/CAC, a grow /
+    /// maintain / enter / exit recommendation, whitespace and a forecast. Writes
+    /// analytics.json, report.md and report.html.
+    Analyze {
+        /// Directory holding accounts.csv, deals.csv and optionally engagement, triggers and
+        /// spend.csv (period_start, period_end, segment or channel, amount).
+        dir: Option<PathBuf>,
+        /// First day of the period (YYYY-MM-DD, from 00:00 UTC).
+        #[arg(long, value_parser = parse_as_of)]
+        from: Instant,
+        /// Last day of the period (included, to 24:00 UTC).
+        #[arg(long, value_parser = parse_as_of)]
+        to: Instant,
+        /// Assess clusters and tiers as of this instant (default: the end of --to).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Spend file for CAC (default: DIR/spend.csv if present).
+        #[arg(long, value_name = "FILE")]
+        spend: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "analytics")]
+        out: PathBuf,
+        /// Also backtest the clusters as of these dates (comma-separated) into analytics.json's
+        /// `backtest` (as `abm backtest`; null without it).
+        #[arg(long, value_delimiter = ',', value_parser = parse_as_of)]
+        backtest_at: Vec<Instant>,
+        /// Horizons in days for --backtest-at.
+        #[arg(long, value_delimiter = ',', default_value = "90,180")]
+        horizon: Vec<u32>,
+        /// Print analytics.json to stdout instead of the summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Does the cluster model tell the truth? Assess the accounts as of each date (deals and
+    /// events as of that date) and measure, per cluster and tier, the share that opened a deal
+    /// and that won one within each horizon after it: Wilson 95% intervals, lift over the base
+    /// rate, and the playbook's claims checked. Writes backtest.json.
+    Backtest {
+        /// Directory holding accounts.csv and deals.csv (and engagement, triggers).
+        dir: Option<PathBuf>,
+        /// Dates to assess at, comma-separated (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_delimiter = ',', value_parser = parse_as_of, required = true)]
+        at: Vec<Instant>,
+        /// Horizons in days, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "90,180")]
+        horizon: Vec<u32>,
+        /// Output directory.
+        #[arg(long, default_value = "backtest")]
+        out: PathBuf,
+        /// Print backtest.json to stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// ICP tools.
+    #[command(subcommand)]
+    Icp(IcpCommand),
+    /// The segments `abm analyze` reports: [[segments]] of abm.toml and the built-ins.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
     /// Config tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -244,6 +311,47 @@ enum Command {
         events_per_account: f64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SegmentsCommand {
+    /// Every segment: the configured ones, then the built-ins by cluster and tier (and, in
+    /// Future Pipeline, by micro-segment, named by the data).
+    List,
+    /// One configured segment: its description and criteria.
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum IcpCommand {
+    /// Learn an ICP from outcomes before a date: per attribute value or numeric band its rate,
+    /// lift over the base rate (Wilson 95% interval) and support; the values that lift the
+    /// outcome become criteria and points, written as an abm.toml fragment; its tier A is
+    /// judged on the outcomes after the date.
+    Learn {
+        /// Directory holding accounts.csv and deals.csv.
+        dir: Option<PathBuf>,
+        /// Learn from outcomes up to this date; judge on those after it.
+        #[arg(long, value_parser = parse_as_of)]
+        before: Instant,
+        /// What to predict: won (a won deal), opportunity (a deal opened) or revenue.
+        #[arg(long, default_value = "won", value_parser = ["won", "opportunity", "revenue"])]
+        target: String,
+        /// Accounts a value needs before it may become a criterion.
+        #[arg(long, default_value_t = 20)]
+        min_support: u64,
+        /// The lift over the base rate a value needs.
+        #[arg(long, default_value_t = 1.2)]
+        min_lift: f64,
+        /// Where to write the abm.toml fragment.
+        #[arg(long, default_value = "icp.toml")]
+        out: PathBuf,
+        /// Print the attribute table as JSON to stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        input: InputArgs,
     },
 }
 
@@ -574,6 +682,196 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_whatif(&report, show, out.as_deref())?;
             }
         }
+        Command::Analyze {
+            dir,
+            from,
+            to,
+            as_of,
+            spend,
+            out,
+            backtest_at,
+            horizon,
+            json,
+            input,
+        } => {
+            if horizon.is_empty() || horizon.contains(&0) {
+                bail!("--horizon: give one or more horizons in days, each above 0");
+            }
+            if from > to {
+                bail!(
+                    "--from {} is after --to {}",
+                    from.date_string(),
+                    to.date_string()
+                );
+            }
+            let config = load_config(cli.config.as_deref())?;
+            let period = abm_analytics::Period::of_days(from, to, as_of);
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let spend = spend.or_else(|| {
+                dir.as_ref()
+                    .map(|d| d.join("spend.csv"))
+                    .filter(|p| p.is_file())
+            });
+            let spend_rows = spend.as_deref().map(analyze::read_spend).transpose()?;
+            let mut run = analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
+            if !backtest_at.is_empty() {
+                if paths.deals.is_none() {
+                    bail!("--backtest-at needs a deals file (DIR/deals.csv or --deals FILE)");
+                }
+                let b = analyze::backtest(&paths, &config, &backtest_at, &horizon, &opts)?;
+                run.analytics.backtest = Some(serde_json::to_value(&b)?);
+            }
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.engagement.as_deref())
+                .chain(paths.more_engagement.iter().map(PathBuf::as_path))
+                .chain(paths.triggers.as_deref())
+                .chain(paths.deals.as_deref())
+                .chain(spend.as_deref())
+                .collect();
+            let written = analyze::write_outputs(&out, &run, &inputs)?;
+            if json {
+                let text = serde_json::to_string_pretty(&run.analytics)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_analytics(&run, &written)?;
+            }
+        }
+        Command::Backtest {
+            dir,
+            at,
+            horizon,
+            out,
+            json,
+            input,
+        } => {
+            if horizon.is_empty() || horizon.contains(&0) {
+                bail!("--horizon: give one or more horizons in days, each above 0");
+            }
+            let config = load_config(cli.config.as_deref())?;
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            if paths.deals.is_none() {
+                bail!("abm backtest needs a deals file (DIR/deals.csv or --deals FILE)");
+            }
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let b = analyze::backtest(&paths, &config, &at, &horizon, &opts)?;
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.deals.as_deref())
+                .collect();
+            let p = analyze::write_json_set(&out, "backtest.json", &b, &inputs)?;
+            if json {
+                let text = serde_json::to_string_pretty(&b)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_backtest(&b)?;
+                outln!("  wrote {}", p.display())?;
+            }
+        }
+        Command::Icp(IcpCommand::Learn {
+            dir,
+            before,
+            target,
+            min_support,
+            min_lift,
+            out,
+            json,
+            input,
+        }) => {
+            let config = load_config(cli.config.as_deref())?;
+            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+            let paths = input.paths().resolve(dir.as_deref())?;
+            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let lo = abm_analytics::learn::LearnOptions {
+                target: abm_analytics::learn::Target::parse(&target).expect("clap checked"),
+                before,
+                min_support,
+                min_lift,
+            };
+            let learned = analyze::icp_learn(&paths, &config, &lo, &opts)?;
+            if json {
+                let text = serde_json::to_string_pretty(&learned)? + "\n";
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            } else {
+                print_learned(&learned)?;
+            }
+            if learned.icp.criteria.is_empty() {
+                bail!(
+                    "nothing learned ({}); {} not written",
+                    learned.notes.join("; "),
+                    out.display()
+                );
+            }
+            let text = analyze::icp_fragment(&learned, &config)?;
+            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
+                .chain(paths.deals.as_deref())
+                .chain(cli.config.as_deref())
+                .collect();
+            let mut f = abm_io::output::AtomicFile::create_checked(&out, &inputs)
+                .with_context(|| format!("writing {}", out.display()))?;
+            std::io::Write::write_all(&mut f.out, text.as_bytes())?;
+            f.commit()
+                .with_context(|| format!("writing {}", out.display()))?;
+            if !json {
+                outln!(
+                    "  wrote {} (use it with `abm --config {} …`)",
+                    out.display(),
+                    out.display()
+                )?;
+            }
+        }
+        Command::Segments(cmd) => {
+            let config = load_config(cli.config.as_deref())?;
+            match cmd {
+                SegmentsCommand::List => {
+                    if config.segments.is_empty() {
+                        outln!(
+                            "No [[segments]] in the config (see docs/config.md); the built-ins:"
+                        )?;
+                    }
+                    for s in &config.segments {
+                        outln!("{:<28} {}", s.name, s.description)?;
+                        let d = s.describe();
+                        if d.is_empty() {
+                            outln!("{:<28}   every account", "")?;
+                        }
+                        for c in d {
+                            outln!("{:<28}   {c}", "")?;
+                        }
+                    }
+                    for c in Cluster::ALL {
+                        outln!("cluster:{:<20} cluster {}", c.as_str(), c.label())?;
+                    }
+                    for t in abm_core::Tier::ALL {
+                        outln!("tier:{:<23} ICP tier {}", t.as_str(), t.as_str())?;
+                    }
+                    outln!(
+                        "{:<28} Future Pipeline micro-segments, as the data names them",
+                        "micro:CHALLENGE/VERTICAL/STAGE"
+                    )?;
+                }
+                SegmentsCommand::Show { name } => {
+                    let Some(s) = config.segments.iter().find(|s| s.name == name) else {
+                        let names: Vec<&str> =
+                            config.segments.iter().map(|s| s.name.as_str()).collect();
+                        bail!(
+                            "no segment {name:?} in the config (segments: {})",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        );
+                    };
+                    outln!("{}: {}", s.name, s.description)?;
+                    outln!("An account is in it when every criterion holds:")?;
+                    for c in s.describe() {
+                        outln!("  {c}")?;
+                    }
+                }
+            }
+        }
         Command::Config(ConfigCommand::Diff { old, new }) => {
             let read = |p: &Path| -> Result<(Config, String)> {
                 let text = std::fs::read_to_string(p)
@@ -616,6 +914,171 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_rate(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn fmt_lift(v: Option<f64>, ci: Option<[f64; 2]>) -> String {
+    match (v, ci) {
+        (Some(l), Some([a, b])) => format!("{l:.2}× ({a:.2}–{b:.2})"),
+        (Some(l), None) => format!("{l:.2}×"),
+        _ => "–".into(),
+    }
+}
+
+fn print_backtest(b: &analyze::Backtest) -> Result<()> {
+    for r in &b.results {
+        outln!(
+            "\nAssessed as of {}, outcomes within {} days: {} accounts, {} opened a deal ({}), {} won ({})",
+            r.at,
+            r.horizon_days,
+            r.base.accounts,
+            r.base.opened.count,
+            fmt_rate(r.base.opened.rate),
+            r.base.won.count,
+            fmt_rate(r.base.won.rate)
+        )?;
+        outln!(
+            "  {:<16} {:>9} {:>8} {:>22} {:>8} {:>22}",
+            "group",
+            "accounts",
+            "opened",
+            "lift (95% interval)",
+            "won",
+            "lift (95% interval)"
+        )?;
+        for row in r.by_cluster.iter().chain(&r.by_tier) {
+            outln!(
+                "  {:<16} {:>9} {:>8} {:>22} {:>8} {:>22}",
+                row.key,
+                row.accounts,
+                fmt_rate(row.opened.rate),
+                fmt_lift(row.opened.lift, row.opened.lift_ci),
+                fmt_rate(row.won.rate),
+                fmt_lift(row.won.lift, row.won.lift_ci)
+            )?;
+        }
+        for c in &r.checks {
+            let verdict = match c.holds {
+                Some(true) => "holds",
+                Some(false) => "does NOT hold",
+                None => "cannot tell",
+            };
+            outln!("  claim: {} — {verdict}: {}", c.claim, c.evidence)?;
+        }
+    }
+    for n in &b.notes {
+        outln!("  note: {n}")?;
+    }
+    Ok(())
+}
+
+fn print_learned(l: &abm_analytics::learn::Learned) -> Result<()> {
+    outln!(
+        "ICP discovery: {} accounts, target {}, learned from outcomes up to {}",
+        l.accounts,
+        l.target.as_str(),
+        l.before
+    )?;
+    outln!(
+        "  base rate before: {}; after: {}",
+        l.base_rate_before.map_or("–".into(), |v| format!("{v:.4}")),
+        l.base_rate_after.map_or("–".into(), |v| format!("{v:.4}"))
+    )?;
+    outln!(
+        "  {:<18} {:<24} {:>8} {:>10} {:>22} {:>7}",
+        "field",
+        "value",
+        "support",
+        "rate",
+        "lift (95% interval)",
+        "points"
+    )?;
+    for r in l.attributes.iter().take(25) {
+        outln!(
+            "  {:<18} {:<24} {:>8} {:>10.4} {:>22} {:>7}",
+            r.field,
+            r.value,
+            r.support,
+            r.rate,
+            fmt_lift(r.lift, r.lift_ci),
+            r.points
+        )?;
+    }
+    outln!("  After the date (a time split), by tier: learned | current config")?;
+    for (a, b) in l.after_learned.iter().zip(&l.after_current) {
+        outln!(
+            "  tier {}: {:>6} accounts, lift {:<20} | {:>6} accounts, lift {}",
+            a.tier,
+            a.accounts,
+            fmt_lift(a.lift, a.lift_ci),
+            b.accounts,
+            fmt_lift(b.lift, b.lift_ci)
+        )?;
+    }
+    for n in &l.notes {
+        outln!("  note: {n}")?;
+    }
+    Ok(())
+}
+
+fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()> {
+    let a = &run.analytics;
+    let t = &a.total.row;
+    let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0));
+    outln!(
+        "Segment analytics {} to {} (clusters as of {})",
+        a.period.from,
+        a.period.to,
+        a.period.as_of
+    )?;
+    outln!(
+        "  {} accounts, {} customers; won {}, lost {}, open {}; win rate {}",
+        t.accounts,
+        t.customers,
+        t.won,
+        t.lost,
+        t.open,
+        pct(t.win_rate)
+    )?;
+    outln!(
+        "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  recommendation",
+        "segment",
+        "accounts",
+        "won",
+        "lost",
+        "win rate",
+        "won revenue"
+    )?;
+    for s in a
+        .segments
+        .iter()
+        .filter(|s| s.kind != abm_analytics::GroupKind::MicroSegment)
+    {
+        let r = &s.row;
+        outln!(
+            "  {:<28} {:>9} {:>5} {:>5} {:>9} {:>15}  {}",
+            r.key,
+            r.accounts,
+            r.won,
+            r.lost,
+            pct(r.win_rate),
+            r.won_revenue.map_or("–".to_string(), |v| format!("{v:.0}")),
+            s.recommendation.as_str()
+        )?;
+    }
+    if run.rejected_rows > 0 {
+        outln!(
+            "  rejected rows: {} (`abm segment` lists them in rejected_rows.csv)",
+            run.rejected_rows
+        )?;
+    }
+    for p in written {
+        outln!("  wrote {}", p.display())?;
+    }
+    Ok(())
 }
 
 fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> Result<()> {

@@ -807,6 +807,7 @@ mod tests {
 
     fn open_deal(created: &str) -> Deal {
         Deal {
+            product: None,
             account: 0,
             deal_id: "D1".into(),
             stage: "proposal".into(),

@@ -51,6 +51,13 @@ pub struct Config {
     pub inputs: crate::inputs::InputsConfig,
     /// Value maps: per field, a label in the file → the value the config uses.
     pub values: crate::inputs::ValueMaps,
+    /// User-defined segments for `abm analyze` (built-ins by cluster, tier and micro-segment
+    /// always exist).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<crate::segments::SegmentDef>,
+    /// `abm analyze`: CLV, margin and the prioritization thresholds.
+    #[serde(skip_serializing_if = "crate::segments::AnalyticsConfig::is_default")]
+    pub analytics: crate::segments::AnalyticsConfig,
 }
 
 /// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
@@ -829,6 +836,8 @@ impl Default for Config {
             review: ReviewPolicy::default(),
             inputs: Default::default(),
             values: Default::default(),
+            segments: Vec::new(),
+            analytics: Default::default(),
         }
     }
 }
@@ -840,6 +849,7 @@ impl Config {
         let cfg: Config = toml::from_str(text)
             .map_err(|e| criteria_error(text).unwrap_or(ConfigError::Parse(e)))?;
         crate::rules::Rules::compile(&cfg, crate::time::Instant(0))?;
+        crate::segments::validate(&cfg.segments, &cfg.analytics)?;
         Ok(cfg)
     }
 

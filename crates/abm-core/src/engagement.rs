@@ -285,6 +285,8 @@ pub struct Deal {
     pub closed_at: Option<Instant>,
     pub last_stage_change_at: Option<Instant>,
     pub outcome: DealOutcome,
+    /// What was sold (the deals file's `product` column), for cross-sell analysis.
+    pub product: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,6 +565,7 @@ mod tests {
 
     fn deal(created: &str, changed: Option<&str>, outcome: DealOutcome) -> Deal {
         Deal {
+            product: Option::None,
             account: 0,
             deal_id: "D1".into(),
             stage: "proposal".into(),

@@ -29,6 +29,7 @@ pub mod model;
 pub mod movement;
 pub mod rules;
 pub mod scoring;
+pub mod segments;
 pub mod summary;
 pub mod time;
 #[cfg(test)]

@@ -591,6 +591,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (created, changed))| Deal {
+                product: None,
                 account: 0,
                 deal_id: format!("D{i}"),
                 stage: "proposal".into(),

@@ -379,7 +379,7 @@ impl ScoringModel {
     }
 
     /// A criterion's test in words: `industry in [software, fintech]`.
-    fn test_text(c: &Criterion) -> String {
+    pub(crate) fn test_text(c: &Criterion) -> String {
         let field = c.field();
         match c {
             Criterion::In {

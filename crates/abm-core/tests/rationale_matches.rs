@@ -109,6 +109,7 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, (created, closed, changed, won))| Deal {
+                product: None,
                 account: 0,
                 deal_id: format!("D{i}"),
                 stage: "proposal".into(),

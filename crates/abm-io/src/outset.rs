@@ -55,6 +55,8 @@ pub enum SetKind {
     Assignments,
     /// `abm whatif`: `.abm-whatif`.
     WhatIf,
+    /// `abm analyze`, `abm backtest`, `abm icp learn`: `.abm-analytics`.
+    Analytics,
 }
 
 impl SetKind {
@@ -63,6 +65,7 @@ impl SetKind {
         match self {
             SetKind::Assignments => ".abm-outputs",
             SetKind::WhatIf => ".abm-whatif",
+            SetKind::Analytics => ".abm-analytics",
         }
     }
 
@@ -77,6 +80,15 @@ impl SetKind {
                 "rejected_rows.csv",
             ],
             SetKind::WhatIf => &["whatif.json", "whatif_accounts.csv"],
+            SetKind::Analytics => &[
+                "analytics.json",
+                "report.md",
+                "report.html",
+                "whitespace_accounts.csv",
+                "backtest.json",
+                "icp_discovery.json",
+                "icp.toml",
+            ],
         }
     }
 }

@@ -48,7 +48,7 @@ const EVENTS: &str =
 const TRIGGERS: &str =
     "SELECT occurred_at, type, headline FROM triggers WHERE account = ? ORDER BY id";
 const DEALS: &str =
-    "SELECT deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome
+    "SELECT deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome, product
      FROM deals WHERE account = ? ORDER BY deal_id";
 const LATEST_RUN: &str = "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1";
 const SNAPSHOT: &str =
@@ -192,6 +192,7 @@ fn explain(
             last_stage_change_at: r.int(5)?.map(Instant),
             outcome: DealOutcome::parse(r.s(6)?)
                 .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
+            product: r.opt_string(7)?.filter(|p| !p.is_empty()),
         })
     })?;
 

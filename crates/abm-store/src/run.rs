@@ -435,7 +435,8 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
 
     let mut deals = Vec::new();
     conn.query_each(
-        "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome
+        "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome,
+                product
          FROM deals",
         &[],
         &mut |r| {
@@ -452,6 +453,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 last_stage_change_at: r.int(6)?.map(Instant),
                 outcome: DealOutcome::parse(r.s(7)?)
                     .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
+                product: r
+                    .opt_string(8)?
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty()),
             });
             Ok(())
         },

@@ -1,5 +1,6 @@
 //! Integration tests: they drive the real `abm` binary. One test binary (one link step).
 
+mod analyze;
 mod answers;
 mod cli;
 mod crm_exports;

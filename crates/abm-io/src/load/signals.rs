@@ -127,7 +127,12 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
             format!("unknown account {id:?} (not in the accounts file)"),
         )
     })?;
+    let product = value(8, "product")?
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from);
     Ok(Deal {
+        product,
         account,
         deal_id: deal_id.to_string(),
         stage: stage.to_string(),

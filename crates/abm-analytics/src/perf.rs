@@ -1,0 +1,469 @@
+//! Segment performance for a period: one account's deals read once ([`AccountDeals`]), added
+//! to every group the account belongs to ([`GroupAcc`]), then turned into the output ROW
+//! ([`Row`]). Definitions (issue 16, item 10):
+//!
+//! - the period is `from` (D1 00:00 UTC) to `to` (the last microsecond of D2), both included;
+//! - a customer has ≥ 1 won deal closed (dated) by `to`; a new customer's first dated win falls
+//!   in the period;
+//! - won / lost count deals whose `closed_at` falls in the period;
+//! - open counts deals created by `to` and not closed by it (closed after `to` = open then);
+//! - cycle = whole days (floor) from `created_at` to `closed_at` of the period's won deals.
+//!
+//! A figure that cannot be computed is `None` (JSON `null`), never 0: a win rate without closed
+//! deals, revenue of won deals none of which has an amount, a median of nothing.
+
+use crate::stats::{self, Z95};
+use abm_core::time::MICROS_PER_DAY;
+use abm_core::{AccountIdx, Deal, DealOutcome, Instant};
+use serde::Serialize;
+
+/// The period of an analysis, both ends included, and the instant clusters are assessed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: Instant,
+    /// Inclusive end.
+    pub to: Instant,
+    pub as_of: Instant,
+}
+
+impl Period {
+    /// D1 00:00 to the end of D2 (both dates at midnight UTC); `as_of` defaults to the end.
+    pub fn of_days(d1: Instant, d2: Instant, as_of: Option<Instant>) -> Period {
+        let from = Instant(d1.0.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY);
+        let to = Instant((d2.0.div_euclid(MICROS_PER_DAY) + 1) * MICROS_PER_DAY - 1);
+        Period {
+            from,
+            to,
+            as_of: as_of.unwrap_or(to),
+        }
+    }
+
+    pub fn contains(&self, t: Instant) -> bool {
+        self.from <= t && t <= self.to
+    }
+
+    /// Whole days in the period (at least 1).
+    pub fn days(&self) -> f64 {
+        ((self.to.0 - self.from.0 + 1) as f64 / MICROS_PER_DAY as f64).max(1.0 / 86_400.0)
+    }
+
+    /// The period of the same length just before this one (for growth).
+    pub fn previous(&self) -> Period {
+        let len = self.to.0 - self.from.0 + 1;
+        Period {
+            from: Instant(self.from.0 - len),
+            to: Instant(self.from.0 - 1),
+            as_of: Instant(self.from.0 - 1),
+        }
+    }
+}
+
+/// An open deal at the period's end, for the forecast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenDeal {
+    pub created_at: Instant,
+    pub amount: Option<f64>,
+}
+
+/// What one account's deals say about the period (computed once per account).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountDeals {
+    pub customer: bool,
+    pub new_customer: bool,
+    pub won: u64,
+    pub lost: u64,
+    pub open: u64,
+    pub won_revenue: f64,
+    pub won_amounts: u64,
+    pub prev_won: u64,
+    pub prev_won_revenue: f64,
+    pub prev_won_amounts: u64,
+    /// Won revenue of every dated win by the period's end (observed CLV).
+    pub lifetime_revenue: f64,
+    pub lifetime_amounts: u64,
+    pub cycles: Vec<f64>,
+    pub open_pipeline: f64,
+    pub open_amounts: u64,
+    pub open_deals: Vec<OpenDeal>,
+}
+
+impl AccountDeals {
+    /// Read one account's deals (into `self`, reused from account to account).
+    pub fn read(&mut self, deals: &[Deal], p: &Period) {
+        let keep = (
+            std::mem::take(&mut self.cycles),
+            std::mem::take(&mut self.open_deals),
+        );
+        *self = AccountDeals {
+            cycles: keep.0,
+            open_deals: keep.1,
+            ..AccountDeals::default()
+        };
+        self.cycles.clear();
+        self.open_deals.clear();
+        let prev = p.previous();
+        let mut first_win: Option<Instant> = None;
+        for d in deals {
+            let closed = d.closed_at;
+            if d.outcome == DealOutcome::Won {
+                if let Some(c) = closed.filter(|c| *c <= p.to) {
+                    first_win = Some(first_win.map_or(c, |f| f.min(c)));
+                    if let Some(a) = d.amount {
+                        self.lifetime_revenue += a;
+                        self.lifetime_amounts += 1;
+                    }
+                }
+            }
+            match (d.outcome, closed) {
+                (DealOutcome::Won, Some(c)) if p.contains(c) => {
+                    self.won += 1;
+                    if let Some(a) = d.amount {
+                        self.won_revenue += a;
+                        self.won_amounts += 1;
+                    }
+                    self.cycles.push(c.days_since(d.created_at) as f64);
+                }
+                (DealOutcome::Won, Some(c)) if prev.contains(c) => {
+                    self.prev_won += 1;
+                    if let Some(a) = d.amount {
+                        self.prev_won_revenue += a;
+                        self.prev_won_amounts += 1;
+                    }
+                }
+                (DealOutcome::Lost, Some(c)) if p.contains(c) => self.lost += 1,
+                _ => {}
+            }
+            if d.created_at <= p.to && d.outcome_at(p.to) == DealOutcome::Open {
+                self.open += 1;
+                if let Some(a) = d.amount {
+                    self.open_pipeline += a;
+                    self.open_amounts += 1;
+                }
+                self.open_deals.push(OpenDeal {
+                    created_at: d.created_at,
+                    amount: d.amount,
+                });
+            }
+        }
+        self.customer = first_win.is_some();
+        self.new_customer = first_win.is_some_and(|f| p.contains(f));
+    }
+
+    /// Whitespace: no open deal and no win by the period's end.
+    pub fn is_whitespace(&self) -> bool {
+        !self.customer && self.open == 0
+    }
+}
+
+/// How many whitespace accounts each group lists (highest ICP score first).
+pub const WHITESPACE_LISTED: usize = 10;
+
+/// The running totals of one group (a cluster, a tier, a segment, all accounts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupAcc {
+    pub accounts: u64,
+    pub customers: u64,
+    pub new_customers: u64,
+    pub won: u64,
+    pub lost: u64,
+    pub open: u64,
+    pub won_revenue: f64,
+    pub won_amounts: u64,
+    pub prev_won: u64,
+    pub prev_won_revenue: f64,
+    pub prev_won_amounts: u64,
+    pub lifetime_revenue: f64,
+    pub lifetime_amounts: u64,
+    pub cycles: Vec<f64>,
+    pub open_pipeline: f64,
+    pub open_amounts: u64,
+    pub open_deals: Vec<OpenDeal>,
+    pub whitespace: u64,
+    /// (ICP score, account) of the best-scoring whitespace accounts.
+    pub whitespace_top: Vec<(f64, AccountIdx)>,
+}
+
+impl GroupAcc {
+    pub fn add(&mut self, d: &AccountDeals, idx: AccountIdx, score: f64) {
+        self.accounts += 1;
+        self.customers += d.customer as u64;
+        self.new_customers += d.new_customer as u64;
+        self.won += d.won;
+        self.lost += d.lost;
+        self.open += d.open;
+        self.won_revenue += d.won_revenue;
+        self.won_amounts += d.won_amounts;
+        self.prev_won += d.prev_won;
+        self.prev_won_revenue += d.prev_won_revenue;
+        self.prev_won_amounts += d.prev_won_amounts;
+        self.lifetime_revenue += d.lifetime_revenue;
+        self.lifetime_amounts += d.lifetime_amounts;
+        self.cycles.extend_from_slice(&d.cycles);
+        self.open_pipeline += d.open_pipeline;
+        self.open_amounts += d.open_amounts;
+        self.open_deals.extend_from_slice(&d.open_deals);
+        if d.is_whitespace() {
+            self.whitespace += 1;
+            self.offer_whitespace(score, idx);
+        }
+    }
+
+    fn offer_whitespace(&mut self, score: f64, idx: AccountIdx) {
+        let better =
+            |a: &(f64, AccountIdx), b: &(f64, AccountIdx)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let v = &mut self.whitespace_top;
+        if v.len() < WHITESPACE_LISTED {
+            v.push((score, idx));
+            v.sort_by(better);
+        } else if better(&(score, idx), v.last().expect("full")) == std::cmp::Ordering::Less {
+            *v.last_mut().expect("full") = (score, idx);
+            v.sort_by(better);
+        }
+    }
+
+    /// Fold another thread's totals in (the result does not depend on the split).
+    pub fn merge(&mut self, o: &GroupAcc) {
+        self.accounts += o.accounts;
+        self.customers += o.customers;
+        self.new_customers += o.new_customers;
+        self.won += o.won;
+        self.lost += o.lost;
+        self.open += o.open;
+        self.won_revenue += o.won_revenue;
+        self.won_amounts += o.won_amounts;
+        self.prev_won += o.prev_won;
+        self.prev_won_revenue += o.prev_won_revenue;
+        self.prev_won_amounts += o.prev_won_amounts;
+        self.lifetime_revenue += o.lifetime_revenue;
+        self.lifetime_amounts += o.lifetime_amounts;
+        self.cycles.extend_from_slice(&o.cycles);
+        self.open_pipeline += o.open_pipeline;
+        self.open_amounts += o.open_amounts;
+        self.open_deals.extend_from_slice(&o.open_deals);
+        self.whitespace += o.whitespace;
+        for &(s, i) in &o.whitespace_top {
+            self.offer_whitespace(s, i);
+        }
+    }
+
+    /// Won revenue: the sum of the won deals' amounts; `None` when deals were won but none
+    /// has an amount.
+    pub fn won_revenue(&self) -> Option<f64> {
+        (self.won == 0 || self.won_amounts > 0).then_some(self.won_revenue)
+    }
+
+    pub fn prev_won_revenue(&self) -> Option<f64> {
+        (self.prev_won == 0 || self.prev_won_amounts > 0).then_some(self.prev_won_revenue)
+    }
+
+    /// Open pipeline at the period's end; `None` when deals are open but none has an amount.
+    pub fn open_pipeline(&self) -> Option<f64> {
+        (self.open == 0 || self.open_amounts > 0).then_some(self.open_pipeline)
+    }
+
+    pub fn win_rate(&self) -> Option<f64> {
+        stats::rate(self.won, self.won + self.lost)
+    }
+
+    pub fn win_rate_ci(&self) -> Option<[f64; 2]> {
+        stats::wilson(self.won, self.won + self.lost, Z95)
+    }
+
+    pub fn avg_won_deal(&self) -> Option<f64> {
+        (self.won_amounts > 0).then(|| self.won_revenue / self.won_amounts as f64)
+    }
+
+    /// Median sales cycle in days (sorts the cycles).
+    pub fn median_cycle_days(&mut self) -> Option<f64> {
+        stats::median(&mut self.cycles)
+    }
+
+    /// Customers ÷ accounts.
+    pub fn penetration(&self) -> Option<f64> {
+        stats::rate(self.customers, self.accounts)
+    }
+
+    /// The output ROW; `total_revenue` is the won revenue of all accounts (for the share).
+    pub fn row(&mut self, key: &str, total_revenue: Option<f64>) -> Row {
+        let won_revenue = self.won_revenue();
+        Row {
+            key: key.to_string(),
+            accounts: self.accounts,
+            customers: self.customers,
+            won: self.won,
+            lost: self.lost,
+            open: self.open,
+            win_rate: self.win_rate(),
+            win_rate_ci: self.win_rate_ci(),
+            won_revenue,
+            revenue_share: stats::ratio(won_revenue, total_revenue),
+            avg_won_deal: self.avg_won_deal(),
+            median_cycle_days: self.median_cycle_days(),
+            open_pipeline: self.open_pipeline(),
+        }
+    }
+}
+
+/// One row of `by_cluster`, `by_tier` and `segments` (issue 16, item 10).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub accounts: u64,
+    pub customers: u64,
+    pub won: u64,
+    pub lost: u64,
+    pub open: u64,
+    pub win_rate: Option<f64>,
+    pub win_rate_ci: Option<[f64; 2]>,
+    pub won_revenue: Option<f64>,
+    pub revenue_share: Option<f64>,
+    pub avg_won_deal: Option<f64>,
+    pub median_cycle_days: Option<f64>,
+    pub open_pipeline: Option<f64>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn day(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+
+    pub fn deal(
+        outcome: DealOutcome,
+        created: &str,
+        closed: Option<&str>,
+        amount: Option<f64>,
+    ) -> Deal {
+        Deal {
+            product: None,
+            account: 0,
+            deal_id: format!("{created}-{closed:?}"),
+            stage: String::new(),
+            amount,
+            created_at: day(created),
+            closed_at: closed.map(day),
+            last_stage_change_at: None,
+            outcome,
+        }
+    }
+
+    pub fn period() -> Period {
+        Period::of_days(day("2026-01-01"), day("2026-03-31"), None)
+    }
+
+    #[test]
+    fn the_period_holds_both_days_whole() {
+        let p = period();
+        assert!(p.contains(day("2026-01-01T00:00:00Z")));
+        assert!(p.contains(day("2026-03-31T23:59:59Z")));
+        assert!(!p.contains(day("2026-04-01T00:00:00Z")));
+        assert!(!p.contains(day("2025-12-31T23:59:59Z")));
+        assert_eq!(p.days(), 90.0);
+        assert_eq!(p.as_of, p.to);
+        let q = p.previous();
+        assert_eq!(q.to.0 + 1, p.from.0);
+        assert_eq!(q.days(), 90.0);
+    }
+
+    #[test]
+    fn an_accounts_deals_in_the_period() {
+        use DealOutcome::*;
+        let deals = [
+            // Won in the period, 10 days' cycle.
+            deal(Won, "2026-01-05", Some("2026-01-15T12:00:00Z"), Some(100.0)),
+            // Won in the period without an amount: counts, no revenue.
+            deal(Won, "2025-12-01", Some("2026-02-01"), None),
+            // Won before: a customer already, previous period's revenue.
+            deal(Won, "2025-10-01", Some("2025-11-01"), Some(50.0)),
+            // Lost in the period.
+            deal(Lost, "2026-01-01", Some("2026-03-31T23:00:00Z"), Some(7.0)),
+            // Closed after the period: open then.
+            deal(Won, "2026-03-01", Some("2026-04-02"), Some(30.0)),
+            // Open, created before the end.
+            deal(Open, "2026-02-01", None, Some(20.0)),
+            // Created after the period: does not exist then.
+            deal(Open, "2026-04-05", None, Some(999.0)),
+        ];
+        let mut a = AccountDeals::default();
+        a.read(&deals, &period());
+        assert_eq!((a.won, a.lost, a.open), (2, 1, 2));
+        assert_eq!((a.won_revenue, a.won_amounts), (100.0, 1));
+        assert_eq!((a.prev_won, a.prev_won_revenue), (1, 50.0));
+        assert_eq!(a.cycles, vec![10.0, 62.0]);
+        assert_eq!((a.open_pipeline, a.open_amounts), (50.0, 2));
+        assert!(a.customer && !a.new_customer);
+        assert_eq!(a.lifetime_revenue, 150.0);
+        assert!(!a.is_whitespace());
+        // First win in the period: a new customer.
+        a.read(&deals[..1], &period());
+        assert!(a.customer && a.new_customer);
+        // Nothing: whitespace, no customer.
+        a.read(&[], &period());
+        assert!(a.is_whitespace() && !a.customer && a.cycles.is_empty());
+    }
+
+    #[test]
+    fn rows_say_null_for_what_cannot_be_computed() {
+        use DealOutcome::*;
+        let mut g = GroupAcc::default();
+        let mut a = AccountDeals::default();
+        // An account with an open deal without an amount, and one in no deal at all.
+        a.read(&[deal(Open, "2026-01-02", None, None)], &period());
+        g.add(&a, 0, 50.0);
+        a.read(&[], &period());
+        g.add(&a, 1, 70.0);
+        let r = g.row("x", Some(0.0));
+        assert_eq!(r.accounts, 2);
+        assert_eq!(r.win_rate, None);
+        assert_eq!(r.win_rate_ci, None);
+        assert_eq!(r.won_revenue, Some(0.0));
+        assert_eq!(r.revenue_share, None);
+        assert_eq!(r.avg_won_deal, None);
+        assert_eq!(r.median_cycle_days, None);
+        assert_eq!(r.open_pipeline, None);
+        assert_eq!(g.whitespace, 1);
+        assert_eq!(g.whitespace_top, vec![(70.0, 1)]);
+        // Won deals, none with an amount: revenue unknown.
+        let mut g = GroupAcc::default();
+        a.read(
+            &[deal(Won, "2026-01-02", Some("2026-01-03"), None)],
+            &period(),
+        );
+        g.add(&a, 0, 0.0);
+        let r = g.row("x", Some(10.0));
+        assert_eq!(
+            (r.won_revenue, r.revenue_share, r.win_rate),
+            (None, None, Some(1.0))
+        );
+    }
+
+    #[test]
+    fn merging_equals_one_pass() {
+        use DealOutcome::*;
+        let accounts: Vec<Vec<Deal>> = (0..30)
+            .map(|i| {
+                let amt = (i % 3 != 0).then_some(i as f64 * 10.0);
+                let out = [Won, Lost, Open][i % 3];
+                let closed = (out != Open).then(|| format!("2026-02-{:02}", 1 + i % 28));
+                vec![deal(out, "2026-01-01", closed.as_deref(), amt)]
+            })
+            .collect();
+        let p = period();
+        let mut one = GroupAcc::default();
+        let (mut left, mut right) = (GroupAcc::default(), GroupAcc::default());
+        let mut a = AccountDeals::default();
+        for (i, deals) in accounts.iter().enumerate() {
+            a.read(deals, &p);
+            one.add(&a, i as u32, (i * 7 % 13) as f64);
+            if i < 11 { &mut left } else { &mut right }.add(&a, i as u32, (i * 7 % 13) as f64);
+        }
+        left.merge(&right);
+        let (r1, r2) = (one.row("k", Some(1e4)), left.row("k", Some(1e4)));
+        assert_eq!(r1, r2);
+        assert_eq!(one.whitespace_top, left.whitespace_top);
+        assert_eq!(r1.won + r1.lost + r1.open, 30);
+        assert_eq!(r1.win_rate, Some(0.5));
+    }
+}
