@@ -17,6 +17,12 @@ impl ClusterCounts {
         *self.get_mut(c) += 1;
     }
 
+    /// One account fewer in `c` (saturating).
+    pub fn sub(&mut self, c: Cluster) {
+        let n = self.get_mut(c);
+        *n = n.saturating_sub(1);
+    }
+
     pub fn get(&self, c: Cluster) -> u64 {
         match c {
             Cluster::ClusterIcp => self.cluster_icp,

@@ -71,6 +71,7 @@ pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), 
             }
             None => {
                 tx.batch_execute(sql)?;
+                after(&mut *tx, name)?;
                 let now = crate::wall_clock().to_string();
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
@@ -85,6 +86,58 @@ pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), 
         }
     }
     tx.commit()
+}
+
+/// Steps in Rust that run right after a migration's SQL, inside its transaction (what SQL alone
+/// cannot do). A step is part of its migration: never edited once released either.
+fn after(conn: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
+    match name {
+        "0003_stable_signatures" => stable_signatures(conn),
+        _ => Ok(()),
+    }
+}
+
+/// 0003: rebuild every proposal's and conflict's signature from codes, ids and instants (they
+/// were the rule's text plus the evidence's wording). Each is rebuilt from the checkpoint's stored
+/// rule text and evidence, whose wording the old code wrote (`abm_core::movement::legacy`), so a
+/// rejected proposal stays rejected: the next run signs the same evidence the same way. A
+/// signature that cannot be rebuilt is an error naming the checkpoint (nothing is changed).
+pub(crate) fn stable_signatures(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    use abm_core::movement::{legacy, CheckpointKind, Evidence};
+    let rows = conn.query_all(
+        "SELECT id, kind, rule, evidence FROM checkpoints WHERE signature IS NOT NULL ORDER BY id",
+        &[],
+        |r| Ok((r.i(0)?, r.string(1)?, r.opt_string(2)?, r.string(3)?)),
+    )?;
+    for (id, kind, rule, evidence) in rows {
+        let k = crate::query::parse_code(
+            CheckpointKind::parse,
+            "checkpoints",
+            "kind",
+            &kind,
+        )?;
+        let ev: Vec<Evidence> = serde_json::from_str(&evidence).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "checkpoints.evidence of checkpoint {id} is not evidence JSON ({e}): {evidence:?}"
+            ))
+        })?;
+        let sig = match k {
+            CheckpointKind::Conflict => legacy::conflict_signature(&ev),
+            CheckpointKind::Capacity => continue,
+            _ => legacy::proposal_signature(rule.as_deref().unwrap_or_default(), &ev),
+        };
+        let Some(sig) = sig else {
+            return Err(StoreError::Corrupt(format!(
+                "checkpoints.signature of checkpoint {id} ({kind}) cannot be rebuilt from its rule \
+                 {rule:?} and evidence {evidence:?}: not a text abm wrote"
+            )));
+        };
+        conn.execute(
+            "UPDATE checkpoints SET signature = ? WHERE id = ?",
+            &[Value::Text(&sig), Value::Int(id)],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
 use abm_core::movement::{
-    decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind,
+    apply_approval, decide, Decision, Evidence, EvidenceKind, PriorState, Proposal, ProposalAction, ProposalKind,
 };
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
@@ -94,7 +94,7 @@ fn apply_review_policy(
         let a = age(at);
         if n > 0 && a >= n && kind == "demotion_from_active_focus" {
             let by = format!("policy: auto_approve_demotions_after_days = {n}");
-            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed")) {
+            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed"), false) {
                 Ok(_) => {
                     approved.0 += 1;
                     approved.1 = approved.1.max(a);
@@ -188,11 +188,22 @@ struct Computed {
     micro_segment: String,
     next_action: String,
     rationale: String,
-    conflicts: Vec<String>,
+    /// (code, description) of each conflict that needs a reviewer.
+    conflicts: Vec<(String, String)>,
     /// A customer's program (else the cluster's).
     customer_program: bool,
     /// The score came from the criteria (not the input).
     score_computed: bool,
+    /// With a proposal pending after this run: the row this run gives the account once it is
+    /// approved, and once it is rejected (`proposal_rows`), with the state each starts from.
+    decided: Vec<Hypothesis>,
+}
+
+/// This run's outcome for an account under a review decision not taken yet.
+struct Hypothesis {
+    outcome: &'static str,
+    prior: PriorState,
+    c: Computed,
 }
 
 struct Loaded {
@@ -201,6 +212,11 @@ struct Loaded {
     ids: Vec<i64>,
     priors: Vec<Option<PriorState>>,
     pending_proposal: Vec<Option<i64>>,
+    /// as_of of the run that opened each pending proposal (an approval takes effect then).
+    pending_as_of: Vec<Instant>,
+    /// An account's engagement folded with the floor an approval of its pending demotion would
+    /// set (that proposal's as_of): what the next run reads once it is approved.
+    alt_states: HashMap<usize, EngagementState>,
     pending_conflict: Vec<Option<i64>>,
     /// Signatures of conflicts a reviewer already decided: not re-opened on the same evidence.
     decided_conflicts: HashMap<usize, Vec<String>>,
@@ -288,13 +304,14 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         },
     )?;
     let mut pending_proposal = vec![None; n];
+    let mut pending_as_of = vec![Instant::MIN; n];
     let mut pending_conflict = vec![None; n];
     let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
     conn.query_each(
         // An item the review policy expired (closed, reviewer `policy`) is not re-opened on
         // the same evidence either: it counts as rejected.
         "SELECT id, account, kind, from_cluster, to_cluster, rule, signature,
-            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END
+            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END, as_of
          FROM checkpoints WHERE account IS NOT NULL AND (status IN ('pending', 'rejected', 'approved')
             OR (status = 'closed' AND reviewer = 'policy'))",
         &[],
@@ -336,6 +353,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                     signature,
                 });
                 pending_proposal[i] = Some(r.i(0)?);
+                pending_as_of[i] = Instant(r.i(8)?);
             } else {
                 prior.rejected.push(signature);
             }
@@ -351,6 +369,21 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         .map(|p| p.as_ref().map(|p| p.floor).unwrap_or(Instant::MIN))
         .collect();
     let mut states = vec![EngagementState::default(); n];
+    // Pending demotions: the floor their approval would set (their run's as_of), when later
+    // than the account's own (one compare per event; empty in most runs).
+    let alt_floors: HashMap<usize, Instant> = priors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let p = p.as_ref()?;
+            let demotion = matches!(
+                p.pending.as_ref()?.kind,
+                ProposalKind::DemotionFromActiveFocus | ProposalKind::Demotion
+            );
+            (demotion && pending_as_of[i] > p.floor).then_some((i, pending_as_of[i]))
+        })
+        .collect();
+    let mut alt_states: HashMap<usize, EngagementState> = HashMap::new();
     let mut signals = Vec::new();
     let (mut read, mut after, mut unknown) = (0u64, 0u64, 0u64);
     conn.query_each(
@@ -370,6 +403,14 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 return Ok(());
             };
             let contact = r.s(3)?.as_bytes();
+            if !alt_floors.is_empty() {
+                if let Some(f) = alt_floors.get(&(i as usize)) {
+                    alt_states
+                        .entry(i as usize)
+                        .or_default()
+                        .observe(rules, code, at, contact, *f);
+                }
+            }
             match states[i as usize].observe(rules, code, at, contact, floors[i as usize]) {
                 Verdict::Signal { .. } => signals.push(Signal {
                     account: i,
@@ -441,6 +482,8 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         ids,
         priors,
         pending_proposal,
+        pending_as_of,
+        alt_states,
         pending_conflict,
         decided_conflicts,
         states,
@@ -460,19 +503,78 @@ fn compute(
     idx: AccountIdx,
     text: &mut RowScratch,
 ) -> Computed {
-    let account = l.table.get(idx);
     let prior = l.priors[idx as usize].as_ref();
-    let facts = Facts {
-        engagement: &l.states[idx as usize],
-        triggers: l.triggers.of(idx),
-        deals: l.deals.of(idx),
-        signals: l.signals.of(idx),
-        floor: prior.map(|p| p.floor).unwrap_or(Instant::MIN),
+    let facts = facts_of(l, idx);
+    let mut c = compute_with(rules, model, l, idx, prior, &facts, text);
+    // A proposal pending after this run: what this run gives the account once it is decided,
+    // exactly as the next run will see it (abm-core decides; the store keeps both answers).
+    let pending = match &c.d.proposal {
+        ProposalAction::Open(p) => Some((p.clone(), rules.as_of)),
+        ProposalAction::KeepPending => prior
+            .and_then(|p| p.pending.clone())
+            .map(|p| (p, l.pending_as_of[idx as usize])),
+        _ => None,
     };
-    let a = assess(rules, model, &account, &facts, false);
-    let d = decide(rules, prior, &a, &facts);
+    if let (Some((p, proposed_at)), Some(prior)) = (pending, prior) {
+        // The state after this run (a proposal leaves it as it was), with `p` pending.
+        let after = PriorState {
+            cluster: c.d.cluster,
+            entered_at: c.d.entered_at,
+            floor: c.d.floor,
+            pending: Some(p.clone()),
+            rejected: prior.rejected.clone(),
+        };
+        let mut approved = after.clone();
+        apply_approval(&mut approved, &p, proposed_at);
+        let empty = EngagementState::default();
+        let engagement = if approved.floor == after.floor {
+            facts.engagement
+        } else if approved.floor >= rules.as_of {
+            // Nothing up to as_of counts after a demotion as of now.
+            &empty
+        } else {
+            l.alt_states.get(&(idx as usize)).unwrap_or(&empty)
+        };
+        let facts_a = Facts {
+            engagement,
+            floor: approved.floor,
+            ..facts
+        };
+        let a = compute_with(rules, model, l, idx, Some(&approved), &facts_a, text);
+        let mut rejected = after;
+        rejected.pending = None;
+        rejected.rejected.push(p.signature.clone());
+        let r = compute_with(rules, model, l, idx, Some(&rejected), &facts, text);
+        c.decided = vec![
+            Hypothesis {
+                outcome: "approved",
+                prior: approved,
+                c: a,
+            },
+            Hypothesis {
+                outcome: "rejected",
+                prior: rejected,
+                c: r,
+            },
+        ];
+    }
+    c
+}
+
+fn compute_with(
+    rules: &Rules,
+    model: &ScoringModel,
+    l: &Loaded,
+    idx: AccountIdx,
+    prior: Option<&PriorState>,
+    facts: &Facts<'_>,
+    text: &mut RowScratch,
+) -> Computed {
+    let account = l.table.get(idx);
+    let a = assess(rules, model, &account, facts, false);
+    let d = decide(rules, prior, &a, facts);
     // The same row texts as `abm segment`, for the effective cluster.
-    text.fill(rules, &account, &a, d.cluster, &facts, "");
+    text.fill(rules, &account, &a, d.cluster, facts, "");
     Computed {
         idx,
         tier: a.score.tier,
@@ -488,10 +590,11 @@ fn compute(
         // conflicts need a reviewer.
         conflicts: a
             .blocking_conflicts(rules, d.cluster)
-            .map(|c| c.describe(rules))
+            .map(|c| (c.code(rules), c.describe(rules)))
             .collect(),
         customer_program: a.customer.is_some(),
         score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
+        decided: Vec::new(),
         d,
     }
 }
@@ -532,6 +635,7 @@ struct Writer {
     now: String,
     actor: String,
     snapshots: Batch,
+    proposal_rows: Batch,
     movements: Batch,
     checkpoints: Batch,
     decisions: Batch,
@@ -544,6 +648,10 @@ const SNAPSHOTS: &str =
     "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
     score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
     checkpoint, rationale)";
+const PROPOSAL_ROWS: &str =
+    "proposal_rows (run, account, outcome, candidate, cluster, previous, movement, rule, evidence,
+    tier, score, engagement, has_triggers, promotion_triggers, program, micro_segment,
+    next_action, checkpoint, rationale)";
 const MOVEMENTS: &str = "movements (run, account, as_of, from_cluster, to_cluster, direction, rule,
     evidence, checkpoint, created_at)";
 const CHECKPOINTS: &str =
@@ -558,6 +666,7 @@ impl Writer {
     fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
         for (into, b, suffix) in [
             (SNAPSHOTS, &mut self.snapshots, ""),
+            (PROPOSAL_ROWS, &mut self.proposal_rows, ""),
             (MOVEMENTS, &mut self.movements, ""),
             (CHECKPOINTS, &mut self.checkpoints, ""),
             (DECISIONS, &mut self.decisions, ""),
@@ -678,6 +787,10 @@ pub(crate) fn run(
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
     (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
 
+    // The current rows and the decided-proposal rows belong to the latest run: this run
+    // computes every account afresh (review decisions included).
+    tx.execute("DELETE FROM current_rows", &[])?;
+    tx.execute("DELETE FROM proposal_rows", &[])?;
     let review_policy = apply_review_policy(&mut *tx, rules, run_id)?;
     let loaded = load(&mut *tx, rules, opts)?;
     let n = loaded.table.len();
@@ -700,6 +813,7 @@ pub(crate) fn run(
         now: now.clone(),
         actor: format!("abm run {run_id}"),
         snapshots: Batch::new(18),
+        proposal_rows: Batch::new(19),
         movements: Batch::new(10),
         checkpoints: Batch::new(11),
         decisions: Batch::new(6),
@@ -790,14 +904,15 @@ pub(crate) fn run(
                 &format!("superseded by run {run_id}'s capacity check"),
             )?;
         }
-        let ev = vec![Evidence {
-            kind: "capacity".into(),
-            detail: format!(
+        let ev = vec![Evidence::new(
+            EvidenceKind::Capacity,
+            "active_focus",
+            format!(
                 "Active Focus has {} accounts, over the max of {max}",
                 counts.active_focus
             ),
-            at: Some(as_of),
-        }];
+            Some(as_of),
+        )];
         w.open(
             "capacity",
             None,
@@ -829,7 +944,12 @@ pub(crate) fn run(
         max_score.is_finite().then_some(max_score),
         &without,
     );
-    let mut summary = serde_json::json!({ "capacity": capacity });
+    // The capacity settings too, so that summary and export re-check capacity against the
+    // current counts after a review decision.
+    let mut summary = serde_json::json!({
+        "capacity": capacity,
+        "capacity_config": &rules.config.capacity,
+    });
     for (k, v) in [
         ("review_policy", &review_policy),
         ("criteria_without_data", &without),
@@ -890,6 +1010,74 @@ pub(crate) fn run(
     Ok(RunOutcome::Done(report))
 }
 
+/// The checkpoint kinds an account's row lists: the proposal pending after the run and a
+/// conflict a reviewer has not decided (the same for the run's row and a decided-proposal row).
+fn checkpoint_kinds(l: &Loaded, i: usize, prior: Option<&PriorState>, c: &Computed) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    match &c.d.proposal {
+        ProposalAction::KeepPending => {
+            if let Some(p) = prior.and_then(|p| p.pending.as_ref()) {
+                kinds.push(p.kind.as_str());
+            }
+        }
+        ProposalAction::Open(p) => kinds.push(p.kind.as_str()),
+        ProposalAction::None | ProposalAction::Close(_) => {}
+    }
+    if !c.conflicts.is_empty() && (l.pending_conflict[i].is_some() || !conflict_decided(l, i, c))
+    {
+        kinds.push("conflict");
+    }
+    kinds.join(";")
+}
+
+fn conflict_signature(c: &Computed) -> String {
+    let codes: Vec<String> = c.conflicts.iter().map(|(code, _)| code.clone()).collect();
+    abm_core::Conflict::signature(&codes)
+}
+
+/// A reviewer already decided this account's conflicts on the same evidence.
+fn conflict_decided(l: &Loaded, i: usize, c: &Computed) -> bool {
+    l.decided_conflicts
+        .get(&i)
+        .is_some_and(|s| s.contains(&conflict_signature(c)))
+}
+
+/// The snapshot-shaped values of one computed row, after its key columns.
+fn push_row(
+    b: &mut Batch,
+    conn: &mut dyn Conn,
+    texts: &mut Texts,
+    rules: &Rules,
+    c: &Computed,
+    checkpoint: &str,
+) -> Result<(), StoreError> {
+    let d = &c.d;
+    let rule = texts.id(conn, &d.rule)?;
+    let micro = texts.id(conn, &c.micro_segment)?;
+    let next = texts.id(conn, &c.next_action)?;
+    b.text(d.candidate.as_str())
+        .text(d.cluster.as_str())
+        .opt_text(d.previous.map(|c| c.as_str()))
+        .text(d.movement.as_str())
+        .int(rule)
+        .text(&c.evidence)
+        .text(c.tier.as_str())
+        .real(c.score)
+        .text(c.level)
+        .int(c.has_triggers as i64)
+        .text(&c.promotion_triggers)
+        .text(if c.customer_program {
+            &rules.config.customers.program
+        } else {
+            rules.config.programs.of(d.cluster)
+        })
+        .int(micro)
+        .int(next)
+        .text(checkpoint)
+        .text(&c.rationale);
+    Ok(())
+}
+
 fn write_one(
     conn: &mut dyn Conn,
     w: &mut Writer,
@@ -901,15 +1089,11 @@ fn write_one(
     let i = c.idx as usize;
     let account = l.ids[i];
     let d = &c.d;
-    let mut checkpoint: Vec<&str> = Vec::new();
+    let prior = l.priors[i].as_ref();
+    let checkpoint = checkpoint_kinds(l, i, prior, c);
 
     match &d.proposal {
-        ProposalAction::None => {}
-        ProposalAction::KeepPending => {
-            if let Some(p) = l.priors[i].as_ref().and_then(|p| p.pending.as_ref()) {
-                checkpoint.push(p.kind.as_str());
-            }
-        }
+        ProposalAction::None | ProposalAction::KeepPending => {}
         ProposalAction::Close(reason) => {
             if let Some(id) = l.pending_proposal[i] {
                 w.close(conn, id, reason)?;
@@ -932,24 +1116,14 @@ fn write_one(
                 Some(&p.signature),
                 &c.evidence,
             );
-            checkpoint.push(p.kind.as_str());
         }
     }
     if !c.conflicts.is_empty() {
-        let signature = c.conflicts.join("; ");
-        let decided = l
-            .decided_conflicts
-            .get(&i)
-            .is_some_and(|s| s.contains(&signature));
-        if l.pending_conflict[i].is_none() && !decided {
+        if l.pending_conflict[i].is_none() && !conflict_decided(l, i, c) {
             let ev: Vec<Evidence> = c
                 .conflicts
                 .iter()
-                .map(|t| Evidence {
-                    kind: "conflict".into(),
-                    detail: t.clone(),
-                    at: None,
-                })
+                .map(|(code, text)| Evidence::new(EvidenceKind::Conflict, code, text, None))
                 .collect();
             w.open(
                 "conflict",
@@ -957,12 +1131,9 @@ fn write_one(
                 Some(d.cluster),
                 None,
                 Some("signals disagree"),
-                Some(&signature),
+                Some(&conflict_signature(c)),
                 &evidence_json(&ev),
             );
-        }
-        if l.pending_conflict[i].is_some() || !decided {
-            checkpoint.push("conflict");
         }
     } else if let Some(id) = l.pending_conflict[i] {
         w.close(conn, id, "resolved: the signals no longer conflict")?;
@@ -987,7 +1158,6 @@ fn write_one(
             .text(&w.now);
     }
 
-    let prior = l.priors[i].as_ref();
     let changed = prior.is_none_or(|p| {
         p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
     });
@@ -1000,33 +1170,13 @@ fn write_one(
             .int(w.run);
     }
 
-    let rule = texts.id(conn, &d.rule)?;
-    let micro = texts.id(conn, &c.micro_segment)?;
-    let next = texts.id(conn, &c.next_action)?;
-    let checkpoint = checkpoint.join(";");
-    w.snapshots
-        .int(w.run)
-        .int(account)
-        .text(d.candidate.as_str())
-        .text(d.cluster.as_str())
-        .opt_text(d.previous.map(|c| c.as_str()))
-        .text(d.movement.as_str())
-        .int(rule)
-        .text(&c.evidence)
-        .text(c.tier.as_str())
-        .real(c.score)
-        .text(c.level)
-        .int(c.has_triggers as i64)
-        .text(&c.promotion_triggers)
-        .text(if c.customer_program {
-            &rules.config.customers.program
-        } else {
-            rules.config.programs.of(d.cluster)
-        })
-        .int(micro)
-        .int(next)
-        .text(&checkpoint)
-        .text(&c.rationale);
+    w.snapshots.int(w.run).int(account);
+    push_row(&mut w.snapshots, conn, texts, rules, c, &checkpoint)?;
+    for h in &c.decided {
+        let checkpoint = checkpoint_kinds(l, i, Some(&h.prior), &h.c);
+        w.proposal_rows.int(w.run).int(account).text(h.outcome);
+        push_row(&mut w.proposal_rows, conn, texts, rules, &h.c, &checkpoint)?;
+    }
     Ok(())
 }
 

@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
+    (
+        "0003_stable_signatures",
+        include_str!("../migrations/sqlite/0003_stable_signatures.sql"),
+    ),
 ];
 
 pub struct Sqlite {
