@@ -316,9 +316,7 @@ pub fn preview(
     let mut store = open_existing(db)?;
     let as_of = match as_of {
         Some(t) => t,
-        None => {
-            store.summary()?.as_of
-        }
+        None => store.summary()?.as_of,
     };
     let old = Rules::compile(old_cfg, as_of)?;
     let new = Rules::compile(new_cfg, as_of)?;
@@ -769,8 +767,7 @@ fn print_checkpoint(c: &CheckpointView) -> Result<()> {
         c.kind,
         c.account_id.as_deref().unwrap_or("-"),
         c.from.map_or("", |c| c.as_str()),
-        c.to.map(|t| format!(" → {t}"))
-            .unwrap_or_default(),
+        c.to.map(|t| format!(" → {t}")).unwrap_or_default(),
         c.status,
         c.run,
         c.as_of,

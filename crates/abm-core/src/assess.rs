@@ -41,7 +41,11 @@ impl Conflict {
                 if *open_deal { "open_deal" } else { "high" }
             ),
             Conflict::MixedSignals { signal, signal_at } => {
-                format!("mixed_signals:{}@{}", rules.event_name(*signal), signal_at.0)
+                format!(
+                    "mixed_signals:{}@{}",
+                    rules.event_name(*signal),
+                    signal_at.0
+                )
             }
             Conflict::TierMismatch { input, computed } => {
                 format!("tier_mismatch:{input}:{computed}")

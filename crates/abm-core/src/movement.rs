@@ -106,9 +106,7 @@ impl CheckpointKind {
     pub fn proposal(self) -> Option<ProposalKind> {
         match self {
             CheckpointKind::PromotionToActiveFocus => Some(ProposalKind::PromotionToActiveFocus),
-            CheckpointKind::DemotionFromActiveFocus => {
-                Some(ProposalKind::DemotionFromActiveFocus)
-            }
+            CheckpointKind::DemotionFromActiveFocus => Some(ProposalKind::DemotionFromActiveFocus),
             CheckpointKind::Promotion => Some(ProposalKind::Promotion),
             CheckpointKind::Demotion => Some(ProposalKind::Demotion),
             CheckpointKind::Capacity | CheckpointKind::Conflict => None,
@@ -430,15 +428,17 @@ pub mod legacy {
             EvidenceKind::Contacts => {
                 let (n, rest) = d.split_once(' ')?;
                 n.parse::<u32>().ok()?;
-                rest.starts_with("engaged contacts").then(|| n.to_string())?
+                rest.starts_with("engaged contacts")
+                    .then(|| n.to_string())?
             }
             EvidenceKind::Deal => {
                 let id_stage = match d.strip_prefix("open deal ") {
                     Some(rest) => rest,
-                    None => d
-                        .strip_prefix("deal ")?
-                        .rsplit_once(") stalled: no stage change since ")?
-                        .0,
+                    None => {
+                        d.strip_prefix("deal ")?
+                            .rsplit_once(") stalled: no stage change since ")?
+                            .0
+                    }
                 };
                 id_stage.rsplit_once(" (")?.0.to_string()
             }
@@ -478,7 +478,10 @@ pub mod legacy {
         if let Some(rest) = d.strip_prefix("demotion signal ") {
             let (sig, _) = rest.split_once(" alongside promotion signals")?;
             let (name, at) = sig.rsplit_once('@')?;
-            return Some(format!("mixed_signals:{name}@{}", Instant::parse(at).ok()?.0));
+            return Some(format!(
+                "mixed_signals:{name}@{}",
+                Instant::parse(at).ok()?.0
+            ));
         }
         if let Some(rest) = d.strip_prefix("input icp_tier ") {
             let (input, computed) = rest.split_once(" but the score gives tier ")?;
@@ -1088,7 +1091,13 @@ mod tests {
         );
         assert_eq!(d.entered_at, t("2026-11-01"));
         assert!(d.rule.starts_with("promotion: entry rule 6"), "{}", d.rule);
-        assert_eq!(d.evidence.iter().filter(|e| e.kind == EvidenceKind::Trigger).count(), 1);
+        assert_eq!(
+            d.evidence
+                .iter()
+                .filter(|e| e.kind == EvidenceKind::Trigger)
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -1262,7 +1271,10 @@ mod tests {
                 panic!("{d:?}")
             };
             let ev = from_json(d);
-            assert!(ev.iter().all(|e| e.code.is_empty()), "codes are not serialized");
+            assert!(
+                ev.iter().all(|e| e.code.is_empty()),
+                "codes are not serialized"
+            );
             assert_eq!(
                 legacy::proposal_signature(&p.rule, &ev).as_deref(),
                 Some(p.signature.as_str()),
@@ -1300,9 +1312,21 @@ mod tests {
         assert_eq!(seen.len(), 5);
         assert!(seen[0].starts_with("promotion:entry_rule:"), "{}", seen[0]);
         assert!(seen[0].contains(";trigger:funding_round@"), "{}", seen[0]);
-        assert!(seen[2].starts_with("demotion:deal_stalled|deal:D0@"), "{}", seen[2]);
-        assert!(seen[3].starts_with("demotion:signal:champion_left|"), "{}", seen[3]);
-        assert!(seen[4].starts_with("demotion:af_inactivity|inactivity:@"), "{}", seen[4]);
+        assert!(
+            seen[2].starts_with("demotion:deal_stalled|deal:D0@"),
+            "{}",
+            seen[2]
+        );
+        assert!(
+            seen[3].starts_with("demotion:signal:champion_left|"),
+            "{}",
+            seen[3]
+        );
+        assert!(
+            seen[4].starts_with("demotion:af_inactivity|inactivity:@"),
+            "{}",
+            seen[4]
+        );
         // Not a text the old code wrote.
         assert_eq!(legacy::proposal_signature("reworded", &[]), None);
     }
@@ -1331,7 +1355,10 @@ mod tests {
             codes,
             [
                 "tier_mismatch:A:C".to_string(),
-                format!("mixed_signals:champion_left@{}", t("2026-10-10T08:00:00Z").0),
+                format!(
+                    "mixed_signals:champion_left@{}",
+                    t("2026-10-10T08:00:00Z").0
+                ),
                 "low_tier_high_engagement:D:open_deal".to_string(),
             ]
         );

@@ -231,7 +231,10 @@ mod tests {
         }
         let s = capacity_status(&c, &cap);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-        assert_eq!((s.active_focus, s.active_focus_max), (CapacityLevel::Ok, 20));
+        assert_eq!(
+            (s.active_focus, s.active_focus_max),
+            (CapacityLevel::Ok, 20)
+        );
         c.active_focus += 10;
         let s = capacity_status(&c, &cap);
         assert_eq!(s.active_focus, CapacityLevel::Over);

@@ -110,12 +110,7 @@ pub(crate) fn stable_signatures(conn: &mut dyn Conn) -> Result<(), StoreError> {
         |r| Ok((r.i(0)?, r.string(1)?, r.opt_string(2)?, r.string(3)?)),
     )?;
     for (id, kind, rule, evidence) in rows {
-        let k = crate::query::parse_code(
-            CheckpointKind::parse,
-            "checkpoints",
-            "kind",
-            &kind,
-        )?;
+        let k = crate::query::parse_code(CheckpointKind::parse, "checkpoints", "kind", &kind)?;
         let ev: Vec<Evidence> = serde_json::from_str(&evidence).map_err(|e| {
             StoreError::Corrupt(format!(
                 "checkpoints.evidence of checkpoint {id} is not evidence JSON ({e}): {evidence:?}"

@@ -16,7 +16,8 @@ use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
 use abm_core::movement::{
-    apply_approval, decide, Decision, Evidence, EvidenceKind, PriorState, Proposal, ProposalAction, ProposalKind,
+    apply_approval, decide, Decision, Evidence, EvidenceKind, PriorState, Proposal, ProposalAction,
+    ProposalKind,
 };
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
@@ -1023,8 +1024,7 @@ fn checkpoint_kinds(l: &Loaded, i: usize, prior: Option<&PriorState>, c: &Comput
         ProposalAction::Open(p) => kinds.push(p.kind.as_str()),
         ProposalAction::None | ProposalAction::Close(_) => {}
     }
-    if !c.conflicts.is_empty() && (l.pending_conflict[i].is_some() || !conflict_decided(l, i, c))
-    {
+    if !c.conflicts.is_empty() && (l.pending_conflict[i].is_some() || !conflict_decided(l, i, c)) {
         kinds.push("conflict");
     }
     kinds.join(";")
