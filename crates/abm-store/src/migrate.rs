@@ -146,10 +146,12 @@ mod tests {
         let frozen_sqlite = [
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
+            "4a119cf1ae41de37823a2edaa07138811452c64687d8eee541ea4e0f9d58fcec",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
             "551bb3985c22dff75ede5130fe49f92f0f5f8a0d998cfa7fce1d796ce748992f",
+            "b34d748f2e8e8af946aa6a9d662039eddcecb580799c79a5bfcc911c28292a5e",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),
