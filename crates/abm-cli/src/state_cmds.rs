@@ -626,7 +626,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             outln!()?;
             if s.decisions_since_run > 0 {
                 outln!(
-                    "  {} review decision(s) since this run, included above (the next `abm run` agrees)",
+                    "  {} review decision(s) since this run: decided proposals are in the counts above, `abm run` refreshes the rest",
                     s.decisions_since_run
                 )?;
             }
@@ -1096,7 +1096,7 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     )?;
     if info.decisions_since_run > 0 {
         eprintln!(
-            "abm: note: {} review decision(s) since run {} are included",
+            "abm: note: {} review decision(s) since run {}: decided proposals are included, `abm run` refreshes the rest",
             info.decisions_since_run, info.run
         );
     }
