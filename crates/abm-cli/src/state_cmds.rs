@@ -6,7 +6,7 @@ use abm_core::movement::{CheckpointKind, CheckpointStatus};
 use abm_core::{Instant, Rules};
 use abm_io::output::{self, AssignmentRow, Summary};
 use abm_io::outset::{OutputSet, SetKind};
-use abm_store::query::{CheckpointView, MovementView};
+use abm_store::query::{CheckpointView, EvidenceItem, MovementView};
 use abm_store::{ImportInputs, RunOptions, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -726,20 +726,16 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
     Ok(())
 }
 
-fn print_evidence(indent: &str, ev: &serde_json::Value) -> Result<()> {
-    if let Some(items) = ev.as_array() {
-        for e in items {
-            let at = e
-                .get("at")
-                .and_then(|v| v.as_str())
-                .map(|a| format!(" @ {a}"))
-                .unwrap_or_default();
-            outln!(
-                "{indent}- {}: {}{at}",
-                e.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
-                e.get("detail").and_then(|v| v.as_str()).unwrap_or("")
-            )?;
-        }
+fn print_evidence(indent: &str, ev: &[EvidenceItem]) -> Result<()> {
+    for e in ev {
+        // As the JSON has it (the earliest instant reads `never`).
+        let at =
+            e.at.map(|a| match a {
+                Instant::MIN => " @ never".to_string(),
+                a => format!(" @ {a}"),
+            })
+            .unwrap_or_default();
+        outln!("{indent}- {}: {}{at}", e.kind, e.detail)?;
     }
     Ok(())
 }

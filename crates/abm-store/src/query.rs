@@ -14,7 +14,9 @@
 
 use crate::db::{Conn, ConnExt, Row, RowExt, TxMode, Value};
 use crate::{meta, StoreError, Tx};
-use abm_core::movement::{CheckpointKind, CheckpointStatus, DecisionAction, Movement};
+use abm_core::movement::{
+    CheckpointKind, CheckpointStatus, DecisionAction, EvidenceKind, Movement,
+};
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{Cluster, EngagementLevel, Instant, Tier};
 use serde::{Serialize, Serializer};
@@ -22,6 +24,24 @@ use std::collections::BTreeMap;
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_string()))
+}
+
+/// One piece of evidence as a view shows it: when, in words, and what kind (its fields in this
+/// order, as the store has always printed them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EvidenceItem {
+    pub at: Option<Instant>,
+    pub detail: String,
+    pub kind: EvidenceKind,
+}
+
+/// A stored evidence list (JSON) → items, or [`StoreError::Corrupt`] naming where it is.
+fn evidence(table: &str, v: &str) -> Result<Vec<EvidenceItem>, StoreError> {
+    serde_json::from_str(v).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{table}.evidence holds {v:?}, which is not an evidence list ({e})"
+        ))
+    })
 }
 
 /// Stored text → a code, or [`StoreError::Corrupt`] naming `table.column` and the value.
@@ -112,7 +132,7 @@ pub struct CheckpointView {
     pub account_id: Option<String>,
     pub from: Option<Cluster>,
     pub to: Option<Cluster>,
-    pub evidence: serde_json::Value,
+    pub evidence: Vec<EvidenceItem>,
     pub status: CheckpointStatus,
     pub reviewer: Option<String>,
     pub comment: Option<String>,
@@ -139,7 +159,7 @@ fn checkpoint_row(r: &dyn Row) -> Result<CheckpointView, StoreError> {
         account_id: r.opt_string(2)?,
         from: opt_cluster(T, "from_cluster", r.text(3)?)?,
         to: opt_cluster(T, "to_cluster", r.text(4)?)?,
-        evidence: json(r.s(5)?),
+        evidence: evidence(T, r.s(5)?)?,
         status: parse_code(CheckpointStatus::parse, T, "status", r.s(6)?)?,
         reviewer: r.opt_string(7)?,
         comment: r.opt_string(8)?,
@@ -205,7 +225,7 @@ pub struct MovementView {
     /// `promotion` or `demotion`.
     pub direction: Movement,
     pub rule: String,
-    pub evidence: serde_json::Value,
+    pub evidence: Vec<EvidenceItem>,
     /// The approved checkpoint, when the move needed a reviewer.
     pub checkpoint: Option<i64>,
     pub approved_by: Option<String>,
@@ -227,7 +247,7 @@ fn movement_row(r: &dyn Row) -> Result<MovementView, StoreError> {
         to: cluster(T, "to_cluster", r.s(5)?)?,
         direction: movement(T, "direction", r.s(6)?)?,
         rule: r.string(7)?,
-        evidence: json(r.s(8)?),
+        evidence: evidence(T, r.s(8)?)?,
         checkpoint: r.int(9)?,
         approved_by: r.opt_string(10)?,
         created_at: wall(T, "created_at", r.s(11)?)?,
@@ -244,7 +264,7 @@ pub struct SnapshotView {
     pub previous: Option<Cluster>,
     pub movement: Movement,
     pub rule: String,
-    pub evidence: serde_json::Value,
+    pub evidence: Vec<EvidenceItem>,
     pub tier: Tier,
     pub icp_score: String,
     pub engagement_level: EngagementLevel,
@@ -557,7 +577,7 @@ impl crate::Store {
                     previous: opt_cluster(T, "previous", r.text(4)?)?,
                     movement: movement(T, "movement", r.s(5)?)?,
                     rule: r.string(6)?,
-                    evidence: json(r.s(7)?),
+                    evidence: evidence(T, r.s(7)?)?,
                     tier: tier(T, r.s(8)?)?,
                     icp_score: score_text(r.real(9)?.unwrap_or(0.0)),
                     engagement_level: level(T, r.s(10)?)?,

@@ -11,13 +11,14 @@
 //! Nothing here decides a cluster: the rules are `abm-core`'s.
 
 use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::query::parse_code;
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
 use abm_core::movement::{
-    apply_approval, decide, Decision, Evidence, EvidenceKind, PriorState, Proposal, ProposalAction,
-    ProposalKind,
+    apply_approval, decide, CheckpointKind, CheckpointStatus, Decision, Evidence, EvidenceKind,
+    PriorState, Proposal, ProposalAction, ProposalKind,
 };
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
@@ -84,7 +85,13 @@ fn apply_review_policy(
     let pending = conn.query_all(
         "SELECT id, kind, as_of FROM checkpoints WHERE status = 'pending' ORDER BY id",
         &[],
-        |r| Ok((r.i(0)?, r.string(1)?, Instant(r.i(2)?))),
+        |r| {
+            Ok((
+                r.i(0)?,
+                parse_code(CheckpointKind::parse, "checkpoints", "kind", r.s(1)?)?,
+                Instant(r.i(2)?),
+            ))
+        },
     )?;
     let age = |t: Instant| as_of.days_since(t).max(0) as u32;
     let mut lines = Vec::new();
@@ -93,7 +100,7 @@ fn apply_review_policy(
     let mut approved = (0u32, 0u32);
     for (id, kind, at) in pending {
         let a = age(at);
-        if n > 0 && a >= n && kind == "demotion_from_active_focus" {
+        if n > 0 && a >= n && kind == CheckpointKind::DemotionFromActiveFocus {
             let by = format!("policy: auto_approve_demotions_after_days = {n}");
             match crate::review::decide_in(conn, id, true, &by, Some("unreviewed"), false) {
                 Ok(_) => {
@@ -230,8 +237,8 @@ struct Loaded {
     events_unknown: u64,
 }
 
-fn cluster(s: &str) -> Result<Cluster, StoreError> {
-    Cluster::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown cluster {s:?}")))
+fn cluster(table: &str, column: &str, s: &str) -> Result<Cluster, StoreError> {
+    crate::query::parse_code(Cluster::parse, table, column, s)
 }
 
 fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
@@ -294,7 +301,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         &mut |r| {
             if let Some(i) = idx_of(&id_map, r.i(0)?) {
                 priors[i as usize] = Some(PriorState {
-                    cluster: cluster(r.s(1)?)?,
+                    cluster: cluster("account_state", "cluster", r.s(1)?)?,
                     entered_at: Instant(r.i(2)?),
                     floor: r.int(3)?.map(Instant).unwrap_or(Instant::MIN),
                     pending: None,
@@ -321,10 +328,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 return Ok(());
             };
             let i = i as usize;
-            let kind = r.s(2)?;
-            let status = r.s(7)?;
-            let pending = status == "pending";
-            if kind == "conflict" {
+            let kind = parse_code(CheckpointKind::parse, "checkpoints", "kind", r.s(2)?)?;
+            let status = parse_code(CheckpointStatus::parse, "checkpoints", "status", r.s(7)?)?;
+            let pending = status == CheckpointStatus::Pending;
+            if kind == CheckpointKind::Conflict {
                 if pending {
                     pending_conflict[i] = Some(r.i(0)?);
                 } else {
@@ -335,10 +342,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 }
                 return Ok(());
             }
-            if status == "approved" {
+            if status == CheckpointStatus::Approved {
                 return Ok(());
             }
-            let Some(kind) = ProposalKind::parse(kind) else {
+            let Some(kind) = kind.proposal() else {
                 return Ok(());
             };
             let Some(prior) = priors[i].as_mut() else {
@@ -348,8 +355,8 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             if pending {
                 prior.pending = Some(Proposal {
                     kind,
-                    from: cluster(r.text(3)?.unwrap_or(""))?,
-                    to: cluster(r.text(4)?.unwrap_or(""))?,
+                    from: cluster("checkpoints", "from_cluster", r.text(3)?.unwrap_or(""))?,
+                    to: cluster("checkpoints", "to_cluster", r.text(4)?.unwrap_or(""))?,
                     rule: r.opt_string(5)?.unwrap_or_default(),
                     signature,
                 });
@@ -709,7 +716,7 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
-        kind: &str,
+        kind: CheckpointKind,
         account: Option<i64>,
         from: Option<Cluster>,
         to: Option<Cluster>,
@@ -719,7 +726,7 @@ impl Writer {
     ) {
         self.opened += 1;
         self.checkpoints
-            .text(kind)
+            .text(kind.as_str())
             .opt_int(account)
             .int(self.run)
             .int(self.as_of.0)
@@ -915,7 +922,7 @@ pub(crate) fn run(
             Some(as_of),
         )];
         w.open(
-            "capacity",
+            CheckpointKind::Capacity,
             None,
             None,
             None,
@@ -1108,7 +1115,7 @@ fn write_one(
                 w.close(conn, id, why)?;
             }
             w.open(
-                p.kind.as_str(),
+                p.kind.into(),
                 Some(account),
                 Some(p.from),
                 Some(p.to),
@@ -1126,7 +1133,7 @@ fn write_one(
                 .map(|(code, text)| Evidence::new(EvidenceKind::Conflict, code, text, None))
                 .collect();
             w.open(
-                "conflict",
+                CheckpointKind::Conflict,
                 Some(account),
                 Some(d.cluster),
                 None,

@@ -169,3 +169,37 @@ fn views_on_postgres() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// A stored value that is not a code this abm knows is an error naming table, column and value,
+/// never a guess.
+#[test]
+fn an_unknown_stored_code_is_corrupt_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("abm.db");
+    let config = Config::default();
+    let mut store = Store::open(&db.display().to_string()).unwrap();
+    let inputs = ImportInputs {
+        accounts: Some(write(
+            dir.path(),
+            "accounts.csv",
+            "account_id,name,industry,employees,icp_score,icp_tier\nA1,A1 Corp,software,500,90,A\n",
+        )),
+        engagement: None,
+        more_engagement: Vec::new(),
+        triggers: None,
+        deals: None,
+    };
+    store.import(&inputs, &LoadOptions::new(&config)).unwrap();
+    run(&mut store, &config, "2026-01-01");
+    assert!(store.history("A1").is_ok());
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE snapshots SET movement = 'sideways'", [])
+        .unwrap();
+    let err = store.history("A1").unwrap_err().to_string();
+    assert!(
+        err.contains("snapshots.movement") && err.contains("\"sideways\""),
+        "{err}"
+    );
+    assert!(store.export(&mut |_| Ok(())).is_err());
+}
