@@ -404,9 +404,14 @@ fn current(
     Ok(Current { counts, capacity })
 }
 
-/// A snapshot column as the current state has it: the current row's when a decision made one.
-fn cur(col: &str) -> String {
-    format!("CASE WHEN cr.account IS NULL THEN s.{col} ELSE cr.{col} END")
+/// A snapshot column as the current state has it: the current row's when a decision made one
+/// (`overlay`), else the snapshot's.
+fn cur(col: &str, overlay: bool) -> String {
+    if overlay {
+        format!("CASE WHEN cr.account IS NULL THEN s.{col} ELSE cr.{col} END")
+    } else {
+        format!("s.{col}")
+    }
 }
 
 impl crate::Store {
@@ -686,6 +691,17 @@ impl crate::Store {
         info.checkpoints
             .insert(CheckpointKind::Capacity, capacity as u64);
         let order = tx.bytewise();
+        // Without a decision since the run (the usual case), the snapshot rows as they are.
+        let overlay = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM current_rows WHERE run = ?",
+            &[Value::Int(run)],
+        )? > 0;
+        let cur = |col: &str| cur(col, overlay);
+        let join = if overlay {
+            "LEFT JOIN current_rows cr ON cr.account = s.account AND cr.run = s.run"
+        } else {
+            ""
+        };
         let mut checkpoints: BTreeMap<CheckpointKind, u64> = BTreeMap::new();
         tx.query_each(
             &format!(
@@ -694,7 +710,7 @@ impl crate::Store {
                     na.text, {checkpoint}, {rationale}
                  FROM snapshots s
                  JOIN accounts a ON a.id = s.account
-                 LEFT JOIN current_rows cr ON cr.account = s.account AND cr.run = s.run
+                 {join}
                  JOIN texts ms ON ms.id = {micro_segment}
                  JOIN texts na ON na.id = {next_action}
                  WHERE s.run = ?
