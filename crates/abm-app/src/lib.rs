@@ -255,10 +255,7 @@ impl App {
         let mut store = self.pool.get()?;
         let as_of = match as_of {
             Some(t) => t,
-            None => {
-                let latest = store.summary()?;
-                Instant::parse(&latest.as_of).map_err(|e| AppError::Invalid(e.to_string()))?
-            }
+            None => store.summary()?.as_of,
         };
         let old = Rules::compile(&self.config, as_of)?;
         let new = Rules::compile(new, as_of)?;

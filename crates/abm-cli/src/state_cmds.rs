@@ -3,10 +3,11 @@
 
 use crate::{load_config, now, parse_as_of, InputArgs};
 use abm_app::{App, RunObserver, StoreSettings};
+use abm_core::movement::{CheckpointKind, CheckpointStatus};
 use abm_core::Instant;
 use abm_io::output::{self, AssignmentRow, Summary};
 use abm_io::outset::{OutputSet, SetKind};
-use abm_store::query::{CheckpointView, MovementView};
+use abm_store::query::{CheckpointView, EvidenceItem, MovementView};
 use abm_store::{ImportInputs, RunOutcome, Store, StoreError, DEFAULT_DATABASE};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -235,18 +236,12 @@ impl ReviewFilter {
         items: Vec<CheckpointView>,
     ) -> Result<Vec<(CheckpointView, i64)>> {
         let latest = store.summary().ok().map(|s| s.as_of);
-        let latest = latest.as_deref().and_then(|t| Instant::parse(t).ok());
-        let age = |c: &CheckpointView| -> i64 {
-            match (latest, Instant::parse(&c.as_of).ok()) {
-                (Some(l), Some(a)) => l.days_since(a),
-                _ => 0,
-            }
-        };
+        let age = |c: &CheckpointView| -> i64 { latest.map_or(0, |l| l.days_since(c.as_of)) };
         // Current cluster and tier per account, read only when asked for.
-        let mut current: HashMap<String, (String, String)> = HashMap::new();
+        let mut current: HashMap<String, (abm_core::Cluster, abm_core::Tier)> = HashMap::new();
         if self.tier.is_some() || self.cluster.is_some() {
             store.export(&mut |r| {
-                current.insert(r.account_id.clone(), (r.cluster.clone(), r.tier.clone()));
+                current.insert(r.account_id.clone(), (r.cluster, r.tier));
                 Ok(())
             })?;
         }
@@ -258,21 +253,21 @@ impl ReviewFilter {
         for c in items {
             let acc = c.account_id.clone().unwrap_or_default();
             let cur = current.get(&acc);
-            if self.kind.as_ref().is_some_and(|k| *k != c.kind)
+            if self.kind.as_ref().is_some_and(|k| k != c.kind.as_str())
                 || self.account.as_ref().is_some_and(|a| *a != acc)
             {
                 continue;
             }
             if let Some(cl) = &self.cluster {
-                let hit = cur.is_some_and(|x| x.0 == *cl)
-                    || c.from.as_ref() == Some(cl)
-                    || c.to.as_ref() == Some(cl);
+                let hit = cur.is_some_and(|x| x.0.as_str() == cl)
+                    || c.from.is_some_and(|f| f.as_str() == cl)
+                    || c.to.is_some_and(|t| t.as_str() == cl);
                 if !hit {
                     continue;
                 }
             }
             if let Some(ts) = &tiers {
-                if !cur.is_some_and(|x| ts.contains(&x.1)) {
+                if !cur.is_some_and(|x| ts.iter().any(|t| t == x.1.as_str())) {
                     continue;
                 }
             }
@@ -625,18 +620,13 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             ] {
                 outln!("  {label:<16} {n:>9}")?;
             }
-            if let Some(st) = s.capacity.get("active_focus").and_then(|v| v.as_str()) {
-                let max = s
-                    .capacity
-                    .get("active_focus_max")
-                    .cloned()
-                    .unwrap_or_default();
-                outln!("  capacity: Active Focus {st} (max {max})")?;
-            }
-            if let Some(ws) = s.capacity.get("warnings").and_then(|v| v.as_array()) {
-                for w in ws {
-                    outln!("  warning: {}", w.as_str().unwrap_or_default())?;
-                }
+            outln!(
+                "  capacity: Active Focus {} (max {})",
+                s.capacity.active_focus,
+                s.capacity.active_focus_max
+            )?;
+            for w in &s.capacity.warnings {
+                outln!("  warning: {w}")?;
             }
             outln!(
                 "  this run: {} promotions, {} demotions, {} proposals opened, {} checkpoints opened, {} closed",
@@ -650,7 +640,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             outln!()?;
             if s.decisions_since_run > 0 {
                 outln!(
-                    "  {} review decision(s) since this run: `abm run` to refresh the assignments",
+                    "  {} review decision(s) since this run: decided proposals are in the counts above, `abm run` refreshes the rest",
                     s.decisions_since_run
                 )?;
             }
@@ -710,7 +700,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                     s.as_of,
                     s.cluster,
                     s.candidate,
-                    s.previous.as_deref().unwrap_or("-"),
+                    s.previous.map_or("-", |c| c.as_str()),
                     s.movement,
                     s.tier,
                     s.icp_score,
@@ -748,20 +738,16 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
     Ok(())
 }
 
-fn print_evidence(indent: &str, ev: &serde_json::Value) -> Result<()> {
-    if let Some(items) = ev.as_array() {
-        for e in items {
-            let at = e
-                .get("at")
-                .and_then(|v| v.as_str())
-                .map(|a| format!(" @ {a}"))
-                .unwrap_or_default();
-            outln!(
-                "{indent}- {}: {}{at}",
-                e.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
-                e.get("detail").and_then(|v| v.as_str()).unwrap_or("")
-            )?;
-        }
+fn print_evidence(indent: &str, ev: &[EvidenceItem]) -> Result<()> {
+    for e in ev {
+        // As the JSON has it (the earliest instant reads `never`).
+        let at =
+            e.at.map(|a| match a {
+                Instant::MIN => " @ never".to_string(),
+                a => format!(" @ {a}"),
+            })
+            .unwrap_or_default();
+        outln!("{indent}- {}: {}{at}", e.kind, e.detail)?;
     }
     Ok(())
 }
@@ -788,10 +774,8 @@ fn print_checkpoint(c: &CheckpointView) -> Result<()> {
         c.id,
         c.kind,
         c.account_id.as_deref().unwrap_or("-"),
-        c.from.as_deref().unwrap_or(""),
-        c.to.as_deref()
-            .map(|t| format!(" → {t}"))
-            .unwrap_or_default(),
+        c.from.map_or("", |c| c.as_str()),
+        c.to.map(|t| format!(" → {t}")).unwrap_or_default(),
         c.status,
         c.run,
         c.as_of,
@@ -801,11 +785,11 @@ fn print_checkpoint(c: &CheckpointView) -> Result<()> {
         outln!("      rule: {r}")?;
     }
     print_evidence("      ", &c.evidence)?;
-    if c.status != "pending" {
+    if c.status != CheckpointStatus::Pending {
         outln!(
             "      {} {}{}{}",
             c.status,
-            c.decided_at.as_deref().unwrap_or(""),
+            c.decided_at.map(|t| t.to_string()).unwrap_or_default(),
             c.reviewer
                 .as_ref()
                 .map(|r| format!(" by {r}"))
@@ -959,7 +943,10 @@ fn review(rc: ReviewCommand) -> Result<()> {
         for (id, e) in &failed {
             outln!("  #{id}: {e}")?;
         }
-        if decided.iter().any(|o| o.effective_cluster.is_some()) {
+        if decided
+            .iter()
+            .any(|o| o.effective_cluster.is_some() && !o.shown_now)
+        {
             outln!("Run `abm run` to refresh the assignments.")?;
         }
         return Ok(());
@@ -980,18 +967,23 @@ fn review(rc: ReviewCommand) -> Result<()> {
     )?;
     if let Some(cl) = &out.effective_cluster {
         outln!(
-            "  {} is now {} (effective as of run {}, {}). Run `abm run` to refresh the assignments.",
+            "  {} is now {} (effective as of run {}, {}). {}",
             c.account_id.as_deref().unwrap_or("-"),
             cl,
             c.run,
-            c.as_of
+            c.as_of,
+            if out.shown_now {
+                "Export, summary and history show it now."
+            } else {
+                "Run `abm run` to refresh the assignments."
+            }
         )?;
-    } else if c.kind == "conflict" {
+    } else if c.kind == CheckpointKind::Conflict {
         outln!(
             "  {}: the account keeps its cluster; the same disagreement is not asked again (new evidence opens a new item).",
             if approve { "acknowledged" } else { "dismissed" }
         )?;
-    } else if c.kind == "capacity" {
+    } else if c.kind == CheckpointKind::Capacity {
         outln!(
             "  {}: the next run over capacity asks again.",
             if approve { "acknowledged" } else { "dismissed" }
@@ -1016,21 +1008,22 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut buf_json = Vec::with_capacity(1 << 16);
     let mut io_err: Option<std::io::Error> = None;
     let info = store.export(&mut |r| {
+        let checkpoint = r.checkpoint.to_string();
         let row = AssignmentRow {
             account_id: &r.account_id,
             name: &r.name,
             icp_score: &r.icp_score,
-            tier: &r.tier,
-            engagement_level: &r.engagement_level,
+            tier: r.tier.as_str(),
+            engagement_level: r.engagement_level.as_str(),
             has_triggers: r.has_triggers,
-            cluster: &r.cluster,
-            previous_cluster: &r.previous_cluster,
-            movement: &r.movement,
+            cluster: r.cluster.as_str(),
+            previous_cluster: r.previous_cluster.map_or("", |c| c.as_str()),
+            movement: r.movement.as_str(),
             promotion_triggers: &r.promotion_triggers,
             program_type: &r.program_type,
             micro_segment: &r.micro_segment,
             next_action: &r.next_action,
-            checkpoint: &r.checkpoint,
+            checkpoint: &checkpoint,
             rationale: &r.rationale,
         };
         row.write_csv(&mut buf_csv);
@@ -1059,40 +1052,11 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         monitor_only: info.monitor_only as u64,
     };
     let summary_store = store.summary()?;
-    let capacity: abm_core::summary::CapacityStatus = {
-        let warnings = summary_store
-            .capacity
-            .get("warnings")
-            .and_then(|w| w.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        abm_core::summary::CapacityStatus {
-            active_focus: if summary_store
-                .capacity
-                .get("active_focus")
-                .and_then(|v| v.as_str())
-                == Some("over")
-            {
-                "over"
-            } else {
-                "ok"
-            },
-            active_focus_max: summary_store
-                .capacity
-                .get("active_focus_max")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-            warnings,
-        }
-    };
+    let capacity = info.capacity.clone();
     let mut checkpoints: BTreeMap<String, u64> = BTreeMap::new();
     checkpoints.insert("conflict".into(), 0);
     for (k, v) in &info.checkpoints {
-        checkpoints.insert(k.clone(), *v);
+        checkpoints.insert(k.to_string(), *v);
     }
     let summary = Summary {
         as_of: info.as_of.to_string(),
@@ -1135,7 +1099,7 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     )?;
     if info.decisions_since_run > 0 {
         eprintln!(
-            "abm: note: {} review decision(s) since run {}: `abm run` first to include them",
+            "abm: note: {} review decision(s) since run {}: decided proposals are included, `abm run` refreshes the rest",
             info.decisions_since_run, info.run
         );
     }

@@ -31,6 +31,35 @@ pub enum Conflict {
 }
 
 impl Conflict {
+    /// The conflict's identity in codes, ids and instants (never wording):
+    /// `low_tier_high_engagement:D:open_deal`, `mixed_signals:champion_left@MICROS`,
+    /// `tier_mismatch:A:C`. A decided conflict's signature is built from these.
+    pub fn code(&self, rules: &Rules) -> String {
+        match self {
+            Conflict::LowTierHighEngagement { tier, open_deal } => format!(
+                "low_tier_high_engagement:{tier}:{}",
+                if *open_deal { "open_deal" } else { "high" }
+            ),
+            Conflict::MixedSignals { signal, signal_at } => {
+                format!(
+                    "mixed_signals:{}@{}",
+                    rules.event_name(*signal),
+                    signal_at.0
+                )
+            }
+            Conflict::TierMismatch { input, computed } => {
+                format!("tier_mismatch:{input}:{computed}")
+            }
+        }
+    }
+
+    /// A conflict checkpoint's signature: its conflicts' codes, sorted, joined by `;`.
+    pub fn signature(codes: &[String]) -> String {
+        let mut v: Vec<&str> = codes.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.join(";")
+    }
+
     pub fn describe(&self, rules: &Rules) -> String {
         match self {
             Conflict::LowTierHighEngagement { tier, open_deal } => format!(

@@ -62,6 +62,161 @@ impl ProposalKind {
     }
 }
 
+/// What a review-queue item is about: a stable code (`capacity`, `conflict`, or a proposal's
+/// kind). Ordered by code, so maps keyed by it list in the code's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointKind {
+    /// Active Focus over its max (one per run).
+    Capacity,
+    /// Signals disagree for an account in (or entering) a conflict cluster.
+    Conflict,
+    PromotionToActiveFocus,
+    DemotionFromActiveFocus,
+    Promotion,
+    Demotion,
+}
+
+impl CheckpointKind {
+    pub const ALL: [CheckpointKind; 6] = [
+        CheckpointKind::Capacity,
+        CheckpointKind::Conflict,
+        CheckpointKind::PromotionToActiveFocus,
+        CheckpointKind::DemotionFromActiveFocus,
+        CheckpointKind::Promotion,
+        CheckpointKind::Demotion,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointKind::Capacity => "capacity",
+            CheckpointKind::Conflict => "conflict",
+            CheckpointKind::PromotionToActiveFocus => "promotion_to_active_focus",
+            CheckpointKind::DemotionFromActiveFocus => "demotion_from_active_focus",
+            CheckpointKind::Promotion => "promotion",
+            CheckpointKind::Demotion => "demotion",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CheckpointKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The proposal kind, for a proposed move.
+    pub fn proposal(self) -> Option<ProposalKind> {
+        match self {
+            CheckpointKind::PromotionToActiveFocus => Some(ProposalKind::PromotionToActiveFocus),
+            CheckpointKind::DemotionFromActiveFocus => Some(ProposalKind::DemotionFromActiveFocus),
+            CheckpointKind::Promotion => Some(ProposalKind::Promotion),
+            CheckpointKind::Demotion => Some(ProposalKind::Demotion),
+            CheckpointKind::Capacity | CheckpointKind::Conflict => None,
+        }
+    }
+}
+
+impl From<ProposalKind> for CheckpointKind {
+    fn from(k: ProposalKind) -> CheckpointKind {
+        match k {
+            ProposalKind::PromotionToActiveFocus => CheckpointKind::PromotionToActiveFocus,
+            ProposalKind::DemotionFromActiveFocus => CheckpointKind::DemotionFromActiveFocus,
+            ProposalKind::Promotion => CheckpointKind::Promotion,
+            ProposalKind::Demotion => CheckpointKind::Demotion,
+        }
+    }
+}
+
+/// Where a review-queue item stands (SPEC §4.5): a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointStatus {
+    Pending,
+    Approved,
+    Rejected,
+    /// Closed without a reviewer: the account moved on, superseded, resolved, or expired by
+    /// the `[review]` policy.
+    Closed,
+}
+
+impl CheckpointStatus {
+    pub const ALL: [CheckpointStatus; 4] = [
+        CheckpointStatus::Pending,
+        CheckpointStatus::Approved,
+        CheckpointStatus::Rejected,
+        CheckpointStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointStatus::Pending => "pending",
+            CheckpointStatus::Approved => "approved",
+            CheckpointStatus::Rejected => "rejected",
+            CheckpointStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CheckpointStatus> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of the decisions audit trail: a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionAction {
+    Approve,
+    Reject,
+    /// Closed by a run or the review policy.
+    Close,
+}
+
+impl DecisionAction {
+    pub const ALL: [DecisionAction; 3] = [
+        DecisionAction::Approve,
+        DecisionAction::Reject,
+        DecisionAction::Close,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionAction::Approve => "approve",
+            DecisionAction::Reject => "reject",
+            DecisionAction::Close => "close",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DecisionAction> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+macro_rules! by_code {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        /// Ordered by code (as text), so maps keyed by it read as they did with text keys.
+        impl Ord for $t {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(o.as_str())
+            }
+        }
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+    )*};
+}
+by_code!(CheckpointKind, CheckpointStatus, DecisionAction);
+
+impl std::fmt::Display for Movement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A move waiting for a reviewer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
@@ -121,29 +276,239 @@ impl Movement {
     }
 }
 
-/// One piece of evidence: what, and when.
+/// What a piece of evidence is: a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    Tier,
+    Event,
+    Contacts,
+    Deal,
+    Trigger,
+    Signal,
+    Inactivity,
+    Capacity,
+    Conflict,
+}
+
+impl EvidenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::Tier => "tier",
+            EvidenceKind::Event => "event",
+            EvidenceKind::Contacts => "contacts",
+            EvidenceKind::Deal => "deal",
+            EvidenceKind::Trigger => "trigger",
+            EvidenceKind::Signal => "signal",
+            EvidenceKind::Inactivity => "inactivity",
+            EvidenceKind::Capacity => "capacity",
+            EvidenceKind::Conflict => "conflict",
+        }
+    }
+}
+
+impl std::fmt::Display for EvidenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One piece of evidence: what, and when. `detail` is for people; `code` is its identity (a
+/// tier letter, an event/trigger/signal type, a deal id, a contact count, a conflict code) and,
+/// with `kind` and `at`, all that a signature is built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// `event`, `trigger`, `deal`, `signal`, `contacts`, `tier`, `inactivity`.
-    pub kind: String,
+    pub kind: EvidenceKind,
     pub detail: String,
     pub at: Option<Instant>,
+    /// Not serialized (the evidence's JSON keeps its shape); the signature carries it.
+    #[serde(skip)]
+    pub code: String,
 }
 
 impl Evidence {
-    fn new(kind: &str, detail: impl Into<String>, at: Option<Instant>) -> Evidence {
+    pub fn new(
+        kind: EvidenceKind,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+        at: Option<Instant>,
+    ) -> Evidence {
         Evidence {
-            kind: kind.into(),
+            kind,
             detail: detail.into(),
             at,
+            code: code.into(),
         }
     }
 
+    /// `kind:code@micros` (or `kind:code` without an instant): codes, ids and instants only.
     pub fn key(&self) -> String {
         match self.at {
-            Some(t) => format!("{}:{}@{}", self.kind, self.detail, t),
-            None => format!("{}:{}", self.kind, self.detail),
+            Some(t) => format!("{}:{}@{}", self.kind, self.code, t.0),
+            None => format!("{}:{}", self.kind, self.code),
         }
+    }
+}
+
+/// Which movement rule fired: a stable code (its wording is [`RuleCode::name`] and the rule
+/// text around it, which may change without changing the identity).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleCode {
+    /// Promotion by the decision table's row N (1-based).
+    EntryRule(u8),
+    /// Tier fell to D/E: Monitor Only.
+    TierDrop,
+    /// Active Focus: an open deal with no stage change for `stalled_after_days`.
+    DealStalled,
+    /// A demotion signal event of this type.
+    Signal(String),
+    /// Active Focus: no Medium+ engagement for `af_inactivity_days`.
+    AfInactivity,
+    /// Future Pipeline: no engagement for `fp_inactivity_days`.
+    FpInactivity,
+}
+
+impl RuleCode {
+    /// The code in text: `entry_rule:3`, `tier_drop`, `deal_stalled`, `signal:champion_left`,
+    /// `af_inactivity`, `fp_inactivity`.
+    pub fn code(&self) -> String {
+        match self {
+            RuleCode::EntryRule(n) => format!("entry_rule:{n}"),
+            RuleCode::Signal(t) => format!("signal:{t}"),
+            other => other.name().to_string(),
+        }
+    }
+
+    /// The name the rule texts use (`demotion: deal_stalled`, `demotion: champion_left`).
+    pub fn name(&self) -> &str {
+        match self {
+            RuleCode::EntryRule(_) => "entry_rule",
+            RuleCode::TierDrop => "tier_drop",
+            RuleCode::DealStalled => "deal_stalled",
+            RuleCode::Signal(t) => t,
+            RuleCode::AfInactivity => "af_inactivity",
+            RuleCode::FpInactivity => "fp_inactivity",
+        }
+    }
+}
+
+/// A proposal's identity: `promotion|demotion`, the rule's code and the evidence keys (sorted),
+/// e.g. `promotion:entry_rule:3|event:meeting@1792454400000000;tier:A`. Never wording: a
+/// rejected proposal stays rejected when a message changes, and a new piece of evidence (another
+/// event, another date) makes a new signature.
+pub fn signature(promotion: bool, rule: &RuleCode, evidence: &[Evidence]) -> String {
+    let mut keys: Vec<String> = evidence.iter().map(|e| e.key()).collect();
+    keys.sort();
+    format!(
+        "{}:{}|{}",
+        if promotion { "promotion" } else { "demotion" },
+        rule.code(),
+        keys.join(";")
+    )
+}
+
+/// Signatures as abm wrote them before stable codes (schema ≤ 2: the rule's text plus the
+/// evidence's wording), rebuilt in today's form from what a checkpoint row kept: its rule text and
+/// its evidence (whose `detail` wording these functions know; `code` is filled in from it).
+/// `None` when a text is not one the old code wrote.
+pub mod legacy {
+    use super::{signature, Evidence, EvidenceKind, RuleCode};
+    use crate::time::Instant;
+
+    fn evidence_code(e: &Evidence) -> Option<String> {
+        let d = e.detail.as_str();
+        Some(match e.kind {
+            EvidenceKind::Tier => {
+                let d = d.strip_prefix("tier fell to ").unwrap_or(d);
+                let (tier, _) = d.split_once(" (score ")?;
+                crate::Tier::parse(tier)?.as_str().to_string()
+            }
+            EvidenceKind::Event => d.rsplit_once(" (")?.0.to_string(),
+            EvidenceKind::Contacts => {
+                let (n, rest) = d.split_once(' ')?;
+                n.parse::<u32>().ok()?;
+                rest.starts_with("engaged contacts")
+                    .then(|| n.to_string())?
+            }
+            EvidenceKind::Deal => {
+                let id_stage = match d.strip_prefix("open deal ") {
+                    Some(rest) => rest,
+                    None => {
+                        d.strip_prefix("deal ")?
+                            .rsplit_once(") stalled: no stage change since ")?
+                            .0
+                    }
+                };
+                id_stage.rsplit_once(" (")?.0.to_string()
+            }
+            EvidenceKind::Trigger | EvidenceKind::Signal => d.to_string(),
+            EvidenceKind::Inactivity => String::new(),
+            EvidenceKind::Capacity | EvidenceKind::Conflict => return None,
+        })
+    }
+
+    /// A proposal's signature from its stored rule text (`promotion: entry rule 3: …`,
+    /// `demotion: deal_stalled`, `demotion: champion_left`) and evidence.
+    pub fn proposal_signature(rule: &str, evidence: &[Evidence]) -> Option<String> {
+        let (promotion, code) = if let Some(rest) = rule.strip_prefix("promotion: entry rule ") {
+            let (n, _) = rest.split_once(':')?;
+            (true, RuleCode::EntryRule(n.parse().ok()?))
+        } else {
+            let name = rule.strip_prefix("demotion: ")?;
+            let code = match name {
+                "tier_drop" => RuleCode::TierDrop,
+                "deal_stalled" => RuleCode::DealStalled,
+                "af_inactivity" => RuleCode::AfInactivity,
+                "fp_inactivity" => RuleCode::FpInactivity,
+                "" => return None,
+                other => RuleCode::Signal(other.to_string()),
+            };
+            (false, code)
+        };
+        let mut ev = evidence.to_vec();
+        for e in &mut ev {
+            e.code = evidence_code(e)?;
+        }
+        Some(signature(promotion, &code, &ev))
+    }
+
+    /// A conflict's code from its old description (`Conflict::describe`'s wording).
+    fn conflict_code(d: &str) -> Option<String> {
+        if let Some(rest) = d.strip_prefix("demotion signal ") {
+            let (sig, _) = rest.split_once(" alongside promotion signals")?;
+            let (name, at) = sig.rsplit_once('@')?;
+            return Some(format!(
+                "mixed_signals:{name}@{}",
+                Instant::parse(at).ok()?.0
+            ));
+        }
+        if let Some(rest) = d.strip_prefix("input icp_tier ") {
+            let (input, computed) = rest.split_once(" but the score gives tier ")?;
+            let (i, c) = (crate::Tier::parse(input)?, crate::Tier::parse(computed)?);
+            return Some(format!("tier_mismatch:{i}:{c}"));
+        }
+        let rest = d.strip_prefix("tier ")?;
+        let (tier, what) = rest.split_once(" with ")?;
+        let what = match what {
+            "an active open deal" => "open_deal",
+            "High engagement" => "high",
+            _ => return None,
+        };
+        Some(format!(
+            "low_tier_high_engagement:{}:{what}",
+            crate::Tier::parse(tier)?
+        ))
+    }
+
+    /// A conflict checkpoint's signature from its stored evidence (one `conflict` item per
+    /// conflict, described in words).
+    pub fn conflict_signature(evidence: &[Evidence]) -> Option<String> {
+        let codes = evidence
+            .iter()
+            .map(|e| conflict_code(&e.detail))
+            .collect::<Option<Vec<String>>>()?;
+        Some(crate::assess::Conflict::signature(&codes))
     }
 }
 
@@ -197,25 +562,29 @@ fn kind_of(from: Cluster, to: Cluster, promotion: bool) -> ProposalKind {
 /// The evidence behind the entry-rule candidate.
 pub fn entry_evidence(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> Vec<Evidence> {
     let mut ev = vec![Evidence::new(
-        "tier",
+        EvidenceKind::Tier,
+        a.score.tier.as_str(),
         format!("{} (score {})", a.score.tier, a.score.score_text()),
         None,
     )];
     match &a.basis {
         LevelBasis::Event { code, at } => ev.push(Evidence::new(
-            "event",
+            EvidenceKind::Event,
+            rules.event_name(*code),
             format!("{} ({})", rules.event_name(*code), a.level),
             Some(*at),
         )),
         LevelBasis::Contacts(n) => ev.push(Evidence::new(
-            "contacts",
+            EvidenceKind::Contacts,
+            n.to_string(),
             format!("{n} engaged contacts ({})", a.level),
             None,
         )),
         LevelBasis::OpenDeal(i) => {
             let d = &facts.deals[*i];
             ev.push(Evidence::new(
-                "deal",
+                EvidenceKind::Deal,
+                d.deal_id.as_str(),
                 format!("open deal {} ({})", d.deal_id, d.stage_at(rules.as_of)),
                 Some(d.last_change_at(rules.as_of)),
             ))
@@ -223,32 +592,33 @@ pub fn entry_evidence(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> Vec<E
         LevelBasis::Nothing => {}
     }
     for (c, at) in &a.triggers {
-        ev.push(Evidence::new("trigger", rules.trigger_name(*c), Some(*at)));
+        let name = rules.trigger_name(*c);
+        ev.push(Evidence::new(EvidenceKind::Trigger, name, name, Some(*at)));
     }
     ev
 }
 
-fn signature(rule: &str, evidence: &[Evidence]) -> String {
-    let mut keys: Vec<String> = evidence.iter().map(|e| e.key()).collect();
-    keys.sort();
-    format!("{rule}|{}", keys.join(";"))
+fn signal_evidence(rules: &Rules, code: crate::rules::Code, at: Instant) -> Evidence {
+    let name = rules.event_name(code);
+    Evidence::new(EvidenceKind::Signal, name, name, Some(at))
 }
 
-/// A demotion rule that fired: (target, rule name, evidence).
+/// A demotion rule that fired: (target, rule, evidence).
 fn demotion(
     rules: &Rules,
     prior: &PriorState,
     a: &Assessment,
     facts: &Facts<'_>,
-) -> Option<(Cluster, String, Vec<Evidence>)> {
+) -> Option<(Cluster, RuleCode, Vec<Evidence>)> {
     let as_of = rules.as_of;
     let m = &rules.config.movement;
     if prior.cluster != Cluster::MonitorOnly && a.cluster == Cluster::MonitorOnly {
         return Some((
             Cluster::MonitorOnly,
-            "tier_drop".into(),
+            RuleCode::TierDrop,
             vec![Evidence::new(
-                "tier",
+                EvidenceKind::Tier,
+                a.score.tier.as_str(),
                 format!(
                     "tier fell to {} (score {})",
                     a.score.tier,
@@ -269,7 +639,8 @@ fn demotion(
                     .filter(|d| d.last_change_at(as_of).plus_days(days) > prior.floor)
                     .map(|d| {
                         Evidence::new(
-                            "deal",
+                            EvidenceKind::Deal,
+                            d.deal_id.as_str(),
                             format!(
                                 "deal {} ({}) stalled: no stage change since {}",
                                 d.deal_id,
@@ -281,26 +652,27 @@ fn demotion(
                     })
                     .collect();
                 if !stalled.is_empty() {
-                    return Some((Cluster::FuturePipeline, "deal_stalled".into(), stalled));
+                    return Some((Cluster::FuturePipeline, RuleCode::DealStalled, stalled));
                 }
             }
             let sig: Vec<Evidence> = a
                 .signals
                 .iter()
                 .filter(|(c, _)| rules.af_signal[*c as usize])
-                .map(|(c, at)| Evidence::new("signal", rules.event_name(*c), Some(*at)))
+                .map(|(c, at)| signal_evidence(rules, *c, *at))
                 .collect();
             if let Some(first) = sig.first() {
-                let name = first.detail.clone();
-                return Some((Cluster::FuturePipeline, name, sig));
+                let rule = RuleCode::Signal(first.code.clone());
+                return Some((Cluster::FuturePipeline, rule, sig));
             }
             let last = facts.engagement.last_medium_plus().max(prior.entered_at);
             if last <= as_of.minus_days(m.af_inactivity_days) {
                 return Some((
                     Cluster::FuturePipeline,
-                    "af_inactivity".into(),
+                    RuleCode::AfInactivity,
                     vec![Evidence::new(
-                        "inactivity",
+                        EvidenceKind::Inactivity,
+                        "",
                         // Stable across runs (no running day count): the evidence, and so
                         // the signature a rejection remembers, is the date of the last event.
                         format!(
@@ -318,19 +690,20 @@ fn demotion(
                 .signals
                 .iter()
                 .filter(|(c, _)| rules.fp_signal[*c as usize])
-                .map(|(c, at)| Evidence::new("signal", rules.event_name(*c), Some(*at)))
+                .map(|(c, at)| signal_evidence(rules, *c, *at))
                 .collect();
             if let Some(first) = sig.first() {
-                let name = first.detail.clone();
-                return Some((Cluster::ClusterIcp, name, sig));
+                let rule = RuleCode::Signal(first.code.clone());
+                return Some((Cluster::ClusterIcp, rule, sig));
             }
             let last = facts.engagement.last_any().max(prior.entered_at);
             if last <= as_of.minus_days(m.fp_inactivity_days) {
                 return Some((
                     Cluster::ClusterIcp,
-                    "fp_inactivity".into(),
+                    RuleCode::FpInactivity,
                     vec![Evidence::new(
-                        "inactivity",
+                        EvidenceKind::Inactivity,
+                        "",
                         format!(
                             "no engagement since {} ({}+ days)",
                             last.date_string(),
@@ -391,7 +764,12 @@ pub fn decide(
     };
 
     // A move to `to`, applied or proposed.
-    let mv = |to: Cluster, promotion: bool, rule: String, evidence: Vec<Evidence>| -> Decision {
+    let mv = |to: Cluster,
+              promotion: bool,
+              code: RuleCode,
+              rule: String,
+              evidence: Vec<Evidence>|
+     -> Decision {
         if needs_approval(rules, prior.cluster, to, promotion) {
             let kind = kind_of(prior.cluster, to, promotion);
             let movement = if promotion {
@@ -409,7 +787,7 @@ pub fn decide(
                     );
                 }
             }
-            let sig = signature(&rule, &evidence);
+            let sig = signature(promotion, &code, &evidence);
             if prior.rejected.contains(&sig) {
                 return stay(
                     if promotion {
@@ -467,13 +845,14 @@ pub fn decide(
                 entered_at: as_of,
                 floor: as_of,
                 movement: Movement::Demotion,
-                rule: format!("demotion: {rule}"),
+                rule: format!("demotion: {}", rule.name()),
                 evidence,
                 proposal: close_pending("account moved on: now monitor_only".into()),
                 close_reason: None,
             };
         }
-        return mv(to, false, format!("demotion: {rule}"), evidence);
+        let text = format!("demotion: {}", rule.name());
+        return mv(to, false, rule, text, evidence);
     }
 
     let rank = |c: Cluster| c.rank().map(|r| r as i32).unwrap_or(-1);
@@ -482,6 +861,7 @@ pub fn decide(
         return mv(
             a.cluster,
             true,
+            RuleCode::EntryRule(a.rule),
             format!("promotion: {entry_rule}"),
             entry_evidence(rules, a, facts),
         );
@@ -712,7 +1092,13 @@ mod tests {
         );
         assert_eq!(d.entered_at, t("2026-11-01"));
         assert!(d.rule.starts_with("promotion: entry rule 6"), "{}", d.rule);
-        assert_eq!(d.evidence.iter().filter(|e| e.kind == "trigger").count(), 1);
+        assert_eq!(
+            d.evidence
+                .iter()
+                .filter(|e| e.kind == EvidenceKind::Trigger)
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -871,5 +1257,119 @@ mod tests {
         let d2 = run(&c, "2027-02-01", Some(&s1));
         assert_eq!(d2.movement, Movement::Unchanged);
         assert!(matches!(d2.proposal, ProposalAction::Close(ref r) if r.contains("moved on")));
+    }
+
+    /// The migration's conversion (stored rule text + evidence JSON → signature) gives exactly
+    /// what `decide` signs today, for every kind of demotion and promotion evidence.
+    #[test]
+    fn legacy_conversion_gives_todays_signatures() {
+        let from_json = |d: &Decision| -> Vec<Evidence> {
+            serde_json::from_str(&serde_json::to_string(&d.evidence).unwrap()).unwrap()
+        };
+        let mut seen = Vec::new();
+        let mut check = |d: &Decision| {
+            let ProposalAction::Open(p) = &d.proposal else {
+                panic!("{d:?}")
+            };
+            let ev = from_json(d);
+            assert!(
+                ev.iter().all(|e| e.code.is_empty()),
+                "codes are not serialized"
+            );
+            assert_eq!(
+                legacy::proposal_signature(&p.rule, &ev).as_deref(),
+                Some(p.signature.as_str()),
+                "{d:?}"
+            );
+            assert!(!p.signature.contains(' '), "no wording: {}", p.signature);
+            seen.push(p.signature.clone());
+        };
+        // Promotion to Active Focus on an event and a trigger.
+        let mut c = case(Tier::A);
+        c.triggers.push(("funding_round", "2026-10-15"));
+        let s0 = state(&run(&c, "2026-10-01", None), None);
+        c.events.push(("meeting", "2026-10-20", ""));
+        check(&run(&c, "2026-11-01", Some(&s0)));
+        // On an open deal.
+        let mut c = case(Tier::A);
+        let s0 = state(&run(&c, "2026-10-01", None), None);
+        c.deals.push(("2026-10-20", Some("2026-10-25")));
+        check(&run(&c, "2026-11-01", Some(&s0)));
+        // Stalled deal, demotion signal, inactivity.
+        let mut c = case(Tier::A);
+        c.deals.push(("2026-08-01", Some("2026-09-01")));
+        c.events.push(("meeting", "2026-09-01", ""));
+        let s0 = state(&run(&c, "2026-09-02", None), None);
+        check(&run(&c, "2026-11-01", Some(&s0)));
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-10-01", ""));
+        let s0 = state(&run(&c, "2026-10-02", None), None);
+        c.events.push(("champion_left", "2026-10-10", ""));
+        check(&run(&c, "2026-10-11", Some(&s0)));
+        let mut c = case(Tier::A);
+        c.events.push(("demo", "2026-06-01", ""));
+        let s0 = state(&run(&c, "2026-06-02", None), None);
+        check(&run(&c, "2026-08-31", Some(&s0)));
+        assert_eq!(seen.len(), 5);
+        assert!(seen[0].starts_with("promotion:entry_rule:"), "{}", seen[0]);
+        assert!(seen[0].contains(";trigger:funding_round@"), "{}", seen[0]);
+        assert!(
+            seen[2].starts_with("demotion:deal_stalled|deal:D0@"),
+            "{}",
+            seen[2]
+        );
+        assert!(
+            seen[3].starts_with("demotion:signal:champion_left|"),
+            "{}",
+            seen[3]
+        );
+        assert!(
+            seen[4].starts_with("demotion:af_inactivity|inactivity:@"),
+            "{}",
+            seen[4]
+        );
+        // Not a text the old code wrote.
+        assert_eq!(legacy::proposal_signature("reworded", &[]), None);
+    }
+
+    #[test]
+    fn conflict_signatures_are_codes_and_convert_from_their_old_wording() {
+        use crate::assess::Conflict;
+        let rules = Rules::compile(&Config::default(), t("2026-11-01")).unwrap();
+        let signal = rules.events.lookup(b"champion_left").unwrap();
+        let conflicts = [
+            Conflict::TierMismatch {
+                input: Tier::A,
+                computed: Tier::C,
+            },
+            Conflict::MixedSignals {
+                signal,
+                signal_at: t("2026-10-10T08:00:00Z"),
+            },
+            Conflict::LowTierHighEngagement {
+                tier: Tier::D,
+                open_deal: true,
+            },
+        ];
+        let codes: Vec<String> = conflicts.iter().map(|c| c.code(&rules)).collect();
+        assert_eq!(
+            codes,
+            [
+                "tier_mismatch:A:C".to_string(),
+                format!(
+                    "mixed_signals:champion_left@{}",
+                    t("2026-10-10T08:00:00Z").0
+                ),
+                "low_tier_high_engagement:D:open_deal".to_string(),
+            ]
+        );
+        let ev: Vec<Evidence> = conflicts
+            .iter()
+            .map(|c| Evidence::new(EvidenceKind::Conflict, "", c.describe(&rules), None))
+            .collect();
+        assert_eq!(
+            legacy::conflict_signature(&ev),
+            Some(Conflict::signature(&codes))
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::config::CapacityConfig;
 use crate::model::Cluster;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClusterCounts {
@@ -15,6 +15,12 @@ pub struct ClusterCounts {
 impl ClusterCounts {
     pub fn add(&mut self, c: Cluster) {
         *self.get_mut(c) += 1;
+    }
+
+    /// One account fewer in `c` (saturating).
+    pub fn sub(&mut self, c: Cluster) {
+        let n = self.get_mut(c);
+        *n = n.saturating_sub(1);
     }
 
     pub fn get(&self, c: Cluster) -> u64 {
@@ -46,11 +52,36 @@ impl ClusterCounts {
     }
 }
 
+/// Where a cluster's count stands against its capacity: a stable code (`under`, `ok`, `over`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityLevel {
+    Under,
+    Ok,
+    Over,
+}
+
+impl CapacityLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapacityLevel::Under => "under",
+            CapacityLevel::Ok => "ok",
+            CapacityLevel::Over => "over",
+        }
+    }
+}
+
+impl std::fmt::Display for CapacityLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Capacity status of one run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapacityStatus {
     /// `ok` or `over` (Active Focus above its max: a `capacity` checkpoint).
-    pub active_focus: &'static str,
+    pub active_focus: CapacityLevel,
     pub active_focus_max: u64,
     /// Human-readable warnings for every count outside its range.
     pub warnings: Vec<String>,
@@ -84,9 +115,9 @@ pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> Capacity
     let af_max = cap.active_focus.bounds(total).1;
     CapacityStatus {
         active_focus: if counts.active_focus > af_max {
-            "over"
+            CapacityLevel::Over
         } else {
-            "ok"
+            CapacityLevel::Ok
         },
         active_focus_max: af_max,
         warnings,
@@ -170,12 +201,12 @@ mod tests {
             c.add(Cluster::ClusterIcp);
         }
         let s = capacity_status(&c, &cap);
-        assert_eq!(s.active_focus, "over");
+        assert_eq!(s.active_focus, CapacityLevel::Over);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("Future Pipeline has 0"));
         assert!(s.warnings[1].contains("Active Focus has 31"));
         c.active_focus = 30;
-        assert_eq!(capacity_status(&c, &cap).active_focus, "ok");
+        assert_eq!(capacity_status(&c, &cap).active_focus, CapacityLevel::Ok);
     }
 
     /// Issue 13: "capacity ranges are absolute, so a 99-account book warns on every run".
@@ -200,10 +231,13 @@ mod tests {
         }
         let s = capacity_status(&c, &cap);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-        assert_eq!((s.active_focus, s.active_focus_max), ("ok", 20));
+        assert_eq!(
+            (s.active_focus, s.active_focus_max),
+            (CapacityLevel::Ok, 20)
+        );
         c.active_focus += 10;
         let s = capacity_status(&c, &cap);
-        assert_eq!(s.active_focus, "over");
+        assert_eq!(s.active_focus, CapacityLevel::Over);
         assert_eq!(
             s.warnings,
             vec!["Active Focus has 24 accounts, above the recommended 5%–20% of accounts (5–22)"]

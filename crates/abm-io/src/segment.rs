@@ -575,7 +575,7 @@ pub fn segment(
     let mut checkpoints = BTreeMap::new();
     checkpoints.insert(
         "capacity".to_string(),
-        (capacity.active_focus == "over") as u64,
+        (capacity.active_focus == abm_core::summary::CapacityLevel::Over) as u64,
     );
     checkpoints.insert("conflict".to_string(), conflicts);
     let summary = Summary {

@@ -84,7 +84,7 @@ fn explain(
     // rejected).
     let state = conn.query_one(STATE, &key, |r| {
         Ok(CurrentState {
-            cluster: cluster(r.s(0)?)?,
+            cluster: cluster("account_state", "cluster", r.s(0)?)?,
             entered_at: Instant(r.i(1)?),
             floor: r.int(2)?.map(Instant),
             run: r.i(3)?,
@@ -121,8 +121,8 @@ fn explain(
         if pending {
             prior.pending = Some(Proposal {
                 kind,
-                from: cluster(r.text(2)?.unwrap_or(""))?,
-                to: cluster(r.text(3)?.unwrap_or(""))?,
+                from: cluster("checkpoints", "from_cluster", r.text(2)?.unwrap_or(""))?,
+                to: cluster("checkpoints", "to_cluster", r.text(3)?.unwrap_or(""))?,
                 rule: r.opt_string(4)?.unwrap_or_default(),
                 signature,
             });
@@ -206,8 +206,8 @@ fn explain(
                 let movement = r.s(2)?;
                 let tier = r.s(3)?;
                 Ok(RunSnapshot {
-                    cluster: cluster(r.s(0)?)?,
-                    candidate: cluster(r.s(1)?)?,
+                    cluster: cluster("snapshots", "cluster", r.s(0)?)?,
+                    candidate: cluster("snapshots", "candidate", r.s(1)?)?,
                     movement: Movement::parse(movement).ok_or_else(|| {
                         StoreError::Corrupt(format!("unknown movement {movement:?}"))
                     })?,

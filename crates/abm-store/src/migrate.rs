@@ -71,6 +71,7 @@ pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), 
             }
             None => {
                 tx.batch_execute(sql)?;
+                after(&mut *tx, name)?;
                 let now = crate::wall_clock().to_string();
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
@@ -87,6 +88,53 @@ pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), 
     tx.commit()
 }
 
+/// Steps in Rust that run right after a migration's SQL, inside its transaction (what SQL alone
+/// cannot do). A step is part of its migration: never edited once released either.
+fn after(conn: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
+    match name {
+        "0003_stable_signatures" => stable_signatures(conn),
+        _ => Ok(()),
+    }
+}
+
+/// 0003: rebuild every proposal's and conflict's signature from codes, ids and instants (they
+/// were the rule's text plus the evidence's wording). Each is rebuilt from the checkpoint's stored
+/// rule text and evidence, whose wording the old code wrote (`abm_core::movement::legacy`), so a
+/// rejected proposal stays rejected: the next run signs the same evidence the same way. A
+/// signature that cannot be rebuilt is an error naming the checkpoint (nothing is changed).
+pub(crate) fn stable_signatures(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    use abm_core::movement::{legacy, CheckpointKind, Evidence};
+    let rows = conn.query_all(
+        "SELECT id, kind, rule, evidence FROM checkpoints WHERE signature IS NOT NULL ORDER BY id",
+        &[],
+        |r| Ok((r.i(0)?, r.string(1)?, r.opt_string(2)?, r.string(3)?)),
+    )?;
+    for (id, kind, rule, evidence) in rows {
+        let k = crate::query::parse_code(CheckpointKind::parse, "checkpoints", "kind", &kind)?;
+        let ev: Vec<Evidence> = serde_json::from_str(&evidence).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "checkpoints.evidence of checkpoint {id} is not evidence JSON ({e}): {evidence:?}"
+            ))
+        })?;
+        let sig = match k {
+            CheckpointKind::Conflict => legacy::conflict_signature(&ev),
+            CheckpointKind::Capacity => continue,
+            _ => legacy::proposal_signature(rule.as_deref().unwrap_or_default(), &ev),
+        };
+        let Some(sig) = sig else {
+            return Err(StoreError::Corrupt(format!(
+                "checkpoints.signature of checkpoint {id} ({kind}) cannot be rebuilt from its rule \
+                 {rule:?} and evidence {evidence:?}: not a text abm wrote"
+            )));
+        };
+        conn.execute(
+            "UPDATE checkpoints SET signature = ? WHERE id = ?",
+            &[Value::Text(&sig), Value::Int(id)],
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,11 +146,13 @@ mod tests {
         let frozen_sqlite = [
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
+            "4a119cf1ae41de37823a2edaa07138811452c64687d8eee541ea4e0f9d58fcec",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
             "551bb3985c22dff75ede5130fe49f92f0f5f8a0d998cfa7fce1d796ce748992f",
+            "b34d748f2e8e8af946aa6a9d662039eddcecb580799c79a5bfcc911c28292a5e",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
         ];
         for (list, frozen) in [

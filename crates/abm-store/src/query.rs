@@ -1,37 +1,146 @@
 //! The read side: the review queue, summaries, movements, an account's history, and the rows of
 //! the latest snapshot for `abm export`. Each call reads one consistent view.
+//!
+//! The views are typed: every kind, status, cluster, movement and tier is an enum with a stable
+//! snake_case code (serialized as the text the store keeps), every instant an
+//! [`abm_core::Instant`] (serialized as RFC 3339 text). Stored text becomes a code in one place,
+//! [`parse_code`]: a value this abm does not know is [`StoreError::Corrupt`] naming the table,
+//! the column and the value. The JSON shapes are documented in docs/json.md and pinned by the
+//! snapshot tests in tests/views.rs.
+//!
+//! **Current state.** Export, summary and history show the latest run *with the review decisions
+//! taken since*: a decided proposal's row (`current_rows`, which abm-core computed in the run,
+//! see `run`) replaces the run's snapshot row of that account; snapshot rows are never rewritten.
 
 use crate::db::{Conn, ConnExt, Row, RowExt, TxMode, Value};
 use crate::{meta, StoreError, Tx};
-use abm_core::Instant;
-use serde::Serialize;
+use abm_core::movement::{
+    CheckpointKind, CheckpointStatus, DecisionAction, EvidenceKind, Movement,
+};
+use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
+use abm_core::{Cluster, EngagementLevel, Instant, Tier};
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_string()))
 }
 
-fn at_text(v: Option<i64>) -> Option<String> {
-    v.map(|t| Instant(t).to_string())
+/// One piece of evidence as a view shows it: when, in words, and what kind (its fields in this
+/// order, as the store has always printed them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EvidenceItem {
+    pub at: Option<Instant>,
+    pub detail: String,
+    pub kind: EvidenceKind,
+}
+
+/// A stored evidence list (JSON) → items, or [`StoreError::Corrupt`] naming where it is.
+fn evidence(table: &str, v: &str) -> Result<Vec<EvidenceItem>, StoreError> {
+    serde_json::from_str(v).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{table}.evidence holds {v:?}, which is not an evidence list ({e})"
+        ))
+    })
+}
+
+/// Stored text → a code, or [`StoreError::Corrupt`] naming `table.column` and the value.
+pub(crate) fn parse_code<T>(
+    parse: impl Fn(&str) -> Option<T>,
+    table: &str,
+    column: &str,
+    value: &str,
+) -> Result<T, StoreError> {
+    parse(value).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "{table}.{column} holds {value:?}, which is not a code this abm knows"
+        ))
+    })
+}
+
+fn cluster(table: &str, column: &str, v: &str) -> Result<Cluster, StoreError> {
+    parse_code(Cluster::parse, table, column, v)
+}
+
+fn opt_cluster(table: &str, column: &str, v: Option<&str>) -> Result<Option<Cluster>, StoreError> {
+    v.map(|v| cluster(table, column, v)).transpose()
+}
+
+/// A wall-clock time kept as RFC 3339 text.
+fn wall(table: &str, column: &str, v: &str) -> Result<Instant, StoreError> {
+    parse_code(|s| Instant::parse(s).ok(), table, column, v)
+}
+
+fn opt_wall(table: &str, column: &str, v: Option<&str>) -> Result<Option<Instant>, StoreError> {
+    v.map(|v| wall(table, column, v)).transpose()
+}
+
+fn tier(table: &str, v: &str) -> Result<Tier, StoreError> {
+    parse_code(Tier::parse, table, "tier", v)
+}
+
+fn level(table: &str, v: &str) -> Result<EngagementLevel, StoreError> {
+    parse_code(EngagementLevel::parse, table, "engagement", v)
+}
+
+fn movement(table: &str, column: &str, v: &str) -> Result<Movement, StoreError> {
+    parse_code(Movement::parse, table, column, v)
+}
+
+/// The checkpoint kinds a row has open, in order. Serialized as the text the row keeps:
+/// the codes joined by `;` (`promotion_to_active_focus;conflict`), empty for none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointKinds(pub Vec<CheckpointKind>);
+
+impl CheckpointKinds {
+    pub fn parse(table: &str, v: &str) -> Result<CheckpointKinds, StoreError> {
+        v.split(';')
+            .filter(|k| !k.is_empty())
+            .map(|k| parse_code(CheckpointKind::parse, table, "checkpoint", k))
+            .collect::<Result<_, _>>()
+            .map(CheckpointKinds)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for CheckpointKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            f.write_str(k.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for CheckpointKinds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One review-queue item (SPEC §4.5's fields first).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CheckpointView {
     pub id: i64,
-    pub kind: String,
+    pub kind: CheckpointKind,
     pub account_id: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub evidence: serde_json::Value,
-    pub status: String,
+    pub from: Option<Cluster>,
+    pub to: Option<Cluster>,
+    pub evidence: Vec<EvidenceItem>,
+    pub status: CheckpointStatus,
     pub reviewer: Option<String>,
     pub comment: Option<String>,
-    pub created_at: String,
-    pub decided_at: Option<String>,
+    pub created_at: Instant,
+    pub decided_at: Option<Instant>,
     /// The run that opened it, and that run's as_of.
     pub run: i64,
-    pub as_of: String,
+    pub as_of: Instant,
     pub rule: Option<String>,
     /// Why it was closed.
     pub reason: Option<String>,
@@ -43,20 +152,21 @@ const CHECKPOINT_COLS: &str =
     FROM checkpoints c LEFT JOIN accounts a ON a.id = c.account";
 
 fn checkpoint_row(r: &dyn Row) -> Result<CheckpointView, StoreError> {
+    const T: &str = "checkpoints";
     Ok(CheckpointView {
         id: r.i(0)?,
-        kind: r.string(1)?,
+        kind: parse_code(CheckpointKind::parse, T, "kind", r.s(1)?)?,
         account_id: r.opt_string(2)?,
-        from: r.opt_string(3)?,
-        to: r.opt_string(4)?,
-        evidence: json(r.s(5)?),
-        status: r.string(6)?,
+        from: opt_cluster(T, "from_cluster", r.text(3)?)?,
+        to: opt_cluster(T, "to_cluster", r.text(4)?)?,
+        evidence: evidence(T, r.s(5)?)?,
+        status: parse_code(CheckpointStatus::parse, T, "status", r.s(6)?)?,
         reviewer: r.opt_string(7)?,
         comment: r.opt_string(8)?,
-        created_at: r.string(9)?,
-        decided_at: r.opt_string(10)?,
+        created_at: wall(T, "created_at", r.s(9)?)?,
+        decided_at: opt_wall(T, "decided_at", r.text(10)?)?,
         run: r.i(11)?,
-        as_of: Instant(r.i(12)?).to_string(),
+        as_of: Instant(r.i(12)?),
         rule: r.opt_string(13)?,
         reason: r.opt_string(14)?,
     })
@@ -71,19 +181,21 @@ pub(crate) fn checkpoint_view(conn: &mut dyn Conn, id: i64) -> Result<Checkpoint
     .ok_or(StoreError::NoCheckpoint(id))
 }
 
-/// Counts of the latest run and the queue (`abm summary`).
+/// Counts of the latest run, with the review decisions since, and the queue (`abm summary`).
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreSummary {
     pub run: i64,
-    pub as_of: String,
-    pub started_at: String,
+    pub as_of: Instant,
+    pub started_at: Instant,
     pub config_hash: String,
     pub accounts: i64,
+    /// Accounts per current cluster: the run's, with the decided proposals since applied.
     pub cluster_icp_count: i64,
     pub future_pipeline_count: i64,
     pub active_focus_count: i64,
     pub monitor_only_count: i64,
-    pub capacity: serde_json::Value,
+    /// Capacity against the current counts.
+    pub capacity: CapacityStatus,
     pub promotions: i64,
     pub demotions: i64,
     pub proposals_opened: i64,
@@ -91,10 +203,10 @@ pub struct StoreSummary {
     pub checkpoints_closed: i64,
     pub events_after_as_of: i64,
     /// status → kind → count, over the whole queue.
-    pub queue: BTreeMap<String, BTreeMap<String, i64>>,
+    pub queue: BTreeMap<CheckpointStatus, BTreeMap<CheckpointKind, i64>>,
     /// Pending checkpoints per kind.
-    pub pending: BTreeMap<String, i64>,
-    /// Review decisions taken since this run (a new `abm run` reflects them).
+    pub pending: BTreeMap<CheckpointKind, i64>,
+    /// Review decisions taken since this run.
     pub decisions_since_run: i64,
     pub runs: i64,
     pub imports: i64,
@@ -106,17 +218,18 @@ pub struct StoreSummary {
 pub struct MovementView {
     pub id: i64,
     pub account_id: String,
-    pub as_of: String,
+    pub as_of: Instant,
     pub run: i64,
-    pub from: String,
-    pub to: String,
-    pub direction: String,
+    pub from: Cluster,
+    pub to: Cluster,
+    /// `promotion` or `demotion`.
+    pub direction: Movement,
     pub rule: String,
-    pub evidence: serde_json::Value,
+    pub evidence: Vec<EvidenceItem>,
     /// The approved checkpoint, when the move needed a reviewer.
     pub checkpoint: Option<i64>,
     pub approved_by: Option<String>,
-    pub created_at: String,
+    pub created_at: Instant,
 }
 
 const MOVEMENT_COLS: &str = "m.id, a.account_id, m.as_of, m.run, m.from_cluster, m.to_cluster,
@@ -124,19 +237,20 @@ const MOVEMENT_COLS: &str = "m.id, a.account_id, m.as_of, m.run, m.from_cluster,
     FROM movements m JOIN accounts a ON a.id = m.account LEFT JOIN checkpoints c ON c.id = m.checkpoint";
 
 fn movement_row(r: &dyn Row) -> Result<MovementView, StoreError> {
+    const T: &str = "movements";
     Ok(MovementView {
         id: r.i(0)?,
         account_id: r.string(1)?,
-        as_of: Instant(r.i(2)?).to_string(),
+        as_of: Instant(r.i(2)?),
         run: r.i(3)?,
-        from: r.string(4)?,
-        to: r.string(5)?,
-        direction: r.string(6)?,
+        from: cluster(T, "from_cluster", r.s(4)?)?,
+        to: cluster(T, "to_cluster", r.s(5)?)?,
+        direction: movement(T, "direction", r.s(6)?)?,
         rule: r.string(7)?,
-        evidence: json(r.s(8)?),
+        evidence: evidence(T, r.s(8)?)?,
         checkpoint: r.int(9)?,
         approved_by: r.opt_string(10)?,
-        created_at: r.string(11)?,
+        created_at: wall(T, "created_at", r.s(11)?)?,
     })
 }
 
@@ -144,39 +258,40 @@ fn movement_row(r: &dyn Row) -> Result<MovementView, StoreError> {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SnapshotView {
     pub run: i64,
-    pub as_of: String,
-    pub candidate: String,
-    pub cluster: String,
-    pub previous: Option<String>,
-    pub movement: String,
+    pub as_of: Instant,
+    pub candidate: Cluster,
+    pub cluster: Cluster,
+    pub previous: Option<Cluster>,
+    pub movement: Movement,
     pub rule: String,
-    pub evidence: serde_json::Value,
-    pub tier: String,
+    pub evidence: Vec<EvidenceItem>,
+    pub tier: Tier,
     pub icp_score: String,
-    pub engagement_level: String,
+    pub engagement_level: EngagementLevel,
     pub has_triggers: bool,
     pub promotion_triggers: String,
     pub program_type: String,
     pub micro_segment: String,
     pub next_action: String,
-    pub checkpoint: String,
+    pub checkpoint: CheckpointKinds,
     pub rationale: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DecisionView {
     pub checkpoint: i64,
-    pub action: String,
+    pub action: DecisionAction,
     pub actor: String,
     pub comment: Option<String>,
-    pub decided_at: String,
+    pub decided_at: Instant,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An account's effective state: its current cluster, review decisions included.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AccountState {
-    pub cluster: String,
-    pub entered_at: String,
-    pub floor: Option<String>,
+    pub cluster: Cluster,
+    pub entered_at: Instant,
+    pub floor: Option<Instant>,
 }
 
 /// Everything the store knows about one account (`abm history`).
@@ -185,6 +300,7 @@ pub struct History {
     pub account_id: String,
     pub name: String,
     pub fields: serde_json::Value,
+    /// The current state (a review decision shows here at once).
     pub state: Option<AccountState>,
     pub snapshots: Vec<SnapshotView>,
     pub movements: Vec<MovementView>,
@@ -192,27 +308,28 @@ pub struct History {
     pub decisions: Vec<DecisionView>,
 }
 
-/// One row of the latest snapshot in the `segment` output's terms.
-#[derive(Debug, Clone)]
+/// One account's current row in the `segment` output's terms: the latest run's snapshot row,
+/// or the row a review decision since made current.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExportRow {
     pub account_id: String,
     pub name: String,
     pub icp_score: String,
-    pub tier: String,
-    pub engagement_level: String,
+    pub tier: Tier,
+    pub engagement_level: EngagementLevel,
     pub has_triggers: bool,
-    pub cluster: String,
-    pub previous_cluster: String,
-    pub movement: String,
+    pub cluster: Cluster,
+    pub previous_cluster: Option<Cluster>,
+    pub movement: Movement,
     pub promotion_triggers: String,
     pub program_type: String,
     pub micro_segment: String,
     pub next_action: String,
-    pub checkpoint: String,
+    pub checkpoint: CheckpointKinds,
     pub rationale: String,
 }
 
-/// The run an export comes from.
+/// The run an export comes from, with the counts of the current state.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
     pub run: i64,
@@ -224,8 +341,10 @@ pub struct RunInfo {
     pub active_focus: i64,
     pub monitor_only: i64,
     pub events_after_as_of: i64,
-    /// Checkpoint kinds this run opened or kept open: kind → count of accounts (capacity: 0/1).
-    pub checkpoints: BTreeMap<String, u64>,
+    /// Checkpoint kinds open in the rows (capacity: this run's, 0/1): kind → count.
+    pub checkpoints: BTreeMap<CheckpointKind, u64>,
+    /// Capacity against the current counts.
+    pub capacity: CapacityStatus,
     pub decisions_since_run: i64,
 }
 
@@ -237,6 +356,62 @@ fn latest_run(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
 
 fn score_text(v: f64) -> String {
     abm_core::scoring::format_score(v)
+}
+
+/// A run's counts and capacity as the current state has them: the run's own, with every row a
+/// review decision made current since moved from its snapshot cluster to its current one, and
+/// capacity re-checked against them with the run's capacity settings.
+struct Current {
+    counts: ClusterCounts,
+    capacity: CapacityStatus,
+}
+
+fn current(
+    conn: &mut dyn Conn,
+    run: i64,
+    mut counts: ClusterCounts,
+    summary: &str,
+) -> Result<Current, StoreError> {
+    let summary: serde_json::Value = serde_json::from_str(summary)
+        .map_err(|e| StoreError::Corrupt(format!("runs.summary of run {run}: {e}")))?;
+    let mut capacity: CapacityStatus = serde_json::from_value(summary["capacity"].clone())
+        .map_err(|e| StoreError::Corrupt(format!("runs.summary.capacity of run {run}: {e}")))?;
+    let mut moved = false;
+    conn.query_each(
+        "SELECT s.cluster, cr.cluster FROM current_rows cr
+         JOIN snapshots s ON s.run = cr.run AND s.account = cr.account
+         WHERE cr.run = ?",
+        &[Value::Int(run)],
+        &mut |r| {
+            let from = cluster("snapshots", "cluster", r.s(0)?)?;
+            let to = cluster("current_rows", "cluster", r.s(1)?)?;
+            if from != to {
+                counts.sub(from);
+                counts.add(to);
+                moved = true;
+            }
+            Ok(())
+        },
+    )?;
+    if moved {
+        if let Some(cap) = summary.get("capacity_config") {
+            let cap = serde_json::from_value(cap.clone()).map_err(|e| {
+                StoreError::Corrupt(format!("runs.summary.capacity_config of run {run}: {e}"))
+            })?;
+            capacity = capacity_status(&counts, &cap);
+        }
+    }
+    Ok(Current { counts, capacity })
+}
+
+/// A snapshot column as the current state has it: the current row's when a decision made one
+/// (`overlay`), else the snapshot's.
+fn cur(col: &str, overlay: bool) -> String {
+    if overlay {
+        format!("CASE WHEN cr.account IS NULL THEN s.{col} ELSE cr.{col} END")
+    } else {
+        format!("s.{col}")
+    }
 }
 
 impl crate::Store {
@@ -257,7 +432,7 @@ impl crate::Store {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let run = latest_run(&mut *tx)?.ok_or(StoreError::NoRun)?;
         let state_version = meta(&mut *tx, "state_version")?;
-        let mut s = tx
+        let (mut s, counts, summary) = tx
             .query_one(
                 "SELECT id, as_of, started_at, config_hash, accounts, cluster_icp, future_pipeline,
                     active_focus, monitor_only, summary, promotions, demotions, proposals_opened,
@@ -265,18 +440,27 @@ impl crate::Store {
                  FROM runs WHERE id = ?",
                 &[Value::Int(run)],
                 |r| {
-                    let summary = json(r.s(9)?);
-                    Ok(StoreSummary {
+                    let counts = ClusterCounts {
+                        cluster_icp: r.i(5)? as u64,
+                        future_pipeline: r.i(6)? as u64,
+                        active_focus: r.i(7)? as u64,
+                        monitor_only: r.i(8)? as u64,
+                    };
+                    let s = StoreSummary {
                         run: r.i(0)?,
-                        as_of: Instant(r.i(1)?).to_string(),
-                        started_at: r.string(2)?,
+                        as_of: Instant(r.i(1)?),
+                        started_at: wall("runs", "started_at", r.s(2)?)?,
                         config_hash: r.string(3)?,
                         accounts: r.i(4)?,
-                        cluster_icp_count: r.i(5)?,
-                        future_pipeline_count: r.i(6)?,
-                        active_focus_count: r.i(7)?,
-                        monitor_only_count: r.i(8)?,
-                        capacity: summary.get("capacity").cloned().unwrap_or_default(),
+                        cluster_icp_count: 0,
+                        future_pipeline_count: 0,
+                        active_focus_count: 0,
+                        monitor_only_count: 0,
+                        capacity: abm_core::summary::CapacityStatus {
+                            active_focus: abm_core::summary::CapacityLevel::Ok,
+                            active_focus_max: 0,
+                            warnings: Vec::new(),
+                        },
                         promotions: r.i(10)?,
                         demotions: r.i(11)?,
                         proposals_opened: r.i(12)?,
@@ -290,17 +474,26 @@ impl crate::Store {
                         imports: 0,
                         rejected_rows: 0,
                         stored: BTreeMap::new(),
-                    })
+                    };
+                    Ok((s, counts, r.string(9)?))
                 },
             )?
             .ok_or(StoreError::NoRun)?;
+        let now = current(&mut *tx, run, counts, &summary)?;
+        s.cluster_icp_count = now.counts.cluster_icp as i64;
+        s.future_pipeline_count = now.counts.future_pipeline as i64;
+        s.active_focus_count = now.counts.active_focus as i64;
+        s.monitor_only_count = now.counts.monitor_only as i64;
+        s.capacity = now.capacity;
         tx.query_each(
             "SELECT status, kind, CAST(COUNT(*) AS BIGINT) FROM checkpoints GROUP BY status, kind",
             &[],
             &mut |r| {
-                let (status, kind, n) = (r.string(0)?, r.string(1)?, r.i(2)?);
-                if status == "pending" {
-                    s.pending.insert(kind.clone(), n);
+                let status = parse_code(CheckpointStatus::parse, "checkpoints", "status", r.s(0)?)?;
+                let kind = parse_code(CheckpointKind::parse, "checkpoints", "kind", r.s(1)?)?;
+                let n = r.i(2)?;
+                if status == CheckpointStatus::Pending {
+                    s.pending.insert(kind, n);
                 }
                 s.queue.entry(status).or_default().insert(kind, n);
                 Ok(())
@@ -361,9 +554,9 @@ impl crate::Store {
             &[Value::Int(id)],
             |r| {
                 Ok(AccountState {
-                    cluster: r.string(0)?,
-                    entered_at: Instant(r.i(1)?).to_string(),
-                    floor: at_text(r.int(2)?),
+                    cluster: cluster("account_state", "cluster", r.s(0)?)?,
+                    entered_at: Instant(r.i(1)?),
+                    floor: r.int(2)?.map(Instant),
                 })
             },
         )?;
@@ -380,24 +573,25 @@ impl crate::Store {
              ORDER BY r.id",
             &[Value::Int(id)],
             |r| {
+                const T: &str = "snapshots";
                 Ok(SnapshotView {
                     run: r.i(0)?,
-                    as_of: Instant(r.i(1)?).to_string(),
-                    candidate: r.string(2)?,
-                    cluster: r.string(3)?,
-                    previous: r.opt_string(4)?,
-                    movement: r.string(5)?,
+                    as_of: Instant(r.i(1)?),
+                    candidate: cluster(T, "candidate", r.s(2)?)?,
+                    cluster: cluster(T, "cluster", r.s(3)?)?,
+                    previous: opt_cluster(T, "previous", r.text(4)?)?,
+                    movement: movement(T, "movement", r.s(5)?)?,
                     rule: r.string(6)?,
-                    evidence: json(r.s(7)?),
-                    tier: r.string(8)?,
+                    evidence: evidence(T, r.s(7)?)?,
+                    tier: tier(T, r.s(8)?)?,
                     icp_score: score_text(r.real(9)?.unwrap_or(0.0)),
-                    engagement_level: r.string(10)?,
+                    engagement_level: level(T, r.s(10)?)?,
                     has_triggers: r.i(11)? != 0,
                     promotion_triggers: r.string(12)?,
                     program_type: r.string(13)?,
                     micro_segment: r.string(14)?,
                     next_action: r.string(15)?,
-                    checkpoint: r.string(16)?,
+                    checkpoint: CheckpointKinds::parse(T, r.s(16)?)?,
                     rationale: r.string(17)?,
                 })
             },
@@ -420,10 +614,10 @@ impl crate::Store {
             |r| {
                 Ok(DecisionView {
                     checkpoint: r.i(0)?,
-                    action: r.string(1)?,
+                    action: parse_code(DecisionAction::parse, "decisions", "action", r.s(1)?)?,
                     actor: r.string(2)?,
                     comment: r.opt_string(3)?,
-                    decided_at: r.string(4)?,
+                    decided_at: wall("decisions", "decided_at", r.s(4)?)?,
                 })
             },
         )?;
@@ -440,7 +634,8 @@ impl crate::Store {
         })
     }
 
-    /// Stream the latest snapshot's rows in `account_id` order (bytewise) to `f`.
+    /// Stream the current rows (the latest run's snapshot rows, each replaced by the row a review
+    /// decision since made current) in `account_id` order (bytewise) to `f`.
     pub fn export(
         &mut self,
         f: &mut dyn FnMut(&ExportRow) -> Result<(), StoreError>,
@@ -448,69 +643,114 @@ impl crate::Store {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let run = latest_run(&mut *tx)?.ok_or(StoreError::NoRun)?;
         let state_version = meta(&mut *tx, "state_version")?;
-        let mut info = tx
+        let (mut info, counts, summary) = tx
             .query_one(
                 "SELECT id, as_of, config_hash, accounts, cluster_icp, future_pipeline, active_focus,
-                    monitor_only, events_after_as_of, state_version
+                    monitor_only, events_after_as_of, state_version, summary
                  FROM runs WHERE id = ?",
                 &[Value::Int(run)],
                 |r| {
-                    Ok(RunInfo {
+                    let counts = ClusterCounts {
+                        cluster_icp: r.i(4)? as u64,
+                        future_pipeline: r.i(5)? as u64,
+                        active_focus: r.i(6)? as u64,
+                        monitor_only: r.i(7)? as u64,
+                    };
+                    let info = RunInfo {
                         run: r.i(0)?,
                         as_of: Instant(r.i(1)?),
                         config_hash: r.string(2)?,
                         accounts: r.i(3)?,
-                        cluster_icp: r.i(4)?,
-                        future_pipeline: r.i(5)?,
-                        active_focus: r.i(6)?,
-                        monitor_only: r.i(7)?,
+                        cluster_icp: 0,
+                        future_pipeline: 0,
+                        active_focus: 0,
+                        monitor_only: 0,
                         events_after_as_of: r.i(8)?,
                         checkpoints: BTreeMap::new(),
+                        capacity: abm_core::summary::CapacityStatus {
+                            active_focus: abm_core::summary::CapacityLevel::Ok,
+                            active_focus_max: 0,
+                            warnings: Vec::new(),
+                        },
                         decisions_since_run: state_version - r.i(9)?,
-                    })
+                    };
+                    Ok((info, counts, r.string(10)?))
                 },
             )?
             .ok_or(StoreError::NoRun)?;
+        let now = current(&mut *tx, run, counts, &summary)?;
+        info.cluster_icp = now.counts.cluster_icp as i64;
+        info.future_pipeline = now.counts.future_pipeline as i64;
+        info.active_focus = now.counts.active_focus as i64;
+        info.monitor_only = now.counts.monitor_only as i64;
+        info.capacity = now.capacity;
         let capacity = tx.scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE run = ? AND kind = 'capacity'",
             &[Value::Int(run)],
         )?;
-        info.checkpoints.insert("capacity".into(), capacity as u64);
+        info.checkpoints
+            .insert(CheckpointKind::Capacity, capacity as u64);
         let order = tx.bytewise();
-        let mut checkpoints: BTreeMap<String, u64> = BTreeMap::new();
+        // Without a decision since the run (the usual case), the snapshot rows as they are.
+        let overlay = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM current_rows WHERE run = ?",
+            &[Value::Int(run)],
+        )? > 0;
+        let cur = |col: &str| cur(col, overlay);
+        let join = if overlay {
+            "LEFT JOIN current_rows cr ON cr.account = s.account AND cr.run = s.run"
+        } else {
+            ""
+        };
+        let mut checkpoints: BTreeMap<CheckpointKind, u64> = BTreeMap::new();
         tx.query_each(
             &format!(
-                "SELECT a.account_id, a.name, s.score, s.tier, s.engagement, s.has_triggers,
-                    s.cluster, s.previous, s.movement, s.promotion_triggers, s.program, ms.text,
-                    na.text, s.checkpoint, s.rationale
+                "SELECT a.account_id, a.name, {score}, {tier}, {engagement}, {has_triggers},
+                    {cluster}, {previous}, {movement}, {promotion_triggers}, {program}, ms.text,
+                    na.text, {checkpoint}, {rationale}
                  FROM snapshots s
                  JOIN accounts a ON a.id = s.account
-                 JOIN texts ms ON ms.id = s.micro_segment
-                 JOIN texts na ON na.id = s.next_action
+                 {join}
+                 JOIN texts ms ON ms.id = {micro_segment}
+                 JOIN texts na ON na.id = {next_action}
                  WHERE s.run = ?
-                 ORDER BY a.account_id{order}"
+                 ORDER BY a.account_id{order}",
+                score = cur("score"),
+                tier = cur("tier"),
+                engagement = cur("engagement"),
+                has_triggers = cur("has_triggers"),
+                cluster = cur("cluster"),
+                previous = cur("previous"),
+                movement = cur("movement"),
+                promotion_triggers = cur("promotion_triggers"),
+                program = cur("program"),
+                checkpoint = cur("checkpoint"),
+                rationale = cur("rationale"),
+                micro_segment = cur("micro_segment"),
+                next_action = cur("next_action"),
             ),
             &[Value::Int(run)],
             &mut |r| {
+                const T: &str = "snapshots";
                 let row = ExportRow {
                     account_id: r.string(0)?,
                     name: r.string(1)?,
                     icp_score: score_text(r.real(2)?.unwrap_or(0.0)),
-                    tier: r.string(3)?,
-                    engagement_level: r.string(4)?,
+                    tier: tier(T, r.s(3)?)?,
+                    engagement_level: level(T, r.s(4)?)?,
                     has_triggers: r.i(5)? != 0,
-                    cluster: r.string(6)?,
-                    previous_cluster: r.opt_string(7)?.unwrap_or_default(),
-                    movement: r.string(8)?,
+                    cluster: cluster(T, "cluster", r.s(6)?)?,
+                    previous_cluster: opt_cluster(T, "previous", r.text(7)?)?,
+                    movement: movement(T, "movement", r.s(8)?)?,
                     promotion_triggers: r.string(9)?,
                     program_type: r.string(10)?,
                     micro_segment: r.string(11)?,
                     next_action: r.string(12)?,
-                    checkpoint: r.string(13)?,
+                    checkpoint: CheckpointKinds::parse(T, r.s(13)?)?,
                     rationale: r.string(14)?,
                 };
-                for k in row.checkpoint.split(';').filter(|k| !k.is_empty()) {
-                    *checkpoints.entry(k.to_string()).or_default() += 1;
+                for k in &row.checkpoint.0 {
+                    *checkpoints.entry(*k).or_default() += 1;
                 }
                 f(&row)
             },

@@ -4,11 +4,18 @@
 //! movement; rejecting keeps the old cluster, and the proposal's signature stops the same
 //! evidence from re-opening it. Capacity and conflict items are acknowledged (approve) or
 //! dismissed (reject). Every decision is kept in `decisions`.
+//!
+//! A decided proposal shows at once in the current state: the row the latest run computed for
+//! the account under this outcome (`proposal_rows`, abm-core's decision with the proposal
+//! approved or rejected) becomes its current row (`current_rows`) in the same transaction, so
+//! export, summary and history show it, and the next run, computing the same, agrees.
 
 use crate::db::{ConnExt, RowExt, TxMode, Value};
-use crate::query::{checkpoint_view, CheckpointView};
+use crate::query::{checkpoint_view, parse_code, CheckpointView};
 use crate::{meta, set_meta, StoreError, Tx};
-use abm_core::movement::{apply_approval, PriorState, Proposal, ProposalKind};
+use abm_core::movement::{
+    apply_approval, CheckpointKind, CheckpointStatus, PriorState, Proposal, ProposalKind,
+};
 use abm_core::{Cluster, Instant};
 use serde::Serialize;
 
@@ -16,13 +23,21 @@ use serde::Serialize;
 pub struct DecisionOutcome {
     pub checkpoint: CheckpointView,
     /// The account's effective cluster after the decision (proposals only).
-    pub effective_cluster: Option<String>,
+    pub effective_cluster: Option<Cluster>,
+    /// Whether export, summary and history show the decision now (a proposal pending in the
+    /// latest run); otherwise the next `abm run` does.
+    #[serde(skip)]
+    pub shown_now: bool,
 }
 
-fn cluster(s: Option<&str>) -> Result<Cluster, StoreError> {
-    s.and_then(Cluster::parse)
-        .ok_or_else(|| StoreError::Corrupt(format!("bad cluster {s:?}")))
+fn cluster(column: &str, s: Option<&str>) -> Result<Cluster, StoreError> {
+    parse_code(Cluster::parse, "checkpoints", column, s.unwrap_or_default())
 }
+
+/// The columns `proposal_rows` and `current_rows` share with `snapshots`.
+pub(crate) const ROW_COLS: &str = "candidate, cluster, previous, movement, rule, evidence, tier,
+    score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
+    checkpoint, rationale";
 
 pub(crate) fn decide(
     conn: &mut dyn crate::db::Conn,
@@ -32,18 +47,20 @@ pub(crate) fn decide(
     comment: Option<&str>,
 ) -> Result<DecisionOutcome, StoreError> {
     let mut tx = Tx::begin(conn, TxMode::Write)?;
-    let out = decide_in(&mut *tx, id, approve, by, comment)?;
+    let out = decide_in(&mut *tx, id, approve, by, comment, true)?;
     tx.commit()?;
     Ok(out)
 }
 
-/// [`decide`] inside the caller's transaction (`abm run`'s review policy).
+/// [`decide`] inside the caller's transaction (`abm run`'s review policy, with `show` false:
+/// the run itself computes every account's row next).
 pub(crate) fn decide_in(
     tx: &mut dyn crate::db::Conn,
     id: i64,
     approve: bool,
     by: &str,
     comment: Option<&str>,
+    show: bool,
 ) -> Result<DecisionOutcome, StoreError> {
     type Head = (
         String,
@@ -84,23 +101,26 @@ pub(crate) fn decide_in(
     else {
         return Err(StoreError::NoCheckpoint(id));
     };
-    if status != "pending" {
+    let kind = parse_code(CheckpointKind::parse, "checkpoints", "kind", &kind)?;
+    let status = parse_code(CheckpointStatus::parse, "checkpoints", "status", &status)?;
+    if status != CheckpointStatus::Pending {
         return Err(StoreError::NotPending {
             id,
-            status,
+            status: status.to_string(),
             by: reviewer,
         });
     }
     let now = crate::wall_clock().to_string();
     let mut effective = None;
-    if let (Some(kind), Some(account)) = (ProposalKind::parse(&kind), account) {
+    let mut shown_now = false;
+    if let (Some(kind), Some(account)) = (kind.proposal(), account) {
         let state = tx.query_one(
             "SELECT s.cluster, s.entered_at, s.floor, a.account_id
              FROM account_state s JOIN accounts a ON a.id = s.account WHERE s.account = ?",
             &[Value::Int(account)],
             |r| {
                 Ok((
-                    cluster(r.text(0)?)?,
+                    parse_code(Cluster::parse, "account_state", "cluster", r.s(0)?)?,
                     Instant(r.i(1)?),
                     r.int(2)?.map(Instant).unwrap_or(Instant::MIN),
                     r.string(3)?,
@@ -114,8 +134,8 @@ pub(crate) fn decide_in(
         };
         let p = Proposal {
             kind,
-            from: cluster(from.as_deref())?,
-            to: cluster(to.as_deref())?,
+            from: cluster("from_cluster", from.as_deref())?,
+            to: cluster("to_cluster", to.as_deref())?,
             rule: rule.clone().unwrap_or_default(),
             signature: signature.unwrap_or_default(),
         };
@@ -170,7 +190,28 @@ pub(crate) fn decide_in(
                 ],
             )?;
         }
-        effective = Some(state.cluster.to_string());
+        effective = Some(state.cluster);
+        if show {
+            // The latest run's row for this outcome becomes the account's current row.
+            tx.execute(
+                "DELETE FROM current_rows WHERE account = ?",
+                &[Value::Int(account)],
+            )?;
+            let n = tx.execute(
+                &format!(
+                    "INSERT INTO current_rows (account, run, decided, {ROW_COLS})
+                     SELECT account, run, ?, {ROW_COLS} FROM proposal_rows
+                     WHERE account = ? AND outcome = ?
+                       AND run = (SELECT MAX(id) FROM runs)"
+                ),
+                &[
+                    Value::Int(id),
+                    Value::Int(account),
+                    Value::Text(if approve { "approved" } else { "rejected" }),
+                ],
+            )?;
+            shown_now = n > 0;
+        }
     }
     let new_status = if approve { "approved" } else { "rejected" };
     tx.execute(
@@ -200,6 +241,7 @@ pub(crate) fn decide_in(
     Ok(DecisionOutcome {
         checkpoint: view,
         effective_cluster: effective,
+        shown_now,
     })
 }
 

@@ -11,12 +11,14 @@
 //! Nothing here decides a cluster: the rules are `abm-core`'s.
 
 use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::query::parse_code;
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
 use abm_core::movement::{
-    decide, Decision, Evidence, PriorState, Proposal, ProposalAction, ProposalKind,
+    apply_approval, decide, CheckpointKind, CheckpointStatus, Decision, Evidence, EvidenceKind,
+    PriorState, Proposal, ProposalAction, ProposalKind,
 };
 use abm_core::summary::{capacity_status, CapacityStatus, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
@@ -83,7 +85,13 @@ fn apply_review_policy(
     let pending = conn.query_all(
         "SELECT id, kind, as_of FROM checkpoints WHERE status = 'pending' ORDER BY id",
         &[],
-        |r| Ok((r.i(0)?, r.string(1)?, Instant(r.i(2)?))),
+        |r| {
+            Ok((
+                r.i(0)?,
+                parse_code(CheckpointKind::parse, "checkpoints", "kind", r.s(1)?)?,
+                Instant(r.i(2)?),
+            ))
+        },
     )?;
     let age = |t: Instant| as_of.days_since(t).max(0) as u32;
     let mut lines = Vec::new();
@@ -92,9 +100,9 @@ fn apply_review_policy(
     let mut approved = (0u32, 0u32);
     for (id, kind, at) in pending {
         let a = age(at);
-        if n > 0 && a >= n && kind == "demotion_from_active_focus" {
+        if n > 0 && a >= n && kind == CheckpointKind::DemotionFromActiveFocus {
             let by = format!("policy: auto_approve_demotions_after_days = {n}");
-            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed")) {
+            match crate::review::decide_in(conn, id, true, &by, Some("unreviewed"), false) {
                 Ok(_) => {
                     approved.0 += 1;
                     approved.1 = approved.1.max(a);
@@ -188,11 +196,22 @@ struct Computed {
     micro_segment: String,
     next_action: String,
     rationale: String,
-    conflicts: Vec<String>,
+    /// (code, description) of each conflict that needs a reviewer.
+    conflicts: Vec<(String, String)>,
     /// A customer's program (else the cluster's).
     customer_program: bool,
     /// The score came from the criteria (not the input).
     score_computed: bool,
+    /// With a proposal pending after this run: the row this run gives the account once it is
+    /// approved, and once it is rejected (`proposal_rows`), with the state each starts from.
+    decided: Vec<Hypothesis>,
+}
+
+/// This run's outcome for an account under a review decision not taken yet.
+struct Hypothesis {
+    outcome: &'static str,
+    prior: PriorState,
+    c: Computed,
 }
 
 struct Loaded {
@@ -201,6 +220,11 @@ struct Loaded {
     ids: Vec<i64>,
     priors: Vec<Option<PriorState>>,
     pending_proposal: Vec<Option<i64>>,
+    /// as_of of the run that opened each pending proposal (an approval takes effect then).
+    pending_as_of: Vec<Instant>,
+    /// An account's engagement folded with the floor an approval of its pending demotion would
+    /// set (that proposal's as_of): what the next run reads once it is approved.
+    alt_states: HashMap<usize, EngagementState>,
     pending_conflict: Vec<Option<i64>>,
     /// Signatures of conflicts a reviewer already decided: not re-opened on the same evidence.
     decided_conflicts: HashMap<usize, Vec<String>>,
@@ -257,8 +281,8 @@ pub(crate) fn push_account(
     ))
 }
 
-pub(crate) fn cluster(s: &str) -> Result<Cluster, StoreError> {
-    Cluster::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown cluster {s:?}")))
+pub(crate) fn cluster(table: &str, column: &str, s: &str) -> Result<Cluster, StoreError> {
+    crate::query::parse_code(Cluster::parse, table, column, s)
 }
 
 fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
@@ -299,7 +323,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         &mut |r| {
             if let Some(i) = idx_of(&id_map, r.i(0)?) {
                 priors[i as usize] = Some(PriorState {
-                    cluster: cluster(r.s(1)?)?,
+                    cluster: cluster("account_state", "cluster", r.s(1)?)?,
                     entered_at: Instant(r.i(2)?),
                     floor: r.int(3)?.map(Instant).unwrap_or(Instant::MIN),
                     pending: None,
@@ -310,13 +334,14 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         },
     )?;
     let mut pending_proposal = vec![None; n];
+    let mut pending_as_of = vec![Instant::MIN; n];
     let mut pending_conflict = vec![None; n];
     let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
     conn.query_each(
         // An item the review policy expired (closed, reviewer `policy`) is not re-opened on
         // the same evidence either: it counts as rejected.
         "SELECT id, account, kind, from_cluster, to_cluster, rule, signature,
-            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END
+            CASE WHEN status = 'closed' THEN 'rejected' ELSE status END, as_of
          FROM checkpoints WHERE account IS NOT NULL AND (status IN ('pending', 'rejected', 'approved')
             OR (status = 'closed' AND reviewer = 'policy'))",
         &[],
@@ -325,10 +350,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 return Ok(());
             };
             let i = i as usize;
-            let kind = r.s(2)?;
-            let status = r.s(7)?;
-            let pending = status == "pending";
-            if kind == "conflict" {
+            let kind = parse_code(CheckpointKind::parse, "checkpoints", "kind", r.s(2)?)?;
+            let status = parse_code(CheckpointStatus::parse, "checkpoints", "status", r.s(7)?)?;
+            let pending = status == CheckpointStatus::Pending;
+            if kind == CheckpointKind::Conflict {
                 if pending {
                     pending_conflict[i] = Some(r.i(0)?);
                 } else {
@@ -339,10 +364,10 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 }
                 return Ok(());
             }
-            if status == "approved" {
+            if status == CheckpointStatus::Approved {
                 return Ok(());
             }
-            let Some(kind) = ProposalKind::parse(kind) else {
+            let Some(kind) = kind.proposal() else {
                 return Ok(());
             };
             let Some(prior) = priors[i].as_mut() else {
@@ -352,12 +377,13 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             if pending {
                 prior.pending = Some(Proposal {
                     kind,
-                    from: cluster(r.text(3)?.unwrap_or(""))?,
-                    to: cluster(r.text(4)?.unwrap_or(""))?,
+                    from: cluster("checkpoints", "from_cluster", r.text(3)?.unwrap_or(""))?,
+                    to: cluster("checkpoints", "to_cluster", r.text(4)?.unwrap_or(""))?,
                     rule: r.opt_string(5)?.unwrap_or_default(),
                     signature,
                 });
                 pending_proposal[i] = Some(r.i(0)?);
+                pending_as_of[i] = Instant(r.i(8)?);
             } else {
                 prior.rejected.push(signature);
             }
@@ -373,6 +399,21 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         .map(|p| p.as_ref().map(|p| p.floor).unwrap_or(Instant::MIN))
         .collect();
     let mut states = vec![EngagementState::default(); n];
+    // Pending demotions: the floor their approval would set (their run's as_of), when later
+    // than the account's own (one compare per event; empty in most runs).
+    let alt_floors: HashMap<usize, Instant> = priors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let p = p.as_ref()?;
+            let demotion = matches!(
+                p.pending.as_ref()?.kind,
+                ProposalKind::DemotionFromActiveFocus | ProposalKind::Demotion
+            );
+            (demotion && pending_as_of[i] > p.floor).then_some((i, pending_as_of[i]))
+        })
+        .collect();
+    let mut alt_states: HashMap<usize, EngagementState> = HashMap::new();
     let mut signals = Vec::new();
     let (mut read, mut after, mut unknown) = (0u64, 0u64, 0u64);
     conn.query_each(
@@ -392,6 +433,14 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 return Ok(());
             };
             let contact = r.s(3)?.as_bytes();
+            if !alt_floors.is_empty() {
+                if let Some(f) = alt_floors.get(&(i as usize)) {
+                    alt_states
+                        .entry(i as usize)
+                        .or_default()
+                        .observe(rules, code, at, contact, *f);
+                }
+            }
             match states[i as usize].observe(rules, code, at, contact, floors[i as usize]) {
                 Verdict::Signal { .. } => signals.push(Signal {
                     account: i,
@@ -468,6 +517,8 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         ids,
         priors,
         pending_proposal,
+        pending_as_of,
+        alt_states,
         pending_conflict,
         decided_conflicts,
         states,
@@ -487,19 +538,78 @@ fn compute(
     idx: AccountIdx,
     text: &mut RowScratch,
 ) -> Computed {
-    let account = l.table.get(idx);
     let prior = l.priors[idx as usize].as_ref();
-    let facts = Facts {
-        engagement: &l.states[idx as usize],
-        triggers: l.triggers.of(idx),
-        deals: l.deals.of(idx),
-        signals: l.signals.of(idx),
-        floor: prior.map(|p| p.floor).unwrap_or(Instant::MIN),
+    let facts = facts_of(l, idx);
+    let mut c = compute_with(rules, model, l, idx, prior, &facts, text);
+    // A proposal pending after this run: what this run gives the account once it is decided,
+    // exactly as the next run will see it (abm-core decides; the store keeps both answers).
+    let pending = match &c.d.proposal {
+        ProposalAction::Open(p) => Some((p.clone(), rules.as_of)),
+        ProposalAction::KeepPending => prior
+            .and_then(|p| p.pending.clone())
+            .map(|p| (p, l.pending_as_of[idx as usize])),
+        _ => None,
     };
-    let a = assess(rules, model, &account, &facts, false);
-    let d = decide(rules, prior, &a, &facts);
+    if let (Some((p, proposed_at)), Some(prior)) = (pending, prior) {
+        // The state after this run (a proposal leaves it as it was), with `p` pending.
+        let after = PriorState {
+            cluster: c.d.cluster,
+            entered_at: c.d.entered_at,
+            floor: c.d.floor,
+            pending: Some(p.clone()),
+            rejected: prior.rejected.clone(),
+        };
+        let mut approved = after.clone();
+        apply_approval(&mut approved, &p, proposed_at);
+        let empty = EngagementState::default();
+        let engagement = if approved.floor == after.floor {
+            facts.engagement
+        } else if approved.floor >= rules.as_of {
+            // Nothing up to as_of counts after a demotion as of now.
+            &empty
+        } else {
+            l.alt_states.get(&(idx as usize)).unwrap_or(&empty)
+        };
+        let facts_a = Facts {
+            engagement,
+            floor: approved.floor,
+            ..facts
+        };
+        let a = compute_with(rules, model, l, idx, Some(&approved), &facts_a, text);
+        let mut rejected = after;
+        rejected.pending = None;
+        rejected.rejected.push(p.signature.clone());
+        let r = compute_with(rules, model, l, idx, Some(&rejected), &facts, text);
+        c.decided = vec![
+            Hypothesis {
+                outcome: "approved",
+                prior: approved,
+                c: a,
+            },
+            Hypothesis {
+                outcome: "rejected",
+                prior: rejected,
+                c: r,
+            },
+        ];
+    }
+    c
+}
+
+fn compute_with(
+    rules: &Rules,
+    model: &ScoringModel,
+    l: &Loaded,
+    idx: AccountIdx,
+    prior: Option<&PriorState>,
+    facts: &Facts<'_>,
+    text: &mut RowScratch,
+) -> Computed {
+    let account = l.table.get(idx);
+    let a = assess(rules, model, &account, facts, false);
+    let d = decide(rules, prior, &a, facts);
     // The same row texts as `abm segment`, for the effective cluster.
-    text.fill(rules, &account, &a, d.cluster, &facts, "");
+    text.fill(rules, &account, &a, d.cluster, facts, "");
     Computed {
         idx,
         tier: a.score.tier,
@@ -515,10 +625,11 @@ fn compute(
         // conflicts need a reviewer.
         conflicts: a
             .blocking_conflicts(rules, d.cluster)
-            .map(|c| c.describe(rules))
+            .map(|c| (c.code(rules), c.describe(rules)))
             .collect(),
         customer_program: a.customer.is_some(),
         score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
+        decided: Vec::new(),
         d,
     }
 }
@@ -559,6 +670,7 @@ struct Writer {
     now: String,
     actor: String,
     snapshots: Batch,
+    proposal_rows: Batch,
     movements: Batch,
     checkpoints: Batch,
     decisions: Batch,
@@ -571,6 +683,10 @@ const SNAPSHOTS: &str =
     "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
     score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
     checkpoint, rationale)";
+const PROPOSAL_ROWS: &str =
+    "proposal_rows (run, account, outcome, candidate, cluster, previous, movement, rule, evidence,
+    tier, score, engagement, has_triggers, promotion_triggers, program, micro_segment,
+    next_action, checkpoint, rationale)";
 const MOVEMENTS: &str = "movements (run, account, as_of, from_cluster, to_cluster, direction, rule,
     evidence, checkpoint, created_at)";
 const CHECKPOINTS: &str =
@@ -585,6 +701,7 @@ impl Writer {
     fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
         for (into, b, suffix) in [
             (SNAPSHOTS, &mut self.snapshots, ""),
+            (PROPOSAL_ROWS, &mut self.proposal_rows, ""),
             (MOVEMENTS, &mut self.movements, ""),
             (CHECKPOINTS, &mut self.checkpoints, ""),
             (DECISIONS, &mut self.decisions, ""),
@@ -626,7 +743,7 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
-        kind: &str,
+        kind: CheckpointKind,
         account: Option<i64>,
         from: Option<Cluster>,
         to: Option<Cluster>,
@@ -636,7 +753,7 @@ impl Writer {
     ) {
         self.opened += 1;
         self.checkpoints
-            .text(kind)
+            .text(kind.as_str())
             .opt_int(account)
             .int(self.run)
             .int(self.as_of.0)
@@ -705,6 +822,10 @@ pub(crate) fn run(
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
     (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
 
+    // The current rows and the decided-proposal rows belong to the latest run: this run
+    // computes every account afresh (review decisions included).
+    tx.execute("DELETE FROM current_rows", &[])?;
+    tx.execute("DELETE FROM proposal_rows", &[])?;
     let review_policy = apply_review_policy(&mut *tx, rules, run_id)?;
     let loaded = load(&mut *tx, rules, opts)?;
     let n = loaded.table.len();
@@ -727,6 +848,7 @@ pub(crate) fn run(
         now: now.clone(),
         actor: format!("abm run {run_id}"),
         snapshots: Batch::new(18),
+        proposal_rows: Batch::new(19),
         movements: Batch::new(10),
         checkpoints: Batch::new(11),
         decisions: Batch::new(6),
@@ -817,16 +939,17 @@ pub(crate) fn run(
                 &format!("superseded by run {run_id}'s capacity check"),
             )?;
         }
-        let ev = vec![Evidence {
-            kind: "capacity".into(),
-            detail: format!(
+        let ev = vec![Evidence::new(
+            EvidenceKind::Capacity,
+            "active_focus",
+            format!(
                 "Active Focus has {} accounts, over the max of {max}",
                 counts.active_focus
             ),
-            at: Some(as_of),
-        }];
+            Some(as_of),
+        )];
         w.open(
-            "capacity",
+            CheckpointKind::Capacity,
             None,
             None,
             None,
@@ -856,7 +979,12 @@ pub(crate) fn run(
         max_score.is_finite().then_some(max_score),
         &without,
     );
-    let mut summary = serde_json::json!({ "capacity": capacity });
+    // The capacity settings too, so that summary and export re-check capacity against the
+    // current counts after a review decision.
+    let mut summary = serde_json::json!({
+        "capacity": capacity,
+        "capacity_config": &rules.config.capacity,
+    });
     for (k, v) in [
         ("review_policy", &review_policy),
         ("criteria_without_data", &without),
@@ -917,6 +1045,73 @@ pub(crate) fn run(
     Ok(RunOutcome::Done(report))
 }
 
+/// The checkpoint kinds an account's row lists: the proposal pending after the run and a
+/// conflict a reviewer has not decided (the same for the run's row and a decided-proposal row).
+fn checkpoint_kinds(l: &Loaded, i: usize, prior: Option<&PriorState>, c: &Computed) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    match &c.d.proposal {
+        ProposalAction::KeepPending => {
+            if let Some(p) = prior.and_then(|p| p.pending.as_ref()) {
+                kinds.push(p.kind.as_str());
+            }
+        }
+        ProposalAction::Open(p) => kinds.push(p.kind.as_str()),
+        ProposalAction::None | ProposalAction::Close(_) => {}
+    }
+    if !c.conflicts.is_empty() && (l.pending_conflict[i].is_some() || !conflict_decided(l, i, c)) {
+        kinds.push("conflict");
+    }
+    kinds.join(";")
+}
+
+fn conflict_signature(c: &Computed) -> String {
+    let codes: Vec<String> = c.conflicts.iter().map(|(code, _)| code.clone()).collect();
+    abm_core::Conflict::signature(&codes)
+}
+
+/// A reviewer already decided this account's conflicts on the same evidence.
+fn conflict_decided(l: &Loaded, i: usize, c: &Computed) -> bool {
+    l.decided_conflicts
+        .get(&i)
+        .is_some_and(|s| s.contains(&conflict_signature(c)))
+}
+
+/// The snapshot-shaped values of one computed row, after its key columns.
+fn push_row(
+    b: &mut Batch,
+    conn: &mut dyn Conn,
+    texts: &mut Texts,
+    rules: &Rules,
+    c: &Computed,
+    checkpoint: &str,
+) -> Result<(), StoreError> {
+    let d = &c.d;
+    let rule = texts.id(conn, &d.rule)?;
+    let micro = texts.id(conn, &c.micro_segment)?;
+    let next = texts.id(conn, &c.next_action)?;
+    b.text(d.candidate.as_str())
+        .text(d.cluster.as_str())
+        .opt_text(d.previous.map(|c| c.as_str()))
+        .text(d.movement.as_str())
+        .int(rule)
+        .text(&c.evidence)
+        .text(c.tier.as_str())
+        .real(c.score)
+        .text(c.level)
+        .int(c.has_triggers as i64)
+        .text(&c.promotion_triggers)
+        .text(if c.customer_program {
+            &rules.config.customers.program
+        } else {
+            rules.config.programs.of(d.cluster)
+        })
+        .int(micro)
+        .int(next)
+        .text(checkpoint)
+        .text(&c.rationale);
+    Ok(())
+}
+
 fn write_one(
     conn: &mut dyn Conn,
     w: &mut Writer,
@@ -928,15 +1123,11 @@ fn write_one(
     let i = c.idx as usize;
     let account = l.ids[i];
     let d = &c.d;
-    let mut checkpoint: Vec<&str> = Vec::new();
+    let prior = l.priors[i].as_ref();
+    let checkpoint = checkpoint_kinds(l, i, prior, c);
 
     match &d.proposal {
-        ProposalAction::None => {}
-        ProposalAction::KeepPending => {
-            if let Some(p) = l.priors[i].as_ref().and_then(|p| p.pending.as_ref()) {
-                checkpoint.push(p.kind.as_str());
-            }
-        }
+        ProposalAction::None | ProposalAction::KeepPending => {}
         ProposalAction::Close(reason) => {
             if let Some(id) = l.pending_proposal[i] {
                 w.close(conn, id, reason)?;
@@ -951,7 +1142,7 @@ fn write_one(
                 w.close(conn, id, why)?;
             }
             w.open(
-                p.kind.as_str(),
+                p.kind.into(),
                 Some(account),
                 Some(p.from),
                 Some(p.to),
@@ -959,37 +1150,24 @@ fn write_one(
                 Some(&p.signature),
                 &c.evidence,
             );
-            checkpoint.push(p.kind.as_str());
         }
     }
     if !c.conflicts.is_empty() {
-        let signature = c.conflicts.join("; ");
-        let decided = l
-            .decided_conflicts
-            .get(&i)
-            .is_some_and(|s| s.contains(&signature));
-        if l.pending_conflict[i].is_none() && !decided {
+        if l.pending_conflict[i].is_none() && !conflict_decided(l, i, c) {
             let ev: Vec<Evidence> = c
                 .conflicts
                 .iter()
-                .map(|t| Evidence {
-                    kind: "conflict".into(),
-                    detail: t.clone(),
-                    at: None,
-                })
+                .map(|(code, text)| Evidence::new(EvidenceKind::Conflict, code, text, None))
                 .collect();
             w.open(
-                "conflict",
+                CheckpointKind::Conflict,
                 Some(account),
                 Some(d.cluster),
                 None,
                 Some("signals disagree"),
-                Some(&signature),
+                Some(&conflict_signature(c)),
                 &evidence_json(&ev),
             );
-        }
-        if l.pending_conflict[i].is_some() || !decided {
-            checkpoint.push("conflict");
         }
     } else if let Some(id) = l.pending_conflict[i] {
         w.close(conn, id, "resolved: the signals no longer conflict")?;
@@ -1014,7 +1192,6 @@ fn write_one(
             .text(&w.now);
     }
 
-    let prior = l.priors[i].as_ref();
     let changed = prior.is_none_or(|p| {
         p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
     });
@@ -1027,33 +1204,13 @@ fn write_one(
             .int(w.run);
     }
 
-    let rule = texts.id(conn, &d.rule)?;
-    let micro = texts.id(conn, &c.micro_segment)?;
-    let next = texts.id(conn, &c.next_action)?;
-    let checkpoint = checkpoint.join(";");
-    w.snapshots
-        .int(w.run)
-        .int(account)
-        .text(d.candidate.as_str())
-        .text(d.cluster.as_str())
-        .opt_text(d.previous.map(|c| c.as_str()))
-        .text(d.movement.as_str())
-        .int(rule)
-        .text(&c.evidence)
-        .text(c.tier.as_str())
-        .real(c.score)
-        .text(c.level)
-        .int(c.has_triggers as i64)
-        .text(&c.promotion_triggers)
-        .text(if c.customer_program {
-            &rules.config.customers.program
-        } else {
-            rules.config.programs.of(d.cluster)
-        })
-        .int(micro)
-        .int(next)
-        .text(&checkpoint)
-        .text(&c.rationale);
+    w.snapshots.int(w.run).int(account);
+    push_row(&mut w.snapshots, conn, texts, rules, c, &checkpoint)?;
+    for h in &c.decided {
+        let checkpoint = checkpoint_kinds(l, i, Some(&h.prior), &h.c);
+        w.proposal_rows.int(w.run).int(account).text(h.outcome);
+        push_row(&mut w.proposal_rows, conn, texts, rules, &h.c, &checkpoint)?;
+    }
     Ok(())
 }
 

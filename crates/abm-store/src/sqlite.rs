@@ -18,8 +18,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
     (
-        "0003_account_lookup",
-        include_str!("../migrations/sqlite/0003_account_lookup.sql"),
+        "0003_stable_signatures",
+        include_str!("../migrations/sqlite/0003_stable_signatures.sql"),
+    ),
+    (
+        "0007_account_lookup",
+        include_str!("../migrations/sqlite/0007_account_lookup.sql"),
     ),
 ];
 

@@ -6,11 +6,13 @@
 mod arrival;
 mod bad_input;
 mod crash;
+mod current;
 mod explain;
 mod idempotency;
 mod queue;
 mod replay;
 mod scenarios;
+mod signatures;
 
 use super::*;
 use serde_json::Value;
@@ -228,6 +230,45 @@ impl World {
         );
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
+}
+
+impl World {
+    /// Run SQL statements on the database directly (what an older abm left behind, a test's
+    /// tampering).
+    pub fn sql(&self, stmts: &str) {
+        match &self.db {
+            Db::Sqlite(d) => rusqlite::Connection::open(d.path().join("abm.db"))
+                .unwrap()
+                .execute_batch(stmts)
+                .unwrap(),
+            Db::Postgres { admin, schema, .. } => {
+                let mut c = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+                c.batch_execute(&format!("SET search_path TO {schema}; {stmts}"))
+                    .unwrap()
+            }
+        }
+    }
+
+    /// `abm export` into `dir` (under the work directory); the three files' bytes.
+    pub fn export(&self, dir: &str) -> [String; 3] {
+        let out = self.dir.path().join(dir);
+        run_ok(self.abm().args(["export", "--out"]).arg(&out));
+        [
+            "cluster_assignments.csv",
+            "cluster_assignments.jsonl",
+            "cluster_summary.json",
+        ]
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+    }
+}
+
+/// The export row of one account, from the exported JSON Lines.
+pub fn export_row(jsonl: &str, id: &str) -> Value {
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["account_id"] == id)
+        .unwrap_or_else(|| panic!("no row for {id} in\n{jsonl}"))
 }
 
 /// (cluster, movement) of a snapshot.
