@@ -369,11 +369,6 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> {
-    let log = |m: &str| {
-        if !quiet {
-            eprintln!("abm: {m}");
-        }
-    };
     match cmd {
         StateCommand::Import {
             dir,
@@ -381,359 +376,394 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             rejected,
             json,
             db,
-        } => {
-            let config = load_config(config)?;
-            let pb = crate::progress::Bars::new(quiet);
-            let bar = |l: &str, d, t| pb.update(l, d, t);
-            let opts = input.load_options(&config, &bar)?;
-            let paths = input.paths().resolve_some(dir.as_deref())?;
-            if let Some(a) = &paths.accounts {
-                crate::check_fields(&config, a, &opts, input.allow_missing_fields)?;
-            }
-            // Neither an input file nor the SQLite database may be overwritten.
-            let mut protected: Vec<&Path> = [
-                &paths.accounts,
-                &paths.engagement,
-                &paths.triggers,
-                &paths.deals,
-            ]
-            .into_iter()
-            .flatten()
-            .chain(&paths.more_engagement)
-            .map(PathBuf::as_path)
-            .collect();
-            let location = abm_store::Location::parse(&db.database);
-            if let abm_store::Location::Sqlite(p) = &location {
-                protected.push(p);
-            }
-            crate::refuse_inputs_as_outputs(std::slice::from_ref(&rejected), &protected)?;
-            let inputs = ImportInputs {
-                accounts: paths.accounts.map(Into::into),
-                engagement: paths.engagement.map(Into::into),
-                more_engagement: paths.more_engagement.into_iter().map(Into::into).collect(),
-                triggers: paths.triggers.map(Into::into),
-                deals: paths.deals.map(Into::into),
-            };
-            let app = open(&db, config.clone())?;
-            // The rejected rows are written before the commit: if they cannot be, nothing is
-            // imported (issue 11 #4), rather than committed rows with their rejects lost.
-            let rep = app.import(&inputs, &opts, &mut |rejects| {
-                output::write_rejected(&rejected, &rejects.rows, &[]).map_err(|source| {
-                    StoreError::BeforeCommit {
-                        what: format!("cannot write the rejected rows to {}", rejected.display()),
-                        source,
-                    }
-                })
-            })?;
-            pb.finish();
-            if json {
-                return print_json(&rep);
-            }
-            outln!(
-                "Imported into {} (import {}):",
-                app.location().display(),
-                rep.import_id
-            )?;
-            outln!(
-                "  accounts  {:>10} read {:>10} new or changed",
-                rep.accounts_read,
-                rep.accounts_changed
-            )?;
-            outln!(
-                "  events    {:>10} read {:>10} new",
-                rep.events_read,
-                rep.events_added
-            )?;
-            outln!(
-                "  triggers  {:>10} read {:>10} new",
-                rep.triggers_read,
-                rep.triggers_added
-            )?;
-            outln!(
-                "  deals     {:>10} read {:>10} new or changed",
-                rep.deals_read,
-                rep.deals_changed
-            )?;
-            if rep.waiting_added + rep.waiting_resolved > 0 {
-                outln!(
-                    "  waiting   {:>10} new rows for accounts not imported yet, {} now in (see `abm status`)",
-                    rep.waiting_added,
-                    rep.waiting_resolved
-                )?;
-            }
-            outln!(
-                "  rejected rows: {} (see {})",
-                rep.rejected,
-                rejected.display()
-            )?;
-            for r in rep.rejects.rows.iter().take(5) {
-                outln!("    {r}")?;
-            }
-            if !rep.changed_anything() {
-                outln!("  nothing new: the database already held all of it")?;
-            }
-        }
-        StateCommand::Status { limit, json, db } => {
-            let app = open_existing(&db)?;
-            let w = app.waiting(limit)?;
-            if json {
-                return print_json(&w);
-            }
-            let total = w.events + w.triggers + w.deals;
-            outln!(
-                "Waiting in {} for accounts not imported yet: {} events, {} triggers, {} deals ({})",
-                app.location().display(),
-                w.events,
-                w.triggers,
-                w.deals,
-                crate::count(w.distinct_accounts, "account")
-            )?;
-            if total == 0 {
-                outln!("  nothing waits: every stored row has its account")?;
-            }
-            for (id, n) in &w.accounts {
-                outln!("  {id}: {}", crate::count(*n, "row"))?;
-            }
-            if w.distinct_accounts > w.accounts.len() as u64 {
-                outln!(
-                    "  … and {} more (--limit N)",
-                    w.distinct_accounts - w.accounts.len() as u64
-                )?;
-            }
-        }
+        } => import_cmd(dir, input, rejected, json, db, config, quiet),
+        StateCommand::Status { limit, json, db } => status_cmd(limit, json, db),
         StateCommand::Run {
             as_of,
             threads,
             json,
             db,
-        } => {
-            let config = load_config(config)?;
-            let pb = crate::progress::Bars::new(quiet);
-            let app = open_with(&db, false, config.clone())?;
-            let outcome = app.run(
-                Some(as_of.unwrap_or_else(now)),
-                threads,
-                RunObserver {
-                    log: &log,
-                    progress: &|l, d, t| pb.update(l, d, t),
-                },
-            )?;
-            pb.finish();
-            match outcome {
-                RunOutcome::Unchanged { run, as_of } => {
-                    if json {
-                        print_json(
-                            &serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}),
-                        )?;
-                    } else {
-                        outln!(
-                            "Nothing changed since run {run} (same as_of {as_of}, data, config and review decisions): no new snapshot."
-                        )?;
-                    }
-                }
-                RunOutcome::Done(r) => {
-                    if json {
-                        print_json(&r)?;
-                    } else {
-                        let cap = &config.capacity;
-                        outln!(
-                            "Run {} as of {} (config {})",
-                            r.run_id,
-                            r.as_of,
-                            r.config_hash
-                        )?;
-                        let r_total = r.counts.total();
-                        let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
-                            let range = range
-                                .map(|r| format!("(recommended {})", r.describe(r_total)))
-                                .unwrap_or_default();
-                            outln!("  {label:<16} {n:>9}  {range}")
-                        };
-                        row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp))?;
-                        row(
-                            "Future Pipeline",
-                            r.counts.future_pipeline,
-                            Some(&cap.future_pipeline),
-                        )?;
-                        row(
-                            "Active Focus",
-                            r.counts.active_focus,
-                            Some(&cap.active_focus),
-                        )?;
-                        row("Monitor Only", r.counts.monitor_only, None)?;
-                        outln!("  {:<16} {:>9}", "accounts", r.accounts)?;
-                        for w in &r.capacity.warnings {
-                            outln!("  warning: {w}")?;
-                        }
-                        outln!(
-                            "  movements: {} promotions, {} demotions; proposals opened: {}",
-                            r.promotions,
-                            r.demotions,
-                            r.proposals_opened
-                        )?;
-                        outln!(
-                            "  review queue: {} opened, {} closed (see `abm review list`)",
-                            r.checkpoints_opened,
-                            r.checkpoints_closed
-                        )?;
-                        if r.events_unknown_type > 0 {
-                            outln!(
-                                "  warning: {} stored events have a type the config does not know (ignored)",
-                                r.events_unknown_type
-                            )?;
-                        }
-                        for line in &r.review_policy {
-                            outln!("  review policy: {line}")?;
-                        }
-                        for n in &r.notes {
-                            outln!("  note: {n}")?;
-                        }
-                        if !r.criteria_without_data.is_empty() {
-                            outln!(
-                                "  criteria without data (left out of the points possible): {}",
-                                r.criteria_without_data.join(", ")
-                            )?;
-                        }
-                    }
-                }
-            }
-        }
-        StateCommand::Review(rc) => review(rc)?,
-        StateCommand::Summary { json, db } => {
-            let s = open_existing(&db)?.summary()?;
-            if json {
-                return print_json(&s);
-            }
-            outln!(
-                "Latest run {} as of {} (config {}, started {})",
-                s.run,
-                s.as_of,
-                s.config_hash,
-                s.started_at
-            )?;
-            for (label, n) in [
-                ("Cluster ICP", s.cluster_icp_count),
-                ("Future Pipeline", s.future_pipeline_count),
-                ("Active Focus", s.active_focus_count),
-                ("Monitor Only", s.monitor_only_count),
-                ("accounts", s.accounts),
-            ] {
-                outln!("  {label:<16} {n:>9}")?;
-            }
-            outln!(
-                "  capacity: Active Focus {} (max {})",
-                s.capacity.active_focus,
-                s.capacity.active_focus_max
-            )?;
-            for w in &s.capacity.warnings {
-                outln!("  warning: {w}")?;
-            }
-            outln!(
-                "  this run: {} promotions, {} demotions, {} proposals opened, {} checkpoints opened, {} closed",
-                s.promotions, s.demotions, s.proposals_opened, s.checkpoints_opened, s.checkpoints_closed
-            )?;
-            let pending: i64 = s.pending.values().sum();
-            out!("  review queue: {pending} pending")?;
-            for (k, n) in &s.pending {
-                out!(", {k} {n}")?;
-            }
-            outln!()?;
-            if s.decisions_since_run > 0 {
-                outln!(
-                    "  {} review decision(s) since this run: decided proposals are in the counts above, `abm run` refreshes the rest",
-                    s.decisions_since_run
-                )?;
-            }
-            outln!(
-                "  stored: {} accounts, {} events, {} triggers, {} deals; {} runs, {} imports, {} rejected rows",
-                s.stored.get("accounts").unwrap_or(&0),
-                s.stored.get("events").unwrap_or(&0),
-                s.stored.get("triggers").unwrap_or(&0),
-                s.stored.get("deals").unwrap_or(&0),
-                s.runs,
-                s.imports,
-                s.rejected_rows
-            )?;
-        }
-        StateCommand::Movements { since, json, db } => {
-            let ms = open_existing(&db)?.movements(since)?;
-            if json {
-                return print_json(&ms);
-            }
-            if ms.is_empty() {
-                outln!(
-                    "No movements{}.",
-                    since.map(|s| format!(" since {s}")).unwrap_or_default()
-                )?;
-            }
-            for m in &ms {
-                print_movement(m)?;
-            }
-        }
+        } => run_cmd(as_of, threads, json, db, config, quiet),
+        StateCommand::Review(rc) => review(rc),
+        StateCommand::Summary { json, db } => summary_cmd(json, db),
+        StateCommand::Movements { since, json, db } => movements_cmd(since, json, db),
         StateCommand::History {
             account_id,
             json,
             db,
-        } => {
-            let h = open_existing(&db)?.history(&account_id)?;
+        } => history_cmd(account_id, json, db),
+        StateCommand::Export { out, db } => export(&out, &db),
+    }
+}
+
+fn import_cmd(
+    dir: Option<PathBuf>,
+    input: InputArgs,
+    rejected: PathBuf,
+    json: bool,
+    db: DbArgs,
+    config: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    let config = load_config(config)?;
+    let pb = crate::progress::Bars::new(quiet);
+    let bar = |l: &str, d, t| pb.update(l, d, t);
+    let opts = input.load_options(&config, &bar)?;
+    let paths = input.paths().resolve_some(dir.as_deref())?;
+    if let Some(a) = &paths.accounts {
+        crate::check_fields(&config, a, &opts, input.allow_missing_fields)?;
+    }
+    // Neither an input file nor the SQLite database may be overwritten.
+    let mut protected: Vec<&Path> = [
+        &paths.accounts,
+        &paths.engagement,
+        &paths.triggers,
+        &paths.deals,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(&paths.more_engagement)
+    .map(PathBuf::as_path)
+    .collect();
+    let location = abm_store::Location::parse(&db.database);
+    if let abm_store::Location::Sqlite(p) = &location {
+        protected.push(p);
+    }
+    crate::refuse_inputs_as_outputs(std::slice::from_ref(&rejected), &protected)?;
+    let inputs = ImportInputs {
+        accounts: paths.accounts.map(Into::into),
+        engagement: paths.engagement.map(Into::into),
+        more_engagement: paths.more_engagement.into_iter().map(Into::into).collect(),
+        triggers: paths.triggers.map(Into::into),
+        deals: paths.deals.map(Into::into),
+    };
+    let app = open(&db, config.clone())?;
+    // The rejected rows are written before the commit: if they cannot be, nothing is
+    // imported (issue 11 #4), rather than committed rows with their rejects lost.
+    let rep = app.import(&inputs, &opts, &mut |rejects| {
+        output::write_rejected(&rejected, &rejects.rows, &[]).map_err(|source| {
+            StoreError::BeforeCommit {
+                what: format!("cannot write the rejected rows to {}", rejected.display()),
+                source,
+            }
+        })
+    })?;
+    pb.finish();
+    if json {
+        return print_json(&rep);
+    }
+    outln!(
+        "Imported into {} (import {}):",
+        app.location().display(),
+        rep.import_id
+    )?;
+    outln!(
+        "  accounts  {:>10} read {:>10} new or changed",
+        rep.accounts_read,
+        rep.accounts_changed
+    )?;
+    outln!(
+        "  events    {:>10} read {:>10} new",
+        rep.events_read,
+        rep.events_added
+    )?;
+    outln!(
+        "  triggers  {:>10} read {:>10} new",
+        rep.triggers_read,
+        rep.triggers_added
+    )?;
+    outln!(
+        "  deals     {:>10} read {:>10} new or changed",
+        rep.deals_read,
+        rep.deals_changed
+    )?;
+    if rep.waiting_added + rep.waiting_resolved > 0 {
+        outln!(
+            "  waiting   {:>10} new rows for accounts not imported yet, {} now in (see `abm status`)",
+            rep.waiting_added,
+            rep.waiting_resolved
+        )?;
+    }
+    outln!(
+        "  rejected rows: {} (see {})",
+        rep.rejected,
+        rejected.display()
+    )?;
+    for r in rep.rejects.rows.iter().take(5) {
+        outln!("    {r}")?;
+    }
+    if !rep.changed_anything() {
+        outln!("  nothing new: the database already held all of it")?;
+    }
+    Ok(())
+}
+
+fn status_cmd(limit: usize, json: bool, db: DbArgs) -> Result<()> {
+    let app = open_existing(&db)?;
+    let w = app.waiting(limit)?;
+    if json {
+        return print_json(&w);
+    }
+    let total = w.events + w.triggers + w.deals;
+    outln!(
+        "Waiting in {} for accounts not imported yet: {} events, {} triggers, {} deals ({})",
+        app.location().display(),
+        w.events,
+        w.triggers,
+        w.deals,
+        crate::count(w.distinct_accounts, "account")
+    )?;
+    if total == 0 {
+        outln!("  nothing waits: every stored row has its account")?;
+    }
+    for (id, n) in &w.accounts {
+        outln!("  {id}: {}", crate::count(*n, "row"))?;
+    }
+    if w.distinct_accounts > w.accounts.len() as u64 {
+        outln!(
+            "  … and {} more (--limit N)",
+            w.distinct_accounts - w.accounts.len() as u64
+        )?;
+    }
+    Ok(())
+}
+
+fn run_cmd(
+    as_of: Option<Instant>,
+    threads: Option<usize>,
+    json: bool,
+    db: DbArgs,
+    config: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    let log = |m: &str| {
+        if !quiet {
+            eprintln!("abm: {m}");
+        }
+    };
+    let config = load_config(config)?;
+    let pb = crate::progress::Bars::new(quiet);
+    let app = open_with(&db, false, config.clone())?;
+    let outcome = app.run(
+        Some(as_of.unwrap_or_else(now)),
+        threads,
+        RunObserver {
+            log: &log,
+            progress: &|l, d, t| pb.update(l, d, t),
+        },
+    )?;
+    pb.finish();
+    match outcome {
+        RunOutcome::Unchanged { run, as_of } => {
             if json {
-                return print_json(&h);
-            }
-            outln!("{} — {}", h.account_id, h.name)?;
-            match &h.state {
-                Some(s) => outln!(
-                    "  effective cluster: {} since {}{}",
-                    s.cluster,
-                    s.entered_at,
-                    s.floor
-                        .as_ref()
-                        .map(|f| format!(" (last demotion {f})"))
-                        .unwrap_or_default()
-                )?,
-                None => outln!("  not evaluated yet (no run since it was imported)")?,
-            }
-            outln!("\nSnapshots ({}):", h.snapshots.len())?;
-            for s in &h.snapshots {
+                print_json(&serde_json::json!({"unchanged": true, "run": run, "as_of": as_of}))?;
+            } else {
                 outln!(
-                    "  run {} as of {}: {} (candidate {}, previous {}), movement {}, tier {} score {}, engagement {}{}",
-                    s.run,
-                    s.as_of,
-                    s.cluster,
-                    s.candidate,
-                    s.previous.map_or("-", |c| c.as_str()),
-                    s.movement,
-                    s.tier,
-                    s.icp_score,
-                    s.engagement_level,
-                    if s.checkpoint.is_empty() { String::new() } else { format!(", checkpoint {}", s.checkpoint) }
-                )?;
-                outln!("    rule: {}", s.rule)?;
-                print_evidence("    ", &s.evidence)?;
-            }
-            outln!("\nMovements ({}):", h.movements.len())?;
-            for m in &h.movements {
-                print_movement(m)?;
-            }
-            outln!("\nCheckpoints ({}):", h.checkpoints.len())?;
-            for c in &h.checkpoints {
-                print_checkpoint(c)?;
-            }
-            outln!("\nDecisions ({}):", h.decisions.len())?;
-            for d in &h.decisions {
-                outln!(
-                    "  checkpoint {}: {} by {} at {}{}",
-                    d.checkpoint,
-                    d.action,
-                    d.actor,
-                    d.decided_at,
-                    d.comment
-                        .as_ref()
-                        .map(|c| format!(" — {c}"))
-                        .unwrap_or_default()
+                    "Nothing changed since run {run} (same as_of {as_of}, data, config and review decisions): no new snapshot."
                 )?;
             }
         }
-        StateCommand::Export { out, db } => export(&out, &db)?,
+        RunOutcome::Done(r) => {
+            if json {
+                print_json(&r)?;
+            } else {
+                let cap = &config.capacity;
+                outln!(
+                    "Run {} as of {} (config {})",
+                    r.run_id,
+                    r.as_of,
+                    r.config_hash
+                )?;
+                let r_total = r.counts.total();
+                let row = |label: &str, n: u64, range: Option<&abm_core::config::CapacityRange>| {
+                    let range = range
+                        .map(|r| format!("(recommended {})", r.describe(r_total)))
+                        .unwrap_or_default();
+                    outln!("  {label:<16} {n:>9}  {range}")
+                };
+                row("Cluster ICP", r.counts.cluster_icp, Some(&cap.cluster_icp))?;
+                row(
+                    "Future Pipeline",
+                    r.counts.future_pipeline,
+                    Some(&cap.future_pipeline),
+                )?;
+                row(
+                    "Active Focus",
+                    r.counts.active_focus,
+                    Some(&cap.active_focus),
+                )?;
+                row("Monitor Only", r.counts.monitor_only, None)?;
+                outln!("  {:<16} {:>9}", "accounts", r.accounts)?;
+                for w in &r.capacity.warnings {
+                    outln!("  warning: {w}")?;
+                }
+                outln!(
+                    "  movements: {} promotions, {} demotions; proposals opened: {}",
+                    r.promotions,
+                    r.demotions,
+                    r.proposals_opened
+                )?;
+                outln!(
+                    "  review queue: {} opened, {} closed (see `abm review list`)",
+                    r.checkpoints_opened,
+                    r.checkpoints_closed
+                )?;
+                if r.events_unknown_type > 0 {
+                    outln!(
+                        "  warning: {} stored events have a type the config does not know (ignored)",
+                        r.events_unknown_type
+                    )?;
+                }
+                for line in &r.review_policy {
+                    outln!("  review policy: {line}")?;
+                }
+                for n in &r.notes {
+                    outln!("  note: {n}")?;
+                }
+                if !r.criteria_without_data.is_empty() {
+                    outln!(
+                        "  criteria without data (left out of the points possible): {}",
+                        r.criteria_without_data.join(", ")
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summary_cmd(json: bool, db: DbArgs) -> Result<()> {
+    let s = open_existing(&db)?.summary()?;
+    if json {
+        return print_json(&s);
+    }
+    outln!(
+        "Latest run {} as of {} (config {}, started {})",
+        s.run,
+        s.as_of,
+        s.config_hash,
+        s.started_at
+    )?;
+    for (label, n) in [
+        ("Cluster ICP", s.cluster_icp_count),
+        ("Future Pipeline", s.future_pipeline_count),
+        ("Active Focus", s.active_focus_count),
+        ("Monitor Only", s.monitor_only_count),
+        ("accounts", s.accounts),
+    ] {
+        outln!("  {label:<16} {n:>9}")?;
+    }
+    outln!(
+        "  capacity: Active Focus {} (max {})",
+        s.capacity.active_focus,
+        s.capacity.active_focus_max
+    )?;
+    for w in &s.capacity.warnings {
+        outln!("  warning: {w}")?;
+    }
+    outln!(
+        "  this run: {} promotions, {} demotions, {} proposals opened, {} checkpoints opened, {} closed",
+        s.promotions, s.demotions, s.proposals_opened, s.checkpoints_opened, s.checkpoints_closed
+    )?;
+    let pending: i64 = s.pending.values().sum();
+    out!("  review queue: {pending} pending")?;
+    for (k, n) in &s.pending {
+        out!(", {k} {n}")?;
+    }
+    outln!()?;
+    if s.decisions_since_run > 0 {
+        outln!(
+            "  {} review decision(s) since this run: decided proposals are in the counts above, `abm run` refreshes the rest",
+            s.decisions_since_run
+        )?;
+    }
+    outln!(
+        "  stored: {} accounts, {} events, {} triggers, {} deals; {} runs, {} imports, {} rejected rows",
+        s.stored.get("accounts").unwrap_or(&0),
+        s.stored.get("events").unwrap_or(&0),
+        s.stored.get("triggers").unwrap_or(&0),
+        s.stored.get("deals").unwrap_or(&0),
+        s.runs,
+        s.imports,
+        s.rejected_rows
+    )?;
+    Ok(())
+}
+
+fn movements_cmd(since: Option<Instant>, json: bool, db: DbArgs) -> Result<()> {
+    let ms = open_existing(&db)?.movements(since)?;
+    if json {
+        return print_json(&ms);
+    }
+    if ms.is_empty() {
+        outln!(
+            "No movements{}.",
+            since.map(|s| format!(" since {s}")).unwrap_or_default()
+        )?;
+    }
+    for m in &ms {
+        print_movement(m)?;
+    }
+    Ok(())
+}
+
+fn history_cmd(account_id: String, json: bool, db: DbArgs) -> Result<()> {
+    let h = open_existing(&db)?.history(&account_id)?;
+    if json {
+        return print_json(&h);
+    }
+    outln!("{} — {}", h.account_id, h.name)?;
+    match &h.state {
+        Some(s) => outln!(
+            "  effective cluster: {} since {}{}",
+            s.cluster,
+            s.entered_at,
+            s.floor
+                .as_ref()
+                .map(|f| format!(" (last demotion {f})"))
+                .unwrap_or_default()
+        )?,
+        None => outln!("  not evaluated yet (no run since it was imported)")?,
+    }
+    outln!("\nSnapshots ({}):", h.snapshots.len())?;
+    for s in &h.snapshots {
+        outln!(
+            "  run {} as of {}: {} (candidate {}, previous {}), movement {}, tier {} score {}, engagement {}{}",
+            s.run,
+            s.as_of,
+            s.cluster,
+            s.candidate,
+            s.previous.map_or("-", |c| c.as_str()),
+            s.movement,
+            s.tier,
+            s.icp_score,
+            s.engagement_level,
+            if s.checkpoint.is_empty() { String::new() } else { format!(", checkpoint {}", s.checkpoint) }
+        )?;
+        outln!("    rule: {}", s.rule)?;
+        print_evidence("    ", &s.evidence)?;
+    }
+    outln!("\nMovements ({}):", h.movements.len())?;
+    for m in &h.movements {
+        print_movement(m)?;
+    }
+    outln!("\nCheckpoints ({}):", h.checkpoints.len())?;
+    for c in &h.checkpoints {
+        print_checkpoint(c)?;
+    }
+    outln!("\nDecisions ({}):", h.decisions.len())?;
+    for d in &h.decisions {
+        outln!(
+            "  checkpoint {}: {} by {} at {}{}",
+            d.checkpoint,
+            d.action,
+            d.actor,
+            d.decided_at,
+            d.comment
+                .as_ref()
+                .map(|c| format!(" — {c}"))
+                .unwrap_or_default()
+        )?;
     }
     Ok(())
 }
