@@ -26,10 +26,12 @@
 //! - [`run`]: `abm run` (assess + decide every account, snapshot, movements, checkpoints).
 //! - [`review`]: approve / reject.
 //! - [`query`]: the read side: review list, summary, movements, history, export rows.
+//! - [`outbox`]: the durable outbox of CRM writes and the watermarks of incremental pulls.
 
 pub mod db;
 pub mod import;
 mod migrate;
+pub mod outbox;
 pub mod pool;
 pub mod postgres;
 pub mod query;

@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
+    (
+        "0006_outbox",
+        include_str!("../migrations/sqlite/0006_outbox.sql"),
+    ),
 ];
 
 pub struct Sqlite {
