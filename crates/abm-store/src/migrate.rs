@@ -98,12 +98,12 @@ mod tests {
         let frozen_sqlite = [
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
-            "96a49cc56775f81254c9d74442457c5cfaa62ba9449da05ae63f0abfcb356143",
+            "afee2f90701d6e9b77f9b02228435518bbe4d5ce96f51868cbda7c59e6a3898c",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
             "551bb3985c22dff75ede5130fe49f92f0f5f8a0d998cfa7fce1d796ce748992f",
-            "f4dba36e61d311764968e353e599e0d284ae5b393d1eef7dc97681c434f393b6",
+            "b8b6a009bb19293895765f13eefd3510696af9f7178968d617c0be2e6fa916c5",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

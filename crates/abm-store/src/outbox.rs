@@ -259,6 +259,22 @@ impl Store {
         )
     }
 
+    /// The payload of the latest item of each target of `crm`'s `kind` (what was last
+    /// enqueued for each object).
+    pub fn outbox_latest_payloads(
+        &mut self,
+        crm: &str,
+        kind: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.conn().query_all(
+            "SELECT o.target, o.payload FROM outbox o
+             JOIN (SELECT target, MAX(id) AS id FROM outbox WHERE crm = ? AND kind = ? GROUP BY target) l
+               ON l.id = o.id",
+            &[Value::Text(crm), Value::Text(kind)],
+            |r| Ok((r.string(0)?, r.string(1)?)),
+        )
+    }
+
     /// Counts by status for `crm`.
     pub fn outbox_counts(&mut self, crm: &str) -> Result<OutboxCounts, StoreError> {
         let rows = self.conn().query_all(
@@ -351,13 +367,11 @@ impl Store {
 
     /// The watermark of `crm`'s `object` pull (what the next incremental pull starts from).
     pub fn watermark(&mut self, crm: &str, object: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()
-            .query_one(
-                "SELECT value FROM sync_watermarks WHERE crm = ? AND object = ?",
-                &[Value::Text(crm), Value::Text(object)],
-                |r| r.string(0),
-            )?)
+        Ok(self.conn().query_one(
+            "SELECT value FROM sync_watermarks WHERE crm = ? AND object = ?",
+            &[Value::Text(crm), Value::Text(object)],
+            |r| r.string(0),
+        )?)
     }
 
     pub fn set_watermark(
@@ -500,6 +514,20 @@ mod tests {
             assert!(s.outbox_get("k3").unwrap().is_none());
             assert!(s.outbox_get("k1").unwrap().is_some());
             assert_eq!(s.outbox_list(None, 10).unwrap().len(), 2);
+            s.outbox_enqueue(&[NewOutboxItem {
+                payload: "{\"body\":\"y\"}",
+                ..new("k4", "1")
+            }])
+            .unwrap();
+            let mut latest = s.outbox_latest_payloads("hubspot", "note").unwrap();
+            latest.sort();
+            assert_eq!(
+                latest,
+                [
+                    ("1".to_string(), "{\"body\":\"y\"}".to_string()),
+                    ("2".to_string(), "{\"body\":\"x\"}".to_string())
+                ]
+            );
             assert_eq!(
                 s.outbox_list(Some(OutboxStatus::Sent), 10).unwrap()[0].key,
                 "k1"

@@ -15,6 +15,7 @@ CREATE TABLE outbox (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX outbox_due ON outbox (crm, status, id);
+CREATE INDEX outbox_target ON outbox (crm, kind, target, id);
 
 CREATE TABLE sync_watermarks (
     crm        TEXT NOT NULL,
