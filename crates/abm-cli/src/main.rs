@@ -8,6 +8,7 @@ mod config_file;
 mod docs;
 mod progress;
 mod state_cmds;
+mod sync_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
 use abm_io::load::LoadOptions;
@@ -221,6 +222,12 @@ enum Command {
     Config(ConfigCommand),
     #[command(flatten)]
     State(state_cmds::StateCommand),
+    /// Sync with a CRM: pull, import, run, write the results back (see the README's "CRM sync").
+    #[command(subcommand)]
+    Sync(sync_cmds::SyncCommand),
+    /// The outbox of CRM writes: list, retry, drop.
+    #[command(subcommand)]
+    Outbox(sync_cmds::OutboxCommand),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -395,6 +402,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     abm_io::output::set_csv_raw(cli.csv_raw);
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
+        Command::Sync(cmd) => sync_cmds::sync(cmd, cli.config.as_deref(), quiet)?,
+        Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

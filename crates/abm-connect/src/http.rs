@@ -286,21 +286,20 @@ impl Client {
                         .map(|s| Duration::from_secs_f64(s.min(3600.0)));
                     let wait = match retry_after {
                         Some(d) => d,
-                        // Until the oldest send of the window leaves it, at least a jittered
-                        // moment.
+                        // Our window is full: until its oldest send leaves it. Else (the
+                        // limit is shared with another client of the same app, or the
+                        // CRM counts differently): back off, longer with each 429 in a row.
+                        // `X-HubSpot-RateLimit-Remaining: 0` already blocks the window.
                         None => {
+                            let max = self.window.max.max(1) as usize;
                             let n = self.window.sent.len();
-                            let oldest = self
-                                .window
-                                .sent
-                                .get(n.saturating_sub(self.window.max as usize));
-                            let free = oldest
-                                .map(|t| {
-                                    (*t + self.window.interval + WINDOW_MARGIN)
-                                        .saturating_duration_since(Instant::now())
-                                })
-                                .unwrap_or(Duration::ZERO);
-                            free.max(self.settings.backoff.wait(0, &mut self.rng))
+                            let free = if n >= max {
+                                (self.window.sent[n - max] + self.window.interval + WINDOW_MARGIN)
+                                    .saturating_duration_since(Instant::now())
+                            } else {
+                                Duration::ZERO
+                            };
+                            free.max(self.settings.backoff.wait(limited - 1, &mut self.rng))
                         }
                     };
                     (self.log)(&format!(

@@ -44,6 +44,8 @@ pub const KIND_UPDATE: &str = "company_update";
 pub const KIND_NOTE: &str = "note";
 /// Attempts over all syncs after which an item is dead.
 pub const MAX_TOTAL_ATTEMPTS: i64 = 50;
+/// Notes marked `sending` (and then recorded as sent) in one transaction.
+const NOTES_PER_MARK: usize = 100;
 
 /// The company properties abm writes (group `abm`).
 pub const ABM_PROPERTIES: [(&str, &str, &str, &str); 5] = [
@@ -605,12 +607,33 @@ impl HubSpot {
         }
         let mut after = 0;
         loop {
-            let items = app.store()?.outbox_due(CRM, KIND_NOTE, after, 500)?;
+            let items = app
+                .store()?
+                .outbox_due(CRM, KIND_NOTE, after, NOTES_PER_MARK)?;
             let Some(last) = items.last() else { break };
             after = last.id;
-            for it in items {
-                self.deliver_note(app, &it, d)?;
+            // Marked `sending` together before any is sent: an item is never sent unless it
+            // is marked, so after a crash every item that may have been sent is checked
+            // first. Deliveries are recorded together after the chunk; a crash before that
+            // only costs a check.
+            let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+            app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
+            let mut sent: Vec<(i64, Option<String>)> = Vec::new();
+            let mut result = Ok(());
+            for it in &items {
+                match self.deliver_note(app, it, d) {
+                    Ok(Some(remote)) => sent.push((it.id, remote)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
             }
+            let sent_refs: Vec<(i64, Option<&str>)> =
+                sent.iter().map(|(i, r)| (*i, r.as_deref())).collect();
+            app.store()?.outbox_mark_sent(&sent_refs)?;
+            result?;
         }
         log(&format!(
             "delivered {} writes ({} found already applied), {} refused, {} left for the next sync",
@@ -868,14 +891,15 @@ impl HubSpot {
             .and_then(|n| n.get("id").and_then(Value::as_str).map(str::to_string)))
     }
 
-    /// One note, retried within this sync; checked first when an earlier attempt's outcome
-    /// is unknown.
+    /// One note (already marked `sending` by the caller), retried within this sync; checked
+    /// first when an earlier attempt's outcome is unknown. `Some(remote id)` when delivered
+    /// or found delivered (the caller records it); `None` when refused or left.
     fn deliver_note(
         &mut self,
         app: &App,
         item: &OutboxItem,
         d: &mut Delivery,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<Option<Option<String>>, ConnectError> {
         let payload: Value = serde_json::from_str(&item.payload)
             .map_err(|e| ConnectError::Invalid(format!("outbox item {}: {e}", item.id)))?;
         let token = payload
@@ -883,93 +907,87 @@ impl HubSpot {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let mut status = item.status;
+        // Whether an earlier attempt may have been applied.
+        let mut maybe_sent = item.status == OutboxStatus::Sending;
         let mut attempt = 0u32;
-        let mut attempts = item.attempts;
+        let mut attempts = item.attempts + 1;
+        let body = json!({
+            "properties": {
+                "hs_timestamp": payload["hs_timestamp"],
+                "hs_note_body": payload["hs_note_body"],
+            },
+            "associations": [{
+                "to": {"id": item.target},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_COMPANY}],
+            }],
+        });
         loop {
-            if status == OutboxStatus::Sending {
+            if maybe_sent {
                 if let Some(id) = self.note_exists(&token)? {
-                    app.store()?.outbox_mark(
-                        &[item.id],
-                        OutboxMark::Sent {
-                            remote_id: Some(&id),
-                        },
-                    )?;
                     d.confirmed += 1;
-                    return Ok(());
+                    return Ok(Some(Some(id)));
                 }
             }
-            let body = json!({
-                "properties": {
-                    "hs_timestamp": payload["hs_timestamp"],
-                    "hs_note_body": payload["hs_note_body"],
-                },
-                "associations": [{
-                    "to": {"id": item.target},
-                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_COMPANY}],
-                }],
-            });
-            app.store()?.outbox_mark(&[item.id], OutboxMark::Sending)?;
-            attempts += 1;
             match self
                 .client
                 .send(Method::Post, "/crm/v3/objects/notes", Some(&body))
             {
                 Ok(r) if r.is_success() => {
-                    let id = r.body.get("id").and_then(Value::as_str).map(str::to_string);
-                    app.store()?.outbox_mark(
-                        &[item.id],
-                        OutboxMark::Sent {
-                            remote_id: id.as_deref(),
-                        },
-                    )?;
                     d.sent += 1;
-                    return Ok(());
+                    let id = r.body.get("id").and_then(Value::as_str).map(str::to_string);
+                    return Ok(Some(id));
                 }
                 Ok(r) if (400..500).contains(&r.status) => {
                     let reason = format!("{}: {}", r.status, r.message());
                     app.store()?
                         .outbox_mark(&[item.id], OutboxMark::Dead { reason: &reason })?;
                     d.dead += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Ok(r) => {
                     let reason = format!("{}: {}", r.status, r.message());
                     app.store()?
                         .outbox_mark(&[item.id], OutboxMark::Failed { reason: &reason })?;
                     d.left += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(Failure::Transient {
                     reason,
                     maybe_applied,
                 }) => {
-                    if maybe_applied {
-                        app.store()?
-                            .outbox_mark(&[item.id], OutboxMark::Unknown { reason: &reason })?;
-                        status = OutboxStatus::Sending;
-                    } else {
-                        app.store()?
-                            .outbox_mark(&[item.id], OutboxMark::Failed { reason: &reason })?;
-                        status = OutboxStatus::Failed;
-                    }
+                    // The item stays `sending` (marked before the first attempt): the next
+                    // attempt, in this sync or a later one, checks first when it may have
+                    // been applied.
+                    maybe_sent |= maybe_applied;
                     attempt += 1;
                     if attempt >= self.client.settings().max_attempts {
+                        let mark = if maybe_sent {
+                            OutboxMark::Unknown { reason: &reason }
+                        } else {
+                            OutboxMark::Failed { reason: &reason }
+                        };
+                        app.store()?.outbox_mark(&[item.id], mark)?;
                         let mut it = item.clone();
                         it.attempts = attempts;
                         it.reason = Some(reason);
-                        return self.give_up(app, &[it], d);
+                        self.give_up(app, &[it], d)?;
+                        return Ok(None);
                     }
+                    attempts += 1;
                     let wait = self.client.backoff_wait(attempt - 1);
                     std::thread::sleep(wait);
+                    // Counted (the item is `sending` already).
+                    app.store()?.outbox_mark(&[item.id], OutboxMark::Sending)?;
                 }
                 Err(f) => {
-                    app.store()?.outbox_mark(
-                        &[item.id],
-                        OutboxMark::Failed {
-                            reason: &format!("{f:?}"),
-                        },
-                    )?;
+                    if !maybe_sent {
+                        app.store()?.outbox_mark(
+                            &[item.id],
+                            OutboxMark::Failed {
+                                reason: &format!("{f:?}"),
+                            },
+                        )?;
+                    }
                     return Err(to_error(f, "a note", attempt + 1));
                 }
             }

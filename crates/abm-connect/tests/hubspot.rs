@@ -30,7 +30,11 @@ fn client(fake: &FakeHubSpot, timeout: Duration) -> Client {
 
 fn app(dir: &tempfile::TempDir) -> App {
     let path = dir.path().join("abm.db");
-    App::open(&StoreSettings::new(path.to_str().unwrap()), Config::default()).unwrap()
+    App::open(
+        &StoreSettings::new(path.to_str().unwrap()),
+        Config::default(),
+    )
+    .unwrap()
 }
 
 fn at(s: &str) -> Option<Instant> {
@@ -52,7 +56,11 @@ fn companies_beyond_the_search_cap_are_pulled_in_windows() {
     assert_eq!(companies[0]["employees"], "50");
     assert_eq!(watermark.as_deref(), Some(iso(T0 + 10_449 * 1000).as_str()));
     let s = fake.state.lock().unwrap();
-    assert!(s.max_after < 10_000, "never asked beyond the cap: {}", s.max_after);
+    assert!(
+        s.max_after < 10_000,
+        "never asked beyond the cap: {}",
+        s.max_after
+    );
     drop(s);
     // The fake does answer 400 beyond the cap (what the windows avoid).
     let mut raw = client(&fake, Duration::from_secs(5));
@@ -115,7 +123,12 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
         &[],
     );
     // A note without a company, and an email with a direction.
-    fake.add_object("notes", &[("hs_timestamp", "2026-02-01T00:00:00Z")], &[], &[]);
+    fake.add_object(
+        "notes",
+        &[("hs_timestamp", "2026-02-01T00:00:00Z")],
+        &[],
+        &[],
+    );
     fake.add_object(
         "emails",
         &[
@@ -135,7 +148,11 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
     let r1 = hs.sync(&app, &opts, &|_| {}).unwrap();
     assert_eq!((r1.companies, r1.engagements, r1.deals), (40, 6, 2));
     let imported = r1.imported.as_ref().unwrap();
-    assert!(imported.rejected_items.is_empty(), "{:?}", imported.rejected_items);
+    assert!(
+        imported.rejected_items.is_empty(),
+        "{:?}",
+        imported.rejected_items
+    );
     assert_eq!(r1.updates_enqueued, 40);
     assert_eq!(r1.delivery.sent as u64, 40 + r1.notes_enqueued);
     {
@@ -171,7 +188,11 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
     let total_notes = (r1.notes_enqueued + r2.notes_enqueued) as usize;
     assert_eq!(total_notes, moves.len());
     for m in &moves {
-        assert_eq!(fake.notes_with(&note_token(&m.account_id, m.id)), 1, "{m:?}");
+        assert_eq!(
+            fake.notes_with(&note_token(&m.account_id, m.id)),
+            1,
+            "{m:?}"
+        );
     }
     assert!(r2.updates_enqueued > 0 && r2.updates_enqueued < 40);
     // Nothing changed: nothing sent.
@@ -180,9 +201,15 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
         ..SyncOptions::default()
     };
     let r3 = hs.sync(&app, &opts, &|_| {}).unwrap();
-    assert_eq!((r3.updates_enqueued, r3.notes_enqueued, r3.delivery.sent), (0, 0, 0));
+    assert_eq!(
+        (r3.updates_enqueued, r3.notes_enqueued, r3.delivery.sent),
+        (0, 0, 0)
+    );
     let s = fake.state.lock().unwrap();
-    assert_eq!(s.violations, 0, "never more than the allowed requests per interval");
+    assert_eq!(
+        s.violations, 0,
+        "never more than the allowed requests per interval"
+    );
     assert_eq!(s.notes_created.len(), moves.len());
 }
 
@@ -213,7 +240,10 @@ fn a_207_refuses_items_one_by_one_into_the_outbox() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].target, "3");
     let reason = dead[0].reason.as_deref().unwrap();
-    assert!(reason.contains("OBJECT_NOT_FOUND") && reason.contains("[3]"), "{reason}");
+    assert!(
+        reason.contains("OBJECT_NOT_FOUND") && reason.contains("[3]"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -229,8 +259,14 @@ fn a_bad_token_stops_at_once_and_the_daily_limit_stops_the_day() {
     };
     let mut hs = HubSpot::new(Client::new(s, "pat-wrong".into()));
     let e = hs.sync(&app, &SyncOptions::default(), &|_| {}).unwrap_err();
-    assert!(matches!(e, ConnectError::Unauthorized { status: 401, .. }), "{e}");
-    assert!(!e.to_string().contains("pat-"), "the token is never shown: {e}");
+    assert!(
+        matches!(e, ConnectError::Unauthorized { status: 401, .. }),
+        "{e}"
+    );
+    assert!(
+        !e.to_string().contains("pat-"),
+        "the token is never shown: {e}"
+    );
     assert_eq!(fake.state.lock().unwrap().requests, 1, "never retried");
     assert_eq!(hs.client.requests, 1);
 
@@ -299,7 +335,11 @@ fn fault_run_delivers_every_write_exactly_once() {
     let mut payloads = Vec::new();
     for i in 0..n {
         let id = 1 + i;
-        keys.push((format!("test:note:{id}"), id.to_string(), note_token(&id.to_string(), i as i64 + 1)));
+        keys.push((
+            format!("test:note:{id}"),
+            id.to_string(),
+            note_token(&id.to_string(), i as i64 + 1),
+        ));
     }
     for (_, _, token) in &keys {
         payloads.push(
@@ -312,7 +352,10 @@ fn fault_run_delivers_every_write_exactly_once() {
     for i in 0..n {
         let id = 1 + i;
         upd_keys.push((format!("test:update:{id}"), id.to_string()));
-        upd_payloads.push(serde_json::json!({"abm_cluster": format!("Round 2 {id}"), "abm_tier": "B"}).to_string());
+        upd_payloads.push(
+            serde_json::json!({"abm_cluster": format!("Round 2 {id}"), "abm_tier": "B"})
+                .to_string(),
+        );
     }
     let mut items: Vec<NewOutboxItem<'_>> = keys
         .iter()
@@ -325,13 +368,18 @@ fn fault_run_delivers_every_write_exactly_once() {
             payload,
         })
         .collect();
-    items.extend(upd_keys.iter().zip(&upd_payloads).map(|((key, target), payload)| NewOutboxItem {
-        key,
-        crm: "hubspot",
-        kind: abm_connect::hubspot::KIND_UPDATE,
-        target,
-        payload,
-    }));
+    items.extend(
+        upd_keys
+            .iter()
+            .zip(&upd_payloads)
+            .map(|((key, target), payload)| NewOutboxItem {
+                key,
+                crm: "hubspot",
+                kind: abm_connect::hubspot::KIND_UPDATE,
+                target,
+                payload,
+            }),
+    );
     assert_eq!(app.store().unwrap().outbox_enqueue(&items).unwrap(), 2 * n);
     fake.state.lock().unwrap().updates_applied.clear();
     fake.set_faults(Faults {
@@ -343,6 +391,21 @@ fn fault_run_delivers_every_write_exactly_once() {
         writes_only: true,
         ..Faults::default()
     });
+    if let Ok(only) = std::env::var("ABM_FAULT_RUN_ONLY") {
+        let mut f = fake.faults.lock().unwrap();
+        if only != "5xx" {
+            f.p5xx = 0.0;
+        }
+        if only != "429" {
+            f.p429 = 0.0;
+        }
+        if only != "drop" {
+            f.pdrop = 0.0;
+        }
+        if only != "slow" {
+            f.pslow = 0.0;
+        }
+    }
     let t = std::time::Instant::now();
     let mut d = abm_connect::hubspot::Delivery::default();
     hs.deliver(&app, &|_| {}, &mut d).unwrap();
@@ -354,10 +417,15 @@ fn fault_run_delivers_every_write_exactly_once() {
         let token = body.rsplit(' ').next().unwrap().to_string();
         *per_token.entry(token).or_insert(0u32) += 1;
     }
-    let lost = keys.iter().filter(|(_, _, t)| !per_token.contains_key(t)).count();
+    let lost = keys
+        .iter()
+        .filter(|(_, _, t)| !per_token.contains_key(t))
+        .count();
     let duplicated = per_token.values().filter(|c| **c > 1).count();
     // Every update once.
-    let upd_lost = (1..=n).filter(|id| !s.updates_applied.contains_key(id)).count();
+    let upd_lost = (1..=n)
+        .filter(|id| !s.updates_applied.contains_key(id))
+        .count();
     let upd_dup = s.updates_applied.values().filter(|c| **c > 1).count();
     eprintln!(
         "fault run: {} writes ({n} notes, {n} updates in batches of 100) in {:.1} s (pull+import+first write-back {:.1} s); \

@@ -230,6 +230,22 @@ impl Store {
         tx.commit()
     }
 
+    /// Record deliveries, each with the id the CRM gave what it created (one transaction).
+    pub fn outbox_mark_sent(&mut self, sent: &[(i64, Option<&str>)]) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = wall_clock().to_string();
+        let mut tx = Tx::begin(self.conn(), TxMode::Write)?;
+        for (id, remote) in sent {
+            tx.execute(
+                "UPDATE outbox SET status = 'sent', reason = NULL, remote_id = COALESCE(?, remote_id), updated_at = ? WHERE id = ?",
+                &[Value::opt_text(*remote), Value::Text(&now), Value::Int(*id)],
+            )?;
+        }
+        tx.commit()
+    }
+
     /// Items by status (all with `None`), oldest first, at most `limit`.
     pub fn outbox_list(
         &mut self,
@@ -484,6 +500,7 @@ mod tests {
                 .unwrap();
             s.outbox_mark(&ids[2..], OutboxMark::Dead { reason: "400: bad" })
                 .unwrap();
+            s.outbox_mark_sent(&[(ids[0], None)]).unwrap();
             let k1 = s.outbox_get("k1").unwrap().unwrap();
             assert_eq!(
                 (k1.status, k1.attempts, k1.remote_id.as_deref()),

@@ -85,6 +85,8 @@ pub struct State {
     /// Company ids that refuse updates (207 error) — "deleted".
     pub refuse_update: BTreeSet<u64>,
     burst_left: u32,
+    /// The search index of note bodies: token → note ids.
+    note_index: std::collections::HashMap<String, Vec<u64>>,
 }
 
 pub struct FakeHubSpot {
@@ -148,9 +150,17 @@ impl FakeHubSpot {
             props.insert("domain".into(), format!("c{id}.example.com"));
             props.insert(
                 "industry".into(),
-                if i % 2 == 0 { "COMPUTER_SOFTWARE" } else { "RETAIL" }.into(),
+                if i % 2 == 0 {
+                    "COMPUTER_SOFTWARE"
+                } else {
+                    "RETAIL"
+                }
+                .into(),
             );
-            props.insert("numberofemployees".into(), format!("{}", 50 + (i % 7) * 300));
+            props.insert(
+                "numberofemployees".into(),
+                format!("{}", 50 + (i % 7) * 300),
+            );
             props.insert("country".into(), "United States".into());
             props.insert("hs_lastmodifieddate".into(), iso(t0_ms + i as i64 * 1000));
             s.companies.insert(
@@ -165,7 +175,13 @@ impl FakeHubSpot {
     }
 
     /// Add an engagement (`meetings`, `calls`, `emails`, `notes`) or a deal.
-    pub fn add_object(&self, kind: &str, props: &[(&str, &str)], companies: &[u64], contacts: &[u64]) -> u64 {
+    pub fn add_object(
+        &self,
+        kind: &str,
+        props: &[(&str, &str)],
+        companies: &[u64],
+        contacts: &[u64],
+    ) -> u64 {
         let mut s = self.state.lock().unwrap();
         s.next_id += 1;
         let id = s.next_id;
@@ -176,7 +192,10 @@ impl FakeHubSpot {
             id,
             Object {
                 id,
-                props: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                props: props
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 assoc,
             },
         );
@@ -233,7 +252,11 @@ fn parse_ms(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let ms = if b.get(19) == Some(&b'.') { num(20..23).unwrap_or(0) } else { 0 };
+    let ms = if b.get(19) == Some(&b'.') {
+        num(20..23).unwrap_or(0)
+    } else {
+        0
+    };
     let y2 = if mo <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
     let yoe = y2 - era * 400;
@@ -280,7 +303,10 @@ fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).ok()?;
     let (path, q) = target.split_once('?').unwrap_or((&target, ""));
@@ -339,13 +365,19 @@ enum Fault {
 fn serve(conn: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut stream = conn;
-    let Some(req) = read_request(&mut reader) else { return Ok(()) };
+    let Some(req) = read_request(&mut reader) else {
+        return Ok(());
+    };
     let now = Instant::now();
     // The window, as HubSpot keeps it.
     let (remaining, over) = {
         let mut s = ctx.state.lock().unwrap();
         s.requests += 1;
-        while s.recent.front().is_some_and(|t| now.duration_since(*t) >= ctx.limit_interval) {
+        while s
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= ctx.limit_interval)
+        {
             s.recent.pop_front();
         }
         s.recent.push_back(now);
@@ -357,14 +389,26 @@ fn serve(conn: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
         (ctx.limit_max.saturating_sub(used), over)
     };
     let mut rl = vec![
-        ("X-HubSpot-RateLimit-Daily".to_string(), "250000".to_string()),
-        ("X-HubSpot-RateLimit-Daily-Remaining".to_string(), "200000".to_string()),
+        (
+            "X-HubSpot-RateLimit-Daily".to_string(),
+            "250000".to_string(),
+        ),
+        (
+            "X-HubSpot-RateLimit-Daily-Remaining".to_string(),
+            "200000".to_string(),
+        ),
         (
             "X-HubSpot-RateLimit-Interval-Milliseconds".to_string(),
             ctx.limit_interval.as_millis().to_string(),
         ),
-        ("X-HubSpot-RateLimit-Max".to_string(), ctx.limit_max.to_string()),
-        ("X-HubSpot-RateLimit-Remaining".to_string(), remaining.to_string()),
+        (
+            "X-HubSpot-RateLimit-Max".to_string(),
+            ctx.limit_max.to_string(),
+        ),
+        (
+            "X-HubSpot-RateLimit-Remaining".to_string(),
+            remaining.to_string(),
+        ),
     ];
     if req.headers.get("authorization") != Some(&format!("Bearer {}", ctx.token)) {
         respond(
@@ -399,7 +443,8 @@ fn serve(conn: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
         return Ok(());
     }
     let is_write = req.method == "POST"
-        && (req.path == "/crm/v3/objects/companies/batch/update" || req.path == "/crm/v3/objects/notes");
+        && (req.path == "/crm/v3/objects/companies/batch/update"
+            || req.path == "/crm/v3/objects/notes");
     let fault = if faults.writes_only && !is_write {
         Fault::None
     } else {
@@ -438,7 +483,12 @@ fn serve(conn: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
         Fault::S5xx => {
             ctx.state.lock().unwrap().injected_5xx += 1;
             let code = [500u16, 502, 503, 504][ctx.rng.lock().unwrap().usize(0..4)];
-            respond(&mut stream, code, &rl, &error_body("internal error", "INTERNAL_ERROR"));
+            respond(
+                &mut stream,
+                code,
+                &rl,
+                &error_body("internal error", "INTERNAL_ERROR"),
+            );
             return Ok(());
         }
         Fault::R429 => {
@@ -477,7 +527,10 @@ fn serve(conn: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
 fn object_json(o: &Object, props: &[String], with_assoc: &[&str]) -> Value {
     let mut p = Map::new();
     for name in props {
-        p.insert(name.clone(), o.props.get(name).map(|v| json!(v)).unwrap_or(Value::Null));
+        p.insert(
+            name.clone(),
+            o.props.get(name).map(|v| json!(v)).unwrap_or(Value::Null),
+        );
     }
     p.insert("hs_object_id".into(), json!(o.id.to_string()));
     let mut v = json!({
@@ -508,7 +561,11 @@ fn object_json(o: &Object, props: &[String], with_assoc: &[&str]) -> Value {
 
 fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -525,7 +582,10 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                 .unwrap_or(0);
             s.max_after = s.max_after.max(after);
             if req.body["limit"].as_u64().unwrap_or(10) > 200 {
-                return (400, error_body("limit must be at most 200", "VALIDATION_ERROR"));
+                return (
+                    400,
+                    error_body("limit must be at most 200", "VALIDATION_ERROR"),
+                );
             }
             if after + limit > 10_000 {
                 return (
@@ -536,33 +596,84 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                     ),
                 );
             }
-            let from = req.body.pointer("/filterGroups/0/filters/0/value")
-                .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+            let from = req
+                .body
+                .pointer("/filterGroups/0/filters/0/value")
+                .and_then(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .or_else(|| v.as_i64().map(|n| n.to_string()))
+                })
                 .and_then(|v| parse_ms(&v))
                 .unwrap_or(i64::MIN);
             let mut all: Vec<&Object> = s
                 .companies
                 .values()
-                .filter(|c| c.props.get("hs_lastmodifieddate").and_then(|d| parse_ms(d)).unwrap_or(0) >= from)
+                .filter(|c| {
+                    c.props
+                        .get("hs_lastmodifieddate")
+                        .and_then(|d| parse_ms(d))
+                        .unwrap_or(0)
+                        >= from
+                })
                 .collect();
-            all.sort_by_key(|c| (c.props.get("hs_lastmodifieddate").and_then(|d| parse_ms(d)).unwrap_or(0), c.id));
+            all.sort_by_key(|c| {
+                (
+                    c.props
+                        .get("hs_lastmodifieddate")
+                        .and_then(|d| parse_ms(d))
+                        .unwrap_or(0),
+                    c.id,
+                )
+            });
             let props = str_list(&req.body["properties"]);
-            let page: Vec<Value> = all.iter().skip(after).take(limit).map(|c| object_json(c, &props, &[])).collect();
+            let page: Vec<Value> = all
+                .iter()
+                .skip(after)
+                .take(limit)
+                .map(|c| object_json(c, &props, &[]))
+                .collect();
             let mut out = json!({"total": all.len(), "results": page});
             if after + limit < all.len() {
-                out["paging"] = json!({"next": {"after": (after + limit).to_string(), "link": "?after="}});
+                out["paging"] =
+                    json!({"next": {"after": (after + limit).to_string(), "link": "?after="}});
             }
             (200, out)
         }
         ("GET", ["crm", "v3", "objects", kind]) => {
-            let limit: usize = req.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10).min(100);
-            let after: u64 = req.query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
-            let props: Vec<String> = req.query.get("properties").map(|p| p.split(',').map(str::to_string).collect()).unwrap_or_default();
-            let assoc: Vec<&str> = req.query.get("associations").map(|a| a.split(',').collect()).unwrap_or_default();
+            let limit: usize = req
+                .query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(10)
+                .min(100);
+            let after: u64 = req
+                .query
+                .get("after")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            let props: Vec<String> = req
+                .query
+                .get("properties")
+                .map(|p| p.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+            let assoc: Vec<&str> = req
+                .query
+                .get("associations")
+                .map(|a| a.split(',').collect())
+                .unwrap_or_default();
             let empty = BTreeMap::new();
             let objs = s.objects.get(*kind).unwrap_or(&empty);
-            let page: Vec<&Object> = objs.range(after..).take(limit + 1).map(|(_, o)| o).collect();
-            let results: Vec<Value> = page.iter().take(limit).map(|o| object_json(o, &props, &assoc)).collect();
+            let page: Vec<&Object> = objs
+                .range(after..)
+                .take(limit + 1)
+                .map(|(_, o)| o)
+                .collect();
+            let results: Vec<Value> = page
+                .iter()
+                .take(limit)
+                .map(|o| object_json(o, &props, &assoc))
+                .collect();
             let mut out = json!({"results": results});
             if page.len() > limit {
                 out["paging"] = json!({"next": {"after": page[limit].id.to_string()}});
@@ -572,7 +683,10 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
         ("POST", ["crm", "v3", "objects", "companies", "batch", "update"]) => {
             let inputs = req.body["inputs"].as_array().cloned().unwrap_or_default();
             if inputs.len() > 100 {
-                return (400, error_body("Batch size must be at most 100", "VALIDATION_ERROR"));
+                return (
+                    400,
+                    error_body("Batch size must be at most 100", "VALIDATION_ERROR"),
+                );
             }
             let mut results = Vec::new();
             let mut errors = Vec::new();
@@ -590,7 +704,12 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                     }
                     let c = s.companies.get_mut(&id).unwrap();
                     for (k, v) in p {
-                        c.props.insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                        c.props.insert(
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        );
                     }
                 }
                 *s.updates_applied.entry(id).or_default() += 1;
@@ -599,7 +718,10 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
             if errors.is_empty() {
                 (200, json!({"status": "COMPLETE", "results": results}))
             } else {
-                (207, json!({"status": "COMPLETE", "results": results, "numErrors": errors.len(), "errors": errors}))
+                (
+                    207,
+                    json!({"status": "COMPLETE", "results": results, "numErrors": errors.len(), "errors": errors}),
+                )
             }
         }
         ("POST", ["crm", "v3", "objects", "companies", "batch", "read"]) => {
@@ -615,47 +737,97 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
             (200, json!({"status": "COMPLETE", "results": results}))
         }
         ("POST", ["crm", "v3", "objects", "notes"]) => {
-            let body = req.body.pointer("/properties/hs_note_body").and_then(Value::as_str).unwrap_or("").to_string();
+            let body = req
+                .body
+                .pointer("/properties/hs_note_body")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if body.len() > 65_536 {
-                return (400, error_body("hs_note_body is longer than 65536 characters", "VALIDATION_ERROR"));
+                return (
+                    400,
+                    error_body(
+                        "hs_note_body is longer than 65536 characters",
+                        "VALIDATION_ERROR",
+                    ),
+                );
             }
-            let ts = req.body.pointer("/properties/hs_timestamp").and_then(Value::as_str).unwrap_or("");
+            let ts = req
+                .body
+                .pointer("/properties/hs_timestamp")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if ts.is_empty() {
-                return (400, error_body("Property values were not valid: hs_timestamp is required", "VALIDATION_ERROR"));
+                return (
+                    400,
+                    error_body(
+                        "Property values were not valid: hs_timestamp is required",
+                        "VALIDATION_ERROR",
+                    ),
+                );
             }
-            let to: u64 = req.body.pointer("/associations/0/to/id").and_then(Value::as_str).and_then(|x| x.parse().ok()).unwrap_or(0);
-            let ty = req.body.pointer("/associations/0/types/0/associationTypeId").and_then(Value::as_u64);
+            let to: u64 = req
+                .body
+                .pointer("/associations/0/to/id")
+                .and_then(Value::as_str)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            let ty = req
+                .body
+                .pointer("/associations/0/types/0/associationTypeId")
+                .and_then(Value::as_u64);
             if ty != Some(190) || !s.companies.contains_key(&to) {
                 return (400, error_body(&format!("One or more associations are invalid: note to company {to} (type {ty:?})"), "VALIDATION_ERROR"));
             }
             s.next_id += 1;
             let id = s.next_id;
             s.notes_created.push((id, body.clone(), to));
+            for w in body.split_whitespace() {
+                s.note_index.entry(w.to_string()).or_default().push(id);
+            }
             let mut assoc = BTreeMap::new();
             assoc.insert("companies".to_string(), vec![to]);
             let mut props = BTreeMap::new();
             props.insert("hs_note_body".to_string(), body);
             props.insert("hs_timestamp".to_string(), ts.to_string());
-            s.objects.entry("notes".into()).or_default().insert(id, Object { id, props, assoc });
-            (201, json!({"id": id.to_string(), "properties": {"hs_note_body": req.body.pointer("/properties/hs_note_body")}, "createdAt": "2026-01-01T00:00:00.000Z", "archived": false}))
+            s.objects
+                .entry("notes".into())
+                .or_default()
+                .insert(id, Object { id, props, assoc });
+            (
+                201,
+                json!({"id": id.to_string(), "properties": {"hs_note_body": req.body.pointer("/properties/hs_note_body")}, "createdAt": "2026-01-01T00:00:00.000Z", "archived": false}),
+            )
         }
         ("POST", ["crm", "v3", "objects", "notes", "search"]) => {
-            let token = req.body.pointer("/filterGroups/0/filters/0/value").and_then(Value::as_str).unwrap_or("").to_string();
-            let results: Vec<Value> = s
-                .objects
-                .get("notes")
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|n| n.props.get("hs_note_body").is_some_and(|b| b.split_whitespace().any(|w| w == token)))
+            let token = req
+                .body
+                .pointer("/filterGroups/0/filters/0/value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let ids = s.note_index.get(&token).cloned().unwrap_or_default();
+            let results: Vec<Value> = ids
+                .iter()
+                .filter_map(|id| s.objects.get("notes")?.get(id))
                 .map(|n| object_json(n, &["hs_note_body".to_string()], &[]))
                 .collect();
             (200, json!({"total": results.len(), "results": results}))
         }
         ("GET", ["crm", "v3", "properties", "companies", "groups", name]) => {
             if s.groups.contains(*name) {
-                (200, json!({"name": name, "label": "ABM", "displayOrder": -1, "archived": false}))
+                (
+                    200,
+                    json!({"name": name, "label": "ABM", "displayOrder": -1, "archived": false}),
+                )
             } else {
-                (404, error_body(&format!("Unable to find property group {name}"), "OBJECT_NOT_FOUND"))
+                (
+                    404,
+                    error_body(
+                        &format!("Unable to find property group {name}"),
+                        "OBJECT_NOT_FOUND",
+                    ),
+                )
             }
         }
         ("POST", ["crm", "v3", "properties", "companies", "groups"]) => {
@@ -669,12 +841,21 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
             if s.properties.contains(*name) {
                 (200, json!({"name": name}))
             } else {
-                (404, error_body(&format!("Unable to find property {name}"), "OBJECT_NOT_FOUND"))
+                (
+                    404,
+                    error_body(
+                        &format!("Unable to find property {name}"),
+                        "OBJECT_NOT_FOUND",
+                    ),
+                )
             }
         }
         ("POST", ["crm", "v3", "properties", "companies"]) => {
             let name = req.body["name"].as_str().unwrap_or("").to_string();
-            if !s.groups.contains(req.body["groupName"].as_str().unwrap_or("")) {
+            if !s
+                .groups
+                .contains(req.body["groupName"].as_str().unwrap_or(""))
+            {
                 return (400, error_body("group does not exist", "VALIDATION_ERROR"));
             }
             if !s.properties.insert(name.clone()) {
@@ -682,6 +863,12 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
             }
             (201, json!({"name": name}))
         }
-        _ => (404, error_body(&format!("no route {} {}", req.method, req.path), "OBJECT_NOT_FOUND")),
+        _ => (
+            404,
+            error_body(
+                &format!("no route {} {}", req.method, req.path),
+                "OBJECT_NOT_FOUND",
+            ),
+        ),
     }
 }

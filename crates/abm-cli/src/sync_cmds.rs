@@ -1,0 +1,266 @@
+//! The CRM commands: `abm sync hubspot` and `abm outbox list|retry|drop`. Thin: parse, open
+//! the app, call `abm-connect` / the store's outbox, print.
+
+use crate::state_cmds::DbArgs;
+use crate::{load_config, parse_as_of};
+use abm_connect::backoff::Backoff;
+use abm_connect::http::{Client, ClientSettings};
+use abm_connect::hubspot::{HubSpot, SyncOptions, SyncReport};
+use abm_core::Instant;
+use abm_store::outbox::OutboxStatus;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum SyncCommand {
+    /// Pull companies, engagements and deals from HubSpot, import them, run, and write the
+    /// results back (company properties, one note per movement) through the outbox. The
+    /// token is read from HUBSPOT_TOKEN (a private app's access token).
+    Hubspot {
+        /// Pull companies modified since this instant (default: since the last sync; the
+        /// first sync pulls every company).
+        #[arg(long, value_parser = parse_as_of)]
+        since: Option<Instant>,
+        /// Pull and validate only: nothing imported, run or written to HubSpot.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send what the outbox holds, without pulling or running.
+        #[arg(long, conflicts_with_all = ["since", "dry_run"])]
+        deliver_only: bool,
+        /// The run's as_of (default: now).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        /// Print the sync report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct HttpArgs {
+    /// The API's address (a local fake in tests).
+    #[arg(long, default_value = "https://api.hubapi.com", value_name = "URL")]
+    base_url: String,
+    /// One request's time limit, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Attempts of one request within a sync (5xx, timeouts, dropped connections).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_attempts: u32,
+    /// The first retry's wait ceiling, in milliseconds (doubling up to 30 s, with jitter).
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    retry_base_ms: u64,
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// The CRM writes stored for delivery, with their state, attempts and last failure.
+    List {
+        /// Only items in this state: pending, sending, sent, failed, dead.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<OutboxStatus>,
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put failed and dead items back to pending (the next sync sends them).
+    Retry {
+        /// Item ids (see `abm outbox list`).
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every failed and dead item.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Delete items that were not delivered (pending, failed, dead): they will not be sent.
+    Drop {
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_status(s: &str) -> Result<OutboxStatus, String> {
+    OutboxStatus::parse(s)
+        .ok_or_else(|| format!("unknown state {s:?} (pending, sending, sent, failed, dead)"))
+}
+
+fn client(http: &HttpArgs, token: String, quiet: bool) -> Client {
+    let mut s = ClientSettings::new(&http.base_url);
+    s.timeout = Duration::from_millis(http.timeout_ms.max(1));
+    s.max_attempts = http.max_attempts.max(1);
+    s.backoff = Backoff {
+        base: Duration::from_millis(http.retry_base_ms),
+        ..Backoff::default()
+    };
+    let mut c = Client::new(s, token);
+    if !quiet {
+        c.set_log(Box::new(|m| eprintln!("abm: hubspot: {m}")));
+    }
+    c
+}
+
+pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> {
+    let log = |m: &str| {
+        if !quiet {
+            eprintln!("abm: {m}");
+        }
+    };
+    match cmd {
+        SyncCommand::Hubspot {
+            since,
+            dry_run,
+            deliver_only,
+            as_of,
+            json,
+            http,
+            db,
+        } => {
+            let token = match std::env::var("HUBSPOT_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+                _ => bail!(
+                    "HUBSPOT_TOKEN is not set: create a HubSpot private app (see the README's \"CRM sync\") and export its access token"
+                ),
+            };
+            let config = load_config(config)?;
+            let app = crate::state_cmds::open_app(&db, true, config)?;
+            let mut hs = HubSpot::new(client(&http, token, quiet));
+            let opts = SyncOptions {
+                since,
+                dry_run,
+                as_of,
+                deliver_only,
+            };
+            let report = hs.sync(&app, &opts, &log).context("abm sync hubspot")?;
+            if json {
+                return crate::state_cmds::print_json(&report);
+            }
+            print_report(&report, dry_run)?;
+            let left = app.store()?.outbox_counts("hubspot")?;
+            if left.dead > 0 || left.failed > 0 || left.sending > 0 {
+                outln!(
+                    "outbox: {} failed, {} dead, {} unconfirmed (see `abm outbox list`)",
+                    left.failed,
+                    left.dead,
+                    left.sending
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_report(r: &SyncReport, dry_run: bool) -> Result<()> {
+    outln!(
+        "pulled {} companies, {} engagements, {} deals{}",
+        r.companies,
+        r.engagements,
+        r.deals,
+        if dry_run {
+            " (dry run: nothing stored or sent)"
+        } else {
+            ""
+        }
+    )?;
+    if let Some(i) = &r.imported {
+        outln!(
+            "imported: {} rejected item(s){}",
+            i.rejected_items.len(),
+            r.run_id.map(|id| format!("; run {id}")).unwrap_or_default()
+        )?;
+        for x in i.rejected_items.iter().take(20) {
+            outln!(
+                "  {} #{} {}: {}",
+                x.kind.as_str(),
+                x.index,
+                x.field,
+                x.reason
+            )?;
+        }
+    }
+    if !dry_run {
+        let d = &r.delivery;
+        outln!(
+            "write-back: {} company updates and {} notes enqueued; {} delivered, {} found already applied, {} refused, {} left",
+            r.updates_enqueued,
+            r.notes_enqueued,
+            d.sent,
+            d.confirmed,
+            d.dead,
+            d.left
+        )?;
+        outln!("{} requests ({} rate-limited)", r.requests, r.rate_limited)?;
+    }
+    Ok(())
+}
+
+pub fn outbox(cmd: OutboxCommand, quiet: bool) -> Result<()> {
+    let config = abm_core::Config::default();
+    match cmd {
+        OutboxCommand::List {
+            status,
+            limit,
+            json,
+            db,
+        } => {
+            let app = crate::state_cmds::open_app(&db, false, config)?;
+            let items = app.store()?.outbox_list(status, limit)?;
+            if json {
+                return crate::state_cmds::print_json(&items);
+            }
+            if items.is_empty() {
+                outln!("the outbox is empty")?;
+            }
+            for i in &items {
+                outln!(
+                    "{:>6}  {:<8} {:<15} {:<12} attempts {:<3} {}{}",
+                    i.id,
+                    i.status.as_str(),
+                    i.kind,
+                    i.target,
+                    i.attempts,
+                    i.key,
+                    i.reason
+                        .as_deref()
+                        .map(|r| format!("\n        {r}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            Ok(())
+        }
+        OutboxCommand::Retry { ids, all, db } => {
+            let app = crate::state_cmds::open_app(&db, false, config)?;
+            let n = app
+                .store()?
+                .outbox_retry(if all { None } else { Some(&ids) })?;
+            if !quiet {
+                outln!("{n} item(s) back to pending: the next `abm sync` sends them")?;
+            }
+            Ok(())
+        }
+        OutboxCommand::Drop { ids, all, db } => {
+            let app = crate::state_cmds::open_app(&db, false, config)?;
+            let n = app
+                .store()?
+                .outbox_drop(if all { None } else { Some(&ids) })?;
+            if !quiet {
+                outln!("{n} undelivered item(s) dropped (sent and unconfirmed items are kept)")?;
+            }
+            Ok(())
+        }
+    }
+}
