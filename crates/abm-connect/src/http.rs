@@ -240,11 +240,7 @@ impl Client {
             self.window.record(now);
             self.requests += 1;
             let url = format!("{}{}", self.settings.base_url.trim_end_matches('/'), path);
-            let result = self.exchange(method, &url, body);
-            let (status, headers, text) = match result {
-                Ok(r) => r,
-                Err(f) => return Err(f),
-            };
+            let (status, headers, text) = self.exchange(method, &url, body)?;
             let get = |name: &str| {
                 headers
                     .iter()

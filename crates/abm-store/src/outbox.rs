@@ -383,11 +383,11 @@ impl Store {
 
     /// The watermark of `crm`'s `object` pull (what the next incremental pull starts from).
     pub fn watermark(&mut self, crm: &str, object: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().query_one(
+        self.conn().query_one(
             "SELECT value FROM sync_watermarks WHERE crm = ? AND object = ?",
             &[Value::Text(crm), Value::Text(object)],
             |r| r.string(0),
-        )?)
+        )
     }
 
     pub fn set_watermark(
