@@ -80,11 +80,41 @@ fn companies_beyond_the_search_cap_are_pulled_in_windows() {
     assert_eq!(recent.len(), 10);
 }
 
+fn on_postgres(name: &str, f: fn(&App)) {
+    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
+    let schema = format!("t_connect_{name}_{}", std::process::id());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .unwrap();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+    let result = std::panic::catch_unwind(|| {
+        f(&App::open(&StoreSettings::new(&url), Config::default()).unwrap())
+    });
+    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn sync_imports_runs_and_writes_back_within_the_limits_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    sync_acceptance(&app(&dir));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn sync_imports_runs_and_writes_back_within_the_limits_on_postgres() {
+    on_postgres("sync", sync_acceptance);
+}
+
 /// The acceptance run: companies, engagements and deals imported; clusters written back;
 /// one note per movement; never more than the allowed requests per interval; a second sync
 /// sends nothing again.
-#[test]
-fn sync_imports_runs_and_writes_back_within_the_limits() {
+fn sync_acceptance(app: &App) {
     let fake = FakeHubSpot::start(15, Duration::from_millis(500), 2);
     fake.add_companies(101, 40, T0);
     // Engagement before the first run for a few, deals for two.
@@ -138,14 +168,12 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
         &[106],
         &[1060],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(&dir);
     let mut hs = HubSpot::new(client(&fake, Duration::from_secs(5)));
     let opts = SyncOptions {
         as_of: at("2026-03-01"),
         ..SyncOptions::default()
     };
-    let r1 = hs.sync(&app, &opts, &|_| {}).unwrap();
+    let r1 = hs.sync(app, &opts, &|_| {}).unwrap();
     assert_eq!((r1.companies, r1.engagements, r1.deals), (40, 6, 2));
     let imported = r1.imported.as_ref().unwrap();
     assert!(
@@ -181,7 +209,7 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
         as_of: at("2026-04-01"),
         ..SyncOptions::default()
     };
-    let r2 = hs.sync(&app, &opts, &|_| {}).unwrap();
+    let r2 = hs.sync(app, &opts, &|_| {}).unwrap();
     assert_eq!(r2.companies, 1, "incremental: the last company again (GTE)");
     let moves: Vec<_> = app.movements(None).unwrap();
     assert!(!moves.is_empty(), "meetings move accounts");
@@ -200,7 +228,7 @@ fn sync_imports_runs_and_writes_back_within_the_limits() {
         as_of: at("2026-04-01"),
         ..SyncOptions::default()
     };
-    let r3 = hs.sync(&app, &opts, &|_| {}).unwrap();
+    let r3 = hs.sync(app, &opts, &|_| {}).unwrap();
     assert_eq!(
         (r3.updates_enqueued, r3.notes_enqueued, r3.delivery.sent),
         (0, 0, 0)
