@@ -31,11 +31,25 @@ pub struct Reply {
 impl Reply {
     /// The CRM's error message (`message` of the JSON body), else the text.
     pub fn message(&self) -> String {
-        self.body
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        // HubSpot: `{"message": …}`; Salesforce: `[{"message": …, "errorCode": …}]`.
+        let one = |v: &Value| {
+            let m = v.get("message").and_then(Value::as_str)?;
+            Some(match v.get("errorCode").and_then(Value::as_str) {
+                Some(code) => format!("{code}: {m}"),
+                None => m.to_string(),
+            })
+        };
+        one(&self.body)
+            .or_else(|| self.body.get(0).and_then(one))
             .unwrap_or_else(|| self.text.chars().take(500).collect())
+    }
+
+    /// Salesforce's `errorCode` of the first error.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body
+            .get(0)
+            .and_then(|e| e.get("errorCode"))
+            .and_then(Value::as_str)
     }
 
     pub fn is_success(&self) -> bool {
@@ -251,6 +265,12 @@ impl Client {
             let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let reply = Reply { status, body, text };
             match status {
+                // Salesforce says its daily allowance is spent with a 403.
+                403 if reply.error_code() == Some("REQUEST_LIMIT_EXCEEDED") => {
+                    return Err(Failure::DailyLimit {
+                        message: reply.message(),
+                    })
+                }
                 401 | 403 => {
                     return Err(Failure::Unauthorized {
                         status,

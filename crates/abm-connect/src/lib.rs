@@ -10,10 +10,12 @@
 //!   timeouts and dropped connections, 401/403 (see [`http::Failure`]).
 //! - [`backoff`]: exponential backoff with full jitter.
 //! - [`hubspot`]: HubSpot CRM v3: pull, write-back, delivery of the outbox.
+//! - [`salesforce`]: Salesforce REST: SOQL pull, sObject Collections write-back.
 
 pub mod backoff;
 pub mod http;
 pub mod hubspot;
+pub mod salesforce;
 
 use abm_app::AppError;
 use abm_store::StoreError;

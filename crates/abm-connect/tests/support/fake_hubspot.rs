@@ -277,15 +277,15 @@ struct Ctx {
     rng: Arc<Mutex<fastrand::Rng>>,
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    headers: BTreeMap<String, String>,
-    body: Value,
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
 }
 
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
+pub fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     stream.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -324,7 +324,7 @@ fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     })
 }
 
-fn respond(stream: &mut TcpStream, status: u16, headers: &[(String, String)], body: &Value) {
+pub fn respond(stream: &mut TcpStream, status: u16, headers: &[(String, String)], body: &Value) {
     let text = body.to_string();
     let reason = match status {
         200 => "OK",
