@@ -6,6 +6,7 @@ use crate::{load_config, parse_as_of};
 use abm_connect::backoff::Backoff;
 use abm_connect::http::{Client, ClientSettings};
 use abm_connect::hubspot::{HubSpot, SyncOptions, SyncReport};
+use abm_connect::salesforce::{Salesforce, SfSyncOptions};
 use abm_core::Instant;
 use abm_store::outbox::OutboxStatus;
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,29 @@ use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
+    /// Pull Accounts, Opportunities, Tasks and Events from Salesforce (SOQL), import them, run,
+    /// and write ABM_Cluster__c, ABM_Tier__c, ABM_ICP_Score__c, ABM_Next_Action__c back through
+    /// the outbox. Reads SF_INSTANCE_URL and SF_ACCESS_TOKEN.
+    Salesforce {
+        /// Pull Accounts modified since this instant (default: since the last sync).
+        #[arg(long, value_parser = parse_as_of)]
+        since: Option<Instant>,
+        /// Pull and validate only: nothing imported, run or written to Salesforce.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send what the outbox holds, without pulling or running.
+        #[arg(long, conflicts_with_all = ["since", "dry_run"])]
+        deliver_only: bool,
+        /// The run's as_of (default: now).
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<Instant>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Pull companies, engagements and deals from HubSpot, import them, run, and write the
     /// results back (company properties, one note per movement) through the outbox. The
     /// token is read from HUBSPOT_TOKEN (a private app's access token).
@@ -44,9 +68,10 @@ pub enum SyncCommand {
 
 #[derive(Args, Clone)]
 pub struct HttpArgs {
-    /// The API's address (a local fake in tests).
-    #[arg(long, default_value = "https://api.hubapi.com", value_name = "URL")]
-    base_url: String,
+    /// The API's address (HubSpot: https://api.hubapi.com; Salesforce: $SF_INSTANCE_URL; a
+    /// local fake in tests).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
     /// One request's time limit, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     timeout_ms: u64,
@@ -99,8 +124,14 @@ fn parse_status(s: &str) -> Result<OutboxStatus, String> {
         .ok_or_else(|| format!("unknown state {s:?} (pending, sending, sent, failed, dead)"))
 }
 
-fn client(http: &HttpArgs, token: String, quiet: bool) -> Client {
-    let mut s = ClientSettings::new(&http.base_url);
+fn client(
+    http: &HttpArgs,
+    base_url: &str,
+    token: String,
+    quiet: bool,
+    crm: &'static str,
+) -> Client {
+    let mut s = ClientSettings::new(base_url);
     s.timeout = Duration::from_millis(http.timeout_ms.max(1));
     s.max_attempts = http.max_attempts.max(1);
     s.backoff = Backoff {
@@ -109,7 +140,7 @@ fn client(http: &HttpArgs, token: String, quiet: bool) -> Client {
     };
     let mut c = Client::new(s, token);
     if !quiet {
-        c.set_log(Box::new(|m| eprintln!("abm: hubspot: {m}")));
+        c.set_log(Box::new(move |m| eprintln!("abm: {crm}: {m}")));
     }
     c
 }
@@ -121,6 +152,76 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
         }
     };
     match cmd {
+        SyncCommand::Salesforce {
+            since,
+            dry_run,
+            deliver_only,
+            as_of,
+            json,
+            http,
+            db,
+        } => {
+            let token = match std::env::var("SF_ACCESS_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+                _ => bail!(
+                    "SF_ACCESS_TOKEN is not set: export an access token of a connected app (see the README's \"CRM sync\")"
+                ),
+            };
+            let base = match (&http.base_url, std::env::var("SF_INSTANCE_URL")) {
+                (Some(b), _) => b.clone(),
+                (None, Ok(u)) if !u.trim().is_empty() => u.trim().to_string(),
+                _ => {
+                    bail!("SF_INSTANCE_URL is not set (e.g. https://yourcompany.my.salesforce.com)")
+                }
+            };
+            let config = load_config(config)?;
+            let app = crate::state_cmds::open_app(&db, true, config)?;
+            let mut c = client(&http, &base, token, quiet, "salesforce");
+            // Salesforce limits requests per day (REQUEST_LIMIT_EXCEEDED), not per interval.
+            c.set_window(1_000, Duration::from_secs(1));
+            let mut sf = Salesforce::new(c);
+            let opts = SfSyncOptions {
+                since,
+                dry_run,
+                as_of,
+                deliver_only,
+            };
+            let r = sf.sync(&app, &opts, &log).context("abm sync salesforce")?;
+            if json {
+                return crate::state_cmds::print_json(&r);
+            }
+            outln!(
+                "pulled {} accounts, {} tasks and events, {} opportunities{}",
+                r.accounts,
+                r.activities,
+                r.opportunities,
+                if dry_run {
+                    " (dry run: nothing stored or sent)"
+                } else {
+                    ""
+                }
+            )?;
+            if let Some(i) = &r.imported {
+                outln!("imported: {} rejected item(s)", i.rejected_items.len())?;
+                for x in i.rejected_items.iter().take(20) {
+                    outln!(
+                        "  {} #{} {}: {}",
+                        x.kind.as_str(),
+                        x.index,
+                        x.field,
+                        x.reason
+                    )?;
+                }
+            }
+            if !dry_run {
+                let d = &r.delivery;
+                outln!(
+                    "write-back: {} account updates enqueued; {} delivered, {} found already applied, {} refused, {} left; {} requests",
+                    r.updates_enqueued, d.sent, d.confirmed, d.dead, d.left, r.requests
+                )?;
+            }
+            Ok(())
+        }
         SyncCommand::Hubspot {
             since,
             dry_run,
@@ -138,7 +239,11 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             };
             let config = load_config(config)?;
             let app = crate::state_cmds::open_app(&db, true, config)?;
-            let mut hs = HubSpot::new(client(&http, token, quiet));
+            let base = http
+                .base_url
+                .clone()
+                .unwrap_or_else(|| "https://api.hubapi.com".to_string());
+            let mut hs = HubSpot::new(client(&http, &base, token, quiet, "hubspot"));
             let opts = SyncOptions {
                 since,
                 dry_run,

@@ -220,6 +220,12 @@ impl Client {
         }
     }
 
+    /// The request window until the CRM's headers say otherwise.
+    pub fn set_window(&mut self, max: u32, interval: Duration) {
+        self.window.max = max.max(1);
+        self.window.interval = interval;
+    }
+
     /// Where status messages (waits, retries) go.
     pub fn set_log(&mut self, log: Box<dyn Fn(&str) + Send + Sync>) {
         self.log = log;

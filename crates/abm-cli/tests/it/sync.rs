@@ -2,6 +2,8 @@
 
 #[path = "../../../abm-connect/tests/support/fake_hubspot.rs"]
 mod fake_hubspot;
+#[path = "../../../abm-connect/tests/support/fake_salesforce.rs"]
+mod fake_salesforce;
 
 use crate::{abm, run_ok};
 use fake_hubspot::{FakeHubSpot, Faults};
@@ -256,4 +258,54 @@ fn outbox_retry_and_drop_touch_only_undelivered_items() {
             .arg(&db),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 undelivered"));
+}
+
+#[test]
+fn sync_salesforce_pulls_and_writes_back() {
+    use fake_salesforce::{account_id, FakeSalesforce};
+    let fake = FakeSalesforce::start(31);
+    for i in 1..=60u64 {
+        fake.add(
+            "Account",
+            serde_json::json!({"Id": account_id(i), "Name": format!("A{i}"), "Industry": "Technology",
+                "NumberOfEmployees": 500, "LastModifiedDate": "2026-01-01T00:00:00.000+0000"}),
+        );
+    }
+    fake.add(
+        "Event",
+        serde_json::json!({"Id": "00U000000000000001", "AccountId": account_id(1), "WhoId": "003000000000000001",
+            "ActivityDateTime": "2026-02-20T10:00:00.000+0000", "Type": "Meeting"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("abm.db");
+    let out = run_ok(
+        abm()
+            .env("SF_INSTANCE_URL", &fake.url)
+            .env("SF_ACCESS_TOKEN", &fake.token)
+            .args([
+                "sync",
+                "salesforce",
+                "--as-of",
+                "2026-03-01",
+                "--json",
+                "--database",
+            ])
+            .arg(&db),
+    );
+    let r = json_of(&out);
+    assert_eq!(
+        (r["accounts"].as_u64(), r["activities"].as_u64()),
+        (Some(60), Some(1))
+    );
+    assert_eq!(r["delivery"]["sent"], 60);
+    assert!(fake.account(&account_id(1))["ABM_Cluster__c"].is_string());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&fake.token));
+    let out = abm()
+        .env_remove("SF_INSTANCE_URL")
+        .env("SF_ACCESS_TOKEN", "x")
+        .args(["sync", "salesforce", "--database"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SF_INSTANCE_URL is not set"));
 }
