@@ -228,6 +228,9 @@ enum Command {
     /// The outbox of CRM writes: list, retry, drop.
     #[command(subcommand)]
     Outbox(sync_cmds::OutboxCommand),
+    /// News feeds → triggers.
+    #[command(subcommand)]
+    News(sync_cmds::NewsCommand),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -404,6 +407,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
         Command::Sync(cmd) => sync_cmds::sync(cmd, cli.config.as_deref(), quiet)?,
         Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
+        Command::News(cmd) => sync_cmds::news(cmd, cli.config.as_deref(), quiet)?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -84,6 +84,31 @@ pub struct HttpArgs {
 }
 
 #[derive(Subcommand)]
+pub enum NewsCommand {
+    /// Read RSS/Atom feeds (URLs or files), match items to the stored accounts by domain and
+    /// company name, classify them into trigger types, and import them as triggers.
+    Fetch {
+        /// Feed URLs (http/https) or files.
+        #[arg(required = true)]
+        feeds: Vec<String>,
+        /// Keyword/phrase rules (TOML: [[rules]] type = "funding_round", phrases = [...]);
+        /// default: the built-in rules.
+        #[arg(long, value_name = "FILE")]
+        rules: Option<std::path::PathBuf>,
+        /// Match and classify only: nothing imported.
+        #[arg(long)]
+        dry_run: bool,
+        /// One feed's time limit, in milliseconds.
+        #[arg(long, default_value_t = 30_000, value_name = "MS")]
+        timeout_ms: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum OutboxCommand {
     /// The CRM writes stored for delivery, with their state, attempts and last failure.
     List {
@@ -368,4 +393,103 @@ pub fn outbox(cmd: OutboxCommand, quiet: bool) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `abm news fetch` prints with `--json`.
+#[derive(serde::Serialize)]
+struct NewsOut {
+    #[serde(flatten)]
+    report: abm_connect::news::NewsReport,
+    feeds_failed: Vec<String>,
+    imported: Option<abm_app::RecordsImported>,
+}
+
+pub fn news(cmd: NewsCommand, config: Option<&Path>, quiet: bool) -> Result<()> {
+    use abm_connect::news::{parse_feed, read_feed, triggers, Matcher, Rules};
+    let NewsCommand::Fetch {
+        feeds,
+        rules,
+        dry_run,
+        timeout_ms,
+        json,
+        db,
+    } = cmd;
+    let rules = match &rules {
+        Some(p) => Rules::from_toml(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => Rules::default(),
+    };
+    let config = load_config(config)?;
+    let app = crate::state_cmds::open_app(&db, false, config)?;
+    let directory = app.store()?.account_directory()?;
+    let matcher = Matcher::new(
+        directory
+            .iter()
+            .map(|a| (a.account_id.as_str(), a.name.as_str(), a.domain.as_deref())),
+    );
+    let mut items = Vec::new();
+    let mut failed = Vec::new();
+    for f in &feeds {
+        match read_feed(f, Duration::from_millis(timeout_ms.max(1))).and_then(|b| parse_feed(&b, f))
+        {
+            Ok(mut v) => items.append(&mut v),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("abm: warning: {e}");
+                }
+                failed.push(f.clone());
+            }
+        }
+    }
+    if failed.len() == feeds.len() {
+        bail!("no feed could be read ({})", failed.join(", "));
+    }
+    let report = triggers(&items, &matcher, &rules);
+    let imported = if dry_run || report.triggers.is_empty() {
+        None
+    } else {
+        let batch = abm_app::records::RecordBatch::new(
+            abm_app::records::RecordKind::Triggers,
+            "news",
+            report.triggers.clone(),
+        );
+        Some(app.import_records(&[batch])?)
+    };
+    if json {
+        return crate::state_cmds::print_json(&NewsOut {
+            report,
+            feeds_failed: failed,
+            imported,
+        });
+    }
+    outln!(
+        "{} items ({} duplicates, {} undated): {} about a stored account, {} classified → {} trigger(s){}",
+        report.items,
+        report.duplicates,
+        report.undated,
+        report.matched,
+        report.classified,
+        report.triggers.len(),
+        match &imported {
+            Some(i) => format!(", {} new", i.report.triggers_added),
+            None if dry_run => " (dry run: nothing imported)".to_string(),
+            None => String::new(),
+        }
+    )?;
+    for t in report.triggers.iter().take(20) {
+        outln!(
+            "  {} {} {}: {}",
+            t["account_id"].as_str().unwrap_or(""),
+            t["occurred_at"].as_str().unwrap_or(""),
+            t["type"].as_str().unwrap_or(""),
+            t["headline"].as_str().unwrap_or("")
+        )?;
+    }
+    if let Some(i) = &imported {
+        for x in &i.rejected_items {
+            outln!("  rejected #{} {}: {}", x.index, x.field, x.reason)?;
+        }
+    }
+    Ok(())
 }

@@ -10,11 +10,13 @@
 //!   timeouts and dropped connections, 401/403 (see [`http::Failure`]).
 //! - [`backoff`]: exponential backoff with full jitter.
 //! - [`hubspot`]: HubSpot CRM v3: pull, write-back, delivery of the outbox.
+//! - [`news`]: RSS/Atom news → triggers (matching by domain and name, keyword rules).
 //! - [`salesforce`]: Salesforce REST: SOQL pull, sObject Collections write-back.
 
 pub mod backoff;
 pub mod http;
 pub mod hubspot;
+pub mod news;
 pub mod salesforce;
 
 use abm_app::AppError;

@@ -29,6 +29,7 @@
 //! - [`outbox`]: the durable outbox of CRM writes and the watermarks of incremental pulls.
 
 pub mod db;
+pub mod directory;
 pub mod import;
 mod migrate;
 pub mod outbox;

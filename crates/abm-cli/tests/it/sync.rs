@@ -309,3 +309,54 @@ fn sync_salesforce_pulls_and_writes_back() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("SF_INSTANCE_URL is not set"));
 }
+
+#[test]
+fn news_fetch_turns_matching_headlines_into_triggers_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    crate::write(
+        &data,
+        "accounts.csv",
+        "account_id,name,domain,industry\nA1,\"Acme, Inc.\",acme.com,Software\nA2,Société Générale S.A.,,Banking\nA3,Quiet Co,quiet.example,Retail\n",
+    );
+    let db = dir.path().join("abm.db");
+    run_ok(abm().arg("import").arg(&data).arg("--database").arg(&db));
+    let feed = crate::write(
+        dir.path(),
+        "feed.xml",
+        r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>
+<item><title>ACME raises $40M Series C</title><link>https://w.example/1</link><guid>1</guid><pubDate>Mon, 02 Mar 2026 08:00:00 GMT</pubDate></item>
+<item><title>Societe Generale names new CEO</title><link>https://w.example/2</link><guid>2</guid><pubDate>Tue, 03 Mar 2026 08:00:00 GMT</pubDate></item>
+<item><title>Acme raises $40M Series C</title><link>https://w.example/1</link><guid>1</guid><pubDate>Mon, 02 Mar 2026 08:00:00 GMT</pubDate></item>
+<item><title>Markets close higher</title><guid>3</guid><pubDate>Tue, 03 Mar 2026 08:00:00 GMT</pubDate></item>
+</channel></rss>"#,
+    );
+    let fetch = || {
+        let mut c = abm();
+        c.args(["news", "fetch"])
+            .arg(&feed)
+            .arg(dir.path().join("missing.xml"))
+            .args(["--json", "--database"])
+            .arg(&db);
+        c
+    };
+    let r = json_of(&run_ok(&mut fetch()));
+    assert_eq!(
+        (
+            r["items"].as_u64(),
+            r["duplicates"].as_u64(),
+            r["matched"].as_u64()
+        ),
+        (Some(4), Some(1), Some(2))
+    );
+    assert_eq!(r["imported"]["triggers_added"], 2);
+    assert_eq!(r["feeds_failed"].as_array().unwrap().len(), 1);
+    assert_eq!(r["triggers"][0]["account_id"], "A1");
+    assert_eq!(r["triggers"][0]["type"], "funding_round");
+    assert_eq!(r["triggers"][1]["account_id"], "A2");
+    assert_eq!(r["triggers"][1]["type"], "leadership_change");
+    // Fetched again: nothing new.
+    let r = json_of(&run_ok(&mut fetch()));
+    assert_eq!(r["imported"]["triggers_added"], 0);
+}
