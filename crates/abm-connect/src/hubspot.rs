@@ -868,7 +868,13 @@ impl HubSpot {
     }
 
     /// Whether a note carrying `token` exists.
-    fn note_exists(&mut self, token: &str) -> Result<Option<String>, ConnectError> {
+    ///
+    /// The search index lags writes by a few seconds, so when the search finds nothing the
+    /// company's notes are read too (associations and object reads are consistent).
+    fn note_exists(&mut self, token: &str, company: &str) -> Result<Option<String>, ConnectError> {
+        let has_token = |n: &Value| {
+            prop(n, "hs_note_body").is_some_and(|b| b.split_whitespace().any(|w| w == token))
+        };
         let body = json!({
             "filterGroups": [{"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": token}]}],
             "properties": ["hs_note_body"],
@@ -880,15 +886,67 @@ impl HubSpot {
             Some(&body),
             "the note search",
         )?;
-        Ok(found
+        let hit = found
             .get("results")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find(|n| {
-                prop(n, "hs_note_body").is_some_and(|b| b.split_whitespace().any(|w| w == token))
-            })
-            .and_then(|n| n.get("id").and_then(Value::as_str).map(str::to_string)))
+            .find(|n| has_token(n))
+            .and_then(|n| n.get("id").and_then(Value::as_str).map(str::to_string));
+        if hit.is_some() || !is_company_id(company) {
+            return Ok(hit);
+        }
+        // The company's notes, newest pages included.
+        let what = "the company's notes";
+        let mut ids: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path =
+                format!("/crm/v4/objects/companies/{company}/associations/notes?limit=500");
+            if let Some(a) = &after {
+                path.push_str("&after=");
+                path.push_str(a);
+            }
+            let page = self.read_ok(Method::Get, &path, None, what)?;
+            for r in page
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                match r.get("toObjectId") {
+                    Some(Value::Number(n)) => ids.push(n.to_string()),
+                    Some(Value::String(s)) => ids.push(s.clone()),
+                    _ => {}
+                }
+            }
+            match page.pointer("/paging/next/after").and_then(Value::as_str) {
+                Some(a) => after = Some(a.to_string()),
+                None => break,
+            }
+        }
+        for chunk in ids.chunks(100) {
+            let body = json!({
+                "properties": ["hs_note_body"],
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let page = self.read_ok(
+                Method::Post,
+                "/crm/v3/objects/notes/batch/read",
+                Some(&body),
+                what,
+            )?;
+            if let Some(n) = page
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|n| has_token(n))
+            {
+                return Ok(n.get("id").and_then(Value::as_str).map(str::to_string));
+            }
+        }
+        Ok(None)
     }
 
     /// One note (already marked `sending` by the caller), retried within this sync; checked
@@ -923,7 +981,7 @@ impl HubSpot {
         });
         loop {
             if maybe_sent {
-                if let Some(id) = self.note_exists(&token)? {
+                if let Some(id) = self.note_exists(&token, &item.target)? {
                     d.confirmed += 1;
                     return Ok(Some(Some(id)));
                 }

@@ -409,7 +409,12 @@ fn fault_run_delivers_every_write_exactly_once() {
             }),
     );
     assert_eq!(app.store().unwrap().outbox_enqueue(&items).unwrap(), 2 * n);
-    fake.state.lock().unwrap().updates_applied.clear();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.updates_applied.clear();
+        // The search index lags: the newest notes are not searchable yet.
+        s.search_lag = 20;
+    }
     fake.set_faults(Faults {
         p5xx: 0.10,
         p429: 0.05,

@@ -167,12 +167,19 @@ fn a_killed_sync_resumes_from_the_outbox_without_loss_or_duplicates() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let at_kill = fake.state.lock().unwrap().notes_created.len();
+    // Right after a crash HubSpot's search does not show the newest notes yet: the resumed
+    // sync must find them all the same.
+    fake.state.lock().unwrap().search_lag = 100_000;
     assert!((at_kill as u64) < n, "killed mid-delivery: {at_kill}");
     let out = run_ok(sync(&fake, &db, "2026-04-01").arg("--json"));
     let r = json_of(&out);
     assert_eq!(
         r["notes_enqueued"], 0,
         "the killed sync had enqueued them all"
+    );
+    eprintln!(
+        "killed after {at_kill} notes; the resumed sync sent {} and found {} already applied",
+        r["delivery"]["sent"], r["delivery"]["confirmed"]
     );
     let moves = json_of(&run_ok(
         abm().args(["movements", "--json", "--database"]).arg(&db),

@@ -87,6 +87,9 @@ pub struct State {
     burst_left: u32,
     /// The search index of note bodies: token → note ids.
     note_index: std::collections::HashMap<String, Vec<u64>>,
+    /// Notes created but not searchable yet (HubSpot's search index lags writes): set
+    /// `search_lag` to hold this many of the newest notes out of the search.
+    pub search_lag: usize,
 }
 
 pub struct FakeHubSpot {
@@ -806,13 +809,50 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let ids = s.note_index.get(&token).cloned().unwrap_or_default();
+            let newest_hidden: BTreeSet<u64> = s
+                .notes_created
+                .iter()
+                .rev()
+                .take(s.search_lag)
+                .map(|n| n.0)
+                .collect();
+            let ids: Vec<u64> = s
+                .note_index
+                .get(&token)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|id| !newest_hidden.contains(id))
+                .collect();
             let results: Vec<Value> = ids
                 .iter()
                 .filter_map(|id| s.objects.get("notes")?.get(id))
                 .map(|n| object_json(n, &["hs_note_body".to_string()], &[]))
                 .collect();
             (200, json!({"total": results.len(), "results": results}))
+        }
+        ("GET", ["crm", "v4", "objects", "companies", id, "associations", "notes"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let results: Vec<Value> = s
+                .objects
+                .get("notes")
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|n| n.assoc.get("companies").is_some_and(|c| c.contains(&id)))
+                .map(|n| json!({"toObjectId": n.id, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 190, "label": null}]}))
+                .collect();
+            (200, json!({"results": results}))
+        }
+        ("POST", ["crm", "v3", "objects", "notes", "batch", "read"]) => {
+            let results: Vec<Value> = req.body["inputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["id"].as_str()?.parse::<u64>().ok())
+                .filter_map(|id| s.objects.get("notes")?.get(&id))
+                .map(|n| object_json(n, &["hs_note_body".to_string()], &[]))
+                .collect();
+            (200, json!({"status": "COMPLETE", "results": results}))
         }
         ("GET", ["crm", "v3", "properties", "companies", "groups", name]) => {
             if s.groups.contains(*name) {
