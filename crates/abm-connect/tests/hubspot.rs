@@ -182,7 +182,7 @@ fn sync_acceptance(app: &App) {
         imported.rejected_items
     );
     assert_eq!(r1.updates_enqueued, 40);
-    assert_eq!(r1.delivery.sent as u64, 40 + r1.notes_enqueued);
+    assert_eq!(r1.delivery.sent, 40 + r1.notes_enqueued);
     {
         let s = fake.state.lock().unwrap();
         assert_eq!(s.groups.len(), 1);
