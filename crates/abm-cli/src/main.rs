@@ -231,6 +231,8 @@ enum Command {
     /// News feeds → triggers.
     #[command(subcommand)]
     News(sync_cmds::NewsCommand),
+    /// Fill the stored accounts' missing fields from a file keyed by domain (never overwrites).
+    Enrich(sync_cmds::EnrichArgs),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -408,6 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(cmd) => sync_cmds::sync(cmd, cli.config.as_deref(), quiet)?,
         Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
         Command::News(cmd) => sync_cmds::news(cmd, cli.config.as_deref(), quiet)?,
+        Command::Enrich(args) => sync_cmds::enrich(args, cli.config.as_deref())?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -108,6 +108,52 @@ pub enum NewsCommand {
     },
 }
 
+/// `abm enrich FILE`.
+#[derive(Args)]
+pub struct EnrichArgs {
+    /// A CSV or JSON Lines file keyed by `domain`, with account fields (industry, employees,
+    /// annual_revenue, country, …).
+    file: std::path::PathBuf,
+    /// Show what would be filled: nothing imported.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn enrich(args: EnrichArgs, config: Option<&Path>) -> Result<()> {
+    use abm_connect::enrich::{enrich, FileProvider};
+    let config = load_config(config)?;
+    let app = crate::state_cmds::open_app(&args.db, false, config)?;
+    let mut provider = FileProvider::open(&args.file)?;
+    let r = enrich(&app, &mut provider, args.dry_run)?;
+    if args.json {
+        return crate::state_cmds::print_json(&r);
+    }
+    outln!(
+        "{} accounts with a domain, {} known to the provider, {} enriched{}",
+        r.looked_up,
+        r.found,
+        r.enriched,
+        if args.dry_run {
+            " (dry run: nothing imported)"
+        } else {
+            ""
+        }
+    )?;
+    for (field, n) in &r.fields_filled {
+        outln!("  {field}: {n}")?;
+    }
+    if let Some(i) = &r.imported {
+        for x in &i.rejected_items {
+            outln!("  rejected #{} {}: {}", x.index, x.field, x.reason)?;
+        }
+    }
+    Ok(())
+}
+
 #[derive(Subcommand)]
 pub enum OutboxCommand {
     /// The CRM writes stored for delivery, with their state, attempts and last failure.

@@ -9,11 +9,13 @@
 //! - [`http`]: the HTTP client every connector uses: the CRM's rate-limit headers, 429, 5xx,
 //!   timeouts and dropped connections, 401/403 (see [`http::Failure`]).
 //! - [`backoff`]: exponential backoff with full jitter.
+//! - [`enrich`]: enrichment providers (a file keyed by domain) filling missing account fields.
 //! - [`hubspot`]: HubSpot CRM v3: pull, write-back, delivery of the outbox.
 //! - [`news`]: RSS/Atom news → triggers (matching by domain and name, keyword rules).
 //! - [`salesforce`]: Salesforce REST: SOQL pull, sObject Collections write-back.
 
 pub mod backoff;
+pub mod enrich;
 pub mod http;
 pub mod hubspot;
 pub mod news;

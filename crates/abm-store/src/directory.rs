@@ -1,5 +1,5 @@
-//! What the connectors read about stored accounts: each account's id, name and web domain
-//! (news matching by domain and by name).
+//! What the connectors read about stored accounts: each account's id, name, web domain and
+//! fields (news matching by domain and by name; enrichment fills the fields it lacks).
 
 use crate::db::{ConnExt, RowExt};
 use crate::{Store, StoreError};
@@ -12,6 +12,8 @@ pub struct AccountEntry {
     pub name: String,
     /// The `domain` field as imported (or `website`), when there is one.
     pub domain: Option<String>,
+    /// Every field as imported (column → value).
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Store {
@@ -38,6 +40,10 @@ impl Store {
                     account_id: r.string(0)?,
                     name: r.string(1)?,
                     domain: pick("domain").or_else(|| pick("website")),
+                    fields: match fields {
+                        serde_json::Value::Object(m) => m,
+                        _ => serde_json::Map::new(),
+                    },
                 })
             },
         )

@@ -367,3 +367,78 @@ fn news_fetch_turns_matching_headlines_into_triggers_once() {
     let r = json_of(&run_ok(&mut fetch()));
     assert_eq!(r["imported"]["triggers_added"], 0);
 }
+
+#[test]
+fn enrich_fills_missing_fields_by_domain_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    crate::write(
+        &data,
+        "accounts.csv",
+        "account_id,name,domain,industry,employees\nA1,Acme,acme.com,,\nA2,Beta,https://www.beta.io/,Retail,40\nA3,Gamma,,,\n",
+    );
+    let db = dir.path().join("abm.db");
+    run_ok(abm().arg("import").arg(&data).arg("--database").arg(&db));
+    let file = crate::write(
+        dir.path(),
+        "firmographics.csv",
+        "domain,industry,employees,country\nACME.com,Software,1200,Germany\nbeta.io,Banking,999,France\n",
+    );
+    let r = json_of(&run_ok(
+        abm()
+            .arg("enrich")
+            .arg(&file)
+            .args(["--json", "--database"])
+            .arg(&db),
+    ));
+    assert_eq!(
+        (
+            r["looked_up"].as_u64(),
+            r["found"].as_u64(),
+            r["enriched"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!(r["fields_filled"]["industry"], 1);
+    assert_eq!(r["fields_filled"]["country"], 2);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let fields = |id: &str| -> Value {
+        let t: String = conn
+            .query_row(
+                "SELECT fields FROM accounts WHERE account_id = ?",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&t).unwrap()
+    };
+    let a1 = fields("A1");
+    assert_eq!(
+        (a1["industry"].as_str(), a1["employees"].as_str()),
+        (Some("Software"), Some("1200"))
+    );
+    assert!(
+        a1["enriched_by"].as_str().unwrap().contains("industry"),
+        "{a1}"
+    );
+    let a2 = fields("A2");
+    assert_eq!(
+        (
+            a2["industry"].as_str(),
+            a2["employees"].as_str(),
+            a2["country"].as_str()
+        ),
+        (Some("Retail"), Some("40"), Some("France")),
+        "never overwritten"
+    );
+    // Again: nothing left to fill.
+    let r = json_of(&run_ok(
+        abm()
+            .arg("enrich")
+            .arg(&file)
+            .args(["--json", "--database"])
+            .arg(&db),
+    ));
+    assert_eq!(r["enriched"], 0);
+}
