@@ -144,8 +144,6 @@ pub fn normalize_text(s: &str) -> String {
             }
             out.push_str("and ");
             space = true;
-        } else if c == '\'' || c == '’' {
-            // "Macy's" → "macys"
         } else if !space {
             out.push(' ');
             space = true;
@@ -193,11 +191,16 @@ const LEGAL_SUFFIXES: &[&[&str]] = &[
     &["holdings"],
 ];
 
-/// A company name for matching: [`normalize_text`] without its legal form(s) at the end
-/// (`Acme, Inc.` and `ACME Inc` → `acme`; `Société Générale S.A.` → `societe generale`).
+/// A company name for matching: [`normalize_text`] without a leading "The" and its legal
+/// form(s) at the end (`Acme, Inc.` and `ACME Inc` → `acme`; `Société Générale S.A.` →
+/// `societe generale`; `The Boeing Company` → `boeing`).
 pub fn normalize_name(s: &str) -> String {
     let norm = normalize_text(s);
     let mut tokens: Vec<&str> = norm.split(' ').filter(|t| !t.is_empty()).collect();
+    // "The Boeing Company" is "Boeing" in a headline.
+    if tokens.len() > 1 && tokens[0] == "the" {
+        tokens.remove(0);
+    }
     loop {
         let before = tokens.len();
         for suffix in LEGAL_SUFFIXES {
@@ -584,8 +587,12 @@ mod tests {
         assert_eq!(normalize_name("Société Générale S.A."), "societe generale");
         assert_eq!(normalize_name("Müller GmbH & Co. KG"), "muller gmbh and");
         assert_eq!(normalize_name("Nestlé S.A."), "nestle");
-        assert_eq!(normalize_name("Macy's, Inc."), "macys");
+        // A possessive is its own word: "Intel's" still names Intel.
+        assert_eq!(normalize_name("Macy's, Inc."), "macy s");
+        assert_eq!(normalize_text("INTEL'S job cuts"), "intel s job cuts");
         assert_eq!(normalize_name("Inc"), "inc", "a name is never emptied");
+        assert_eq!(normalize_name("The Boeing Company"), "boeing");
+        assert_eq!(normalize_name("The"), "the");
         assert_eq!(normalize_domain("https://www.Acme.com/about"), "acme.com");
     }
 
