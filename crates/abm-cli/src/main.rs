@@ -10,6 +10,7 @@ mod docs;
 mod progress;
 mod report;
 mod state_cmds;
+mod sync_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
 use abm_io::load::LoadOptions;
@@ -299,6 +300,17 @@ enum Command {
     Config(ConfigCommand),
     #[command(flatten)]
     State(state_cmds::StateCommand),
+    /// Sync with a CRM: pull, import, run, write the results back (see the README's "CRM sync").
+    #[command(subcommand)]
+    Sync(sync_cmds::SyncCommand),
+    /// The outbox of CRM writes: list, retry, drop.
+    #[command(subcommand)]
+    Outbox(sync_cmds::OutboxCommand),
+    /// News feeds → triggers.
+    #[command(subcommand)]
+    News(sync_cmds::NewsCommand),
+    /// Fill the stored accounts' missing fields from a file keyed by domain (never overwrites).
+    Enrich(sync_cmds::EnrichArgs),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -514,6 +526,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     abm_io::output::set_csv_raw(cli.csv_raw);
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
+        Command::Sync(cmd) => sync_cmds::sync(cmd, cli.config.as_deref(), quiet)?,
+        Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
+        Command::News(cmd) => sync_cmds::news(cmd, cli.config.as_deref(), quiet)?,
+        Command::Enrich(args) => sync_cmds::enrich(args, cli.config.as_deref())?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -304,6 +304,11 @@ fn open_with(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App>
         .with_context(|| format!("database {}", abm_store::redact(&db.database)))
 }
 
+/// The app over `db` (`create`: a new SQLite file when there is none).
+pub(crate) fn open_app(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App> {
+    open_with(db, create, config)
+}
+
 fn open(db: &DbArgs, config: abm_core::Config) -> Result<App> {
     open_with(db, true, config)
 }
@@ -360,7 +365,7 @@ fn open_existing(db: &DbArgs) -> Result<App> {
     open_with(db, false, abm_core::Config::default())
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     // Rendered first: a closed pipe is then an `io::Error` (success), not a serde error.
     let mut text = serde_json::to_vec_pretty(v)?;
     text.push(b'\n');

@@ -27,11 +27,14 @@
 //! - [`review`]: approve / reject.
 //! - [`query`]: the read side: review list, summary, movements, history, export rows.
 //! - [`account`]: one stored account explained (`abm explain ID` on the database).
+//! - [`outbox`]: the durable outbox of CRM writes and the watermarks of incremental pulls.
 
 pub mod account;
 pub mod db;
+pub mod directory;
 pub mod import;
 mod migrate;
+pub mod outbox;
 pub mod pool;
 pub mod postgres;
 pub mod query;

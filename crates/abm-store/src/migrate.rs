@@ -147,12 +147,14 @@ mod tests {
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
             "4a119cf1ae41de37823a2edaa07138811452c64687d8eee541ea4e0f9d58fcec",
+            "afee2f90701d6e9b77f9b02228435518bbe4d5ce96f51868cbda7c59e6a3898c",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
             "551bb3985c22dff75ede5130fe49f92f0f5f8a0d998cfa7fce1d796ce748992f",
             "b34d748f2e8e8af946aa6a9d662039eddcecb580799c79a5bfcc911c28292a5e",
+            "b8b6a009bb19293895765f13eefd3510696af9f7178968d617c0be2e6fa916c5",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
         ];
         for (list, frozen) in [

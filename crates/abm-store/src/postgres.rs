@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/0003_stable_signatures.sql"),
     ),
     (
+        "0006_outbox",
+        include_str!("../migrations/postgres/0006_outbox.sql"),
+    ),
+    (
         "0007_account_lookup",
         include_str!("../migrations/postgres/0007_account_lookup.sql"),
     ),

@@ -10,6 +10,7 @@ mod real_data;
 mod reliability;
 mod segment;
 mod state;
+mod sync;
 mod whatif;
 
 use std::path::{Path, PathBuf};
