@@ -96,9 +96,10 @@ fn migration_keeps_rejections(db: Db) {
     let w = World::new(db);
     let rejected = rejected_promotion(&w);
     set_old_signature(&w, &rejected);
-    // Back to schema 2, as an older abm left it.
+    // Back to before 0003, as an older abm left it (later migrations are independent of it
+    // and stay applied: the runner applies every listed migration not recorded yet).
     w.sql(
-        "DELETE FROM schema_migrations WHERE version >= 3;
+        "DELETE FROM schema_migrations WHERE version = 3;
          DROP TABLE proposal_rows; DROP TABLE current_rows;",
     );
     // Any command migrates on open.
@@ -136,7 +137,7 @@ fn migration_refuses_unknown_text(db: Db) {
     let rejected = rejected_promotion(&w);
     w.sql(&format!(
         "UPDATE checkpoints SET rule = 'made up' WHERE id = {};
-         DELETE FROM schema_migrations WHERE version >= 3;
+         DELETE FROM schema_migrations WHERE version = 3;
          DROP TABLE proposal_rows; DROP TABLE current_rows;",
         rejected["id"]
     ));
