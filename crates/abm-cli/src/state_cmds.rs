@@ -73,6 +73,19 @@ pub enum StateCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Drop snapshot history a team no longer needs: every account keeps the row that held at
+    /// the last run before DATE and everything after it; movements, review checkpoints and
+    /// decisions are kept.
+    Prune {
+        /// Keep what holds from this instant on (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_as_of)]
+        before: Instant,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// The human review queue: list, approve, reject.
     #[command(subcommand)]
     Review(ReviewCommand),
@@ -464,6 +477,21 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                 outln!("  nothing new: the database already held all of it")?;
             }
         }
+        StateCommand::Prune { before, json, db } => {
+            let mut store = open_existing(&db)?;
+            let r = store.prune(before)?;
+            if json {
+                return print_json(&r);
+            }
+            match r.last_run_before {
+                None => outln!("No run before {before}: nothing to prune.")?,
+                Some(run) => outln!(
+                    "Pruned {} snapshot rows older than what held at run {run} (the last before {before}); {} kept.",
+                    r.snapshot_rows_dropped,
+                    r.snapshot_rows_kept
+                )?,
+            }
+        }
         StateCommand::Status { limit, json, db } => {
             let mut store = open_existing(&db)?;
             let w = store.waiting(limit)?;
@@ -568,6 +596,10 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
                             "  review queue: {} opened, {} closed (see `abm review list`)",
                             r.checkpoints_opened,
                             r.checkpoints_closed
+                        )?;
+                        outln!(
+                            "  history: {} snapshot rows (accounts whose assessment changed)",
+                            r.snapshot_rows
                         )?;
                         if r.events_unknown_type > 0 {
                             outln!(

@@ -3,7 +3,7 @@
 //! hash), deals upserted by `deal_id`. All in one transaction; rows that fail validation are
 //! kept as [`Rejection`]s and never abort the others (unless `--strict`).
 
-use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{ident, meta, set_meta, StoreError, Tx};
 use abm_core::{Instant, Rules};
 use abm_io::csv::Record;
@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 /// Rows per bulk statement.
 const BATCH_ROWS: usize = 2000;
+/// Rows per `COPY` into a staging table.
+const STAGE_ROWS: usize = 50_000;
 
 /// The files of one import.
 #[derive(Debug, Clone)]
@@ -116,27 +118,54 @@ fn nonempty(s: &str) -> Option<&str> {
 }
 
 /// Collects rows and flushes them in bulk; a database error stops the scan and is kept.
+///
+/// On PostgreSQL the rows are staged: each flush is one `COPY … FROM STDIN (FORMAT binary)` into
+/// a temporary table, and [`Sink::finish`] merges it into the target with one set-based
+/// `INSERT … SELECT … {suffix}` (the same conflict rule, so the same idempotency and counts).
+/// Within one file the first of two rows with the same key wins, as with row-by-row inserts: the
+/// merge reads the staging table in the order it was written (a temporary table, written by
+/// one COPY after another, is scanned in insertion order; PostgreSQL never scans it in
+/// parallel). On SQLite the rows go straight into the target through one prepared statement.
 struct Sink {
-    into: &'static str,
+    table: &'static str,
+    cols: &'static str,
     suffix: &'static str,
+    /// The staging table, once created.
+    stage: Option<String>,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
 }
 
 impl Sink {
+    /// `into` is `table (col, …)`.
     fn new(into: &'static str, ncols: usize, suffix: &'static str) -> Sink {
+        let (table, cols) = into
+            .split_once('(')
+            .map(|(t, c)| (t.trim(), c.trim().trim_end_matches(')')))
+            .expect("a sink names `table (col, …)`");
         Sink {
-            into,
+            table,
+            cols,
             suffix,
+            stage: None,
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
         }
     }
 
+    fn staged(conn: &dyn Conn) -> bool {
+        conn.backend() == Backend::Postgres
+    }
+
     fn maybe_flush(&mut self, conn: &mut dyn Conn) {
-        if self.batch.rows() >= BATCH_ROWS || self.batch.weight() > 8 << 20 {
+        let rows = if Self::staged(conn) {
+            STAGE_ROWS
+        } else {
+            BATCH_ROWS
+        };
+        if self.batch.rows() >= rows || self.batch.weight() > 8 << 20 {
             self.flush(conn);
         }
     }
@@ -146,19 +175,58 @@ impl Sink {
             self.batch.clear();
             return;
         }
-        match conn.insert_batch(self.into, &self.batch, self.suffix) {
-            Ok(n) => self.affected += n,
-            Err(e) => self.error = Some(e),
+        let done = if Self::staged(conn) {
+            self.copy_to_stage(conn)
+        } else {
+            conn.insert_batch(
+                &format!("{} ({})", self.table, self.cols),
+                &self.batch,
+                self.suffix,
+            )
+            .map(|n| self.affected += n)
+        };
+        if let Err(e) = done {
+            self.error = Some(e);
         }
         self.batch.clear();
     }
 
+    fn copy_to_stage(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+        let stage = match &self.stage {
+            Some(s) => s.clone(),
+            None => {
+                let stage = format!("abm_stage_{}", self.table);
+                conn.batch_execute(&format!(
+                    "CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS
+                     SELECT {} FROM {} WITH NO DATA",
+                    self.cols, self.table
+                ))?;
+                self.stage = Some(stage.clone());
+                stage
+            }
+        };
+        conn.copy_in(&format!("{stage} ({})", self.cols), &self.batch)?;
+        Ok(())
+    }
+
     fn finish(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
         self.flush(conn);
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.affected),
+        if let Some(e) = self.error {
+            return Err(e);
         }
+        if let Some(stage) = &self.stage {
+            self.affected += conn.execute(
+                &format!(
+                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} WHERE true {suffix}",
+                    table = self.table,
+                    cols = self.cols,
+                    suffix = self.suffix
+                ),
+                &[],
+            )?;
+            conn.batch_execute(&format!("DROP TABLE {stage}"))?;
+        }
+        Ok(self.affected)
     }
 }
 

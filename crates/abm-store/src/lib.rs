@@ -28,6 +28,7 @@
 //! - [`query`]: the read side: review list, summary, movements, history, export rows.
 
 pub mod db;
+pub mod history;
 pub mod import;
 mod migrate;
 pub mod pool;

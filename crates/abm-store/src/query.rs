@@ -483,14 +483,15 @@ impl crate::Store {
                 "SELECT a.account_id, a.name, s.score, s.tier, s.engagement, s.has_triggers,
                     s.cluster, s.previous, s.movement, s.promotion_triggers, s.program, ms.text,
                     na.text, s.checkpoint, s.rationale
-                 FROM snapshots s
+                 FROM account_state st
+                 JOIN snapshots s ON s.run = st.snapshot_run AND s.account = st.account
                  JOIN accounts a ON a.id = s.account
                  JOIN texts ms ON ms.id = s.micro_segment
                  JOIN texts na ON na.id = s.next_action
-                 WHERE s.run = ?
                  ORDER BY a.account_id{order}"
             ),
-            &[Value::Int(run)],
+            // Each account's latest row: a row holds until the account's next one.
+            &[],
             &mut |r| {
                 let row = ExportRow {
                     account_id: r.string(0)?,

@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
+    (
+        "0004_change_history",
+        include_str!("../migrations/sqlite/0004_change_history.sql"),
+    ),
 ];
 
 pub struct Sqlite {
@@ -197,6 +201,10 @@ impl Conn for Sqlite {
             n += st.raw_execute().map_err(sql_err)? as u64;
         }
         Ok(n)
+    }
+
+    fn copy_in(&mut self, into: &str, batch: &Batch) -> Result<u64, StoreError> {
+        self.insert_batch(into, batch, "")
     }
 
     fn bytewise(&self) -> &'static str {
