@@ -97,3 +97,133 @@ impl crate::Store {
         Ok(at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{Conn, ConnExt, RowExt};
+    use std::time::Duration;
+
+    /// A database of schema 2 (a snapshot row per account per run) converted by migration
+    /// 0004: rows equal to their account's previous row are dropped, each account's state
+    /// points at its latest row, and the assessment at every run reads as before.
+    fn converts(url: &str, mut old: Box<dyn Conn>, list: &[(&str, &str)]) {
+        crate::migrate::migrate(&mut *old, &list[..2]).unwrap();
+        let row = |run: i64, account: i64, cluster: &str, movement: &str| {
+            format!(
+                "INSERT INTO snapshots VALUES ({run}, {account}, 'monitor_only', '{cluster}', NULL,
+                 '{movement}', 1, '[]', 'A', 90.0, 'low', 0, '', 'p', 1, 1, '', 'why');"
+            )
+        };
+        let mut sql = String::new();
+        for (id, as_of) in [(1, 100), (2, 200), (3, 300)] {
+            sql.push_str(&format!(
+                "INSERT INTO runs VALUES ({id}, {as_of}, 't', 'h', 1, {id}, 2, 0, 0, 0, 2, 0, 0,
+                 0, 0, 0, 0, 0, '{{}}');"
+            ));
+        }
+        for (run, cluster, movement) in [
+            (1, "monitor_only", "new"),
+            (2, "monitor_only", "stay"),
+            (3, "monitor_only", "stay"),
+        ] {
+            sql.push_str(&row(run, 1, cluster, movement));
+        }
+        for run in 1..=3 {
+            sql.push_str(&row(run, 2, "cluster_icp", "stay"));
+        }
+        sql.push_str(
+            "INSERT INTO account_state VALUES (1, 'monitor_only', 100, NULL, 3);
+             INSERT INTO account_state VALUES (2, 'cluster_icp', 100, NULL, 3);",
+        );
+        old.batch_execute(&sql).unwrap();
+        drop(old);
+        let mut store = crate::Store::open(url).unwrap();
+        let conn = store.conn();
+        let rows = conn
+            .query_all(
+                "SELECT run, account, movement FROM snapshots ORDER BY account, run",
+                &[],
+                |r| Ok((r.i(0)?, r.i(1)?, r.string(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (1, 1, "new".to_string()),
+                (2, 1, "stay".to_string()),
+                (1, 2, "stay".to_string())
+            ]
+        );
+        let states = conn
+            .query_all(
+                "SELECT account, snapshot_run FROM account_state ORDER BY account",
+                &[],
+                |r| Ok((r.i(0)?, r.i(1)?)),
+            )
+            .unwrap();
+        assert_eq!(states, vec![(1, 2), (2, 1)]);
+        conn.execute(
+            "INSERT INTO accounts (id, account_id, name, fields, row_hash, import_id)
+             VALUES (1, 'A1', 'A1', '{}', ?, 1)",
+            &[crate::db::Value::Blob(b"x")],
+        )
+        .unwrap();
+        let at = |store: &mut crate::Store, run| {
+            store
+                .assessment_at("A1", run)
+                .unwrap()
+                .map(|a| (a.since_run, a.movement))
+        };
+        assert_eq!(at(&mut store, 1), Some((1, "new".to_string())));
+        assert_eq!(at(&mut store, 3), Some((2, "stay".to_string())));
+        assert_eq!(at(&mut store, 0), None);
+        // Prune before run 3's as_of: what held at run 2 stays, run 1's row of account 1 goes.
+        let p = store.prune(abm_core::Instant(300)).unwrap();
+        assert_eq!(
+            (
+                p.last_run_before,
+                p.snapshot_rows_dropped,
+                p.snapshot_rows_kept
+            ),
+            (Some(2), 1, 2)
+        );
+        assert_eq!(at(&mut store, 1), None, "pruned");
+        assert_eq!(at(&mut store, 2), Some((2, "stay".to_string())));
+        let p = store.prune(abm_core::Instant(50)).unwrap();
+        assert_eq!((p.last_run_before, p.snapshot_rows_dropped), (None, 0));
+    }
+
+    #[test]
+    fn migration_0004_converts_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abm.db");
+        let old = crate::sqlite::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
+        converts(
+            &path.display().to_string(),
+            Box::new(old),
+            crate::sqlite::MIGRATIONS,
+        );
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+    fn migration_0004_converts_postgres() {
+        let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
+        let schema = format!("t_hist_{}", std::process::id());
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+        let result = std::panic::catch_unwind(|| {
+            let old = crate::postgres::Postgres::open(&url, Duration::from_secs(5)).unwrap();
+            converts(&url, Box::new(old), crate::postgres::MIGRATIONS);
+        });
+        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
