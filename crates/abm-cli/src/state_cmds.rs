@@ -387,6 +387,12 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             db,
         } => {
             let config = load_config(config)?;
+            if let Ok(v) = std::env::var("ABM_IMPORT_REBUILD_MIN_ROWS") {
+                let rows = v.trim().parse().with_context(|| {
+                    format!("ABM_IMPORT_REBUILD_MIN_ROWS={v:?}: expected a number of rows")
+                })?;
+                abm_store::import::set_rebuild_min_rows(rows);
+            }
             let pb = crate::progress::Bars::new(quiet);
             let bar = |l: &str, d, t| pb.update(l, d, t);
             let opts = input.load_options(&config, &bar)?;

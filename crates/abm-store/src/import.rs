@@ -20,6 +20,15 @@ use std::path::PathBuf;
 const BATCH_ROWS: usize = 2000;
 /// Rows per `COPY` into a staging table.
 const STAGE_ROWS: usize = 50_000;
+/// The fewest staged rows merged by rebuilding the target's unique index (tests lower it).
+static REBUILD_MIN_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(50_000);
+
+/// The fewest rows a PostgreSQL import stages into one table before it merges them by
+/// rebuilding the table's unique index (default 50,000; `ABM_IMPORT_REBUILD_MIN_ROWS`, for
+/// tests of that path on small data).
+pub fn set_rebuild_min_rows(rows: u64) {
+    REBUILD_MIN_ROWS.store(rows, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The files of one import.
 #[derive(Debug, Clone)]
@@ -130,8 +139,9 @@ struct Sink {
     table: &'static str,
     cols: &'static str,
     suffix: &'static str,
-    /// The staging table, once created.
+    /// The staging table, once created, and the rows copied into it.
     stage: Option<String>,
+    staged_rows: u64,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
@@ -149,6 +159,7 @@ impl Sink {
             cols,
             suffix,
             stage: None,
+            staged_rows: 0,
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
@@ -205,8 +216,81 @@ impl Sink {
                 stage
             }
         };
-        conn.copy_in(&format!("{stage} ({})", self.cols), &self.batch)?;
+        self.staged_rows += conn.copy_in(&format!("{stage} ({})", self.cols), &self.batch)?;
         Ok(())
+    }
+
+    /// The key of an `ON CONFLICT (key) DO NOTHING` sink.
+    fn do_nothing_key(&self) -> Option<&'static str> {
+        self.suffix
+            .strip_prefix("ON CONFLICT (")?
+            .strip_suffix(") DO NOTHING")
+    }
+
+    /// Whether merging the staged rows is cheaper by rebuilding the target's unique index
+    /// than by inserting into it row by row: a bulk load (at least [`REBUILD_MIN_ROWS`] rows and
+    /// a quarter of the rows the target has, by the planner's estimate; an empty target counts
+    /// as none, one never analyzed as large).
+    fn rebuild_pays(&self, conn: &mut dyn Conn) -> Result<bool, StoreError> {
+        let min = REBUILD_MIN_ROWS.load(std::sync::atomic::Ordering::Relaxed);
+        if self.staged_rows < min {
+            return Ok(false);
+        }
+        let table = self.table;
+        let estimate = conn.scalar(
+            "SELECT CAST(reltuples AS BIGINT) FROM pg_class
+             WHERE oid = CAST(CAST(? AS TEXT) AS regclass)",
+            &[Value::Text(table)],
+        )?;
+        let target = if estimate >= 0 {
+            estimate as u64
+        } else if conn.scalar(
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
+            &[],
+        )? == 0
+        {
+            0
+        } else {
+            u64::MAX
+        };
+        Ok(self.staged_rows.saturating_mul(4) >= target)
+    }
+
+    /// The bulk merge of a `DO NOTHING` sink: the target's unique index is dropped, the staged
+    /// rows not already stored go in (the first of each key in the order they were staged:
+    /// `ctid` order of a temporary table only ever appended to), and the index is built again
+    /// from sorted keys — which fails, rolling the import back, rather than ever keep a
+    /// duplicate.
+    fn merge_rebuilding(
+        &self,
+        conn: &mut dyn Conn,
+        stage: &str,
+        key: &str,
+    ) -> Result<u64, StoreError> {
+        let (table, cols) = (self.table, self.cols);
+        let constraint = format!("{table}_{key}_key");
+        conn.batch_execute(&format!(
+            "ALTER TABLE {table} DROP CONSTRAINT {constraint}; SET LOCAL work_mem = '256MB'"
+        ))?;
+        let n = conn.execute(
+            &format!(
+                "INSERT INTO {table} ({cols})
+                 SELECT DISTINCT ON (s.{key}) {s_cols} FROM {stage} s
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key})
+                 ORDER BY s.{key}, s.ctid",
+                s_cols = cols
+                    .split(',')
+                    .map(|c| format!("s.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &[],
+        )?;
+        conn.batch_execute(&format!(
+            "SET LOCAL maintenance_work_mem = '512MB';
+             ALTER TABLE {table} ADD CONSTRAINT {constraint} UNIQUE ({key})"
+        ))?;
+        Ok(n)
     }
 
     fn finish(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
@@ -215,6 +299,13 @@ impl Sink {
             return Err(e);
         }
         if let Some(stage) = &self.stage {
+            if let Some(key) = self.do_nothing_key() {
+                if self.rebuild_pays(conn)? {
+                    self.affected += self.merge_rebuilding(conn, stage, key)?;
+                    conn.batch_execute(&format!("DROP TABLE {stage}"))?;
+                    return Ok(self.affected);
+                }
+            }
             self.affected += conn.execute(
                 &format!(
                     "INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} WHERE true {suffix}",
