@@ -13,9 +13,11 @@ after the other, it times:
   plain, logged tables of a fresh PostgreSQL database;
 - `abm import DATA` into a fresh database, `abm segment DATA` (the stateless reference),
   a full `abm run --as-of 2026-11-01`;
+- `abm run --as-of 2026-11-02` with no new data (the first run after the first one writes a
+  snapshot row for every account: their movement goes from `baseline` to `unchanged`);
 - the daily step: a file of new events for 1% of the accounts (as many events as 1% of the
-  engagement file, dated on 2026-11-01, written once into WORK/daily/), `abm import` of it and
-  `abm run --as-of 2026-11-02`.
+  engagement file, dated on 2026-11-02, written once into WORK/daily/), `abm import` of it and
+  `abm run --as-of 2026-11-03`.
 
 Per step: wall time from spawn to exit, peak RSS of the child (`ru_maxrss` from `wait4`; the
 PostgreSQL server's memory is not in it) and the database size after the step (SQLite: the file
@@ -112,7 +114,7 @@ def daily_events(data, out, share=0.01, seed=11):
             acct = chosen[k % len(chosen)]
             sec = rng.randrange(1, 86400)
             row = {"account_id": acct,
-                   "occurred_at": f"2026-11-01T{sec // 3600:02}:{sec // 60 % 60:02}:{sec % 60:02}",
+                   "occurred_at": f"2026-11-02T{sec // 3600:02}:{sec // 60 % 60:02}:{sec % 60:02}",
                    "type": rng.choice(DAILY_TYPES),
                    "contact_id": f"{acct}-C{rng.randrange(1, 6)}",
                    "event_id": f"daily-{k}"}
@@ -155,7 +157,7 @@ def main():
               flush=True)
         return secs
 
-    as_of, next_day = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"
+    as_of, day2, day3 = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"
     seg_out = work / "segment"
     step("-", "abm segment", [abm, "segment", str(data), "--as-of", as_of, "--out",
                               str(seg_out), "--quiet", "--formats", "csv"], lambda: 0)
@@ -200,10 +202,11 @@ def main():
         step(backend, "abm import", [abm, "import", str(data), *dbf, "--rejected",
                                      str(cwd / "rejected.csv")], size, cwd)
         step(backend, "abm run (full)", [abm, "run", "--as-of", as_of, *dbf], size, cwd)
+        step(backend, "abm run (day 2, no new data)", [abm, "run", "--as-of", day2, *dbf], size, cwd)
         step(backend, "abm import (1% new events)",
              [abm, "import", "--engagement", str(daily), *dbf, "--rejected",
               str(cwd / "rejected-daily.csv")], size, cwd)
-        step(backend, "abm run (daily)", [abm, "run", "--as-of", next_day, *dbf], size, cwd)
+        step(backend, "abm run (daily)", [abm, "run", "--as-of", day3, *dbf], size, cwd)
         if backend == "postgres":
             psql(pg_url_for(a.pg, "postgres"), "DROP DATABASE IF EXISTS abm_bench_state")
 

@@ -14,12 +14,32 @@ use abm_io::load::{
 use abm_io::source::Source;
 use abm_io::FileKind;
 use serde::Serialize;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::path::PathBuf;
 
 /// Rows per bulk statement.
 const BATCH_ROWS: usize = 2000;
 /// Rows per `COPY` into a staging table.
 const STAGE_ROWS: usize = 50_000;
+/// Hashes a key that is already a hash (16 bytes of SHA-256): its low 64 bits.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// The fewest staged rows merged by rebuilding the target's unique index (tests lower it).
 static REBUILD_MIN_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(50_000);
 
@@ -142,6 +162,9 @@ struct Sink {
     /// The staging table, once created, and the rows copied into it.
     stage: Option<String>,
     staged_rows: u64,
+    /// A first load (see [`Sink::prepare`]): the keys written so far, and the constraint to
+    /// build again at the end.
+    direct: Option<(HashSet<u128, BuildHasherDefault<KeyHasher>>, String)>,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
@@ -160,6 +183,7 @@ impl Sink {
             suffix,
             stage: None,
             staged_rows: 0,
+            direct: None,
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
@@ -168,6 +192,40 @@ impl Sink {
 
     fn staged(conn: &dyn Conn) -> bool {
         conn.backend() == Backend::Postgres
+    }
+
+    /// On PostgreSQL, a `DO NOTHING` sink into an empty table is a first load: the table's
+    /// unique index is dropped, rows are copied straight into it, keeping the first of each
+    /// key (the keys written are remembered here: 16 bytes a row), and the index is built
+    /// again from sorted keys at the end — load speed, same rows and counts as row-by-row
+    /// inserts.
+    fn prepare(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+        let Some(key) = self.do_nothing_key() else {
+            return Ok(());
+        };
+        if !Self::staged(conn) {
+            return Ok(());
+        }
+        let table = self.table;
+        let empty = conn.scalar(
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
+            &[],
+        )? == 0;
+        if empty {
+            let constraint = format!("{table}_{key}_key");
+            conn.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"))?;
+            self.direct = Some((HashSet::default(), format!("{constraint} UNIQUE ({key})")));
+        }
+        Ok(())
+    }
+
+    /// Whether a row with this key (the row's first column) is to be written: always, but in
+    /// a first load, where only the first of a key is.
+    fn keep(&mut self, key: &[u8; 16]) -> bool {
+        match &mut self.direct {
+            None => true,
+            Some((seen, _)) => seen.insert(u128::from_le_bytes(*key)),
+        }
     }
 
     fn maybe_flush(&mut self, conn: &mut dyn Conn) {
@@ -186,7 +244,10 @@ impl Sink {
             self.batch.clear();
             return;
         }
-        let done = if Self::staged(conn) {
+        let done = if self.direct.is_some() {
+            conn.copy_in(&format!("{} ({})", self.table, self.cols), &self.batch)
+                .map(|n| self.affected += n)
+        } else if Self::staged(conn) {
             self.copy_to_stage(conn)
         } else {
             conn.insert_batch(
@@ -297,6 +358,15 @@ impl Sink {
         self.flush(conn);
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if let Some((seen, constraint)) = self.direct.take() {
+            drop(seen);
+            conn.batch_execute(&format!(
+                "SET LOCAL maintenance_work_mem = '512MB';
+                 ALTER TABLE {} ADD CONSTRAINT {constraint}",
+                self.table
+            ))?;
+            return Ok(self.affected);
         }
         if let Some(stage) = &self.stage {
             if let Some(key) = self.do_nothing_key() {
@@ -462,6 +532,8 @@ pub(crate) fn import(
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
+        sink.prepare(&mut *tx)?;
+        wait.prepare(&mut *tx)?;
         let mut unknown = IdIndex::default();
         let mut n_wait = 0u64;
         rep.events_read += scan_seq(
@@ -494,6 +566,9 @@ pub(crate) fn import(
                 } else {
                     ident(&[b"event_id", event_id.as_bytes()])
                 };
+                if !(if waiting { &mut wait } else { &mut sink }).keep(&id) {
+                    return Ok(());
+                }
                 if waiting {
                     wait.batch
                         .blob(&id)
@@ -539,6 +614,8 @@ pub(crate) fn import(
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
+        sink.prepare(&mut *tx)?;
+        wait.prepare(&mut *tx)?;
         let mut unknown = IdIndex::default();
         let mut n_wait = 0u64;
         rep.triggers_read = scan_seq(
@@ -564,6 +641,9 @@ pub(crate) fn import(
                     strength.as_bytes(),
                 ]);
                 let sink = if waiting { &mut wait } else { &mut sink };
+                if !sink.keep(&id) {
+                    return Ok(());
+                }
                 let b = sink.batch.blob(&id);
                 let b = if waiting {
                     b.text(account_id)
