@@ -132,7 +132,9 @@ mod tests {
             sql.push_str(&row(run, 2, "cluster_icp", "stay"));
         }
         sql.push_str(
-            "INSERT INTO account_state VALUES (1, 'monitor_only', 100, NULL, 3);
+            "INSERT INTO events (ident, account, occurred_at, type, contact_id, import_id)
+             VALUES ('e1', 1, 50, 'demo', 'c', 1);
+             INSERT INTO account_state VALUES (1, 'monitor_only', 100, NULL, 3);
              INSERT INTO account_state VALUES (2, 'cluster_icp', 100, NULL, 3);",
         );
         old.batch_execute(&sql).unwrap();
@@ -162,6 +164,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(states, vec![(1, 2), (2, 1)]);
+        let events = conn
+            .query_all("SELECT account, type FROM events", &[], |r| {
+                Ok((r.i(0)?, r.string(1)?))
+            })
+            .unwrap();
+        assert_eq!(events, vec![(1, "demo".to_string())]);
         conn.execute(
             "INSERT INTO accounts (id, account_id, name, fields, row_hash, import_id)
              VALUES (1, 'A1', 'A1', '{}', ?, 1)",

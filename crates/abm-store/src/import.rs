@@ -194,27 +194,38 @@ impl Sink {
         conn.backend() == Backend::Postgres
     }
 
-    /// On PostgreSQL, a `DO NOTHING` sink into an empty table is a first load: the table's
-    /// unique index is dropped, rows are copied straight into it, keeping the first of each
-    /// key (the keys written are remembered here: 16 bytes a row), and the index is built
-    /// again from sorted keys at the end — load speed, same rows and counts as row-by-row
-    /// inserts.
+    /// A `DO NOTHING` sink into an empty table is a first load: the table's unique index is
+    /// dropped, rows are copied straight into it, keeping the first of each key (the keys
+    /// written are remembered here: 16 bytes a row), and the index is built again from sorted
+    /// keys at the end — load speed, same rows and counts as row-by-row inserts. (PostgreSQL:
+    /// the `UNIQUE` constraint `{table}_{key}_key`; SQLite: the index `{table}_{key}`.)
     fn prepare(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
         let Some(key) = self.do_nothing_key() else {
             return Ok(());
         };
-        if !Self::staged(conn) {
-            return Ok(());
-        }
         let table = self.table;
         let empty = conn.scalar(
             &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
             &[],
         )? == 0;
         if empty {
-            let constraint = format!("{table}_{key}_key");
-            conn.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"))?;
-            self.direct = Some((HashSet::default(), format!("{constraint} UNIQUE ({key})")));
+            let (drop, add) = if Self::staged(conn) {
+                let c = format!("{table}_{key}_key");
+                (
+                    format!("ALTER TABLE {table} DROP CONSTRAINT {c}"),
+                    format!(
+                        "SET LOCAL maintenance_work_mem = '512MB';
+                         ALTER TABLE {table} ADD CONSTRAINT {c} UNIQUE ({key})"
+                    ),
+                )
+            } else {
+                (
+                    format!("DROP INDEX {table}_{key}"),
+                    format!("CREATE UNIQUE INDEX {table}_{key} ON {table} ({key})"),
+                )
+            };
+            conn.batch_execute(&drop)?;
+            self.direct = Some((HashSet::default(), add));
         }
         Ok(())
     }
@@ -359,13 +370,9 @@ impl Sink {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if let Some((seen, constraint)) = self.direct.take() {
+        if let Some((seen, add_index)) = self.direct.take() {
             drop(seen);
-            conn.batch_execute(&format!(
-                "SET LOCAL maintenance_work_mem = '512MB';
-                 ALTER TABLE {} ADD CONSTRAINT {constraint}",
-                self.table
-            ))?;
+            conn.batch_execute(&add_index)?;
             return Ok(self.affected);
         }
         if let Some(stage) = &self.stage {

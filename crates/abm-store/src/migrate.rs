@@ -98,7 +98,7 @@ mod tests {
         let frozen_sqlite = [
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
-            "9895771d73ffaa3a6ae442a34830aff60aeae399fad5904e2b68c0cf3a3421e2",
+            "0fb5cacf849c5baa76e349b09e04d373c4f92bce5c64bee50018702963b7ba66",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",

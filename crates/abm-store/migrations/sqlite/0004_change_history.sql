@@ -29,3 +29,72 @@ DELETE FROM snapshots WHERE (run, account) IN (
 
 UPDATE account_state SET snapshot_run =
     (SELECT MAX(s.run) FROM snapshots s WHERE s.account = account_state.account);
+
+-- The identities of events and triggers (and of the rows waiting for their account) are kept
+-- unique by a named index instead of a UNIQUE column constraint, so a first load into an empty
+-- table can drop it and build it once from sorted keys (issue 15).
+CREATE TABLE events_new (
+    id          INTEGER PRIMARY KEY,
+    ident       BLOB NOT NULL,             -- hash of event_id, else of the content
+    account     INTEGER NOT NULL,          -- accounts.id
+    occurred_at INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    contact_id  TEXT NOT NULL,
+    event_id    TEXT,
+    detail      TEXT,
+    import_id   INTEGER NOT NULL
+);
+INSERT INTO events_new SELECT * FROM events;
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+CREATE UNIQUE INDEX events_ident ON events (ident);
+
+CREATE TABLE triggers_new (
+    id          INTEGER PRIMARY KEY,
+    ident       BLOB NOT NULL,             -- content hash
+    account     INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    source      TEXT,
+    headline    TEXT,
+    strength    REAL,
+    import_id   INTEGER NOT NULL
+);
+INSERT INTO triggers_new SELECT * FROM triggers;
+DROP TABLE triggers;
+ALTER TABLE triggers_new RENAME TO triggers;
+CREATE UNIQUE INDEX triggers_ident ON triggers (ident);
+
+CREATE TABLE waiting_events_new (
+    id          INTEGER PRIMARY KEY,
+    ident       BLOB NOT NULL,
+    account_id  TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    contact_id  TEXT NOT NULL,
+    event_id    TEXT,
+    detail      TEXT,
+    import_id   INTEGER NOT NULL
+);
+INSERT INTO waiting_events_new SELECT * FROM waiting_events;
+DROP TABLE waiting_events;
+ALTER TABLE waiting_events_new RENAME TO waiting_events;
+CREATE UNIQUE INDEX waiting_events_ident ON waiting_events (ident);
+CREATE INDEX waiting_events_account ON waiting_events (account_id);
+
+CREATE TABLE waiting_triggers_new (
+    id          INTEGER PRIMARY KEY,
+    ident       BLOB NOT NULL,
+    account_id  TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    source      TEXT,
+    headline    TEXT,
+    strength    REAL,
+    import_id   INTEGER NOT NULL
+);
+INSERT INTO waiting_triggers_new SELECT * FROM waiting_triggers;
+DROP TABLE waiting_triggers;
+ALTER TABLE waiting_triggers_new RENAME TO waiting_triggers;
+CREATE UNIQUE INDEX waiting_triggers_ident ON waiting_triggers (ident);
+CREATE INDEX waiting_triggers_account ON waiting_triggers (account_id);

@@ -6,6 +6,7 @@
 mod arrival;
 mod bad_input;
 mod crash;
+mod growth;
 mod idempotency;
 mod queue;
 mod replay;
