@@ -19,7 +19,8 @@ after the other, it times:
   engagement file, dated on 2026-11-02, written once into WORK/daily/), `abm import` of it and
   `abm run --as-of 2026-11-03`.
 
-Per step: wall time from spawn to exit, peak RSS of the child (`ru_maxrss` from `wait4`; the
+Per step: wall time from spawn to exit, CPU time of the child (user + system; not the
+PostgreSQL server's), peak RSS of the child (`ru_maxrss` from `wait4`; the
 PostgreSQL server's memory is not in it) and the database size after the step (SQLite: the file
 and its WAL; PostgreSQL: `pg_database_size`). Timings are reported, never asserted.
 Python 3.11 standard library only; needs `sqlite3` (and `psql` with --pg) on PATH.
@@ -52,7 +53,7 @@ def timed(cmd, cwd=None, env=None):
     elapsed = time.perf_counter() - t
     if status != 0:
         sys.exit(f"failed ({status}): {' '.join(map(str, cmd))}\n{err}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def sqlite_size(db):
@@ -149,12 +150,13 @@ def main():
     results = []
 
     def step(backend, name, cmd, size, cwd=None):
-        secs, rss = timed(cmd, cwd=cwd)
+        secs, rss, cpu = timed(cmd, cwd=cwd)
         row = {"backend": backend, "step": name, "seconds": round(secs, 2),
-               "peak_rss_mb": round(rss), "db_mb": round(size() / 1e6, 1)}
+               "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss),
+               "db_mb": round(size() / 1e6, 1)}
         results.append(row)
-        print(f"{backend:9} {name:28} {secs:8.2f} s  {rss:7.0f} MB RSS  db {row['db_mb']:9.1f} MB",
-              flush=True)
+        print(f"{backend:9} {name:28} {secs:8.2f} s  {cpu:8.2f} cpu-s  {rss:7.0f} MB RSS"
+              f"  db {row['db_mb']:9.1f} MB", flush=True)
         return secs
 
     as_of, day2, day3 = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"
