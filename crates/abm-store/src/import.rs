@@ -301,8 +301,8 @@ impl Sink {
 
     /// Whether merging the staged rows is cheaper by rebuilding the target's unique index
     /// than by inserting into it row by row: a bulk load (at least [`REBUILD_MIN_ROWS`] rows and
-    /// a quarter of the rows the target has, by the planner's estimate; an empty target counts
-    /// as none, one never analyzed as large).
+    /// a quarter of the rows the target has, by the planner's estimate, or counted when the
+    /// table was never analyzed).
     fn rebuild_pays(&self, conn: &mut dyn Conn) -> Result<bool, StoreError> {
         let min = REBUILD_MIN_ROWS.load(std::sync::atomic::Ordering::Relaxed);
         if self.staged_rows < min {
@@ -316,14 +316,12 @@ impl Sink {
         )?;
         let target = if estimate >= 0 {
             estimate as u64
-        } else if conn.scalar(
-            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
-            &[],
-        )? == 0
-        {
-            0
         } else {
-            u64::MAX
+            // Never analyzed: counted (this is a load of at least REBUILD_MIN_ROWS rows).
+            conn.scalar(
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}"),
+                &[],
+            )? as u64
         };
         Ok(self.staged_rows.saturating_mul(4) >= target)
     }
