@@ -75,6 +75,19 @@ pub enum StateCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Drop snapshot history a team no longer needs: every account keeps the row that held at
+    /// the last run before DATE and everything after it; movements, review checkpoints and
+    /// decisions are kept.
+    Prune {
+        /// Keep what holds from this instant on (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_as_of)]
+        before: Instant,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// The human review queue: list, approve, reject.
     #[command(subcommand)]
     Review(ReviewCommand),
@@ -382,6 +395,7 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             json,
             db,
         } => import_cmd(dir, input, rejected, json, db, config, quiet),
+        StateCommand::Prune { before, json, db } => prune_cmd(before, json, db),
         StateCommand::Status { limit, json, db } => status_cmd(limit, json, db),
         StateCommand::Run {
             as_of,
@@ -411,6 +425,12 @@ fn import_cmd(
     quiet: bool,
 ) -> Result<()> {
     let config = load_config(config)?;
+    if let Ok(v) = std::env::var("ABM_IMPORT_REBUILD_MIN_ROWS") {
+        let rows = v.trim().parse().with_context(|| {
+            format!("ABM_IMPORT_REBUILD_MIN_ROWS={v:?}: expected a number of rows")
+        })?;
+        abm_store::import::set_rebuild_min_rows(rows);
+    }
     let pb = crate::progress::Bars::new(quiet);
     let bar = |l: &str, d, t| pb.update(l, d, t);
     let opts = input.load_options(&config, &bar)?;
@@ -499,6 +519,22 @@ fn import_cmd(
     }
     if !rep.changed_anything() {
         outln!("  nothing new: the database already held all of it")?;
+    }
+    Ok(())
+}
+
+fn prune_cmd(before: Instant, json: bool, db: DbArgs) -> Result<()> {
+    let r = open_existing(&db)?.store()?.prune(before)?;
+    if json {
+        return print_json(&r);
+    }
+    match r.last_run_before {
+        None => outln!("No run before {before}: nothing to prune.")?,
+        Some(run) => outln!(
+            "Pruned {} snapshot rows older than what held at run {run} (the last before {before}); {} kept.",
+            r.snapshot_rows_dropped,
+            r.snapshot_rows_kept
+        )?,
     }
     Ok(())
 }
@@ -612,6 +648,10 @@ fn run_cmd(
                     "  review queue: {} opened, {} closed (see `abm review list`)",
                     r.checkpoints_opened,
                     r.checkpoints_closed
+                )?;
+                outln!(
+                    "  history: {} snapshot rows (accounts whose assessment changed)",
+                    r.snapshot_rows
                 )?;
                 if r.events_unknown_type > 0 {
                     outln!(

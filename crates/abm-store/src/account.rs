@@ -54,7 +54,8 @@ const LATEST_RUN: &str = "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1";
 const SNAPSHOT: &str =
     "SELECT s.cluster, s.candidate, s.movement, s.tier, s.score, na.text, s.rationale
      FROM snapshots s JOIN texts na ON na.id = s.next_action
-     WHERE s.run = ? AND s.account = ?";
+     WHERE s.account = ? AND s.run = (
+         SELECT MAX(run) FROM snapshots WHERE account = ? AND run <= ?)";
 
 fn explain(
     conn: &mut dyn Conn,
@@ -196,28 +197,33 @@ fn explain(
         })
     })?;
 
-    // The latest run and the account's row in it (by the `(run, account)` key).
+    // The latest run and the account's row that held at it (history grows with change: the
+    // account's latest row at or before that run).
     let last_run = match conn.query_one(LATEST_RUN, &[], |r| Ok((r.i(0)?, Instant(r.i(1)?))))? {
         None => None,
         Some((run, as_of)) => Some(LastRun {
             run,
             as_of,
-            snapshot: conn.query_one(SNAPSHOT, &[Value::Int(run), Value::Int(id)], |r| {
-                let movement = r.s(2)?;
-                let tier = r.s(3)?;
-                Ok(RunSnapshot {
-                    cluster: cluster("snapshots", "cluster", r.s(0)?)?,
-                    candidate: cluster("snapshots", "candidate", r.s(1)?)?,
-                    movement: Movement::parse(movement).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown movement {movement:?}"))
-                    })?,
-                    tier: Tier::parse(tier)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
-                    score: r.real(4)?.unwrap_or(0.0),
-                    next_action: r.string(5)?,
-                    rationale: r.string(6)?,
-                })
-            })?,
+            snapshot: conn.query_one(
+                SNAPSHOT,
+                &[Value::Int(id), Value::Int(id), Value::Int(run)],
+                |r| {
+                    let movement = r.s(2)?;
+                    let tier = r.s(3)?;
+                    Ok(RunSnapshot {
+                        cluster: cluster("snapshots", "cluster", r.s(0)?)?,
+                        candidate: cluster("snapshots", "candidate", r.s(1)?)?,
+                        movement: Movement::parse(movement).ok_or_else(|| {
+                            StoreError::Corrupt(format!("unknown movement {movement:?}"))
+                        })?,
+                        tier: Tier::parse(tier)
+                            .ok_or_else(|| StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
+                        score: r.real(4)?.unwrap_or(0.0),
+                        next_action: r.string(5)?,
+                        rationale: r.string(6)?,
+                    })
+                },
+            )?,
         }),
     };
 

@@ -223,6 +223,10 @@ pub trait Conn: Send {
     /// `INSERT INTO {into} VALUES (…), … {suffix}` for every row of `batch`; rows affected.
     /// `into` is `table (col, …)`; `suffix` e.g. `ON CONFLICT (ident) DO NOTHING`.
     fn insert_batch(&mut self, into: &str, batch: &Batch, suffix: &str) -> Result<u64, StoreError>;
+    /// Append every row of `batch` to `into` (`table (col, …)`) the fastest way the backend
+    /// loads rows, with no conflict handling (staging tables): PostgreSQL
+    /// `COPY … FROM STDIN (FORMAT binary)`, SQLite the prepared insert. Rows written.
+    fn copy_in(&mut self, into: &str, batch: &Batch) -> Result<u64, StoreError>;
     /// A collation clause that orders text by bytes (`account_id` order of the outputs).
     fn bytewise(&self) -> &'static str;
 }

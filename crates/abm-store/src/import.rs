@@ -3,7 +3,7 @@
 //! hash), deals upserted by `deal_id`. All in one transaction; rows that fail validation are
 //! kept as [`Rejection`]s and never abort the others (unless `--strict`).
 
-use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
+use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{ident, meta, set_meta, StoreError, Tx};
 use abm_core::{Instant, Rules};
 use abm_io::csv::Record;
@@ -14,9 +14,40 @@ use abm_io::load::{
 use abm_io::source::{InputSource, Source};
 use abm_io::FileKind;
 use serde::Serialize;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
 /// Rows per bulk statement.
 const BATCH_ROWS: usize = 2000;
+/// Rows per `COPY` into a staging table.
+const STAGE_ROWS: usize = 50_000;
+/// Hashes a key that is already a hash (16 bytes of SHA-256): its low 64 bits.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+/// The fewest staged rows merged by rebuilding the target's unique index (tests lower it).
+static REBUILD_MIN_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(50_000);
+
+/// The fewest rows a PostgreSQL import stages into one table before it merges them by
+/// rebuilding the table's unique index (default 50,000; `ABM_IMPORT_REBUILD_MIN_ROWS`, for
+/// tests of that path on small data).
+pub fn set_rebuild_min_rows(rows: u64) {
+    REBUILD_MIN_ROWS.store(rows, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The inputs of one import: files, or records already in memory ([`InputSource::Memory`]:
 /// an API batch, a CRM page), validated and rejected row by row the same way.
@@ -116,27 +147,105 @@ fn nonempty(s: &str) -> Option<&str> {
 }
 
 /// Collects rows and flushes them in bulk; a database error stops the scan and is kept.
+///
+/// On PostgreSQL the rows are staged: each flush is one `COPY … FROM STDIN (FORMAT binary)` into
+/// a temporary table, and [`Sink::finish`] merges it into the target with one set-based
+/// `INSERT … SELECT … {suffix}` (the same conflict rule, so the same idempotency and counts).
+/// Within one file the first of two rows with the same key wins, as with row-by-row inserts: the
+/// merge reads the staging table in the order it was written (a temporary table, written by
+/// one COPY after another, is scanned in insertion order; PostgreSQL never scans it in
+/// parallel). On SQLite the rows go straight into the target through one prepared statement.
 struct Sink {
-    into: &'static str,
+    table: &'static str,
+    cols: &'static str,
     suffix: &'static str,
+    /// The staging table, once created, and the rows copied into it.
+    stage: Option<String>,
+    staged_rows: u64,
+    /// A first load (see [`Sink::prepare`]): the keys written so far, and the constraint to
+    /// build again at the end.
+    direct: Option<(HashSet<u128, BuildHasherDefault<KeyHasher>>, String)>,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
 }
 
 impl Sink {
+    /// `into` is `table (col, …)`.
     fn new(into: &'static str, ncols: usize, suffix: &'static str) -> Sink {
+        let (table, cols) = into
+            .split_once('(')
+            .map(|(t, c)| (t.trim(), c.trim().trim_end_matches(')')))
+            .expect("a sink names `table (col, …)`");
         Sink {
-            into,
+            table,
+            cols,
             suffix,
+            stage: None,
+            staged_rows: 0,
+            direct: None,
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
         }
     }
 
+    fn staged(conn: &dyn Conn) -> bool {
+        conn.backend() == Backend::Postgres
+    }
+
+    /// A `DO NOTHING` sink into an empty table is a first load: the table's unique index is
+    /// dropped, rows are copied straight into it, keeping the first of each key (the keys
+    /// written are remembered here: 16 bytes a row), and the index is built again from sorted
+    /// keys at the end — load speed, same rows and counts as row-by-row inserts. (PostgreSQL:
+    /// the `UNIQUE` constraint `{table}_{key}_key`; SQLite: the index `{table}_{key}`.)
+    fn prepare(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+        let Some(key) = self.do_nothing_key() else {
+            return Ok(());
+        };
+        let table = self.table;
+        let empty = conn.scalar(
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
+            &[],
+        )? == 0;
+        if empty {
+            let (drop, add) = if Self::staged(conn) {
+                let c = format!("{table}_{key}_key");
+                (
+                    format!("ALTER TABLE {table} DROP CONSTRAINT {c}"),
+                    format!(
+                        "SET LOCAL maintenance_work_mem = '512MB';
+                         ALTER TABLE {table} ADD CONSTRAINT {c} UNIQUE ({key})"
+                    ),
+                )
+            } else {
+                (
+                    format!("DROP INDEX {table}_{key}"),
+                    format!("CREATE UNIQUE INDEX {table}_{key} ON {table} ({key})"),
+                )
+            };
+            conn.batch_execute(&drop)?;
+            self.direct = Some((HashSet::default(), add));
+        }
+        Ok(())
+    }
+
+    /// Whether a row with this key (the row's first column) is to be written: always, but in
+    /// a first load, where only the first of a key is.
+    fn keep(&mut self, key: &[u8; 16]) -> bool {
+        match &mut self.direct {
+            None => true,
+            Some((seen, _)) => seen.insert(u128::from_le_bytes(*key)),
+        }
+    }
+
     fn maybe_flush(&mut self, conn: &mut dyn Conn) {
-        if self.batch.rows() >= BATCH_ROWS || self.batch.weight() > 8 << 20 {
+        let rows = if Self::staged(conn) {
+            STAGE_ROWS
+        } else {
+            BATCH_ROWS
+        };
+        if self.batch.rows() >= rows || self.batch.weight() > 8 << 20 {
             self.flush(conn);
         }
     }
@@ -146,19 +255,144 @@ impl Sink {
             self.batch.clear();
             return;
         }
-        match conn.insert_batch(self.into, &self.batch, self.suffix) {
-            Ok(n) => self.affected += n,
-            Err(e) => self.error = Some(e),
+        let done = if self.direct.is_some() {
+            conn.copy_in(&format!("{} ({})", self.table, self.cols), &self.batch)
+                .map(|n| self.affected += n)
+        } else if Self::staged(conn) {
+            self.copy_to_stage(conn)
+        } else {
+            conn.insert_batch(
+                &format!("{} ({})", self.table, self.cols),
+                &self.batch,
+                self.suffix,
+            )
+            .map(|n| self.affected += n)
+        };
+        if let Err(e) = done {
+            self.error = Some(e);
         }
         self.batch.clear();
     }
 
+    fn copy_to_stage(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+        let stage = match &self.stage {
+            Some(s) => s.clone(),
+            None => {
+                let stage = format!("abm_stage_{}", self.table);
+                conn.batch_execute(&format!(
+                    "CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS
+                     SELECT {} FROM {} WITH NO DATA",
+                    self.cols, self.table
+                ))?;
+                self.stage = Some(stage.clone());
+                stage
+            }
+        };
+        self.staged_rows += conn.copy_in(&format!("{stage} ({})", self.cols), &self.batch)?;
+        Ok(())
+    }
+
+    /// The key of an `ON CONFLICT (key) DO NOTHING` sink.
+    fn do_nothing_key(&self) -> Option<&'static str> {
+        self.suffix
+            .strip_prefix("ON CONFLICT (")?
+            .strip_suffix(") DO NOTHING")
+    }
+
+    /// Whether merging the staged rows is cheaper by rebuilding the target's unique index
+    /// than by inserting into it row by row: a bulk load (at least [`REBUILD_MIN_ROWS`] rows and
+    /// a quarter of the rows the target has, by the planner's estimate, or counted when the
+    /// table was never analyzed).
+    fn rebuild_pays(&self, conn: &mut dyn Conn) -> Result<bool, StoreError> {
+        let min = REBUILD_MIN_ROWS.load(std::sync::atomic::Ordering::Relaxed);
+        if self.staged_rows < min {
+            return Ok(false);
+        }
+        let table = self.table;
+        let estimate = conn.scalar(
+            "SELECT CAST(reltuples AS BIGINT) FROM pg_class
+             WHERE oid = CAST(CAST(? AS TEXT) AS regclass)",
+            &[Value::Text(table)],
+        )?;
+        let target = if estimate >= 0 {
+            estimate as u64
+        } else {
+            // Never analyzed: counted (this is a load of at least REBUILD_MIN_ROWS rows).
+            conn.scalar(
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}"),
+                &[],
+            )? as u64
+        };
+        Ok(self.staged_rows.saturating_mul(4) >= target)
+    }
+
+    /// The bulk merge of a `DO NOTHING` sink: the target's unique index is dropped, the staged
+    /// rows not already stored go in (the first of each key in the order they were staged:
+    /// `ctid` order of a temporary table only ever appended to), and the index is built again
+    /// from sorted keys — which fails, rolling the import back, rather than ever keep a
+    /// duplicate.
+    fn merge_rebuilding(
+        &self,
+        conn: &mut dyn Conn,
+        stage: &str,
+        key: &str,
+    ) -> Result<u64, StoreError> {
+        let (table, cols) = (self.table, self.cols);
+        let constraint = format!("{table}_{key}_key");
+        conn.batch_execute(&format!(
+            "ALTER TABLE {table} DROP CONSTRAINT {constraint}; SET LOCAL work_mem = '256MB'"
+        ))?;
+        let n = conn.execute(
+            &format!(
+                "INSERT INTO {table} ({cols})
+                 SELECT DISTINCT ON (s.{key}) {s_cols} FROM {stage} s
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key})
+                 ORDER BY s.{key}, s.ctid",
+                s_cols = cols
+                    .split(',')
+                    .map(|c| format!("s.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &[],
+        )?;
+        conn.batch_execute(&format!(
+            "SET LOCAL maintenance_work_mem = '512MB';
+             ALTER TABLE {table} ADD CONSTRAINT {constraint} UNIQUE ({key})"
+        ))?;
+        Ok(n)
+    }
+
     fn finish(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
         self.flush(conn);
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.affected),
+        if let Some(e) = self.error {
+            return Err(e);
         }
+        if let Some((seen, add_index)) = self.direct.take() {
+            drop(seen);
+            conn.batch_execute(&add_index)?;
+            return Ok(self.affected);
+        }
+        if let Some(stage) = &self.stage {
+            if let Some(key) = self.do_nothing_key() {
+                if self.rebuild_pays(conn)? {
+                    self.affected += self.merge_rebuilding(conn, stage, key)?;
+                    conn.batch_execute(&format!("DROP TABLE {stage}"))?;
+                    return Ok(self.affected);
+                }
+            }
+            self.affected += conn.execute(
+                &format!(
+                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} WHERE true {suffix}",
+                    table = self.table,
+                    cols = self.cols,
+                    suffix = self.suffix
+                ),
+                &[],
+            )?;
+            conn.batch_execute(&format!("DROP TABLE {stage}"))?;
+        }
+        Ok(self.affected)
     }
 }
 
@@ -303,6 +537,8 @@ pub(crate) fn import(
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
+        sink.prepare(&mut *tx)?;
+        wait.prepare(&mut *tx)?;
         let mut unknown = IdIndex::default();
         let mut n_wait = 0u64;
         rep.events_read += scan_seq(
@@ -335,6 +571,9 @@ pub(crate) fn import(
                 } else {
                     ident(&[b"event_id", event_id.as_bytes()])
                 };
+                if !(if waiting { &mut wait } else { &mut sink }).keep(&id) {
+                    return Ok(());
+                }
                 if waiting {
                     wait.batch
                         .blob(&id)
@@ -380,6 +619,8 @@ pub(crate) fn import(
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
+        sink.prepare(&mut *tx)?;
+        wait.prepare(&mut *tx)?;
         let mut unknown = IdIndex::default();
         let mut n_wait = 0u64;
         rep.triggers_read = scan_seq(
@@ -405,6 +646,9 @@ pub(crate) fn import(
                     strength.as_bytes(),
                 ]);
                 let sink = if waiting { &mut wait } else { &mut sink };
+                if !sink.keep(&id) {
+                    return Ok(());
+                }
                 let b = sink.batch.blob(&id);
                 let b = if waiting {
                     b.text(account_id)

@@ -32,6 +32,7 @@
 pub mod account;
 pub mod db;
 pub mod directory;
+pub mod history;
 pub mod import;
 mod migrate;
 pub mod outbox;

@@ -9,6 +9,7 @@ use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 use std::error::Error;
+use std::io::Write;
 use std::time::Duration;
 
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -23,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_stable_signatures",
         include_str!("../migrations/postgres/0003_stable_signatures.sql"),
+    ),
+    (
+        "0004_change_history",
+        include_str!("../migrations/postgres/0004_change_history.sql"),
     ),
     (
         "0006_outbox",
@@ -309,6 +314,68 @@ impl Conn for Postgres {
             from = to;
         }
         Ok(n)
+    }
+
+    fn copy_in(&mut self, into: &str, batch: &Batch) -> Result<u64, StoreError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (table, cols) = into
+            .split_once('(')
+            .and_then(|(t, c)| Some((t.trim(), c.trim().strip_suffix(')')?)))
+            .ok_or_else(|| StoreError::Corrupt(format!("copy_in target {into:?}")))?;
+        // The columns' types, as the server has them (a prepared statement is never run).
+        let types: Vec<Type> = self
+            .stmt(&format!("SELECT {cols} FROM {table}"))?
+            .columns()
+            .iter()
+            .map(|c| c.type_().clone())
+            .collect();
+        if types.len() != batch.ncols() {
+            return Err(StoreError::Corrupt(format!(
+                "copy_in into {table}: {} columns for {} values",
+                types.len(),
+                batch.ncols()
+            )));
+        }
+        let mut writer = self
+            .client
+            .copy_in(&format!("COPY {table} ({cols}) FROM STDIN (FORMAT binary)"))
+            .map_err(pg_err)?;
+        // The binary COPY format: signature, flags, header extension; per row the field
+        // count, then per field its length (-1: NULL) and its bytes in the type's binary form.
+        let mut buf = BytesMut::with_capacity(1 << 20);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        let ncols = i16::try_from(batch.ncols())
+            .map_err(|_| StoreError::Corrupt(format!("copy_in into {table}: too many columns")))?;
+        let io = |e: std::io::Error| StoreError::Corrupt(format!("COPY into {table}: {e}"));
+        for r in 0..batch.rows() {
+            buf.extend_from_slice(&ncols.to_be_bytes());
+            for (c, ty) in types.iter().enumerate() {
+                let at = buf.len();
+                buf.extend_from_slice(&[0; 4]);
+                let len = match batch
+                    .get(r, c)
+                    .to_sql(ty, &mut buf)
+                    .map_err(|e| StoreError::Corrupt(format!("COPY into {table}: {e}")))?
+                {
+                    IsNull::Yes => -1,
+                    IsNull::No => i32::try_from(buf.len() - at - 4).map_err(|_| {
+                        StoreError::Corrupt(format!("COPY into {table}: value over 2 GiB"))
+                    })?,
+                };
+                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            if buf.len() >= 1 << 20 {
+                writer.write_all(&buf).map_err(io)?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(&(-1i16).to_be_bytes());
+        writer.write_all(&buf).map_err(io)?;
+        writer.finish().map_err(pg_err)
     }
 
     fn bytewise(&self) -> &'static str {

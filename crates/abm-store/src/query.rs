@@ -378,8 +378,11 @@ fn current(
         .map_err(|e| StoreError::Corrupt(format!("runs.summary.capacity of run {run}: {e}")))?;
     let mut moved = false;
     conn.query_each(
+        // The account's row as of the run: with change-only history, its latest row (which
+        // an earlier run may have written).
         "SELECT s.cluster, cr.cluster FROM current_rows cr
-         JOIN snapshots s ON s.run = cr.run AND s.account = cr.account
+         JOIN account_state st ON st.account = cr.account
+         JOIN snapshots s ON s.run = st.snapshot_run AND s.account = cr.account
          WHERE cr.run = ?",
         &[Value::Int(run)],
         &mut |r| {
@@ -697,10 +700,12 @@ impl crate::Store {
             &[Value::Int(run)],
         )? > 0;
         let cur = |col: &str| cur(col, overlay);
+        // A decision's row replaces the account's row as of the latest run (which, with
+        // change-only history, may have been written by an earlier run).
         let join = if overlay {
-            "LEFT JOIN current_rows cr ON cr.account = s.account AND cr.run = s.run"
+            format!("LEFT JOIN current_rows cr ON cr.account = s.account AND cr.run = {run}")
         } else {
-            ""
+            String::new()
         };
         let mut checkpoints: BTreeMap<CheckpointKind, u64> = BTreeMap::new();
         tx.query_each(
@@ -708,12 +713,12 @@ impl crate::Store {
                 "SELECT a.account_id, a.name, {score}, {tier}, {engagement}, {has_triggers},
                     {cluster}, {previous}, {movement}, {promotion_triggers}, {program}, ms.text,
                     na.text, {checkpoint}, {rationale}
-                 FROM snapshots s
+                 FROM account_state st
+                 JOIN snapshots s ON s.run = st.snapshot_run AND s.account = st.account
                  JOIN accounts a ON a.id = s.account
                  {join}
                  JOIN texts ms ON ms.id = {micro_segment}
                  JOIN texts na ON na.id = {next_action}
-                 WHERE s.run = ?
                  ORDER BY a.account_id{order}",
                 score = cur("score"),
                 tier = cur("tier"),
@@ -729,7 +734,8 @@ impl crate::Store {
                 micro_segment = cur("micro_segment"),
                 next_action = cur("next_action"),
             ),
-            &[Value::Int(run)],
+            // Each account's latest row: a row holds until the account's next one.
+            &[],
             &mut |r| {
                 const T: &str = "snapshots";
                 let row = ExportRow {

@@ -58,6 +58,9 @@ pub struct RunReport {
     pub events_after_as_of: u64,
     /// Events whose type the current config does not know (ignored).
     pub events_unknown_type: u64,
+    /// Snapshot rows written: one per account whose assessment changed since its latest row
+    /// (a row holds until the account's next one).
+    pub snapshot_rows: u64,
     /// What the `[review]` policy did to unreviewed items, with ages (empty when it is off).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub review_policy: Vec<String>,
@@ -205,6 +208,8 @@ struct Computed {
     /// With a proposal pending after this run: the row this run gives the account once it is
     /// approved, and once it is rejected (`proposal_rows`), with the state each starts from.
     decided: Vec<Hypothesis>,
+    /// Hash of the snapshot row's content but its checkpoint column (computed on the workers).
+    content: [u8; 16],
 }
 
 /// This run's outcome for an account under a review decision not taken yet.
@@ -235,6 +240,8 @@ struct Loaded {
     events_read: u64,
     events_after: u64,
     events_unknown: u64,
+    /// Per account: the run and content hash of its latest snapshot row (`account_state`).
+    snapshot_of: Vec<Option<(i64, Option<[u8; 16]>)>>,
 }
 
 /// The columns [`push_account`] reads, in its order.
@@ -317,11 +324,17 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     )?;
 
     let mut priors: Vec<Option<PriorState>> = vec![None; n];
+    let mut snapshot_of = vec![None; n];
     conn.query_each(
-        "SELECT account, cluster, entered_at, floor FROM account_state",
+        "SELECT account, cluster, entered_at, floor, snapshot_run, snapshot_hash
+         FROM account_state",
         &[],
         &mut |r| {
             if let Some(i) = idx_of(&id_map, r.i(0)?) {
+                if let Some(run) = r.int(4)? {
+                    let hash = r.blob(5)?.and_then(|b| <[u8; 16]>::try_from(b).ok());
+                    snapshot_of[i as usize] = Some((run, hash));
+                }
                 priors[i as usize] = Some(PriorState {
                     cluster: cluster("account_state", "cluster", r.s(1)?)?,
                     entered_at: Instant(r.i(2)?),
@@ -528,6 +541,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         events_read: read,
         events_after: after,
         events_unknown: unknown,
+        snapshot_of,
     })
 }
 
@@ -610,13 +624,33 @@ fn compute_with(
     let d = decide(rules, prior, &a, facts);
     // The same row texts as `abm segment`, for the effective cluster.
     text.fill(rules, &account, &a, d.cluster, facts, "");
+    let evidence = serde_json::to_string(&d.evidence).expect("evidence serializes");
+    let program = program_of(rules, a.customer.is_some(), d.cluster);
+    let has_triggers = a.has_triggers();
+    let content = crate::ident(&[
+        d.candidate.as_str().as_bytes(),
+        d.cluster.as_str().as_bytes(),
+        d.previous.map(|c| c.as_str()).unwrap_or("\u{0}").as_bytes(),
+        d.movement.as_str().as_bytes(),
+        d.rule.as_bytes(),
+        evidence.as_bytes(),
+        a.score.tier.as_str().as_bytes(),
+        &a.score.score.to_bits().to_le_bytes(),
+        a.level.as_str().as_bytes(),
+        &[has_triggers as u8],
+        text.promotion_triggers.as_bytes(),
+        program.as_bytes(),
+        text.micro_segment.as_bytes(),
+        text.next_action.as_bytes(),
+        text.rationale.as_bytes(),
+    ]);
     Computed {
         idx,
         tier: a.score.tier,
         score: a.score.score,
         level: a.level.as_str(),
-        has_triggers: a.has_triggers(),
-        evidence: serde_json::to_string(&d.evidence).expect("evidence serializes"),
+        has_triggers,
+        evidence,
         promotion_triggers: text.promotion_triggers.clone(),
         micro_segment: text.micro_segment.clone(),
         next_action: text.next_action.clone(),
@@ -630,7 +664,17 @@ fn compute_with(
         customer_program: a.customer.is_some(),
         score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
         decided: Vec::new(),
+        content,
         d,
+    }
+}
+
+/// The program of a snapshot row: a customer's, else its cluster's.
+fn program_of(rules: &Rules, customer: bool, cluster: Cluster) -> &str {
+    if customer {
+        &rules.config.customers.program
+    } else {
+        rules.config.programs.of(cluster)
     }
 }
 
@@ -677,6 +721,8 @@ struct Writer {
     states: Batch,
     closed: u64,
     opened: u64,
+    /// Snapshot rows written (accounts whose assessment changed).
+    snapshot_rows: u64,
 }
 
 const SNAPSHOTS: &str =
@@ -693,9 +739,11 @@ const CHECKPOINTS: &str =
     "checkpoints (kind, account, run, as_of, from_cluster, to_cluster, rule, signature,
     evidence, status, created_at)";
 const DECISIONS: &str = "decisions (checkpoint, action, actor, comment, decided_at, run)";
-const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run)";
+const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run,
+    snapshot_run, snapshot_hash)";
 const STATES_UPSERT: &str = "ON CONFLICT (account) DO UPDATE SET cluster = excluded.cluster,
-    entered_at = excluded.entered_at, floor = excluded.floor, updated_run = excluded.updated_run";
+    entered_at = excluded.entered_at, floor = excluded.floor, updated_run = excluded.updated_run,
+    snapshot_run = excluded.snapshot_run, snapshot_hash = excluded.snapshot_hash";
 
 impl Writer {
     fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
@@ -852,9 +900,10 @@ pub(crate) fn run(
         movements: Batch::new(10),
         checkpoints: Batch::new(11),
         decisions: Batch::new(6),
-        states: Batch::new(5),
+        states: Batch::new(7),
         closed: 0,
         opened: 0,
+        snapshot_rows: 0,
     };
     let mut counts = ClusterCounts::default();
     let (mut promotions, mut demotions, mut proposals) = (0u64, 0u64, 0u64);
@@ -1010,6 +1059,7 @@ pub(crate) fn run(
         events_read: loaded.events_read,
         events_after_as_of: loaded.events_after,
         events_unknown_type: loaded.events_unknown,
+        snapshot_rows: w.snapshot_rows,
         review_policy,
         criteria_without_data: without,
         notes,
@@ -1192,25 +1242,48 @@ fn write_one(
             .text(&w.now);
     }
 
-    let changed = prior.is_none_or(|p| {
-        p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
-    });
+    // History grows with change: a snapshot row holds from its run until the account's next
+    // one, so it is written only when the row would differ from the latest stored one.
+    let hash = crate::ident(&[&c.content, checkpoint.as_bytes()]);
+    let stored = l.snapshot_of[i];
+    let new_snapshot = stored.is_none_or(|(_, h)| h != Some(hash));
+    let (snapshot_run, snapshot_hash) = if new_snapshot {
+        (w.run, Some(hash))
+    } else {
+        stored.expect("an unchanged snapshot is stored")
+    };
+    let prior = l.priors[i].as_ref();
+    let changed = new_snapshot
+        || prior.is_none_or(|p| {
+            p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
+        });
     if changed {
         w.states
             .int(account)
             .text(d.cluster.as_str())
             .int(d.entered_at.0)
             .opt_int((d.floor != Instant::MIN).then_some(d.floor.0))
-            .int(w.run);
+            .int(w.run)
+            .int(snapshot_run);
+        match snapshot_hash {
+            Some(h) => w.states.blob(&h),
+            None => w.states.null(),
+        };
     }
-
-    w.snapshots.int(w.run).int(account);
-    push_row(&mut w.snapshots, conn, texts, rules, c, &checkpoint)?;
+    // The rows a decision would make current are kept for the latest run whether or not its
+    // own row changed (they replace the account's row as of this run).
     for h in &c.decided {
         let checkpoint = checkpoint_kinds(l, i, Some(&h.prior), &h.c);
         w.proposal_rows.int(w.run).int(account).text(h.outcome);
         push_row(&mut w.proposal_rows, conn, texts, rules, &h.c, &checkpoint)?;
     }
+    if !new_snapshot {
+        return Ok(());
+    }
+    w.snapshot_rows += 1;
+
+    w.snapshots.int(w.run).int(account);
+    push_row(&mut w.snapshots, conn, texts, rules, c, &checkpoint)?;
     Ok(())
 }
 

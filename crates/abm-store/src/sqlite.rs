@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/sqlite/0003_stable_signatures.sql"),
     ),
     (
+        "0004_change_history",
+        include_str!("../migrations/sqlite/0004_change_history.sql"),
+    ),
+    (
         "0006_outbox",
         include_str!("../migrations/sqlite/0006_outbox.sql"),
     ),
@@ -209,6 +213,10 @@ impl Conn for Sqlite {
             n += st.raw_execute().map_err(sql_err)? as u64;
         }
         Ok(n)
+    }
+
+    fn copy_in(&mut self, into: &str, batch: &Batch) -> Result<u64, StoreError> {
+        self.insert_batch(into, batch, "")
     }
 
     fn bytewise(&self) -> &'static str {

@@ -1,5 +1,6 @@
 //! kill -9 in the middle of a large `abm run`: the database opens, passes an integrity check,
-//! and holds exactly the previous snapshot and review queue.
+//! and holds exactly the previous snapshot and review queue. The same in the middle of a first
+//! import (the one that drops the identity indexes and builds them again).
 
 use super::*;
 use crate::both_backends;
@@ -87,6 +88,96 @@ fn crash_mid_run(db: Db) {
     assert_eq!(w.json(&["summary"])["runs"], 2);
 }
 
+/// A first import drops the unique identity indexes and builds them at the end (issue 15);
+/// killed half-way, it leaves nothing, and the indexes are there again: the next import adds
+/// every row, the one after it none.
+fn crash_mid_first_import(db: Db) {
+    let w = World::new(db);
+    let data = w.dir.path().join("data");
+    run_ok(
+        abm()
+            .args([
+                "sample",
+                "--accounts",
+                "50000",
+                "--events-per-account",
+                "10",
+                "--out",
+            ])
+            .arg(&data),
+    );
+    // On PostgreSQL the import is killed while it copies events (seen from the server); on
+    // SQLite after a while.
+    let app = format!("abm_kill_{}", std::process::id());
+    let url = match &w.db {
+        Db::Postgres { url, .. } => format!("{url}&application_name={app}"),
+        Db::Sqlite(_) => w.db.url(),
+    };
+    let mut child = w
+        .abm()
+        .env("ABM_DATABASE_URL", &url)
+        .args(["import", "data"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    match &w.db {
+        Db::Postgres { admin, .. } => {
+            let mut c = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+            let start = std::time::Instant::now();
+            while c
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity
+                     WHERE application_name = $1 AND query LIKE 'COPY events%'",
+                    &[&app],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(start.elapsed().as_secs() < 120, "the import never copied");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        Db::Sqlite(_) => std::thread::sleep(std::time::Duration::from_millis(1500)),
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the import finished before it could be killed"
+    );
+    assert!(!w.dir.path().join("rejected_rows.csv").exists());
+    if let Db::Sqlite(dir) = &w.db {
+        let path = dir.path().join("abm.db");
+        if path.exists() {
+            let ok = abm_store::sqlite_integrity_check(&path).unwrap();
+            assert_eq!(ok, "ok");
+        }
+    }
+    let first = w.import_json("data");
+    // (PostgreSQL identities are not transactional: the killed import used up an id.)
+    if let Db::Sqlite(_) = &w.db {
+        assert_eq!(
+            first["import_id"], 1,
+            "the killed import left a trace: {first}"
+        );
+    }
+    assert_eq!(first["data_version"], 1, "{first}");
+    assert!(first["events_added"].as_u64().unwrap() > 400_000, "{first}");
+    let again = w.import_json("data");
+    for k in [
+        "accounts_changed",
+        "events_added",
+        "triggers_added",
+        "deals_changed",
+    ] {
+        assert_eq!(again[k], 0, "{k}: {again}");
+    }
+}
+
 both_backends! {
     kill_9_mid_run_leaves_the_previous_snapshot => crash_mid_run;
+    kill_9_mid_first_import_leaves_nothing => crash_mid_first_import;
 }

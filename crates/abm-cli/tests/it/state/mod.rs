@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod current;
 mod explain;
+mod growth;
 mod idempotency;
 mod queue;
 mod replay;
