@@ -444,319 +444,49 @@ pub(crate) fn import(
     let mut rejects = Rejects::default();
 
     // Accounts.
-    if let Some(accounts) = &inputs.accounts {
-        let src = opts.open_input(accounts, FileKind::Accounts)?;
-        let layout = AccountLayout::of(&src);
-        let names: Vec<String> = layout.schema.columns().to_vec();
-        let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
-        let mut next_pos = tx.scalar(
-            "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns",
-            &[],
-        )?;
-        for n in &names {
-            if !known.contains(n) {
-                next_pos += 1;
-                tx.execute(
-                    "INSERT INTO account_columns (position, name) VALUES (?, ?)",
-                    &[Value::Int(next_pos), Value::Text(n)],
-                )?;
-            }
-        }
-        let name_col = layout.schema.index_of("name");
-        let mut sink = Sink::new(
-            "accounts (account_id, name, fields, employees, annual_revenue, icp_score, icp_tier,
-            founded_year, row_hash, import_id)",
-            10,
-            "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, fields = excluded.fields,
-            employees = excluded.employees, annual_revenue = excluded.annual_revenue,
-            icp_score = excluded.icp_score, icp_tier = excluded.icp_tier,
-            founded_year = excluded.founded_year, row_hash = excluded.row_hash,
-            import_id = excluded.import_id
-         WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
-        );
-        let mut seen = IdIndex::default();
-        rep.accounts_read = scan_seq(
-            src,
-            opts,
-            |src, rec| {
-                let mut vals: Vec<&str> = Vec::with_capacity(names.len());
-                let f = layout.parse(src, rec, &mut vals)?;
-                if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
-                    return Err(reject(
-                        src,
-                        rec,
-                        "account_id",
-                        format!("duplicate account_id {:?} (first at line {first})", vals[0]),
-                    ));
-                }
-                let fields = fields_json(&names, &vals);
-                let hash = ident(&[fields.as_bytes()]);
-                sink.batch
-                    .text(vals[0])
-                    .text(name_col.map(|c| vals[c]).unwrap_or(""))
-                    .text(&fields)
-                    .opt_real(f.employees)
-                    .opt_real(f.annual_revenue)
-                    .opt_real(f.icp_score)
-                    .opt_text(f.icp_tier.map(|t| t.as_str()))
-                    .opt_int(f.founded_year.map(|y| y as i64))
-                    .blob(&hash)
-                    .int(import_id);
-                sink.maybe_flush(&mut *tx);
-                Ok(())
-            },
-            &mut rejects,
-        )?;
-        drop(seen);
-        rep.accounts_changed = sink.finish(&mut *tx)?;
+    if let Some(input) = &inputs.accounts {
+        import_accounts(&mut *tx, input, opts, import_id, &mut rep, &mut rejects)?;
     }
 
     // account_id → accounts.id, for the other files.
-    let mut index = IdIndex::default();
-    tx.query_each("SELECT id, account_id FROM accounts", &[], &mut |r| {
-        let id = r.i(0)?;
-        let key = r.s(1)?;
-        let id = u32::try_from(id)
-            .map_err(|_| StoreError::Corrupt(format!("account row id {id} exceeds u32")))?;
-        let _ = index.insert(key.as_bytes(), id);
-        Ok(())
-    })?;
+    let index = stored_accounts(&mut *tx)?;
 
-    for path in inputs.engagement.iter().chain(&inputs.more_engagement) {
-        let src = opts.open_input(path, FileKind::Engagement)?;
-        let cols = EventCols::of(&src.projection);
-        let mut sink = Sink::new(
-            "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
-            8,
-            "ON CONFLICT (ident) DO NOTHING",
-        );
-        let mut micros = String::new();
-        let mut wait = Sink::new(
-            "waiting_events (ident, account_id, occurred_at, type, contact_id, event_id, detail,
-                import_id)",
-            8,
-            "ON CONFLICT (ident) DO NOTHING",
-        );
-        sink.prepare(&mut *tx)?;
-        wait.prepare(&mut *tx)?;
-        let mut unknown = IdIndex::default();
-        let mut n_wait = 0u64;
-        rep.events_read += scan_seq(
-            src,
+    for input in inputs.engagement.iter().chain(&inputs.more_engagement) {
+        import_events(
+            &mut *tx,
+            input,
             opts,
-            |src, rec| {
-                let key = rec.get(cols.account_id).trim_ascii();
-                let (idx, waiting) = account_index(&index, &mut unknown, key);
-                let Some(ev) = parse_event(src, rec, &cols, &rules, idx)? else {
-                    return Ok(());
-                };
-                n_wait += waiting as u64;
-                let contact = std::str::from_utf8(ev.contact)
-                    .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
-                let event_id = field(src, rec, cols.event_id, "event_id")?;
-                let detail = field(src, rec, cols.detail, "detail")?;
-                let ty = rules.event_name(ev.code);
-                let account_id = rec.get(cols.account_id).trim_ascii();
-                let id = if event_id.is_empty() {
-                    micros.clear();
-                    micros.push_str(&ev.at.0.to_string());
-                    ident(&[
-                        b"content",
-                        account_id,
-                        micros.as_bytes(),
-                        ty.as_bytes(),
-                        contact.as_bytes(),
-                        detail.as_bytes(),
-                    ])
-                } else {
-                    ident(&[b"event_id", event_id.as_bytes()])
-                };
-                if !(if waiting { &mut wait } else { &mut sink }).keep(&id) {
-                    return Ok(());
-                }
-                if waiting {
-                    wait.batch
-                        .blob(&id)
-                        .text(std::str::from_utf8(account_id).unwrap_or_default())
-                        .int(ev.at.0)
-                        .text(ty)
-                        .text(contact)
-                        .opt_text(nonempty(event_id))
-                        .opt_text(nonempty(detail))
-                        .int(import_id);
-                    wait.maybe_flush(&mut *tx);
-                    return Ok(());
-                }
-                sink.batch
-                    .blob(&id)
-                    .int(ev.account as i64)
-                    .int(ev.at.0)
-                    .text(ty)
-                    .text(contact)
-                    .opt_text(nonempty(event_id))
-                    .opt_text(nonempty(detail))
-                    .int(import_id);
-                sink.maybe_flush(&mut *tx);
-                Ok(())
-            },
+            &rules,
+            &index,
+            import_id,
+            &mut rep,
             &mut rejects,
         )?;
-        rep.events_added += sink.finish(&mut *tx)?;
-        rep.waiting_added += wait.finish(&mut *tx)?;
-        rep.events_waiting += n_wait;
     }
 
-    if let Some(path) = &inputs.triggers {
-        let src = opts.open_input(path, FileKind::Triggers)?;
-        let mut sink = Sink::new(
-            "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
-            8,
-            "ON CONFLICT (ident) DO NOTHING",
-        );
-        let mut wait = Sink::new(
-            "waiting_triggers (ident, account_id, occurred_at, type, source, headline, strength,
-                import_id)",
-            8,
-            "ON CONFLICT (ident) DO NOTHING",
-        );
-        sink.prepare(&mut *tx)?;
-        wait.prepare(&mut *tx)?;
-        let mut unknown = IdIndex::default();
-        let mut n_wait = 0u64;
-        rep.triggers_read = scan_seq(
-            src,
+    if let Some(input) = &inputs.triggers {
+        import_triggers(
+            &mut *tx,
+            input,
             opts,
-            |src, rec| {
-                let p = &src.projection;
-                let account_id = field(src, rec, p.slots[0], "account_id")?;
-                let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
-                let t = parse_trigger(src, rec, &rules, idx)?;
-                let source = field(src, rec, p.slots[3], "source")?;
-                let strength = field(src, rec, p.slots[5], "strength")?;
-                n_wait += waiting as u64;
-                let ty = rules.trigger_name(t.code);
-                let at = t.at.0.to_string();
-                let id = ident(&[
-                    b"trigger",
-                    account_id.as_bytes(),
-                    at.as_bytes(),
-                    ty.as_bytes(),
-                    source.as_bytes(),
-                    t.headline.as_bytes(),
-                    strength.as_bytes(),
-                ]);
-                let sink = if waiting { &mut wait } else { &mut sink };
-                if !sink.keep(&id) {
-                    return Ok(());
-                }
-                let b = sink.batch.blob(&id);
-                let b = if waiting {
-                    b.text(account_id)
-                } else {
-                    b.int(t.account as i64)
-                };
-                b.int(t.at.0)
-                    .text(ty)
-                    .opt_text(nonempty(source))
-                    .opt_text(nonempty(&t.headline))
-                    .opt_real(strength.parse::<f64>().ok())
-                    .int(import_id);
-                sink.maybe_flush(&mut *tx);
-                Ok(())
-            },
+            &rules,
+            &index,
+            import_id,
+            &mut rep,
             &mut rejects,
         )?;
-        rep.triggers_added = sink.finish(&mut *tx)?;
-        rep.waiting_added += wait.finish(&mut *tx)?;
-        rep.triggers_waiting = n_wait;
     }
 
-    if let Some(path) = &inputs.deals {
-        let src = opts.open_input(path, FileKind::Deals)?;
-        let mut sink = Sink::new(
-            "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
-                outcome, product, owner, row_hash, import_id)",
-            12,
-            "ON CONFLICT (deal_id) DO UPDATE SET account = excluded.account,
-                stage = excluded.stage, amount = excluded.amount,
-                created_at = excluded.created_at, closed_at = excluded.closed_at,
-                last_stage_change_at = excluded.last_stage_change_at,
-                outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
-                row_hash = excluded.row_hash, import_id = excluded.import_id
-             WHERE deals.row_hash IS DISTINCT FROM excluded.row_hash",
-        );
-        let mut wait = Sink::new(
-            "waiting_deals (deal_id, account_id, stage, amount, created_at, closed_at,
-                last_stage_change_at, outcome, product, owner, row_hash, import_id)",
-            12,
-            "ON CONFLICT (deal_id) DO UPDATE SET account_id = excluded.account_id,
-                stage = excluded.stage, amount = excluded.amount,
-                created_at = excluded.created_at, closed_at = excluded.closed_at,
-                last_stage_change_at = excluded.last_stage_change_at,
-                outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
-                row_hash = excluded.row_hash, import_id = excluded.import_id",
-        );
-        let mut unknown = IdIndex::default();
-        let mut n_wait = 0u64;
-        let mut seen = IdIndex::default();
-        rep.deals_read = scan_seq(
-            src,
+    if let Some(input) = &inputs.deals {
+        import_deals(
+            &mut *tx,
+            input,
             opts,
-            |src, rec| {
-                let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
-                let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
-                let d = parse_deal(src, rec, idx)?;
-                if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
-                    // The rule `segment` applies: the first occurrence wins.
-                    return Err(duplicate_deal(src, rec, &d.deal_id, first));
-                }
-                let p = &src.projection;
-                let product = field(src, rec, p.slots[8], "product")?;
-                let owner = field(src, rec, p.slots[9], "owner")?;
-                n_wait += waiting as u64;
-                let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
-                // The account as the file names it: the same hash whether the deal waits for
-                // its account or not, so a waiting deal that moved in is unchanged on re-import.
-                let hash = ident(&[
-                    d.deal_id.as_bytes(),
-                    account_id.as_bytes(),
-                    d.stage.as_bytes(),
-                    d.amount
-                        .map(|a| a.to_string())
-                        .unwrap_or_default()
-                        .as_bytes(),
-                    t(Some(d.created_at)).as_bytes(),
-                    t(d.closed_at).as_bytes(),
-                    t(d.last_stage_change_at).as_bytes(),
-                    d.outcome.as_str().as_bytes(),
-                    product.as_bytes(),
-                    owner.as_bytes(),
-                ]);
-                let sink = if waiting { &mut wait } else { &mut sink };
-                let b = sink.batch.text(&d.deal_id);
-                let b = if waiting {
-                    b.text(account_id)
-                } else {
-                    b.int(d.account as i64)
-                };
-                b.text(&d.stage)
-                    .opt_real(d.amount)
-                    .int(d.created_at.0)
-                    .opt_int(d.closed_at.map(|v| v.0))
-                    .opt_int(d.last_stage_change_at.map(|v| v.0))
-                    .text(d.outcome.as_str())
-                    .opt_text(nonempty(product))
-                    .opt_text(nonempty(owner))
-                    .blob(&hash)
-                    .int(import_id);
-                sink.maybe_flush(&mut *tx);
-                Ok(())
-            },
+            &index,
+            import_id,
+            &mut rep,
             &mut rejects,
         )?;
-        rep.deals_changed = sink.finish(&mut *tx)?;
-        rep.waiting_added += wait.finish(&mut *tx)?;
-        rep.deals_waiting = n_wait;
     }
 
     // Waiting rows whose account is here now count from this import on.
@@ -795,6 +525,371 @@ pub(crate) fn import(
     tx.commit()?;
     rep.rejects = rejects;
     Ok(rep)
+}
+
+/// The accounts of an import: upserted by `account_id` (a row changes only when its content
+/// does); new columns join `account_columns`.
+fn import_accounts(
+    tx: &mut dyn Conn,
+    input: &InputSource,
+    opts: &LoadOptions<'_>,
+    import_id: i64,
+    rep: &mut ImportReport,
+    rejects: &mut Rejects,
+) -> Result<(), StoreError> {
+    let src = opts.open_input(input, FileKind::Accounts)?;
+    let layout = AccountLayout::of(&src);
+    let names: Vec<String> = layout.schema.columns().to_vec();
+    let known = tx.query_all("SELECT name FROM account_columns", &[], |r| r.string(0))?;
+    let mut next_pos = tx.scalar(
+        "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM account_columns",
+        &[],
+    )?;
+    for n in &names {
+        if !known.contains(n) {
+            next_pos += 1;
+            tx.execute(
+                "INSERT INTO account_columns (position, name) VALUES (?, ?)",
+                &[Value::Int(next_pos), Value::Text(n)],
+            )?;
+        }
+    }
+    let name_col = layout.schema.index_of("name");
+    let mut sink = Sink::new(
+        "accounts (account_id, name, fields, employees, annual_revenue, icp_score, icp_tier,
+        founded_year, row_hash, import_id)",
+        10,
+        "ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, fields = excluded.fields,
+        employees = excluded.employees, annual_revenue = excluded.annual_revenue,
+        icp_score = excluded.icp_score, icp_tier = excluded.icp_tier,
+        founded_year = excluded.founded_year, row_hash = excluded.row_hash,
+        import_id = excluded.import_id
+     WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
+    );
+    let mut seen = IdIndex::default();
+    rep.accounts_read = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let mut vals: Vec<&str> = Vec::with_capacity(names.len());
+            let f = layout.parse(src, rec, &mut vals)?;
+            if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
+                return Err(reject(
+                    src,
+                    rec,
+                    "account_id",
+                    format!("duplicate account_id {:?} (first at line {first})", vals[0]),
+                ));
+            }
+            let fields = fields_json(&names, &vals);
+            let hash = ident(&[fields.as_bytes()]);
+            sink.batch
+                .text(vals[0])
+                .text(name_col.map(|c| vals[c]).unwrap_or(""))
+                .text(&fields)
+                .opt_real(f.employees)
+                .opt_real(f.annual_revenue)
+                .opt_real(f.icp_score)
+                .opt_text(f.icp_tier.map(|t| t.as_str()))
+                .opt_int(f.founded_year.map(|y| y as i64))
+                .blob(&hash)
+                .int(import_id);
+            sink.maybe_flush(&mut *tx);
+            Ok(())
+        },
+        rejects,
+    )?;
+    drop(seen);
+    rep.accounts_changed = sink.finish(&mut *tx)?;
+    Ok(())
+}
+
+/// `account_id` → `accounts.id` of every stored account, for the other inputs.
+fn stored_accounts(tx: &mut dyn Conn) -> Result<IdIndex, StoreError> {
+    let mut index = IdIndex::default();
+    tx.query_each("SELECT id, account_id FROM accounts", &[], &mut |r| {
+        let id = r.i(0)?;
+        let key = r.s(1)?;
+        let id = u32::try_from(id)
+            .map_err(|_| StoreError::Corrupt(format!("account row id {id} exceeds u32")))?;
+        let _ = index.insert(key.as_bytes(), id);
+        Ok(())
+    })?;
+    Ok(index)
+}
+
+/// One engagement input: events appended by identity (`event_id`, else the content); rows
+/// naming an account not stored yet wait for it.
+#[allow(clippy::too_many_arguments)]
+fn import_events(
+    tx: &mut dyn Conn,
+    input: &InputSource,
+    opts: &LoadOptions<'_>,
+    rules: &Rules,
+    index: &IdIndex,
+    import_id: i64,
+    rep: &mut ImportReport,
+    rejects: &mut Rejects,
+) -> Result<(), StoreError> {
+    let src = opts.open_input(input, FileKind::Engagement)?;
+    let cols = EventCols::of(&src.projection);
+    let mut sink = Sink::new(
+        "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
+        8,
+        "ON CONFLICT (ident) DO NOTHING",
+    );
+    let mut micros = String::new();
+    let mut wait = Sink::new(
+        "waiting_events (ident, account_id, occurred_at, type, contact_id, event_id, detail,
+            import_id)",
+        8,
+        "ON CONFLICT (ident) DO NOTHING",
+    );
+    sink.prepare(&mut *tx)?;
+    wait.prepare(&mut *tx)?;
+    let mut unknown = IdIndex::default();
+    let mut n_wait = 0u64;
+    rep.events_read += scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let key = rec.get(cols.account_id).trim_ascii();
+            let (idx, waiting) = account_index(&index, &mut unknown, key);
+            let Some(ev) = parse_event(src, rec, &cols, &rules, idx)? else {
+                return Ok(());
+            };
+            n_wait += waiting as u64;
+            let contact = std::str::from_utf8(ev.contact)
+                .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
+            let event_id = field(src, rec, cols.event_id, "event_id")?;
+            let detail = field(src, rec, cols.detail, "detail")?;
+            let ty = rules.event_name(ev.code);
+            let account_id = rec.get(cols.account_id).trim_ascii();
+            let id = if event_id.is_empty() {
+                micros.clear();
+                micros.push_str(&ev.at.0.to_string());
+                ident(&[
+                    b"content",
+                    account_id,
+                    micros.as_bytes(),
+                    ty.as_bytes(),
+                    contact.as_bytes(),
+                    detail.as_bytes(),
+                ])
+            } else {
+                ident(&[b"event_id", event_id.as_bytes()])
+            };
+            if !(if waiting { &mut wait } else { &mut sink }).keep(&id) {
+                return Ok(());
+            }
+            if waiting {
+                wait.batch
+                    .blob(&id)
+                    .text(std::str::from_utf8(account_id).unwrap_or_default())
+                    .int(ev.at.0)
+                    .text(ty)
+                    .text(contact)
+                    .opt_text(nonempty(event_id))
+                    .opt_text(nonempty(detail))
+                    .int(import_id);
+                wait.maybe_flush(&mut *tx);
+                return Ok(());
+            }
+            sink.batch
+                .blob(&id)
+                .int(ev.account as i64)
+                .int(ev.at.0)
+                .text(ty)
+                .text(contact)
+                .opt_text(nonempty(event_id))
+                .opt_text(nonempty(detail))
+                .int(import_id);
+            sink.maybe_flush(&mut *tx);
+            Ok(())
+        },
+        rejects,
+    )?;
+    rep.events_added += sink.finish(&mut *tx)?;
+    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.events_waiting += n_wait;
+    Ok(())
+}
+
+/// The triggers: appended by content; rows naming an account not stored yet wait for it.
+#[allow(clippy::too_many_arguments)]
+fn import_triggers(
+    tx: &mut dyn Conn,
+    input: &InputSource,
+    opts: &LoadOptions<'_>,
+    rules: &Rules,
+    index: &IdIndex,
+    import_id: i64,
+    rep: &mut ImportReport,
+    rejects: &mut Rejects,
+) -> Result<(), StoreError> {
+    let src = opts.open_input(input, FileKind::Triggers)?;
+    let mut sink = Sink::new(
+        "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
+        8,
+        "ON CONFLICT (ident) DO NOTHING",
+    );
+    let mut wait = Sink::new(
+        "waiting_triggers (ident, account_id, occurred_at, type, source, headline, strength,
+            import_id)",
+        8,
+        "ON CONFLICT (ident) DO NOTHING",
+    );
+    sink.prepare(&mut *tx)?;
+    wait.prepare(&mut *tx)?;
+    let mut unknown = IdIndex::default();
+    let mut n_wait = 0u64;
+    rep.triggers_read = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let p = &src.projection;
+            let account_id = field(src, rec, p.slots[0], "account_id")?;
+            let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
+            let t = parse_trigger(src, rec, &rules, idx)?;
+            let source = field(src, rec, p.slots[3], "source")?;
+            let strength = field(src, rec, p.slots[5], "strength")?;
+            n_wait += waiting as u64;
+            let ty = rules.trigger_name(t.code);
+            let at = t.at.0.to_string();
+            let id = ident(&[
+                b"trigger",
+                account_id.as_bytes(),
+                at.as_bytes(),
+                ty.as_bytes(),
+                source.as_bytes(),
+                t.headline.as_bytes(),
+                strength.as_bytes(),
+            ]);
+            let sink = if waiting { &mut wait } else { &mut sink };
+            if !sink.keep(&id) {
+                return Ok(());
+            }
+            let b = sink.batch.blob(&id);
+            let b = if waiting {
+                b.text(account_id)
+            } else {
+                b.int(t.account as i64)
+            };
+            b.int(t.at.0)
+                .text(ty)
+                .opt_text(nonempty(source))
+                .opt_text(nonempty(&t.headline))
+                .opt_real(strength.parse::<f64>().ok())
+                .int(import_id);
+            sink.maybe_flush(&mut *tx);
+            Ok(())
+        },
+        rejects,
+    )?;
+    rep.triggers_added = sink.finish(&mut *tx)?;
+    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.triggers_waiting = n_wait;
+    Ok(())
+}
+
+/// The deals: upserted by `deal_id` (a repeated id in one input is rejected); rows naming an
+/// account not stored yet wait for it.
+#[allow(clippy::too_many_arguments)]
+fn import_deals(
+    tx: &mut dyn Conn,
+    input: &InputSource,
+    opts: &LoadOptions<'_>,
+    index: &IdIndex,
+    import_id: i64,
+    rep: &mut ImportReport,
+    rejects: &mut Rejects,
+) -> Result<(), StoreError> {
+    let src = opts.open_input(input, FileKind::Deals)?;
+    let mut sink = Sink::new(
+        "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
+            outcome, product, owner, row_hash, import_id)",
+        12,
+        "ON CONFLICT (deal_id) DO UPDATE SET account = excluded.account,
+            stage = excluded.stage, amount = excluded.amount,
+            created_at = excluded.created_at, closed_at = excluded.closed_at,
+            last_stage_change_at = excluded.last_stage_change_at,
+            outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+            row_hash = excluded.row_hash, import_id = excluded.import_id
+         WHERE deals.row_hash IS DISTINCT FROM excluded.row_hash",
+    );
+    let mut wait = Sink::new(
+        "waiting_deals (deal_id, account_id, stage, amount, created_at, closed_at,
+            last_stage_change_at, outcome, product, owner, row_hash, import_id)",
+        12,
+        "ON CONFLICT (deal_id) DO UPDATE SET account_id = excluded.account_id,
+            stage = excluded.stage, amount = excluded.amount,
+            created_at = excluded.created_at, closed_at = excluded.closed_at,
+            last_stage_change_at = excluded.last_stage_change_at,
+            outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+            row_hash = excluded.row_hash, import_id = excluded.import_id",
+    );
+    let mut unknown = IdIndex::default();
+    let mut n_wait = 0u64;
+    let mut seen = IdIndex::default();
+    rep.deals_read = scan_seq(
+        src,
+        opts,
+        |src, rec| {
+            let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
+            let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
+            let d = parse_deal(src, rec, idx)?;
+            if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
+                // The rule `segment` applies: the first occurrence wins.
+                return Err(duplicate_deal(src, rec, &d.deal_id, first));
+            }
+            let p = &src.projection;
+            let product = field(src, rec, p.slots[8], "product")?;
+            let owner = field(src, rec, p.slots[9], "owner")?;
+            n_wait += waiting as u64;
+            let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
+            // The account as the file names it: the same hash whether the deal waits for
+            // its account or not, so a waiting deal that moved in is unchanged on re-import.
+            let hash = ident(&[
+                d.deal_id.as_bytes(),
+                account_id.as_bytes(),
+                d.stage.as_bytes(),
+                d.amount
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+                    .as_bytes(),
+                t(Some(d.created_at)).as_bytes(),
+                t(d.closed_at).as_bytes(),
+                t(d.last_stage_change_at).as_bytes(),
+                d.outcome.as_str().as_bytes(),
+                product.as_bytes(),
+                owner.as_bytes(),
+            ]);
+            let sink = if waiting { &mut wait } else { &mut sink };
+            let b = sink.batch.text(&d.deal_id);
+            let b = if waiting {
+                b.text(account_id)
+            } else {
+                b.int(d.account as i64)
+            };
+            b.text(&d.stage)
+                .opt_real(d.amount)
+                .int(d.created_at.0)
+                .opt_int(d.closed_at.map(|v| v.0))
+                .opt_int(d.last_stage_change_at.map(|v| v.0))
+                .text(d.outcome.as_str())
+                .opt_text(nonempty(product))
+                .opt_text(nonempty(owner))
+                .blob(&hash)
+                .int(import_id);
+            sink.maybe_flush(&mut *tx);
+            Ok(())
+        },
+        rejects,
+    )?;
+    rep.deals_changed = sink.finish(&mut *tx)?;
+    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.deals_waiting = n_wait;
+    Ok(())
 }
 
 /// Move waiting rows whose account exists into events, triggers and deals.
