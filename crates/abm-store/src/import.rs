@@ -654,8 +654,8 @@ fn import_events(
         opts,
         |src, rec| {
             let key = rec.get(cols.account_id).trim_ascii();
-            let (idx, waiting) = account_index(&index, &mut unknown, key);
-            let Some(ev) = parse_event(src, rec, &cols, &rules, idx)? else {
+            let (idx, waiting) = account_index(index, &mut unknown, key);
+            let Some(ev) = parse_event(src, rec, &cols, rules, idx)? else {
                 return Ok(());
             };
             n_wait += waiting as u64;
@@ -749,8 +749,8 @@ fn import_triggers(
         |src, rec| {
             let p = &src.projection;
             let account_id = field(src, rec, p.slots[0], "account_id")?;
-            let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
-            let t = parse_trigger(src, rec, &rules, idx)?;
+            let (idx, waiting) = account_index(index, &mut unknown, account_id.as_bytes());
+            let t = parse_trigger(src, rec, rules, idx)?;
             let source = field(src, rec, p.slots[3], "source")?;
             let strength = field(src, rec, p.slots[5], "strength")?;
             n_wait += waiting as u64;
@@ -836,7 +836,7 @@ fn import_deals(
         opts,
         |src, rec| {
             let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
-            let (idx, waiting) = account_index(&index, &mut unknown, account_id.as_bytes());
+            let (idx, waiting) = account_index(index, &mut unknown, account_id.as_bytes());
             let d = parse_deal(src, rec, idx)?;
             if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
                 // The rule `segment` applies: the first occurrence wins.
