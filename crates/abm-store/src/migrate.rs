@@ -98,10 +98,12 @@ mod tests {
         let frozen_sqlite = [
             "059c75a134e25c2f844b4ff0e6a8f0a4cc543370cbc9714b405ddeb751dc8820",
             "7d76b0a1c49e70de2398e2c39182468ce0d5546fbde747ce2f5b18e3b402f8c5",
+            "653bcd226f0ac0aa9512f3b36eb8e94fd859c690cce5650aec65b417c6b7deea",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
             "551bb3985c22dff75ede5130fe49f92f0f5f8a0d998cfa7fce1d796ce748992f",
+            "62266d3184efb3246c3263260706c05dcfc46072c594e971d0594874655e5b5f",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/postgres/0002_waiting.sql"),
     ),
+    (
+        "0005_api_tokens",
+        include_str!("../migrations/postgres/0005_api_tokens.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

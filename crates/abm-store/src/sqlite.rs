@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_waiting",
         include_str!("../migrations/sqlite/0002_waiting.sql"),
     ),
+    (
+        "0005_api_tokens",
+        include_str!("../migrations/sqlite/0005_api_tokens.sql"),
+    ),
 ];
 
 pub struct Sqlite {
