@@ -7,6 +7,7 @@ mod config_file;
 #[cfg(test)]
 mod docs;
 mod progress;
+mod serve_cmds;
 mod state_cmds;
 
 use abm_core::{Cluster, Config, Instant, Rules};
@@ -221,6 +222,11 @@ enum Command {
     Config(ConfigCommand),
     #[command(flatten)]
     State(state_cmds::StateCommand),
+    /// Serve the JSON API (bearer tokens with roles; OpenAPI at /openapi.json).
+    Serve(serve_cmds::ServeArgs),
+    /// The API's bearer tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(serve_cmds::TokenCommand),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -395,6 +401,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     abm_io::output::set_csv_raw(cli.csv_raw);
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
+        Command::Serve(args) => serve_cmds::serve(args, cli.config.as_deref())?,
+        Command::Token(cmd) => serve_cmds::token(cmd, cli.config.as_deref())?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -213,6 +213,22 @@ impl crate::Store {
         tx.commit()?;
         Ok(v)
     }
+
+    /// Pending checkpoints, and the latest run with its as_of.
+    pub fn queue_status(&mut self) -> Result<(i64, Option<(i64, Instant)>), StoreError> {
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let pending = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE status = 'pending'",
+            &[],
+        )?;
+        let run = tx.query_one(
+            "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1",
+            &[],
+            |r| Ok((r.i(0)?, Instant(r.i(1)?))),
+        )?;
+        tx.commit()?;
+        Ok((pending, run))
+    }
 }
 
 #[cfg(test)]
