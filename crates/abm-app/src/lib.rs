@@ -34,11 +34,13 @@ pub const API_VERSION: u32 = 1;
 /// The read models front ends render (typed, serde-ready).
 pub mod views {
     pub use abm_store::import::Waiting;
+    pub use abm_store::listing::{
+        AccountFilter, AccountListItem, AccountPage, Cursor, RunListItem,
+    };
     pub use abm_store::query::{
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
         SnapshotView, StoreSummary,
     };
-    pub use abm_store::listing::{AccountFilter, AccountListItem, AccountPage, Cursor, RunListItem};
     pub use abm_store::review::DecisionOutcome;
     pub use abm_store::{ImportReport, RunReport};
 }

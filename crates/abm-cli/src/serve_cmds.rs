@@ -1,7 +1,7 @@
 //! `abm serve` (the JSON API) and `abm token` (its bearer tokens).
 
-use crate::state_cmds::{open_with, DbArgs};
 use crate::load_config;
+use crate::state_cmds::{open_with, DbArgs};
 use abm_app::access::Role;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -77,7 +77,12 @@ pub fn token(cmd: TokenCommand, config: Option<&Path>) -> Result<()> {
                         .revoked_at
                         .map(|r| format!("revoked {r}"))
                         .unwrap_or_else(|| "live".into());
-                    outln!("{:<24} {:<9} created {}  {state}", t.name, t.role.as_str(), t.created_at)?;
+                    outln!(
+                        "{:<24} {:<9} created {}  {state}",
+                        t.name,
+                        t.role.as_str(),
+                        t.created_at
+                    )?;
                 }
             }
         }

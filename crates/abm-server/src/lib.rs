@@ -129,3 +129,9 @@ pub fn runtime() -> std::io::Result<Runtime> {
         .max_blocking_threads(64)
         .build()
 }
+
+/// The OpenAPI 3.1 document `/openapi.json` serves.
+pub fn openapi_document() -> serde_json::Value {
+    use utoipa::OpenApi;
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}

@@ -91,7 +91,9 @@ impl Metrics {
             );
         }
         drop(m);
-        out.push_str("# HELP abm_up Whether the store answered this scrape.\n# TYPE abm_up gauge\n");
+        out.push_str(
+            "# HELP abm_up Whether the store answered this scrape.\n# TYPE abm_up gauge\n",
+        );
         let _ = writeln!(out, "abm_up {}", u8::from(queue.is_some()));
         if let Some(q) = queue {
             out.push_str("# HELP abm_checkpoints_pending Checkpoints waiting for a reviewer.\n");
@@ -101,7 +103,9 @@ impl Metrics {
                 out.push_str("# HELP abm_last_run_id The latest recorded run.\n");
                 out.push_str("# TYPE abm_last_run_id gauge\n");
                 let _ = writeln!(out, "abm_last_run_id {run}");
-                out.push_str("# HELP abm_last_run_as_of_seconds The latest run's as_of (Unix time).\n");
+                out.push_str(
+                    "# HELP abm_last_run_as_of_seconds The latest run's as_of (Unix time).\n",
+                );
                 out.push_str("# TYPE abm_last_run_as_of_seconds gauge\n");
                 let _ = writeln!(out, "abm_last_run_as_of_seconds {as_of}");
             }
@@ -111,7 +115,9 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub(crate) fn router(shared: S) -> Router {
     let need = |role: Role| from_fn_with_state((shared.clone(), role), require_role);
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi).route_layer(need(Role::Viewer)))
+        .route(
+            "/openapi.json",
+            get(openapi).route_layer(need(Role::Viewer)),
+        )
         .route("/metrics", get(metrics).route_layer(need(Role::Viewer)))
         .route(
             "/api/accounts",
@@ -79,7 +82,10 @@ pub(crate) fn router(shared: S) -> Router {
             "/api/triggers",
             post(post_triggers).route_layer(need(Role::Admin)),
         )
-        .route("/api/deals", post(post_deals).route_layer(need(Role::Admin)))
+        .route(
+            "/api/deals",
+            post(post_deals).route_layer(need(Role::Admin)),
+        )
         .fallback(|| async { Problem::not_found("no such route (see /openapi.json)") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(from_fn_with_state(shared.clone(), log_request))
@@ -100,8 +106,7 @@ async fn log_request(State(s): State<S>, req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let latency = start.elapsed();
     let status = res.status().as_u16();
-    s.metrics
-        .record(method.as_str(), &route, status, latency);
+    s.metrics.record(method.as_str(), &route, status, latency);
     tracing::info!(
         method = %method,
         path = %path,
@@ -123,11 +128,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// 401 without a live token, 403 when its role is below `min`; else the caller goes into the
 /// request's extensions.
-async fn require_role(
-    State((s, min)): State<(S, Role)>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn require_role(State((s, min)): State<(S, Role)>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(req.headers()).map(str::to_string) else {
         return Problem::unauthorized("send Authorization: Bearer TOKEN (see `abm token create`)")
             .into_response();
@@ -399,7 +400,13 @@ struct DecisionRequest {
     comment: Option<String>,
 }
 
-async fn decide(s: S, caller: Caller, id: String, body: Bytes, approve: bool) -> ApiResult<Response> {
+async fn decide(
+    s: S,
+    caller: Caller,
+    id: String,
+    body: Bytes,
+    approve: bool,
+) -> ApiResult<Response> {
     let id: i64 = id
         .parse()
         .map_err(|_| Problem::bad_request(format!("checkpoint id {id:?} is not a number")))?;

@@ -205,7 +205,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("t.db").display().to_string();
         let mut s = crate::Store::open(&url).unwrap();
-        let first = s.token_create_first("admin").unwrap().expect("no token yet");
+        let first = s
+            .token_create_first("admin")
+            .unwrap()
+            .expect("no token yet");
         assert!(s.token_create_first("admin2").unwrap().is_none());
         let v = s.token_create("ann", Role::Viewer).unwrap();
         assert!(v.starts_with(TOKEN_PREFIX) && v.len() == TOKEN_PREFIX.len() + 64);
@@ -237,7 +240,10 @@ mod tests {
         assert!(matches!(s.token_revoke("ann"), Err(StoreError::NoToken(_))));
         // The name is free again; the old secret stays dead.
         let v2 = s.token_create("ann", Role::Reviewer).unwrap();
-        assert_eq!(s.token_authenticate(&v2).unwrap().unwrap().role, Role::Reviewer);
+        assert_eq!(
+            s.token_authenticate(&v2).unwrap().unwrap().role,
+            Role::Reviewer
+        );
         assert_eq!(s.token_authenticate(&v).unwrap(), None);
         let list = s.token_list().unwrap();
         assert_eq!(list.len(), 3);
