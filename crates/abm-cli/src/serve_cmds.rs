@@ -106,7 +106,10 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         print_secret(&secret)?;
     }
     let rt = tokio_runtime()?;
-    rt.block_on(async move {
+    // The store's last handle is dropped here, outside the runtime: a PostgreSQL client owns a
+    // runtime of its own, which must not be dropped from async code.
+    let keep = app.clone();
+    let served = rt.block_on(async move {
         let listener = abm_server::bind(&args.listen).await?;
         let addr = listener.local_addr().context("the listening address")?;
         if !abm_server::is_loopback(&addr) {
@@ -121,7 +124,10 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         abm_server::serve(listener, app, abm_server::shutdown_signal()).await?;
         eprintln!("abm: stopped");
         Ok::<_, anyhow::Error>(())
-    })
+    });
+    drop(rt);
+    drop(keep);
+    served
 }
 
 fn tokio_runtime() -> Result<abm_server::Runtime> {

@@ -62,6 +62,9 @@ pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
 }
 
 /// Answer requests on `listener` until `shutdown` completes; requests in flight then finish.
+///
+/// Keep a clone of `app` outside the runtime and drop it after the runtime: on PostgreSQL the
+/// store's connections own a runtime of their own, which must not be dropped from async code.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,

@@ -10,6 +10,7 @@ mod idempotency;
 mod queue;
 mod replay;
 mod scenarios;
+mod serve;
 
 use super::*;
 use serde_json::Value;
