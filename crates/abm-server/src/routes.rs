@@ -449,7 +449,10 @@ async fn reject(
 
 /// The items of a JSON array or NDJSON body; a line that is not JSON becomes a `null` item
 /// (rejected by index) and its parse error.
-fn parse_items(body: &[u8]) -> ApiResult<(Vec<serde_json::Value>, Vec<(usize, String)>)> {
+/// A body's items, and the index and parse error of each line that was not JSON.
+type Items = (Vec<serde_json::Value>, Vec<(usize, String)>);
+
+fn parse_items(body: &[u8]) -> ApiResult<Items> {
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(start) = start else {
         return Err(Problem::bad_request(
