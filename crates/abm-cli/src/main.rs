@@ -224,6 +224,8 @@ enum Command {
     State(state_cmds::StateCommand),
     /// Serve the JSON API (bearer tokens with roles; OpenAPI at /openapi.json).
     Serve(serve_cmds::ServeArgs),
+    /// The engine's MCP tools for AI agents, on stdin/stdout.
+    Mcp(serve_cmds::McpArgs),
     /// The API's bearer tokens: create, list, revoke.
     #[command(subcommand)]
     Token(serve_cmds::TokenCommand),
@@ -402,6 +404,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::State(cmd) => state_cmds::run(cmd, cli.config.as_deref(), quiet)?,
         Command::Serve(args) => serve_cmds::serve(args, cli.config.as_deref())?,
+        Command::Mcp(args) => serve_cmds::mcp(args, cli.config.as_deref())?,
         Command::Token(cmd) => serve_cmds::token(cmd, cli.config.as_deref())?,
         Command::Init { path, force } => {
             if path.exists() && !force {

@@ -18,6 +18,15 @@ pub struct ServeArgs {
     db: DbArgs,
 }
 
+#[derive(Args)]
+pub struct McpArgs {
+    /// The name review decisions are recorded under (default: $ABM_REVIEWER, else "mcp").
+    #[arg(long, env = "ABM_REVIEWER", default_value = "mcp", value_name = "NAME")]
+    reviewer: String,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token; its secret is printed once, as the last line of stdout.
@@ -135,4 +144,10 @@ fn tokio_runtime() -> Result<abm_server::Runtime> {
         Ok(rt) => Ok(rt),
         Err(e) => bail!("cannot start the server's runtime: {e}"),
     }
+}
+
+pub fn mcp(args: McpArgs, config: Option<&Path>) -> Result<()> {
+    let app = open_with(&args.db, true, load_config(config)?)?;
+    abm_mcp::serve_stdio(app, args.reviewer)?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod arrival;
 mod bad_input;
 mod crash;
 mod idempotency;
+mod mcp;
 mod queue;
 mod replay;
 mod scenarios;
