@@ -1,7 +1,7 @@
 //! `abm serve` (the JSON API) and `abm token` (its bearer tokens).
 
 use crate::load_config;
-use crate::state_cmds::{open_with, DbArgs};
+use crate::state_cmds::{open_pooled, open_with, DbArgs};
 use abm_app::access::Role;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -105,7 +105,8 @@ pub fn token(cmd: TokenCommand, config: Option<&Path>) -> Result<()> {
 }
 
 pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
-    let app = open_with(&args.db, true, load_config(config)?)?;
+    // As many idle connections as blocking threads: no connection opened per request.
+    let app = open_pooled(&args.db, true, load_config(config)?, abm_server::MAX_BLOCKING)?;
     abm_server::init_logging();
     if let Some(secret) = app.token_create_first(abm_server::FIRST_TOKEN_NAME)? {
         outln!(

@@ -300,9 +300,20 @@ pub struct DecisionArgs {
 }
 
 pub(crate) fn open_with(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App> {
+    open_pooled(db, create, config, StoreSettings::new("").pool_size)
+}
+
+/// [`open_with`] keeping up to `pool_size` idle connections (a server's concurrent requests).
+pub(crate) fn open_pooled(
+    db: &DbArgs,
+    create: bool,
+    config: abm_core::Config,
+    pool_size: usize,
+) -> Result<App> {
     let settings = StoreSettings {
         lock_timeout: std::time::Duration::from_secs(db.lock_timeout),
         create,
+        pool_size,
         ..StoreSettings::new(&db.database)
     };
     App::open(&settings, config)

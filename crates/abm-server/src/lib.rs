@@ -125,11 +125,15 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 /// The runtime `abm serve` runs on (so the binary needs no tokio of its own).
 pub type Runtime = tokio::runtime::Runtime;
 
+/// The most store calls in flight at once (the blocking pool's size); keep as many idle
+/// connections in the store's pool.
+pub const MAX_BLOCKING: usize = 64;
+
 /// A multi-threaded runtime with the blocking pool the store calls run on.
 pub fn runtime() -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(MAX_BLOCKING)
         .build()
 }
 
