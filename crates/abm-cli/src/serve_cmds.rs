@@ -106,7 +106,12 @@ pub fn token(cmd: TokenCommand, config: Option<&Path>) -> Result<()> {
 
 pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
     // As many idle connections as blocking threads: no connection opened per request.
-    let app = open_pooled(&args.db, true, load_config(config)?, abm_server::MAX_BLOCKING)?;
+    let app = open_pooled(
+        &args.db,
+        true,
+        load_config(config)?,
+        abm_server::MAX_BLOCKING,
+    )?;
     abm_server::init_logging();
     if let Some(secret) = app.token_create_first(abm_server::FIRST_TOKEN_NAME)? {
         outln!(

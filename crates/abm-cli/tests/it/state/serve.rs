@@ -17,6 +17,12 @@ struct Server {
 
 impl Server {
     fn start(url: &str) -> (Server, String) {
+        let (server, token) = Server::launch(url, true);
+        (server, token.unwrap())
+    }
+
+    /// Start `abm serve`; with `first_token`, read the admin token it prints.
+    fn launch(url: &str, first_token: bool) -> (Server, Option<String>) {
         let mut child = abm()
             .args(["serve", "--listen", "127.0.0.1:0", "--db", url])
             .stdout(Stdio::piped())
@@ -24,13 +30,16 @@ impl Server {
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        let mut token = String::new();
-        stdout.read_line(&mut first).unwrap();
-        stdout.read_line(&mut token).unwrap();
-        assert!(first.contains("shown once"), "{first}");
-        let token = token.trim().to_string();
-        assert!(token.starts_with("abm_"), "{token}");
+        let token = first_token.then(|| {
+            let mut first = String::new();
+            let mut token = String::new();
+            stdout.read_line(&mut first).unwrap();
+            stdout.read_line(&mut token).unwrap();
+            assert!(first.contains("shown once"), "{first}");
+            let token = token.trim().to_string();
+            assert!(token.starts_with("abm_"), "{token}");
+            token
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -51,6 +60,8 @@ impl Server {
             }
         };
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        // Keep stdout open (and drained) for the server's lifetime.
+        std::thread::spawn(move || for _ in stdout.lines() {});
         (
             Server {
                 child,
@@ -62,27 +73,8 @@ impl Server {
         )
     }
 
-    /// One request, `Connection: close`; status and body.
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let v = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
-        (status, v)
+        call(&self.addr, method, path, token, body).expect("an HTTP answer")
     }
 
     /// SIGTERM; the process must exit 0 within 20 s. The whole log.
@@ -106,6 +98,34 @@ impl Server {
         }
         self.log
     }
+}
+
+/// One request, `Connection: close`; status and body (`None` when the connection broke).
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<(u16, Value)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let v = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    Some((status, v))
 }
 
 fn token_create(url: &str, role: &str, name: &str) -> String {
@@ -204,6 +224,63 @@ fn serve_story(db: &Db) {
         .unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already named"));
+}
+
+/// kill -9 while a 10,000-event batch is being stored: after a restart the same batch is either
+/// all new or all stored already (one transaction), and a second retry adds nothing.
+fn kill_during_batch(db: &Db) {
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample_data(dir.path(), 50);
+    run_ok(
+        abm()
+            .arg("import")
+            .arg(&data)
+            .args(["--database", &url])
+            .current_dir(dir.path()),
+    );
+    let (mut server, admin) = Server::start(&url);
+    let batch: Vec<Value> = (0..10_000)
+        .map(|i| {
+            serde_json::json!({"account_id": format!("ACC-{:04}", 1 + i % 50),
+                "occurred_at": "2026-01-06T10:00:00Z", "type": "meeting",
+                "contact_id": format!("k{}", i % 9), "event_id": format!("kill-{i}")})
+        })
+        .collect();
+    let body = Value::Array(batch).to_string();
+    let (addr, b, t) = (server.addr.clone(), body.clone(), admin.clone());
+    let poster = std::thread::spawn(move || call(&addr, "POST", "/api/events", Some(&t), &b));
+    std::thread::sleep(Duration::from_millis(60));
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let answered = poster.join().unwrap();
+    let (server, _) = Server::launch(&url, false);
+    let (st, retry) = server.call("POST", "/api/events", Some(&admin), &body);
+    assert_eq!(st, 200, "{retry}");
+    let (accepted, duplicate) = (
+        retry["accepted"].as_u64().unwrap(),
+        retry["duplicate"].as_u64().unwrap(),
+    );
+    assert_eq!(accepted + duplicate, 10_000, "{retry}");
+    assert!(
+        accepted == 10_000 || duplicate == 10_000,
+        "all or nothing, not {accepted} new and {duplicate} stored (first answer: {answered:?})"
+    );
+    let (_, again) = server.call("POST", "/api/events", Some(&admin), &body);
+    assert_eq!(again["duplicate"], 10_000, "{again}");
+    server.stop();
+}
+
+#[test]
+fn kill_during_batch_on_sqlite() {
+    kill_during_batch(&Db::sqlite());
+}
+
+#[test]
+fn kill_during_batch_on_postgres() {
+    if let Some(db) = Db::postgres("killbatch") {
+        kill_during_batch(&db);
+    }
 }
 
 #[test]
