@@ -126,8 +126,9 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 pub type Runtime = tokio::runtime::Runtime;
 
 /// The most store calls in flight at once (the blocking pool's size); keep as many idle
-/// connections in the store's pool.
-pub const MAX_BLOCKING: usize = 64;
+/// connections in the store's pool. Each SQLite connection may cache up to 128 MiB of pages,
+/// so this bounds the server's memory too.
+pub const MAX_BLOCKING: usize = 16;
 
 /// A multi-threaded runtime with the blocking pool the store calls run on.
 pub fn runtime() -> std::io::Result<Runtime> {

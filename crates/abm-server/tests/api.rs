@@ -327,6 +327,47 @@ fn paging(url: &str) {
         assert_eq!(i["cluster"], "active_focus");
         assert_eq!(i["engagement_level"], "high");
     }
+    let all = w.ok("GET", "/api/accounts?limit=1000", &w.viewer, "");
+    let with_segment = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["micro_segment"].as_str().is_some_and(|m| !m.is_empty()))
+        .expect("some account has a micro-segment");
+    let segment = with_segment["micro_segment"].as_str().unwrap();
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let p = w.ok(
+            "GET",
+            &format!(
+                "/api/accounts?limit=3&micro_segment={}{cursor}",
+                segment.replace('/', "%2F")
+            ),
+            &w.viewer,
+            "",
+        );
+        for i in p["items"].as_array().unwrap() {
+            assert_eq!(i["micro_segment"], segment);
+            ids.push(i["account_id"].clone());
+        }
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(ids.contains(&with_segment["account_id"]));
+    let expected = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["micro_segment"] == segment)
+        .count();
+    assert_eq!(
+        ids.len(),
+        expected,
+        "paged by snapshot = filtered in one page"
+    );
     let page = w.ok("GET", "/api/accounts?q=aardv", &w.viewer, "");
     assert_eq!(page["items"][0]["account_id"], "AAA-new");
     assert_eq!(page["items"].as_array().unwrap().len(), 1);

@@ -127,7 +127,18 @@ impl crate::Store {
         let run = tx.query_one("SELECT id FROM runs ORDER BY id DESC LIMIT 1", &[], |r| {
             r.i(0)
         })?;
-        let mut sql = String::from(
+        // Page along the table a filter reads, so the scan walks its primary key in order and
+        // stops at the page's end (no sort of every match): the latest snapshot's (run,
+        // account) for tier / engagement / micro-segment, the state's account for the cluster,
+        // else the accounts' id. All three are the account's row id.
+        let key = if f.tier.is_some() || f.engagement.is_some() || f.micro_segment.is_some() {
+            "s.account"
+        } else if f.cluster.is_some() {
+            "st.account"
+        } else {
+            "a.id"
+        };
+        let mut sql = format!(
             "SELECT a.id, a.account_id, a.name, st.cluster, s.tier, s.score, s.engagement,
                 tm.text, tn.text
              FROM accounts a
@@ -135,7 +146,7 @@ impl crate::Store {
              LEFT JOIN snapshots s ON s.run = ? AND s.account = a.id
              LEFT JOIN texts tm ON tm.id = s.micro_segment
              LEFT JOIN texts tn ON tn.id = s.next_action
-             WHERE a.id > ?",
+             WHERE {key} > ?"
         );
         let pattern = f.q.as_deref().map(like_pattern);
         let mut params = vec![
@@ -155,7 +166,7 @@ impl crate::Store {
             params.push(Value::Text(e.as_str()));
         }
         if let Some(m) = &f.micro_segment {
-            sql.push_str(" AND tm.text = ?");
+            sql.push_str(" AND s.micro_segment = (SELECT id FROM texts WHERE text = ?)");
             params.push(Value::Text(m));
         }
         if let Some(p) = &pattern {
@@ -166,7 +177,7 @@ impl crate::Store {
             params.push(Value::Text(p));
         }
         // One more than asked: whether a next page exists.
-        sql.push_str(" ORDER BY a.id LIMIT ?");
+        sql.push_str(&format!(" ORDER BY {key} LIMIT ?"));
         params.push(Value::Int(limit as i64 + 1));
         let mut rows = tx.query_all(&sql, &params, item)?;
         tx.commit()?;
