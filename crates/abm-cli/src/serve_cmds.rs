@@ -31,8 +31,10 @@ pub struct McpArgs {
 pub enum TokenCommand {
     /// Create a token; its secret is printed once, as the last line of stdout.
     Create {
+        /// viewer (reads), reviewer (also approves and rejects) or admin (also runs and ingests).
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// The token's name: the reviewer recorded on its decisions.
         #[arg(long)]
         name: String,
         #[command(flatten)]
