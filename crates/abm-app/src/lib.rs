@@ -12,6 +12,9 @@
 //! answer; a CRM connector builds a [`records::RecordBatch`] and calls [`App::import_records`];
 //! an analytics computation reads views from here and does its maths in pure code.
 
+pub mod access;
+pub mod accounts;
+pub mod ingest;
 pub mod records;
 
 use abm_core::{Config, Instant, Rules};
@@ -32,6 +35,9 @@ pub const API_VERSION: u32 = 1;
 pub mod views {
     pub use abm_core::explanation::{Explained, Explanation};
     pub use abm_store::import::Waiting;
+    pub use abm_store::listing::{
+        AccountFilter, AccountListItem, AccountPage, Cursor, RunListItem,
+    };
     pub use abm_store::query::{
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
         SnapshotView, StoreSummary,
@@ -51,6 +57,8 @@ pub enum AppError {
     Config(#[from] abm_core::config::ConfigError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{items} items in one batch; at most {max}")]
+    TooManyItems { items: usize, max: usize },
 }
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -9,6 +9,7 @@ mod config_file;
 mod docs;
 mod progress;
 mod report;
+mod serve_cmds;
 mod state_cmds;
 mod sync_cmds;
 
@@ -311,6 +312,13 @@ enum Command {
     News(sync_cmds::NewsCommand),
     /// Fill the stored accounts' missing fields from a file keyed by domain (never overwrites).
     Enrich(sync_cmds::EnrichArgs),
+    /// Serve the JSON API (bearer tokens with roles; OpenAPI at /openapi.json).
+    Serve(serve_cmds::ServeArgs),
+    /// The engine's MCP tools for AI agents, on stdin/stdout.
+    Mcp(serve_cmds::McpArgs),
+    /// The API's bearer tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(serve_cmds::TokenCommand),
     /// Generate a synthetic data set in the canonical formats.
     Sample {
         /// Output directory.
@@ -530,6 +538,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
         Command::News(cmd) => sync_cmds::news(cmd, cli.config.as_deref(), quiet)?,
         Command::Enrich(args) => sync_cmds::enrich(args, cli.config.as_deref())?,
+        Command::Serve(args) => serve_cmds::serve(args, cli.config.as_deref())?,
+        Command::Mcp(args) => serve_cmds::mcp(args, cli.config.as_deref())?,
+        Command::Token(cmd) => serve_cmds::token(cmd, cli.config.as_deref())?,
         Command::Init { path, force } => {
             if path.exists() && !force {
                 bail!("{} exists (use --force to overwrite)", path.display());

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Clone)]
 pub struct DbArgs {
     /// Database: a SQLite file path, or postgres://user@host/db for PostgreSQL.
-    #[arg(long, env = "ABM_DATABASE_URL", default_value = DEFAULT_DATABASE, value_name = "URL")]
+    #[arg(long, visible_alias = "db", env = "ABM_DATABASE_URL", default_value = DEFAULT_DATABASE, value_name = "URL")]
     database: String,
     /// How long to wait for another abm process writing to the same database, in seconds.
     #[arg(
@@ -307,10 +307,21 @@ pub struct DecisionArgs {
     db: DbArgs,
 }
 
-fn open_with(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App> {
+pub(crate) fn open_with(db: &DbArgs, create: bool, config: abm_core::Config) -> Result<App> {
+    open_pooled(db, create, config, StoreSettings::new("").pool_size)
+}
+
+/// [`open_with`] keeping up to `pool_size` idle connections (a server's concurrent requests).
+pub(crate) fn open_pooled(
+    db: &DbArgs,
+    create: bool,
+    config: abm_core::Config,
+    pool_size: usize,
+) -> Result<App> {
     let settings = StoreSettings {
         lock_timeout: std::time::Duration::from_secs(db.lock_timeout),
         create,
+        pool_size,
         ..StoreSettings::new(&db.database)
     };
     App::open(&settings, config)

@@ -28,12 +28,15 @@
 //! - [`query`]: the read side: review list, summary, movements, history, export rows.
 //! - [`account`]: one stored account explained (`abm explain ID` on the database).
 //! - [`outbox`]: the durable outbox of CRM writes and the watermarks of incremental pulls.
+//! - [`listing`]: the account list with filters and keyset paging, the list of runs.
+//! - [`tokens`]: the API's bearer tokens (hashed, with a role, revocable).
 
 pub mod account;
 pub mod db;
 pub mod directory;
 pub mod history;
 pub mod import;
+pub mod listing;
 mod migrate;
 pub mod outbox;
 pub mod pool;
@@ -43,6 +46,7 @@ pub mod review;
 pub mod run;
 pub mod sqlite;
 pub mod tls;
+pub mod tokens;
 
 use abm_core::Instant;
 use db::{Backend, Conn, TxMode};
@@ -111,6 +115,12 @@ pub enum StoreError {
     NoAccount(String),
     #[error("no run yet: run `abm run` first")]
     NoRun,
+    #[error("a live API token is already named {0:?} (revoke it first, or pick another name)")]
+    TokenExists(String),
+    #[error("token name {0:?}: use 1 to 100 letters, digits, '-', '_', '.' or '@'")]
+    TokenName(String),
+    #[error("no live API token named {0:?} (see `abm token list`)")]
+    NoToken(String),
     #[error("database content is not what this abm expects: {0}")]
     Corrupt(String),
     /// A step the caller asked for before the commit failed (e.g. writing the rejected rows):

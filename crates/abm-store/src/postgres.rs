@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/0004_change_history.sql"),
     ),
     (
+        "0005_api_tokens",
+        include_str!("../migrations/postgres/0005_api_tokens.sql"),
+    ),
+    (
         "0006_outbox",
         include_str!("../migrations/postgres/0006_outbox.sql"),
     ),

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/sqlite/0004_change_history.sql"),
     ),
     (
+        "0005_api_tokens",
+        include_str!("../migrations/sqlite/0005_api_tokens.sql"),
+    ),
+    (
         "0006_outbox",
         include_str!("../migrations/sqlite/0006_outbox.sql"),
     ),

@@ -10,9 +10,11 @@ mod current;
 mod explain;
 mod growth;
 mod idempotency;
+mod mcp;
 mod queue;
 mod replay;
 mod scenarios;
+mod serve;
 mod signatures;
 
 use super::*;

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Load test of `abm serve` on loopback (issue 17), bounded in count and time.
+
+Starts `abm serve --listen 127.0.0.1:0 --db URL` on an imported (and run) store, creates an
+admin token for the run (revoked at the end), then measures:
+
+1. GET /api/accounts/{id} (random ids) under --clients concurrent clients for --seconds;
+2. GET /api/accounts?limit=50 (random filters and cursors) the same way;
+3. POST /api/events: --batches batches of --batch-size new events, one after another;
+4. the server's peak RSS (VmHWM).
+
+Each client is a thread with one keep-alive connection (http.client); the figures include the
+client's own overhead (Python), so they are an upper bound of the server's latency.
+
+    python3 bench/serve.py --db /tmp/abm-1m.db                    # the benchmark (release build)
+    python3 bench/serve.py --db /tmp/small.db --seconds 3 --clients 8 --batches 3   # smoke test
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+
+def percentile(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class Client:
+    def __init__(self, addr, token):
+        host, port = addr.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def call(self, method, path, body=None):
+        self.conn.request(method, path, body=body, headers=self.headers)
+        r = self.conn.getresponse()
+        data = r.read()
+        return r.status, data
+
+
+def start_server(abm, db):
+    p = subprocess.Popen([abm, "serve", "--listen", "127.0.0.1:0", "--db", db],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "ABM_LOG": "warn"})
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        m = re.search(r"on http://(\S+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
+            return p, m.group(1)
+    p.kill()
+    sys.exit("abm serve did not say where it listens")
+
+
+def peak_rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def load(addr, token, clients, seconds, make_path):
+    lat, errors, lock = [], [0], threading.Lock()
+    stop = time.time() + seconds
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        c = Client(addr, token)
+        mine, bad = [], 0
+        while time.time() < stop:
+            path = make_path(rnd)
+            t = time.perf_counter()
+            try:
+                status, _ = c.call("GET", path)
+            except (OSError, http.client.HTTPException):
+                status = 0
+                c = Client(addr, token)
+            mine.append(time.perf_counter() - t)
+            if status != 200:
+                bad += 1
+        with lock:
+            lat.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, errors[0]
+
+
+def report(name, lat, errors, seconds):
+    ms = [x * 1e3 for x in lat]
+    print(f"{name}: {len(lat)} requests in {seconds}s ({len(lat) / seconds:,.0f}/s), errors {errors}, "
+          f"p50 {percentile(ms, 50):.2f} ms, p99 {percentile(ms, 99):.2f} ms, max {max(ms, default=0):.2f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--abm", default="target/release/abm")
+    ap.add_argument("--db", required=True, help="an imported and run store (SQLite path or postgres:// URL)")
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    a = ap.parse_args()
+    a.seconds = min(a.seconds, 300)
+    a.batches = min(a.batches, 200)
+
+    name = f"bench-{os.getpid()}"
+    out = subprocess.run([a.abm, "token", "create", "--role", "admin", "--name", name, "--db", a.db],
+                         check=True, capture_output=True, text=True).stdout
+    token = out.strip().splitlines()[-1]
+    server, addr = start_server(a.abm, a.db)
+    try:
+        c = Client(addr, token)
+        ids, cursor = [], None
+        for _ in range(5):
+            path = "/api/accounts?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            status, body = c.call("GET", path)
+            page = json.loads(body)
+            ids += [i["account_id"] for i in page["items"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        if not ids:
+            sys.exit("the store has no accounts: abm import and abm run first")
+        print(f"abm serve on {addr}, {a.db}; {a.clients} clients, {a.seconds} s per phase")
+
+        lat, err = load(addr, token, a.clients, a.seconds, lambda r: f"/api/accounts/{r.choice(ids)}")
+        report("GET /api/accounts/{id}", lat, err, a.seconds)
+
+        filters = ["", "&tier=A", "&cluster=active_focus", "&engagement=high", "&tier=B&engagement=medium"]
+        lat, err = load(addr, token, a.clients, a.seconds,
+                        lambda r: f"/api/accounts?limit=50{r.choice(filters)}")
+        report("GET /api/accounts?limit=50", lat, err, a.seconds)
+
+        run = f"{os.getpid()}-{int(time.time())}"
+        t0, events, errors = time.perf_counter(), 0, 0
+        for b in range(a.batches):
+            batch = [{"account_id": random.choice(ids), "occurred_at": "2026-10-30T12:00:00Z",
+                      "type": "meeting", "contact_id": f"bench-{i % 7}", "event_id": f"bench-{run}-{b}-{i}"}
+                     for i in range(a.batch_size)]
+            status, body = c.call("POST", "/api/events", json.dumps(batch))
+            if status != 200 or json.loads(body)["accepted"] != a.batch_size:
+                errors += 1
+            events += a.batch_size
+        secs = time.perf_counter() - t0
+        print(f"POST /api/events: {events:,} events in {a.batches} batches of {a.batch_size} in {secs:.2f} s "
+              f"= {events / secs:,.0f} events/s, errors {errors}")
+        print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        subprocess.run([a.abm, "token", "revoke", name, "--db", a.db], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+//! `abm serve`: the JSON API over [`abm_app::App`].
+//!
+//! Handlers parse the request, check the caller's role, call one `App` method on the blocking
+//! pool (the store is synchronous) and serialize its answer; they decide nothing themselves.
+//! Every route but `/healthz` needs `Authorization: Bearer TOKEN` (no or an unknown token →
+//! 401; a role too low → 403). Errors are RFC 9457 problem details. `/openapi.json` is
+//! generated from the handlers' annotations.
+
+mod metrics;
+mod problem;
+mod routes;
+
+pub use problem::Problem;
+pub use routes::ApiDoc;
+
+use abm_app::App;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The name of the token `abm serve` creates when the store has none.
+pub const FIRST_TOKEN_NAME: &str = "admin";
+
+/// What one server shares between its handlers.
+pub struct Shared {
+    pub(crate) app: App,
+    pub(crate) metrics: metrics::Metrics,
+    /// Held while a run started through the API is in progress (a second one is a 409).
+    pub(crate) run_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The API's routes over `app` (for a listener of the caller's, or in-process tests).
+pub fn router(app: App) -> axum::Router {
+    routes::router(Arc::new(Shared {
+        app,
+        metrics: metrics::Metrics::default(),
+        run_lock: tokio::sync::Mutex::new(()),
+    }))
+}
+
+/// Bind `addr` (a `host:port`; port 0 picks one).
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Answer requests on `listener` until `shutdown` completes; requests in flight then finish.
+///
+/// Keep a clone of `app` outside the runtime and drop it after the runtime: on PostgreSQL the
+/// store's connections own a runtime of their own, which must not be dropped from async code.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// One log line per request on stderr (`RUST_LOG`-style level from `ABM_LOG`, default info).
+pub fn init_logging() {
+    let level = match std::env::var("ABM_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Whether `addr` binds only the loopback interface.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// The runtime `abm serve` runs on (so the binary needs no tokio of its own).
+pub type Runtime = tokio::runtime::Runtime;
+
+/// The most store calls in flight at once (the blocking pool's size); keep as many idle
+/// connections in the store's pool. Each SQLite connection may cache up to 128 MiB of pages,
+/// so this bounds the server's memory too.
+pub const MAX_BLOCKING: usize = 16;
+
+/// A multi-threaded runtime with the blocking pool the store calls run on.
+pub fn runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING)
+        .build()
+}
+
+/// The OpenAPI 3.1 document `/openapi.json` serves.
+pub fn openapi_document() -> serde_json::Value {
+    use utoipa::OpenApi;
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}

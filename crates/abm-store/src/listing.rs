@@ -1,0 +1,257 @@
+//! Lists for the API: the accounts with filters and keyset paging, and the runs.
+//!
+//! The account list reads each account's current cluster (`account_state`, so an approval
+//! shows at once) and its latest snapshot. Pages follow the account's row id, so a page never
+//! repeats or skips an account however the data changes between pages (a new account comes
+//! after the ones already listed).
+
+use crate::db::{ConnExt, Row, RowExt, TxMode, Value};
+use crate::{StoreError, Tx};
+use abm_core::{Cluster, EngagementLevel, Instant, Tier};
+use serde::Serialize;
+
+/// The largest page [`crate::Store::list_accounts`] returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which accounts to list (every filter given must hold), and where to start.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// The current (effective) cluster.
+    pub cluster: Option<Cluster>,
+    /// The latest run's tier.
+    pub tier: Option<Tier>,
+    /// The latest run's engagement level.
+    pub engagement: Option<EngagementLevel>,
+    /// The latest run's micro-segment, as written.
+    pub micro_segment: Option<String>,
+    /// Text in the account id or the name (case-insensitive for ASCII).
+    pub q: Option<String>,
+    /// At most this many (1 ..= [`MAX_PAGE`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<Cursor>,
+}
+
+/// Where a page starts: after the account with this row id. Opaque to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(i64);
+
+impl Cursor {
+    pub fn parse(s: &str) -> Option<Cursor> {
+        s.strip_prefix('a')?.parse().ok().map(Cursor)
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a{}", self.0)
+    }
+}
+
+/// One account in a list.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountListItem {
+    pub account_id: String,
+    pub name: String,
+    /// The current cluster (`None` before the first run).
+    pub cluster: Option<String>,
+    pub tier: Option<String>,
+    pub icp_score: Option<String>,
+    pub engagement_level: Option<String>,
+    pub micro_segment: Option<String>,
+    pub next_action: Option<String>,
+}
+
+/// One page of accounts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountPage {
+    /// The run whose snapshot the tier, score and engagement come from.
+    pub run: Option<i64>,
+    pub items: Vec<AccountListItem>,
+    /// Pass as `cursor` for the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunListItem {
+    pub run: i64,
+    pub as_of: String,
+    pub started_at: String,
+    pub config_hash: String,
+    pub accounts: i64,
+    pub cluster_icp: i64,
+    pub future_pipeline: i64,
+    pub active_focus: i64,
+    pub monitor_only: i64,
+    pub promotions: i64,
+    pub demotions: i64,
+    pub checkpoints_opened: i64,
+    pub checkpoints_closed: i64,
+}
+
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.to_ascii_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn item(r: &dyn Row) -> Result<(i64, AccountListItem), StoreError> {
+    Ok((
+        r.i(0)?,
+        AccountListItem {
+            account_id: r.string(1)?,
+            name: r.string(2)?,
+            cluster: r.opt_string(3)?,
+            tier: r.opt_string(4)?,
+            icp_score: r.real(5)?.map(abm_core::scoring::format_score),
+            engagement_level: r.opt_string(6)?,
+            micro_segment: r.opt_string(7)?,
+            next_action: r.opt_string(8)?,
+        },
+    ))
+}
+
+impl crate::Store {
+    /// A page of accounts matching `f`, in a stable order, with the cursor of the next page.
+    pub fn list_accounts(&mut self, f: &AccountFilter) -> Result<AccountPage, StoreError> {
+        let limit = f.limit.clamp(1, MAX_PAGE);
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let run = tx.query_one("SELECT id FROM runs ORDER BY id DESC LIMIT 1", &[], |r| {
+            r.i(0)
+        })?;
+        // Page along the table a filter reads, so the scan walks its primary key in order and
+        // stops at the page's end (no sort of every match): the latest snapshot's (run,
+        // account) for tier / engagement / micro-segment, the state's account for the cluster,
+        // else the accounts' id. All three are the account's row id.
+        let key = if f.tier.is_some() || f.engagement.is_some() || f.micro_segment.is_some() {
+            "s.account"
+        } else if f.cluster.is_some() {
+            "st.account"
+        } else {
+            "a.id"
+        };
+        let mut sql = format!(
+            "SELECT a.id, a.account_id, a.name, st.cluster, s.tier, s.score, s.engagement,
+                tm.text, tn.text
+             FROM accounts a
+             LEFT JOIN account_state st ON st.account = a.id
+             LEFT JOIN snapshots s ON s.run = ? AND s.account = a.id
+             LEFT JOIN texts tm ON tm.id = s.micro_segment
+             LEFT JOIN texts tn ON tn.id = s.next_action
+             WHERE {key} > ?"
+        );
+        let pattern = f.q.as_deref().map(like_pattern);
+        let mut params = vec![
+            Value::Int(run.unwrap_or(-1)),
+            Value::Int(f.cursor.map_or(i64::MIN, |c| c.0)),
+        ];
+        if let Some(c) = f.cluster {
+            sql.push_str(" AND st.cluster = ?");
+            params.push(Value::Text(c.as_str()));
+        }
+        if let Some(t) = f.tier {
+            sql.push_str(" AND s.tier = ?");
+            params.push(Value::Text(t.as_str()));
+        }
+        if let Some(e) = f.engagement {
+            sql.push_str(" AND s.engagement = ?");
+            params.push(Value::Text(e.as_str()));
+        }
+        if let Some(m) = &f.micro_segment {
+            sql.push_str(" AND s.micro_segment = (SELECT id FROM texts WHERE text = ?)");
+            params.push(Value::Text(m));
+        }
+        if let Some(p) = &pattern {
+            sql.push_str(
+                " AND (LOWER(a.account_id) LIKE ? ESCAPE '\\' OR LOWER(a.name) LIKE ? ESCAPE '\\')",
+            );
+            params.push(Value::Text(p));
+            params.push(Value::Text(p));
+        }
+        // One more than asked: whether a next page exists.
+        sql.push_str(&format!(" ORDER BY {key} LIMIT ?"));
+        params.push(Value::Int(limit as i64 + 1));
+        let mut rows = tx.query_all(&sql, &params, item)?;
+        tx.commit()?;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(id, _)| Cursor(*id).to_string())
+        } else {
+            None
+        };
+        Ok(AccountPage {
+            run,
+            items: rows.into_iter().map(|(_, i)| i).collect(),
+            next_cursor,
+        })
+    }
+
+    /// The latest `limit` runs, newest first.
+    pub fn list_runs(&mut self, limit: usize) -> Result<Vec<RunListItem>, StoreError> {
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let v = tx.query_all(
+            "SELECT id, as_of, started_at, config_hash, accounts, cluster_icp, future_pipeline,
+                active_focus, monitor_only, promotions, demotions, checkpoints_opened,
+                checkpoints_closed
+             FROM runs ORDER BY id DESC LIMIT ?",
+            &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
+            |r| {
+                Ok(RunListItem {
+                    run: r.i(0)?,
+                    as_of: Instant(r.i(1)?).to_string(),
+                    started_at: r.string(2)?,
+                    config_hash: r.string(3)?,
+                    accounts: r.i(4)?,
+                    cluster_icp: r.i(5)?,
+                    future_pipeline: r.i(6)?,
+                    active_focus: r.i(7)?,
+                    monitor_only: r.i(8)?,
+                    promotions: r.i(9)?,
+                    demotions: r.i(10)?,
+                    checkpoints_opened: r.i(11)?,
+                    checkpoints_closed: r.i(12)?,
+                })
+            },
+        )?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// Pending checkpoints, and the latest run with its as_of.
+    pub fn queue_status(&mut self) -> Result<(i64, Option<(i64, Instant)>), StoreError> {
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let pending = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE status = 'pending'",
+            &[],
+        )?;
+        let run = tx.query_one(
+            "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1",
+            &[],
+            |r| Ok((r.i(0)?, Instant(r.i(1)?))),
+        )?;
+        tx.commit()?;
+        Ok((pending, run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_patterns_escape() {
+        let c = Cursor(42);
+        assert_eq!(Cursor::parse(&c.to_string()), Some(c));
+        assert_eq!(Cursor::parse("42"), None);
+        assert_eq!(Cursor::parse("ax"), None);
+        assert_eq!(like_pattern("A_b%"), "%a\\_b\\%%");
+    }
+}
