@@ -1137,7 +1137,7 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         active_focus: info.active_focus as u64,
         monitor_only: info.monitor_only as u64,
     };
-    let summary_store = store.summary()?;
+    // Rows, counts, capacity and what was stored: one read transaction (`Store::export`).
     let capacity = info.capacity.clone();
     let mut checkpoints: BTreeMap<String, u64> = BTreeMap::new();
     checkpoints.insert("conflict".into(), 0);
@@ -1154,9 +1154,9 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
         monitor_only_count: counts.monitor_only,
         capacity,
         checkpoints,
-        rejected_rows: summary_store.rejected_rows as u64,
+        rejected_rows: info.rejected_rows as u64,
         // What the run read from the store, under `segment`'s file-kind names.
-        rows_read: summary_store
+        rows_read: info
             .stored
             .iter()
             .map(|(k, v)| {
@@ -1169,8 +1169,8 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             })
             .collect(),
         events_after_as_of: info.events_after_as_of as u64,
-        criteria_without_data: Vec::new(),
-        notes: Vec::new(),
+        criteria_without_data: info.criteria_without_data.clone(),
+        notes: info.notes.clone(),
     };
     let mut summary_file = set.create("cluster_summary.json")?;
     output::write_summary_to(&mut summary_file, &summary)?;

@@ -346,6 +346,43 @@ pub struct RunInfo {
     /// Capacity against the current counts.
     pub capacity: CapacityStatus,
     pub decisions_since_run: i64,
+    /// Rejected rows of every import (read in the same transaction as the rows).
+    pub rejected_rows: i64,
+    /// Rows stored by kind (accounts, events, triggers, deals), as `summary` reports them.
+    pub stored: BTreeMap<String, i64>,
+    /// The run's criteria over fields no input has (left out of the points possible).
+    pub criteria_without_data: Vec<String>,
+    /// The run's notes on degenerate outcomes (e.g. every account in one cluster, and why).
+    pub notes: Vec<String>,
+}
+
+/// (imports, rejected rows of every import, rows stored by kind) — what `summary` and `export`
+/// report beside the run.
+fn stored_counts(
+    tx: &mut dyn Conn,
+) -> Result<(i64, i64, BTreeMap<String, i64>), StoreError> {
+    let mut imports = 0;
+    let mut rejected = 0;
+    let mut stored = BTreeMap::new();
+    tx.query_each(
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(rejected), 0) AS BIGINT),
+            CAST(COALESCE(SUM(events_added), 0) AS BIGINT),
+            CAST(COALESCE(SUM(triggers_added), 0) AS BIGINT)
+         FROM imports",
+        &[],
+        &mut |r| {
+            imports = r.i(0)?;
+            rejected = r.i(1)?;
+            stored.insert("events".to_string(), r.i(2)?);
+            stored.insert("triggers".to_string(), r.i(3)?);
+            Ok(())
+        },
+    )?;
+    let accounts = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])?;
+    let deals = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM deals", &[])?;
+    stored.insert("accounts".to_string(), accounts);
+    stored.insert("deals".to_string(), deals);
+    Ok((imports, rejected, stored))
 }
 
 fn latest_run(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
@@ -503,24 +540,7 @@ impl crate::Store {
             },
         )?;
         s.runs = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM runs", &[])?;
-        tx.query_each(
-            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(rejected), 0) AS BIGINT),
-                CAST(COALESCE(SUM(events_added), 0) AS BIGINT),
-                CAST(COALESCE(SUM(triggers_added), 0) AS BIGINT)
-             FROM imports",
-            &[],
-            &mut |r| {
-                s.imports = r.i(0)?;
-                s.rejected_rows = r.i(1)?;
-                s.stored.insert("events".into(), r.i(2)?);
-                s.stored.insert("triggers".into(), r.i(3)?);
-                Ok(())
-            },
-        )?;
-        let accounts = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])?;
-        let deals = tx.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM deals", &[])?;
-        s.stored.insert("accounts".into(), accounts);
-        s.stored.insert("deals".into(), deals);
+        (s.imports, s.rejected_rows, s.stored) = stored_counts(&mut *tx)?;
         tx.commit()?;
         Ok(s)
     }
@@ -676,6 +696,10 @@ impl crate::Store {
                             warnings: Vec::new(),
                         },
                         decisions_since_run: state_version - r.i(9)?,
+                        rejected_rows: 0,
+                        stored: BTreeMap::new(),
+                        criteria_without_data: Vec::new(),
+                        notes: Vec::new(),
                     };
                     Ok((info, counts, r.string(10)?))
                 },
@@ -693,6 +717,15 @@ impl crate::Store {
         )?;
         info.checkpoints
             .insert(CheckpointKind::Capacity, capacity as u64);
+        (_, info.rejected_rows, info.stored) = stored_counts(&mut *tx)?;
+        let texts = |key: &str| -> Vec<String> {
+            serde_json::from_str::<serde_json::Value>(&summary)
+                .ok()
+                .and_then(|v| serde_json::from_value(v[key].clone()).ok())
+                .unwrap_or_default()
+        };
+        info.criteria_without_data = texts("criteria_without_data");
+        info.notes = texts("notes");
         let order = tx.bytewise();
         // Without a decision since the run (the usual case), the snapshot rows as they are.
         let overlay = tx.scalar(
