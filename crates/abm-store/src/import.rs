@@ -6,12 +6,11 @@
 use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{ident, meta, set_meta, StoreError, Tx};
 use abm_core::{Instant, Rules};
-use abm_io::csv::Record;
 use abm_io::load::{
-    duplicate_deal, parse_deal, parse_event, parse_trigger, scan_seq, AccountLayout, EventCols,
-    IdIndex, LoadOptions, Rejection, Rejects,
+    duplicate_deal, field, parse_deal, parse_event, parse_trigger, reject, scan_seq, AccountLayout,
+    EventCols, IdIndex, LoadOptions, Rejects,
 };
-use abm_io::source::{InputSource, Source};
+use abm_io::source::InputSource;
 use abm_io::FileKind;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -100,30 +99,6 @@ impl ImportReport {
             + self.deals_changed
             + self.waiting_added
             > 0
-    }
-}
-
-fn reject(src: &Source, rec: &Record<'_>, column: &str, reason: impl Into<String>) -> Rejection {
-    Rejection {
-        file: src.name.clone(),
-        line: rec.line,
-        column: column.to_string(),
-        reason: reason.into(),
-        record: rec.raw_text(),
-    }
-}
-
-fn field<'a>(
-    src: &Source,
-    rec: &Record<'a>,
-    col: Option<usize>,
-    name: &str,
-) -> Result<&'a str, Rejection> {
-    match col {
-        None => Ok(""),
-        Some(c) => rec
-            .str(c)
-            .map_err(|_| reject(src, rec, name, "not valid UTF-8")),
     }
 }
 
@@ -575,7 +550,7 @@ fn import_accounts(
             let f = layout.parse(src, rec, &mut vals)?;
             if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
                 return Err(reject(
-                    src,
+                    &src.name,
                     rec,
                     "account_id",
                     format!("duplicate account_id {:?} (first at line {first})", vals[0]),
@@ -660,7 +635,7 @@ fn import_events(
             };
             n_wait += waiting as u64;
             let contact = std::str::from_utf8(ev.contact)
-                .map_err(|_| reject(src, rec, "contact_id", "not valid UTF-8"))?;
+                .map_err(|_| reject(&src.name, rec, "contact_id", "not valid UTF-8"))?;
             let event_id = field(src, rec, cols.event_id, "event_id")?;
             let detail = field(src, rec, cols.detail, "detail")?;
             let ty = rules.event_name(ev.code);

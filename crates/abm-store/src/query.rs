@@ -358,9 +358,7 @@ pub struct RunInfo {
 
 /// (imports, rejected rows of every import, rows stored by kind) — what `summary` and `export`
 /// report beside the run.
-fn stored_counts(
-    tx: &mut dyn Conn,
-) -> Result<(i64, i64, BTreeMap<String, i64>), StoreError> {
+fn stored_counts(tx: &mut dyn Conn) -> Result<(i64, i64, BTreeMap<String, i64>), StoreError> {
     let mut imports = 0;
     let mut rejected = 0;
     let mut stored = BTreeMap::new();

@@ -124,18 +124,30 @@ impl<'a> LoadOptions<'a> {
     }
 }
 
-pub(crate) fn reject(
-    src: &str,
-    rec: &Record<'_>,
-    column: &str,
-    reason: impl Into<String>,
-) -> Rejection {
+/// A rejection of `rec` in the input named `src`, at `column`.
+pub fn reject(src: &str, rec: &Record<'_>, column: &str, reason: impl Into<String>) -> Rejection {
     Rejection {
         file: src.to_string(),
         line: rec.line,
         column: column.to_string(),
         reason: reason.into(),
         record: rec.raw_text(),
+    }
+}
+
+/// The text of column `col` of `rec` (`""` when the input has no such column), or a rejection
+/// naming `name` when it is not valid UTF-8.
+pub fn field<'a>(
+    src: &Source,
+    rec: &Record<'a>,
+    col: Option<usize>,
+    name: &str,
+) -> Result<&'a str, Rejection> {
+    match col {
+        None => Ok(""),
+        Some(c) => rec
+            .str(c)
+            .map_err(|_| reject(&src.name, rec, name, "not valid UTF-8")),
     }
 }
 
