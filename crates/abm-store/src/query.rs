@@ -703,7 +703,7 @@ impl crate::Store {
                 },
             )?
             .ok_or(StoreError::NoRun)?;
-        let now = current(&mut *tx, run, counts, &summary)?;
+        let now = current(&mut *tx, run, counts.clone(), &summary)?;
         info.cluster_icp = now.counts.cluster_icp as i64;
         info.future_pipeline = now.counts.future_pipeline as i64;
         info.active_focus = now.counts.active_focus as i64;
@@ -723,7 +723,16 @@ impl crate::Store {
                 .unwrap_or_default()
         };
         info.criteria_without_data = texts("criteria_without_data");
-        info.notes = texts("notes");
+        // The notes are about the counts: the run's, or, when a decision changed them since,
+        // said again against the current ones.
+        info.notes = if now.counts == counts {
+            texts("notes")
+        } else {
+            let max_score = serde_json::from_str::<serde_json::Value>(&summary)
+                .ok()
+                .and_then(|v| v["max_score"].as_f64());
+            abm_core::summary::outcome_notes(&now.counts, max_score, &info.criteria_without_data)
+        };
         let order = tx.bytewise();
         // Without a decision since the run (the usual case), the snapshot rows as they are.
         let overlay = tx.scalar(

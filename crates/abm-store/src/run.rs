@@ -1033,6 +1033,9 @@ pub(crate) fn run(
     let mut summary = serde_json::json!({
         "capacity": capacity,
         "capacity_config": &rules.config.capacity,
+        // With the criteria without data, what the outcome notes need to be said again
+        // against the current counts after a review decision.
+        "max_score": max_score.is_finite().then_some(max_score),
     });
     for (k, v) in [
         ("review_policy", &review_policy),
