@@ -704,6 +704,7 @@ fn skip_or_fail(what: &str, why: &str) {
 
 /// The served document is OpenAPI 3.1 and valid (checked by another implementation).
 #[test]
+#[ignore = "needs python3 with openapi-spec-validator (run by .ci/run)"]
 fn openapi_document_validates() {
     let doc = abm_server::openapi_document();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -172,6 +172,7 @@ const SEG_SAMPLE: &str = "[[segments]]\nname = \"seg\"\ndescription = \"mid-size
     [[segments.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmin = 200\n";
 
 #[test]
+#[ignore = "needs python3 with duckdb (run by .ci/run)"]
 fn analyze_agrees_with_duckdb_on_generated_data() {
     if !python_has_duckdb() {
         return skip_or_fail("the DuckDB cross-check", "python3 lacks duckdb");
@@ -615,6 +616,7 @@ fn chromium() -> Option<&'static str> {
 /// report.html opens offline in headless Chromium and every chart is a rendered SVG element
 /// (the DOM after parsing has them, with their marks); a screenshot is taken.
 #[test]
+#[ignore = "needs headless Chromium (run by .ci/run)"]
 fn report_html_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
         return skip_or_fail(

@@ -241,6 +241,11 @@ fn whatif_equals_two_segment_runs_on_the_fortune_1000() {
 fn whatif_on_the_database_records_nothing() {
     let sqlite = crate::state::Db::sqlite();
     whatif_on_a_database(&sqlite.url(), true);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn whatif_on_the_database_records_nothing_on_postgres() {
     if let Some(pg) = crate::state::Db::postgres("whatif_on_the_database") {
         whatif_on_a_database(&pg.url(), false);
     }

@@ -57,11 +57,13 @@ fn mcp_story(db: &Db) {
 }
 
 #[test]
+#[ignore = "needs python3 with the mcp package (run by .ci/run)"]
 fn mcp_on_sqlite() {
     mcp_story(&Db::sqlite());
 }
 
 #[test]
+#[ignore = "needs PostgreSQL and python3 with the mcp package (run by .ci/run)"]
 fn mcp_on_postgres() {
     if let Some(db) = Db::postgres("mcp") {
         mcp_story(&db);

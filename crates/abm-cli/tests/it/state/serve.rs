@@ -277,6 +277,7 @@ fn kill_during_batch_on_sqlite() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn kill_during_batch_on_postgres() {
     if let Some(db) = Db::postgres("killbatch") {
         kill_during_batch(&db);
@@ -289,6 +290,7 @@ fn serve_on_sqlite() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn serve_on_postgres() {
     if let Some(db) = Db::postgres("serve") {
         serve_story(&db);
