@@ -762,17 +762,7 @@ impl HubSpot {
                     reason,
                     maybe_applied,
                 }) => {
-                    let mark = if maybe_applied {
-                        OutboxMark::Unknown { reason: &reason }
-                    } else {
-                        OutboxMark::Failed { reason: &reason }
-                    };
-                    app.store()?.outbox_mark(&ids, mark)?;
-                    if !maybe_applied {
-                        for i in todo.iter_mut() {
-                            i.status = OutboxStatus::Failed;
-                        }
-                    }
+                    crate::mark_transient(app, &mut todo, &reason, maybe_applied)?;
                     attempt += 1;
                     if attempt >= self.client.settings().max_attempts {
                         self.give_up(app, &todo, d)?;

@@ -22,7 +22,32 @@ pub mod news;
 pub mod salesforce;
 
 use abm_app::AppError;
+use abm_store::outbox::{OutboxItem, OutboxMark, OutboxStatus};
 use abm_store::StoreError;
+
+/// After a write request failed transiently (5xx, timeout, dropped connection): its outbox
+/// items are marked `unknown` when the request may have been applied (checked on the CRM before
+/// it is sent again), else `failed`; `todo` is updated to match for the retry.
+pub(crate) fn mark_transient(
+    app: &abm_app::App,
+    todo: &mut [OutboxItem],
+    reason: &str,
+    maybe_applied: bool,
+) -> Result<(), ConnectError> {
+    let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
+    let mark = if maybe_applied {
+        OutboxMark::Unknown { reason }
+    } else {
+        OutboxMark::Failed { reason }
+    };
+    app.store()?.outbox_mark(&ids, mark)?;
+    if !maybe_applied {
+        for i in todo.iter_mut() {
+            i.status = OutboxStatus::Failed;
+        }
+    }
+    Ok(())
+}
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
