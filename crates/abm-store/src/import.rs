@@ -425,43 +425,20 @@ pub(crate) fn import(
 
     // account_id → accounts.id, for the other files.
     let index = stored_accounts(&mut *tx)?;
-
+    let cx = Rows {
+        opts,
+        rules: &rules,
+        index: &index,
+        import_id,
+    };
     for input in inputs.engagement.iter().chain(&inputs.more_engagement) {
-        import_events(
-            &mut *tx,
-            input,
-            opts,
-            &rules,
-            &index,
-            import_id,
-            &mut rep,
-            &mut rejects,
-        )?;
+        import_events(&mut *tx, input, &cx, &mut rep, &mut rejects)?;
     }
-
     if let Some(input) = &inputs.triggers {
-        import_triggers(
-            &mut *tx,
-            input,
-            opts,
-            &rules,
-            &index,
-            import_id,
-            &mut rep,
-            &mut rejects,
-        )?;
+        import_triggers(&mut *tx, input, &cx, &mut rep, &mut rejects)?;
     }
-
     if let Some(input) = &inputs.deals {
-        import_deals(
-            &mut *tx,
-            input,
-            opts,
-            &index,
-            import_id,
-            &mut rep,
-            &mut rejects,
-        )?;
+        import_deals(&mut *tx, input, &cx, &mut rep, &mut rejects)?;
     }
 
     // Waiting rows whose account is here now count from this import on.
@@ -593,19 +570,31 @@ fn stored_accounts(tx: &mut dyn Conn) -> Result<IdIndex, StoreError> {
     Ok(index)
 }
 
+/// What the events, triggers and deals of one import share: how to read them, the rules, the
+/// stored accounts they resolve against, and the import they belong to.
+#[derive(Clone, Copy)]
+struct Rows<'a, 'o> {
+    opts: &'a LoadOptions<'o>,
+    rules: &'a Rules,
+    index: &'a IdIndex,
+    import_id: i64,
+}
+
 /// One engagement input: events appended by identity (`event_id`, else the content); rows
 /// naming an account not stored yet wait for it.
-#[allow(clippy::too_many_arguments)]
 fn import_events(
     tx: &mut dyn Conn,
     input: &InputSource,
-    opts: &LoadOptions<'_>,
-    rules: &Rules,
-    index: &IdIndex,
-    import_id: i64,
+    cx: &Rows<'_, '_>,
     rep: &mut ImportReport,
     rejects: &mut Rejects,
 ) -> Result<(), StoreError> {
+    let Rows {
+        opts,
+        rules,
+        index,
+        import_id,
+    } = *cx;
     let src = opts.open_input(input, FileKind::Engagement)?;
     let cols = EventCols::of(&src.projection);
     let mut sink = Sink::new(
@@ -691,17 +680,19 @@ fn import_events(
 }
 
 /// The triggers: appended by content; rows naming an account not stored yet wait for it.
-#[allow(clippy::too_many_arguments)]
 fn import_triggers(
     tx: &mut dyn Conn,
     input: &InputSource,
-    opts: &LoadOptions<'_>,
-    rules: &Rules,
-    index: &IdIndex,
-    import_id: i64,
+    cx: &Rows<'_, '_>,
     rep: &mut ImportReport,
     rejects: &mut Rejects,
 ) -> Result<(), StoreError> {
+    let Rows {
+        opts,
+        rules,
+        index,
+        import_id,
+    } = *cx;
     let src = opts.open_input(input, FileKind::Triggers)?;
     let mut sink = Sink::new(
         "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
@@ -769,16 +760,19 @@ fn import_triggers(
 
 /// The deals: upserted by `deal_id` (a repeated id in one input is rejected); rows naming an
 /// account not stored yet wait for it.
-#[allow(clippy::too_many_arguments)]
 fn import_deals(
     tx: &mut dyn Conn,
     input: &InputSource,
-    opts: &LoadOptions<'_>,
-    index: &IdIndex,
-    import_id: i64,
+    cx: &Rows<'_, '_>,
     rep: &mut ImportReport,
     rejects: &mut Rejects,
 ) -> Result<(), StoreError> {
+    let Rows {
+        opts,
+        index,
+        import_id,
+        ..
+    } = *cx;
     let src = opts.open_input(input, FileKind::Deals)?;
     let mut sink = Sink::new(
         "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
