@@ -204,6 +204,7 @@ mod tests {
     fn sold(product: &str, out: DealOutcome, closed: &str) -> Deal {
         Deal {
             product: Some(product.into()),
+            history: Vec::new(),
             ..deal(out, "2026-01-01", Some(closed), Some(1.0))
         }
     }

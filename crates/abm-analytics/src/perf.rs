@@ -338,6 +338,7 @@ pub(crate) mod tests {
     ) -> Deal {
         Deal {
             product: None,
+            history: Vec::new(),
             account: 0,
             deal_id: format!("{created}-{closed:?}"),
             stage: String::new(),

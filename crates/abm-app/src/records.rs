@@ -107,6 +107,9 @@ pub struct DealRecord {
     pub product: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// `stage@date` entries separated by `;`, oldest first (docs/inputs.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_history: Option<String>,
 }
 
 /// Records of one kind, as JSON values (typed records convert with [`RecordBatch::of`]).

@@ -10,7 +10,7 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[triggers]", "# Buying triggers: has_triggers = at least one trigger within window_days of as_of."),
     ("[[decision_table]]", "# Entry rules, first match wins. tiers = A–E; engagement = high/medium/low/none or \"any\";\n# triggers = \"yes\", \"no\" or \"any\"; cluster = cluster_icp, future_pipeline, active_focus, monitor_only.\n# Every (tier, engagement, triggers) combination must match a row."),
     ("[movement]", "# Movement between runs (docs/rules.md): demotion rules are checked first; promotions into\n# approve_promotion_to and demotions out of approve_demotion_from wait for a reviewer."),
-    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks — for accounts in or entering\n# conflict_clusters. Tier D/E with High engagement is a \"re-score this account\" suggestion in\n# the next action, never a checkpoint."),
+    ("[checkpoints]", "# Conflict checkpoints: when signals disagree, a human looks — for accounts in or entering\n# conflict_clusters, one checkpoint per account. Tier D/E with High engagement is a \"re-score\n# this account\" suggestion in the next action, never a checkpoint; a demotion signal that a\n# demotion rule of the account's cluster acts on ([movement]) is that rule's move or proposal,\n# not a second checkpoint."),
     ("[programs]", "# Program per cluster."),
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
@@ -32,7 +32,9 @@ const ICP_SECTION: &str =
 const CUSTOMERS_SECTION: &str = "\n# Customers: an account with a won deal by as_of. mode = \"expansion\" keeps it in its\n\
 # prospect cluster with this program and expansion/renewal next actions (renewal due\n\
 # renewal_days after the last win; 0 = none); mode = \"off\" reads customers as prospects.\n\
-[customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\n";
+# products: what a customer could buy; its next action and explanation name the ones none of\n\
+# its won deals carries (whitespace). Empty: every product named on a deal created by as_of.\n\
+[customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\nproducts = []\n";
 
 const REVIEW_SECTION: &str =
     "\n# Unreviewed checkpoints (ages in days of as_of since the run that opened them; 0 = off):\n\

@@ -20,6 +20,9 @@ pub struct Facts<'a> {
     pub signals: &'a [Signal],
     /// Evidence before this instant is ignored (the account's last demotion).
     pub floor: Instant,
+    /// What could be sold: `[customers] products`, else every product named on a deal of the
+    /// input ([`product_catalog`]). A customer's whitespace is what it has not bought yet.
+    pub products: &'a [String],
 }
 
 /// A reason to ask a human (SPEC §4.5, `conflict`).
@@ -103,6 +106,9 @@ pub struct Assessment {
     pub conflicts: Vec<Conflict>,
     /// Won deals by as_of (`None`: a prospect, or `[customers] mode = "off"`).
     pub customer: Option<CustomerFacts>,
+    /// A customer's whitespace: the catalog's products none of its won deals carries (empty
+    /// for a prospect or when deals name no product).
+    pub whitespace: Vec<String>,
 }
 
 /// What makes an account a customer: its deals won by as_of.
@@ -122,18 +128,39 @@ impl Assessment {
 
     /// The conflicts that need a reviewer (a `conflict` checkpoint) for an account whose
     /// effective cluster is `cluster` and whose entry rules say `self.cluster`: only for
-    /// accounts in or entering `checkpoints.conflict_clusters`, and never tier D/E with High
-    /// engagement (that one is a re-score suggestion, [`Self::rescore`]).
+    /// accounts in or entering `checkpoints.conflict_clusters`, never tier D/E with High
+    /// engagement (that one is a re-score suggestion, [`Self::rescore`]), and never a demotion
+    /// signal that a demotion rule of the cluster acts on ([`Self::demotion_rule_acts`]).
     pub fn blocking_conflicts<'a>(
         &'a self,
-        rules: &Rules,
+        rules: &'a Rules,
         cluster: Cluster,
     ) -> impl Iterator<Item = &'a Conflict> + 'a {
         let cl = &rules.config.checkpoints.conflict_clusters;
         let raised = cl.contains(&cluster) || cl.contains(&self.cluster);
-        self.conflicts
-            .iter()
-            .filter(move |c| raised && !matches!(c, Conflict::LowTierHighEngagement { .. }))
+        self.conflicts.iter().filter(move |c| {
+            raised
+                && !matches!(c, Conflict::LowTierHighEngagement { .. })
+                && !Self::demotion_rule_acts(c, rules, cluster)
+        })
+    }
+
+    /// A demotion signal beside promotion signals, when the account's cluster `cluster` has a
+    /// demotion rule on that signal (`movement.af_demotion_signals` for Active Focus,
+    /// `fp_demotion_signals` for Future Pipeline): that rule already moves the account, or
+    /// proposes the move to a reviewer, so the conflict is no second checkpoint.
+    pub fn demotion_rule_acts(c: &Conflict, rules: &Rules, cluster: Cluster) -> bool {
+        let Conflict::MixedSignals { signal, .. } = c else {
+            return false;
+        };
+        let m = &rules.config.movement;
+        let on = match cluster {
+            Cluster::ActiveFocus => &m.af_demotion_signals,
+            Cluster::FuturePipeline => &m.fp_demotion_signals,
+            _ => return false,
+        };
+        let name = rules.event_name(*signal);
+        on.iter().any(|s| s.eq_ignore_ascii_case(name))
     }
 
     /// Tier D/E with High engagement or an active open deal: the fit may be wrong.
@@ -169,13 +196,62 @@ pub fn customer_facts(rules: &Rules, deals: &[Deal]) -> Option<CustomerFacts> {
         match d.outcome_at(rules.as_of) {
             DealOutcome::Won => {
                 c.won += 1;
-                c.last_won = c.last_won.max(d.closed_at.unwrap_or(d.created_at));
+                let closed = d.closed_at_by(rules.as_of).unwrap_or(d.created_at);
+                c.last_won = c.last_won.max(closed);
             }
             DealOutcome::Lost => c.lost += 1,
             DealOutcome::Open => {}
         }
     }
     (c.won > 0).then_some(c)
+}
+
+/// The products a whitespace is measured against: `configured` when not empty, else every
+/// product named on a deal created by `as_of` (nothing later is known then), each once
+/// (compared case-insensitively, the first spelling kept), sorted. `named` gives each deal's
+/// (product, created_at).
+pub fn product_catalog<'d>(
+    configured: &[String],
+    as_of: Instant,
+    named: impl IntoIterator<Item = (&'d str, Instant)>,
+) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut add = |p: &str| {
+        let p = p.trim();
+        if !p.is_empty() {
+            seen.entry(p.to_lowercase()).or_insert_with(|| p.to_string());
+        }
+    };
+    if configured.is_empty() {
+        for (p, _) in named.into_iter().filter(|(_, created)| *created <= as_of) {
+            add(p);
+        }
+    } else {
+        configured.iter().for_each(|p| add(p));
+    }
+    seen.into_values().collect()
+}
+
+/// (product, created_at) of each deal that names a product, for [`product_catalog`].
+pub fn deal_products(deals: &[Deal]) -> impl Iterator<Item = (&str, Instant)> {
+    deals
+        .iter()
+        .filter_map(|d| Some((d.product.as_deref()?, d.created_at)))
+}
+
+/// The catalog's products that no deal won by `as_of` carries.
+pub fn whitespace(as_of: Instant, catalog: &[String], deals: &[Deal]) -> Vec<String> {
+    let bought: Vec<String> = deals
+        .iter()
+        .filter(|d| d.won_by(as_of))
+        .filter_map(|d| d.product.as_deref())
+        .map(|p| p.trim().to_lowercase())
+        .collect();
+    catalog
+        .iter()
+        .filter(|p| !bought.contains(&p.to_lowercase()))
+        .cloned()
+        .collect()
 }
 
 pub fn assess(
@@ -280,6 +356,11 @@ pub fn assess(
         });
     }
 
+    let customer = customer_facts(rules, facts.deals);
+    let whitespace = match customer {
+        Some(_) => whitespace(rules.as_of, facts.products, facts.deals),
+        None => Vec::new(),
+    };
     Assessment {
         score,
         level,
@@ -293,7 +374,8 @@ pub fn assess(
         rule,
         cluster,
         conflicts,
-        customer: customer_facts(rules, facts.deals),
+        customer,
+        whitespace,
     }
 }
 
@@ -401,6 +483,9 @@ pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster:
                 let _ = write!(s, "; renewal due {}", due.date_string());
             }
         }
+        if !a.whitespace.is_empty() {
+            let _ = write!(s, "; not yet bought: {}", capped_list(&a.whitespace, 5));
+        }
         if cluster == Cluster::ActiveFocus && !a.active_deals.is_empty() {
             s.push_str("; advance the open expansion deal");
         } else if a.level >= EngagementLevel::Medium {
@@ -458,6 +543,15 @@ pub fn write_next_action(s: &mut String, rules: &Rules, a: &Assessment, cluster:
             }
         },
     }
+}
+
+/// `a, b, c (+2 more)`: at most `max` items named.
+pub fn capped_list(items: &[String], max: usize) -> String {
+    let mut s = items[..items.len().min(max)].join(", ");
+    if items.len() > max {
+        let _ = write!(s, " (+{} more)", items.len() - max);
+    }
+    s
 }
 
 /// `challenge/vertical/stage` for Future Pipeline accounts (SPEC §4.6).
@@ -822,6 +916,7 @@ mod tests {
             deals: &act.deals,
             signals: &signals,
             floor: Instant::MIN,
+            products: &[],
         };
         assess(&w.rules, &w.model, &w.table.get(0), &facts, false)
     }
@@ -837,6 +932,7 @@ mod tests {
     fn open_deal(created: &str) -> Deal {
         Deal {
             product: None,
+            history: Vec::new(),
             account: 0,
             deal_id: "D1".into(),
             stage: "proposal".into(),
@@ -1005,6 +1101,7 @@ mod tests {
             deals: &[],
             signals: &[],
             floor: Instant::MIN,
+            products: &[],
         };
         let a = assess(&w.rules, &w.model, &w.table.get(1), &facts, false);
         assert_eq!(
@@ -1056,6 +1153,7 @@ mod tests {
             deals: &[],
             signals: &[],
             floor: Instant::MIN,
+            products: &[],
         };
         assert_eq!(
             micro_segment(&w.rules, &w.table.get(0), &a, &facts),

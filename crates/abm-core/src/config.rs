@@ -92,6 +92,10 @@ pub struct CustomerConfig {
     pub next_action: String,
     /// Renewal is due this many days after the last won deal (0: no renewal date).
     pub renewal_days: u32,
+    /// The products a customer could buy, for its whitespace (products not yet bought);
+    /// empty: every product named on a deal of the input.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -109,6 +113,7 @@ impl Default for CustomerConfig {
             program: "expansion".into(),
             next_action: "Account management: expand and renew".into(),
             renewal_days: 365,
+            products: Vec::new(),
         }
     }
 }
@@ -281,25 +286,112 @@ fn strings(xs: &[&str]) -> Vec<String> {
     xs.iter().map(|s| s.to_string()).collect()
 }
 
+/// The default ICP (a B2B software seller): its core industries earn all of the industry's
+/// points, adjacent ones two thirds, reachable ones a third, any other none.
+pub const DEFAULT_CORE_INDUSTRIES: &[&str] = &[
+    "software",
+    "fintech",
+    "cybersecurity",
+    "banking",
+    "insurance",
+    "healthcare",
+    "health care",
+    "technology",
+    "financials",
+    "finance",
+];
+pub const DEFAULT_ADJACENT_INDUSTRIES: &[&str] = &[
+    "telecom",
+    "telecommunications",
+    "biotech",
+    "medical",
+    "consulting",
+    "business services",
+    "professional services",
+];
+pub const DEFAULT_REACHABLE_INDUSTRIES: &[&str] = &[
+    "manufacturing",
+    "industrials",
+    "logistics",
+    "transportation",
+    "media",
+    "education",
+    "energy",
+    "retail",
+    "retailing",
+];
+/// The default's core markets earn all of the country's points, secondary ones about half.
+pub const DEFAULT_CORE_COUNTRIES: &[&str] = &[
+    "US",
+    "United States",
+    "GB",
+    "United Kingdom",
+    "DE",
+    "Germany",
+    "FR",
+    "France",
+    "NL",
+    "Netherlands",
+    "SE",
+    "Sweden",
+    "CA",
+    "Canada",
+    "AU",
+    "Australia",
+];
+pub const DEFAULT_SECONDARY_COUNTRIES: &[&str] = &[
+    "IE",
+    "Ireland",
+    "DK",
+    "Denmark",
+    "NO",
+    "Norway",
+    "FI",
+    "Finland",
+    "CH",
+    "Switzerland",
+    "BE",
+    "Belgium",
+    "AT",
+    "Austria",
+    "ES",
+    "Spain",
+    "IT",
+    "Italy",
+    "NZ",
+    "New Zealand",
+    "SG",
+    "Singapore",
+    "JP",
+    "Japan",
+];
+
+/// Points per value: every value of each group earns the group's points.
+fn graded(groups: &[(&[&str], f64)]) -> Points {
+    Points::PerValue(
+        groups
+            .iter()
+            .flat_map(|(values, p)| values.iter().map(move |v| (v.to_string(), *p)))
+            .collect(),
+    )
+}
+
 impl Default for IcpConfig {
     fn default() -> Self {
         IcpConfig {
             missing: MissingRule::default(),
             tiers: TierThresholds::default(),
             criteria: vec![
+                // Graded (SPEC §4.1: "categorical criteria may give points per value"), so that
+                // a file with only industry and country still spreads over the five tiers.
                 Criterion::In {
                     field: "industry".into(),
-                    values: strings(&[
-                        "software",
-                        "fintech",
-                        "cybersecurity",
-                        "banking",
-                        "insurance",
-                        "healthcare",
-                        "technology",
-                        "financials",
+                    values: Vec::new(),
+                    points: graded(&[
+                        (DEFAULT_CORE_INDUSTRIES, 30.0),
+                        (DEFAULT_ADJACENT_INDUSTRIES, 20.0),
+                        (DEFAULT_REACHABLE_INDUSTRIES, 10.0),
                     ]),
-                    points: Points::Flat(30.0),
                 },
                 Criterion::Bands {
                     field: "employees".into(),
@@ -343,25 +435,11 @@ impl Default for IcpConfig {
                 },
                 Criterion::In {
                     field: "country".into(),
-                    values: strings(&[
-                        "US",
-                        "United States",
-                        "GB",
-                        "United Kingdom",
-                        "DE",
-                        "Germany",
-                        "FR",
-                        "France",
-                        "NL",
-                        "Netherlands",
-                        "SE",
-                        "Sweden",
-                        "CA",
-                        "Canada",
-                        "AU",
-                        "Australia",
+                    values: Vec::new(),
+                    points: graded(&[
+                        (DEFAULT_CORE_COUNTRIES, 15.0),
+                        (DEFAULT_SECONDARY_COUNTRIES, 8.0),
                     ]),
-                    points: Points::Flat(15.0),
                 },
                 Criterion::Contains {
                     field: "tech_stack".into(),

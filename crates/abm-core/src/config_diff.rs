@@ -223,9 +223,11 @@ mod tests {
         let old = Config::default();
         let mut new = old.clone();
         new.icp.tiers.a = 75.0;
-        if let Criterion::In { points, .. } = &mut new.icp.criteria[0] {
-            *points = 20.0.into();
-        }
+        new.icp.criteria[0] = Criterion::In {
+            field: "industry".into(),
+            values: vec!["software".into()],
+            points: 20.0.into(),
+        };
         new.engagement.high.push("webinar".into());
         new.engagement.window_days = 60;
         new.decision_table.pop();
@@ -233,7 +235,8 @@ mod tests {
         let text = lines.join("\n");
         assert!(text.contains("icp.tiers.a: 80 → 75"), "{text}");
         assert!(
-            text.contains("ICP criterion on industry: in [") && text.contains("for 20 pts"),
+            text.contains("ICP criterion on industry: graded [banking 30, ")
+                && text.contains("→ in [software] for 20 pts"),
             "{text}"
         );
         assert!(text.contains("ICP points possible: 100 → 90"), "{text}");

@@ -287,6 +287,51 @@ pub struct Deal {
     pub outcome: DealOutcome,
     /// What was sold (the deals file's `product` column), for cross-sell analysis.
     pub product: Option<String>,
+    /// The deal's stage history (the deals file's `stage_history` column), oldest first:
+    /// when given, a deal's stage, last change and outcome at `as_of` come from it.
+    pub history: Vec<StageEntry>,
+}
+
+/// One step of a deal's stage history: the stage it entered, when, and what that stage means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageEntry {
+    pub stage: String,
+    pub at: Instant,
+    pub outcome: DealOutcome,
+}
+
+impl StageEntry {
+    /// A stored history: one line per entry, `MICROS<TAB>outcome<TAB>stage`, oldest first.
+    pub fn encode(history: &[StageEntry]) -> String {
+        let mut s = String::new();
+        for (i, e) in history.iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
+            s.push_str(&e.at.0.to_string());
+            s.push('\t');
+            s.push_str(e.outcome.as_str());
+            s.push('\t');
+            s.push_str(&e.stage.replace(['\n', '\r'], " "));
+        }
+        s
+    }
+
+    /// The inverse of [`Self::encode`]; `None` when the text is not such a history.
+    pub fn decode(text: &str) -> Option<Vec<StageEntry>> {
+        text.split('\n')
+            .map(|line| {
+                let mut f = line.splitn(3, '\t');
+                let at = Instant(f.next()?.parse().ok()?);
+                let outcome = DealOutcome::parse(f.next()?)?;
+                Some(StageEntry {
+                    stage: f.next()?.to_string(),
+                    at,
+                    outcome,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,28 +354,57 @@ impl Deal {
         self.last_stage_change_at.unwrap_or(self.created_at)
     }
 
-    /// The outcome as of `as_of`: a deal closed after `as_of` was open then (SPEC §4.2).
+    /// The stage-history entry in force at `as_of` (the last one entered by then).
+    pub fn entry_at(&self, as_of: Instant) -> Option<&StageEntry> {
+        self.history.iter().rev().find(|e| e.at <= as_of)
+    }
+
+    /// The outcome as of `as_of`: a deal closed after `as_of` was open then (SPEC §4.2); with
+    /// a stage history, the stage it was in then says.
     pub fn outcome_at(&self, as_of: Instant) -> DealOutcome {
+        if let Some(e) = self.entry_at(as_of) {
+            return e.outcome;
+        }
         match self.closed_at {
             Some(c) if self.outcome != DealOutcome::Open && c > as_of => DealOutcome::Open,
             _ => self.outcome,
         }
     }
 
-    /// The last stage change known by `as_of`: `last_stage_change_at` unless it is after
-    /// `as_of` (not known then), else creation. Nothing dated after `as_of` is read, so a run
-    /// over a later export gives what a run over the export of that day gave.
+    /// When it closed, as known at `as_of` (`None` while open then): the history's closing
+    /// entry, else `closed_at` (else its creation).
+    pub fn closed_at_by(&self, as_of: Instant) -> Option<Instant> {
+        if self.outcome_at(as_of) == DealOutcome::Open {
+            return None;
+        }
+        match self.entry_at(as_of) {
+            Some(e) => Some(e.at),
+            None => Some(self.closed_at.unwrap_or(self.created_at)),
+        }
+    }
+
+    /// The last stage change known by `as_of`: from the stage history when given, else
+    /// `last_stage_change_at` unless it is after `as_of` (not known then), else creation.
+    /// Nothing dated after `as_of` is read, so a run over a later export gives what a run over
+    /// the export of that day gave.
     pub fn last_change_at(&self, as_of: Instant) -> Instant {
+        if let Some(e) = self.entry_at(as_of) {
+            return e.at.max(self.created_at);
+        }
         match self.last_stage_change_at {
             Some(t) if t <= as_of => t,
             _ => self.created_at,
         }
     }
 
-    /// The stage as of `as_of`: the stage field, unless the deal closed after `as_of` (then
-    /// `open` — which open stage it was in is not in the data).
+    /// The stage as of `as_of`: from the stage history when given; else the stage field,
+    /// unless the deal closed after `as_of` (then `open` — which open stage it was in is not
+    /// in the data).
     pub fn stage_at(&self, as_of: Instant) -> &str {
-        if self.outcome != DealOutcome::Open && self.outcome_at(as_of) == DealOutcome::Open {
+        if let Some(e) = self.entry_at(as_of) {
+            &e.stage
+        } else if self.outcome != DealOutcome::Open && self.outcome_at(as_of) == DealOutcome::Open
+        {
             "open"
         } else {
             &self.stage
@@ -485,6 +559,43 @@ mod tests {
         );
     }
 
+    /// Issue 13, "stage history when given": a deal's stage, last change and outcome at
+    /// as_of come from the history; before its first entry, from the row as without one.
+    #[test]
+    fn a_stage_history_tells_the_deal_as_of_the_date() {
+        let mut d = deal("2026-01-05", Some("2026-05-10"), DealOutcome::Won);
+        d.closed_at = Some(t("2026-05-10"));
+        let entry = |stage: &str, at: &str, outcome| StageEntry {
+            stage: stage.into(),
+            at: t(at),
+            outcome,
+        };
+        d.history = vec![
+            entry("proposal", "2026-03-10", DealOutcome::Open),
+            entry("closed_won", "2026-05-10", DealOutcome::Won),
+        ];
+        let at = t("2026-04-01");
+        assert_eq!(d.stage_at(at), "proposal");
+        assert_eq!(d.last_change_at(at), t("2026-03-10"));
+        assert_eq!(d.outcome_at(at), DealOutcome::Open);
+        assert_eq!(d.closed_at_by(at), Option::None);
+        let at = t("2026-05-11");
+        assert_eq!(d.outcome_at(at), DealOutcome::Won);
+        assert_eq!(d.closed_at_by(at), Some(t("2026-05-10")));
+        // Before the first entry: the row's rule (closed later = open then, last change =
+        // creation).
+        let at = t("2026-02-01");
+        assert_eq!(d.outcome_at(at), DealOutcome::Open);
+        assert_eq!(d.last_change_at(at), t("2026-01-05"));
+        assert_eq!(d.stage_at(at), "open");
+        // Stored and read back.
+        assert_eq!(
+            StageEntry::decode(&StageEntry::encode(&d.history)),
+            Some(d.history.clone())
+        );
+        assert_eq!(StageEntry::decode("x\topen\tproposal"), Option::None);
+    }
+
     #[test]
     fn contacts_are_distinct_non_empty_and_engaged() {
         let r = rules();
@@ -566,6 +677,7 @@ mod tests {
     fn deal(created: &str, changed: Option<&str>, outcome: DealOutcome) -> Deal {
         Deal {
             product: Option::None,
+            history: Vec::new(),
             account: 0,
             deal_id: "D1".into(),
             stage: "proposal".into(),

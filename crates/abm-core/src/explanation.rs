@@ -378,6 +378,9 @@ pub struct DealExplanation {
     /// A stage change after as_of, not read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage_change_after_as_of: Option<Instant>,
+    /// The stage, last change and outcome at as_of come from the deal's stage history.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_history: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -466,6 +469,10 @@ pub struct CustomerExplanation {
     pub lost: u32,
     /// `[customers] program`.
     pub program: String,
+    /// Whitespace: the catalog's products none of its won deals carries (empty when deals
+    /// name no product).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_yet_bought: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -486,6 +493,9 @@ pub enum ConflictHandling {
     RescoreSuggestion,
     /// The account is not in or entering a `conflict_clusters` cluster.
     NoCheckpoint,
+    /// A demotion signal that a demotion rule of the account's cluster acts on: that rule
+    /// moves the account (or proposes the move) on a stateful run.
+    DemotionRule,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -747,6 +757,17 @@ impl Explanation {
                     DealStatus::BeforeFloor => DealState::BeforeFloor,
                 };
                 let known = d.created_at <= as_of;
+                // What the export says in the end: the history's last entry, else the row.
+                let (final_outcome, final_close, later_change) = match d.history.last() {
+                    Some(last) => (
+                        last.outcome,
+                        (last.outcome != DealOutcome::Open)
+                            .then_some(last.at)
+                            .or(d.closed_at),
+                        d.history.iter().find(|e| e.at > as_of).map(|e| e.at),
+                    ),
+                    None => (d.outcome, d.closed_at, d.last_stage_change_at),
+                };
                 DealExplanation {
                     deal_id: d.deal_id.clone(),
                     stage: d.stage_at(as_of).to_string(),
@@ -754,15 +775,14 @@ impl Explanation {
                     amount: d.amount,
                     created_at: d.created_at,
                     last_change_at: d.last_change_at(as_of),
-                    closed_at: d.closed_at,
+                    closed_at: d.closed_at_by(as_of).or(final_close),
                     status,
                     stalled_days: (status == DealState::Stalled)
                         .then(|| as_of.days_since(d.last_change_at(as_of))),
-                    outcome_after_as_of: (known && d.outcome_at(as_of) != d.outcome)
-                        .then_some(d.outcome),
-                    stage_change_after_as_of: d
-                        .last_stage_change_at
-                        .filter(|t| known && *t > as_of),
+                    outcome_after_as_of: (known && d.outcome_at(as_of) != final_outcome)
+                        .then_some(final_outcome),
+                    stage_change_after_as_of: later_change.filter(|t| known && *t > as_of),
+                    from_history: d.entry_at(as_of).is_some(),
                 }
             })
             .collect();
@@ -853,6 +873,8 @@ impl Explanation {
                     ConflictHandling::Checkpoint
                 } else if a.rescore() == Some(c) {
                     ConflictHandling::RescoreSuggestion
+                } else if Assessment::demotion_rule_acts(c, rules, cluster) {
+                    ConflictHandling::DemotionRule
                 } else {
                     ConflictHandling::NoCheckpoint
                 },
@@ -885,6 +907,7 @@ impl Explanation {
                 last_won: c.last_won,
                 lost: c.lost,
                 program: rules.config.customers.program.clone(),
+                not_yet_bought: a.whitespace.clone(),
             }),
             micro_segment: (cluster == Cluster::FuturePipeline)
                 .then(|| assess::micro_segment(rules, account, a, facts)),
@@ -1150,6 +1173,9 @@ impl Explanation {
                     t.date_string()
                 )?;
             }
+            if d.from_history {
+                later.push_str(" (stage history)");
+            }
             writeln!(
                 s,
                 "    {} {} {} created {} last change {} → {}{}",
@@ -1229,6 +1255,13 @@ impl Explanation {
                 self.cluster,
                 c.program
             )?;
+            if !c.not_yet_bought.is_empty() {
+                writeln!(
+                    s,
+                    "Whitespace (products not yet bought): {}",
+                    c.not_yet_bought.join(", ")
+                )?;
+            }
         }
         if let Some(m) = &self.micro_segment {
             writeln!(s, "Micro-segment: {m}")?;
@@ -1250,6 +1283,12 @@ impl Explanation {
                     s,
                     "Suggestion (no checkpoint): re-score this account — {}",
                     c.description
+                )?,
+                ConflictHandling::DemotionRule => writeln!(
+                    s,
+                    "Signals disagree (no checkpoint: a demotion rule of {} acts on this \
+                     signal; a stateful run moves the account or proposes the move): {}",
+                    self.cluster, c.description
                 )?,
                 ConflictHandling::NoCheckpoint => writeln!(
                     s,

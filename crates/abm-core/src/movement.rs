@@ -972,6 +972,7 @@ mod tests {
             .enumerate()
             .map(|(i, (created, changed))| Deal {
                 product: None,
+                history: Vec::new(),
                 account: 0,
                 deal_id: format!("D{i}"),
                 stage: "proposal".into(),
@@ -988,6 +989,7 @@ mod tests {
             deals: &deals,
             signals: &signals,
             floor,
+            products: &[],
         };
         let a = assess(&rules, &model, &table.get(0), &facts, false);
         decide(&rules, prior, &a, &facts)

@@ -484,7 +484,7 @@ mod tests {
     fn missing_fields_are_neutral_and_fields_without_data_left_out() {
         let mut t = table();
         t.push(["A1", "software", "", "", ""], &Firmographics::default(), 2);
-        t.push(["A2", "retail", "US", "", ""], &Firmographics::default(), 3);
+        t.push(["A2", "mining", "US", "", ""], &Firmographics::default(), 3);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
         assert_eq!(m.without_data(), vec!["employees", "annual_revenue"]);
         assert_eq!(m.possible, 55.0);
@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(r.score, 100.0);
         assert_eq!(r.tier, Tier::A);
         assert_eq!(r.missing, vec!["country", "tech_stack"]);
-        // retail (0 of 30) in the US (15 of 15); tech_stack empty: 15 of 45.
+        // mining (0 of 30) in the US (15 of 15); tech_stack empty: 15 of 45.
         let r = score_account(&m, &t.get(1), true);
         assert_eq!(format_score(r.score), "33.3");
         let st: Vec<_> = r.criteria.iter().map(|c| c.status).collect();
@@ -554,9 +554,17 @@ points = { paid_search = 10, Organic = 8, email = 2 }
             r.criteria[0].test,
             "segment graded [Organic: 8, email: 2, paid_search: 10]"
         );
-        // A flat `in` still parses and serializes as before.
-        let text = toml::to_string(&Config::default()).unwrap();
+        // A flat `in` still parses and serializes as before; the graded defaults round-trip.
+        let mut flat = Config::default();
+        flat.icp.criteria[0] = Criterion::In {
+            field: "industry".into(),
+            values: vec!["software".into()],
+            points: 30.0.into(),
+        };
+        let text = toml::to_string(&flat).unwrap();
         assert!(text.contains("points = 30.0"), "{text}");
+        assert_eq!(Config::from_toml(&text).unwrap(), flat);
+        let text = toml::to_string(&Config::default()).unwrap();
         assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
     }
 
@@ -587,7 +595,7 @@ points = { paid_search = 10, Organic = 8, email = 2 }
             .map(|s| s.to_string()),
         );
         let mut t = AccountTable::new(schema);
-        t.push(["A1", "retail", "100", "2000000000", "BR", "x"], &f, 2);
+        t.push(["A1", "mining", "100", "2000000000", "BR", "x"], &f, 2);
         let m = ScoringModel::new(&Config::default().icp, t.schema());
         let r = score_account(&m, &t.get(0), true);
         assert_eq!(r.criteria[1].earned, 15.0);

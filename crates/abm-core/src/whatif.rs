@@ -403,6 +403,7 @@ mod tests {
             deals: &[],
             signals: &[],
             floor: Instant::MIN,
+            products: &[],
         };
         let mut points = Vec::new();
         model.points_into(&t.get(0), &mut points);
@@ -422,8 +423,12 @@ mod tests {
     fn because_names_the_criterion_that_changed() {
         let old = Config::default();
         let mut new = old.clone();
-        if let Criterion::In { points, .. } = &mut new.icp.criteria[0] {
-            *points = 5.0.into();
+        if let Criterion::In {
+            points: crate::config::Points::PerValue(m),
+            ..
+        } = &mut new.icp.criteria[0]
+        {
+            m.insert("software".into(), 5.0);
         }
         let a = assess_with(&old, ["A1", "software", "US"]);
         let b = assess_with(&new, ["A1", "software", "US"]);

@@ -110,6 +110,7 @@ proptest! {
             .enumerate()
             .map(|(i, (created, closed, changed, won))| Deal {
                 product: None,
+                history: Vec::new(),
                 account: 0,
                 deal_id: format!("D{i}"),
                 stage: "proposal".into(),
@@ -130,6 +131,7 @@ proptest! {
             deals: &deals,
             signals: &[],
             floor: Instant::MIN,
+            products: &[],
         };
         let a = assess(&rules, &model, &table.get(0), &facts, true);
         let text = abm_core::assess::rationale(&rules, &a, &facts);

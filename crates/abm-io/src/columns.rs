@@ -184,6 +184,7 @@ impl FileKind {
                 "pipeline",
                 "is_closed",
                 "is_won",
+                "stage_history",
             ],
         }
     }

@@ -160,6 +160,8 @@ pub struct Loaded {
     pub signals: ByAccount<Signal>,
     pub triggers: ByAccount<Trigger>,
     pub deals: ByAccount<Deal>,
+    /// The product catalog customers' whitespace is measured against.
+    pub products: Vec<String>,
     pub rejects: Rejects,
     pub rows_read: BTreeMap<String, u64>,
     pub events_after_as_of: u64,
@@ -174,6 +176,7 @@ impl Loaded {
             deals: self.deals.of(a),
             signals: self.signals.of(a),
             floor,
+            products: &self.products,
         }
     }
 }
@@ -278,7 +281,13 @@ pub fn load_all(
     rows_read.extend(side_rows);
     rejects.rows.extend(side_rejects.rows);
     timings.push(Stage::since("fold + triggers, deals", t));
+    let products = abm_core::assess::product_catalog(
+        &rules.config.customers.products,
+        rules.as_of,
+        abm_core::assess::deal_products(&deals),
+    );
     Ok(Loaded {
+        products,
         signals: ByAccount::new(signals, n, |s| s.account),
         triggers: ByAccount::new(triggers, n, |t| t.account),
         deals: ByAccount::new(deals, n, |d| d.account),

@@ -217,12 +217,37 @@ pub fn expand_values(config: &Config) -> Config {
                 }
             }
         };
+        // Graded points: every label of a listed value's class earns that value's points (the
+        // most of the class's listed values); a label listed itself keeps its own points.
+        let widen_points = |m: &mut BTreeMap<String, f64>| {
+            let mut add: BTreeMap<String, f64> = BTreeMap::new();
+            for (v, p) in m.iter() {
+                if let Some((target, labels)) = class_of(v) {
+                    for l in std::iter::once(target).chain(labels) {
+                        let e = add.entry(fold(l)).or_insert(*p);
+                        *e = e.max(*p);
+                    }
+                }
+            }
+            for (label, p) in add {
+                if !m.keys().any(|k| k.eq_ignore_ascii_case(&label)) {
+                    m.insert(label, p);
+                }
+            }
+        };
         for c in &mut out.icp.criteria {
             match c {
                 Criterion::In {
-                    field: f, values, ..
+                    field: f,
+                    values,
+                    points,
+                } if *f == field => {
+                    widen(values);
+                    if let abm_core::config::Points::PerValue(m) = points {
+                        widen_points(m);
+                    }
                 }
-                | Criterion::Contains {
+                Criterion::Contains {
                     field: f, values, ..
                 } if *f == field => widen(values),
                 Criterion::Equals {
@@ -575,9 +600,21 @@ mod tests {
 
     #[test]
     fn criteria_widen_with_value_maps() {
+        use abm_core::config::Points;
+        // The default industry and country criteria are graded: each label of a listed
+        // value's class earns that value's points.
         let cfg = expand_values(&Config::default());
-        let Criterion::In { values, .. } = &cfg.icp.criteria[0] else {
-            panic!()
+        let points = |i: usize, label: &str| -> Option<f64> {
+            let Criterion::In {
+                points: Points::PerValue(m),
+                ..
+            } = &cfg.icp.criteria[i]
+            else {
+                panic!("criterion {i} is graded")
+            };
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(label))
+                .map(|(_, p)| *p)
         };
         for v in [
             "Computer Software",
@@ -585,13 +622,23 @@ mod tests {
             "financial services",
             "finance",
         ] {
-            assert!(values.iter().any(|x| x.eq_ignore_ascii_case(v)), "{v}");
+            assert_eq!(points(0, v), Some(30.0), "{v}");
         }
-        let Criterion::In { values, .. } = &cfg.icp.criteria[3] else {
+        for v in ["usa", "u.s.", "united states of america", "uk"] {
+            assert_eq!(points(3, v), Some(15.0), "{v}");
+        }
+        assert_eq!(points(3, "JP"), Some(8.0));
+        assert_eq!(points(3, "Brazil"), None);
+        // A flat list widens as before.
+        let mut flat = Config::default();
+        flat.icp.criteria[0] = Criterion::In {
+            field: "industry".into(),
+            values: vec!["software".into()],
+            points: Points::Flat(30.0),
+        };
+        let Criterion::In { values, .. } = &expand_values(&flat).icp.criteria[0] else {
             panic!()
         };
-        for v in ["usa", "u.s.", "united states of america", "uk"] {
-            assert!(values.iter().any(|x| x.eq_ignore_ascii_case(v)), "{v}");
-        }
+        assert!(values.iter().any(|x| x.eq_ignore_ascii_case("computer software")));
     }
 }

@@ -48,8 +48,12 @@ const EVENTS: &str =
 const TRIGGERS: &str =
     "SELECT occurred_at, type, headline FROM triggers WHERE account = ? ORDER BY id";
 const DEALS: &str =
-    "SELECT deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome, product
+    "SELECT deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome, product,
+        stage_history
      FROM deals WHERE account = ? ORDER BY deal_id";
+/// Every product named on a deal, with its first deal's creation (the whitespace catalog).
+const PRODUCTS: &str = "SELECT product, MIN(created_at) FROM deals
+     WHERE product IS NOT NULL AND product <> '' GROUP BY product";
 const LATEST_RUN: &str = "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1";
 const SNAPSHOT: &str =
     "SELECT s.cluster, s.candidate, s.movement, s.tier, s.score, na.text, s.rationale
@@ -194,6 +198,7 @@ fn explain(
             outcome: DealOutcome::parse(r.s(6)?)
                 .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
             product: r.opt_string(7)?.filter(|p| !p.is_empty()),
+            history: crate::run::stage_history(r.opt_string(8)?)?,
         })
     })?;
 
@@ -227,6 +232,17 @@ fn explain(
         }),
     };
 
+    let named = if rules.config.customers.products.is_empty() {
+        conn.query_all(PRODUCTS, &[], |r| Ok((r.string(0)?, Instant(r.i(1)?))))?
+    } else {
+        Vec::new()
+    };
+    let products = abm_core::assess::product_catalog(
+        &rules.config.customers.products,
+        rules.as_of,
+        named.iter().map(|(p, t)| (p.as_str(), *t)),
+    );
+
     let account = table.get(idx);
     let model = ScoringModel::new(&rules.config.icp, table.schema());
     let facts = Facts {
@@ -235,6 +251,7 @@ fn explain(
         deals: &deals,
         signals: &signals,
         floor,
+        products: &products,
     };
     let a = assess(rules, &model, &account, &facts, true);
     let d = decide(rules, prior.as_ref(), &a, &facts);

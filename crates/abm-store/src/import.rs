@@ -5,6 +5,7 @@
 
 use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{ident, meta, set_meta, StoreError, Tx};
+use abm_core::engagement::StageEntry;
 use abm_core::{Instant, Rules};
 use abm_io::load::{
     duplicate_deal, field, parse_deal, parse_event, parse_trigger, reject, scan_seq, AccountLayout,
@@ -776,25 +777,27 @@ fn import_deals(
     let src = opts.open_input(input, FileKind::Deals)?;
     let mut sink = Sink::new(
         "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
-            outcome, product, owner, row_hash, import_id)",
-        12,
+            outcome, product, owner, stage_history, row_hash, import_id)",
+        13,
         "ON CONFLICT (deal_id) DO UPDATE SET account = excluded.account,
             stage = excluded.stage, amount = excluded.amount,
             created_at = excluded.created_at, closed_at = excluded.closed_at,
             last_stage_change_at = excluded.last_stage_change_at,
             outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+            stage_history = excluded.stage_history,
             row_hash = excluded.row_hash, import_id = excluded.import_id
          WHERE deals.row_hash IS DISTINCT FROM excluded.row_hash",
     );
     let mut wait = Sink::new(
         "waiting_deals (deal_id, account_id, stage, amount, created_at, closed_at,
-            last_stage_change_at, outcome, product, owner, row_hash, import_id)",
-        12,
+            last_stage_change_at, outcome, product, owner, stage_history, row_hash, import_id)",
+        13,
         "ON CONFLICT (deal_id) DO UPDATE SET account_id = excluded.account_id,
             stage = excluded.stage, amount = excluded.amount,
             created_at = excluded.created_at, closed_at = excluded.closed_at,
             last_stage_change_at = excluded.last_stage_change_at,
             outcome = excluded.outcome, product = excluded.product, owner = excluded.owner,
+            stage_history = excluded.stage_history,
             row_hash = excluded.row_hash, import_id = excluded.import_id",
     );
     let mut unknown = IdIndex::default();
@@ -816,23 +819,32 @@ fn import_deals(
             let owner = field(src, rec, p.slots[9], "owner")?;
             n_wait += waiting as u64;
             let t = |i: Option<Instant>| i.map(|v| v.0.to_string()).unwrap_or_default();
+            let history = (!d.history.is_empty()).then(|| StageEntry::encode(&d.history));
             // The account as the file names it: the same hash whether the deal waits for
             // its account or not, so a waiting deal that moved in is unchanged on re-import.
-            let hash = ident(&[
+            let amount = d.amount.map(|a| a.to_string()).unwrap_or_default();
+            let (created, closed, changed) = (
+                t(Some(d.created_at)),
+                t(d.closed_at),
+                t(d.last_stage_change_at),
+            );
+            let mut parts: Vec<&[u8]> = vec![
                 d.deal_id.as_bytes(),
                 account_id.as_bytes(),
                 d.stage.as_bytes(),
-                d.amount
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-                    .as_bytes(),
-                t(Some(d.created_at)).as_bytes(),
-                t(d.closed_at).as_bytes(),
-                t(d.last_stage_change_at).as_bytes(),
+                amount.as_bytes(),
+                created.as_bytes(),
+                closed.as_bytes(),
+                changed.as_bytes(),
                 d.outcome.as_str().as_bytes(),
                 product.as_bytes(),
                 owner.as_bytes(),
-            ]);
+            ];
+            // A deal without a history hashes as before the column existed.
+            if let Some(h) = &history {
+                parts.push(h.as_bytes());
+            }
+            let hash = ident(&parts);
             let sink = if waiting { &mut wait } else { &mut sink };
             let b = sink.batch.text(&d.deal_id);
             let b = if waiting {
@@ -848,6 +860,7 @@ fn import_deals(
                 .text(d.outcome.as_str())
                 .opt_text(nonempty(product))
                 .opt_text(nonempty(owner))
+                .opt_text(history.as_deref())
                 .blob(&hash)
                 .int(import_id);
             sink.maybe_flush(&mut *tx);
@@ -879,9 +892,10 @@ fn resolve_waiting(tx: &mut dyn Conn, rep: &mut ImportReport) -> Result<(), Stor
         (
             "waiting_deals",
             "deals (deal_id, account, stage, amount, created_at, closed_at, last_stage_change_at,
-                outcome, product, owner, row_hash, import_id)",
+                outcome, product, owner, stage_history, row_hash, import_id)",
             "w.deal_id, a.id, w.stage, w.amount, w.created_at, w.closed_at,
-                w.last_stage_change_at, w.outcome, w.product, w.owner, w.row_hash, w.import_id",
+                w.last_stage_change_at, w.outcome, w.product, w.owner, w.stage_history,
+                w.row_hash, w.import_id",
             "ON CONFLICT (deal_id) DO NOTHING",
         ),
     ];

@@ -237,6 +237,8 @@ struct Loaded {
     signals: ByAccount<Signal>,
     triggers: ByAccount<Trigger>,
     deals: ByAccount<Deal>,
+    /// The product catalog customers' whitespace is measured against.
+    products: Vec<String>,
     events_read: u64,
     events_after: u64,
     events_unknown: u64,
@@ -498,7 +500,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut deals = Vec::new();
     conn.query_each(
         "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome,
-                product
+                product, stage_history
          FROM deals",
         &[],
         &mut |r| {
@@ -519,13 +521,20 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                     .opt_string(8)?
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty()),
+                history: stage_history(r.opt_string(9)?)?,
             });
             Ok(())
         },
     )?;
     deals.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+    let products = abm_core::assess::product_catalog(
+        &rules.config.customers.products,
+        rules.as_of,
+        abm_core::assess::deal_products(&deals),
+    );
 
     Ok(Loaded {
+        products,
         table,
         ids,
         priors,
@@ -666,6 +675,18 @@ fn compute_with(
         decided: Vec::new(),
         content,
         d,
+    }
+}
+
+/// A stored `deals.stage_history` ([`abm_core::engagement::StageEntry::encode`]).
+pub(crate) fn stage_history(
+    text: Option<String>,
+) -> Result<Vec<abm_core::engagement::StageEntry>, StoreError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(Vec::new()),
+        Some(t) => abm_core::engagement::StageEntry::decode(&t).ok_or_else(|| {
+            StoreError::Corrupt(format!("deals.stage_history: not a stage history: {t:?}"))
+        }),
     }
 }
 
@@ -1305,6 +1326,7 @@ fn facts_of(l: &Loaded, idx: AccountIdx) -> Facts<'_> {
         deals: l.deals.of(idx),
         signals: l.signals.of(idx),
         floor: prior.map(|p| p.floor).unwrap_or(Instant::MIN),
+        products: &l.products,
     }
 }
 

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_account_lookup",
         include_str!("../migrations/sqlite/0007_account_lookup.sql"),
     ),
+    (
+        "0009_stage_history",
+        include_str!("../migrations/sqlite/0009_stage_history.sql"),
+    ),
 ];
 
 pub struct Sqlite {

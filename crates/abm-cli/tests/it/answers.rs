@@ -39,39 +39,47 @@ T05,Epsilon,retail,Brazil
 T06,Zeta,,Germany
 T07,Eta,healthcare,Canada
 T08,Theta,mining,Chile
+T09,Iota,telecom,Brazil
+T10,Kappa,medical,Ireland
 ";
 
 /// Issue 13, "everything lands in Monitor Only out of the box": criteria over fields the input
 /// does not have (employees, annual_revenue, tech_stack) are left out of the points possible,
-/// so an accounts file with only account_id, name, industry, country spreads over the tiers
-/// with the default config, and the summary names the criteria without data.
+/// and the default industry and country criteria are graded, so an accounts file with only
+/// account_id, name, industry, country spreads over all five tiers with the default config;
+/// the summary names the criteria without data.
 #[test]
 fn thin_accounts_spread_over_the_tiers_and_the_summary_names_criteria_without_data() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "accounts.csv", THIN_ACCOUNTS);
     let (out, o) = segment_dir(d.path(), "2026-11-01", &[]);
     let tiers = column(&out, "tier");
-    // industry 30 + country 15 of 45: both 100 (A), industry alone 66.7 (B), country alone
-    // 33.3 (E); an empty field is neutral (T03: fintech, no country → 30 of 30).
+    // Of 45 possible: industry 30 (core) / 20 (adjacent) / 10 (reachable) / 0, country 15
+    // (core market) / 8 (secondary) / 0. An empty field is neutral (T03: fintech, no country
+    // → 30 of 30).
     let want = [
-        ("T01", "A"),
-        ("T02", "B"),
+        ("T01", "A"), // software, US: 45
+        ("T02", "B"), // software, Brazil: 30 → 66.7
         ("T03", "A"),
-        ("T04", "E"),
-        ("T05", "E"),
+        ("T04", "C"), // retail, US: 25 → 55.6
+        ("T05", "E"), // retail, Brazil: 10 → 22.2
         ("T06", "A"),
         ("T07", "A"),
         ("T08", "E"),
+        ("T09", "D"), // telecom, Brazil: 20 → 44.4
+        ("T10", "C"), // medical, Ireland: 28 → 62.2
     ];
     for (id, t) in want {
         assert_eq!(tiers[id], t, "{id}: {tiers:?}");
     }
+    let got: std::collections::BTreeSet<&str> = tiers.values().map(|s| s.as_str()).collect();
+    assert_eq!(got.len(), 5, "all five tiers: {tiers:?}");
     let s = summary(&out);
     assert_eq!(
         s["criteria_without_data"],
         serde_json::json!(["employees", "annual_revenue", "tech_stack"])
     );
-    assert!(s["monitor_only_count"].as_u64().unwrap() < 8, "{s}");
+    assert_eq!(s["monitor_only_count"], 3, "{s}");
     assert!(s.get("notes").is_none(), "{s}");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -123,7 +131,7 @@ fn a_degenerate_outcome_is_explained_in_the_summary() {
     write(
         d.path(),
         "accounts.csv",
-        "account_id,name,industry\nM1,One,retail\nM2,Two,mining\n",
+        "account_id,name,industry\nM1,One,agriculture\nM2,Two,mining\n",
     );
     let (out, o) = segment_dir(d.path(), "2026-11-01", &[]);
     let s = summary(&out);
@@ -175,17 +183,19 @@ fn missing_zero_and_the_explanation_of_missing_fields() {
 
 /// A final export (as of 2026-06-01) of a small timeline, and what the export of each earlier
 /// day looked like (the "live" export: only what had happened by then; deals closed later
-/// were open, in their last open stage, with no stage change since creation).
+/// were open, in their last open stage, with no stage change since creation — except D4,
+/// whose final row carries its stage history, so its live rows show the stage of each day).
 pub mod timeline {
     use super::*;
 
     pub const DATES: &[&str] = &["2026-02-15", "2026-03-20", "2026-04-20", "2026-05-01"];
-    pub const IDS: &[&str] = &["A1", "A2", "A3", "A4"];
+    pub const IDS: &[&str] = &["A1", "A2", "A3", "A4", "A5"];
     const ACCOUNTS: &str = "account_id,name,industry,icp_score,icp_tier
 A1,One,software,90,A
 A2,Two,software,70,B
 A3,Three,software,55,C
 A4,Four,software,75,B
+A5,Five,software,85,A
 ";
     const EVENTS: &[&str] = &[
         "A2,2026-03-10,meeting,c1",
@@ -207,7 +217,25 @@ A4,Four,software,75,B
         ),
         ("D2", "A4", "closed_won", "2026-01-10", "2026-03-25", "won"),
         ("D3", "A3", "discovery", "2026-04-01", "", "open"),
+        ("D4", "A5", "Closed Won", "2026-01-05", "2026-05-10", "won"),
     ];
+    /// D4's stage history (stage, entered): without it, D4 would read as stalled since its
+    /// creation on every date before its close.
+    pub const D4_HISTORY: &[(&str, &str)] = &[
+        ("discovery", "2026-01-05"),
+        ("proposal", "2026-03-10"),
+        ("negotiation", "2026-04-15"),
+        ("Closed Won", "2026-05-10"),
+    ];
+
+    fn history(by: impl Fn(&str) -> bool) -> String {
+        D4_HISTORY
+            .iter()
+            .filter(|(_, at)| by(at))
+            .map(|(st, at)| format!("{st}@{at}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
 
     fn write_set(dir: &Path, as_of: Option<&str>) {
         std::fs::create_dir_all(dir).unwrap();
@@ -226,17 +254,30 @@ A4,Four,software,75,B
         }
         write(dir, "triggers.csv", &tr);
         let mut dl = String::from(
-            "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome\n",
+            "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome,stage_history\n",
         );
         for (id, acc, stage, created, closed, outcome) in DEALS {
             if !by(created) {
                 continue;
             }
-            let line = if !closed.is_empty() && by(closed) {
-                format!("{id},{acc},{stage},1000,{created},{closed},{closed},{outcome}\n")
+            let line = if *id == "D4" {
+                // Its row as of that day: the stage it was in, entered when, and the history
+                // so far.
+                let (st, at) = D4_HISTORY.iter().rev().find(|(_, at)| by(at)).unwrap();
+                let (closed, outcome) = if *st == "Closed Won" {
+                    (*at, "won")
+                } else {
+                    ("", "open")
+                };
+                format!(
+                    "{id},{acc},{st},1000,{created},{closed},{at},{outcome},{}\n",
+                    history(&by)
+                )
+            } else if !closed.is_empty() && by(closed) {
+                format!("{id},{acc},{stage},1000,{created},{closed},{closed},{outcome},\n")
             } else {
                 // Open on the day of this export: its last (open) stage, no change since.
-                format!("{id},{acc},proposal,1000,{created},,{created},open\n")
+                format!("{id},{acc},proposal,1000,{created},,{created},open,\n")
             };
             dl.push_str(&line);
         }
@@ -282,6 +323,28 @@ fn segment_replayed_from_the_final_export_agrees_with_live_exports() {
             assert_eq!(replay[3]["A1"], "active_focus");
             // D2 (created 01-10, won 03-25) was open and stalled then.
             assert_eq!(replay[1]["A4"], "none");
+        }
+        if *as_of != "2026-02-15" {
+            // D4's history: in proposal since 03-10, negotiation since 04-15 — active, not
+            // stalled since its creation on 01-05 (what its final row alone would say).
+            assert_eq!(replay[1]["A5"], "high", "as of {as_of}");
+            assert_eq!(replay[3]["A5"], "active_focus", "as of {as_of}");
+            let text = String::from_utf8_lossy(
+                &run_ok(
+                    abm()
+                        .args(["explain", "A5"])
+                        .arg(&fin)
+                        .args(["--as-of", as_of]),
+                )
+                .stdout,
+            )
+            .into_owned();
+            let stage = if *as_of == "2026-03-20" {
+                "D4 proposal open created 2026-01-05 last change 2026-03-10 → active (High engagement); won 2026-05-10 after as_of (open then); stage change 2026-04-15 after as_of, not read (stage history)"
+            } else {
+                "D4 negotiation open created 2026-01-05 last change 2026-04-15 → active (High engagement); won 2026-05-10 after as_of (open then); stage change 2026-05-10 after as_of, not read (stage history)"
+            };
+            assert!(text.contains(stage), "{text}");
         }
         // The demo of 05-20 is after every date: never counted.
         let text = String::from_utf8_lossy(
@@ -397,6 +460,67 @@ fn a_won_deal_makes_a_customer_with_expansion_and_renewal() {
     assert_eq!(column(&out, "program_type")["L1"], "sdr_marketing_nurture");
 }
 
+/// Issue 13, "customers": whitespace — the products a customer has not bought yet, when deals
+/// carry products — in its next action and explanation; a product first sold after as_of is
+/// not known then.
+#[test]
+fn a_customer_is_told_the_products_it_has_not_bought() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "accounts.csv",
+        "account_id,name,industry,icp_score,icp_tier\nK1,Buyer,software,70,B\nK2,Other,software,70,B\n",
+    );
+    write(
+        d.path(),
+        "deals.csv",
+        "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome,product\n\
+         W1,K1,closed_won,5000,2018-01-10,2018-02-01,2018-02-01,won,Core\n\
+         W2,K1,closed_lost,5000,2018-01-10,2018-02-01,2018-02-01,lost,Analytics\n\
+         W3,K2,closed_won,5000,2017-01-10,2017-02-01,2017-02-01,won,Support\n\
+         W4,K2,closed_won,5000,2017-01-10,2017-03-01,2017-03-01,won,core\n\
+         W5,K2,discovery,5000,2018-06-01,,2018-06-01,open,Mobile\n",
+    );
+    let (out, _) = segment_dir(d.path(), "2018-03-01", &[]);
+    let na = column(&out, "next_action");
+    // The catalog: every product on a deal created by as_of (Mobile comes later).
+    assert!(
+        na["K1"].ends_with("; renewal due 2019-02-01; not yet bought: Analytics, Support"),
+        "{}",
+        na["K1"]
+    );
+    assert!(na["K2"].ends_with("; not yet bought: Analytics"), "{}", na["K2"]);
+    let text = String::from_utf8_lossy(
+        &run_ok(
+            abm()
+                .args(["explain", "K1", "--json"])
+                .arg(d.path())
+                .args(["--as-of", "2018-03-01"]),
+        )
+        .stdout,
+    )
+    .into_owned();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["customer"]["not_yet_bought"],
+        serde_json::json!(["Analytics", "Support"]),
+        "{v}"
+    );
+    // Later, Mobile is known; a configured catalog replaces the one from the deals.
+    let (out, _) = segment_dir(d.path(), "2018-07-01", &[]);
+    assert!(
+        column(&out, "next_action")["K1"].contains("; not yet bought: Analytics, Mobile, Support")
+    );
+    let cfg = write(
+        d.path(),
+        "abm.toml",
+        "[customers]\nproducts = [\"Core\", \"Cloud\"]\n",
+    );
+    let (out, _) = segment_dir(d.path(), "2018-03-01", &["--config", cfg.to_str().unwrap()]);
+    let na = column(&out, "next_action");
+    assert!(na["K1"].ends_with("; not yet bought: Cloud"), "{}", na["K1"]);
+}
+
 /// Issue 13, "the queue floods or freezes": tier D/E accounts with High engagement (the most
 /// active buyers) stayed pending as conflicts for three years. They are a "re-score this
 /// account" suggestion now, not a checkpoint; conflicts are raised for accounts in or entering
@@ -407,14 +531,16 @@ fn low_tier_high_engagement_is_a_rescore_suggestion_not_a_checkpoint() {
     write(
         d.path(),
         "accounts.csv",
-        "account_id,name,industry,icp_score,icp_tier\nD1,Busy,retail,40,D\nB1,Mixed,software,70,B\nC1,Mixed C,software,55,C\n",
+        "account_id,name,industry,icp_score,icp_tier\nD1,Busy,retail,40,D\nB1,Mixed,software,70,B\n\
+         B2,Leaving,software,70,B\nC1,Mixed C,software,55,C\n",
     );
     write(
         d.path(),
         "engagement.csv",
         "account_id,occurred_at,type,contact_id\n\
          D1,2026-10-20,demo,c1\n\
-         B1,2026-10-20,demo,c2\nB1,2026-10-21,champion_left,c2\n\
+         B1,2026-10-20,demo,c2\nB1,2026-10-21,no_priority,c2\n\
+         B2,2026-10-20,demo,c4\nB2,2026-10-21,champion_left,c4\n\
          C1,2026-10-20,demo,c3\nC1,2026-10-21,champion_left,c3\n",
     );
     let (out, _) = segment_dir(d.path(), "2026-11-01", &[]);
@@ -426,24 +552,35 @@ fn low_tier_high_engagement_is_a_rescore_suggestion_not_a_checkpoint() {
         "{:?}",
         column(&out, "next_action")
     );
-    // B1 enters Active Focus with a demotion signal: a conflict. C1 (Future Pipeline) is not.
+    // B1 enters Active Focus with a demotion signal no Active Focus rule acts on: a conflict.
+    // B2's champion_left is an Active Focus demotion rule's signal: that rule proposes the
+    // demotion on a stateful run, so no second checkpoint. C1 (Future Pipeline) is not raised.
     assert_eq!(cp["B1"], "conflict");
+    assert_eq!(cp["B2"], "");
     assert_eq!(cp["C1"], "");
     assert_eq!(summary(&out)["checkpoints"]["conflict"], 1);
-    let text = String::from_utf8_lossy(
-        &run_ok(
-            abm()
-                .args(["explain", "D1"])
-                .arg(d.path())
-                .args(["--as-of", "2026-11-01"]),
+    let explain = |id: &str| {
+        String::from_utf8_lossy(
+            &run_ok(
+                abm()
+                    .args(["explain", id])
+                    .arg(d.path())
+                    .args(["--as-of", "2026-11-01"]),
+            )
+            .stdout,
         )
-        .stdout,
-    )
-    .into_owned();
+        .into_owned()
+    };
+    let text = explain("D1");
     assert!(
         text.contains(
             "Suggestion (no checkpoint): re-score this account — tier D with High engagement"
         ),
+        "{text}"
+    );
+    let text = explain("B2");
+    assert!(
+        text.contains("Signals disagree (no checkpoint: a demotion rule of active_focus acts on this signal"),
         "{text}"
     );
     // `conflict_clusters` widens it again.

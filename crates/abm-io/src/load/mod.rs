@@ -9,7 +9,7 @@ pub use crate::ids::IdIndex;
 use crate::source::{for_each_in_block, Format, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
-use abm_core::engagement::{Deal, Trigger};
+use abm_core::engagement::{Deal, StageEntry, Trigger};
 use abm_core::rules::Rules;
 use abm_core::{Config, Instant, Tier};
 use serde::Serialize;

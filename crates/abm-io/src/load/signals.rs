@@ -131,8 +131,15 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(String::from);
+    let history = match value(13, "stage_history")? {
+        Some(h) if !h.trim().is_empty() => {
+            stage_history(src, rec, h, value(10, "pipeline")?.unwrap_or(""))?
+        }
+        _ => Vec::new(),
+    };
     Ok(Deal {
         product,
+        history,
         account,
         deal_id: deal_id.to_string(),
         stage: stage.to_string(),
@@ -142,6 +149,54 @@ pub fn parse_deal(src: &Source, rec: &Record<'_>, index: &IdIndex) -> Result<Dea
         last_stage_change_at,
         outcome,
     })
+}
+
+/// A deal's `stage_history`: `stage@date` entries separated by `;` (`discovery@2026-03-01;
+/// proposal@2026-03-20;closed_lost@2026-04-10`), dates as the file's other dates, each stage's
+/// outcome as `[inputs.deals]` tells it from the stage; sorted oldest first.
+fn stage_history(
+    src: &Source,
+    rec: &Record<'_>,
+    text: &str,
+    pipeline: &str,
+) -> Result<Vec<StageEntry>, Rejection> {
+    let bad = |why: String| reject(&src.name, rec, "stage_history", why);
+    let format = src.inputs.date_formats.get(13).and_then(|f| f.as_deref());
+    let mut out = Vec::new();
+    for (n, item) in text.split(';').map(str::trim).enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((stage, date)) = item.rsplit_once('@') else {
+            return Err(bad(format!(
+                "entry {}: {item:?} is not stage@date",
+                n + 1
+            )));
+        };
+        let (stage, date) = (stage.trim(), date.trim());
+        if stage.is_empty() {
+            return Err(bad(format!("entry {}: {item:?} has no stage", n + 1)));
+        }
+        let at = abm_core::time::parse_bytes(date.as_bytes())
+            .or_else(|| crate::values::parse_date(date, format))
+            .ok_or_else(|| {
+                bad(format!(
+                    "entry {}: not a date or timestamp: {date:?} (expected YYYY-MM-DD or RFC 3339)",
+                    n + 1
+                ))
+            })?;
+        let outcome = src
+            .inputs
+            .deal_outcome(None, None, None, stage, pipeline)
+            .map_err(|why| bad(format!("entry {}: {why}", n + 1)))?;
+        out.push(StageEntry {
+            stage: stage.to_string(),
+            at,
+            outcome,
+        });
+    }
+    out.sort_by_key(|e| e.at);
+    Ok(out)
 }
 
 /// The rejection of a `deal_id` seen before in the same file (at physical line `first`): the

@@ -276,3 +276,82 @@ fn explanations_follow_the_effective_cluster(db: Db) {
 both_backends! {
     explanations_follow_the_effective_cluster_in_runs => explanations_follow_the_effective_cluster;
 }
+
+/// Issue 13, "checkpoints only where a decision is needed": an Active Focus account with a
+/// demotion signal its cluster's demotion rules act on gets one checkpoint — the demotion
+/// proposal — not a conflict beside it; a signal no Active Focus rule acts on is a conflict.
+fn one_checkpoint_per_decision(db: Db) {
+    let w = World::new(db);
+    w.accounts("t0", &[("A1", "A"), ("A2", "A")]);
+    w.events(
+        "t0",
+        &[
+            "A1,2026-01-20,meeting,c1",
+            "A1,2026-01-25,champion_left,c1",
+            "A2,2026-01-20,meeting,c2",
+            "A2,2026-01-25,no_priority,c2",
+        ],
+    );
+    w.import("t0");
+    // The baseline: both enter Active Focus; only A2's signal is a conflict.
+    let r = w.run("2026-02-01");
+    assert_eq!(w.latest("A1")["cluster"], "active_focus");
+    let kinds = |w: &World| -> Vec<(String, String)> {
+        w.pending()
+            .iter()
+            .filter(|c| c["kind"] != "capacity")
+            .map(|c| {
+                (
+                    c["account_id"].as_str().unwrap().to_string(),
+                    c["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&w), [pair("A2", "conflict")], "{r}");
+    // The next run: A1's champion_left demotes (proposed): one checkpoint for A1, and A2's
+    // conflict is not duplicated.
+    w.run("2026-02-02");
+    assert_eq!(
+        kinds(&w),
+        [
+            pair("A2", "conflict"),
+            pair("A1", "demotion_from_active_focus")
+        ]
+    );
+}
+
+both_backends! {
+    a_demotion_rule_signal_is_one_checkpoint_not_two => one_checkpoint_per_decision;
+}
+
+/// Issue 13, "customers" on the database: a run and `explain` name a customer's whitespace
+/// (products not yet bought) as `segment` does.
+fn whitespace(db: Db) {
+    let w = World::new(db);
+    w.accounts("t0", &[("K1", "B"), ("K2", "B")]);
+    w.file(
+        "t0",
+        "deals.csv",
+        "deal_id,account_id,stage,amount,created_at,closed_at,last_stage_change_at,outcome,product\n",
+        &[
+            "W1,K1,closed_won,5000,2018-01-10,2018-02-01,2018-02-01,won,Core",
+            "W2,K2,closed_won,5000,2018-01-10,2018-02-01,2018-02-01,won,Analytics",
+            "W3,K2,closed_lost,5000,2018-01-10,2018-02-01,2018-02-01,lost,Support",
+        ],
+    );
+    w.import("t0");
+    w.run("2018-03-01");
+    let na = w.latest("K1")["next_action"].as_str().unwrap().to_string();
+    assert!(na.ends_with("; not yet bought: Analytics, Support"), "{na}");
+    let e = w.json(&["explain", "K2"]);
+    assert_eq!(
+        e["customer"]["not_yet_bought"],
+        serde_json::json!(["Core", "Support"]),
+        "{e}"
+    );
+}
+
+both_backends! {
+    a_run_names_a_customers_whitespace => whitespace;
+}

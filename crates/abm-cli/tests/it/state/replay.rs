@@ -65,7 +65,7 @@ fn thin_run(db: Db) {
         "t0",
         "accounts.csv",
         "account_id,name,industry\n",
-        &["M1,One,retail", "M2,Two,mining"],
+        &["M1,One,agriculture", "M2,Two,mining"],
     );
     w.import("t0");
     let r = w.run("2026-11-01");
