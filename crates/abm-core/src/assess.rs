@@ -219,7 +219,8 @@ pub fn product_catalog<'d>(
     let mut add = |p: &str| {
         let p = p.trim();
         if !p.is_empty() {
-            seen.entry(p.to_lowercase()).or_insert_with(|| p.to_string());
+            seen.entry(p.to_lowercase())
+                .or_insert_with(|| p.to_string());
         }
     };
     if configured.is_empty() {

@@ -403,8 +403,7 @@ impl Deal {
     pub fn stage_at(&self, as_of: Instant) -> &str {
         if let Some(e) = self.entry_at(as_of) {
             &e.stage
-        } else if self.outcome != DealOutcome::Open && self.outcome_at(as_of) == DealOutcome::Open
-        {
+        } else if self.outcome != DealOutcome::Open && self.outcome_at(as_of) == DealOutcome::Open {
             "open"
         } else {
             &self.stage

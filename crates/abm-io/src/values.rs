@@ -639,6 +639,8 @@ mod tests {
         let Criterion::In { values, .. } = &expand_values(&flat).icp.criteria[0] else {
             panic!()
         };
-        assert!(values.iter().any(|x| x.eq_ignore_ascii_case("computer software")));
+        assert!(values
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case("computer software")));
     }
 }

@@ -271,7 +271,7 @@ A5,Five,software,85,A
                 };
                 format!(
                     "{id},{acc},{st},1000,{created},{closed},{at},{outcome},{}\n",
-                    history(&by)
+                    history(by)
                 )
             } else if !closed.is_empty() && by(closed) {
                 format!("{id},{acc},{stage},1000,{created},{closed},{closed},{outcome},\n")
@@ -489,7 +489,11 @@ fn a_customer_is_told_the_products_it_has_not_bought() {
         "{}",
         na["K1"]
     );
-    assert!(na["K2"].ends_with("; not yet bought: Analytics"), "{}", na["K2"]);
+    assert!(
+        na["K2"].ends_with("; not yet bought: Analytics"),
+        "{}",
+        na["K2"]
+    );
     let text = String::from_utf8_lossy(
         &run_ok(
             abm()
@@ -518,7 +522,11 @@ fn a_customer_is_told_the_products_it_has_not_bought() {
     );
     let (out, _) = segment_dir(d.path(), "2018-03-01", &["--config", cfg.to_str().unwrap()]);
     let na = column(&out, "next_action");
-    assert!(na["K1"].ends_with("; not yet bought: Cloud"), "{}", na["K1"]);
+    assert!(
+        na["K1"].ends_with("; not yet bought: Cloud"),
+        "{}",
+        na["K1"]
+    );
 }
 
 /// Issue 13, "the queue floods or freezes": tier D/E accounts with High engagement (the most
@@ -580,7 +588,9 @@ fn low_tier_high_engagement_is_a_rescore_suggestion_not_a_checkpoint() {
     );
     let text = explain("B2");
     assert!(
-        text.contains("Signals disagree (no checkpoint: a demotion rule of active_focus acts on this signal"),
+        text.contains(
+            "Signals disagree (no checkpoint: a demotion rule of active_focus acts on this signal"
+        ),
         "{text}"
     );
     // `conflict_clusters` widens it again.

@@ -168,10 +168,7 @@ fn stage_history(
             continue;
         }
         let Some((stage, date)) = item.rsplit_once('@') else {
-            return Err(bad(format!(
-                "entry {}: {item:?} is not stage@date",
-                n + 1
-            )));
+            return Err(bad(format!("entry {}: {item:?} is not stage@date", n + 1)));
         };
         let (stage, date) = (stage.trim(), date.trim());
         if stage.is_empty() {
