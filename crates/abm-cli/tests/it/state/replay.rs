@@ -39,7 +39,9 @@ both_backends! {
 }
 
 /// Issue 13: "the first stateful run on 100k sample accounts opened 7,430 checkpoints". The
-/// same generator at 10k: conflicts only where a decision is needed (measured at 100k: 579).
+/// same generator at 10k: one conflict per account, only for Active Focus accounts and only
+/// where no demotion rule already acts (measured at 100k: 248 with 11,476 in Active Focus; at
+/// 10k: 23 with 1,155).
 #[test]
 fn first_run_on_sample_data_opens_few_checkpoints() {
     let w = World::new(Db::sqlite());
@@ -47,7 +49,7 @@ fn first_run_on_sample_data_opens_few_checkpoints() {
     run_ok(w.abm().arg("import").arg(&data));
     let r = w.run("2026-11-01");
     let opened = r["checkpoints_opened"].as_u64().unwrap();
-    assert!(opened <= 100, "{opened} checkpoints opened: {r}");
+    assert!(opened <= 50, "{opened} checkpoints opened: {r}");
     let items = w.pending();
     assert!(
         items
