@@ -15,9 +15,10 @@ pub struct ScoringModel {
     /// criterion without data is left out of the points possible for every account.
     provided: Vec<bool>,
     missing_rule: MissingRule,
-    /// The lowered values as a set, for long lists (value maps widen a criterion to dozens of
-    /// labels): one hash lookup instead of a scan.
-    sets: Vec<Option<foldhash::HashSet<String>>>,
+    /// The lowered values by position, for long lists (value maps widen a criterion to dozens
+    /// of labels; the default industry and country are graded over dozens): one hash lookup
+    /// instead of a scan.
+    sets: Vec<Option<foldhash::HashMap<String, usize>>>,
     pub tiers: TierThresholds,
     /// Points possible over the criteria whose field the input provides.
     pub possible: f64,
@@ -159,9 +160,19 @@ impl ScoringModel {
             })
             .collect();
         let provided: Vec<bool> = criteria.iter().map(|(_, col)| col.is_some()).collect();
-        let sets: Vec<Option<foldhash::HashSet<String>>> = lowered
+        // Long lists (a graded default, value maps' labels) are looked up by hash: the
+        // lowered value → its position (the first, when a value repeats).
+        let sets: Vec<Option<foldhash::HashMap<String, usize>>> = lowered
             .iter()
-            .map(|l: &Vec<String>| (l.len() > 8).then(|| l.iter().cloned().collect()))
+            .map(|l: &Vec<String>| {
+                (l.len() > 8).then(|| {
+                    let mut m = foldhash::HashMap::default();
+                    for (k, v) in l.iter().enumerate() {
+                        m.entry(v.clone()).or_insert(k);
+                    }
+                    m
+                })
+            })
             .collect();
         ScoringModel {
             possible: icp
@@ -217,22 +228,25 @@ impl ScoringModel {
     /// Whether the (trimmed) text equals one of the criterion's lowered values, ignoring case;
     /// allocation-free for ASCII text (the same answer as comparing `norm(text)`).
     fn matches(&self, i: usize, text: &str) -> bool {
+        self.position(i, text).is_some()
+    }
+
+    /// Which of the criterion's lowered values the text equals (case-insensitive): by hash for
+    /// a long list, else by scanning it.
+    fn position(&self, i: usize, text: &str) -> Option<usize> {
         if let (Some(set), true) = (&self.sets[i], text.is_ascii() && text.len() <= 64) {
             if !text.bytes().any(|b| b.is_ascii_uppercase()) {
-                return set.contains(text);
+                return set.get(text).copied();
             }
             let mut buf = [0u8; 64];
             let low = &mut buf[..text.len()];
             low.copy_from_slice(text.as_bytes());
             low.make_ascii_lowercase();
             // SAFETY: ASCII bytes, lowered, are ASCII.
-            return set.contains(unsafe { std::str::from_utf8_unchecked(low) });
+            return set
+                .get(unsafe { std::str::from_utf8_unchecked(low) })
+                .copied();
         }
-        self.position(i, text).is_some()
-    }
-
-    /// Which of the criterion's lowered values the text equals (see [`Self::matches`]).
-    fn position(&self, i: usize, text: &str) -> Option<usize> {
         if text.is_ascii() {
             self.lowered[i]
                 .iter()
