@@ -87,9 +87,10 @@ impl From<AppError> for Problem {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-many-items", detail)
             }
             AppError::Store(s) => match s {
-                StoreError::NoAccount(_) | StoreError::NoCheckpoint(_) | StoreError::NoToken(_) => {
-                    Problem::not_found(detail)
-                }
+                StoreError::NoAccount(_)
+                | StoreError::AccountWaiting { .. }
+                | StoreError::NoCheckpoint(_)
+                | StoreError::NoToken(_) => Problem::not_found(detail),
                 StoreError::NoRun | StoreError::NoRuns | StoreError::NoAccounts => {
                     Problem::new(StatusCode::NOT_FOUND, "no-run", detail)
                 }

@@ -61,6 +61,30 @@ const SNAPSHOT: &str =
      WHERE s.account = ? AND s.run = (
          SELECT MAX(run) FROM snapshots WHERE account = ? AND run <= ?)";
 
+/// Why an account is not in the database: not known at all, or rows wait for it.
+fn not_stored(conn: &mut dyn Conn, account_id: &str) -> Result<StoreError, StoreError> {
+    let mut n = [0i64; 3];
+    for (i, table) in ["waiting_events", "waiting_triggers", "waiting_deals"]
+        .iter()
+        .enumerate()
+    {
+        n[i] = conn.scalar(
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE account_id = ?"),
+            &[Value::Text(account_id)],
+        )?;
+    }
+    Ok(if n.iter().all(|c| *c == 0) {
+        StoreError::NoAccount(account_id.to_string())
+    } else {
+        StoreError::AccountWaiting {
+            account: account_id.to_string(),
+            events: n[0],
+            triggers: n[1],
+            deals: n[2],
+        }
+    })
+}
+
 fn explain(
     conn: &mut dyn Conn,
     account_id: &str,
@@ -80,7 +104,7 @@ fn explain(
         },
     )?;
     let Some((id, idx)) = id else {
-        return Err(StoreError::NoAccount(account_id.to_string()));
+        return Err(not_stored(conn, account_id)?);
     };
     let key = [Value::Int(id)];
 

@@ -113,6 +113,19 @@ pub enum StoreError {
     },
     #[error("no account {0:?} in the database")]
     NoAccount(String),
+    /// Not imported yet, but rows naming it wait for it (issue 13: `explain` on a waiting
+    /// account says so and why).
+    #[error(
+        "no account {account:?} in the database yet: {events} event(s), {triggers} trigger(s) and \
+         {deals} deal(s) imported before it wait for it and move in when an import brings the \
+         account (see `abm status`)"
+    )]
+    AccountWaiting {
+        account: String,
+        events: i64,
+        triggers: i64,
+        deals: i64,
+    },
     #[error("no run yet: run `abm run` first")]
     NoRun,
     #[error("a live API token is already named {0:?} (revoke it first, or pick another name)")]
