@@ -163,7 +163,10 @@ fn whatif_equals_two_segment_runs_on_generated_data() {
         dir.path(),
         &old,
         "scoring.toml",
-        &[("a = 80.0", "a = 72.0"), ("points = 30.0", "points = 20.0")],
+        &[
+            ("a = 80.0", "a = 72.0"),
+            ("software = 30.0", "software = 10.0"),
+        ],
     );
     let w = check(&dir.path().join("s"), &[&data], &old, &scoring);
     assert!(

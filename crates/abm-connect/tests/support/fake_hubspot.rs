@@ -153,10 +153,12 @@ impl FakeHubSpot {
             props.insert("domain".into(), format!("c{id}.example.com"));
             props.insert(
                 "industry".into(),
+                // Software is the default ICP's core; construction earns none of its
+                // industry points (retail now earns 10 of 30).
                 if i % 2 == 0 {
                     "COMPUTER_SOFTWARE"
                 } else {
-                    "RETAIL"
+                    "CONSTRUCTION"
                 }
                 .into(),
             );

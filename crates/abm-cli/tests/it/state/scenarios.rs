@@ -301,8 +301,10 @@ fn tier_drop(db: Db) {
     );
 }
 
-/// A conflict on an Active Focus account (a demotion signal beside a meeting) is asked once,
-/// not per run; approved, it is not asked again on the same evidence.
+/// A conflict on an Active Focus account (a demotion signal no Active Focus rule acts on,
+/// beside a meeting) is asked once, not per run; approved, it is not asked again on the same
+/// evidence. (A signal an Active Focus demotion rule acts on, such as budget_cycle_missed, is
+/// that rule's demotion proposal instead: `queue::one_checkpoint_per_decision`.)
 fn af_conflict_once_then_resolved(db: Db) {
     let w = World::new(db);
     w.accounts("t0", &[("A1", "A"), ("A2", "A")]);
@@ -310,9 +312,9 @@ fn af_conflict_once_then_resolved(db: Db) {
         "t0",
         &[
             "A1,2026-01-20,meeting,c1",
-            "A1,2026-01-21,budget_cycle_missed,c1",
+            "A1,2026-01-21,no_priority,c1",
             "A2,2026-01-20,meeting,c2",
-            "A2,2026-01-21,budget_cycle_missed,c2",
+            "A2,2026-01-21,no_priority,c2",
         ],
     );
     w.import("t0");
@@ -327,11 +329,7 @@ fn af_conflict_once_then_resolved(db: Db) {
     assert_eq!(conflicts(&w), 2);
     w.run("2026-02-03");
     assert_eq!(conflicts(&w), 2);
-    // (The signal also proposes the demotion, a checkpoint of its own.)
-    assert_eq!(
-        w.latest("A1")["checkpoint"],
-        "demotion_from_active_focus;conflict"
-    );
+    assert_eq!(w.latest("A1")["checkpoint"], "conflict");
     // Approving a conflict says what it does (issue 13: "approving a conflict prints nothing
     // about what it does"); the same disagreement is not asked again.
     let id = w
