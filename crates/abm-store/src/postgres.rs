@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_account_lookup",
         include_str!("../migrations/postgres/0007_account_lookup.sql"),
     ),
+    (
+        "0010_segment_versions",
+        include_str!("../migrations/postgres/0010_segment_versions.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_account_lookup",
         include_str!("../migrations/sqlite/0007_account_lookup.sql"),
     ),
+    (
+        "0010_segment_versions",
+        include_str!("../migrations/sqlite/0010_segment_versions.sql"),
+    ),
 ];
 
 pub struct Sqlite {
