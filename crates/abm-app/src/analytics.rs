@@ -275,7 +275,7 @@ fn as_touches(
     n: usize,
 ) -> ByAccount<Touch> {
     let meeting = &rules.config.analytics.meeting_types;
-    let t: Vec<Touch> = stored
+    let mut t: Vec<Touch> = stored
         .into_iter()
         .filter(|e| rules.events.lookup(e.kind.as_bytes()).is_some())
         .map(|e| Touch {
@@ -285,5 +285,7 @@ fn as_touches(
             meeting: meeting.iter().any(|m| m.eq_ignore_ascii_case(&e.kind)),
         })
         .collect();
+    // ByAccount needs them by account.
+    t.sort_by_key(|t| (t.account, t.at));
     ByAccount::new(t, n, |t| t.account)
 }

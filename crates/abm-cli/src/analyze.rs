@@ -123,6 +123,8 @@ fn touches_of(
             touches.extend(parts.into_iter().flatten());
         }
     }
+    // ByAccount needs them by account (the workers' parts come in block order).
+    touches.sort_by_key(|t| (t.account, t.at));
     Ok(Some(ByAccount::new(touches, n, |t| t.account)))
 }
 

@@ -274,3 +274,39 @@ impl World {
         rows
     }
 }
+
+/// `abm analyze` on the database equals `abm analyze` on the files it was imported from (which
+/// the DuckDB peer checks figure by figure): the same ROWs, segments and buying pattern, when
+/// the run's as_of is the period's.
+fn store_analyze_equals_file_analyze(db: Db) {
+    let w = World::new(db);
+    let data = sample_data(w.dir.path(), 800);
+    std::fs::write(
+        w.dir.path().join("abm.toml"),
+        "[[segments]]\nname = \"seg\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\n\
+         values = [\"software\", \"fintech\", \"insurance\"]\n",
+    )
+    .unwrap();
+    run_ok(w.abm().arg("import").arg(&data));
+    w.run("2026-09-30T23:59:59.999999Z");
+    let period = ["--from", "2026-01-01", "--to", "2026-09-30"];
+    let files = w.json(&[&["analyze", data.to_str().unwrap()][..], &period, &["--out", "f"]].concat());
+    let store = w.json(&[&["analyze"][..], &period, &["--out", "s"]].concat());
+    for k in ["total", "by_tier", "by_cluster", "whitespace", "cross_sell"] {
+        assert_eq!(files[k], store[k], "{k}");
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        for s in v.as_array_mut().unwrap() {
+            s.as_object_mut().unwrap().remove("version");
+        }
+        v
+    };
+    assert_eq!(strip(&files["segments"]), strip(&store["segments"]));
+    assert!(store["total"]["buying_pattern"]["wins"].as_u64().unwrap() > 0);
+    assert!(files["migration"].is_null() && store["migration"].is_null());
+}
+
+both_backends! {
+    store_analyze_equals_files => store_analyze_equals_file_analyze;
+}
