@@ -211,7 +211,10 @@ mod tests {
         let g = guidance([100, 5, 30, 0], &cap(), None, 91);
         assert!(g.observed.is_none());
         let fp = &g.clusters[1];
-        assert_eq!((fp.status, fp.projected, fp.projected_status), ("under", None, None));
+        assert_eq!(
+            (fp.status, fp.projected, fp.projected_status),
+            ("under", None, None)
+        );
         assert_eq!(g.clusters[2].status, "over");
         assert!(g.clusters[0].advice.contains("needs movement rates"));
         let json = serde_json::to_value(&g).unwrap();

@@ -69,8 +69,9 @@ impl Fold {
         self.fixed[CLUSTERS_AT + a.cluster.index()].add(deals, idx, score);
         self.fixed[TIERS_AT + a.tier.index()].add(deals, idx, score);
         let fixed = &mut self.fixed;
-        self.segments
-            .each_match(&a.account, |i| fixed[SEGMENTS_AT + i].add(deals, idx, score));
+        self.segments.each_match(&a.account, |i| {
+            fixed[SEGMENTS_AT + i].add(deals, idx, score)
+        });
         if a.cluster == Cluster::FuturePipeline && !a.micro.is_empty() {
             match self.micro.get_mut(a.micro) {
                 Some(g) => g.add(deals, idx, score),

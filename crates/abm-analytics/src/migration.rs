@@ -220,9 +220,21 @@ mod tests {
     fn cohorts_are_followed_over_the_runs() {
         let runs = [run(1), run(2), run(3)];
         let places = vec![
-            vec![place("future_pipeline", "s", false), place("monitor_only", "t", false), None],
-            vec![place("active_focus", "s", false), place("monitor_only", "s", false), place("cluster_icp", "s", false)],
-            vec![place("active_focus", "s", true), place("future_pipeline", "s", false), place("cluster_icp", "t", false)],
+            vec![
+                place("future_pipeline", "s", false),
+                place("monitor_only", "t", false),
+                None,
+            ],
+            vec![
+                place("active_focus", "s", false),
+                place("monitor_only", "s", false),
+                place("cluster_icp", "s", false),
+            ],
+            vec![
+                place("active_focus", "s", true),
+                place("future_pipeline", "s", false),
+                place("cluster_icp", "t", false),
+            ],
         ];
         let m = migration(&runs, &places, vec![]);
         // By segment from run 1 to 3: s → s, t → s, (not assessed) → t.
@@ -232,7 +244,10 @@ mod tests {
             .iter()
             .map(|c| (c.from.as_str(), c.to.as_str(), c.count))
             .collect();
-        assert_eq!(cells, [(NOT_ASSESSED, "t", 1), ("s", "s", 1), ("t", "s", 1)]);
+        assert_eq!(
+            cells,
+            [(NOT_ASSESSED, "t", 1), ("s", "s", 1), ("t", "s", 1)]
+        );
         assert_eq!(m.by_cluster.moved, 3);
         // Cohorts at run 1: s (account 0) and t (account 1); account 2 was not assessed.
         assert_eq!(m.lifecycle.len(), 2);

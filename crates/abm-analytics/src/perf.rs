@@ -203,10 +203,18 @@ impl AccountDeals {
     /// The buying pattern of the period's wins: for each, the distinct contacts engaged and
     /// the meetings from `window_days` before the deal was created to its close (both
     /// included). `touches` are the account's events (any order).
-    pub fn read_touches(&mut self, deals: &[Deal], touches: &[Touch], p: &Period, window_days: u32) {
+    pub fn read_touches(
+        &mut self,
+        deals: &[Deal],
+        touches: &[Touch],
+        p: &Period,
+        window_days: u32,
+    ) {
         let mut contacts: Vec<u64> = Vec::new();
         for d in deals {
-            let Some(closed) = d.closed_at.filter(|c| d.outcome == DealOutcome::Won && p.contains(*c))
+            let Some(closed) = d
+                .closed_at
+                .filter(|c| d.outcome == DealOutcome::Won && p.contains(*c))
             else {
                 continue;
             };
@@ -539,7 +547,10 @@ pub(crate) mod tests {
         let mut g = GroupAcc::default();
         g.add(&a, 0, 0.0);
         let b = g.buying_pattern(true);
-        assert_eq!((b.wins, b.median_engaged_contacts, b.median_meetings), (1, Some(3.0), Some(3.0)));
+        assert_eq!(
+            (b.wins, b.median_engaged_contacts, b.median_meetings),
+            (1, Some(3.0), Some(3.0))
+        );
         assert_eq!(b.stage_days[0].median_days, Some(30.0));
         // Without engagement data: null, never 0.
         let b = GroupAcc::default().buying_pattern(false);

@@ -90,14 +90,8 @@ impl App {
         let holders = std::mem::take(&mut folded.holders);
         let groups = folded.groups(&defs, Some(&versions));
         let id = |i: AccountIdx| table.get(i).id().to_string();
-        let mut a = abm_analytics::analyze(
-            p,
-            groups,
-            &cfg.analytics,
-            req.spend,
-            touches.is_some(),
-            &id,
-        );
+        let mut a =
+            abm_analytics::analyze(p, groups, &cfg.analytics, req.spend, touches.is_some(), &id);
         a.cross_sell = abm_analytics::crosssell::cross_sell(&products, &holders, 1, &id);
         let unassessed = assessed.iter().filter(|a| a.is_none()).count();
         a.notes.push(format!(
@@ -206,7 +200,8 @@ impl App {
                 HashMap::new();
             for r in &between {
                 let segs = store.run_segments(r.run)?;
-                let key: Vec<(String, i64)> = segs.iter().map(|(d, v)| (d.name.clone(), *v)).collect();
+                let key: Vec<(String, i64)> =
+                    segs.iter().map(|(d, v)| (d.name.clone(), *v)).collect();
                 let labels = match label_cache.get(&key) {
                     Some(l) => l.clone(),
                     None => {

@@ -28,7 +28,13 @@ fn fold_groups(
     let cfg = &rules.config;
     let table = &loaded.accounts.table;
     let model = ScoringModel::new(&cfg.icp, table.schema());
-    let make = || Fold::new(&cfg.segments, table.schema(), cfg.analytics.buying_window_days);
+    let make = || {
+        Fold::new(
+            &cfg.segments,
+            table.schema(),
+            cfg.analytics.buying_window_days,
+        )
+    };
     let visit = |f: &mut Fold, idx: AccountIdx| {
         let account = table.get(idx);
         let facts = loaded.facts(idx, Instant::MIN);
@@ -62,7 +68,11 @@ fn touches_of(
     opts: &LoadOptions<'_>,
 ) -> Result<Option<ByAccount<Touch>>> {
     use abm_io::load::{parse_event, scan, EventCols, Rejects};
-    let files: Vec<&PathBuf> = paths.engagement.iter().chain(&paths.more_engagement).collect();
+    let files: Vec<&PathBuf> = paths
+        .engagement
+        .iter()
+        .chain(&paths.more_engagement)
+        .collect();
     if files.is_empty() {
         return Ok(None);
     }
@@ -70,7 +80,8 @@ fn touches_of(
     let wanted: Vec<bool> = (0..n as AccountIdx)
         .map(|i| {
             loaded.deals.of(i).iter().any(|d| {
-                d.outcome == abm_core::DealOutcome::Won && d.closed_at.is_some_and(|c| period.contains(c))
+                d.outcome == abm_core::DealOutcome::Won
+                    && d.closed_at.is_some_and(|c| period.contains(c))
             })
         })
         .collect();
@@ -207,7 +218,14 @@ pub fn analyze(
     let n = loaded.accounts.table.len() as AccountIdx;
     let products = Products::of((0..n).flat_map(|i| loaded.deals.of(i)), &period);
     let touches = touches_of(paths, &loaded, &rules, &period, opts)?;
-    let mut folded = fold_groups(&loaded, &rules, &period, &products, touches.as_ref(), opts.threads);
+    let mut folded = fold_groups(
+        &loaded,
+        &rules,
+        &period,
+        &products,
+        touches.as_ref(),
+        opts.threads,
+    );
     let holders = std::mem::take(&mut folded.holders);
     let groups = folded.groups(&config.segments, None);
     let table = &loaded.accounts.table;
@@ -250,9 +268,9 @@ pub fn analyze(
         );
     }
     if touches.is_none() {
-        analytics.notes.push(
-            "no engagement file: the buying pattern's contacts and meetings are null".into(),
-        );
+        analytics
+            .notes
+            .push("no engagement file: the buying pattern's contacts and meetings are null".into());
     }
     analytics.notes.push(
         "migration is null and capacity has no projection: they need recorded runs (`abm \

@@ -813,9 +813,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )
             };
             if run.analytics.backtest.is_none() {
-                run.analytics
-                    .notes
-                    .push("backtest is null: with --backtest-at on files (or `abm backtest`)".into());
+                run.analytics.notes.push(
+                    "backtest is null: with --backtest-at on files (or `abm backtest`)".into(),
+                );
             }
             run.analytics
                 .notes

@@ -371,12 +371,18 @@ fn migration_md(o: &mut String, a: &Analytics) {
             "Lifecycle: each segment's accounts at run {}, followed run by run (customers and the cluster they were in).\n",
             m.from.run
         );
-        let _ = writeln!(o, "| cohort | accounts | run | as of | customers | clusters |");
+        let _ = writeln!(
+            o,
+            "| cohort | accounts | run | as of | customers | clusters |"
+        );
         let _ = writeln!(o, "|---|---:|---:|---|---:|---|");
         for c in &m.lifecycle {
             for r in &c.runs {
-                let clusters: Vec<String> =
-                    r.by_cluster.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let clusters: Vec<String> = r
+                    .by_cluster
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {} ({}) | {} |",
@@ -727,7 +733,10 @@ fn md_tables_to_html(md: &str) -> String {
                 .split(" | ")
                 .map(|c| c.trim().replace("\\|", "|"))
                 .collect();
-            if cells.iter().all(|c| c.chars().all(|ch| matches!(ch, '-' | ':'))) {
+            if cells
+                .iter()
+                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':')))
+            {
                 continue;
             }
             let tag = if in_table { "td" } else { "th" };

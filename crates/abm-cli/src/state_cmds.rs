@@ -388,9 +388,7 @@ pub fn explain(
 }
 
 /// The stored versions of the segment definitions; `None` when there is no database.
-pub fn segment_versions(
-    db: &DbArgs,
-) -> Result<Option<Vec<abm_store::segments::SegmentVersion>>> {
+pub fn segment_versions(db: &DbArgs) -> Result<Option<Vec<abm_store::segments::SegmentVersion>>> {
     let app = match App::open(
         &StoreSettings {
             create: false,

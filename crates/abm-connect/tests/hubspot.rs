@@ -272,7 +272,7 @@ fn the_segment_is_written_back_as_abm_segment() {
     assert_eq!(r1.updates_enqueued, 14);
     let expect = |min: u64, i: u64| {
         let big = 50 + (i % 7) * 300 >= min;
-        let soft = i % 2 == 0;
+        let soft = i.is_multiple_of(2);
         match (big, soft) {
             (true, true) => "big;software",
             (true, false) => "big",
@@ -295,7 +295,9 @@ fn the_segment_is_written_back_as_abm_segment() {
         ..SyncOptions::default()
     };
     let r2 = hs.sync(&app, &opts, &|_| {}).unwrap();
-    let changed = (0..14u64).filter(|i| expect(600, *i) != expect(300, *i)).count();
+    let changed = (0..14u64)
+        .filter(|i| expect(600, *i) != expect(300, *i))
+        .count();
     assert_eq!(changed, 2);
     assert_eq!(r2.updates_enqueued as usize, changed);
     let s = fake.state.lock().unwrap();

@@ -164,7 +164,9 @@ fn the_segment_is_written_back_as_abm_segment() {
         .outbox_list(Some(OutboxStatus::Sent), 100)
         .unwrap();
     assert_eq!(items.len(), 20);
-    assert!(items.iter().all(|i| i.payload.contains("\"ABM_Segment__c\"")));
+    assert!(items
+        .iter()
+        .all(|i| i.payload.contains("\"ABM_Segment__c\"")));
     // Nothing changed: nothing sent again.
     let r2 = sf.sync(&app, &opts, &|_| {}).unwrap();
     assert_eq!((r2.updates_enqueued, r2.delivery.sent), (0, 0));

@@ -78,7 +78,10 @@ impl SegmentSet {
     pub fn new(defs: &[SegmentDef], schema: &crate::account::AccountSchema) -> SegmentSet {
         SegmentSet {
             names: defs.iter().map(|d| d.name.clone()).collect(),
-            matchers: defs.iter().map(|d| SegmentMatcher::new(d, schema)).collect(),
+            matchers: defs
+                .iter()
+                .map(|d| SegmentMatcher::new(d, schema))
+                .collect(),
         }
     }
 
@@ -286,10 +289,16 @@ pub fn validate(segments: &[SegmentDef], a: &AnalyticsConfig) -> Result<(), Conf
         share("analytics.churn_rate", c, false)?;
     }
     if a.capacity_horizon_days == 0 {
-        return Err(invalid("analytics.capacity_horizon_days", "must be at least 1"));
+        return Err(invalid(
+            "analytics.capacity_horizon_days",
+            "must be at least 1",
+        ));
     }
     if let Some(i) = a.meeting_types.iter().position(|t| t.trim().is_empty()) {
-        return Err(invalid(format!("analytics.meeting_types[{i}]"), "empty type"));
+        return Err(invalid(
+            format!("analytics.meeting_types[{i}]"),
+            "empty type",
+        ));
     }
     let p = &a.prioritize;
     share("analytics.prioritize.exit_win_rate", p.exit_win_rate, true)?;

@@ -90,16 +90,12 @@ pub(crate) fn record(
 }
 
 fn definition(name: &str, text: &str) -> Result<SegmentDef, StoreError> {
-    toml::from_str(text).map_err(|e| {
-        StoreError::Corrupt(format!("segment_versions.definition of {name:?}: {e}"))
-    })
+    toml::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("segment_versions.definition of {name:?}: {e}")))
 }
 
 /// The definitions a run was made with, in their config order, with their versions.
-pub(crate) fn of_run(
-    conn: &mut dyn Conn,
-    run: i64,
-) -> Result<Vec<(SegmentDef, i64)>, StoreError> {
+pub(crate) fn of_run(conn: &mut dyn Conn, run: i64) -> Result<Vec<(SegmentDef, i64)>, StoreError> {
     let rows = conn.query_all(
         "SELECT v.name, v.definition, v.version FROM run_segments r
          JOIN segment_versions v ON v.id = r.segment_version
@@ -175,17 +171,19 @@ impl Store {
         )?;
         tx.commit()?;
         rows.into_iter()
-            .map(|(name, version, fingerprint, text, first_run, last_run, runs)| {
-                Ok(SegmentVersion {
-                    definition: definition(&name, &text)?,
-                    name,
-                    version,
-                    fingerprint,
-                    first_run,
-                    last_run,
-                    runs,
-                })
-            })
+            .map(
+                |(name, version, fingerprint, text, first_run, last_run, runs)| {
+                    Ok(SegmentVersion {
+                        definition: definition(&name, &text)?,
+                        name,
+                        version,
+                        fingerprint,
+                        first_run,
+                        last_run,
+                        runs,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -199,18 +197,17 @@ impl Store {
 
     /// The recorded runs, oldest first.
     pub fn runs_at(&mut self) -> Result<Vec<RunAt>, StoreError> {
-        self.conn().query_all("SELECT id, as_of FROM runs ORDER BY id", &[], |r| {
-            Ok(RunAt {
-                run: r.i(0)?,
-                as_of: Instant(r.i(1)?),
+        self.conn()
+            .query_all("SELECT id, as_of FROM runs ORDER BY id", &[], |r| {
+                Ok(RunAt {
+                    run: r.i(0)?,
+                    as_of: Instant(r.i(1)?),
+                })
             })
-        })
     }
 
     /// Every stored account and its deals, in one read transaction.
-    pub fn accounts_and_deals(
-        &mut self,
-    ) -> Result<(StoredAccounts, ByAccount<Deal>), StoreError> {
+    pub fn accounts_and_deals(&mut self) -> Result<(StoredAccounts, ByAccount<Deal>), StoreError> {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let accounts = load_accounts(&mut *tx, &|_: &str| {})?;
         let deals = load_deals(&mut *tx, &accounts)?;

@@ -83,7 +83,11 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
             .arg(c.accounts)
             .arg("--deals")
             .arg(c.deals)
-            .args(c.engagement.iter().flat_map(|e| [Path::new("--engagement"), e]))
+            .args(
+                c.engagement
+                    .iter()
+                    .flat_map(|e| [Path::new("--engagement"), e]),
+            )
             .args(["--from", c.from, "--to", c.to, "--out"])
             .arg(&out),
     );
@@ -97,8 +101,19 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
             .arg(c.accounts)
             .arg("--deals")
             .arg(c.deals)
-            .args(c.engagement.iter().flat_map(|e| [Path::new("--engagement"), e]))
-            .args(["--as-of", c.as_of, "--formats", "csv", "--segment-column", "--out"])
+            .args(
+                c.engagement
+                    .iter()
+                    .flat_map(|e| [Path::new("--engagement"), e]),
+            )
+            .args([
+                "--as-of",
+                c.as_of,
+                "--formats",
+                "csv",
+                "--segment-column",
+                "--out",
+            ])
             .arg(&seg),
     );
     let script = write(d, "analytics_peer.py", PEER);
@@ -159,15 +174,25 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
         }
     });
     members.sort();
-    assert_eq!(serde_json::json!(members), peer["seg_members"], "the segment column");
+    assert_eq!(
+        serde_json::json!(members),
+        peer["seg_members"],
+        "the segment column"
+    );
     // The buying pattern: wins counted, median contacts and meetings before each win.
     if c.engagement.is_some() {
         for (ours, key) in [(&ours["total"], "all"), (seg_row, "seg")] {
             let b = &ours["buying_pattern"];
             let p = &peer["buying"][key];
             assert_eq!(b["wins"].as_f64(), p[0].as_f64(), "{key} wins");
-            assert!(same_number(&b["median_engaged_contacts"], &p[1]), "{key}: {b} vs {p}");
-            assert!(same_number(&b["median_meetings"], &p[2]), "{key}: {b} vs {p}");
+            assert!(
+                same_number(&b["median_engaged_contacts"], &p[1]),
+                "{key}: {b} vs {p}"
+            );
+            assert!(
+                same_number(&b["median_meetings"], &p[2]),
+                "{key}: {b} vs {p}"
+            );
         }
         assert!(ours["total"]["buying_pattern"]["wins"].as_u64().unwrap() > 5);
     } else {

@@ -253,7 +253,11 @@ impl World {
                 let c = rusqlite::Connection::open(d.path().join("abm.db")).unwrap();
                 let mut st = c.prepare(&sql).unwrap();
                 st.query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
                 })
                 .unwrap()
                 .map(Result::unwrap)
@@ -261,11 +265,18 @@ impl World {
             }
             Db::Postgres { admin, schema, .. } => {
                 let mut c = postgres::Client::connect(admin, postgres::NoTls).unwrap();
-                c.batch_execute(&format!("SET search_path TO {schema}")).unwrap();
+                c.batch_execute(&format!("SET search_path TO {schema}"))
+                    .unwrap();
                 c.query(&sql, &[])
                     .unwrap()
                     .iter()
-                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i64>(2) as u64))
+                    .map(|r| {
+                        (
+                            r.get::<_, String>(0),
+                            r.get::<_, String>(1),
+                            r.get::<_, i64>(2) as u64,
+                        )
+                    })
                     .collect()
             }
         };
@@ -290,7 +301,14 @@ fn store_analyze_equals_file_analyze(db: Db) {
     run_ok(w.abm().arg("import").arg(&data));
     w.run("2026-09-30T23:59:59.999999Z");
     let period = ["--from", "2026-01-01", "--to", "2026-09-30"];
-    let files = w.json(&[&["analyze", data.to_str().unwrap()][..], &period, &["--out", "f"]].concat());
+    let files = w.json(
+        &[
+            &["analyze", data.to_str().unwrap()][..],
+            &period,
+            &["--out", "f"],
+        ]
+        .concat(),
+    );
     let store = w.json(&[&["analyze"][..], &period, &["--out", "s"]].concat());
     for k in ["total", "by_tier", "by_cluster", "whitespace", "cross_sell"] {
         assert_eq!(files[k], store[k], "{k}");
