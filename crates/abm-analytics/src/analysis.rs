@@ -2,7 +2,7 @@
 //! the grow / maintain / enter / exit recommendation with its reasons, whitespace and the
 //! forecast. Everything here is arithmetic over [`GroupAcc`]; the caller fills the groups.
 
-use crate::perf::{GroupAcc, Period, Row};
+use crate::perf::{BuyingPattern, GroupAcc, Period, Row};
 use crate::stats::{self, ratio, round6};
 use abm_core::segments::{AnalyticsConfig, ClvMode};
 use abm_core::time::MICROS_PER_DAY;
@@ -28,6 +28,8 @@ pub struct Group {
     pub name: String,
     pub kind: GroupKind,
     pub description: String,
+    /// A `[[segments]]` definition's stored version (from a recorded run).
+    pub version: Option<i64>,
     pub acc: GroupAcc,
 }
 
@@ -100,6 +102,9 @@ pub struct SegmentRow {
     pub row: Row,
     pub kind: GroupKind,
     pub description: String,
+    /// The version of the segment's definition the run recorded (`abm analyze` on the store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
     pub new_customers: u64,
     pub penetration: Option<f64>,
     pub prev_won_revenue: Option<f64>,
@@ -116,6 +121,7 @@ pub struct SegmentRow {
     pub position: Option<f64>,
     pub recommendation: Recommendation,
     pub reasons: Vec<String>,
+    pub buying_pattern: BuyingPattern,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -309,8 +315,9 @@ pub struct ForecastMonth {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Forecast {
     pub by_month: Vec<ForecastMonth>,
-    /// Accounts per cluster vs capacity at the observed movement rates: needs recorded runs.
-    pub capacity: Option<serde_json::Value>,
+    /// Accounts per cluster vs capacity now and, at the observed movement rates (recorded
+    /// runs), over the next quarter.
+    pub capacity: Option<crate::capacity::CapacityGuidance>,
     pub notes: Vec<String>,
 }
 
@@ -376,7 +383,7 @@ pub struct Analytics {
     pub by_cluster: Vec<Row>,
     pub by_tier: Vec<Row>,
     pub segments: Vec<SegmentRow>,
-    pub migration: Option<serde_json::Value>,
+    pub migration: Option<crate::migration::Migration>,
     pub backtest: Option<serde_json::Value>,
     pub whitespace: Vec<Whitespace>,
     pub cross_sell: Option<crate::crosssell::CrossSell>,
@@ -392,6 +399,7 @@ pub fn analyze(
     mut groups: Vec<Group>,
     cfg: &AnalyticsConfig,
     spend: Option<&[Spend]>,
+    engagement_known: bool,
     account_id: &dyn Fn(AccountIdx) -> String,
 ) -> Analytics {
     let mut notes = Vec::new();
@@ -448,6 +456,7 @@ pub fn analyze(
             },
             kind: g.kind,
             description: g.description.clone(),
+            version: g.version,
             new_customers: g.acc.new_customers,
             penetration: g.acc.penetration(),
             prev_won_revenue: g.acc.prev_won_revenue(),
@@ -462,6 +471,7 @@ pub fn analyze(
             position: row.revenue_share,
             recommendation,
             reasons,
+            buying_pattern: g.acc.buying_pattern(engagement_known),
         };
         if g.kind == GroupKind::All {
             total = Some(sr);
@@ -702,6 +712,7 @@ mod tests {
             name: name.into(),
             kind,
             description: String::new(),
+            version: None,
             acc,
         };
         let all = closed(3, 1);
@@ -711,7 +722,7 @@ mod tests {
             mk("A", GroupKind::Tier, all),
             mk("empty", GroupKind::Segment, GroupAcc::default()),
         ];
-        let a = analyze(&p, groups, &AnalyticsConfig::default(), None, &|i| {
+        let a = analyze(&p, groups, &AnalyticsConfig::default(), None, false, &|i| {
             format!("acc-{i}")
         });
         assert_eq!(a.by_cluster[0].key, "active_focus");
@@ -741,6 +752,9 @@ mod tests {
             assert!(json.get(k).is_some(), "{k}");
         }
         assert!(json["migration"].is_null() && json["segments"][2]["win_rate"].is_null());
+        // No engagement data: the buying pattern's medians are null, never 0.
+        assert!(json["total"]["buying_pattern"]["median_engaged_contacts"].is_null());
+        assert!(json["segments"][0].get("version").is_none());
         assert_eq!(json["period"]["from"], "2026-01-01T00:00:00Z");
     }
 }

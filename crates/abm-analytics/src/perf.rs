@@ -65,6 +65,34 @@ pub struct OpenDeal {
     pub amount: Option<f64>,
 }
 
+/// One engagement event of an account, as the buying pattern reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    pub account: AccountIdx,
+    pub at: Instant,
+    /// A hash of the contact id; 0 when the event names no contact.
+    pub contact: u64,
+    /// The event type is one of `[analytics] meeting_types`.
+    pub meeting: bool,
+}
+
+impl Touch {
+    /// The contact's hash (0 for none): distinct contacts are counted by it.
+    pub fn contact_hash(contact: &[u8]) -> u64 {
+        let c = contact.trim_ascii();
+        if c.is_empty() {
+            return 0;
+        }
+        // FNV-1a, never 0 for a non-empty id.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in c {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h.max(1)
+    }
+}
+
 /// What one account's deals say about the period (computed once per account).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountDeals {
@@ -85,6 +113,12 @@ pub struct AccountDeals {
     pub open_pipeline: f64,
     pub open_amounts: u64,
     pub open_deals: Vec<OpenDeal>,
+    /// Per won deal of the period: distinct engaged contacts and meetings before the win
+    /// (filled by [`AccountDeals::read_touches`]).
+    pub contacts_before_win: Vec<f64>,
+    pub meetings_before_win: Vec<f64>,
+    /// Per deal open at the period's end: (stage, whole days in it so far).
+    pub stage_days: Vec<(String, f64)>,
 }
 
 impl AccountDeals {
@@ -93,14 +127,23 @@ impl AccountDeals {
         let keep = (
             std::mem::take(&mut self.cycles),
             std::mem::take(&mut self.open_deals),
+            std::mem::take(&mut self.contacts_before_win),
+            std::mem::take(&mut self.meetings_before_win),
+            std::mem::take(&mut self.stage_days),
         );
         *self = AccountDeals {
             cycles: keep.0,
             open_deals: keep.1,
+            contacts_before_win: keep.2,
+            meetings_before_win: keep.3,
+            stage_days: keep.4,
             ..AccountDeals::default()
         };
         self.cycles.clear();
         self.open_deals.clear();
+        self.contacts_before_win.clear();
+        self.meetings_before_win.clear();
+        self.stage_days.clear();
         let prev = p.previous();
         let mut first_win: Option<Instant> = None;
         for d in deals {
@@ -143,10 +186,52 @@ impl AccountDeals {
                     created_at: d.created_at,
                     amount: d.amount,
                 });
+                // A deal closed after the period was open then, in a stage the data does
+                // not keep: left out.
+                let stage = d.stage.trim();
+                if d.outcome == DealOutcome::Open && !stage.is_empty() {
+                    let since = d.last_change_at(p.to);
+                    self.stage_days
+                        .push((stage.to_string(), p.to.days_since(since).max(0) as f64));
+                }
             }
         }
         self.customer = first_win.is_some();
         self.new_customer = first_win.is_some_and(|f| p.contains(f));
+    }
+
+    /// The buying pattern of the period's wins: for each, the distinct contacts engaged and
+    /// the meetings from `window_days` before the deal was created to its close (both
+    /// included). `touches` are the account's events (any order).
+    pub fn read_touches(
+        &mut self,
+        deals: &[Deal],
+        touches: &[Touch],
+        p: &Period,
+        window_days: u32,
+    ) {
+        let mut contacts: Vec<u64> = Vec::new();
+        for d in deals {
+            let Some(closed) = d
+                .closed_at
+                .filter(|c| d.outcome == DealOutcome::Won && p.contains(*c))
+            else {
+                continue;
+            };
+            let from = Instant(d.created_at.0 - window_days as i64 * MICROS_PER_DAY);
+            contacts.clear();
+            let mut meetings = 0u64;
+            for t in touches.iter().filter(|t| from <= t.at && t.at <= closed) {
+                if t.contact != 0 {
+                    contacts.push(t.contact);
+                }
+                meetings += t.meeting as u64;
+            }
+            contacts.sort_unstable();
+            contacts.dedup();
+            self.contacts_before_win.push(contacts.len() as f64);
+            self.meetings_before_win.push(meetings as f64);
+        }
     }
 
     /// Whitespace: no open deal and no win by the period's end.
@@ -181,6 +266,10 @@ pub struct GroupAcc {
     pub whitespace: u64,
     /// (ICP score, account) of the best-scoring whitespace accounts.
     pub whitespace_top: Vec<(f64, AccountIdx)>,
+    pub contacts_before_win: Vec<f64>,
+    pub meetings_before_win: Vec<f64>,
+    /// Stage → days in it so far of the deals open at the period's end.
+    pub stage_days: std::collections::BTreeMap<String, Vec<f64>>,
 }
 
 impl GroupAcc {
@@ -202,6 +291,18 @@ impl GroupAcc {
         self.open_pipeline += d.open_pipeline;
         self.open_amounts += d.open_amounts;
         self.open_deals.extend_from_slice(&d.open_deals);
+        self.contacts_before_win
+            .extend_from_slice(&d.contacts_before_win);
+        self.meetings_before_win
+            .extend_from_slice(&d.meetings_before_win);
+        for (stage, days) in &d.stage_days {
+            match self.stage_days.get_mut(stage) {
+                Some(v) => v.push(*days),
+                None => {
+                    self.stage_days.insert(stage.clone(), vec![*days]);
+                }
+            }
+        }
         if d.is_whitespace() {
             self.whitespace += 1;
             self.offer_whitespace(score, idx);
@@ -240,6 +341,16 @@ impl GroupAcc {
         self.open_pipeline += o.open_pipeline;
         self.open_amounts += o.open_amounts;
         self.open_deals.extend_from_slice(&o.open_deals);
+        self.contacts_before_win
+            .extend_from_slice(&o.contacts_before_win);
+        self.meetings_before_win
+            .extend_from_slice(&o.meetings_before_win);
+        for (stage, days) in &o.stage_days {
+            self.stage_days
+                .entry(stage.clone())
+                .or_default()
+                .extend_from_slice(days);
+        }
         self.whitespace += o.whitespace;
         for &(s, i) in &o.whitespace_top {
             self.offer_whitespace(s, i);
@@ -278,6 +389,33 @@ impl GroupAcc {
         stats::median(&mut self.cycles)
     }
 
+    /// The buying pattern: medians over the period's wins (null without engagement data or
+    /// wins) and, per stage, the days the open deals have spent in it so far.
+    pub fn buying_pattern(&mut self, engagement_known: bool) -> BuyingPattern {
+        let (contacts, meetings) = if engagement_known {
+            (
+                stats::median(&mut self.contacts_before_win),
+                stats::median(&mut self.meetings_before_win),
+            )
+        } else {
+            (None, None)
+        };
+        BuyingPattern {
+            wins: self.contacts_before_win.len() as u64,
+            median_engaged_contacts: contacts,
+            median_meetings: meetings,
+            stage_days: self
+                .stage_days
+                .iter_mut()
+                .map(|(stage, days)| StageDays {
+                    stage: stage.clone(),
+                    open_deals: days.len() as u64,
+                    median_days: stats::median(days),
+                })
+                .collect(),
+        }
+    }
+
     /// Customers ÷ accounts.
     pub fn penetration(&self) -> Option<f64> {
         stats::rate(self.customers, self.accounts)
@@ -302,6 +440,28 @@ impl GroupAcc {
             open_pipeline: self.open_pipeline(),
         }
     }
+}
+
+/// How a group's customers bought (issue 16, item 3).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BuyingPattern {
+    /// Won deals of the period whose engagement was counted.
+    pub wins: u64,
+    /// Median distinct contacts engaged from `[analytics] buying_window_days` before the deal
+    /// was created to the win.
+    pub median_engaged_contacts: Option<f64>,
+    /// Median meetings (`[analytics] meeting_types`) in the same span.
+    pub median_meetings: Option<f64>,
+    /// Per stage: the deals open at the period's end and the median days they have spent in
+    /// it so far (from their last stage change; the stored deals keep no stage history).
+    pub stage_days: Vec<StageDays>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageDays {
+    pub stage: String,
+    pub open_deals: u64,
+    pub median_days: Option<f64>,
 }
 
 /// One row of `by_cluster`, `by_tier` and `segments` (issue 16, item 10).
@@ -348,6 +508,54 @@ pub(crate) mod tests {
             last_stage_change_at: None,
             outcome,
         }
+    }
+
+    #[test]
+    fn the_buying_pattern_counts_contacts_and_meetings_before_each_win() {
+        use DealOutcome::*;
+        let p = period();
+        let t = |at: &str, contact: &str, meeting: bool| Touch {
+            account: 0,
+            at: day(at),
+            contact: Touch::contact_hash(contact.as_bytes()),
+            meeting,
+        };
+        let mut won = deal(Won, "2026-02-01", Some("2026-02-20"), Some(10.0));
+        won.stage = "closed won".into();
+        let mut open = deal(Open, "2026-01-10", None, None);
+        open.stage = "proposal".into();
+        open.last_stage_change_at = Some(day("2026-03-01"));
+        let deals = [won, open];
+        let touches = [
+            // 90 days before creation: counted; 91: not.
+            t("2025-11-03", "c1", false),
+            t("2025-11-02", "c9", true),
+            t("2026-02-05", "c2", true),
+            t("2026-02-06", "C2 ", false),
+            t("2026-02-07", "c2", true),
+            t("2026-02-10", "", true),
+            // After the close: not.
+            t("2026-02-21", "c3", true),
+        ];
+        let mut a = AccountDeals::default();
+        a.read(&deals, &p);
+        a.read_touches(&deals, &touches, &p, 90);
+        // c1, c2, "C2" (ids are compared as written, trimmed).
+        assert_eq!(a.contacts_before_win, vec![3.0]);
+        assert_eq!(a.meetings_before_win, vec![3.0]);
+        // Open since 2026-03-01 in "proposal": 30 days at 2026-03-31.
+        assert_eq!(a.stage_days, vec![("proposal".to_string(), 30.0)]);
+        let mut g = GroupAcc::default();
+        g.add(&a, 0, 0.0);
+        let b = g.buying_pattern(true);
+        assert_eq!(
+            (b.wins, b.median_engaged_contacts, b.median_meetings),
+            (1, Some(3.0), Some(3.0))
+        );
+        assert_eq!(b.stage_days[0].median_days, Some(30.0));
+        // Without engagement data: null, never 0.
+        let b = GroupAcc::default().buying_pattern(false);
+        assert_eq!((b.median_engaged_contacts, b.median_meetings), (None, None));
     }
 
     pub fn period() -> Period {
@@ -465,6 +673,7 @@ pub(crate) mod tests {
         assert_eq!(r1, r2);
         assert_eq!(one.whitespace_top, left.whitespace_top);
         assert_eq!(r1.won + r1.lost + r1.open, 30);
+        assert_eq!(one.buying_pattern(true), left.buying_pattern(true));
         assert_eq!(r1.win_rate, Some(0.5));
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod analytics;
 pub mod ingest;
 pub mod records;
 

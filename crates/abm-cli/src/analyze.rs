@@ -2,181 +2,141 @@
 //! `abm segment` uses), assess every account with abm-core, hand deals, clusters and tiers to
 //! abm-analytics, write the outputs as one set. Glue only: the maths is in abm-analytics.
 
-use abm_analytics::analysis::{Analytics, Group, GroupKind, Spend};
+use abm_analytics::analysis::{Analytics, Spend};
 use abm_analytics::crosssell::Products;
-use abm_analytics::perf::{AccountDeals, GroupAcc, Period};
+use abm_analytics::fold::{fold_parallel, Assessed, Fold};
+use abm_analytics::perf::{Period, Touch};
 use abm_core::assess::{self, assess};
 use abm_core::segments::SegmentMatcher;
-use abm_core::{AccountIdx, Cluster, Config, Instant, Rules, ScoringModel, Tier};
-use abm_io::load::LoadOptions;
+use abm_core::{AccountIdx, Cluster, Config, Instant, Rules, ScoringModel};
+use abm_io::load::{ByAccount, LoadOptions};
 use abm_io::outset::{OutputSet, SetKind};
 use abm_io::segment::{load_all, Loaded, Resolved};
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Fixed groups: all accounts, the four clusters, the five tiers, then the user's segments.
-const CLUSTERS_AT: usize = 1;
-const TIERS_AT: usize = CLUSTERS_AT + 4;
-const SEGMENTS_AT: usize = TIERS_AT + 5;
-
-/// One worker's totals.
-struct Part {
-    fixed: Vec<GroupAcc>,
-    micro: BTreeMap<String, GroupAcc>,
-    /// (products held, ICP score, account) of the accounts holding any.
-    holders: Vec<(u64, f64, AccountIdx)>,
-}
-
-/// What the fold over the accounts gives.
-struct Folded {
-    fixed: Vec<GroupAcc>,
-    micro: BTreeMap<String, GroupAcc>,
-    holders: Vec<(u64, f64, AccountIdx)>,
-}
-
-/// Assess every account as of the period's `as_of` and sum its deals into its groups.
+/// Assess every account as of the period's `as_of` and sum it into its groups.
 fn fold_groups(
     loaded: &Loaded,
     rules: &Rules,
     period: &Period,
     products: &Products,
+    touches: Option<&ByAccount<Touch>>,
     threads: usize,
-) -> Folded {
+) -> Fold {
     let cfg = &rules.config;
     let table = &loaded.accounts.table;
     let model = ScoringModel::new(&cfg.icp, table.schema());
-    let n = table.len();
-    let threads = threads.clamp(1, n.max(1));
-    let chunk = n.div_ceil(threads).max(1);
-    let parts: Vec<Part> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let model = &model;
-                s.spawn(move || {
-                    let mut part = Part {
-                        fixed: vec![GroupAcc::default(); SEGMENTS_AT + cfg.segments.len()],
-                        micro: BTreeMap::new(),
-                        holders: Vec::new(),
-                    };
-                    let mut matchers: Vec<SegmentMatcher> = cfg
-                        .segments
-                        .iter()
-                        .map(|d| SegmentMatcher::new(d, table.schema()))
-                        .collect();
-                    let mut deals = AccountDeals::default();
-                    let mut micro = String::new();
-                    let hi = ((t + 1) * chunk).min(n);
-                    for idx in (t * chunk).min(n)..hi {
-                        let idx = idx as AccountIdx;
-                        let account = table.get(idx);
-                        let facts = loaded.facts(idx, Instant::MIN);
-                        let a = assess(rules, model, &account, &facts, false);
-                        deals.read(loaded.deals.of(idx), period);
-                        let score = a.score.score;
-                        let held = products.held(loaded.deals.of(idx), period);
-                        if held != 0 {
-                            part.holders.push((held, score, idx));
-                        }
-                        part.fixed[0].add(&deals, idx, score);
-                        part.fixed[CLUSTERS_AT + a.cluster.index()].add(&deals, idx, score);
-                        part.fixed[TIERS_AT + a.score.tier.index()].add(&deals, idx, score);
-                        for (i, m) in matchers.iter_mut().enumerate() {
-                            if m.matches(&account) {
-                                part.fixed[SEGMENTS_AT + i].add(&deals, idx, score);
-                            }
-                        }
-                        if a.cluster == Cluster::FuturePipeline {
-                            micro.clear();
-                            assess::write_micro_segment(&mut micro, rules, &account, &a, &facts);
-                            if !micro.is_empty() {
-                                match part.micro.get_mut(micro.as_str()) {
-                                    Some(g) => g.add(&deals, idx, score),
-                                    None => {
-                                        let mut g = GroupAcc::default();
-                                        g.add(&deals, idx, score);
-                                        part.micro.insert(micro.clone(), g);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    part
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("analysis worker panicked"))
-            .collect()
-    });
-    let mut parts = parts.into_iter();
-    let mut total = parts.next().expect("at least one worker");
-    for p in parts {
-        total.holders.extend(p.holders);
-        for (a, b) in total.fixed.iter_mut().zip(&p.fixed) {
-            a.merge(b);
+    let make = || {
+        Fold::new(
+            &cfg.segments,
+            table.schema(),
+            cfg.analytics.buying_window_days,
+        )
+    };
+    let visit = |f: &mut Fold, idx: AccountIdx| {
+        let account = table.get(idx);
+        let facts = loaded.facts(idx, Instant::MIN);
+        let a = assess(rules, &model, &account, &facts, false);
+        let mut micro = String::new();
+        if a.cluster == Cluster::FuturePipeline {
+            assess::write_micro_segment(&mut micro, rules, &account, &a, &facts);
         }
-        for (k, g) in p.micro {
-            match total.micro.get_mut(&k) {
-                Some(t) => t.merge(&g),
-                None => {
-                    total.micro.insert(k, g);
-                }
-            }
-        }
-    }
-    Folded {
-        fixed: total.fixed,
-        micro: total.micro,
-        holders: total.holders,
-    }
+        let view = Assessed {
+            idx,
+            account,
+            cluster: a.cluster,
+            tier: a.score.tier,
+            score: a.score.score,
+            micro: &micro,
+            deals: loaded.deals.of(idx),
+            touches: touches.map(|t| t.of(idx)),
+        };
+        f.add(&view, period, products);
+    };
+    fold_parallel(table.len(), threads, &make, &visit)
 }
 
-/// The groups in report order: all, clusters, tiers, the user's segments, micro-segments.
-fn groups_of(cfg: &Config, fixed: Vec<GroupAcc>, micro: BTreeMap<String, GroupAcc>) -> Vec<Group> {
-    let mut fixed = fixed.into_iter();
-    let mut next = || fixed.next().expect("every fixed group");
-    let mut out = vec![Group {
-        name: "all".into(),
-        kind: GroupKind::All,
-        description: "all accounts".into(),
-        acc: next(),
-    }];
-    for c in Cluster::ALL {
-        out.push(Group {
-            name: c.as_str().into(),
-            kind: GroupKind::Cluster,
-            description: format!("cluster {}", c.label()),
-            acc: next(),
-        });
+/// The buying pattern's events: those of the accounts with a win in the period (a second
+/// read of the engagement files, on every core; other accounts' rows are skipped unparsed).
+fn touches_of(
+    paths: &Resolved,
+    loaded: &Loaded,
+    rules: &Rules,
+    period: &Period,
+    opts: &LoadOptions<'_>,
+) -> Result<Option<ByAccount<Touch>>> {
+    use abm_io::load::{parse_event, scan, EventCols, Rejects};
+    let files: Vec<&PathBuf> = paths
+        .engagement
+        .iter()
+        .chain(&paths.more_engagement)
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
     }
-    for t in Tier::ALL {
-        out.push(Group {
-            name: t.as_str().into(),
-            kind: GroupKind::Tier,
-            description: format!("ICP tier {}", t.as_str()),
-            acc: next(),
-        });
+    let n = loaded.accounts.table.len();
+    let wanted: Vec<bool> = (0..n as AccountIdx)
+        .map(|i| {
+            loaded.deals.of(i).iter().any(|d| {
+                d.outcome == abm_core::DealOutcome::Won
+                    && d.closed_at.is_some_and(|c| period.contains(c))
+            })
+        })
+        .collect();
+    let meeting: Vec<bool> = {
+        let types = &rules.config.analytics.meeting_types;
+        let v = &rules.events;
+        (0..v.len())
+            .map(|c| {
+                let name = v.name(c as abm_core::rules::Code);
+                types.iter().any(|t| t.eq_ignore_ascii_case(name))
+            })
+            .collect()
+    };
+    let mut touches = Vec::new();
+    if wanted.iter().any(|w| *w) {
+        let quiet = LoadOptions {
+            strict: false,
+            progress: &abm_io::load::no_progress,
+            ..*opts
+        };
+        for p in files {
+            let src = quiet.open(p, abm_io::FileKind::Engagement)?;
+            let cols = EventCols::of(&src.projection);
+            let index = &loaded.accounts.index;
+            let mut ignore = Rejects::default();
+            let (parts, _) = scan(
+                src,
+                &quiet,
+                opts.threads,
+                Vec::new,
+                |out: &mut Vec<Touch>, src, rec| {
+                    let Some(idx) = index.get_listed(rec.get(cols.account_id).trim_ascii()) else {
+                        return Ok(());
+                    };
+                    if !wanted[idx as usize] {
+                        return Ok(());
+                    }
+                    if let Some(ev) = parse_event(src, rec, &cols, rules, index)? {
+                        out.push(Touch {
+                            account: idx,
+                            at: ev.at,
+                            contact: Touch::contact_hash(ev.contact),
+                            meeting: meeting[ev.code as usize],
+                        });
+                    }
+                    Ok(())
+                },
+                &mut ignore,
+            )?;
+            touches.extend(parts.into_iter().flatten());
+        }
     }
-    for s in &cfg.segments {
-        out.push(Group {
-            name: s.name.clone(),
-            kind: GroupKind::Segment,
-            description: s.description.clone(),
-            acc: next(),
-        });
-    }
-    for (k, acc) in micro {
-        out.push(Group {
-            description: format!("Future Pipeline micro-segment {k}"),
-            name: k,
-            kind: GroupKind::MicroSegment,
-            acc,
-        });
-    }
-    out
+    // ByAccount needs them by account (the workers' parts come in block order).
+    touches.sort_by_key(|t| (t.account, t.at));
+    Ok(Some(ByAccount::new(touches, n, |t| t.account)))
 }
 
 /// `spend.csv`: `period_start, period_end, segment, channel, amount` (segment or channel may be
@@ -257,12 +217,34 @@ pub fn analyze(
     let loaded = load_all(paths, &rules, None, false, opts)?;
     let n = loaded.accounts.table.len() as AccountIdx;
     let products = Products::of((0..n).flat_map(|i| loaded.deals.of(i)), &period);
-    let folded = fold_groups(&loaded, &rules, &period, &products, opts.threads);
-    let groups = groups_of(config, folded.fixed, folded.micro);
+    let touches = touches_of(paths, &loaded, &rules, &period, opts)?;
+    let mut folded = fold_groups(
+        &loaded,
+        &rules,
+        &period,
+        &products,
+        touches.as_ref(),
+        opts.threads,
+    );
+    let holders = std::mem::take(&mut folded.holders);
+    let groups = folded.groups(&config.segments, None);
     let table = &loaded.accounts.table;
     let id = |i: AccountIdx| table.get(i).id().to_string();
-    let mut analytics = abm_analytics::analyze(&period, groups, &config.analytics, spend, &id);
-    analytics.cross_sell = abm_analytics::crosssell::cross_sell(&products, &folded.holders, 1, &id);
+    let mut analytics = abm_analytics::analyze(
+        &period,
+        groups,
+        &config.analytics,
+        spend,
+        touches.is_some(),
+        &id,
+    );
+    analytics.cross_sell = abm_analytics::crosssell::cross_sell(&products, &holders, 1, &id);
+    analytics.forecast.capacity = Some(abm_analytics::capacity::guidance(
+        abm_analytics::capacity::cluster_counts(&analytics.by_cluster),
+        &config.capacity,
+        None,
+        config.analytics.capacity_horizon_days,
+    ));
     for def in &config.segments {
         let missing = SegmentMatcher::new(def, table.schema()).without_data();
         if !missing.is_empty() {
@@ -285,9 +267,14 @@ pub fn analyze(
             "cross_sell is null: no won deal names a product (the deals' product column)".into(),
         );
     }
+    if touches.is_none() {
+        analytics
+            .notes
+            .push("no engagement file: the buying pattern's contacts and meetings are null".into());
+    }
     analytics.notes.push(
-        "migration is null: it needs recorded runs (the store); backtest: with --backtest-at \
-         (or `abm backtest`); icp_discovery: `abm icp learn`"
+        "migration is null and capacity has no projection: they need recorded runs (`abm \
+         analyze` on the database)"
             .into(),
     );
     let run = AnalyzeRun {

@@ -67,7 +67,12 @@ const ANALYTICS_SECTION: &str = "\n# Segments for `abm analyze` (none by default
 # win rate's lower 95% bound is ≥ grow_win_rate_ratio × all accounts' rate and won revenue\n\
 # grew (or LTV:CAC ≥ grow_ltv_cac); enter when as strong but few accounts are customers;\n\
 # else maintain.\n\
-[analytics]\nclv = \"observed\"\nmargin = 1.0\n\n[analytics.prioritize]\nmin_closed_deals = 10\nexit_win_rate = 0.1\nexit_ltv_cac = 1.0\nenter_penetration = 0.1\ngrow_win_rate_ratio = 1.0\ngrow_ltv_cac = 3.0\n";
+# segment_column = true adds a `segment` column (the [[segments]] each account is in) to the\n\
+# assignments of `abm segment` and `abm export` (or pass --segment-column). Buying pattern:\n\
+# engagement counted from buying_window_days before a won deal was created to its close;\n\
+# meeting_types are the event types counted as meetings. Capacity guidance projects the\n\
+# clusters capacity_horizon_days ahead at the movement rates of the recorded runs.\n\
+[analytics]\nclv = \"observed\"\nmargin = 1.0\nsegment_column = false\nbuying_window_days = 90\nmeeting_types = [\"meeting\"]\ncapacity_horizon_days = 91\n\n[analytics.prioritize]\nmin_closed_deals = 10\nexit_win_rate = 0.1\nexit_ltv_cac = 1.0\nenter_penetration = 0.1\ngrow_win_rate_ratio = 1.0\ngrow_ltv_cac = 3.0\n";
 
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");

@@ -181,6 +181,10 @@ enum Command {
         /// Print per-stage timings (seconds, CPU seconds, memory) on stderr.
         #[arg(long)]
         timings: bool,
+        /// Add a last column `segment`: the abm.toml [[segments]] each account is in
+        /// (`a;b`, empty for none). Also `[analytics] segment_column = true`.
+        #[arg(long)]
+        segment_column: bool,
     },
     /// Print the whole reasoning for one account: from the input files with DIR (or
     /// --accounts …), as `abm segment` sees it; without them, from the database, as the next
@@ -231,14 +235,18 @@ enum Command {
         #[command(flatten)]
         db: state_cmds::DbArgs,
     },
-    /// Segment performance for a period, on files: per cluster, tier and segment (abm.toml
+    /// Segment performance for a period: per cluster, tier and segment (abm.toml
     /// [[segments]]) the accounts, customers, won/lost/open deals, win rate with its 95% Wilson
-    /// interval, won revenue and share, median sales cycle, open pipeline, CLV/CAC, a grow /
-    /// maintain / enter / exit recommendation, whitespace and a forecast. Writes
-    /// analytics.json, report.md and report.html.
+    /// interval, won revenue and share, median sales cycle, open pipeline, buying pattern,
+    /// CLV/CAC, a grow / maintain / enter / exit recommendation, whitespace and a forecast with
+    /// capacity guidance. On files with DIR (or --accounts …); without them, on the database:
+    /// clusters and segments as the recorded runs left them, plus the migration between two
+    /// runs and the lifecycle of each segment's cohort. Writes analytics.json, report.md and
+    /// report.html.
     Analyze {
         /// Directory holding accounts.csv, deals.csv and optionally engagement, triggers and
-        /// spend.csv (period_start, period_end, segment or channel, amount).
+        /// spend.csv (period_start, period_end, segment or channel, amount). Omit it to
+        /// analyze the database.
         dir: Option<PathBuf>,
         /// First day of the period (YYYY-MM-DD, from 00:00 UTC).
         #[arg(long, value_parser = parse_as_of)]
@@ -262,11 +270,17 @@ enum Command {
         /// Horizons in days for --backtest-at.
         #[arg(long, value_delimiter = ',', default_value = "90,180")]
         horizon: Vec<u32>,
+        /// On the database: the two runs to compare for the migration (default: the run
+        /// holding at --from, else the first, and the run holding at --as-of).
+        #[arg(long, value_delimiter = ',', num_args = 1, value_name = "A,B")]
+        runs: Vec<i64>,
         /// Print analytics.json to stdout instead of the summary.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         input: InputArgs,
+        #[command(flatten)]
+        db: state_cmds::DbArgs,
     },
     /// Does the cluster model tell the truth? Assess the accounts as of each date (deals and
     /// events as of that date) and measure, per cluster and tier, the share that opened a deal
@@ -337,10 +351,19 @@ enum Command {
 #[derive(Subcommand)]
 enum SegmentsCommand {
     /// Every segment: the configured ones, then the built-ins by cluster and tier (and, in
-    /// Future Pipeline, by micro-segment, named by the data).
-    List,
-    /// One configured segment: its description and criteria.
-    Show { name: String },
+    /// Future Pipeline, by micro-segment, named by the data); with a database, the versions
+    /// of each definition its runs recorded.
+    List {
+        #[command(flatten)]
+        db: state_cmds::DbArgs,
+    },
+    /// One segment: its description and criteria; with a database, every stored version and
+    /// the runs made with it.
+    Show {
+        name: String,
+        #[command(flatten)]
+        db: state_cmds::DbArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -598,10 +621,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             as_of,
             out,
             input,
-            formats,
+            mut formats,
             timings,
+            segment_column,
         } => {
             let config = load_config(cli.config.as_deref())?;
+            formats.segment_column = segment_column || config.analytics.segment_column;
+            if formats.segment_column && config.segments.is_empty() {
+                eprintln!("abm: warning: --segment-column without [[segments]] in the config: the column is empty");
+            }
             let rules = Rules::compile(&config, as_of.unwrap_or_else(now))?;
             let pb = progress::Bars::new(quiet);
             let bar = |l: &str, d, t| pb.update(l, d, t);
@@ -718,8 +746,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             backtest_at,
             horizon,
+            runs,
             json,
             input,
+            db,
         } => {
             if horizon.is_empty() || horizon.contains(&0) {
                 bail!("--horizon: give one or more horizons in days, each above 0");
@@ -733,28 +763,72 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let config = load_config(cli.config.as_deref())?;
             let period = abm_analytics::Period::of_days(from, to, as_of);
-            let opts = input.load_options(&config, &abm_io::load::no_progress)?;
-            let paths = input.paths().resolve(dir.as_deref())?;
-            check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+            let on_files = dir.is_some() || input.accounts.is_some();
             let spend = spend.or_else(|| {
                 dir.as_ref()
                     .map(|d| d.join("spend.csv"))
                     .filter(|p| p.is_file())
             });
             let spend_rows = spend.as_deref().map(analyze::read_spend).transpose()?;
-            let mut run = analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
-            if !backtest_at.is_empty() {
-                if paths.deals.is_none() {
-                    bail!("--backtest-at needs a deals file (DIR/deals.csv or --deals FILE)");
+            let runs = match runs[..] {
+                [] => None,
+                [a, b] => Some((a, b)),
+                _ => bail!("--runs: give two run ids, A,B (see `abm summary`)"),
+            };
+            let (mut run, paths) = if on_files {
+                if runs.is_some() {
+                    bail!("--runs compares recorded runs: leave out DIR to analyze the database");
                 }
-                let b = analyze::backtest(&paths, &config, &backtest_at, &horizon, &opts)?;
-                run.analytics.backtest = Some(serde_json::to_value(&b)?);
+                let opts = input.load_options(&config, &abm_io::load::no_progress)?;
+                let paths = input.paths().resolve(dir.as_deref())?;
+                check_fields(&config, &paths.accounts, &opts, input.allow_missing_fields)?;
+                let mut run =
+                    analyze::analyze(&paths, &config, period, spend_rows.as_deref(), &opts)?;
+                if !backtest_at.is_empty() {
+                    if paths.deals.is_none() {
+                        bail!("--backtest-at needs a deals file (DIR/deals.csv or --deals FILE)");
+                    }
+                    let b = analyze::backtest(&paths, &config, &backtest_at, &horizon, &opts)?;
+                    run.analytics.backtest = Some(serde_json::to_value(&b)?);
+                }
+                (run, Some(paths))
+            } else {
+                if !backtest_at.is_empty() {
+                    bail!("--backtest-at reads files: give DIR (or use `abm backtest DIR`)");
+                }
+                let app = state_cmds::open_app(&db, false, config.clone())?;
+                let req = abm_app::analytics::StoredAnalysis {
+                    period,
+                    spend: spend_rows.as_deref(),
+                    runs,
+                    threads: input.threads.unwrap_or_else(abm_io::default_threads),
+                };
+                let analytics = app.analyze(&req)?;
+                (
+                    analyze::AnalyzeRun {
+                        analytics,
+                        rejected_rows: 0,
+                    },
+                    None,
+                )
+            };
+            if run.analytics.backtest.is_none() {
+                run.analytics.notes.push(
+                    "backtest is null: with --backtest-at on files (or `abm backtest`)".into(),
+                );
             }
-            let inputs: Vec<&Path> = std::iter::once(paths.accounts.as_path())
-                .chain(paths.engagement.as_deref())
-                .chain(paths.more_engagement.iter().map(PathBuf::as_path))
-                .chain(paths.triggers.as_deref())
-                .chain(paths.deals.as_deref())
+            run.analytics
+                .notes
+                .push("icp_discovery is null: see `abm icp learn`".into());
+            let inputs: Vec<&Path> = paths
+                .iter()
+                .flat_map(|paths| {
+                    std::iter::once(paths.accounts.as_path())
+                        .chain(paths.engagement.as_deref())
+                        .chain(paths.more_engagement.iter().map(PathBuf::as_path))
+                        .chain(paths.triggers.as_deref())
+                        .chain(paths.deals.as_deref())
+                })
                 .chain(spend.as_deref())
                 .collect();
             let written = analyze::write_outputs(&out, &run, &inputs)?;
@@ -851,50 +925,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Segments(cmd) => {
             let config = load_config(cli.config.as_deref())?;
             match cmd {
-                SegmentsCommand::List => {
-                    if config.segments.is_empty() {
-                        outln!(
-                            "No [[segments]] in the config (see docs/config.md); the built-ins:"
-                        )?;
-                    }
-                    for s in &config.segments {
-                        outln!("{:<28} {}", s.name, s.description)?;
-                        let d = s.describe();
-                        if d.is_empty() {
-                            outln!("{:<28}   every account", "")?;
-                        }
-                        for c in d {
-                            outln!("{:<28}   {c}", "")?;
-                        }
-                    }
-                    for c in Cluster::ALL {
-                        outln!("cluster:{:<20} cluster {}", c.as_str(), c.label())?;
-                    }
-                    for t in abm_core::Tier::ALL {
-                        outln!("tier:{:<23} ICP tier {}", t.as_str(), t.as_str())?;
-                    }
-                    outln!(
-                        "{:<28} Future Pipeline micro-segments, as the data names them",
-                        "micro:CHALLENGE/VERTICAL/STAGE"
-                    )?;
+                SegmentsCommand::List { db } => {
+                    let versions = state_cmds::segment_versions(&db)?;
+                    print_segments(&config, versions.as_deref())?;
                 }
-                SegmentsCommand::Show { name } => {
-                    let Some(s) = config.segments.iter().find(|s| s.name == name) else {
+                SegmentsCommand::Show { name, db } => {
+                    let versions = state_cmds::segment_versions(&db)?.unwrap_or_default();
+                    let stored: Vec<_> = versions.iter().filter(|v| v.name == name).collect();
+                    let configured = config.segments.iter().find(|s| s.name == name);
+                    if configured.is_none() && stored.is_empty() {
                         let names: Vec<&str> =
                             config.segments.iter().map(|s| s.name.as_str()).collect();
                         bail!(
-                            "no segment {name:?} in the config (segments: {})",
+                            "no segment {name:?} in the config or the database (segments: {})",
                             if names.is_empty() {
                                 "none".to_string()
                             } else {
                                 names.join(", ")
                             }
                         );
-                    };
-                    outln!("{}: {}", s.name, s.description)?;
-                    outln!("An account is in it when every criterion holds:")?;
-                    for c in s.describe() {
-                        outln!("  {c}")?;
+                    }
+                    if let Some(s) = configured {
+                        outln!("{}: {}", s.name, s.description)?;
+                        let current = stored
+                            .iter()
+                            .find(|v| v.fingerprint == s.fingerprint())
+                            .map_or("not recorded by a run yet".to_string(), |v| {
+                                format!("version {}", v.version)
+                            });
+                        outln!("In the config ({current}); an account is in it when every criterion holds:")?;
+                        for c in s.describe() {
+                            outln!("  {c}")?;
+                        }
+                    }
+                    for v in stored.iter().rev() {
+                        outln!(
+                            "\nversion {} ({}): runs {}–{} ({} run{})",
+                            v.version,
+                            v.fingerprint,
+                            v.first_run,
+                            v.last_run,
+                            v.runs,
+                            if v.runs == 1 { "" } else { "s" }
+                        )?;
+                        if !v.definition.description.is_empty() {
+                            outln!("  {}", v.definition.description)?;
+                        }
+                        for c in v.definition.describe() {
+                            outln!("  {c}")?;
+                        }
                     }
                 }
             }
@@ -1051,6 +1130,59 @@ fn print_learned(l: &abm_analytics::learn::Learned) -> Result<()> {
     Ok(())
 }
 
+/// `abm segments list`: the configured segments (with the version a run recorded them as),
+/// the stored versions no longer configured, then the built-ins.
+fn print_segments(
+    config: &Config,
+    versions: Option<&[abm_store::segments::SegmentVersion]>,
+) -> Result<()> {
+    if config.segments.is_empty() {
+        outln!("No [[segments]] in the config (see docs/config.md); the built-ins:")?;
+    }
+    let stored = versions.unwrap_or_default();
+    for s in &config.segments {
+        let fp = s.fingerprint();
+        let of_name: Vec<_> = stored.iter().filter(|v| v.name == s.name).collect();
+        let version = match of_name.iter().find(|v| v.fingerprint == fp) {
+            Some(v) => format!(" [version {} of {}]", v.version, of_name.len()),
+            None if versions.is_some() => " [not recorded by a run yet]".to_string(),
+            None => String::new(),
+        };
+        outln!("{:<28} {}{version}", s.name, s.description)?;
+        let d = s.describe();
+        if d.is_empty() {
+            outln!("{:<28}   every account", "")?;
+        }
+        for c in d {
+            outln!("{:<28}   {c}", "")?;
+        }
+    }
+    let gone: std::collections::BTreeSet<&str> = stored
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| !config.segments.iter().any(|s| s.name == *n))
+        .collect();
+    for name in gone {
+        let last = stored.iter().rfind(|v| v.name == name).expect("listed");
+        outln!(
+            "{name:<28} not in the config any more (version {}, last run {}; `abm segments show {name}`)",
+            last.version,
+            last.last_run
+        )?;
+    }
+    for c in Cluster::ALL {
+        outln!("cluster:{:<20} cluster {}", c.as_str(), c.label())?;
+    }
+    for t in abm_core::Tier::ALL {
+        outln!("tier:{:<23} ICP tier {}", t.as_str(), t.as_str())?;
+    }
+    outln!(
+        "{:<28} Future Pipeline micro-segments, as the data names them",
+        "micro:CHALLENGE/VERTICAL/STAGE"
+    )?;
+    Ok(())
+}
+
 fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()> {
     let a = &run.analytics;
     let t = &a.total.row;
@@ -1095,6 +1227,21 @@ fn print_analytics(run: &analyze::AnalyzeRun, written: &[PathBuf]) -> Result<()>
             r.won_revenue.map_or("–".to_string(), |v| format!("{v:.0}")),
             s.recommendation.as_str()
         )?;
+    }
+    if let Some(m) = &a.migration {
+        outln!(
+            "  migration run {} → run {}: {} of {} accounts changed segment, {} changed cluster",
+            m.from.run,
+            m.to.run,
+            m.by_segment.moved,
+            m.by_segment.accounts,
+            m.by_cluster.moved
+        )?;
+    }
+    if let Some(c) = &a.forecast.capacity {
+        for k in &c.clusters {
+            outln!("  capacity: {}", k.advice)?;
+        }
     }
     if run.rejected_rows > 0 {
         outln!(

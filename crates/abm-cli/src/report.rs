@@ -241,10 +241,165 @@ pub fn markdown(a: &Analytics) -> String {
             );
         }
     }
+    capacity_md(&mut o, a);
+    buying_md(&mut o, a);
+    migration_md(&mut o, a);
     for n in a.forecast.notes.iter().chain(&a.notes) {
         let _ = writeln!(o, "\n- {n}");
     }
     o
+}
+
+fn capacity_md(o: &mut String, a: &Analytics) {
+    let Some(c) = &a.forecast.capacity else {
+        return;
+    };
+    let _ = writeln!(o, "\n### Capacity over the next {} days\n", c.horizon_days);
+    match &c.observed {
+        Some(f) => {
+            let _ = writeln!(
+                o,
+                "At the movement rates observed from {} to {} ({} movements over {:.0} days).\n",
+                f.from, f.to, f.movements, f.days
+            );
+        }
+        None => {
+            let _ = writeln!(o, "No recorded movements: current counts only.\n");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "| cluster | accounts | range | in / month | out / month | projected | advice |"
+    );
+    let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---|");
+    for k in &c.clusters {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {}–{} | {} | {} | {} | {} |",
+            k.cluster,
+            k.accounts,
+            k.min,
+            k.max.map_or("∞".to_string(), |m| m.to_string()),
+            num(k.inflow_per_month, 1),
+            num(k.outflow_per_month, 1),
+            num(k.projected, 0),
+            cell(&k.advice)
+        );
+    }
+}
+
+fn buying_md(o: &mut String, a: &Analytics) {
+    let _ = writeln!(o, "\n## Buying pattern\n");
+    let _ = writeln!(
+        o,
+        "Per won deal of the period: distinct contacts engaged and meetings from the buying window before the deal was created to the win (medians).\n"
+    );
+    let _ = writeln!(o, "| segment | wins | engaged contacts | meetings |");
+    let _ = writeln!(o, "|---|---:|---:|---:|");
+    for s in std::iter::once(&a.total).chain(shown_segments(a)) {
+        let b = &s.buying_pattern;
+        if b.wins == 0 && s.kind != abm_analytics::GroupKind::All {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            cell(&s.row.key),
+            b.wins,
+            num(b.median_engaged_contacts, 1),
+            num(b.median_meetings, 1)
+        );
+    }
+    let stages = &a.total.buying_pattern.stage_days;
+    if !stages.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nDeals open at the period's end, by stage: median days in the stage so far.\n"
+        );
+        let _ = writeln!(o, "| stage | open deals | median days |");
+        let _ = writeln!(o, "|---|---:|---:|");
+        for st in stages {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} |",
+                cell(&st.stage),
+                st.open_deals,
+                num(st.median_days, 0)
+            );
+        }
+    }
+}
+
+fn migration_md(o: &mut String, a: &Analytics) {
+    let Some(m) = &a.migration else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "\n## Migration from run {} ({}) to run {} ({})\n",
+        m.from.run, m.from.as_of, m.to.run, m.to.as_of
+    );
+    for (title, x) in [
+        ("segment", &m.by_segment),
+        ("cluster", &m.by_cluster),
+        ("tier", &m.by_tier),
+    ] {
+        let _ = writeln!(
+            o,
+            "By {title}: {} of {} accounts moved ({}).\n",
+            x.moved,
+            x.accounts,
+            pct(x.moved_share)
+        );
+        let _ = writeln!(o, "| from | to | accounts | share of from |");
+        let _ = writeln!(o, "|---|---|---:|---:|");
+        for c in &x.cells {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&c.from),
+                cell(&c.to),
+                c.count,
+                pct(Some(c.share))
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if !m.lifecycle.is_empty() {
+        let _ = writeln!(
+            o,
+            "Lifecycle: each segment's accounts at run {}, followed run by run (customers and the cluster they were in).\n",
+            m.from.run
+        );
+        let _ = writeln!(
+            o,
+            "| cohort | accounts | run | as of | customers | clusters |"
+        );
+        let _ = writeln!(o, "|---|---:|---:|---|---:|---|");
+        for c in &m.lifecycle {
+            for r in &c.runs {
+                let clusters: Vec<String> = r
+                    .by_cluster
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} ({}) | {} |",
+                    cell(&c.segment),
+                    c.accounts,
+                    r.run,
+                    r.as_of,
+                    r.customers,
+                    pct(r.customer_share),
+                    cell(&clusters.join(", "))
+                );
+            }
+        }
+    }
+    for n in &m.notes {
+        let _ = writeln!(o, "\n- {n}");
+    }
 }
 
 /// A chart label of at most 34 characters.
@@ -421,12 +576,83 @@ fn funnel(t: &Row) -> String {
     )
 }
 
-/// The migration heat map (from → to clusters): needs two recorded runs.
+/// The migration heat maps (from → to, by segment and by cluster): need two recorded runs.
 fn migration(a: &Analytics) -> String {
     match &a.migration {
-        None => "<figure><figcaption>Migration between clusters</figcaption><svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"40\" viewBox=\"0 0 720 40\"><text x=\"10\" y=\"25\" font-size=\"12\" fill=\"#888\">Migration needs two recorded runs (the store); not available on files.</text></svg></figure>\n".into(),
-        Some(v) => format!("<pre>{}</pre>", esc(&v.to_string())),
+        None => "<figure><figcaption>Migration between segments</figcaption><svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"40\" viewBox=\"0 0 720 40\"><text x=\"10\" y=\"25\" font-size=\"12\" fill=\"#888\">Migration needs two recorded runs (`abm analyze` on the database); not available on files.</text></svg></figure>\n".into(),
+        Some(m) => {
+            let title = |by: &str| {
+                format!(
+                    "Migration by {by}: run {} → run {} (share of each row)",
+                    m.from.run, m.to.run
+                )
+            };
+            heat_map(&title("segment"), &m.by_segment) + &heat_map(&title("cluster"), &m.by_cluster)
+        }
     }
+}
+
+/// One from → to matrix as a heat map: rows are `from`, columns `to`, each cell shaded by its
+/// share of the row and labelled with its count.
+fn heat_map(title: &str, m: &abm_analytics::migration::Matrix) -> String {
+    let mut keys: Vec<&str> = Vec::new();
+    for c in &m.cells {
+        for k in [c.from.as_str(), c.to.as_str()] {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys.sort_unstable();
+    let keys: Vec<&str> = keys.into_iter().take(16).collect();
+    let (left, top, size) = (230usize, 150usize, 44usize);
+    let (w, h) = (left + size * keys.len() + 10, top + size * keys.len() + 10);
+    let mut s = format!(
+        "<figure><figcaption>{}</figcaption><svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
+        esc(title)
+    );
+    for (i, k) in keys.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
+            left - 6,
+            top + i * size + size / 2 + 4,
+            esc(&short(k))
+        );
+        let x = left + i * size + size / 2;
+        let _ = write!(
+            s,
+            "<text x=\"{x}\" y=\"{}\" font-size=\"11\" transform=\"rotate(-45 {x} {})\">{}</text>",
+            top - 6,
+            top - 6,
+            esc(&short(k))
+        );
+    }
+    for c in &m.cells {
+        let (Some(i), Some(j)) = (
+            keys.iter().position(|k| *k == c.from),
+            keys.iter().position(|k| *k == c.to),
+        ) else {
+            continue;
+        };
+        let alpha = 0.1 + 0.9 * c.share.clamp(0.0, 1.0);
+        let (x, y) = (left + j * size, top + i * size);
+        let _ = write!(
+            s,
+            "<rect x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"#3b6ea5\" fill-opacity=\"{alpha:.3}\"><title>{} → {}: {} ({:.1}%)</title></rect><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\">{}</text>",
+            size - 2,
+            size - 2,
+            esc(&c.from),
+            esc(&c.to),
+            c.count,
+            c.share * 100.0,
+            x + size / 2,
+            y + size / 2 + 4,
+            c.count
+        );
+    }
+    s.push_str("</svg></figure>\n");
+    s
 }
 
 pub fn html(a: &Analytics) -> String {
@@ -478,11 +704,73 @@ pub fn html(a: &Analytics) -> String {
             esc(&s.reasons.join("; "))
         );
     }
-    o.push_str("</table>\n<ul>");
+    o.push_str("</table>\n");
+    // The capacity guidance, the buying pattern and the lifecycle as their Markdown tables
+    // say them (one wording for both reports).
+    let sections: [fn(&mut String, &Analytics); 3] = [capacity_md, buying_md, migration_md];
+    for section in sections {
+        let mut md = String::new();
+        section(&mut md, a);
+        o.push_str(&md_tables_to_html(&md));
+    }
+    o.push_str("<ul>");
     for n in a.forecast.notes.iter().chain(&a.notes) {
         let _ = write!(o, "<li>{}</li>", esc(n));
     }
     o.push_str("</ul>\n</body></html>\n");
+    o
+}
+
+/// The Markdown this module writes (headings, paragraphs, pipe tables, `- ` notes) as HTML.
+fn md_tables_to_html(md: &str) -> String {
+    let mut o = String::new();
+    let mut in_table = false;
+    for line in md.lines() {
+        let t = line.trim();
+        if t.starts_with('|') {
+            let cells: Vec<String> = t
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().replace("\\|", "|"))
+                .collect();
+            if cells
+                .iter()
+                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':')))
+            {
+                continue;
+            }
+            let tag = if in_table { "td" } else { "th" };
+            if !in_table {
+                o.push_str("<table>");
+                in_table = true;
+            }
+            o.push_str("<tr>");
+            for c in cells {
+                let _ = write!(o, "<{tag}>{}</{tag}>", esc(&c));
+            }
+            o.push_str("</tr>");
+            continue;
+        }
+        if in_table {
+            o.push_str("</table>\n");
+            in_table = false;
+        }
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(h) = t.strip_prefix("### ") {
+            let _ = write!(o, "<h3>{}</h3>", esc(h));
+        } else if let Some(h) = t.strip_prefix("## ") {
+            let _ = write!(o, "<h2>{}</h2>", esc(h));
+        } else if let Some(n) = t.strip_prefix("- ") {
+            let _ = write!(o, "<p class=note>{}</p>", esc(n));
+        } else {
+            let _ = write!(o, "<p>{}</p>", esc(t));
+        }
+    }
+    if in_table {
+        o.push_str("</table>\n");
+    }
     o
 }
 

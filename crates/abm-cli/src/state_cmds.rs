@@ -121,6 +121,10 @@ pub enum StateCommand {
         /// Output directory.
         #[arg(long, default_value = "out")]
         out: PathBuf,
+        /// Add a last column `segment`: the [[segments]] each account is in under the
+        /// definitions the run recorded (`a;b`). Also `[analytics] segment_column = true`.
+        #[arg(long)]
+        segment_column: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -383,6 +387,24 @@ pub fn explain(
     Ok(abm_core::explanation::Explained::Assessed(Box::new(e)))
 }
 
+/// The stored versions of the segment definitions; `None` when there is no database.
+pub fn segment_versions(db: &DbArgs) -> Result<Option<Vec<abm_store::segments::SegmentVersion>>> {
+    let app = match App::open(
+        &StoreSettings {
+            create: false,
+            ..StoreSettings::new(&db.database)
+        },
+        abm_core::Config::default(),
+    ) {
+        Ok(app) => app,
+        Err(abm_app::AppError::Store(StoreError::Missing { .. })) => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("database {}", abm_store::redact(&db.database)))
+        }
+    };
+    Ok(Some(app.segment_versions()?))
+}
+
 /// For the commands that only read or review (no config needed): no new empty database by
 /// mistake.
 fn open_existing(db: &DbArgs) -> Result<App> {
@@ -422,7 +444,14 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             json,
             db,
         } => history_cmd(account_id, json, db),
-        StateCommand::Export { out, db } => export(&out, &db),
+        StateCommand::Export {
+            out,
+            segment_column,
+            db,
+        } => {
+            let column = segment_column || load_config(config)?.analytics.segment_column;
+            export(&out, &db, column)
+        }
     }
 }
 
@@ -1078,7 +1107,7 @@ fn review(rc: ReviewCommand) -> Result<()> {
     Ok(())
 }
 
-fn export(out: &Path, db: &DbArgs) -> Result<()> {
+fn export(out: &Path, db: &DbArgs, segment_column: bool) -> Result<()> {
     let app = open_existing(db)?;
     let mut store = app.store()?;
     let mut set = OutputSet::begin(out, SetKind::Assignments, &[], &crate::tuning_from_env()?)
@@ -1089,11 +1118,13 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     let mut jsonl = set
         .create_bulk("cluster_assignments.jsonl")
         .with_context(|| format!("writing {}", out.display()))?;
-    csv.write_all(&output::csv_header())?;
+    csv.write_all(&output::csv_header(segment_column))?;
     let mut buf_csv = Vec::with_capacity(1 << 16);
     let mut buf_json = Vec::with_capacity(1 << 16);
     let mut io_err: Option<std::io::Error> = None;
+    let mut labelled = false;
     let info = store.export(&mut |r| {
+        labelled |= r.segment.is_some();
         let checkpoint = r.checkpoint.to_string();
         let row = AssignmentRow {
             account_id: &r.account_id,
@@ -1111,6 +1142,7 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
             next_action: &r.next_action,
             checkpoint: &checkpoint,
             rationale: &r.rationale,
+            segment: segment_column.then(|| r.segment.as_deref().unwrap_or("")),
         };
         row.write_csv(&mut buf_csv);
         row.write_jsonl(&mut buf_json);
@@ -1128,6 +1160,12 @@ fn export(out: &Path, db: &DbArgs) -> Result<()> {
     })?;
     if let Some(e) = io_err {
         return Err(e).context("writing the assignments");
+    }
+    if segment_column && !labelled {
+        eprintln!(
+            "abm: warning: the latest run recorded no [[segments]]: the segment column is empty \
+             (define them in abm.toml, then `abm run`)"
+        );
     }
     csv.write_all(&buf_csv)?;
     jsonl.write_all(&buf_json)?;

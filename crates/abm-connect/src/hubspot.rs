@@ -9,7 +9,8 @@
 //! 2. **Run** ([`App::run`]).
 //! 3. **Write-back through the outbox.** For every account of the latest run whose id is a
 //!    HubSpot company id: `abm_cluster`, `abm_tier`, `abm_icp_score`, `abm_next_action`,
-//!    `abm_updated_at` (the property group `abm` and the properties are created when
+//!    `abm_updated_at`, and `abm_segment` when the run recorded `[[segments]]` (the
+//!    property group `abm` and the properties are created when
 //!    missing); an item is enqueued only when those values differ from the ones last
 //!    enqueued for the company. One note per movement, carrying from → to, the rule, the
 //!    evidence and a token naming the outbox item. Then the outbox is delivered:
@@ -48,12 +49,14 @@ pub const MAX_TOTAL_ATTEMPTS: i64 = 50;
 const NOTES_PER_MARK: usize = 100;
 
 /// The company properties abm writes (group `abm`).
-pub const ABM_PROPERTIES: [(&str, &str, &str, &str); 5] = [
+pub const ABM_PROPERTIES: [(&str, &str, &str, &str); 6] = [
     ("abm_cluster", "ABM cluster", "string", "text"),
     ("abm_tier", "ABM tier", "string", "text"),
     ("abm_icp_score", "ABM ICP score", "number", "number"),
     ("abm_next_action", "ABM next action", "string", "textarea"),
     ("abm_updated_at", "ABM updated at", "datetime", "date"),
+    // Written when the run recorded [[segments]]: the ones the company is in (`a;b`).
+    ("abm_segment", "ABM segment", "string", "text"),
 ];
 
 /// The company properties read.
@@ -1058,12 +1061,15 @@ pub fn enqueue(app: &App) -> Result<(u64, u64), ConnectError> {
         if !is_company_id(&r.account_id) {
             return Ok(());
         }
-        let values = json!({
+        let mut values = json!({
             "abm_cluster": r.cluster,
             "abm_tier": r.tier,
             "abm_icp_score": r.icp_score,
             "abm_next_action": r.next_action,
         });
+        if let Some(seg) = &r.segment {
+            values["abm_segment"] = json!(seg);
+        }
         let same = last.get(&r.account_id).is_some_and(|p| {
             values
                 .as_object()

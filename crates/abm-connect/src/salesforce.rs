@@ -5,7 +5,7 @@
 //!    records as a file import ([`App::import_records`]).
 //! 2. **Run** ([`App::run`]).
 //! 3. **Write-back through the outbox**: `ABM_Cluster__c`, `ABM_Tier__c`, `ABM_ICP_Score__c`,
-//!    `ABM_Next_Action__c` on every Account of the latest run whose values changed since the
+//!    `ABM_Next_Action__c` (and `ABM_Segment__c` when the run recorded `[[segments]]`) on every Account of the latest run whose values changed since the
 //!    last write (custom fields to create first, see the README), with sObject Collections
 //!    (`PATCH composite/sobjects`, ≤ 200 records, `allOrNone=false`): a record's error goes to
 //!    the outbox with Salesforce's message, the others are sent. An update whose outcome is
@@ -36,6 +36,9 @@ pub const ABM_FIELDS: [&str; 4] = [
     "ABM_ICP_Score__c",
     "ABM_Next_Action__c",
 ];
+/// Written (and read back) only when the run recorded `[[segments]]`: the ones the Account is
+/// in (`a;b`), a custom text field to create as well.
+pub const ABM_SEGMENT_FIELD: &str = "ABM_Segment__c";
 
 /// What `abm sync salesforce` does.
 #[derive(Debug, Clone, Default)]
@@ -464,9 +467,17 @@ impl Salesforce {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let wants: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::from_str(&i.payload).unwrap_or(Value::Null))
+            .collect();
+        let mut fields: Vec<&str> = ABM_FIELDS.to_vec();
+        if wants.iter().any(|w| w.get(ABM_SEGMENT_FIELD).is_some()) {
+            fields.push(ABM_SEGMENT_FIELD);
+        }
         let soql = format!(
             "SELECT Id, {} FROM Account WHERE Id IN ({})",
-            ABM_FIELDS.join(", "),
+            fields.join(", "),
             ids.join(",")
         );
         let rows = self.query(&soql)?;
@@ -476,14 +487,16 @@ impl Salesforce {
             .collect();
         Ok(items
             .iter()
-            .filter(|i| {
+            .zip(&wants)
+            .filter(|(i, want)| {
                 let Some(row) = by_id.get(&i.target) else {
                     return false;
                 };
-                let want: Value = serde_json::from_str(&i.payload).unwrap_or(Value::Null);
+                let segment = want.get(ABM_SEGMENT_FIELD);
                 ABM_FIELDS.iter().all(|f| same(row.get(*f), want.get(*f)))
+                    && (segment.is_none() || same(row.get(ABM_SEGMENT_FIELD), segment))
             })
-            .map(|i| i.id)
+            .map(|(i, _)| i.id)
             .collect())
     }
 }
@@ -513,12 +526,15 @@ pub fn enqueue(app: &App) -> Result<u64, ConnectError> {
             return Ok(());
         }
         let score = r.icp_score.parse::<f64>().ok();
-        let values = json!({
+        let mut values = json!({
             "ABM_Cluster__c": r.cluster,
             "ABM_Tier__c": r.tier,
             "ABM_ICP_Score__c": score,
             "ABM_Next_Action__c": r.next_action,
         });
+        if let Some(seg) = &r.segment {
+            values[ABM_SEGMENT_FIELD] = json!(seg);
+        }
         if last.get(&r.account_id) != Some(&values) {
             rows.push((r.account_id.clone(), values.to_string()));
         }

@@ -186,13 +186,15 @@ fn sync_acceptance(app: &App) {
     {
         let s = fake.state.lock().unwrap();
         assert_eq!(s.groups.len(), 1);
-        assert_eq!(s.properties.len(), 5);
+        assert_eq!(s.properties.len(), 6);
         for c in s.companies.values() {
             assert!(c.props.contains_key("abm_cluster"), "{}", c.id);
             assert!(c.props.contains_key("abm_tier"));
             assert!(c.props.contains_key("abm_icp_score"));
             assert!(c.props.contains_key("abm_next_action"));
             assert_eq!(c.props["abm_updated_at"], "1772323200000");
+            // No [[segments]] in the config: no segment written.
+            assert!(!c.props.contains_key("abm_segment"), "{}", c.id);
         }
         assert!(s.updates_applied.values().all(|n| *n == 1));
     }
@@ -239,6 +241,76 @@ fn sync_acceptance(app: &App) {
         "never more than the allowed requests per interval"
     );
     assert_eq!(s.notes_created.len(), moves.len());
+}
+
+/// With `[[segments]]`, each company's segments (under the definitions the run recorded) go
+/// back as `abm_segment`; a changed definition re-labels and re-sends only the companies whose
+/// label changed.
+#[test]
+fn the_segment_is_written_back_as_abm_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("abm.db");
+    let config = |min: u32| {
+        Config::from_toml(&format!(
+            "[[segments]]\nname = \"big\"\n[[segments.criteria]]\nkind = \"range\"\n\
+             field = \"employees\"\nmin = {min}\n\
+             [[segments]]\nname = \"software\"\n[[segments.criteria]]\nkind = \"in\"\n\
+             field = \"industry\"\nvalues = [\"software\", \"COMPUTER_SOFTWARE\"]\n"
+        ))
+        .unwrap()
+    };
+    let fake = FakeHubSpot::start(100, Duration::from_millis(100), 3);
+    // Employees 50, 350, 650, … (50 + (i % 7) × 300); even ones software.
+    fake.add_companies(301, 14, T0);
+    let mut hs = HubSpot::new(client(&fake, Duration::from_secs(5)));
+    let opts = SyncOptions {
+        as_of: at("2026-03-01"),
+        ..SyncOptions::default()
+    };
+    let app = App::open(&StoreSettings::new(path.to_str().unwrap()), config(600)).unwrap();
+    let r1 = hs.sync(&app, &opts, &|_| {}).unwrap();
+    assert_eq!(r1.updates_enqueued, 14);
+    let expect = |min: u64, i: u64| {
+        let big = 50 + (i % 7) * 300 >= min;
+        let soft = i.is_multiple_of(2);
+        match (big, soft) {
+            (true, true) => "big;software",
+            (true, false) => "big",
+            (false, true) => "software",
+            (false, false) => "",
+        }
+    };
+    {
+        let s = fake.state.lock().unwrap();
+        for i in 0..14u64 {
+            let c = &s.companies[&(301 + i)];
+            assert_eq!(c.props["abm_segment"], expect(600, i), "company {}", c.id);
+        }
+    }
+    // Version 2 of `big` (≥ 300): the companies of 350 employees change label, and only they
+    // are sent again.
+    let app = App::open(&StoreSettings::new(path.to_str().unwrap()), config(300)).unwrap();
+    let opts = SyncOptions {
+        as_of: at("2026-03-02"),
+        ..SyncOptions::default()
+    };
+    let r2 = hs.sync(&app, &opts, &|_| {}).unwrap();
+    let changed = (0..14u64)
+        .filter(|i| expect(600, *i) != expect(300, *i))
+        .count();
+    assert_eq!(changed, 2);
+    assert_eq!(r2.updates_enqueued as usize, changed);
+    let s = fake.state.lock().unwrap();
+    for i in 0..14u64 {
+        assert_eq!(s.companies[&(301 + i)].props["abm_segment"], expect(300, i));
+    }
+    let versions = app.segment_versions().unwrap();
+    let big: Vec<(i64, i64, i64)> = versions
+        .iter()
+        .filter(|v| v.name == "big")
+        .map(|v| (v.version, v.first_run, v.last_run))
+        .collect();
+    assert_eq!(big, [(1, 1, 1), (2, 2, 2)]);
 }
 
 #[test]

@@ -105,6 +105,8 @@ fn sync_salesforce_pages_imports_and_writes_back_with_per_record_errors() {
     let a1 = fake.account(&account_id(1));
     assert!(a1["ABM_Cluster__c"].is_string(), "{a1}");
     assert!(a1["ABM_ICP_Score__c"].is_number(), "{a1}");
+    // No [[segments]]: ABM_Segment__c is neither written nor read back.
+    assert!(a1.get("ABM_Segment__c").is_none(), "{a1}");
     let dead = app
         .store()
         .unwrap()
@@ -128,6 +130,46 @@ fn sync_salesforce_pages_imports_and_writes_back_with_per_record_errors() {
         .updates_applied
         .values()
         .all(|n| *n == 1));
+}
+
+/// With `[[segments]]`, each Account's segments go back as `ABM_Segment__c`.
+#[test]
+fn the_segment_is_written_back_as_abm_segment() {
+    let fake = FakeSalesforce::start(23);
+    seed(&fake, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml(
+        "[[segments]]\nname = \"large\"\n[[segments.criteria]]\nkind = \"range\"\n\
+         field = \"employees\"\nmin = 200\n",
+    )
+    .unwrap();
+    let path = dir.path().join("abm.db");
+    let app = App::open(&StoreSettings::new(path.to_str().unwrap()), config).unwrap();
+    let mut sf = Salesforce::new(client(&fake, &fake.token));
+    let opts = SfSyncOptions {
+        as_of: at("2026-03-01"),
+        ..SfSyncOptions::default()
+    };
+    let r = sf.sync(&app, &opts, &|_| {}).unwrap();
+    assert_eq!(r.updates_enqueued, 20);
+    // NumberOfEmployees = 100 + 10 i: large from i = 10 on.
+    for i in 1..=20u64 {
+        let a = fake.account(&account_id(i));
+        let want = if i >= 10 { "large" } else { "" };
+        assert_eq!(a["ABM_Segment__c"], want, "account {i}: {a}");
+    }
+    let items = app
+        .store()
+        .unwrap()
+        .outbox_list(Some(OutboxStatus::Sent), 100)
+        .unwrap();
+    assert_eq!(items.len(), 20);
+    assert!(items
+        .iter()
+        .all(|i| i.payload.contains("\"ABM_Segment__c\"")));
+    // Nothing changed: nothing sent again.
+    let r2 = sf.sync(&app, &opts, &|_| {}).unwrap();
+    assert_eq!((r2.updates_enqueued, r2.delivery.sent), (0, 0));
 }
 
 #[test]

@@ -51,6 +51,72 @@ impl SegmentDef {
     }
 }
 
+impl SegmentDef {
+    /// The identity of the definition (name, description, criteria): a changed definition
+    /// has another fingerprint, and is stored as a new version of the segment.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = toml::to_string(self).expect("a segment serializes");
+        Sha256::digest(text.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The label of an account in no `[[segments]]` where a label is needed (migration matrices).
+pub const NO_SEGMENT: &str = "(none)";
+
+/// Every `[[segments]]` compiled against the accounts' schema: which segments an account is
+/// in, as indexes or as the label outputs show (the names in definition order, `;`-separated).
+pub struct SegmentSet {
+    names: Vec<String>,
+    matchers: Vec<SegmentMatcher>,
+}
+
+impl SegmentSet {
+    pub fn new(defs: &[SegmentDef], schema: &crate::account::AccountSchema) -> SegmentSet {
+        SegmentSet {
+            names: defs.iter().map(|d| d.name.clone()).collect(),
+            matchers: defs
+                .iter()
+                .map(|d| SegmentMatcher::new(d, schema))
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Call `f` with the index of every segment the account is in.
+    pub fn each_match(&mut self, account: &AccountRef<'_>, mut f: impl FnMut(usize)) {
+        for (i, m) in self.matchers.iter_mut().enumerate() {
+            if m.matches(account) {
+                f(i);
+            }
+        }
+    }
+
+    /// The account's segments into `out` (cleared first): `a;b`, empty when in none.
+    pub fn label_into(&mut self, account: &AccountRef<'_>, out: &mut String) {
+        out.clear();
+        let names = &self.names;
+        for (i, m) in self.matchers.iter_mut().enumerate() {
+            if m.matches(account) {
+                if !out.is_empty() {
+                    out.push(';');
+                }
+                out.push_str(&names[i]);
+            }
+        }
+    }
+}
+
 /// Criteria as the ICP's, with `points` optional (1 when left out).
 fn segment_criteria<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Criterion>, D::Error> {
     use serde::de::Error;
@@ -90,6 +156,17 @@ pub struct AnalyticsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn_rate: Option<f64>,
     pub prioritize: PrioritizeConfig,
+    /// Add a `segment` column (the `[[segments]]` an account is in, `;`-separated) to
+    /// cluster_assignments.csv/.jsonl of `abm segment` and `abm export` (also `--segment-column`).
+    pub segment_column: bool,
+    /// Buying pattern: the engagement counted before a win runs from this many days before the
+    /// deal was created to its close.
+    pub buying_window_days: u32,
+    /// Buying pattern: the event types that count as meetings.
+    pub meeting_types: Vec<String>,
+    /// Forecast capacity guidance: how far ahead clusters are projected at the observed
+    /// movement rates (91 days: the next quarter).
+    pub capacity_horizon_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -140,6 +217,10 @@ impl Default for AnalyticsConfig {
             margin_by_segment: BTreeMap::new(),
             churn_rate: None,
             prioritize: PrioritizeConfig::default(),
+            segment_column: false,
+            buying_window_days: 90,
+            meeting_types: vec!["meeting".into()],
+            capacity_horizon_days: 91,
         }
     }
 }
@@ -206,6 +287,18 @@ pub fn validate(segments: &[SegmentDef], a: &AnalyticsConfig) -> Result<(), Conf
     }
     if let Some(c) = a.churn_rate {
         share("analytics.churn_rate", c, false)?;
+    }
+    if a.capacity_horizon_days == 0 {
+        return Err(invalid(
+            "analytics.capacity_horizon_days",
+            "must be at least 1",
+        ));
+    }
+    if let Some(i) = a.meeting_types.iter().position(|t| t.trim().is_empty()) {
+        return Err(invalid(
+            format!("analytics.meeting_types[{i}]"),
+            "empty type",
+        ));
     }
     let p = &a.prioritize;
     share("analytics.prioritize.exit_win_rate", p.exit_win_rate, true)?;
@@ -345,6 +438,24 @@ mod tests {
             criteria: vec![],
         };
         assert!(SegmentMatcher::new(&all, &schema).matches(&t.get(2)));
+        // The set: every segment the account is in, in definition order.
+        let two = cfg("[[segments]]\nname = \"big\"\n[[segments.criteria]]\nkind = \"range\"\nfield = \"employees\"\nmin = 200\n\
+                       [[segments]]\nname = \"soft\"\n[[segments.criteria]]\nkind = \"in\"\nfield = \"industry\"\nvalues = [\"software\"]\n")
+        .unwrap();
+        let mut set = SegmentSet::new(&two.segments, &schema);
+        let mut label = String::new();
+        let labels: Vec<String> = (0..4)
+            .map(|i| {
+                set.label_into(&t.get(i), &mut label);
+                label.clone()
+            })
+            .collect();
+        assert_eq!(labels, ["big;soft", "soft", "big", "soft"]);
+        // A changed definition has another fingerprint; the same one the same.
+        let mut changed = two.segments[0].clone();
+        assert_eq!(changed.fingerprint(), two.segments[0].fingerprint());
+        changed.description = "over 200".into();
+        assert_ne!(changed.fingerprint(), two.segments[0].fingerprint());
         let c = cfg("[[segments]]\nname = \"s\"\n[[segments.criteria]]\nkind = \"equals\"\nfield = \"region\"\nvalue = \"emea\"\n").unwrap();
         let mut m = SegmentMatcher::new(&c.segments[0], &schema);
         assert!(!m.matches(&t.get(0)));

@@ -12,6 +12,7 @@ use crate::IngestError;
 use abm_core::assess::{self, assess, Facts};
 use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
 use abm_core::scoring::Source;
+use abm_core::segments::SegmentSet;
 use abm_core::summary::{capacity_status, ClusterCounts};
 use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel};
 use std::collections::{BTreeMap, HashMap};
@@ -372,6 +373,8 @@ struct BlockOut {
 pub struct Formats {
     pub csv: bool,
     pub jsonl: bool,
+    /// A last column `segment`: the `[[segments]]` each account is in (`a;b`).
+    pub segment_column: bool,
 }
 
 impl Default for Formats {
@@ -379,6 +382,7 @@ impl Default for Formats {
         Formats {
             csv: true,
             jsonl: true,
+            segment_column: false,
         }
     }
 }
@@ -389,6 +393,7 @@ impl Formats {
         let mut f = Formats {
             csv: false,
             jsonl: false,
+            segment_column: false,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
@@ -461,7 +466,8 @@ pub fn segment(
         false => None,
     };
     if let Some(f) = csv.as_mut() {
-        f.write_all(&output::csv_header()).map_err(io(&csv_path))?;
+        f.write_all(&output::csv_header(formats.segment_column))
+            .map_err(io(&csv_path))?;
     }
 
     // Accounts per output block: enough bytes in the channel that the workers keep rendering
@@ -483,6 +489,10 @@ pub fn segment(
             s.spawn(move || {
                 // Row texts and the next-action cache live as long as the worker.
                 let mut text = RowScratch::default();
+                let mut segments = formats.segment_column.then(|| {
+                    SegmentSet::new(&rules.config.segments, loaded.accounts.table.schema())
+                });
+                let mut label = String::new();
                 loop {
                     let b = next.fetch_add(1, Ordering::Relaxed);
                     if b >= n_blocks {
@@ -538,6 +548,13 @@ pub fn segment(
                             next_action: &text.next_action,
                             checkpoint: &text.checkpoint,
                             rationale: &text.rationale,
+                            segment: match segments.as_mut() {
+                                Some(set) => {
+                                    set.label_into(&account, &mut label);
+                                    Some(&label)
+                                }
+                                None => None,
+                            },
                         };
                         match (formats.csv, formats.jsonl) {
                             (true, true) => row.write_both(&mut out.csv, &mut out.jsonl),

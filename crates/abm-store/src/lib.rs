@@ -44,6 +44,7 @@ pub mod postgres;
 pub mod query;
 pub mod review;
 pub mod run;
+pub mod segments;
 pub mod sqlite;
 pub mod tls;
 pub mod tokens;

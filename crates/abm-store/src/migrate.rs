@@ -152,6 +152,7 @@ mod tests {
             "afee2f90701d6e9b77f9b02228435518bbe4d5ce96f51868cbda7c59e6a3898c",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
+            "e5760153e739e0a348f10fcbda796d497812d3b912c566d75049abc142d10833",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
@@ -162,6 +163,7 @@ mod tests {
             "b8b6a009bb19293895765f13eefd3510696af9f7178968d617c0be2e6fa916c5",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
+            "937215910e39bb9721823d73bb28f3a75cbd3df0ec321a26f86e2b37e0a7bcc2",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

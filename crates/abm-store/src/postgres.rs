@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_stage_history",
         include_str!("../migrations/postgres/0009_stage_history.sql"),
     ),
+    (
+        "0010_segment_versions",
+        include_str!("../migrations/postgres/0010_segment_versions.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

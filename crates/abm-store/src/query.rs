@@ -327,6 +327,10 @@ pub struct ExportRow {
     pub next_action: String,
     pub checkpoint: CheckpointKinds,
     pub rationale: String,
+    /// The `[[segments]]` the account is in (`a;b`, empty for none) under the definitions the
+    /// run recorded; absent when the run recorded none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 /// The run an export comes from, with the counts of the current state.
@@ -748,11 +752,32 @@ impl crate::Store {
             String::new()
         };
         let mut checkpoints: BTreeMap<CheckpointKind, u64> = BTreeMap::new();
+        // Each account's segments under the definitions the run recorded (none: no column).
+        let defs: Vec<_> = crate::segments::of_run(&mut *tx, run)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        let segments = if defs.is_empty() {
+            None
+        } else {
+            let accounts = crate::run::load_accounts(&mut *tx, &|_: &str| {})?;
+            let labels = crate::segments::labels(&accounts, &defs);
+            Some((accounts, labels))
+        };
+        let segment_of = |id: i64| -> Option<String> {
+            let (accounts, labels) = segments.as_ref()?;
+            Some(
+                accounts
+                    .idx_of(id)
+                    .map(|i| labels[i as usize].clone())
+                    .unwrap_or_default(),
+            )
+        };
         tx.query_each(
             &format!(
                 "SELECT a.account_id, a.name, {score}, {tier}, {engagement}, {has_triggers},
                     {cluster}, {previous}, {movement}, {promotion_triggers}, {program}, ms.text,
-                    na.text, {checkpoint}, {rationale}
+                    na.text, {checkpoint}, {rationale}, a.id
                  FROM account_state st
                  JOIN snapshots s ON s.run = st.snapshot_run AND s.account = st.account
                  JOIN accounts a ON a.id = s.account
@@ -794,6 +819,7 @@ impl crate::Store {
                     next_action: r.string(12)?,
                     checkpoint: CheckpointKinds::parse(T, r.s(13)?)?,
                     rationale: r.string(14)?,
+                    segment: segment_of(r.i(15)?),
                 };
                 for k in &row.checkpoint.0 {
                     *checkpoints.entry(*k).or_default() += 1;

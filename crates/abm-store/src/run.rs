@@ -70,6 +70,9 @@ pub struct RunReport {
     /// Why the outcome is degenerate, in words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The `[[segments]]` definitions the run was made with, by stored version.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<crate::segments::SegmentRef>,
 }
 
 /// `[review]`: unreviewed items past their age (days of as_of since the run that opened them)
@@ -300,7 +303,26 @@ fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
         .filter(|&i| i != u32::MAX)
 }
 
-fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
+/// The stored accounts as a table (in `accounts.id` order), with each one's `accounts.id`.
+pub struct StoredAccounts {
+    pub table: AccountTable,
+    /// `accounts.id` per account index.
+    pub ids: Vec<i64>,
+    id_map: Vec<u32>,
+}
+
+impl StoredAccounts {
+    /// The index of the account whose `accounts.id` is `id`.
+    pub fn idx_of(&self, id: i64) -> Option<AccountIdx> {
+        idx_of(&self.id_map, id)
+    }
+}
+
+/// Every stored account (`NoAccounts` when there is none).
+pub(crate) fn load_accounts(
+    conn: &mut dyn Conn,
+    log: &dyn Fn(&str),
+) -> Result<StoredAccounts, StoreError> {
     let schema = account_schema(conn)?;
     let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
     if n == 0 {
@@ -313,7 +335,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut ids = Vec::with_capacity(n);
     let cols = schema.columns().to_vec();
     let mut vals: Vec<String> = Vec::new();
-    (opts.log)(&format!("loading {n} accounts"));
+    log(&format!("loading {n} accounts"));
     conn.query_each(
         &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"),
         &[],
@@ -324,6 +346,51 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             Ok(())
         },
     )?;
+    Ok(StoredAccounts { table, ids, id_map })
+}
+
+/// Every stored deal of the accounts `accounts` holds, by account then deal id.
+pub(crate) fn load_deals(
+    conn: &mut dyn Conn,
+    accounts: &StoredAccounts,
+) -> Result<ByAccount<Deal>, StoreError> {
+    let mut deals = Vec::new();
+    conn.query_each(
+        "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome,
+                product, stage_history
+         FROM deals",
+        &[],
+        &mut |r| {
+            let Some(i) = accounts.idx_of(r.i(0)?) else {
+                return Ok(());
+            };
+            deals.push(Deal {
+                account: i,
+                deal_id: r.string(1)?,
+                stage: r.string(2)?,
+                amount: r.real(3)?,
+                created_at: Instant(r.i(4)?),
+                closed_at: r.int(5)?.map(Instant),
+                last_stage_change_at: r.int(6)?.map(Instant),
+                outcome: DealOutcome::parse(r.s(7)?)
+                    .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
+                product: r
+                    .opt_string(8)?
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty()),
+                history: stage_history(r.opt_string(9)?)?,
+            });
+            Ok(())
+        },
+    )?;
+    deals.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+    Ok(ByAccount::new(deals, accounts.table.len(), |d| d.account))
+}
+
+fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
+    let accounts = load_accounts(conn, opts.log)?;
+    let n = accounts.table.len();
+    let id_map = &accounts.id_map;
 
     let mut priors: Vec<Option<PriorState>> = vec![None; n];
     let mut snapshot_of = vec![None; n];
@@ -332,7 +399,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
          FROM account_state",
         &[],
         &mut |r| {
-            if let Some(i) = idx_of(&id_map, r.i(0)?) {
+            if let Some(i) = idx_of(id_map, r.i(0)?) {
                 if let Some(run) = r.int(4)? {
                     let hash = r.blob(5)?.and_then(|b| <[u8; 16]>::try_from(b).ok());
                     snapshot_of[i as usize] = Some((run, hash));
@@ -361,7 +428,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             OR (status = 'closed' AND reviewer = 'policy'))",
         &[],
         &mut |r| {
-            let Some(i) = idx_of(&id_map, r.i(1)?) else {
+            let Some(i) = idx_of(id_map, r.i(1)?) else {
                 return Ok(());
             };
             let i = i as usize;
@@ -439,7 +506,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             if read % 1_000_000 == 0 {
                 (opts.progress)("folding events", read, 0);
             }
-            let Some(i) = idx_of(&id_map, r.i(0)?) else {
+            let Some(i) = idx_of(id_map, r.i(0)?) else {
                 return Ok(());
             };
             let at = Instant(r.i(1)?);
@@ -476,7 +543,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
          WHERE occurred_at >= ? AND occurred_at <= ?",
         &[Value::Int(rules.trigger_from.0), Value::Int(rules.as_of.0)],
         &mut |r| {
-            let Some(i) = idx_of(&id_map, r.i(0)?) else {
+            let Some(i) = idx_of(id_map, r.i(0)?) else {
                 return Ok(());
             };
             if let Some(code) = rules.triggers.lookup(r.s(2)?.as_bytes()) {
@@ -497,41 +564,13 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             .then(a.code.cmp(&b.code))
     });
 
-    let mut deals = Vec::new();
-    conn.query_each(
-        "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome,
-                product, stage_history
-         FROM deals",
-        &[],
-        &mut |r| {
-            let Some(i) = idx_of(&id_map, r.i(0)?) else {
-                return Ok(());
-            };
-            deals.push(Deal {
-                account: i,
-                deal_id: r.string(1)?,
-                stage: r.string(2)?,
-                amount: r.real(3)?,
-                created_at: Instant(r.i(4)?),
-                closed_at: r.int(5)?.map(Instant),
-                last_stage_change_at: r.int(6)?.map(Instant),
-                outcome: DealOutcome::parse(r.s(7)?)
-                    .ok_or_else(|| StoreError::Corrupt("deal outcome".into()))?,
-                product: r
-                    .opt_string(8)?
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty()),
-                history: stage_history(r.opt_string(9)?)?,
-            });
-            Ok(())
-        },
-    )?;
-    deals.sort_by(|a, b| a.account.cmp(&b.account).then(a.deal_id.cmp(&b.deal_id)));
+    let deals = load_deals(conn, &accounts)?;
     let products = abm_core::assess::product_catalog(
         &rules.config.customers.products,
         rules.as_of,
-        abm_core::assess::deal_products(&deals),
+        abm_core::assess::deal_products(&deals.items),
     );
+    let StoredAccounts { table, ids, .. } = accounts;
 
     Ok(Loaded {
         products,
@@ -546,7 +585,7 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         states,
         signals: ByAccount::new(signals, n, |s| s.account),
         triggers: ByAccount::new(triggers, n, |t| t.account),
-        deals: ByAccount::new(deals, n, |d| d.account),
+        deals,
         events_read: read,
         events_after: after,
         events_unknown: unknown,
@@ -890,6 +929,7 @@ pub(crate) fn run(
         )?
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
     (opts.log)(&format!("run {run_id} as of {as_of}: transaction open"));
+    let segments = crate::segments::record(&mut *tx, run_id, &rules.config.segments)?;
 
     // The current rows and the decided-proposal rows belong to the latest run: this run
     // computes every account afresh (review decisions included).
@@ -1087,6 +1127,7 @@ pub(crate) fn run(
         review_policy,
         criteria_without_data: without,
         notes,
+        segments,
     };
     let ints = [
         new_state_version,

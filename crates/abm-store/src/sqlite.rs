@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_stage_history",
         include_str!("../migrations/sqlite/0009_stage_history.sql"),
     ),
+    (
+        "0010_segment_versions",
+        include_str!("../migrations/sqlite/0010_segment_versions.sql"),
+    ),
 ];
 
 pub struct Sqlite {

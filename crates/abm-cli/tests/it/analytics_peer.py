@@ -1,6 +1,6 @@
 """An independent computation of `abm analyze`'s ROW figures in DuckDB SQL.
 
-Usage: analytics_peer.py ACCOUNTS DEALS ASSIGNMENTS FROM TO MAP_JSON SEGMENT_SQL OUT_JSON
+Usage: analytics_peer.py ACCOUNTS DEALS ASSIGNMENTS FROM TO MAP_JSON SEGMENT_SQL OUT_JSON [ENGAGEMENT]
 
 - ACCOUNTS, DEALS: the input files (CSV); MAP_JSON maps canonical deal columns to the file's
   headers ({"deal_id": "opportunity_id", ...}; canonical names where absent) and names the
@@ -9,8 +9,13 @@ Usage: analytics_peer.py ACCOUNTS DEALS ASSIGNMENTS FROM TO MAP_JSON SEGMENT_SQL
 - FROM, TO: the period's days (both included).
 - SEGMENT_SQL: a condition over the accounts' columns (alias a) defining the segment `seg`.
 
+- ENGAGEMENT (optional): the engagement file (canonical columns), for the buying pattern.
+
 Writes {"all": ROW, "by_cluster": {key: ROW}, "by_tier": {key: ROW}, "seg": ROW}, ROW as in
-analytics.json, computed from the definitions of issue 16 alone.
+analytics.json, computed from the definitions of issue 16 alone; "seg_members" (the accounts
+in `seg`); with ENGAGEMENT, "buying": {"all"|"seg": [wins, median contacts, median meetings]}:
+per won deal of the period, the distinct contacts and the `meeting` events of its account from
+90 days before the deal's creation to its close.
 """
 import json
 import sys
@@ -18,6 +23,7 @@ import sys
 import duckdb
 
 accounts, deals, assign, d1, d2, mapping, seg_sql, out = sys.argv[1:9]
+engagement = sys.argv[9] if len(sys.argv) > 9 else ""
 m = json.loads(mapping)
 
 
@@ -154,4 +160,30 @@ result["pairs"] = {
         "ON x.account_id = y.account_id AND x.product < y.product GROUP BY 1, 2"
     ).fetchall()
 }
+result["seg_members"] = sorted(
+    r[0] for r in con.execute("SELECT account_id FROM per_account WHERE in_seg").fetchall()
+)
+if engagement:
+    con.execute(
+        f"CREATE TABLE e AS SELECT trim(account_id) AS account_id, CAST(occurred_at AS TIMESTAMP) AS at, "
+        f"trim(type) AS type, NULLIF(trim(contact_id), '') AS contact "
+        f"FROM read_csv('{engagement}', all_varchar=true, header=true)"
+    )
+    con.execute(
+        """CREATE TABLE wins AS
+           SELECT row_number() OVER () AS w, f.account_id, f.created_at, f.closed_at, p.in_seg
+           FROM facts f JOIN per_account p ON p.account_id = f.account_id WHERE f.won_in"""
+    )
+    q = """
+      SELECT count(*), median(contacts), median(meetings) FROM (
+        SELECT w.w,
+          count(DISTINCT e.contact) AS contacts,
+          count(e.at) FILTER (WHERE e.type = 'meeting') AS meetings
+        FROM wins w LEFT JOIN e ON e.account_id = w.account_id
+          AND e.at >= w.created_at - INTERVAL 90 DAY AND e.at <= w.closed_at
+        WHERE {cond} GROUP BY w.w)"""
+    result["buying"] = {
+        k: [float(x) if x is not None else None for x in con.execute(q.format(cond=c)).fetchone()]
+        for k, c in [("all", "true"), ("seg", "w.in_seg")]
+    }
 json.dump(result, open(out, "w"), indent=1)

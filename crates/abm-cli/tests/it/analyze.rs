@@ -60,6 +60,8 @@ struct Case<'a> {
     config: &'a Path,
     accounts: &'a Path,
     deals: &'a Path,
+    /// For the buying pattern (none: its contacts and meetings are null).
+    engagement: Option<&'a Path>,
     from: &'a str,
     to: &'a str,
     /// The same instant as analyze's default as_of (the end of `to`).
@@ -81,6 +83,11 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
             .arg(c.accounts)
             .arg("--deals")
             .arg(c.deals)
+            .args(
+                c.engagement
+                    .iter()
+                    .flat_map(|e| [Path::new("--engagement"), e]),
+            )
             .args(["--from", c.from, "--to", c.to, "--out"])
             .arg(&out),
     );
@@ -94,7 +101,19 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
             .arg(c.accounts)
             .arg("--deals")
             .arg(c.deals)
-            .args(["--as-of", c.as_of, "--formats", "csv", "--out"])
+            .args(
+                c.engagement
+                    .iter()
+                    .flat_map(|e| [Path::new("--engagement"), e]),
+            )
+            .args([
+                "--as-of",
+                c.as_of,
+                "--formats",
+                "csv",
+                "--segment-column",
+                "--out",
+            ])
             .arg(&seg),
     );
     let script = write(d, "analytics_peer.py", PEER);
@@ -106,6 +125,7 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
         .arg(seg.join("cluster_assignments.csv"))
         .args([c.from, c.to, c.mapping, c.segment_sql])
         .arg(&peer_json)
+        .args(c.engagement)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -136,6 +156,48 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
         .expect("segment seg");
     assert!(seg_row["accounts"].as_u64().unwrap() > 0, "{seg_row}");
     check_row("segments.seg", seg_row, &peer["seg"]);
+    // The segment column of `abm segment --segment-column` names the same accounts.
+    let text = std::fs::read_to_string(seg.join("cluster_assignments.csv")).unwrap();
+    let mut members: Vec<String> = Vec::new();
+    let mut header = true;
+    let mut width = 0;
+    abm_io::csv::for_each_record(text.as_bytes(), 1, |r| {
+        if header {
+            header = false;
+            width = r.len();
+            assert_eq!(r.get(width - 1), b"segment");
+            return;
+        }
+        let label = String::from_utf8_lossy(r.get(width - 1)).into_owned();
+        if label.split(';').any(|s| s == "seg") {
+            members.push(String::from_utf8_lossy(r.get(0)).into_owned());
+        }
+    });
+    members.sort();
+    assert_eq!(
+        serde_json::json!(members),
+        peer["seg_members"],
+        "the segment column"
+    );
+    // The buying pattern: wins counted, median contacts and meetings before each win.
+    if c.engagement.is_some() {
+        for (ours, key) in [(&ours["total"], "all"), (seg_row, "seg")] {
+            let b = &ours["buying_pattern"];
+            let p = &peer["buying"][key];
+            assert_eq!(b["wins"].as_f64(), p[0].as_f64(), "{key} wins");
+            assert!(
+                same_number(&b["median_engaged_contacts"], &p[1]),
+                "{key}: {b} vs {p}"
+            );
+            assert!(
+                same_number(&b["median_meetings"], &p[2]),
+                "{key}: {b} vs {p}"
+            );
+        }
+        assert!(ours["total"]["buying_pattern"]["wins"].as_u64().unwrap() > 5);
+    } else {
+        assert!(ours["total"]["buying_pattern"]["median_engaged_contacts"].is_null());
+    }
     // Cross-sell: holders per product and customers holding both of each pair.
     let holders = peer["holders"].as_object().unwrap();
     if holders.is_empty() {
@@ -184,6 +246,7 @@ fn analyze_agrees_with_duckdb_on_generated_data() {
         config: &cfg,
         accounts: &data.join("accounts.csv"),
         deals: &data.join("deals.csv"),
+        engagement: Some(&data.join("engagement.csv")),
         from: "2026-01-01",
         to: "2026-09-30",
         as_of: "2026-09-30T23:59:59.999999Z",
@@ -215,6 +278,7 @@ fn analyze_agrees_with_duckdb_on_maven_crm() {
         config: &cfg,
         accounts: &m.join("accounts.csv"),
         deals: &m.join("sales_pipeline.csv"),
+        engagement: None,
         from: "2017-01-01",
         to: "2017-06-30",
         as_of: "2017-06-30T23:59:59.999999Z",

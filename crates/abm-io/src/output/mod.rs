@@ -65,6 +65,10 @@ pub struct AssignmentRow<'a> {
     /// Checkpoint kind(s) open for this account, `;`-separated.
     pub checkpoint: &'a str,
     pub rationale: &'a str,
+    /// With the segment column (`--segment-column`, `[analytics] segment_column`): the
+    /// `[[segments]]` the account is in, `;`-separated (empty for none), after `rationale`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<&'a str>,
 }
 /// all but `icp_score` (a number abm formats: `-5` stays a number) and `has_triggers`.
 /// The columns of an assignment row whose text may come from the data (bit per column):
@@ -119,9 +123,10 @@ const JSON_KEYS: [&[u8]; 15] = [
 impl AssignmentRow<'_> {
     pub fn write_csv(&self, out: &mut Vec<u8>) {
         let values = self.values();
+        let values = values.iter().copied().chain(self.segment);
         // Room for every value quoted with every byte doubled and a formula's `'`, commas
         // and the line end.
-        let room: usize = values.iter().map(|v| 2 * v.len() + 4).sum();
+        let room: usize = values.clone().map(|v| 2 * v.len() + 4).sum();
         out.reserve(room);
         let start = out.len();
         // SAFETY: `room` bytes from `start` are allocated (reserved above) and each value
@@ -130,7 +135,7 @@ impl AssignmentRow<'_> {
         unsafe {
             let base = out.as_mut_ptr().add(start);
             let mut at = 0usize;
-            for (i, v) in values.iter().enumerate() {
+            for (i, v) in values.enumerate() {
                 if i > 0 {
                     *base.add(at) = b',';
                     at += 1;
@@ -210,6 +215,13 @@ impl AssignmentRow<'_> {
             csv_field_known(csv, v, c, lead);
             json_str_known(json, v, j);
         }
+        if let Some(v) = self.segment {
+            csv.push(b',');
+            push_bytes(json, SEGMENT_KEY);
+            let (c, j) = needs_escape_both(v.as_bytes());
+            csv_field_known(csv, v, c, formula_cell(v.as_bytes()));
+            json_str_known(json, v, j);
+        }
         csv.push(b'\n');
         json.extend_from_slice(b"}\n");
     }
@@ -246,13 +258,22 @@ impl AssignmentRow<'_> {
                 json_str(out, v);
             }
         }
+        if let Some(v) = self.segment {
+            out.extend_from_slice(SEGMENT_KEY);
+            json_str(out, v);
+        }
         out.extend_from_slice(b"}\n");
     }
 }
 
-pub fn csv_header() -> Vec<u8> {
+/// The segment column's JSON key, after `rationale`.
+const SEGMENT_KEY: &[u8] = b",\"segment\":";
+
+/// The assignments' CSV header, with the segment column last when asked.
+pub fn csv_header(segment_column: bool) -> Vec<u8> {
     let mut v = Vec::new();
-    csv_line(&mut v, ASSIGNMENT_COLUMNS.iter().copied());
+    let extra = segment_column.then_some("segment");
+    csv_line(&mut v, ASSIGNMENT_COLUMNS.iter().copied().chain(extra));
     v
 }
 
@@ -316,6 +337,7 @@ mod tests {
             next_action: "x",
             checkpoint: "",
             rationale: "line1\nline2",
+            segment: None,
         };
         let mut v = Vec::new();
         row.write_csv(&mut v);
@@ -354,20 +376,25 @@ mod tests {
                 next_action: t,
                 micro_segment: u,
                 has_triggers: i % 2 == 0,
+                // The segment column, when asked, after `rationale`.
+                segment: (i % 3 == 0).then_some(u),
                 ..row
             };
             let (mut c1, mut j1, mut c2, mut j2) = (vec![], vec![], vec![], vec![]);
             r.write_csv(&mut c1);
             r.write_jsonl(&mut j1);
             r.write_both(&mut c2, &mut j2);
+            assert_eq!(String::from_utf8_lossy(&c2), String::from_utf8_lossy(&c1));
+            assert_eq!(String::from_utf8_lossy(&j2), String::from_utf8_lossy(&j1));
+            let v: serde_json::Value = serde_json::from_slice(&j1).unwrap();
+            assert_eq!(v.get("segment").and_then(|s| s.as_str()), r.segment);
             assert_eq!(
-                String::from_utf8(c2).unwrap(),
-                String::from_utf8(c1).unwrap()
+                v.as_object().unwrap().len(),
+                15 + r.segment.is_some() as usize
             );
-            assert_eq!(
-                String::from_utf8(j2).unwrap(),
-                String::from_utf8(j1).unwrap()
-            );
+            let mut fields = 0;
+            crate::csv::for_each_record(&c1, 1, |rec| fields = rec.len());
+            assert_eq!(fields, 15 + r.segment.is_some() as usize);
         }
         let mut v = Vec::new();
         json_str(&mut v, "tab\there \u{1} back\\slash é");
@@ -531,6 +558,7 @@ mod tests {
                 next_action: at(11),
                 checkpoint: at(12),
                 rationale: at(13),
+                segment: None,
             };
             let mut got = b"prefix".to_vec();
             row.write_csv(&mut got);
@@ -579,6 +607,7 @@ mod tests {
             next_action: "\t=1+1",
             checkpoint: "-",
             rationale: "=HYPERLINK(\"http://x\",\"y\")",
+            segment: None,
         };
         let mut csv = Vec::new();
         row.write_csv(&mut csv);

@@ -15,6 +15,7 @@ mod mcp;
 mod queue;
 mod replay;
 mod scenarios;
+mod segments;
 mod serve;
 mod signatures;
 
