@@ -9,7 +9,8 @@
 //! - [`http`]: the HTTP client every connector uses: the CRM's rate-limit headers, 429, 5xx,
 //!   timeouts and dropped connections, 401/403 (see [`http::Failure`]).
 //! - [`backoff`]: exponential backoff with full jitter.
-//! - [`enrich`]: enrichment providers (a file keyed by domain) filling missing account fields.
+//! - [`enrich`]: enrichment providers (a file keyed by domain, a JSON API) behind a TTL cache,
+//!   filling missing account fields.
 //! - [`hubspot`]: HubSpot CRM v3: pull, write-back, delivery of the outbox.
 //! - [`news`]: RSS/Atom news → triggers (matching by domain and name, keyword rules).
 //! - [`salesforce`]: Salesforce REST: SOQL pull, sObject Collections write-back.
@@ -94,4 +95,10 @@ pub enum ConnectError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// A connector the caller asked for is not set up.
+    #[error("{what} is not configured: {how}")]
+    NotConfigured {
+        what: &'static str,
+        how: &'static str,
+    },
 }
