@@ -121,10 +121,19 @@ pub fn init_logging() {
         Ok("error") => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The MCP SDK logs every message it answers at info: kept to its warnings (an answer
+    // carries account data, which does not belong in a log).
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("rmcp", tracing::Level::WARN);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(targets)
         .try_init();
 }
 

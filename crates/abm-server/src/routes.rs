@@ -88,9 +88,10 @@ pub(crate) fn router(shared: S, connectors: abm_mcp::Connectors) -> Router {
         )
         .route(
             "/mcp",
+            // A service, not method routes: `layer` (a `route_layer` would have nothing to wrap).
             axum::routing::any_service(abm_mcp::http_service(shared.app.clone(), connectors))
-            .route_layer(axum::middleware::map_request(limit_body))
-            .route_layer(need(Role::Viewer)),
+                .layer(axum::middleware::map_request(limit_body))
+                .layer(need(Role::Viewer)),
         )
         .fallback(|| async { Problem::not_found("no such route (see /openapi.json)") })
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -130,7 +131,8 @@ async def ingest(s, first):
 
 async def over_stdio(abm, db, config):
     params = StdioServerParameters(
-        command=abm, args=["--config", config, "mcp", "--db", db, "--reviewer", "agent-7"])
+        command=abm, args=["--config", config, "mcp", "--db", db, "--reviewer", "agent-7"],
+        env=dict(os.environ))
     async with stdio_client(params) as (r, w):
         async with ClientSession(r, w) as s:
             await s.initialize()
@@ -151,9 +153,11 @@ async def over_http(abm, db, config):
 
     server = subprocess.Popen([abm, "--config", config, "serve", "--listen", "127.0.0.1:0", "--db", db],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    secrets, log, drain = [], [], None
     try:
         assert "shown once" in server.stdout.readline()
         admin = server.stdout.readline().strip()
+        secrets.append(admin)
         addr = None
         while addr is None:
             line = server.stderr.readline()
@@ -161,8 +165,11 @@ async def over_http(abm, db, config):
             m = re.search(r"on http://(127\.0\.0\.1:\d+)", line)
             addr = m and m.group(1)
         url = f"http://{addr}/mcp"
+        drain = threading.Thread(target=lambda: log.extend(server.stderr), daemon=True)
+        drain.start()
         viewer = token(abm, config, db, "viewer", "ann-viewer")
         reviewer = token(abm, config, db, "reviewer", "rita-reviewer")
+        secrets += [viewer, reviewer]
 
         # No token, or a bad one: 401 before any MCP is spoken.
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -205,10 +212,13 @@ async def over_http(abm, db, config):
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0, "abm serve did not stop cleanly on SIGTERM"
-        log = server.stderr.read()
-        for secret in (admin, viewer, reviewer):
+        if drain:
+            drain.join(timeout=10)
+        log = "".join(log)
+        for secret in secrets:
             assert secret not in log, "a token reached the log"
-        assert "/mcp" in log, log
+        assert "path=/mcp status=200" in log, log
+        assert "Called the CFO" not in log and "ann-viewer" not in log, "MCP answers are not logged"
 
 
 async def main(abm, db, config, transport):
