@@ -206,11 +206,7 @@ mod tests {
 
     fn app(dir: &std::path::Path) -> App {
         let url = dir.join("abm.db").display().to_string();
-        App::open(
-            &crate::StoreSettings::new(url),
-            abm_core::Config::default(),
-        )
-        .unwrap()
+        App::open(&crate::StoreSettings::new(url), abm_core::Config::default()).unwrap()
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -224,22 +220,31 @@ mod tests {
         let as_of = Some(Instant::parse("2026-06-01").unwrap());
         let fit = app
             .score_facts(AccountFacts {
-                account: obj(json!({"name": "Fit", "industry": "software", "employees": "800",
-                    "annual_revenue": "120000000", "country": "US"})),
+                account: obj(
+                    json!({"name": "Fit", "industry": "software", "employees": "800",
+                    "annual_revenue": "120000000", "country": "US"}),
+                ),
                 as_of,
                 ..Default::default()
             })
             .unwrap();
         let misfit = app
             .score_facts(AccountFacts {
-                account: obj(json!({"name": "Misfit", "industry": "agriculture", "employees": "3",
-                    "country": "US"})),
+                account: obj(
+                    json!({"name": "Misfit", "industry": "agriculture", "employees": "3",
+                    "country": "US"}),
+                ),
                 as_of,
                 ..Default::default()
             })
             .unwrap();
         assert!(fit.icp_score > misfit.icp_score, "{fit:?} vs {misfit:?}");
-        assert!(fit.tier < misfit.tier, "{:?} vs {:?}", fit.tier, misfit.tier);
+        assert!(
+            fit.tier < misfit.tier,
+            "{:?} vs {:?}",
+            fit.tier,
+            misfit.tier
+        );
         assert_eq!(fit.account_id, FACTS_ACCOUNT_ID);
         assert!(!fit.criteria.is_empty());
         let earned: f64 = fit.criteria.iter().map(|c| c.earned).sum();
@@ -251,8 +256,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let app = app(d.path());
         let as_of = Some(Instant::parse("2026-06-01").unwrap());
-        let firmo = obj(json!({"account_id": "X1", "name": "Fit", "industry": "software",
-            "employees": "800", "annual_revenue": "120000000", "country": "US"}));
+        let firmo = obj(
+            json!({"account_id": "X1", "name": "Fit", "industry": "software",
+            "employees": "800", "annual_revenue": "120000000", "country": "US"}),
+        );
         let quiet = app
             .assign_facts(AccountFacts {
                 account: firmo.clone(),
@@ -265,7 +272,10 @@ mod tests {
                 json!({"occurred_at": format!("2026-05-{:02}", 10 + i), "type": "meeting",
                     "contact_id": format!("c{}", i % 3)})
             })
-            .chain([json!({"occurred_at": "someday", "type": "meeting"}), json!(7)])
+            .chain([
+                json!({"occurred_at": "someday", "type": "meeting"}),
+                json!(7),
+            ])
             .collect();
         let busy = app
             .assign_facts(AccountFacts {
@@ -289,6 +299,11 @@ mod tests {
             .iter()
             .map(|r| (r.index, r.field.as_str()))
             .collect();
-        assert_eq!(bad, [(6, "occurred_at"), (7, "")], "{:?}", busy.rejected_items);
+        assert_eq!(
+            bad,
+            [(6, "occurred_at"), (7, "")],
+            "{:?}",
+            busy.rejected_items
+        );
     }
 }

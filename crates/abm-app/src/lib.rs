@@ -13,8 +13,8 @@
 //! an analytics computation reads views from here and does its maths in pure code.
 
 pub mod access;
-pub mod facts;
 pub mod accounts;
+pub mod facts;
 pub mod ingest;
 pub mod records;
 

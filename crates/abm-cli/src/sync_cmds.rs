@@ -361,7 +361,10 @@ fn print_rejected(i: &abm_app::RecordsImported) -> Result<()> {
         )?;
     }
     if i.rejected_items.len() > SHOWN {
-        outln!("  … and {} more (--json lists them all)", i.rejected_items.len() - SHOWN)?;
+        outln!(
+            "  … and {} more (--json lists them all)",
+            i.rejected_items.len() - SHOWN
+        )?;
     }
     Ok(())
 }

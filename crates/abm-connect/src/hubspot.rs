@@ -728,7 +728,10 @@ impl HubSpot {
             .outbox_get(&outbox_key)?
             .ok_or_else(|| ConnectError::Invalid(format!("outbox item {outbox_key} vanished")))?;
         let mut d = Delivery::default();
-        if matches!(item.status, OutboxStatus::Pending | OutboxStatus::Failed | OutboxStatus::Sending) {
+        if matches!(
+            item.status,
+            OutboxStatus::Pending | OutboxStatus::Failed | OutboxStatus::Sending
+        ) {
             match self.deliver_notes(app, std::slice::from_ref(&item), &mut d) {
                 // HubSpot unavailable or answering oddly: the note waits in the outbox.
                 Ok(())

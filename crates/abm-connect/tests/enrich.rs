@@ -44,9 +44,7 @@ fn config(fake: &FakeEnrich, dir: &tempfile::TempDir) -> EnrichConfig {
 }
 
 fn fake() -> FakeEnrich {
-    let company = |industry: &str, employees: u32| {
-        json!({"industry": industry, "size": {"employees": employees}, "hq": {"country": "US"}})
-    };
+    let company = |industry: &str, employees: u32| json!({"industry": industry, "size": {"employees": employees}, "hq": {"country": "US"}});
     FakeEnrich::start(vec![
         ("acme.com", company("software", 900)),
         ("flaky.example", company("fintech", 300)),
@@ -57,7 +55,7 @@ fn fake() -> FakeEnrich {
 #[test]
 fn http_enrichment_fills_marks_and_caches() {
     let fake = fake();
-        let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let app = app(&dir);
     let accounts = vec![
         json!({"account_id": "A1", "name": "Acme", "domain": "https://www.acme.com/"}),
@@ -118,7 +116,7 @@ fn http_enrichment_fills_marks_and_caches() {
 #[test]
 fn refused_credentials_stop_the_enrichment_and_nothing_is_cached() {
     let fake = fake();
-        let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let app = app(&dir);
     let accounts = vec![json!({"account_id": "A1", "name": "Acme", "domain": "acme.com"})];
     app.import_records(&[RecordBatch::new(RecordKind::Accounts, "t", accounts)])
@@ -126,7 +124,10 @@ fn refused_credentials_stop_the_enrichment_and_nothing_is_cached() {
     let cfg = config(&fake, &dir);
     let mut provider = from_config(&cfg, "wrong").unwrap();
     let err = enrich(&app, provider.as_mut(), false).unwrap_err();
-    assert!(matches!(err, ConnectError::Unauthorized { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, ConnectError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
     assert_eq!(fake.total_requests(), 1, "401 is never retried");
     assert!(!dir.path().join("cache.jsonl").exists());
     // Not configured: said so.

@@ -353,9 +353,15 @@ fn an_agents_note_is_posted_once_and_waits_in_the_outbox_when_hubspot_fails() {
     let again = hs
         .add_note(&app, "702", "Met the CFO.", at, Some("k1"))
         .unwrap();
-    assert!(again.already_there && again.note_id == first.note_id, "{again:?}");
+    assert!(
+        again.already_there && again.note_id == first.note_id,
+        "{again:?}"
+    );
     assert_eq!(fake.state.lock().unwrap().notes_created.len(), 1);
-    assert!(hs.add_note(&app, "ACC-1", "x", at, None).is_err(), "not a company id");
+    assert!(
+        hs.add_note(&app, "ACC-1", "x", at, None).is_err(),
+        "not a company id"
+    );
 
     // Every write fails (5xx after applying, or dropped): the note waits, unconfirmed or
     // failed, and the next sync delivers it exactly once.
@@ -387,7 +393,12 @@ fn an_agents_note_is_posted_once_and_waits_in_the_outbox_when_hubspot_fails() {
         )
         .unwrap();
     assert_eq!(r.delivery.sent + r.delivery.confirmed, 1, "{r:?}");
-    let item = app.store().unwrap().outbox_get(&waiting.key).unwrap().unwrap();
+    let item = app
+        .store()
+        .unwrap()
+        .outbox_get(&waiting.key)
+        .unwrap()
+        .unwrap();
     assert_eq!(item.status, OutboxStatus::Sent);
     let bodies: Vec<String> = fake
         .state
@@ -398,7 +409,10 @@ fn an_agents_note_is_posted_once_and_waits_in_the_outbox_when_hubspot_fails() {
         .map(|n| n.1.clone())
         .collect();
     assert_eq!(
-        bodies.iter().filter(|b| b.contains("Sent the proposal.")).count(),
+        bodies
+            .iter()
+            .filter(|b| b.contains("Sent the proposal."))
+            .count(),
         1,
         "{bodies:?}"
     );

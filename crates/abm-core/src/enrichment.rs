@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(old.source, "file firmo.csv");
         assert_eq!(old.fields, ["industry", "country"]);
         assert_eq!(EnrichedBy::parse("  "), None);
-        let cfg: EnrichConfig = toml::from_str("provider = \"http\"\nbase_url = \"http://x\"\n[fields]\nindustry = \"/a/b\"\n").unwrap();
+        let cfg: EnrichConfig = toml::from_str(
+            "provider = \"http\"\nbase_url = \"http://x\"\n[fields]\nindustry = \"/a/b\"\n",
+        )
+        .unwrap();
         assert_eq!(cfg.provider, ProviderKind::Http);
         assert_eq!(cfg.ttl_days, 30);
         assert!(toml::from_str::<EnrichConfig>("provder = \"http\"").is_err());

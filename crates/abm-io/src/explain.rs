@@ -142,10 +142,7 @@ pub fn explain_inputs(
         file: accounts_file,
         line: account.line(),
     });
-    e.engagement.files = engagement_files
-        .iter()
-        .map(|p| p.name())
-        .collect();
+    e.engagement.files = engagement_files.iter().map(|p| p.name()).collect();
     // Events of this account that were rejected (an unknown type, a bad date, …) are not in
     // the count: say so, and why.
     if let Some(p) = &paths.engagement {

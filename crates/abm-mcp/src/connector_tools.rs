@@ -60,7 +60,11 @@ impl std::fmt::Debug for Connectors {
 impl Connectors {
     /// `[enrich]` of `config` with the HTTP provider's token (empty: none), and HubSpot when
     /// it is set up.
-    pub fn new(config: &Config, enrich_token: String, hubspot: Option<HubSpotAccess>) -> Connectors {
+    pub fn new(
+        config: &Config,
+        enrich_token: String,
+        hubspot: Option<HubSpotAccess>,
+    ) -> Connectors {
         Connectors {
             hubspot,
             enrich: config.enrich.clone(),
@@ -281,7 +285,12 @@ impl AbmTools {
         ext: Extensions,
         Parameters(p): Parameters<HubSpotNoteParams>,
     ) -> Result<CallToolResult, ErrorData> {
-        let at = match p.timestamp.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let at = match p
+            .timestamp
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             None => None,
             Some(t) => match Instant::parse(t) {
                 Ok(i) => Some(i),

@@ -224,7 +224,7 @@ pub fn tools_reference() -> String {
     tools.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::from(
         "# MCP tools\n\n\
-         Generated from the code (`cargo test -p abm-mcp`; `ABM_BLESS=1` rewrites it): every tool\n\
+         Generated from the code (`cargo test -p abm-mcp`; `ABM_UPDATE_DOCS=1` rewrites it): every tool\n\
          `abm mcp` (stdio) and `/mcp` of `abm serve` (streamable HTTP) list, with its description\n\
          (which says its role over HTTP) and its input schema. Answers are JSON text in the\n\
          tool result's first content item; a failure is a tool error (`isError`) whose text\n\
@@ -250,13 +250,13 @@ mod tests {
     fn docs_mcp_md_is_the_tool_list() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/mcp.md");
         let want = tools_reference();
-        if std::env::var_os("ABM_BLESS").is_some() {
+        if std::env::var_os("ABM_UPDATE_DOCS").is_some() {
             std::fs::write(&path, &want).unwrap();
         }
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "docs/mcp.md is not the tools' list: ABM_BLESS=1 cargo test -p abm-mcp rewrites it"
+            "docs/mcp.md is not the tools' list: ABM_UPDATE_DOCS=1 cargo test -p abm-mcp rewrites it"
         );
         for name in [
             "score_account",

@@ -246,15 +246,30 @@ fn roles(url: &str) {
         assert_eq!(w.mcp(token, &ingest).status, StatusCode::UNAUTHORIZED);
     }
     for (tool, args, need) in [
-        ("ingest_events", ingest["params"]["arguments"].clone(), "admin"),
-        ("resolve_checkpoint", json!({"id": 1, "decision": "approve"}), "reviewer"),
-        ("hubspot_add_note", json!({"company_id": "1", "body": "x"}), "admin"),
+        (
+            "ingest_events",
+            ingest["params"]["arguments"].clone(),
+            "admin",
+        ),
+        (
+            "resolve_checkpoint",
+            json!({"id": 1, "decision": "approve"}),
+            "reviewer",
+        ),
+        (
+            "hubspot_add_note",
+            json!({"company_id": "1", "body": "x"}),
+            "admin",
+        ),
     ] {
         let a = w.mcp(Some(&w.viewer), &call(tool, args));
         assert_eq!(a.status, StatusCode::OK, "{tool}: {}", a.body);
         assert_eq!(a.body["result"]["isError"], true, "{tool}: {}", a.body);
         let text = a.body["result"]["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains(&format!("needs the {need} role")), "{tool}: {text}");
+        assert!(
+            text.contains(&format!("needs the {need} role")),
+            "{tool}: {text}"
+        );
     }
     let a = w.mcp(Some(&w.viewer), &call("cluster_summary", json!({})));
     assert_eq!(a.body["result"]["isError"], false, "{}", a.body);

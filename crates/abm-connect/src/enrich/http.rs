@@ -119,9 +119,7 @@ impl HttpProvider {
         }
         self.fields
             .iter()
-            .filter_map(|(field, pointer)| {
-                Some((field.clone(), scalar(body.pointer(pointer)?)?))
-            })
+            .filter_map(|(field, pointer)| Some((field.clone(), scalar(body.pointer(pointer)?)?)))
             .collect()
     }
 }

@@ -53,7 +53,11 @@ impl FakeEnrich {
                         *n += 1;
                         *n
                     };
-                    let auth = req.headers.get("authorization").cloned().unwrap_or_default();
+                    let auth = req
+                        .headers
+                        .get("authorization")
+                        .cloned()
+                        .unwrap_or_default();
                     let (status, headers, body) = if auth != format!("Bearer {tok}") {
                         (401, vec![], json!({"message": "bad token"}))
                     } else if req.method != "GET" || req.path != "/companies" {

@@ -78,7 +78,8 @@ fn mcp_story(db: &Db, transport: &str) {
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             if !o.status.success()
-                && (err.contains("No module named 'mcp'") || err.contains("No module named 'httpx2'"))
+                && (err.contains("No module named 'mcp'")
+                    || err.contains("No module named 'httpx2'"))
             {
                 crate::skip_or_fail(&what, "python3 lacks the mcp package");
                 return;
