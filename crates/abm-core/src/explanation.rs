@@ -683,7 +683,7 @@ impl Explanation {
                     status: c.status.into(),
                     enriched: enrichment
                         .as_ref()
-                        .is_some_and(|m| m.fields.iter().any(|f| *f == c.field)),
+                        .is_some_and(|m| m.fields.contains(&c.field)),
                 })
                 .collect(),
             criteria_without_data: model.without_data(),

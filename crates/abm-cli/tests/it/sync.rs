@@ -1,7 +1,7 @@
 //! `abm sync hubspot` and `abm outbox` against a fake HubSpot on 127.0.0.1.
 
 #[path = "../../../abm-connect/tests/support/fake_hubspot.rs"]
-mod fake_hubspot;
+pub(crate) mod fake_hubspot;
 #[path = "../../../abm-connect/tests/support/fake_salesforce.rs"]
 mod fake_salesforce;
 

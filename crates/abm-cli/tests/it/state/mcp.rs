@@ -3,10 +3,8 @@
 //! HTTP, bearer tokens and roles) — on both backends, with a fake HubSpot and a file
 //! enrichment provider behind the connector tools.
 
-#[path = "../../../../abm-connect/tests/support/fake_hubspot.rs"]
-mod fake_hubspot;
-
 use super::*;
+use crate::sync::fake_hubspot;
 use std::time::Duration;
 
 fn mcp_story(db: &Db, transport: &str) {
