@@ -8,7 +8,7 @@
 
 #![allow(dead_code)]
 
-use crate::fake_hubspot::{read_request, respond};
+use super::fake_hubspot::{read_request, respond};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::BufReader;
