@@ -764,145 +764,11 @@ impl HubSpot {
         items: Vec<OutboxItem>,
         d: &mut Delivery,
     ) -> Result<(), ConnectError> {
-        let mut todo = items;
-        let mut attempt = 0u32;
-        while !todo.is_empty() {
-            // Unknown outcomes first: read the companies back.
-            let unknown: Vec<&OutboxItem> = todo
-                .iter()
-                .filter(|i| i.status == OutboxStatus::Sending)
-                .collect();
-            if !unknown.is_empty() {
-                let applied = self.applied_updates(&unknown)?;
-                if !applied.is_empty() {
-                    app.store()?
-                        .outbox_mark(&applied, OutboxMark::Sent { remote_id: None })?;
-                    d.confirmed += applied.len() as u64;
-                    todo.retain(|i| !applied.contains(&i.id));
-                }
-                if todo.is_empty() {
-                    break;
-                }
-            }
-            let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
-            let inputs: Vec<Value> = todo
-                .iter()
-                .map(|i| json!({"id": i.target, "properties": serde_json::from_str::<Value>(&i.payload).unwrap_or(Value::Null)}))
-                .collect();
-            app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
-            for i in todo.iter_mut() {
-                i.status = OutboxStatus::Sending;
-                i.attempts += 1;
-            }
-            let body = json!({"inputs": inputs});
-            match self.client.send(
-                Method::Post,
-                "/crm/v3/objects/companies/batch/update",
-                Some(&body),
-            ) {
-                Ok(r) if r.status == 200 || r.status == 207 => {
-                    // Ids named by an error are refused; the others were applied.
-                    let mut refused: BTreeMap<String, String> = BTreeMap::new();
-                    if let Some(errors) = r.body.get("errors").and_then(Value::as_array) {
-                        for e in errors {
-                            let msg = e
-                                .get("message")
-                                .and_then(Value::as_str)
-                                .unwrap_or("error")
-                                .to_string();
-                            let cat = e.get("category").and_then(Value::as_str).unwrap_or("");
-                            for id in e
-                                .pointer("/context/ids")
-                                .and_then(Value::as_array)
-                                .into_iter()
-                                .flatten()
-                            {
-                                if let Some(id) = id.as_str() {
-                                    refused.insert(
-                                        id.to_string(),
-                                        format!("{} {cat}: {msg}", r.status),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    let mut store = app.store()?;
-                    let sent: Vec<i64> = todo
-                        .iter()
-                        .filter(|i| !refused.contains_key(&i.target))
-                        .map(|i| i.id)
-                        .collect();
-                    store.outbox_mark(&sent, OutboxMark::Sent { remote_id: None })?;
-                    d.sent += sent.len() as u64;
-                    for i in todo.iter().filter(|i| refused.contains_key(&i.target)) {
-                        store.outbox_mark(
-                            &[i.id],
-                            OutboxMark::Dead {
-                                reason: &refused[&i.target],
-                            },
-                        )?;
-                        d.dead += 1;
-                    }
-                    return Ok(());
-                }
-                Ok(r) if r.status == 400 || r.status == 404 => {
-                    if todo.len() == 1 {
-                        let reason = format!("{}: {}", r.status, r.message());
-                        app.store()?
-                            .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
-                        d.dead += 1;
-                        return Ok(());
-                    }
-                    // The batch was refused whole: send each alone to find the ones at fault.
-                    app.store()?.outbox_mark(
-                        &ids,
-                        OutboxMark::Failed {
-                            reason: &r.message(),
-                        },
-                    )?;
-                    for mut i in todo {
-                        i.status = OutboxStatus::Failed;
-                        self.deliver_updates(app, vec![i], d)?;
-                    }
-                    return Ok(());
-                }
-                Ok(r) => {
-                    let reason = format!("{}: {}", r.status, r.message());
-                    app.store()?
-                        .outbox_mark(&ids, OutboxMark::Failed { reason: &reason })?;
-                    d.left += ids.len() as u64;
-                    return Ok(());
-                }
-                Err(Failure::Transient {
-                    reason,
-                    maybe_applied,
-                }) => {
-                    crate::mark_transient(app, &mut todo, &reason, maybe_applied)?;
-                    attempt += 1;
-                    if attempt >= self.client.settings().max_attempts {
-                        self.give_up(app, &todo, d)?;
-                        return Ok(());
-                    }
-                    let wait = self.client.backoff_wait(attempt - 1);
-                    std::thread::sleep(wait);
-                }
-                Err(f) => {
-                    // Not applied (401/403/daily 429 are answered before anything changes).
-                    app.store()?.outbox_mark(
-                        &ids,
-                        OutboxMark::Failed {
-                            reason: &format!("{f:?}"),
-                        },
-                    )?;
-                    return Err(to_error(f, "a company batch update", attempt + 1));
-                }
-            }
-        }
-        Ok(())
+        crate::deliver_batch(self, app, items, d)
     }
 
     /// Items out of attempts for this sync: dead after [`MAX_TOTAL_ATTEMPTS`], else left.
-    fn give_up(
+    fn out_of_attempts(
         &mut self,
         app: &App,
         items: &[OutboxItem],
@@ -1133,7 +999,7 @@ impl HubSpot {
                         let mut it = item.clone();
                         it.attempts = attempts;
                         it.reason = Some(reason);
-                        self.give_up(app, &[it], d)?;
+                        self.out_of_attempts(app, &[it], d)?;
                         return Ok(None);
                     }
                     attempts += 1;
@@ -1155,6 +1021,123 @@ impl HubSpot {
                 }
             }
         }
+    }
+}
+
+/// Company updates: `batch/update` (a 207 handled item by item; a 400 or 404 for a batch is
+/// split to find the items at fault), read back when an outcome is unknown.
+impl crate::BatchWriter for HubSpot {
+    fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn applied(&mut self, items: &[&OutboxItem]) -> Result<Vec<i64>, ConnectError> {
+        self.applied_updates(items)
+    }
+
+    fn send(&mut self, items: &[OutboxItem]) -> Result<Reply, Failure> {
+        let inputs: Vec<Value> = items
+            .iter()
+            .map(|i| json!({"id": i.target, "properties": serde_json::from_str::<Value>(&i.payload).unwrap_or(Value::Null)}))
+            .collect();
+        self.client.send(
+            Method::Post,
+            "/crm/v3/objects/companies/batch/update",
+            Some(&json!({"inputs": inputs})),
+        )
+    }
+
+    fn answered(
+        &mut self,
+        app: &App,
+        todo: Vec<OutboxItem>,
+        r: Reply,
+        d: &mut Delivery,
+    ) -> Result<(), ConnectError> {
+        let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
+        match r.status {
+            200 | 207 => {
+                // Ids named by an error are refused; the others were applied.
+                let mut refused: BTreeMap<String, String> = BTreeMap::new();
+                if let Some(errors) = r.body.get("errors").and_then(Value::as_array) {
+                    for e in errors {
+                        let msg = e
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("error")
+                            .to_string();
+                        let cat = e.get("category").and_then(Value::as_str).unwrap_or("");
+                        for id in e
+                            .pointer("/context/ids")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            if let Some(id) = id.as_str() {
+                                refused
+                                    .insert(id.to_string(), format!("{} {cat}: {msg}", r.status));
+                            }
+                        }
+                    }
+                }
+                let mut store = app.store()?;
+                let sent: Vec<i64> = todo
+                    .iter()
+                    .filter(|i| !refused.contains_key(&i.target))
+                    .map(|i| i.id)
+                    .collect();
+                store.outbox_mark(&sent, OutboxMark::Sent { remote_id: None })?;
+                d.sent += sent.len() as u64;
+                for i in todo.iter().filter(|i| refused.contains_key(&i.target)) {
+                    store.outbox_mark(
+                        &[i.id],
+                        OutboxMark::Dead {
+                            reason: &refused[&i.target],
+                        },
+                    )?;
+                    d.dead += 1;
+                }
+            }
+            400 | 404 if todo.len() == 1 => {
+                let reason = format!("{}: {}", r.status, r.message());
+                app.store()?
+                    .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
+                d.dead += 1;
+            }
+            400 | 404 => {
+                // The batch was refused whole: send each alone to find the ones at fault.
+                app.store()?.outbox_mark(
+                    &ids,
+                    OutboxMark::Failed {
+                        reason: &r.message(),
+                    },
+                )?;
+                for mut i in todo {
+                    i.status = OutboxStatus::Failed;
+                    crate::deliver_batch(self, app, vec![i], d)?;
+                }
+            }
+            _ => {
+                let reason = format!("{}: {}", r.status, r.message());
+                app.store()?
+                    .outbox_mark(&ids, OutboxMark::Failed { reason: &reason })?;
+                d.left += ids.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn give_up(
+        &mut self,
+        app: &App,
+        items: &[OutboxItem],
+        d: &mut Delivery,
+    ) -> Result<(), ConnectError> {
+        self.out_of_attempts(app, items, d)
+    }
+
+    fn stop(&self, f: Failure, attempts: u32) -> ConnectError {
+        to_error(f, "a company batch update", attempts)
     }
 }
 
