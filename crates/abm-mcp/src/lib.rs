@@ -154,6 +154,12 @@ impl ServerHandler for AbmTools {
                 "The Cluster ABM engine: score an ICP fit and assign a cluster from facts you pass in; search the stored accounts, explain one, see the cluster summary, review checkpoints, post engagement events; enrich a company, read its news, search and annotate HubSpot companies.".into(),
             ),
             capabilities: ServerCapabilities::builder().enable_tools().build(),
+            server_info: rmcp::model::Implementation {
+                name: "abm".into(),
+                title: Some("Cluster ABM engine".into()),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
