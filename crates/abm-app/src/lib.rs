@@ -15,6 +15,7 @@
 pub mod access;
 pub mod accounts;
 pub mod analytics;
+pub mod facts;
 pub mod ingest;
 pub mod records;
 

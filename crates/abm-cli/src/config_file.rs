@@ -74,6 +74,14 @@ const ANALYTICS_SECTION: &str = "\n# Segments for `abm analyze` (none by default
 # clusters capacity_horizon_days ahead at the movement rates of the recorded runs.\n\
 [analytics]\nclv = \"observed\"\nmargin = 1.0\nsegment_column = false\nbuying_window_days = 90\nmeeting_types = [\"meeting\"]\ncapacity_horizon_days = 91\n\n[analytics.prioritize]\nmin_closed_deals = 10\nexit_win_rate = 0.1\nexit_ltv_cac = 1.0\nenter_penetration = 0.1\ngrow_win_rate_ratio = 1.0\ngrow_ltv_cac = 3.0\n";
 
+const ENRICH_SECTION: &str = "\n# Enrichment (`abm enrich`, the MCP tool enrich_company): provider = \"none\" (default),\n\
+# \"file\" (file = a CSV or JSON Lines file keyed by domain) or \"http\": GET base_url + path\n\
+# ({domain} replaced) with Authorization: Bearer $token_env; 200 = a JSON object of account\n\
+# fields (or map fields to JSON pointers: [enrich.fields] industry = \"/company/industry\"),\n\
+# 404 = unknown. Answers are cached in the cache file (JSON Lines) for ttl_days (0 = no cache);\n\
+# at most max_per_second requests. Filled fields are marked in the explanation (docs/enrichment.md).\n\
+[enrich]\nprovider = \"none\"\nfile = \"\"\nbase_url = \"\"\npath = \"/companies?domain={domain}\"\ntoken_env = \"ABM_ENRICH_TOKEN\"\nttl_days = 30\ncache = \".abm-enrich-cache.jsonl\"\ntimeout_ms = 10000\nmax_per_second = 10\n\n[enrich.fields]\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -112,6 +120,9 @@ pub fn commented_default() -> String {
     if !body.contains("[analytics]") {
         out.push_str(ANALYTICS_SECTION);
     }
+    if !body.contains("[enrich]") {
+        out.push_str(ENRICH_SECTION);
+    }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"\n");
     }
@@ -132,6 +143,7 @@ mod tests {
         assert!(text.contains("[customers]\nmode = \"expansion\""), "{text}");
         assert!(text.contains("[analytics]\nclv = \"observed\""), "{text}");
         assert!(text.contains("# [[segments]]"), "{text}");
+        assert!(text.contains("[enrich]\nprovider = \"none\""), "{text}");
         assert!(
             text.contains("conflict_clusters = [\"active_focus\"]"),
             "{text}"

@@ -18,7 +18,8 @@ pub fn config_reference() -> String {
          `[[decision_table]]` the entry rules, `[movement]` and `[checkpoints]` the stateful runs,\n\
          `[programs]`, `[next_actions]`, `[micro_segment]`, `[verticals]`, `[capacity]`,\n\
          `[columns]` column mappings, `[inputs]` date formats and deal stages, `[values]` value\n\
-         maps, `[[segments]]` and `[analytics]` for `abm analyze`. See [rules.md](rules.md) for\n\
+         maps, `[[segments]]` and `[analytics]` for `abm analyze`, `[enrich]` the enrichment\n\
+         provider ([enrichment.md](enrichment.md)). See [rules.md](rules.md) for\n\
          what the rules mean and [inputs.md](inputs.md) for the input files.\n\n\
          ```toml\n",
     );

@@ -324,9 +324,11 @@ enum Command {
     /// News feeds → triggers.
     #[command(subcommand)]
     News(sync_cmds::NewsCommand),
-    /// Fill the stored accounts' missing fields from a file keyed by domain (never overwrites).
+    /// Fill the stored accounts' missing fields from a file keyed by domain, or from the
+    /// provider [enrich] configures (a file or an HTTP API, cached); never overwrites.
     Enrich(sync_cmds::EnrichArgs),
-    /// Serve the JSON API (bearer tokens with roles; OpenAPI at /openapi.json).
+    /// Serve the JSON API and the MCP tools at /mcp (bearer tokens with roles; OpenAPI at
+    /// /openapi.json).
     Serve(serve_cmds::ServeArgs),
     /// The engine's MCP tools for AI agents, on stdin/stdout.
     Mcp(serve_cmds::McpArgs),
@@ -560,7 +562,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(cmd) => sync_cmds::sync(cmd, cli.config.as_deref(), quiet)?,
         Command::Outbox(cmd) => sync_cmds::outbox(cmd, quiet)?,
         Command::News(cmd) => sync_cmds::news(cmd, cli.config.as_deref(), quiet)?,
-        Command::Enrich(args) => sync_cmds::enrich(args, cli.config.as_deref())?,
+        Command::Enrich(args) => sync_cmds::enrich(args, cli.config.as_deref(), quiet)?,
         Command::Serve(args) => serve_cmds::serve(args, cli.config.as_deref())?,
         Command::Mcp(args) => serve_cmds::mcp(args, cli.config.as_deref())?,
         Command::Token(cmd) => serve_cmds::token(cmd, cli.config.as_deref())?,

@@ -122,6 +122,7 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         )?;
         print_secret(&secret)?;
     }
+    let connectors = connectors(app.config());
     let rt = tokio_runtime()?;
     // The store's last handle is dropped here, outside the runtime: a PostgreSQL client owns a
     // runtime of its own, which must not be dropped from async code.
@@ -138,13 +139,33 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
             "abm: serving {} on http://{addr} (Ctrl-C or SIGTERM stops)",
             app.location().display()
         );
-        abm_server::serve(listener, app, abm_server::shutdown_signal()).await?;
+        abm_server::serve(listener, app, connectors, abm_server::shutdown_signal()).await?;
         eprintln!("abm: stopped");
         Ok::<_, anyhow::Error>(())
     });
     drop(rt);
     drop(keep);
     served
+}
+
+/// A non-empty environment variable, trimmed.
+pub(crate) fn env_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The MCP connector tools' settings: `[enrich]` with the token its `token_env` names, and
+/// HubSpot from `HUBSPOT_TOKEN` (and `ABM_HUBSPOT_URL`, default HubSpot's API).
+fn connectors(config: &abm_core::Config) -> abm_mcp::Connectors {
+    let hubspot = env_var("HUBSPOT_TOKEN").map(|token| abm_mcp::HubSpotAccess {
+        base_url: env_var("ABM_HUBSPOT_URL")
+            .unwrap_or_else(|| abm_mcp::connector_tools::HUBSPOT_URL.to_string()),
+        token,
+    });
+    let enrich_token = env_var(&config.enrich.token_env).unwrap_or_default();
+    abm_mcp::Connectors::new(config, enrich_token, hubspot)
 }
 
 fn tokio_runtime() -> Result<abm_server::Runtime> {
@@ -156,6 +177,7 @@ fn tokio_runtime() -> Result<abm_server::Runtime> {
 
 pub fn mcp(args: McpArgs, config: Option<&Path>) -> Result<()> {
     let app = open_with(&args.db, true, load_config(config)?)?;
-    abm_mcp::serve_stdio(app, args.reviewer)?;
+    let connectors = connectors(app.config());
+    abm_mcp::serve_stdio(app, args.reviewer, connectors)?;
     Ok(())
 }

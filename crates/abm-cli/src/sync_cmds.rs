@@ -108,12 +108,13 @@ pub enum NewsCommand {
     },
 }
 
-/// `abm enrich FILE`.
+/// `abm enrich [FILE]`.
 #[derive(Args)]
 pub struct EnrichArgs {
     /// A CSV or JSON Lines file keyed by `domain`, with account fields (industry, employees,
-    /// annual_revenue, country, …).
-    file: std::path::PathBuf,
+    /// annual_revenue, country, …). Without it: the provider `[enrich]` configures in abm.toml
+    /// (a file or an HTTP API, behind its cache).
+    file: Option<std::path::PathBuf>,
     /// Show what would be filled: nothing imported.
     #[arg(long)]
     dry_run: bool,
@@ -123,20 +124,33 @@ pub struct EnrichArgs {
     db: DbArgs,
 }
 
-pub fn enrich(args: EnrichArgs, config: Option<&Path>) -> Result<()> {
-    use abm_connect::enrich::{enrich, FileProvider};
+pub fn enrich(args: EnrichArgs, config: Option<&Path>, quiet: bool) -> Result<()> {
+    use abm_connect::enrich::{enrich, from_config, FileProvider, Provider};
     let config = load_config(config)?;
+    let mut provider: Box<dyn Provider + Send> = match &args.file {
+        Some(f) => Box::new(FileProvider::open(f)?),
+        None => from_config(
+            &config.enrich,
+            &crate::serve_cmds::env_var(&config.enrich.token_env).unwrap_or_default(),
+        )?,
+    };
     let app = crate::state_cmds::open_app(&args.db, false, config)?;
-    let mut provider = FileProvider::open(&args.file)?;
-    let r = enrich(&app, &mut provider, args.dry_run)?;
+    let r = enrich(&app, provider.as_mut(), args.dry_run)?;
+    if !quiet {
+        for w in &r.warnings {
+            eprintln!("abm: warning: enrichment failed for {w}; the account is left as it is");
+        }
+    }
     if args.json {
         return crate::state_cmds::print_json(&r);
     }
     outln!(
-        "{} accounts with a domain, {} known to the provider, {} enriched{}",
+        "{} accounts with a domain, {} known to the provider ({} from the cache), {} enriched, {} failed{}",
         r.looked_up,
         r.found,
+        r.cached,
         r.enriched,
+        r.failed,
         if args.dry_run {
             " (dry run: nothing imported)"
         } else {
@@ -147,9 +161,7 @@ pub fn enrich(args: EnrichArgs, config: Option<&Path>) -> Result<()> {
         outln!("  {field}: {n}")?;
     }
     if let Some(i) = &r.imported {
-        for x in &i.rejected_items {
-            outln!("  rejected #{} {}: {}", x.index, x.field, x.reason)?;
-        }
+        print_rejected(i)?;
     }
     Ok(())
 }
@@ -232,18 +244,16 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             http,
             db,
         } => {
-            let token = match std::env::var("SF_ACCESS_TOKEN") {
-                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-                _ => bail!(
-                    "SF_ACCESS_TOKEN is not set: export an access token of a connected app (see the README's \"CRM sync\")"
-                ),
-            };
-            let base = match (&http.base_url, std::env::var("SF_INSTANCE_URL")) {
-                (Some(b), _) => b.clone(),
-                (None, Ok(u)) if !u.trim().is_empty() => u.trim().to_string(),
-                _ => {
-                    bail!("SF_INSTANCE_URL is not set (e.g. https://yourcompany.my.salesforce.com)")
-                }
+            let token = required_env(
+                "SF_ACCESS_TOKEN",
+                "export an access token of a connected app (see the README's \"CRM sync\")",
+            )?;
+            let base = match &http.base_url {
+                Some(b) => b.clone(),
+                None => required_env(
+                    "SF_INSTANCE_URL",
+                    "e.g. https://yourcompany.my.salesforce.com",
+                )?,
             };
             let config = load_config(config)?;
             let app = crate::state_cmds::open_app(&db, true, config)?;
@@ -274,15 +284,7 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             )?;
             if let Some(i) = &r.imported {
                 outln!("imported: {} rejected item(s)", i.rejected_items.len())?;
-                for x in i.rejected_items.iter().take(20) {
-                    outln!(
-                        "  {} #{} {}: {}",
-                        x.kind.as_str(),
-                        x.index,
-                        x.field,
-                        x.reason
-                    )?;
-                }
+                print_rejected(i)?;
             }
             if !dry_run {
                 let d = &r.delivery;
@@ -302,12 +304,10 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             http,
             db,
         } => {
-            let token = match std::env::var("HUBSPOT_TOKEN") {
-                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-                _ => bail!(
-                    "HUBSPOT_TOKEN is not set: create a HubSpot private app (see the README's \"CRM sync\") and export its access token"
-                ),
-            };
+            let token = required_env(
+                "HUBSPOT_TOKEN",
+                "create a HubSpot private app (see the README's \"CRM sync\") and export its access token",
+            )?;
             let config = load_config(config)?;
             let app = crate::state_cmds::open_app(&db, true, config)?;
             let base = http
@@ -340,6 +340,35 @@ pub fn sync(cmd: SyncCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
     }
 }
 
+/// A required environment variable, trimmed; else an error naming it and how to set it.
+fn required_env(name: &str, how: &str) -> Result<String> {
+    match crate::serve_cmds::env_var(name) {
+        Some(v) => Ok(v),
+        None => bail!("{name} is not set: {how}"),
+    }
+}
+
+/// The first rejected items of an import (kind, index, field, reason).
+fn print_rejected(i: &abm_app::RecordsImported) -> Result<()> {
+    const SHOWN: usize = 20;
+    for x in i.rejected_items.iter().take(SHOWN) {
+        outln!(
+            "  rejected {} #{} {}: {}",
+            x.kind.as_str(),
+            x.index,
+            x.field,
+            x.reason
+        )?;
+    }
+    if i.rejected_items.len() > SHOWN {
+        outln!(
+            "  … and {} more (--json lists them all)",
+            i.rejected_items.len() - SHOWN
+        )?;
+    }
+    Ok(())
+}
+
 fn print_report(r: &SyncReport, dry_run: bool) -> Result<()> {
     outln!(
         "pulled {} companies, {} engagements, {} deals{}",
@@ -358,15 +387,7 @@ fn print_report(r: &SyncReport, dry_run: bool) -> Result<()> {
             i.rejected_items.len(),
             r.run_id.map(|id| format!("; run {id}")).unwrap_or_default()
         )?;
-        for x in i.rejected_items.iter().take(20) {
-            outln!(
-                "  {} #{} {}: {}",
-                x.kind.as_str(),
-                x.index,
-                x.field,
-                x.reason
-            )?;
-        }
+        print_rejected(i)?;
     }
     if !dry_run {
         let d = &r.delivery;
@@ -533,9 +554,7 @@ pub fn news(cmd: NewsCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
         )?;
     }
     if let Some(i) = &imported {
-        for x in &i.rejected_items {
-            outln!("  rejected #{} {}: {}", x.index, x.field, x.reason)?;
-        }
+        print_rejected(i)?;
     }
     Ok(())
 }

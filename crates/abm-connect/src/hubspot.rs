@@ -615,34 +615,149 @@ impl HubSpot {
                 .outbox_due(CRM, KIND_NOTE, after, NOTES_PER_MARK)?;
             let Some(last) = items.last() else { break };
             after = last.id;
-            // Marked `sending` together before any is sent: an item is never sent unless it
-            // is marked, so after a crash every item that may have been sent is checked
-            // first. Deliveries are recorded together after the chunk; a crash before that
-            // only costs a check.
-            let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-            app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
-            let mut sent: Vec<(i64, Option<String>)> = Vec::new();
-            let mut result = Ok(());
-            for it in &items {
-                match self.deliver_note(app, it, d) {
-                    Ok(Some(remote)) => sent.push((it.id, remote)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            let sent_refs: Vec<(i64, Option<&str>)> =
-                sent.iter().map(|(i, r)| (*i, r.as_deref())).collect();
-            app.store()?.outbox_mark_sent(&sent_refs)?;
-            result?;
+            self.deliver_notes(app, &items, d)?;
         }
         log(&format!(
             "delivered {} writes ({} found already applied), {} refused, {} left for the next sync",
             d.sent, d.confirmed, d.dead, d.left
         ));
         Ok(())
+    }
+
+    /// Notes of the outbox, delivered. Marked `sending` together before any is sent: an item
+    /// is never sent unless it is marked, so after a crash every item that may have been
+    /// sent is checked first. Deliveries are recorded together after the chunk; a crash
+    /// before that only costs a check.
+    pub fn deliver_notes(
+        &mut self,
+        app: &App,
+        items: &[OutboxItem],
+        d: &mut Delivery,
+    ) -> Result<(), ConnectError> {
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
+        let mut sent: Vec<(i64, Option<String>)> = Vec::new();
+        let mut result = Ok(());
+        for it in items {
+            match self.deliver_note(app, it, d) {
+                Ok(Some(remote)) => sent.push((it.id, remote)),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let sent_refs: Vec<(i64, Option<&str>)> =
+            sent.iter().map(|(i, r)| (*i, r.as_deref())).collect();
+        app.store()?.outbox_mark_sent(&sent_refs)?;
+        result
+    }
+
+    /// Companies matching `query` (HubSpot's full-text search over name, domain, phone and
+    /// website), at most `limit` (≤ 200), with the properties abm reads.
+    pub fn search_companies(
+        &mut self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Value>, ConnectError> {
+        let mut properties: Vec<&str> = COMPANY_PROPERTIES.iter().map(|p| p.0).collect();
+        properties.extend(ABM_PROPERTIES.iter().map(|p| p.0));
+        properties.push("hs_lastmodifieddate");
+        let body = json!({
+            "query": query,
+            "properties": properties,
+            "limit": limit.clamp(1, SEARCH_PAGE),
+        });
+        let what = "the company search";
+        let page = self.read_ok(
+            Method::Post,
+            "/crm/v3/objects/companies/search",
+            Some(&body),
+            what,
+        )?;
+        let results = page
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| protocol(what, "no results array"))?;
+        Ok(results
+            .iter()
+            .map(|c| {
+                let mut o = Map::new();
+                o.insert("id".into(), c.get("id").cloned().unwrap_or(Value::Null));
+                for p in &properties {
+                    if let Some(v) = prop(c, p) {
+                        o.insert((*p).to_string(), json!(v));
+                    }
+                }
+                Value::Object(o)
+            })
+            .collect())
+    }
+
+    /// A note on a company, through the outbox: stored under an idempotency key (`key`, else
+    /// one made from the company and the text) before it is sent, so the same note asked for
+    /// twice is posted once, and a note HubSpot could not take now stays in the outbox for
+    /// the next `abm sync hubspot` (the playbook's "log and continue").
+    pub fn add_note(
+        &mut self,
+        app: &App,
+        company_id: &str,
+        text: &str,
+        at: Instant,
+        key: Option<&str>,
+    ) -> Result<NoteOutcome, ConnectError> {
+        if !is_company_id(company_id) {
+            return Err(ConnectError::Invalid(format!(
+                "company id {company_id:?}: HubSpot's company ids are decimal numbers"
+            )));
+        }
+        if text.trim().is_empty() {
+            return Err(ConnectError::Invalid("the note is empty".into()));
+        }
+        let digest = fnv1a(&format!("{company_id}\n{}\n{text}", key.unwrap_or("")));
+        let token = format!("abmagent{company_id}h{digest:016x}");
+        let outbox_key = format!("hubspot:agent-note:{company_id}:{digest:016x}");
+        let payload = note_payload(text.to_string(), &token, millis(at));
+        app.store()?.outbox_enqueue(&[NewOutboxItem {
+            key: &outbox_key,
+            crm: CRM,
+            kind: KIND_NOTE,
+            target: company_id,
+            payload: &payload,
+        }])?;
+        let item = app
+            .store()?
+            .outbox_get(&outbox_key)?
+            .ok_or_else(|| ConnectError::Invalid(format!("outbox item {outbox_key} vanished")))?;
+        let mut d = Delivery::default();
+        if matches!(
+            item.status,
+            OutboxStatus::Pending | OutboxStatus::Failed | OutboxStatus::Sending
+        ) {
+            match self.deliver_notes(app, std::slice::from_ref(&item), &mut d) {
+                // HubSpot unavailable or answering oddly: the note waits in the outbox.
+                Ok(())
+                | Err(
+                    ConnectError::Unavailable { .. }
+                    | ConnectError::Api { .. }
+                    | ConnectError::Protocol { .. },
+                ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let item = app
+            .store()?
+            .outbox_get(&outbox_key)?
+            .ok_or_else(|| ConnectError::Invalid(format!("outbox item {outbox_key} vanished")))?;
+        Ok(NoteOutcome {
+            outbox_id: item.id,
+            key: item.key,
+            status: item.status,
+            note_id: item.remote_id,
+            reason: item.reason,
+            already_there: d.sent == 0 && d.confirmed == 0 && item.status == OutboxStatus::Sent,
+        })
     }
 
     /// One batch of company updates (≤ 100), retried within this sync.
@@ -652,145 +767,11 @@ impl HubSpot {
         items: Vec<OutboxItem>,
         d: &mut Delivery,
     ) -> Result<(), ConnectError> {
-        let mut todo = items;
-        let mut attempt = 0u32;
-        while !todo.is_empty() {
-            // Unknown outcomes first: read the companies back.
-            let unknown: Vec<&OutboxItem> = todo
-                .iter()
-                .filter(|i| i.status == OutboxStatus::Sending)
-                .collect();
-            if !unknown.is_empty() {
-                let applied = self.applied_updates(&unknown)?;
-                if !applied.is_empty() {
-                    app.store()?
-                        .outbox_mark(&applied, OutboxMark::Sent { remote_id: None })?;
-                    d.confirmed += applied.len() as u64;
-                    todo.retain(|i| !applied.contains(&i.id));
-                }
-                if todo.is_empty() {
-                    break;
-                }
-            }
-            let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
-            let inputs: Vec<Value> = todo
-                .iter()
-                .map(|i| json!({"id": i.target, "properties": serde_json::from_str::<Value>(&i.payload).unwrap_or(Value::Null)}))
-                .collect();
-            app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
-            for i in todo.iter_mut() {
-                i.status = OutboxStatus::Sending;
-                i.attempts += 1;
-            }
-            let body = json!({"inputs": inputs});
-            match self.client.send(
-                Method::Post,
-                "/crm/v3/objects/companies/batch/update",
-                Some(&body),
-            ) {
-                Ok(r) if r.status == 200 || r.status == 207 => {
-                    // Ids named by an error are refused; the others were applied.
-                    let mut refused: BTreeMap<String, String> = BTreeMap::new();
-                    if let Some(errors) = r.body.get("errors").and_then(Value::as_array) {
-                        for e in errors {
-                            let msg = e
-                                .get("message")
-                                .and_then(Value::as_str)
-                                .unwrap_or("error")
-                                .to_string();
-                            let cat = e.get("category").and_then(Value::as_str).unwrap_or("");
-                            for id in e
-                                .pointer("/context/ids")
-                                .and_then(Value::as_array)
-                                .into_iter()
-                                .flatten()
-                            {
-                                if let Some(id) = id.as_str() {
-                                    refused.insert(
-                                        id.to_string(),
-                                        format!("{} {cat}: {msg}", r.status),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    let mut store = app.store()?;
-                    let sent: Vec<i64> = todo
-                        .iter()
-                        .filter(|i| !refused.contains_key(&i.target))
-                        .map(|i| i.id)
-                        .collect();
-                    store.outbox_mark(&sent, OutboxMark::Sent { remote_id: None })?;
-                    d.sent += sent.len() as u64;
-                    for i in todo.iter().filter(|i| refused.contains_key(&i.target)) {
-                        store.outbox_mark(
-                            &[i.id],
-                            OutboxMark::Dead {
-                                reason: &refused[&i.target],
-                            },
-                        )?;
-                        d.dead += 1;
-                    }
-                    return Ok(());
-                }
-                Ok(r) if r.status == 400 || r.status == 404 => {
-                    if todo.len() == 1 {
-                        let reason = format!("{}: {}", r.status, r.message());
-                        app.store()?
-                            .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
-                        d.dead += 1;
-                        return Ok(());
-                    }
-                    // The batch was refused whole: send each alone to find the ones at fault.
-                    app.store()?.outbox_mark(
-                        &ids,
-                        OutboxMark::Failed {
-                            reason: &r.message(),
-                        },
-                    )?;
-                    for mut i in todo {
-                        i.status = OutboxStatus::Failed;
-                        self.deliver_updates(app, vec![i], d)?;
-                    }
-                    return Ok(());
-                }
-                Ok(r) => {
-                    let reason = format!("{}: {}", r.status, r.message());
-                    app.store()?
-                        .outbox_mark(&ids, OutboxMark::Failed { reason: &reason })?;
-                    d.left += ids.len() as u64;
-                    return Ok(());
-                }
-                Err(Failure::Transient {
-                    reason,
-                    maybe_applied,
-                }) => {
-                    crate::mark_transient(app, &mut todo, &reason, maybe_applied)?;
-                    attempt += 1;
-                    if attempt >= self.client.settings().max_attempts {
-                        self.give_up(app, &todo, d)?;
-                        return Ok(());
-                    }
-                    let wait = self.client.backoff_wait(attempt - 1);
-                    std::thread::sleep(wait);
-                }
-                Err(f) => {
-                    // Not applied (401/403/daily 429 are answered before anything changes).
-                    app.store()?.outbox_mark(
-                        &ids,
-                        OutboxMark::Failed {
-                            reason: &format!("{f:?}"),
-                        },
-                    )?;
-                    return Err(to_error(f, "a company batch update", attempt + 1));
-                }
-            }
-        }
-        Ok(())
+        crate::deliver_batch(self, app, items, d)
     }
 
     /// Items out of attempts for this sync: dead after [`MAX_TOTAL_ATTEMPTS`], else left.
-    fn give_up(
+    fn out_of_attempts(
         &mut self,
         app: &App,
         items: &[OutboxItem],
@@ -1021,7 +1002,7 @@ impl HubSpot {
                         let mut it = item.clone();
                         it.attempts = attempts;
                         it.reason = Some(reason);
-                        self.give_up(app, &[it], d)?;
+                        self.out_of_attempts(app, &[it], d)?;
                         return Ok(None);
                     }
                     attempts += 1;
@@ -1043,6 +1024,123 @@ impl HubSpot {
                 }
             }
         }
+    }
+}
+
+/// Company updates: `batch/update` (a 207 handled item by item; a 400 or 404 for a batch is
+/// split to find the items at fault), read back when an outcome is unknown.
+impl crate::BatchWriter for HubSpot {
+    fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn applied(&mut self, items: &[&OutboxItem]) -> Result<Vec<i64>, ConnectError> {
+        self.applied_updates(items)
+    }
+
+    fn send(&mut self, items: &[OutboxItem]) -> Result<Reply, Failure> {
+        let inputs: Vec<Value> = items
+            .iter()
+            .map(|i| json!({"id": i.target, "properties": serde_json::from_str::<Value>(&i.payload).unwrap_or(Value::Null)}))
+            .collect();
+        self.client.send(
+            Method::Post,
+            "/crm/v3/objects/companies/batch/update",
+            Some(&json!({"inputs": inputs})),
+        )
+    }
+
+    fn answered(
+        &mut self,
+        app: &App,
+        todo: Vec<OutboxItem>,
+        r: Reply,
+        d: &mut Delivery,
+    ) -> Result<(), ConnectError> {
+        let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
+        match r.status {
+            200 | 207 => {
+                // Ids named by an error are refused; the others were applied.
+                let mut refused: BTreeMap<String, String> = BTreeMap::new();
+                if let Some(errors) = r.body.get("errors").and_then(Value::as_array) {
+                    for e in errors {
+                        let msg = e
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("error")
+                            .to_string();
+                        let cat = e.get("category").and_then(Value::as_str).unwrap_or("");
+                        for id in e
+                            .pointer("/context/ids")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            if let Some(id) = id.as_str() {
+                                refused
+                                    .insert(id.to_string(), format!("{} {cat}: {msg}", r.status));
+                            }
+                        }
+                    }
+                }
+                let mut store = app.store()?;
+                let sent: Vec<i64> = todo
+                    .iter()
+                    .filter(|i| !refused.contains_key(&i.target))
+                    .map(|i| i.id)
+                    .collect();
+                store.outbox_mark(&sent, OutboxMark::Sent { remote_id: None })?;
+                d.sent += sent.len() as u64;
+                for i in todo.iter().filter(|i| refused.contains_key(&i.target)) {
+                    store.outbox_mark(
+                        &[i.id],
+                        OutboxMark::Dead {
+                            reason: &refused[&i.target],
+                        },
+                    )?;
+                    d.dead += 1;
+                }
+            }
+            400 | 404 if todo.len() == 1 => {
+                let reason = format!("{}: {}", r.status, r.message());
+                app.store()?
+                    .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
+                d.dead += 1;
+            }
+            400 | 404 => {
+                // The batch was refused whole: send each alone to find the ones at fault.
+                app.store()?.outbox_mark(
+                    &ids,
+                    OutboxMark::Failed {
+                        reason: &r.message(),
+                    },
+                )?;
+                for mut i in todo {
+                    i.status = OutboxStatus::Failed;
+                    crate::deliver_batch(self, app, vec![i], d)?;
+                }
+            }
+            _ => {
+                let reason = format!("{}: {}", r.status, r.message());
+                app.store()?
+                    .outbox_mark(&ids, OutboxMark::Failed { reason: &reason })?;
+                d.left += ids.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn give_up(
+        &mut self,
+        app: &App,
+        items: &[OutboxItem],
+        d: &mut Delivery,
+    ) -> Result<(), ConnectError> {
+        self.out_of_attempts(app, items, d)
+    }
+
+    fn stop(&self, f: Failure, attempts: u32) -> ConnectError {
+        to_error(f, "a company batch update", attempts)
     }
 }
 
@@ -1133,21 +1231,8 @@ pub fn enqueue(app: &App) -> Result<(u64, u64), ConnectError> {
         if let Some(by) = &m.approved_by {
             body.push_str(&format!("\nApproved by: {by}"));
         }
-        let tail = format!("\nabm outbox key: {token}");
-        if body.len() + tail.len() > NOTE_BODY_MAX {
-            let mut cut = NOTE_BODY_MAX - tail.len() - 3;
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            body.truncate(cut);
-            body.push('…');
-        }
-        body.push_str(&tail);
         keys.push(format!("hubspot:note:{}:{}", m.account_id, m.id));
-        notes.push(
-            json!({"hs_timestamp": ts.to_string(), "hs_note_body": body, "token": token})
-                .to_string(),
-        );
+        notes.push(note_payload(body, &token, ts));
         note_targets.push(m.account_id.clone());
     }
     let items: Vec<NewOutboxItem<'_>> = keys
@@ -1164,6 +1249,45 @@ pub fn enqueue(app: &App) -> Result<(u64, u64), ConnectError> {
         .collect();
     let notes = app.store()?.outbox_enqueue(&items)?;
     Ok((updates, notes))
+}
+
+/// An outbox note's payload: the text (cut to fit) ending with the line naming its token,
+/// the timestamp in epoch milliseconds, and the token.
+fn note_payload(mut body: String, token: &str, ts_ms: i64) -> String {
+    let tail = format!("\nabm outbox key: {token}");
+    if body.len() + tail.len() > NOTE_BODY_MAX {
+        let mut cut = NOTE_BODY_MAX - tail.len() - 3;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        body.truncate(cut);
+        body.push('…');
+    }
+    body.push_str(&tail);
+    json!({"hs_timestamp": ts_ms.to_string(), "hs_note_body": body, "token": token}).to_string()
+}
+
+/// FNV-1a, 64 bits: a stable digest for idempotency keys (not a security hash).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What [`HubSpot::add_note`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteOutcome {
+    /// The outbox item (see `abm outbox list`).
+    pub outbox_id: i64,
+    pub key: String,
+    /// `sent`; `failed` or `sending` (unconfirmed): left for the next sync; `dead`: refused.
+    pub status: OutboxStatus,
+    /// HubSpot's id of the note, once sent.
+    pub note_id: Option<String>,
+    /// Why the last attempt failed.
+    pub reason: Option<String>,
+    /// The same note was already delivered earlier: nothing was sent now.
+    pub already_there: bool,
 }
 
 /// HubSpot's object ids are decimal numbers.

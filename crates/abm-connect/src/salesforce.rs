@@ -18,7 +18,7 @@ use crate::ConnectError;
 use abm_app::records::{RecordBatch, RecordKind};
 use abm_app::App;
 use abm_core::Instant;
-use abm_store::outbox::{NewOutboxItem, OutboxItem, OutboxMark, OutboxStatus};
+use abm_store::outbox::{NewOutboxItem, OutboxItem, OutboxMark};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -355,110 +355,14 @@ impl Salesforce {
     fn deliver(
         &mut self,
         app: &App,
-        mut todo: Vec<OutboxItem>,
+        todo: Vec<OutboxItem>,
         d: &mut crate::hubspot::Delivery,
     ) -> Result<(), ConnectError> {
-        let mut attempt = 0u32;
-        while !todo.is_empty() {
-            if todo.iter().any(|i| i.status == OutboxStatus::Sending) {
-                let applied = self.applied(&todo)?;
-                if !applied.is_empty() {
-                    let sent: Vec<(i64, Option<&str>)> =
-                        applied.iter().map(|i| (*i, None)).collect();
-                    app.store()?.outbox_mark_sent(&sent)?;
-                    d.confirmed += applied.len() as u64;
-                    todo.retain(|i| !applied.contains(&i.id));
-                    if todo.is_empty() {
-                        break;
-                    }
-                }
-            }
-            let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
-            let records: Vec<Value> = todo
-                .iter()
-                .map(|i| {
-                    let mut r: Value = serde_json::from_str(&i.payload).unwrap_or(json!({}));
-                    r["attributes"] = json!({"type": "Account"});
-                    r["id"] = json!(i.target);
-                    r
-                })
-                .collect();
-            app.store()?.outbox_mark(&ids, OutboxMark::Sending)?;
-            for i in todo.iter_mut() {
-                i.status = OutboxStatus::Sending;
-            }
-            let body = json!({"allOrNone": false, "records": records});
-            match self.client.send(
-                Method::Patch,
-                &format!("{API}/composite/sobjects"),
-                Some(&body),
-            ) {
-                Ok(r) if r.status == 200 => {
-                    let results = r.body.as_array().cloned().unwrap_or_default();
-                    let mut sent = Vec::new();
-                    let mut store = app.store()?;
-                    for (i, item) in todo.iter().enumerate() {
-                        let res = results.get(i);
-                        if res.and_then(|x| x.get("success")).and_then(Value::as_bool) == Some(true)
-                        {
-                            sent.push((item.id, None));
-                        } else {
-                            let reason = res
-                                .and_then(|x| x.get("errors"))
-                                .and_then(|e| e.get(0))
-                                .map(|e| {
-                                    format!(
-                                        "{}: {}",
-                                        e.get("statusCode").and_then(Value::as_str).unwrap_or(""),
-                                        e.get("message").and_then(Value::as_str).unwrap_or("")
-                                    )
-                                })
-                                .unwrap_or_else(|| "no result for this record".into());
-                            store.outbox_mark(&[item.id], OutboxMark::Dead { reason: &reason })?;
-                            d.dead += 1;
-                        }
-                    }
-                    store.outbox_mark_sent(&sent)?;
-                    d.sent += sent.len() as u64;
-                    return Ok(());
-                }
-                Ok(r) => {
-                    // The whole request refused (400, 404, …): Salesforce's message on each.
-                    let reason = format!("{}: {}", r.status, r.message());
-                    app.store()?
-                        .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
-                    d.dead += ids.len() as u64;
-                    return Ok(());
-                }
-                Err(Failure::Transient {
-                    reason,
-                    maybe_applied,
-                }) => {
-                    crate::mark_transient(app, &mut todo, &reason, maybe_applied)?;
-                    attempt += 1;
-                    if attempt >= self.client.settings().max_attempts {
-                        d.left += todo.len() as u64;
-                        return Ok(());
-                    }
-                    let wait = self.client.backoff_wait(attempt - 1);
-                    std::thread::sleep(wait);
-                }
-                Err(f) => {
-                    app.store()?.outbox_mark(
-                        &ids,
-                        OutboxMark::Failed {
-                            reason: &format!("{f:?}"),
-                        },
-                    )?;
-                    return Err(to_error(f, "an sObject Collections update", attempt + 1));
-                }
-            }
-        }
-        Ok(())
+        crate::deliver_batch(self, app, todo, d)
     }
 
     /// Of `items`, those whose values Salesforce already shows.
-    fn applied(&mut self, items: &[OutboxItem]) -> Result<Vec<i64>, ConnectError> {
+    fn applied_updates(&mut self, items: &[&OutboxItem]) -> Result<Vec<i64>, ConnectError> {
         let ids: Vec<String> = items
             .iter()
             .filter(|i| is_account_id(&i.target))
@@ -498,6 +402,94 @@ impl Salesforce {
             })
             .map(|(i, _)| i.id)
             .collect())
+    }
+}
+
+/// Account updates with sObject Collections (`allOrNone=false`: per-record results), read back
+/// by SOQL when an outcome is unknown.
+impl crate::BatchWriter for Salesforce {
+    fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn applied(&mut self, items: &[&OutboxItem]) -> Result<Vec<i64>, ConnectError> {
+        self.applied_updates(items)
+    }
+
+    fn send(&mut self, items: &[OutboxItem]) -> Result<Reply, Failure> {
+        let records: Vec<Value> = items
+            .iter()
+            .map(|i| {
+                let mut r: Value = serde_json::from_str(&i.payload).unwrap_or(json!({}));
+                r["attributes"] = json!({"type": "Account"});
+                r["id"] = json!(i.target);
+                r
+            })
+            .collect();
+        let body = json!({"allOrNone": false, "records": records});
+        self.client.send(
+            Method::Patch,
+            &format!("{API}/composite/sobjects"),
+            Some(&body),
+        )
+    }
+
+    fn answered(
+        &mut self,
+        app: &App,
+        todo: Vec<OutboxItem>,
+        r: Reply,
+        d: &mut crate::hubspot::Delivery,
+    ) -> Result<(), ConnectError> {
+        if r.status != 200 {
+            // The whole request refused (400, 404, …): Salesforce's message on each.
+            let ids: Vec<i64> = todo.iter().map(|i| i.id).collect();
+            let reason = format!("{}: {}", r.status, r.message());
+            app.store()?
+                .outbox_mark(&ids, OutboxMark::Dead { reason: &reason })?;
+            d.dead += ids.len() as u64;
+            return Ok(());
+        }
+        let results = r.body.as_array().cloned().unwrap_or_default();
+        let mut sent = Vec::new();
+        let mut store = app.store()?;
+        for (i, item) in todo.iter().enumerate() {
+            let res = results.get(i);
+            if res.and_then(|x| x.get("success")).and_then(Value::as_bool) == Some(true) {
+                sent.push((item.id, None));
+            } else {
+                let reason = res
+                    .and_then(|x| x.get("errors"))
+                    .and_then(|e| e.get(0))
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.get("statusCode").and_then(Value::as_str).unwrap_or(""),
+                            e.get("message").and_then(Value::as_str).unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_else(|| "no result for this record".into());
+                store.outbox_mark(&[item.id], OutboxMark::Dead { reason: &reason })?;
+                d.dead += 1;
+            }
+        }
+        store.outbox_mark_sent(&sent)?;
+        d.sent += sent.len() as u64;
+        Ok(())
+    }
+
+    fn give_up(
+        &mut self,
+        _app: &App,
+        items: &[OutboxItem],
+        d: &mut crate::hubspot::Delivery,
+    ) -> Result<(), ConnectError> {
+        d.left += items.len() as u64;
+        Ok(())
+    }
+
+    fn stop(&self, f: Failure, attempts: u32) -> ConnectError {
+        to_error(f, "an sObject Collections update", attempts)
     }
 }
 

@@ -400,6 +400,96 @@ fn five_xx_bursts_slow_answers_and_dropped_reads_are_retried() {
     assert!(s.injected_5xx + s.dropped + s.slowed > 0);
 }
 
+/// The agent's calls (the MCP tools `hubspot_search_companies`, `hubspot_add_note`): a search
+/// by text; a note posted once per key, however often it is asked for, even when HubSpot fails
+/// mid-way; a note HubSpot cannot take now waits in the outbox for the next sync.
+#[test]
+fn an_agents_note_is_posted_once_and_waits_in_the_outbox_when_hubspot_fails() {
+    let fake = FakeHubSpot::start(1000, Duration::from_secs(1), 9);
+    fake.add_companies(700, 5, T0);
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir);
+    let mut hs = HubSpot::new(client(&fake, Duration::from_secs(5)));
+    let found = hs.search_companies("company 702", 10).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["id"], "702");
+    assert_eq!(found[0]["domain"], "c702.example.com");
+    assert!(hs.search_companies("nobody", 10).unwrap().is_empty());
+
+    let at = Instant::parse("2026-05-01T09:00:00Z").unwrap();
+    let first = hs
+        .add_note(&app, "702", "Met the CFO.", at, Some("k1"))
+        .unwrap();
+    assert_eq!(first.status, OutboxStatus::Sent, "{first:?}");
+    assert!(first.note_id.is_some() && !first.already_there);
+    let again = hs
+        .add_note(&app, "702", "Met the CFO.", at, Some("k1"))
+        .unwrap();
+    assert!(
+        again.already_there && again.note_id == first.note_id,
+        "{again:?}"
+    );
+    assert_eq!(fake.state.lock().unwrap().notes_created.len(), 1);
+    assert!(
+        hs.add_note(&app, "ACC-1", "x", at, None).is_err(),
+        "not a company id"
+    );
+
+    // Every write fails (5xx after applying, or dropped): the note waits, unconfirmed or
+    // failed, and the next sync delivers it exactly once.
+    fake.set_faults(Faults {
+        p5xx: 1.0,
+        ..Faults::default()
+    });
+    let mut s = ClientSettings::new(&fake.url);
+    s.backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+    s.max_attempts = 2;
+    let mut flaky = HubSpot::new(Client::new(s, fake.token.clone()));
+    let waiting = flaky
+        .add_note(&app, "703", "Sent the proposal.", at, None)
+        .unwrap();
+    assert_ne!(waiting.status, OutboxStatus::Sent, "{waiting:?}");
+    assert!(waiting.reason.is_some());
+    fake.set_faults(Faults::default());
+    let r = hs
+        .sync(
+            &app,
+            &SyncOptions {
+                deliver_only: true,
+                ..SyncOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
+    assert_eq!(r.delivery.sent + r.delivery.confirmed, 1, "{r:?}");
+    let item = app
+        .store()
+        .unwrap()
+        .outbox_get(&waiting.key)
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.status, OutboxStatus::Sent);
+    let bodies: Vec<String> = fake
+        .state
+        .lock()
+        .unwrap()
+        .notes_created
+        .iter()
+        .map(|n| n.1.clone())
+        .collect();
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.contains("Sent the proposal."))
+            .count(),
+        1,
+        "{bodies:?}"
+    );
+}
+
 /// The fault run: 10,000 company updates and 10,000 notes under 10% 5xx, 5% 429, 2% dropped
 /// connections (and 0.5% slow answers past the client's timeout): every write delivered
 /// exactly once.

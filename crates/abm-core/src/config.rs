@@ -58,6 +58,9 @@ pub struct Config {
     /// `abm analyze`: CLV, margin and the prioritization thresholds.
     #[serde(skip_serializing_if = "crate::segments::AnalyticsConfig::is_default")]
     pub analytics: crate::segments::AnalyticsConfig,
+    /// Where `abm enrich` and the `enrich_company` tool get firmographics (off by default).
+    #[serde(skip_serializing_if = "crate::enrichment::EnrichConfig::is_default")]
+    pub enrich: crate::enrichment::EnrichConfig,
 }
 
 /// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
@@ -916,6 +919,7 @@ impl Default for Config {
             values: Default::default(),
             segments: Vec::new(),
             analytics: Default::default(),
+            enrich: Default::default(),
         }
     }
 }

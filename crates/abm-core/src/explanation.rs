@@ -125,6 +125,9 @@ pub struct Explanation {
     /// The account's state in the database (database only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored: Option<StoredState>,
+    /// Which fields enrichment filled, from which source, fetched when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<crate::enrichment::EnrichedBy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,6 +211,9 @@ pub struct CriterionExplanation {
     /// What it adds to this account's points possible (0 when left out).
     pub possible: f64,
     pub status: CriterionState,
+    /// The value was filled by enrichment (see the explanation's `enrichment`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enriched: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -658,6 +664,9 @@ impl Explanation {
     ) -> Explanation {
         let sc = &a.score;
         let t = &rules.config.icp.tiers;
+        let enrichment = account
+            .field(crate::enrichment::ENRICHED_BY)
+            .and_then(crate::enrichment::EnrichedBy::parse);
         let score = ScoreExplanation {
             score: sc.score,
             score_source: sc.score_source.into(),
@@ -682,6 +691,9 @@ impl Explanation {
                     points: c.points,
                     possible: c.possible,
                     status: c.status.into(),
+                    enriched: enrichment
+                        .as_ref()
+                        .is_some_and(|m| m.fields.contains(&c.field)),
                 })
                 .collect(),
             criteria_without_data: model.without_data(),
@@ -916,6 +928,7 @@ impl Explanation {
             conflicts,
             conflict_clusters: rules.config.checkpoints.conflict_clusters.clone(),
             stored: None,
+            enrichment,
         }
     }
 
@@ -1016,12 +1029,24 @@ impl Explanation {
             };
             writeln!(
                 s,
-                "    {:>5}/{:<5} {} = {}   ({})",
+                "    {:>5}/{:<5} {} = {}   ({}){}",
                 earned,
                 format_score(c.points),
                 c.field,
                 value,
-                c.test
+                c.test,
+                if c.enriched { "  [enriched]" } else { "" }
+            )?;
+        }
+        if let Some(m) = &self.enrichment {
+            writeln!(
+                s,
+                "  enriched by {}{}: {}",
+                m.source,
+                m.fetched_at
+                    .map(|t| format!(", fetched {t}"))
+                    .unwrap_or_default(),
+                m.fields.join(", ")
             )?;
         }
         if !sc.criteria_without_data.is_empty() {

@@ -23,6 +23,7 @@ pub mod assess;
 pub mod config;
 pub mod config_diff;
 pub mod engagement;
+pub mod enrichment;
 pub mod explanation;
 pub mod inputs;
 pub mod model;

@@ -2,7 +2,8 @@
 
 use crate::columns::FileKind;
 use crate::load::{parse_event, scan_seq, EventCols, LoadOptions, Rejects};
-use crate::segment::{load_all, Resolved};
+use crate::segment::{load_inputs, Inputs, Resolved};
+use crate::source::InputSource;
 use crate::IngestError;
 use abm_core::assess::assess;
 use abm_core::engagement::EngagementState;
@@ -40,8 +41,19 @@ pub fn explain(
     rules: &Rules,
     opts: &LoadOptions<'_>,
 ) -> Result<Explained, IngestError> {
-    let loaded = load_all(paths, rules, None, true, opts)?;
-    let accounts_file = paths.accounts.display().to_string();
+    explain_inputs(account_id, &paths.inputs(), rules, opts).map(|(e, _)| e)
+}
+
+/// [`explain`] over files or bytes in memory (an account's facts passed in by an agent),
+/// with every row the load rejected.
+pub fn explain_inputs(
+    account_id: &str,
+    paths: &Inputs,
+    rules: &Rules,
+    opts: &LoadOptions<'_>,
+) -> Result<(Explained, Rejects), IngestError> {
+    let loaded = load_inputs(paths, rules, None, true, opts)?;
+    let accounts_file = paths.accounts.name();
     let Some(idx) = loaded.accounts.index.get(account_id.as_bytes()) else {
         // A rejected account row says so, and why.
         let rows: Vec<RejectedRow> = loaded
@@ -61,10 +73,13 @@ pub fn explain(
                 "account {account_id:?} is not in {accounts_file}"
             )));
         }
-        return Ok(Explained::Rejected(RejectedAccount {
-            account_id: account_id.to_string(),
-            rows,
-        }));
+        return Ok((
+            Explained::Rejected(RejectedAccount {
+                account_id: account_id.to_string(),
+                rows,
+            }),
+            loaded.rejects,
+        ));
     };
     let table = &loaded.accounts.table;
     let account = table.get(idx);
@@ -74,13 +89,13 @@ pub fn explain(
 
     // This account's events, with what happened to each, newest first.
     let mut events: Vec<(usize, ObservedEvent)> = Vec::new();
-    let engagement_files: Vec<&std::path::PathBuf> = paths
+    let engagement_files: Vec<&InputSource> = paths
         .engagement
         .iter()
         .chain(&paths.more_engagement)
         .collect();
     for (file, p) in engagement_files.iter().enumerate() {
-        let src = opts.open(p, FileKind::Engagement)?;
+        let src = opts.open_input(p, FileKind::Engagement)?;
         let cols = EventCols::of(&src.projection);
         let mut st = EngagementState::default();
         let mut ignore = Rejects::default();
@@ -88,7 +103,7 @@ pub fn explain(
             strict: false,
             ..*opts
         };
-        let name = p.display().to_string();
+        let name = p.name();
         scan_seq(
             src,
             &quiet,
@@ -127,14 +142,11 @@ pub fn explain(
         file: accounts_file,
         line: account.line(),
     });
-    e.engagement.files = engagement_files
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    e.engagement.files = engagement_files.iter().map(|p| p.name()).collect();
     // Events of this account that were rejected (an unknown type, a bad date, …) are not in
     // the count: say so, and why.
     if let Some(p) = &paths.engagement {
-        let file = p.display().to_string();
+        let file = p.name();
         let mut why: Vec<RejectedEvents> = Vec::new();
         for r in loaded
             .rejects
@@ -150,7 +162,7 @@ pub fn explain(
         }
         e.engagement.rejected = why;
     }
-    Ok(Explained::Assessed(Box::new(e)))
+    Ok((Explained::Assessed(Box::new(e)), loaded.rejects))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use abm_core::account::AccountIdx;
 use abm_core::engagement::{contact_hash, EngagementState, Signal, Verdict};
 use abm_core::rules::{Code, Rules};
 use abm_core::Instant;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
 /// Resolved columns of an engagement file.
@@ -888,7 +887,7 @@ fn unknown_account(src: &Source, rec: &Record<'_>, id: &[u8]) -> Rejection {
 /// cluster read; without them (and without floors) events that cannot change the outcome skip
 /// the state entirely.
 pub fn fold_engagement(
-    path: &Path,
+    input: &crate::source::InputSource,
     accounts: &Accounts,
     rules: &Rules,
     floors: Option<&[Instant]>,
@@ -896,7 +895,7 @@ pub fn fold_engagement(
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<EngagementFold, IngestError> {
-    let mut src = opts.open(path, FileKind::Engagement)?;
+    let mut src = opts.open_input(input, FileKind::Engagement)?;
     let since = rejects.rows.len();
     let mut input = src.take_input();
     let ctx = FoldCtx {
@@ -1032,6 +1031,7 @@ mod tests {
     use crate::csv::for_each_record;
     use crate::load::load_accounts;
     use abm_core::Config;
+    use std::path::Path;
 
     const LONG: &str = "ACCOUNT-WITH-A-VERY-LONG-IDENTIFIER-0001";
 
@@ -1218,8 +1218,22 @@ mod tests {
         .unwrap();
         let opts = LoadOptions::new(&cfg);
         let mut rejects = Rejects::default();
-        let accounts = load_accounts(&acc_path, &opts, &mut rejects).unwrap();
-        let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects).unwrap();
+        let accounts = load_accounts(
+            &crate::source::InputSource::File(acc_path.to_path_buf()),
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
+        let f = fold_engagement(
+            &crate::source::InputSource::File(eng.to_path_buf()),
+            &accounts,
+            &rules,
+            None,
+            true,
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
         assert_eq!(f.rows, 4);
         assert_eq!(
             bad_rows(&rejects),
@@ -1257,7 +1271,12 @@ mod tests {
         let mut opts = LoadOptions::new(&cfg);
         opts.threads = 2;
         let mut rejects = Rejects::default();
-        let accounts = load_accounts(&acc_path, &opts, &mut rejects).unwrap();
+        let accounts = load_accounts(
+            &crate::source::InputSource::File(acc_path.to_path_buf()),
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
         let src = opts.open(&eng, FileKind::Engagement).unwrap();
         // The reference: serde_json for every line, then the detailed `observe`.
         let cols = EventCols::of(&src.projection);
@@ -1291,7 +1310,16 @@ mod tests {
             }
         }
         let mut rejects = Rejects::default();
-        let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects).unwrap();
+        let f = fold_engagement(
+            &crate::source::InputSource::File(eng.to_path_buf()),
+            &accounts,
+            &rules,
+            None,
+            true,
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
         let got_bad: Vec<(u64, String)> = rejects
             .rows
             .iter()
@@ -1334,7 +1362,12 @@ mod tests {
             let mut opts = LoadOptions::new(&cfg);
             opts.threads = threads;
             let mut rejects = Rejects::default();
-            let accounts = load_accounts(&acc_path, &opts, &mut rejects).unwrap();
+            let accounts = load_accounts(
+                &crate::source::InputSource::File(acc_path.to_path_buf()),
+                &opts,
+                &mut rejects,
+            )
+            .unwrap();
             assert!(rejects.is_empty());
             assert_eq!(accounts.index.as_dense().is_some(), !long, "index kind");
             let src = opts.open(&eng, FileKind::Engagement).unwrap();
@@ -1342,8 +1375,16 @@ mod tests {
                 reference(&src, text.as_bytes(), &accounts, &rules);
             for clocks in [true, false] {
                 let mut rejects = Rejects::default();
-                let f = fold_engagement(&eng, &accounts, &rules, None, clocks, &opts, &mut rejects)
-                    .unwrap();
+                let f = fold_engagement(
+                    &crate::source::InputSource::File(eng.to_path_buf()),
+                    &accounts,
+                    &rules,
+                    None,
+                    clocks,
+                    &opts,
+                    &mut rejects,
+                )
+                .unwrap();
                 assert_eq!(
                     bad_rows(&rejects),
                     want_bad,
@@ -1415,12 +1456,25 @@ mod tests {
                 opts.threads = threads;
                 opts.block_size = 1024;
                 let acc_path = accounts_file(dir.path(), long);
-                let accounts = load_accounts(&acc_path, &opts, &mut Rejects::default()).unwrap();
+                let accounts = load_accounts(
+                    &crate::source::InputSource::File(acc_path.to_path_buf()),
+                    &opts,
+                    &mut Rejects::default(),
+                )
+                .unwrap();
                 let src = opts.open(&eng, FileKind::Engagement).unwrap();
                 let want = reference(&src, text.as_bytes(), &accounts, &rules);
                 let mut rejects = Rejects::default();
-                let f = fold_engagement(&eng, &accounts, &rules, None, true, &opts, &mut rejects)
-                    .unwrap();
+                let f = fold_engagement(
+                    &crate::source::InputSource::File(eng.to_path_buf()),
+                    &accounts,
+                    &rules,
+                    None,
+                    true,
+                    &opts,
+                    &mut rejects,
+                )
+                .unwrap();
                 let got = (
                     f.states.to_vec(),
                     f.signals,

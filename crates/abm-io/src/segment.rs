@@ -8,6 +8,7 @@ use crate::load::{
 };
 use crate::output::{self, AssignmentRow, OutFile, Summary};
 use crate::outset::{OutputSet, SetKind};
+use crate::source::InputSource;
 use crate::IngestError;
 use abm_core::assess::{self, assess, Facts};
 use abm_core::engagement::{Deal, EngagementState, Signal, Trigger};
@@ -182,9 +183,44 @@ impl Loaded {
     }
 }
 
-/// Load the inputs. Triggers outside the window are dropped early unless `all_triggers`.
+/// The inputs of one load: files or bytes in memory (see [`InputSource`]).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub accounts: InputSource,
+    pub engagement: Option<InputSource>,
+    pub more_engagement: Vec<InputSource>,
+    pub triggers: Option<InputSource>,
+    pub deals: Option<InputSource>,
+}
+
+impl Resolved {
+    /// The files as inputs.
+    pub fn inputs(&self) -> Inputs {
+        let file = |p: &PathBuf| InputSource::File(p.clone());
+        Inputs {
+            accounts: file(&self.accounts),
+            engagement: self.engagement.as_ref().map(file),
+            more_engagement: self.more_engagement.iter().map(file).collect(),
+            triggers: self.triggers.as_ref().map(file),
+            deals: self.deals.as_ref().map(file),
+        }
+    }
+}
+
+/// Load the input files. Triggers outside the window are dropped early unless `all_triggers`.
 pub fn load_all(
     paths: &Resolved,
+    rules: &Rules,
+    floors: Option<&[Instant]>,
+    all_triggers: bool,
+    opts: &LoadOptions<'_>,
+) -> Result<Loaded, IngestError> {
+    load_inputs(&paths.inputs(), rules, floors, all_triggers, opts)
+}
+
+/// [`load_all`] over files or bytes in memory.
+pub fn load_inputs(
+    paths: &Inputs,
     rules: &Rules,
     floors: Option<&[Instant]>,
     all_triggers: bool,

@@ -1,93 +1,71 @@
-//! `abm mcp`: the engine's tools for AI agents over the Model Context Protocol (stdio), with
-//! the official Rust SDK (`rmcp`). Each tool calls one `abm_app::App` method on the blocking
-//! pool and answers its JSON; a failure is a tool error the agent reads, never a crash.
+//! The engine's tools for AI agents over the Model Context Protocol, with the official Rust
+//! SDK (`rmcp`): on stdio (`abm mcp`) and on streamable HTTP (`/mcp` of `abm serve`, behind the
+//! API's bearer tokens). Each tool calls `abm_app::App` (or `abm-connect` for the connector
+//! tools) on the blocking pool and answers JSON; a failure is a tool error the agent reads,
+//! never a crash.
 //!
-//! Tools: `search_accounts`, `explain_account`, `cluster_summary`, `list_checkpoints`,
-//! `resolve_checkpoint`, `ingest_events`. (`score_account` and `assign_cluster` on facts
-//! passed in, `/mcp` over HTTP and the connector tools are not here yet.)
+//! Tools, by the role they need over HTTP (on stdio the local user may do everything, and
+//! decisions are recorded under `--reviewer`):
+//! - viewer: `search_accounts`, `explain_account`, `cluster_summary`, `list_checkpoints`
+//!   ([`store_tools`]); `score_account`, `assign_cluster` ([`assess_tools`], stateless, on facts
+//!   passed in); `enrich_company`, `fetch_company_news`, `hubspot_search_companies`
+//!   ([`connector_tools`], reads from the outside world; nothing stored);
+//! - reviewer: `resolve_checkpoint` (recorded under the token's name);
+//! - admin: `ingest_events`, `hubspot_add_note` (a write to the CRM).
 
-use abm_app::accounts::CheckpointStatus;
-use abm_app::records::RecordKind;
-use abm_app::views::{AccountFilter, Cursor};
+pub mod assess_tools;
+pub mod connector_tools;
+pub mod store_tools;
+
+use abm_app::access::{Caller, Role};
 use abm_app::App;
-use abm_core::{Cluster, EngagementLevel, Tier};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, Content, ServerCapabilities, ServerInfo};
-use rmcp::{tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use rmcp::model::{CallToolResult, Content, Extensions, ServerCapabilities, ServerInfo};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{tool_handler, ErrorData, ServerHandler, ServiceExt};
+use serde::Serialize;
+use std::sync::Arc;
 
-/// The MCP server: the app, and the name decisions are recorded under.
+pub use connector_tools::{Connectors, HubSpotAccess};
+
+/// Who may call the tools.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// stdio: the local user, who may do everything; decisions are recorded under this name.
+    Local { reviewer: String },
+    /// HTTP: each request's caller, as the server's bearer-token check put it into the
+    /// request's extensions ([`Caller`]). A request without one is refused.
+    Bearer,
+}
+
+/// The MCP server: the app, who may call, and the connectors' settings.
 #[derive(Clone)]
 pub struct AbmTools {
     app: App,
-    reviewer: String,
+    access: Access,
+    connectors: Arc<Connectors>,
     tool_router: ToolRouter<Self>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct SearchParams {
-    /// Current cluster: cluster_icp, future_pipeline, active_focus or monitor_only.
-    pub cluster: Option<String>,
-    /// ICP tier A–E (latest run).
-    pub tier: Option<String>,
-    /// Engagement level: none, low, medium or high (latest run).
-    pub engagement: Option<String>,
-    /// Micro-segment as written (latest run).
-    pub micro_segment: Option<String>,
-    /// Text in the account id or the name (case-insensitive).
-    pub q: Option<String>,
-    /// Page size, 1–1000 (default 20).
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the previous answer.
-    pub cursor: Option<String>,
+pub(crate) fn bad(msg: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![Content::text(msg.into())])
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct AccountParams {
-    /// The account's id (`account_id`).
-    pub account_id: String,
+pub(crate) fn json_answer<T: Serialize>(v: &T) -> CallToolResult {
+    CallToolResult::success(vec![Content::text(
+        serde_json::to_string_pretty(v).unwrap_or_default(),
+    )])
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct CheckpointListParams {
-    /// pending (default), approved, rejected, closed or all.
-    pub status: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct ResolveParams {
-    /// The checkpoint's id (from list_checkpoints).
-    pub id: i64,
-    /// approve or reject.
-    pub decision: String,
-    /// Why (kept with the decision).
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct IngestParams {
-    /// Engagement events: objects with account_id, occurred_at (RFC 3339 or YYYY-MM-DD),
-    /// type (e.g. meeting, email_reply, webinar), and optionally contact_id, event_id, detail.
-    /// At most 10,000. Re-sending an event adds nothing.
-    pub events: Vec<serde_json::Value>,
-}
-
-fn bad(msg: String) -> CallToolResult {
-    CallToolResult::error(vec![Content::text(msg)])
-}
-
-fn answer<T: Serialize>(r: abm_app::Result<T>) -> CallToolResult {
+fn answer<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> CallToolResult {
     match r {
-        Ok(v) => CallToolResult::success(vec![Content::text(
-            serde_json::to_string_pretty(&v).unwrap_or_default(),
-        )]),
+        Ok(v) => json_answer(&v),
         Err(e) => bad(e.to_string()),
     }
 }
 
-fn opt<T>(
+pub(crate) fn opt<T>(
     v: Option<String>,
     what: &str,
     parse: impl Fn(&str) -> Option<T>,
@@ -101,111 +79,70 @@ fn opt<T>(
 }
 
 impl AbmTools {
-    async fn call<T: Serialize + Send + 'static>(
+    pub fn new(app: App, access: Access, connectors: Connectors) -> AbmTools {
+        AbmTools {
+            app,
+            access,
+            connectors: Arc::new(connectors),
+            tool_router: all_tools(),
+        }
+    }
+
+    /// The caller of this tool call when its role is at least `min`; else the tool error to
+    /// answer (over HTTP: the token's role is too low, or no token was checked).
+    pub(crate) fn caller(&self, ext: &Extensions, min: Role) -> Result<Caller, CallToolResult> {
+        let caller = match &self.access {
+            Access::Local { reviewer } => Caller {
+                name: reviewer.clone(),
+                role: Role::Admin,
+            },
+            Access::Bearer => ext
+                .get::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<Caller>())
+                .cloned()
+                .ok_or_else(|| bad("no authenticated caller: send Authorization: Bearer TOKEN"))?,
+        };
+        if caller.role < min {
+            return Err(bad(format!(
+                "this tool needs the {min} role; token {:?} has the {} role",
+                caller.name, caller.role
+            )));
+        }
+        Ok(caller)
+    }
+
+    /// Run `f` on the blocking pool (the store and the connectors' clients are synchronous).
+    pub(crate) async fn call<T, E>(
         &self,
-        f: impl FnOnce(&App) -> abm_app::Result<T> + Send + 'static,
-    ) -> Result<CallToolResult, ErrorData> {
+        f: impl FnOnce(&App, &Connectors) -> Result<T, E> + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData>
+    where
+        T: Serialize + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
         let app = self.app.clone();
-        match tokio::task::spawn_blocking(move || f(&app)).await {
+        let connectors = self.connectors.clone();
+        match tokio::task::spawn_blocking(move || f(&app, &connectors)).await {
             Ok(r) => Ok(answer(r)),
             Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
         }
     }
-}
 
-#[tool_router]
-impl AbmTools {
-    pub fn new(app: App, reviewer: String) -> AbmTools {
-        AbmTools {
-            app,
-            reviewer,
-            tool_router: Self::tool_router(),
+    /// [`Self::call`] after checking the caller's role.
+    pub(crate) async fn call_as<T, E>(
+        &self,
+        ext: &Extensions,
+        min: Role,
+        f: impl FnOnce(&App, &Connectors, Caller) -> Result<T, E> + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData>
+    where
+        T: Serialize + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        match self.caller(ext, min) {
+            Ok(c) => self.call(move |app, conn| f(app, conn, c)).await,
+            Err(refused) => Ok(refused),
         }
-    }
-
-    #[tool(
-        description = "Search the accounts by current cluster, tier, engagement level, micro-segment or text in the id or name. Answers a page {run, items[{account_id, name, cluster, tier, icp_score, engagement_level, micro_segment, next_action}], next_cursor}; pass next_cursor back as cursor for the next page."
-    )]
-    async fn search_accounts(
-        &self,
-        Parameters(p): Parameters<SearchParams>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let filter = (|| -> Result<AccountFilter, String> {
-            Ok(AccountFilter {
-                cluster: opt(p.cluster, "cluster", Cluster::parse)?,
-                tier: opt(p.tier, "tier", Tier::parse)?,
-                engagement: opt(p.engagement, "engagement", EngagementLevel::parse)?,
-                micro_segment: p.micro_segment.filter(|s| !s.is_empty()),
-                q: p.q.filter(|s| !s.is_empty()),
-                limit: p.limit.unwrap_or(20).clamp(1, abm_store::listing::MAX_PAGE),
-                cursor: opt(p.cursor, "cursor", Cursor::parse)?,
-            })
-        })();
-        match filter {
-            Ok(f) => self.call(move |app| app.list_accounts(&f)).await,
-            Err(e) => Ok(bad(e)),
-        }
-    }
-
-    #[tool(
-        description = "One account now: its fields, current cluster and since when, the latest run's assessment (tier, ICP score, engagement, rule, rationale, next action, evidence) and its open review checkpoints."
-    )]
-    async fn explain_account(
-        &self,
-        Parameters(p): Parameters<AccountParams>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.call(move |app| app.account(&p.account_id)).await
-    }
-
-    #[tool(
-        description = "Counts of the latest run per cluster against capacity, promotions and demotions, and the review queue by kind."
-    )]
-    async fn cluster_summary(&self) -> Result<CallToolResult, ErrorData> {
-        self.call(|app| app.summary()).await
-    }
-
-    #[tool(
-        description = "The review checkpoints (proposed promotions/demotions, conflicts, capacity) with their evidence; status pending (default), approved, rejected, closed or all."
-    )]
-    async fn list_checkpoints(
-        &self,
-        Parameters(p): Parameters<CheckpointListParams>,
-    ) -> Result<CallToolResult, ErrorData> {
-        match opt(p.status, "status", CheckpointStatus::parse) {
-            Ok(s) => {
-                let s = s.unwrap_or(CheckpointStatus::Pending);
-                self.call(move |app| app.checkpoints(s)).await
-            }
-            Err(e) => Ok(bad(e)),
-        }
-    }
-
-    #[tool(
-        description = "Approve or reject a pending checkpoint, with a comment. Approving a proposed move changes the account's current cluster at once; the decision is recorded under this server's reviewer name."
-    )]
-    async fn resolve_checkpoint(
-        &self,
-        Parameters(p): Parameters<ResolveParams>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let approve = match p.decision.as_str() {
-            "approve" => true,
-            "reject" => false,
-            d => return Ok(bad(format!("decision {d:?}: approve or reject"))),
-        };
-        let reviewer = self.reviewer.clone();
-        self.call(move |app| app.decide(p.id, approve, &reviewer, p.comment.as_deref()))
-            .await
-    }
-
-    #[tool(
-        description = "Store engagement events (idempotent: an event_id, else the content, identifies an event). Answers accepted, duplicate and rejected counts and each rejected item's index, field and reason; a bad event never drops the good ones."
-    )]
-    async fn ingest_events(
-        &self,
-        Parameters(p): Parameters<IngestParams>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.call(move |app| app.ingest(RecordKind::Engagement, p.events))
-            .await
     }
 }
 
@@ -214,9 +151,15 @@ impl ServerHandler for AbmTools {
     fn get_info(&self) -> ServerInfo {
         ServerInfo {
             instructions: Some(
-                "The Cluster ABM engine: search accounts, explain one, see the cluster summary, review checkpoints, post engagement events.".into(),
+                "The Cluster ABM engine: score an ICP fit and assign a cluster from facts you pass in; search the stored accounts, explain one, see the cluster summary, review checkpoints, post engagement events; enrich a company, read its news, search and annotate HubSpot companies.".into(),
             ),
             capabilities: ServerCapabilities::builder().enable_tools().build(),
+            server_info: rmcp::model::Implementation {
+                name: "abm".into(),
+                title: Some("Cluster ABM engine".into()),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -232,14 +175,14 @@ pub enum McpError {
 }
 
 /// Serve the tools on stdin/stdout until the client closes the session.
-pub fn serve_stdio(app: App, reviewer: String) -> Result<(), McpError> {
+pub fn serve_stdio(app: App, reviewer: String, connectors: Connectors) -> Result<(), McpError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     // The store's last handle is dropped outside the runtime (see abm-server).
     let keep = app.clone();
     let r = rt.block_on(async move {
-        let service = AbmTools::new(app, reviewer)
+        let service = AbmTools::new(app, Access::Local { reviewer }, connectors)
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| McpError::Session(e.to_string()))?;
@@ -252,4 +195,85 @@ pub fn serve_stdio(app: App, reviewer: String) -> Result<(), McpError> {
     drop(rt);
     drop(keep);
     r
+}
+
+/// The streamable HTTP transport's service (a tower service for an HTTP router), stateless:
+/// every POST carries one JSON-RPC message and gets its answer as `application/json`, so no
+/// session is held between requests and nothing keeps a connection open at shutdown. The
+/// router in front must authenticate each request and put its [`Caller`] into the request's
+/// extensions.
+pub fn http_service(
+    app: App,
+    connectors: Connectors,
+) -> StreamableHttpService<AbmTools, NeverSessionManager> {
+    let tools = AbmTools::new(app, Access::Bearer, connectors);
+    StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig {
+            stateful_mode: false,
+            json_response: true,
+            sse_keep_alive: None,
+            ..Default::default()
+        },
+    )
+}
+
+/// Every tool.
+fn all_tools() -> ToolRouter<AbmTools> {
+    AbmTools::store_router() + AbmTools::assess_router() + AbmTools::connector_router()
+}
+
+/// docs/mcp.md: every tool with its description and input schema, as the server lists them.
+pub fn tools_reference() -> String {
+    let mut tools = all_tools().list_all();
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = String::from(
+        "# MCP tools\n\n\
+         Generated from the code (`cargo test -p abm-mcp`; `ABM_UPDATE_DOCS=1` rewrites it): every tool\n\
+         `abm mcp` (stdio) and `/mcp` of `abm serve` (streamable HTTP) list, with its description\n\
+         (which says its role over HTTP) and its input schema. Answers are JSON text in the\n\
+         tool result's first content item; a failure is a tool error (`isError`) whose text\n\
+         says why. See the README's \"MCP tools for AI agents\".\n",
+    );
+    for t in tools {
+        let schema = serde_json::to_string_pretty(&*t.input_schema).unwrap_or_default();
+        out.push_str(&format!(
+            "\n## `{}`\n\n{}\n\n```json\n{}\n```\n",
+            t.name,
+            t.description.as_deref().unwrap_or(""),
+            schema
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_mcp_md_is_the_tool_list() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/mcp.md");
+        let want = tools_reference();
+        if std::env::var_os("ABM_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/mcp.md is not the tools' list: ABM_UPDATE_DOCS=1 cargo test -p abm-mcp rewrites it"
+        );
+        for name in [
+            "score_account",
+            "assign_cluster",
+            "enrich_company",
+            "fetch_company_news",
+            "hubspot_search_companies",
+            "hubspot_add_note",
+            "resolve_checkpoint",
+        ] {
+            assert!(want.contains(&format!("## `{name}`")), "{name}");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //! pool (the store is synchronous) and serialize its answer; they decide nothing themselves.
 //! Every route but `/healthz` needs `Authorization: Bearer TOKEN` (no or an unknown token →
 //! 401; a role too low → 403). Errors are RFC 9457 problem details. `/openapi.json` is
-//! generated from the handlers' annotations.
+//! generated from the handlers' annotations. `/mcp` serves the MCP tools (`abm-mcp`) over
+//! the streamable HTTP transport behind the same tokens: any token reaches it, and each tool
+//! checks the caller's role (put into the request by the token check).
 
 mod metrics;
 mod problem;
@@ -42,13 +44,21 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The API's routes over `app` (for a listener of the caller's, or in-process tests).
+/// The API's routes over `app`, no connector set up for the MCP tools (in-process tests).
 pub fn router(app: App) -> axum::Router {
-    routes::router(Arc::new(Shared {
-        app,
-        metrics: metrics::Metrics::default(),
-        run_lock: tokio::sync::Mutex::new(()),
-    }))
+    router_with(app, abm_mcp::Connectors::none())
+}
+
+/// The API's routes over `app`, with the MCP tools' connectors.
+pub fn router_with(app: App, connectors: abm_mcp::Connectors) -> axum::Router {
+    routes::router(
+        Arc::new(Shared {
+            app,
+            metrics: metrics::Metrics::default(),
+            run_lock: tokio::sync::Mutex::new(()),
+        }),
+        connectors,
+    )
 }
 
 /// Bind `addr` (a `host:port`; port 0 picks one).
@@ -68,11 +78,12 @@ pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
+    connectors: abm_mcp::Connectors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router_with(app, connectors).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
@@ -110,10 +121,19 @@ pub fn init_logging() {
         Ok("error") => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The MCP SDK logs every message it answers at info: kept to its warnings (an answer
+    // carries account data, which does not belong in a log).
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("rmcp", tracing::Level::WARN);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(targets)
         .try_init();
 }
 

@@ -28,7 +28,7 @@ type ApiResult<T> = Result<T, Problem>;
 /// The largest request body (a 10,000-item batch of wide records fits).
 const MAX_BODY: usize = 64 << 20;
 
-pub(crate) fn router(shared: S) -> Router {
+pub(crate) fn router(shared: S, connectors: abm_mcp::Connectors) -> Router {
     let need = |role: Role| from_fn_with_state((shared.clone(), role), require_role);
     Router::new()
         .route("/healthz", get(healthz))
@@ -86,6 +86,13 @@ pub(crate) fn router(shared: S) -> Router {
             "/api/deals",
             post(post_deals).route_layer(need(Role::Admin)),
         )
+        .route(
+            "/mcp",
+            // A service, not method routes: `layer` (a `route_layer` would have nothing to wrap).
+            axum::routing::any_service(abm_mcp::http_service(shared.app.clone(), connectors))
+                .layer(axum::middleware::map_request(limit_body))
+                .layer(need(Role::Viewer)),
+        )
         .fallback(|| async { Problem::not_found("no such route (see /openapi.json)") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(from_fn_with_state(shared.clone(), log_request))
@@ -115,6 +122,16 @@ async fn log_request(State(s): State<S>, req: Request, next: Next) -> Response {
         "request"
     );
     res
+}
+
+/// A body read by the service itself (not by an extractor, which `DefaultBodyLimit` bounds)
+/// fails past [`MAX_BODY`].
+async fn limit_body(req: Request) -> Request {
+    let (parts, body) = req.into_parts();
+    Request::from_parts(
+        parts,
+        axum::body::Body::new(http_body_util::Limited::new(body, MAX_BODY)),
+    )
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

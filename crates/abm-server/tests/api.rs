@@ -128,6 +128,29 @@ async fn call_async(
 }
 
 impl World {
+    /// One MCP message to `/mcp` (the streamable HTTP transport's headers).
+    fn mcp(&self, token: Option<&str>, message: &Value) -> Answer {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Body::from(message.to_string())).unwrap();
+        rt().block_on(async {
+            let res = self.router.clone().oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            Answer {
+                status,
+                content_type: String::new(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            }
+        })
+    }
+
     fn call(&self, method: &str, uri: &str, token: Option<&str>, body: &str) -> Answer {
         rt().block_on(call_async(&self.router, method, uri, token, body))
     }
@@ -210,6 +233,46 @@ fn roles(url: &str) {
         assert_eq!(a.status, StatusCode::OK, "viewer GET {uri}: {}", a.body);
     }
     assert_eq!(w.call("GET", "/healthz", None, "").status, StatusCode::OK);
+    // MCP at /mcp: a token is needed; a viewer's write tools are refused by role.
+    let call = |name: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": name, "arguments": args}})
+    };
+    let ingest = call(
+        "ingest_events",
+        json!({"events": serde_json::from_str::<Value>(&event).unwrap()}),
+    );
+    for token in [None, Some("abm_nope")] {
+        assert_eq!(w.mcp(token, &ingest).status, StatusCode::UNAUTHORIZED);
+    }
+    for (tool, args, need) in [
+        (
+            "ingest_events",
+            ingest["params"]["arguments"].clone(),
+            "admin",
+        ),
+        (
+            "resolve_checkpoint",
+            json!({"id": 1, "decision": "approve"}),
+            "reviewer",
+        ),
+        (
+            "hubspot_add_note",
+            json!({"company_id": "1", "body": "x"}),
+            "admin",
+        ),
+    ] {
+        let a = w.mcp(Some(&w.viewer), &call(tool, args));
+        assert_eq!(a.status, StatusCode::OK, "{tool}: {}", a.body);
+        assert_eq!(a.body["result"]["isError"], true, "{tool}: {}", a.body);
+        let text = a.body["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("needs the {need} role")),
+            "{tool}: {text}"
+        );
+    }
+    let a = w.mcp(Some(&w.viewer), &call("cluster_summary", json!({})));
+    assert_eq!(a.body["result"]["isError"], false, "{}", a.body);
     // Nothing changed: same counts, same queue, the event not stored.
     let after_summary = w.ok("GET", "/api/summary", &w.viewer, "");
     assert_eq!(before_summary["stored"], after_summary["stored"]);

@@ -1,7 +1,9 @@
 //! `abm sync hubspot` and `abm outbox` against a fake HubSpot on 127.0.0.1.
 
+#[path = "../../../abm-connect/tests/support/fake_enrich.rs"]
+mod fake_enrich;
 #[path = "../../../abm-connect/tests/support/fake_hubspot.rs"]
-mod fake_hubspot;
+pub(crate) mod fake_hubspot;
 #[path = "../../../abm-connect/tests/support/fake_salesforce.rs"]
 mod fake_salesforce;
 
@@ -441,4 +443,123 @@ fn enrich_fills_missing_fields_by_domain_and_never_overwrites() {
             .arg(&db),
     ));
     assert_eq!(r["enriched"], 0);
+}
+
+/// `abm enrich` with the HTTP provider `[enrich]` configures: fields filled from the API's
+/// answer (mapped by JSON pointers), answers cached (a second enrichment makes no request),
+/// and `abm explain` naming what enrichment filled, its source and when.
+#[test]
+fn enrich_over_http_is_cached_and_shown_in_the_explanation() {
+    let fake = fake_enrich::FakeEnrich::start(vec![(
+        "acme.com",
+        serde_json::json!({"industry": "software", "size": {"employees": 900}}),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    crate::write(
+        &data,
+        "accounts.csv",
+        "account_id,name,domain,industry,employees,country\nA1,Acme,acme.com,,,US\nA2,Nobody,nobody.example,,,US\n",
+    );
+    let db = dir.path().join("abm.db");
+    run_ok(abm().arg("import").arg(&data).arg("--database").arg(&db));
+    let config = crate::write(
+        dir.path(),
+        "abm.toml",
+        &format!(
+            "[enrich]\nprovider = \"http\"\nbase_url = {:?}\ntoken_env = \"TEST_ENRICH_TOKEN\"\n\
+             cache = {:?}\n[enrich.fields]\nindustry = \"/company/industry\"\n\
+             employees = \"/company/size/employees\"\n",
+            fake.url,
+            dir.path().join("cache.jsonl").display().to_string()
+        ),
+    );
+    let enrich = || {
+        json_of(&run_ok(
+            abm()
+                .arg("--config")
+                .arg(&config)
+                .args(["enrich", "--json", "--database"])
+                .arg(&db)
+                .env("TEST_ENRICH_TOKEN", &fake.token),
+        ))
+    };
+    let r = enrich();
+    assert_eq!(
+        (
+            r["looked_up"].as_u64(),
+            r["found"].as_u64(),
+            r["enriched"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{r}"
+    );
+    let asked = fake.total_requests();
+    assert_eq!(asked, 2);
+    let r = enrich();
+    assert_eq!(r["cached"].as_u64(), Some(1), "{r}");
+    assert_eq!(
+        fake.total_requests(),
+        asked,
+        "cached answers make no request"
+    );
+    run_ok(
+        abm()
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "--as-of", "2026-06-01", "--database"])
+            .arg(&db),
+    );
+    let out = run_ok(
+        abm()
+            .arg("--config")
+            .arg(&config)
+            .args(["explain", "A1", "--as-of", "2026-06-01", "--database"])
+            .arg(&db),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("industry = software") && text.contains("[enriched]"),
+        "{text}"
+    );
+    assert!(text.contains("enriched by http 127.0.0.1:"), "{text}");
+    assert!(text.contains("fetched "), "{text}");
+    let out = run_ok(
+        abm()
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "explain",
+                "A1",
+                "--json",
+                "--as-of",
+                "2026-06-01",
+                "--database",
+            ])
+            .arg(&db),
+    );
+    let e = json_of(&out);
+    assert_eq!(
+        e["enrichment"]["fields"],
+        serde_json::json!(["employees", "industry"]),
+        "{e}"
+    );
+    // Without the cache and with a wrong token: refused at once, with a clear error.
+    std::fs::remove_file(dir.path().join("cache.jsonl")).unwrap();
+    let out = abm()
+        .arg("--config")
+        .arg(&config)
+        .args(["enrich", "--dry-run", "--database"])
+        .arg(&db)
+        .env("TEST_ENRICH_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("refused the credentials (401)"),
+        "{err}"
+    );
+    assert!(!err.contains(&fake.token));
+    assert_eq!(fake.total_requests(), asked + 1, "a 401 is never retried");
 }

@@ -1,5 +1,5 @@
 //! A fake HubSpot on 127.0.0.1 for tests: the documented CRM v3 requests and answers abm uses
-//! (company search with `after` paging, 200 a page and a 400 beyond 10,000 results; the list
+//! (company search with `after` paging and a full-text `query`, 200 a page and a 400 beyond 10,000 results; the list
 //! endpoints with associations; batch update with 207 Multi-Status; batch read; notes and the
 //! note search; properties and property groups), the rate-limit headers and a sliding-window
 //! limit that answers 429 `TEN_SECONDLY_ROLLING` when exceeded (and counts it as a violation),
@@ -611,6 +611,17 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                 })
                 .and_then(|v| parse_ms(&v))
                 .unwrap_or(i64::MIN);
+            // `query`: HubSpot's full-text search (here: a word of the name or the domain).
+            let query = req.body["query"].as_str().map(str::to_lowercase);
+            let matches = |c: &Object| {
+                query.as_deref().is_none_or(|q| {
+                    ["name", "domain"].iter().any(|p| {
+                        c.props
+                            .get(*p)
+                            .is_some_and(|v| v.to_lowercase().contains(q))
+                    })
+                })
+            };
             let mut all: Vec<&Object> = s
                 .companies
                 .values()
@@ -620,6 +631,7 @@ fn route(req: &Request, ctx: &Ctx) -> (u16, Value) {
                         .and_then(|d| parse_ms(d))
                         .unwrap_or(0)
                         >= from
+                        && matches(c)
                 })
                 .collect();
             all.sort_by_key(|c| {

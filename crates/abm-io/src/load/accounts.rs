@@ -293,11 +293,11 @@ impl AccountLayout {
 /// Load accounts: blocks are parsed on all workers into partial tables, then merged in file
 /// order on this thread (where duplicates are detected and the id index is built).
 pub fn load_accounts(
-    path: &Path,
+    input: &InputSource,
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<Accounts, IngestError> {
-    let mut src = opts.open(path, FileKind::Accounts)?;
+    let mut src = opts.open_input(input, FileKind::Accounts)?;
     let since = rejects.rows.len();
     let layout = AccountLayout::of(&src);
     let mut input = src.take_input();

@@ -6,7 +6,7 @@ use crate::columns::{FileKind, Preset, Projection};
 use crate::csv::Record;
 pub use crate::fold::{fold_engagement, parse_event, EngagementFold, EventCols, EventRow};
 pub use crate::ids::IdIndex;
-use crate::source::{for_each_in_block, Format, JsonRecords, Source};
+use crate::source::{for_each_in_block, Format, InputSource, JsonRecords, Source};
 use crate::IngestError;
 use abm_core::account::{AccountIdx, AccountSchema, AccountTable, Firmographics};
 use abm_core::engagement::{Deal, StageEntry, Trigger};
@@ -585,7 +585,12 @@ mod tests {
             let src = opts.open(&p, FileKind::Accounts).unwrap();
             assert_eq!(AccountLayout::of(&src).identity, !rotate);
             let mut rejects = Rejects::default();
-            let accounts = load_accounts(&p, &opts, &mut rejects).unwrap();
+            let accounts = load_accounts(
+                &crate::source::InputSource::File(p.to_path_buf()),
+                &opts,
+                &mut rejects,
+            )
+            .unwrap();
             let read: Vec<_> = accounts
                 .table
                 .iter()
@@ -613,7 +618,12 @@ mod tests {
             let p = dir.path().join("accounts-small-blocks.csv");
             std::fs::write(&p, render(false)).unwrap();
             let mut rejects = Rejects::default();
-            let accounts = load_accounts(&p, &small, &mut rejects).unwrap();
+            let accounts = load_accounts(
+                &crate::source::InputSource::File(p.to_path_buf()),
+                &small,
+                &mut rejects,
+            )
+            .unwrap();
             let ids: Vec<_> = accounts
                 .table
                 .iter()
@@ -714,7 +724,12 @@ mod tests {
         let mut opts = LoadOptions::new(&cfg);
         opts.block_size = block;
         let mut rejects = Rejects::default();
-        let accounts = load_accounts(&p, &opts, &mut rejects).unwrap();
+        let accounts = load_accounts(
+            &crate::source::InputSource::File(p.to_path_buf()),
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
         let bad = rejects
             .rows
             .iter()
@@ -838,8 +853,19 @@ mod tests {
         let mut opts = LoadOptions::new(&cfg);
         opts.block_size = 40;
         let mut rejects = Rejects::default();
-        let accounts = load_accounts(&acc, &opts, &mut rejects).unwrap();
-        let (d, rows) = load_deals(&deals, &accounts, &opts, &mut rejects).unwrap();
+        let accounts = load_accounts(
+            &crate::source::InputSource::File(acc.to_path_buf()),
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
+        let (d, rows) = load_deals(
+            &crate::source::InputSource::File(deals.to_path_buf()),
+            &accounts,
+            &opts,
+            &mut rejects,
+        )
+        .unwrap();
         assert_eq!((d.len(), rows), (1, 3));
         assert_eq!(d[0].amount, Some(10.0));
         let got: Vec<_> = rejects

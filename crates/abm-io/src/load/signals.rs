@@ -209,14 +209,14 @@ pub fn duplicate_deal(src: &Source, rec: &Record<'_>, deal_id: &str, first: u32)
 
 /// Load triggers. With `window_only`, only those that can count for this `as_of` are kept.
 pub fn load_triggers(
-    path: &Path,
+    input: &InputSource,
     accounts: &Accounts,
     rules: &Rules,
     window_only: bool,
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<(Vec<Trigger>, u64), IngestError> {
-    let src = opts.open(path, FileKind::Triggers)?;
+    let src = opts.open_input(input, FileKind::Triggers)?;
     let (parts, rows) = scan(
         src,
         opts,
@@ -249,12 +249,12 @@ pub fn load_triggers(
 }
 
 pub fn load_deals(
-    path: &Path,
+    input: &InputSource,
     accounts: &Accounts,
     opts: &LoadOptions<'_>,
     rejects: &mut Rejects,
 ) -> Result<(Vec<Deal>, u64), IngestError> {
-    let src = opts.open(path, FileKind::Deals)?;
+    let src = opts.open_input(input, FileKind::Deals)?;
     let mut all = Vec::new();
     // deal_id → line of its first occurrence (a plain hash map: the id index's huge-page
     // tables cost more to grow than this small file's deals are worth).
