@@ -24,6 +24,7 @@ pub mod config;
 pub mod config_diff;
 pub mod engagement;
 pub mod explanation;
+pub mod horizon;
 pub mod inputs;
 pub mod model;
 pub mod movement;

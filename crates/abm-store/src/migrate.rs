@@ -151,6 +151,7 @@ mod tests {
             "653bcd226f0ac0aa9512f3b36eb8e94fd859c690cce5650aec65b417c6b7deea",
             "afee2f90701d6e9b77f9b02228435518bbe4d5ce96f51868cbda7c59e6a3898c",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
+            "5a60e5e27f9f6964282807e17d72665eafc8f5b9299fb6458404a161c8a6b7e3",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
@@ -160,6 +161,7 @@ mod tests {
             "62266d3184efb3246c3263260706c05dcfc46072c594e971d0594874655e5b5f",
             "b8b6a009bb19293895765f13eefd3510696af9f7178968d617c0be2e6fa916c5",
             "2e00df04d6a647ec69837d88c7cdbbe2734364cc8e1b93dd445cd4f003211dc3",
+            "b3b449f0e74ef0b55d6382dcdecf0bbf33334af082874566e6630b2fefa0baba",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_account_lookup",
         include_str!("../migrations/postgres/0007_account_lookup.sql"),
     ),
+    (
+        "0008_change_driven_runs",
+        include_str!("../migrations/postgres/0008_change_driven_runs.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

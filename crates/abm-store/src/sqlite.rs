@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_account_lookup",
         include_str!("../migrations/sqlite/0007_account_lookup.sql"),
     ),
+    (
+        "0008_change_driven_runs",
+        include_str!("../migrations/sqlite/0008_change_driven_runs.sql"),
+    ),
 ];
 
 pub struct Sqlite {
