@@ -224,7 +224,8 @@ def main():
             one = json.loads(out.strip().splitlines()[-1])
             results.append({"backend": backend, "step": "one-account call", **one})
             print(f"{backend:9} {'one-account call':28} p50 {one['p50_ms']:.3f} ms  "
-                  f"p99 {one['p99_ms']:.3f} ms  max {one['max_ms']:.3f} ms  ({one['calls']} calls)",
+                  f"p99 {one['p99_ms']:.3f} ms  max {one['max_ms']:.3f} ms  ({one['calls']} calls); "
+                  f"100 per call: {one['batched_100_ms_per_account']:.3f} ms per account",
                   flush=True)
         else:
             print(f"{a.one_account} not found (cargo build --release -p abm-app --example "
