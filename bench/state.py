@@ -246,7 +246,8 @@ def main():
         print(f"{backend}: full run / segment = {full / seg:.1f}; daily run / segment = {day / seg:.1f}")
     sizes = {r["backend"]: [] for r in results}
     for r in results:
-        sizes[r["backend"]].append(r["db_mb"])
+        if "db_mb" in r:
+            sizes[r["backend"]].append(r["db_mb"])
     print()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"data: {data} ({sum((data / f'{n}.csv').stat().st_size for n in FILES) / 1e9:.2f} GB CSV)")
