@@ -17,7 +17,11 @@ after the other, it times:
   snapshot row for every account: their movement goes from `baseline` to `unchanged`);
 - the daily step: a file of new events for 1% of the accounts (as many events as 1% of the
   engagement file, dated on 2026-11-02, written once into WORK/daily/), `abm import` of it and
-  `abm run --as-of 2026-11-03`.
+  `abm run --as-of 2026-11-03` (a run that scales with change: it assesses the accounts with
+  new events or a due instant);
+- the one-account call (`App::reevaluate`, what the API's ingest runs), in-process: abm-app's
+  `one_account` example re-assesses `--calls` accounts spread over the database, one call each,
+  and reports p50/p99 (build it first: `cargo build --release -p abm-app --example one_account`).
 
 Per step: wall time from spawn to exit, CPU time of the child (user + system; not the
 PostgreSQL server's), peak RSS of the child (`ru_maxrss` from `wait4`; the
@@ -133,6 +137,9 @@ def main():
     ap.add_argument("--skip-anchors", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true")
     ap.add_argument("--json", help="also write the results as JSON to this file")
+    ap.add_argument("--one-account", default=str(ROOT / "target/release/examples/one_account"),
+                    help="the one-account call's benchmark (abm-app's example)")
+    ap.add_argument("--calls", type=int, default=1000, help="one-account calls per backend")
     a = ap.parse_args()
     abm = a.abm
     if not Path(abm).exists():
@@ -209,10 +216,24 @@ def main():
              [abm, "import", "--engagement", str(daily), *dbf, "--rejected",
               str(cwd / "rejected-daily.csv")], size, cwd)
         step(backend, "abm run (daily)", [abm, "run", "--as-of", day3, *dbf], size, cwd)
+        if Path(a.one_account).exists():
+            # The one-account call, in-process: one call per account, N accounts spread over
+            # the database, as of the latest run's as_of (what the API's ingest does).
+            out = subprocess.run([a.one_account, target, str(a.calls)], check=True,
+                                 capture_output=True, text=True).stdout
+            one = json.loads(out.strip().splitlines()[-1])
+            results.append({"backend": backend, "step": "one-account call", **one})
+            print(f"{backend:9} {'one-account call':28} p50 {one['p50_ms']:.3f} ms  "
+                  f"p99 {one['p99_ms']:.3f} ms  max {one['max_ms']:.3f} ms  ({one['calls']} calls); "
+                  f"100 per call: {one['batched_100_ms_per_account']:.3f} ms per account",
+                  flush=True)
+        else:
+            print(f"{a.one_account} not found (cargo build --release -p abm-app --example "
+                  f"one_account): one-account call skipped")
         if backend == "postgres":
             psql(pg_url_for(a.pg, "postgres"), "DROP DATABASE IF EXISTS abm_bench_state")
 
-    by = {(r["backend"], r["step"]): r["seconds"] for r in results}
+    by = {(r["backend"], r["step"]): r["seconds"] for r in results if "seconds" in r}
     seg = by[("-", "abm segment")]
     print()
     for backend in backends:
@@ -225,7 +246,8 @@ def main():
         print(f"{backend}: full run / segment = {full / seg:.1f}; daily run / segment = {day / seg:.1f}")
     sizes = {r["backend"]: [] for r in results}
     for r in results:
-        sizes[r["backend"]].append(r["db_mb"])
+        if "db_mb" in r:
+            sizes[r["backend"]].append(r["db_mb"])
     print()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"data: {data} ({sum((data / f'{n}.csv').stat().st_size for n in FILES) / 1e9:.2f} GB CSV)")

@@ -44,6 +44,7 @@ pub mod views {
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
         SnapshotView, StoreSummary,
     };
+    pub use abm_store::reevaluate::{NewCheckpoint, Reassessed, Reevaluation};
     pub use abm_store::review::DecisionOutcome;
     pub use abm_store::{ImportReport, RunReport};
 }
@@ -237,20 +238,65 @@ impl App {
 
     /// Evaluate every stored account as of `as_of` (default: the wall clock) and record the
     /// run. One transaction; a second writer waits, then fails with `Busy`.
+    ///
+    /// Only the accounts with new data, a decision or a due instant are assessed (all of them
+    /// after a config change); see [`App::run_full`].
     pub fn run(
         &self,
         as_of: Option<Instant>,
         threads: Option<usize>,
         observe: RunObserver<'_>,
     ) -> Result<RunOutcome> {
+        self.run_with(as_of, threads, false, observe)
+    }
+
+    /// [`App::run`] assessing every account (`abm run --full`): the same outcome, the long way.
+    pub fn run_full(
+        &self,
+        as_of: Option<Instant>,
+        threads: Option<usize>,
+        observe: RunObserver<'_>,
+    ) -> Result<RunOutcome> {
+        self.run_with(as_of, threads, true, observe)
+    }
+
+    fn run_with(
+        &self,
+        as_of: Option<Instant>,
+        threads: Option<usize>,
+        full: bool,
+        observe: RunObserver<'_>,
+    ) -> Result<RunOutcome> {
         let rules = Rules::compile(&self.config, as_of.unwrap_or_else(abm_store::wall_clock))?;
         let opts = RunOptions {
             as_of: rules.as_of,
+            full,
             threads: threads.unwrap_or_else(abm_io::default_threads).max(1),
             log: observe.log,
             progress: observe.progress,
         };
         Ok(self.pool.get()?.run(&rules, &opts)?)
+    }
+
+    /// Re-assess the given stored accounts from their stored data as of `as_of` (default:
+    /// the wall clock, or the latest run's as_of when that is later) and record the outcome
+    /// under the latest run, as a review decision is (`abm_store::reevaluate`): current row,
+    /// state, movement, checkpoints. One short transaction; reads by index only.
+    pub fn reevaluate(
+        &self,
+        account_ids: &[String],
+        as_of: Option<Instant>,
+    ) -> Result<views::Reevaluation> {
+        let mut store = self.pool.get()?;
+        let as_of = match as_of {
+            Some(t) => t,
+            None => {
+                let now = abm_store::wall_clock();
+                store.latest_as_of()?.map_or(now, |latest| latest.max(now))
+            }
+        };
+        let rules = Rules::compile(&self.config, as_of)?;
+        Ok(store.reevaluate(&rules, account_ids)?)
     }
 
     /// The next run's decisions under `new` against those under this config, nothing
@@ -271,6 +317,7 @@ impl App {
         let new = Rules::compile(new, as_of)?;
         let opts = RunOptions {
             as_of,
+            full: false,
             threads: threads.unwrap_or_else(abm_io::default_threads).max(1),
             log: observe.log,
             progress: observe.progress,

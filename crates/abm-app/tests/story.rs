@@ -9,32 +9,8 @@ use abm_io::sample::{write_sample, SampleSpec};
 use abm_store::{ImportInputs, RunOutcome};
 use serde_json::json;
 
-fn on_sqlite(_name: &str, f: fn(&str)) {
-    // SQLite always; PostgreSQL in its own schema when the URL is set.
-    let dir = tempfile::tempdir().unwrap();
-    f(&dir.path().join("abm.db").display().to_string());
-}
-
-fn on_postgres(name: &str, f: fn(&str)) {
-    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-    let schema = format!("t_app_{name}_{}", std::process::id());
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    ))
-    .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-    let result = std::panic::catch_unwind(|| f(&url));
-    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-}
-
-fn app(url: &str) -> App {
-    App::open(&StoreSettings::new(url), Config::default()).unwrap()
-}
+mod common;
+use common::{app, on_postgres, on_sqlite};
 
 /// An API batch: good items stored, bad ones named by index and field, a re-post adds nothing,
 /// and the same rows from a file are judged the same way.
@@ -245,6 +221,140 @@ fn files_in(url: &str) {
             "decided once"
         );
     }
+}
+
+/// Every account's export row by id, as JSON.
+fn export_rows(app: &App) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut rows = std::collections::BTreeMap::new();
+    app.export(&mut |r| {
+        rows.insert(r.account_id.clone(), serde_json::to_value(r).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    rows
+}
+
+/// Live ingest: events posted between runs re-assess their accounts at once, recorded under
+/// the latest run as current state; the next run at the same as_of computes the same rows
+/// for them and records no movement of its own for them. A re-post changes nothing.
+fn live_ingest(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_sample(
+        &data,
+        &SampleSpec {
+            accounts: 300,
+            ..SampleSpec::default()
+        },
+    )
+    .unwrap();
+    let app = app(url);
+    let inputs = ImportInputs {
+        accounts: Some(data.join("accounts.csv").into()),
+        engagement: Some(data.join("engagement.csv").into()),
+        triggers: Some(data.join("triggers.csv").into()),
+        deals: Some(data.join("deals.csv").into()),
+        more_engagement: Vec::new(),
+    };
+    app.import(&inputs, &app.load_options(), &mut |_| Ok(()))
+        .unwrap();
+    let t0 = Instant::parse(abm_io::sample::SAMPLE_AS_OF).unwrap();
+    let event = |account: &str, contact: &str, at: Instant| {
+        json!({"account_id": account, "occurred_at": at.to_string(), "type": "meeting",
+               "contact_id": contact, "event_id": format!("live-{account}-{contact}")})
+    };
+    // Before the first run: stored, nothing to re-assess against.
+    let early = app
+        .ingest(
+            RecordKind::Engagement,
+            vec![event("ACC-0001", "x", t0)],
+            Some(t0),
+        )
+        .unwrap();
+    assert!(early.reevaluated.is_none(), "{early:?}");
+    app.run(Some(t0), Some(2), RunObserver::default()).unwrap();
+    let before = export_rows(&app);
+    // Three contacts meeting each of the Cluster ICP accounts (engagement goes High): their
+    // accounts move up, or a move waits for a reviewer.
+    let t1 = Instant(t0.0 + 3 * 86_400_000_000);
+    let touched: Vec<String> = before
+        .iter()
+        .filter(|(_, r)| r["cluster"] == "cluster_icp")
+        .map(|(id, _)| id.clone())
+        .take(20)
+        .collect();
+    assert!(touched.len() >= 5, "{touched:?}");
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    for a in &touched {
+        for c in ["c1", "c2", "c3"] {
+            items.push(event(a, c, Instant(t1.0 - 86_400_000_000)));
+        }
+    }
+    items.push(json!({"account_id": "NOPE", "occurred_at": "yesterday", "type": "meeting"}));
+    let done = app
+        .ingest(RecordKind::Engagement, items.clone(), Some(t1))
+        .unwrap();
+    assert_eq!(done.rejected, 1, "{done:?}");
+    let re = done.reevaluated.expect("re-assessed");
+    let got: Vec<&str> = re.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    let mut want: Vec<&str> = touched.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(
+        re.accounts
+            .iter()
+            .any(|a| a.cluster != abm_core::Cluster::ClusterIcp || !a.checkpoints.is_empty()),
+        "some account moved or waits for a reviewer: {re:?}"
+    );
+    // Shown at once: the export's rows of the touched accounts are their new rows.
+    let now = export_rows(&app);
+    for a in &re.accounts {
+        assert_eq!(
+            now[&a.account_id]["cluster"],
+            serde_json::to_value(a.cluster).unwrap()
+        );
+    }
+    for (id, row) in &before {
+        if !touched.contains(id) {
+            assert_eq!(&now[id], row, "untouched {id}");
+        }
+    }
+    let movements = app.movements(None).unwrap().len();
+    // A re-post adds nothing and re-assesses nothing.
+    let again = app.ingest(RecordKind::Engagement, items, Some(t1)).unwrap();
+    assert_eq!((again.accepted, again.duplicate), (0, 60), "{again:?}");
+    assert!(again.reevaluated.is_none());
+    assert_eq!(app.movements(None).unwrap().len(), movements);
+    // The next run at the same as_of agrees for the touched accounts, with no movement of
+    // its own for them.
+    let RunOutcome::Done(run) = app.run(Some(t1), Some(2), RunObserver::default()).unwrap() else {
+        panic!("a re-evaluation is a change of state: the run is recorded");
+    };
+    let after = export_rows(&app);
+    for id in &touched {
+        assert_eq!(after[id], now[id], "{id}");
+    }
+    let moved_again: Vec<String> = app
+        .movements(None)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.run == run.run_id && touched.contains(&m.account_id))
+        .map(|m| m.account_id)
+        .collect();
+    assert!(moved_again.is_empty(), "{moved_again:?}");
+    // As of before the latest run: refused.
+    assert!(app.reevaluate(&touched, Some(t0)).is_err());
+}
+
+#[test]
+fn live_ingest_on_sqlite() {
+    on_sqlite("live", live_ingest);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn live_ingest_on_postgres() {
+    on_postgres("live", live_ingest);
 }
 
 #[test]

@@ -72,6 +72,10 @@ pub enum StateCommand {
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
+        /// Assess every account, not only those with new data, a decision or a due instant
+        /// (the outcome is the same; this is the long way, for checking).
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -434,8 +438,9 @@ pub fn run(cmd: StateCommand, config: Option<&Path>, quiet: bool) -> Result<()> 
             as_of,
             threads,
             json,
+            full,
             db,
-        } => run_cmd(as_of, threads, json, db, config, quiet),
+        } => run_cmd(as_of, threads, json, full, db, config, quiet),
         StateCommand::Review(rc) => review(rc),
         StateCommand::Summary { json, db } => summary_cmd(json, db),
         StateCommand::Movements { since, json, db } => movements_cmd(since, json, db),
@@ -613,6 +618,7 @@ fn run_cmd(
     as_of: Option<Instant>,
     threads: Option<usize>,
     json: bool,
+    full: bool,
     db: DbArgs,
     config: Option<&Path>,
     quiet: bool,
@@ -625,14 +631,16 @@ fn run_cmd(
     let config = load_config(config)?;
     let pb = crate::progress::Bars::new(quiet);
     let app = open_with(&db, false, config.clone())?;
-    let outcome = app.run(
-        Some(as_of.unwrap_or_else(now)),
-        threads,
-        RunObserver {
-            log: &log,
-            progress: &|l, d, t| pb.update(l, d, t),
-        },
-    )?;
+    let observer = RunObserver {
+        log: &log,
+        progress: &|l, d, t| pb.update(l, d, t),
+    };
+    let as_of = Some(as_of.unwrap_or_else(now));
+    let outcome = if full {
+        app.run_full(as_of, threads, observer)?
+    } else {
+        app.run(as_of, threads, observer)?
+    };
     pb.finish();
     match outcome {
         RunOutcome::Unchanged { run, as_of } => {
@@ -675,6 +683,13 @@ fn run_cmd(
                 )?;
                 row("Monitor Only", r.counts.monitor_only, None)?;
                 outln!("  {:<16} {:>9}", "accounts", r.accounts)?;
+                if !r.full {
+                    outln!(
+                        "  {:<16} {:>9}  (new data, decisions or due; the others unchanged)",
+                        "assessed",
+                        r.assessed
+                    )?;
+                }
                 for w in &r.capacity.warnings {
                     outln!("  warning: {w}")?;
                 }

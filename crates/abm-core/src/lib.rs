@@ -25,6 +25,7 @@ pub mod config_diff;
 pub mod engagement;
 pub mod enrichment;
 pub mod explanation;
+pub mod horizon;
 pub mod inputs;
 pub mod model;
 pub mod movement;

@@ -58,6 +58,10 @@ pub struct IngestParams {
     /// type (e.g. meeting, email_reply, webinar), and optionally contact_id, event_id, detail.
     /// At most 10,000. Re-sending an event adds nothing.
     pub events: Vec<serde_json::Value>,
+    /// Re-assess the touched accounts as of this instant (RFC 3339 or YYYY-MM-DD; not before
+    /// the latest run's). Default: now, or the latest run's as_of when later.
+    #[serde(default)]
+    pub as_of: Option<String>,
 }
 
 #[tool_router(router = store_router, vis = "pub(crate)")]
@@ -150,15 +154,20 @@ impl AbmTools {
     }
 
     #[tool(
-        description = "Store engagement events (idempotent: an event_id, else the content, identifies an event). Answers accepted, duplicate and rejected counts and each rejected item's index, field and reason; a bad event never drops the good ones. Role: admin."
+        description = "Store engagement events (idempotent: an event_id, else the content, identifies an event) and re-assess their accounts at once. Answers accepted, duplicate and rejected counts, each rejected item's index, field and reason (a bad event never drops the good ones), and under `reevaluated` each touched account's new cluster, movement and any review checkpoint opened. Role: admin."
     )]
     async fn ingest_events(
         &self,
         ext: Extensions,
         Parameters(p): Parameters<IngestParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        let as_of = match p.as_of.as_deref().map(abm_core::Instant::parse) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => return Ok(crate::bad(format!("as_of: {e}"))),
+        };
         self.call_as(&ext, Role::Admin, move |app, _, _| {
-            app.ingest(RecordKind::Engagement, p.events)
+            app.ingest(RecordKind::Engagement, p.events, as_of)
         })
         .await
     }

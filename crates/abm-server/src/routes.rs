@@ -512,9 +512,18 @@ fn parse_items(body: &[u8]) -> ApiResult<Items> {
     Ok((items, bad))
 }
 
-async fn ingest(s: S, kind: RecordKind, body: Bytes) -> ApiResult<Response> {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct IngestQuery {
+    /// The instant the touched accounts are re-assessed as of (RFC 3339 or YYYY-MM-DD; not
+    /// before the latest run's). Default: now, or the latest run's as_of when that is later.
+    as_of: Option<String>,
+}
+
+async fn ingest(s: S, kind: RecordKind, q: IngestQuery, body: Bytes) -> ApiResult<Response> {
+    let as_of = parse_opt(&q.as_of, "as_of", |t| Instant::parse(t).ok())?;
     let (items, bad) = parse_items(&body)?;
-    let mut v = blocking(&s, move |app| app.ingest(kind, items)).await?;
+    let mut v = blocking(&s, move |app| app.ingest(kind, items, as_of)).await?;
     for (index, reason) in bad {
         if let Some(r) = v
             .rejected_items
@@ -529,44 +538,60 @@ async fn ingest(s: S, kind: RecordKind, body: Bytes) -> ApiResult<Response> {
 
 /// Post engagement events (admin): a JSON array or NDJSON, at most 10,000 items (else 413).
 /// Idempotent: an event's `event_id`, else its content, identifies it.
-#[utoipa::path(post, path = "/api/events",
+#[utoipa::path(post, path = "/api/events", params(IngestQuery),
     request_body(content = serde_json::Value, description = "JSON array or NDJSON of events {account_id, occurred_at, type, contact_id?, event_id?, detail?}",
         content_type = "application/json"),
-    responses((status = 200, description = "{accepted, duplicate, rejected, rejected_items[{index, field, reason}]}", body = serde_json::Value),
+    responses((status = 200, description = "{accepted, duplicate, rejected, rejected_items[{index, field, reason}], reevaluated: {run, as_of, accounts[{account_id, cluster, previous, candidate, movement, recorded, checkpoints[{id, kind, from, to}]}]} | null}", body = serde_json::Value),
               (status = 400, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem)))]
-async fn post_events(State(s): State<S>, body: Bytes) -> ApiResult<Response> {
-    ingest(s, RecordKind::Engagement, body).await
+async fn post_events(
+    State(s): State<S>,
+    Query(q): Query<IngestQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ingest(s, RecordKind::Engagement, q, body).await
 }
 
 /// Post buyer signals (admin): a JSON array or NDJSON, at most 10,000 items.
-#[utoipa::path(post, path = "/api/triggers",
+#[utoipa::path(post, path = "/api/triggers", params(IngestQuery),
     request_body(content = serde_json::Value, description = "JSON array or NDJSON of triggers {account_id, occurred_at, type, source?, headline?, strength?}",
         content_type = "application/json"),
     responses((status = 200, body = serde_json::Value), (status = 400, body = Problem),
               (status = 403, body = Problem), (status = 413, body = Problem)))]
-async fn post_triggers(State(s): State<S>, body: Bytes) -> ApiResult<Response> {
-    ingest(s, RecordKind::Triggers, body).await
+async fn post_triggers(
+    State(s): State<S>,
+    Query(q): Query<IngestQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ingest(s, RecordKind::Triggers, q, body).await
 }
 
 /// Post deals (admin): a JSON array or NDJSON, at most 10,000 items; upserted by `deal_id`.
-#[utoipa::path(post, path = "/api/deals",
+#[utoipa::path(post, path = "/api/deals", params(IngestQuery),
     request_body(content = serde_json::Value, description = "JSON array or NDJSON of deals {deal_id, account_id, stage?, amount?, created_at?, closed_at?, …}",
         content_type = "application/json"),
     responses((status = 200, body = serde_json::Value), (status = 400, body = Problem),
               (status = 403, body = Problem), (status = 413, body = Problem)))]
-async fn post_deals(State(s): State<S>, body: Bytes) -> ApiResult<Response> {
-    ingest(s, RecordKind::Deals, body).await
+async fn post_deals(
+    State(s): State<S>,
+    Query(q): Query<IngestQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ingest(s, RecordKind::Deals, q, body).await
 }
 
 /// Create or update accounts (admin): a JSON array or NDJSON, at most 10,000 items; upserted
 /// by `account_id`.
-#[utoipa::path(put, path = "/api/accounts",
+#[utoipa::path(put, path = "/api/accounts", params(IngestQuery),
     request_body(content = serde_json::Value, description = "JSON array or NDJSON of accounts {account_id, name?, industry?, employees?, …}",
         content_type = "application/json"),
     responses((status = 200, body = serde_json::Value), (status = 400, body = Problem),
               (status = 403, body = Problem), (status = 413, body = Problem)))]
-async fn put_accounts(State(s): State<S>, body: Bytes) -> ApiResult<Response> {
-    ingest(s, RecordKind::Accounts, body).await
+async fn put_accounts(
+    State(s): State<S>,
+    Query(q): Query<IngestQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ingest(s, RecordKind::Accounts, q, body).await
 }
 
 struct BearerAuth;

@@ -710,6 +710,126 @@ fn concurrent_runs(url: &str) {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
+/// Live ingest after a run: the posted events' accounts are re-assessed at once; the answer
+/// lists each one's new cluster and any checkpoint opened, and the account, the movements and
+/// the queue read so right away; before the latest run's as_of → 400.
+fn live(url: &str) {
+    let w = world(url);
+    let as_of = abm_io::sample::SAMPLE_AS_OF;
+    let r = w.ok(
+        "POST",
+        "/api/runs",
+        &w.admin,
+        &json!({ "as_of": as_of }).to_string(),
+    );
+    assert_eq!(r["status"], "done", "{r}");
+    let page = w.ok(
+        "GET",
+        "/api/accounts?cluster=cluster_icp&limit=5",
+        &w.viewer,
+        "",
+    );
+    let ids: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["account_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 5, "{page}");
+    let events: Vec<Value> = ids
+        .iter()
+        .flat_map(|id| {
+            ["a", "b", "c"].map(|c| {
+                json!({"account_id": id, "occurred_at": "2026-10-30T10:00:00Z",
+                                           "type": "meeting", "contact_id": c,
+                                           "event_id": format!("live-{id}-{c}")})
+            })
+        })
+        .collect();
+    let body = Value::Array(events).to_string();
+    let a = w.ok(
+        "POST",
+        &format!("/api/events?as_of={as_of}"),
+        &w.admin,
+        &body,
+    );
+    assert_eq!(a["accepted"], 15, "{a}");
+    let re = a["reevaluated"]["accounts"]
+        .as_array()
+        .expect("re-assessed");
+    assert_eq!(re.len(), 5, "{a}");
+    let mut moved = 0;
+    for r in re {
+        assert_eq!(r["previous"], "cluster_icp", "{r}");
+        assert_eq!(r["recorded"], true, "{r}");
+        let id = r["account_id"].as_str().unwrap();
+        let now = w.ok("GET", &format!("/api/accounts/{id}"), &w.viewer, "");
+        assert_eq!(now["state"]["cluster"], r["cluster"], "{now}");
+        for c in r["checkpoints"].as_array().into_iter().flatten() {
+            let open: Vec<i64> = now["open_checkpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap())
+                .collect();
+            assert!(open.contains(&c["id"].as_i64().unwrap()), "{now}");
+        }
+        moved += (r["cluster"] != "cluster_icp" || r["checkpoints"].is_array()) as usize;
+    }
+    assert!(
+        moved > 0,
+        "three meetings move some account or open a review: {a}"
+    );
+    let m = w.ok("GET", "/api/movements", &w.viewer, "");
+    for r in re.iter().filter(|r| r["cluster"] != "cluster_icp") {
+        assert!(
+            m.as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["account_id"] == r["account_id"] && x["to"] == r["cluster"]),
+            "{m}"
+        );
+    }
+    // A re-post: nothing new, nothing re-assessed.
+    let again = w.ok(
+        "POST",
+        &format!("/api/events?as_of={as_of}"),
+        &w.admin,
+        &body,
+    );
+    assert!(again["reevaluated"].is_null(), "{again}");
+    // Before the latest run: refused (as a run would be), nothing stored.
+    let early = w.call(
+        "POST",
+        "/api/events?as_of=2026-01-01",
+        Some(&w.admin),
+        &json!([{"account_id": ids[0], "occurred_at": "2025-12-30", "type": "webinar_attended",
+                 "contact_id": "d", "event_id": "live-early"}])
+        .to_string(),
+    );
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    let early_again = w.call(
+        "POST",
+        &format!("/api/events?as_of={as_of}"),
+        Some(&w.admin),
+        &json!([{"account_id": ids[0], "occurred_at": "2025-12-30", "type": "webinar_attended",
+                 "contact_id": "d", "event_id": "live-early"}])
+        .to_string(),
+    );
+    assert_eq!(early_again.body["accepted"], 1, "{}", early_again.body);
+    let bad = w.call("POST", "/api/events?as_of=soon", Some(&w.admin), &body);
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+#[test]
+fn live_on_sqlite() {
+    on_sqlite(live);
+}
+#[test]
+#[ignore = "needs PostgreSQL (ABM_TEST_PG_URL)"]
+fn live_on_postgres() {
+    on_postgres("live", live);
+}
 #[test]
 fn roles_on_sqlite() {
     on_sqlite(roles);

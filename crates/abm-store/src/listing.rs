@@ -128,12 +128,14 @@ impl crate::Store {
             r.i(0)
         })?;
         // Page along the table a filter reads, so the scan walks its primary key in order and
-        // stops at the page's end (no sort of every match): the latest snapshot's (run,
-        // account) for tier / engagement / micro-segment, the state's account for the cluster,
-        // else the accounts' id. All three are the account's row id.
-        let key = if f.tier.is_some() || f.engagement.is_some() || f.micro_segment.is_some() {
-            "s.account"
-        } else if f.cluster.is_some() {
+        // stops at the page's end (no sort of every match): the state's account for the
+        // cluster and for what the account's latest row says (tier, engagement,
+        // micro-segment), else the accounts' id. Both are the account's row id.
+        let key = if f.tier.is_some()
+            || f.engagement.is_some()
+            || f.micro_segment.is_some()
+            || f.cluster.is_some()
+        {
             "st.account"
         } else {
             "a.id"
@@ -143,16 +145,15 @@ impl crate::Store {
                 tm.text, tn.text
              FROM accounts a
              LEFT JOIN account_state st ON st.account = a.id
-             LEFT JOIN snapshots s ON s.run = ? AND s.account = a.id
+             LEFT JOIN snapshots s ON s.run = st.snapshot_run AND s.account = a.id
              LEFT JOIN texts tm ON tm.id = s.micro_segment
              LEFT JOIN texts tn ON tn.id = s.next_action
              WHERE {key} > ?"
         );
         let pattern = f.q.as_deref().map(like_pattern);
-        let mut params = vec![
-            Value::Int(run.unwrap_or(-1)),
-            Value::Int(f.cursor.map_or(i64::MIN, |c| c.0)),
-        ];
+        // With history that grows with change, an account's latest row may be an earlier
+        // run's: it holds until the account's next row.
+        let mut params = vec![Value::Int(f.cursor.map_or(i64::MIN, |c| c.0))];
         if let Some(c) = f.cluster {
             sql.push_str(" AND st.cluster = ?");
             params.push(Value::Text(c.as_str()));

@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/0007_account_lookup.sql"),
     ),
     (
+        "0008_change_driven_runs",
+        include_str!("../migrations/postgres/0008_change_driven_runs.sql"),
+    ),
+    (
         "0009_stage_history",
         include_str!("../migrations/postgres/0009_stage_history.sql"),
     ),

@@ -760,7 +760,8 @@ impl crate::Store {
         let segments = if defs.is_empty() {
             None
         } else {
-            let accounts = crate::run::load_accounts(&mut *tx, &|_: &str| {})?;
+            let accounts =
+                crate::run::load_accounts(&mut *tx, &|_: &str| {}, crate::scope::Scope::All)?;
             let labels = crate::segments::labels(&accounts, &defs);
             Some((accounts, labels))
         };

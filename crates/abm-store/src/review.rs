@@ -113,6 +113,10 @@ pub(crate) fn decide_in(
     let now = crate::wall_clock().to_string();
     let mut effective = None;
     let mut shown_now = false;
+    if let Some(account) = account {
+        // A decision changes what the next run starts from: it assesses the account.
+        crate::run::assess_at_next_run(tx, account)?;
+    }
     if let (Some(kind), Some(account)) = (kind.proposal(), account) {
         let state = tx.query_one(
             "SELECT s.cluster, s.entered_at, s.floor, a.account_id

@@ -12,10 +12,13 @@
 
 use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::query::parse_code;
+use crate::scope::Scope;
+use crate::scope::{select_scope, Marks};
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
 use abm_core::engagement::{Deal, DealOutcome, EngagementState, Signal, Trigger, Verdict};
+use abm_core::horizon::Horizon;
 use abm_core::movement::{
     apply_approval, decide, CheckpointKind, CheckpointStatus, Decision, Evidence, EvidenceKind,
     PriorState, Proposal, ProposalAction, ProposalKind,
@@ -35,6 +38,8 @@ const FLUSH_ROWS: usize = 1000;
 pub struct RunOptions<'a> {
     pub as_of: Instant,
     pub threads: usize,
+    /// Assess every account, even when only some changed or are due (`abm run --full`).
+    pub full: bool,
     /// One-line status messages (stderr in the CLI).
     pub log: &'a (dyn Fn(&str) + Sync),
     /// (what, done, total).
@@ -47,6 +52,11 @@ pub struct RunReport {
     pub as_of: Instant,
     pub config_hash: String,
     pub accounts: u64,
+    /// Accounts this run assessed: all of them in a full run; else those with new or
+    /// changed rows, a decision or re-evaluation since the previous run, or a due instant.
+    pub assessed: u64,
+    /// Every account was assessed (the first run, a config change, `--full`).
+    pub full: bool,
     pub counts: ClusterCounts,
     pub capacity: CapacityStatus,
     pub promotions: u64,
@@ -134,6 +144,11 @@ fn apply_review_policy(
         let (mut k, mut oldest) = (0u32, 0u32);
         for (id, a) in left.iter().filter(|(_, a)| *a >= m) {
             conn.execute(
+                "UPDATE account_state SET due_at = NULL
+                 WHERE account = (SELECT account FROM checkpoints WHERE id = ?)",
+                &[Value::Int(*id)],
+            )?;
+            conn.execute(
                 "UPDATE checkpoints SET status = 'closed', reviewer = 'policy', reason = ?,
                     decided_at = ?, decided_run = ? WHERE id = ? AND status = 'pending'",
                 &[
@@ -177,6 +192,15 @@ fn apply_review_policy(
     Ok(lines)
 }
 
+/// Make the next run assess `account` (a decision or a re-evaluation changed its state).
+pub(crate) fn assess_at_next_run(conn: &mut dyn Conn, account: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE account_state SET due_at = NULL WHERE account = ?",
+        &[Value::Int(account)],
+    )?;
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 // One per command: the size of the report does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -190,9 +214,9 @@ pub enum RunOutcome {
 }
 
 /// What one worker computed for one account.
-struct Computed {
-    idx: AccountIdx,
-    d: Decision,
+pub(crate) struct Computed {
+    pub(crate) idx: AccountIdx,
+    pub(crate) d: Decision,
     tier: Tier,
     score: f64,
     level: &'static str,
@@ -213,6 +237,9 @@ struct Computed {
     decided: Vec<Hypothesis>,
     /// Hash of the snapshot row's content but its checkpoint column (computed on the workers).
     content: [u8; 16],
+    /// A re-evaluation's current row when it differs from this outcome's: the state after it,
+    /// and what the next run computes from that state ([`compute_current`]).
+    shown: Option<Box<(PriorState, Computed)>>,
 }
 
 /// This run's outcome for an account under a review decision not taken yet.
@@ -222,11 +249,11 @@ struct Hypothesis {
     c: Computed,
 }
 
-struct Loaded {
-    table: AccountTable,
+pub(crate) struct Loaded {
+    pub(crate) table: AccountTable,
     /// accounts.id of each AccountIdx.
-    ids: Vec<i64>,
-    priors: Vec<Option<PriorState>>,
+    pub(crate) ids: Vec<i64>,
+    pub(crate) priors: Vec<Option<PriorState>>,
     pending_proposal: Vec<Option<i64>>,
     /// as_of of the run that opened each pending proposal (an approval takes effect then).
     pending_as_of: Vec<Instant>,
@@ -247,6 +274,12 @@ struct Loaded {
     events_unknown: u64,
     /// Per account: the run and content hash of its latest snapshot row (`account_state`).
     snapshot_of: Vec<Option<(i64, Option<[u8; 16]>)>>,
+    /// Per account: the due instant and computed score `account_state` holds.
+    stored_due: Vec<(Option<i64>, Option<f64>)>,
+    /// Per account: the earliest instant a rule reading its events, triggers or deals could
+    /// change its assessment (the entry and floor of its state are added when it is decided).
+    due: Vec<Instant>,
+    horizon: Horizon,
 }
 
 /// The columns [`push_account`] reads, in its order.
@@ -297,10 +330,33 @@ pub(crate) fn cluster(table: &str, column: &str, s: &str) -> Result<Cluster, Sto
     crate::query::parse_code(Cluster::parse, table, column, s)
 }
 
-fn idx_of(map: &[u32], id: i64) -> Option<AccountIdx> {
-    map.get(usize::try_from(id).ok()?)
-        .copied()
-        .filter(|&i| i != u32::MAX)
+/// `accounts.id` → the account's index in the loaded table.
+enum IdMap {
+    /// Every account: indexed by id.
+    Dense(Vec<u32>),
+    /// A few accounts.
+    Sparse(HashMap<i64, u32>),
+}
+
+impl IdMap {
+    fn get(&self, id: i64) -> Option<AccountIdx> {
+        match self {
+            IdMap::Dense(map) => map
+                .get(usize::try_from(id).ok()?)
+                .copied()
+                .filter(|&i| i != u32::MAX),
+            IdMap::Sparse(map) => map.get(&id).copied(),
+        }
+    }
+
+    fn set(&mut self, id: i64, idx: AccountIdx) {
+        match self {
+            IdMap::Dense(map) => map[id as usize] = idx,
+            IdMap::Sparse(map) => {
+                map.insert(id, idx);
+            }
+        }
+    }
 }
 
 /// The stored accounts as a table (in `accounts.id` order), with each one's `accounts.id`.
@@ -308,40 +364,51 @@ pub struct StoredAccounts {
     pub table: AccountTable,
     /// `accounts.id` per account index.
     pub ids: Vec<i64>,
-    id_map: Vec<u32>,
+    id_map: IdMap,
 }
 
 impl StoredAccounts {
     /// The index of the account whose `accounts.id` is `id`.
     pub fn idx_of(&self, id: i64) -> Option<AccountIdx> {
-        idx_of(&self.id_map, id)
+        self.id_map.get(id)
     }
 }
 
-/// Every stored account (`NoAccounts` when there is none).
+/// The stored accounts of `scope`: every one (`NoAccounts` when there is none), or those of
+/// the ids still stored.
 pub(crate) fn load_accounts(
     conn: &mut dyn Conn,
     log: &dyn Fn(&str),
+    scope: Scope<'_>,
 ) -> Result<StoredAccounts, StoreError> {
     let schema = account_schema(conn)?;
-    let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
-    if n == 0 {
-        return Err(StoreError::NoAccounts);
-    }
-    let max_id = conn.scalar("SELECT CAST(MAX(id) AS BIGINT) FROM accounts", &[])?;
-    let mut id_map = vec![u32::MAX; max_id as usize + 1];
+    let (n, mut id_map) = match scope {
+        Scope::All => {
+            let n = conn.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts", &[])? as usize;
+            if n == 0 {
+                return Err(StoreError::NoAccounts);
+            }
+            let max_id = conn.scalar("SELECT CAST(MAX(id) AS BIGINT) FROM accounts", &[])?;
+            (n, IdMap::Dense(vec![u32::MAX; max_id as usize + 1]))
+        }
+        Scope::Ids(ids) => (ids.len(), IdMap::Sparse(HashMap::with_capacity(ids.len()))),
+    };
     let mut table = AccountTable::new(schema.clone());
     table.reserve(n, n * 64);
     let mut ids = Vec::with_capacity(n);
     let cols = schema.columns().to_vec();
     let mut vals: Vec<String> = Vec::new();
-    log(&format!("loading {n} accounts"));
-    conn.query_each(
-        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"),
+    if matches!(scope, Scope::All) {
+        log(&format!("loading {n} accounts"));
+    }
+    scope.each(
+        conn,
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {{scope}} ORDER BY id"),
+        "id",
         &[],
         &mut |r| {
             let (id, idx) = push_account(&mut table, &cols, &mut vals, r)?;
-            id_map[id as usize] = idx;
+            id_map.set(id, idx);
             ids.push(id);
             Ok(())
         },
@@ -349,22 +416,27 @@ pub(crate) fn load_accounts(
     Ok(StoredAccounts { table, ids, id_map })
 }
 
-/// Every stored deal of the accounts `accounts` holds, by account then deal id.
+/// The stored deals of `accounts` (read over `scope`), by account then deal id; `seen` is
+/// shown each one.
 pub(crate) fn load_deals(
     conn: &mut dyn Conn,
     accounts: &StoredAccounts,
+    scope: Scope<'_>,
+    seen: &mut dyn FnMut(&Deal),
 ) -> Result<ByAccount<Deal>, StoreError> {
     let mut deals = Vec::new();
-    conn.query_each(
+    scope.each(
+        conn,
         "SELECT account, deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome,
                 product, stage_history
-         FROM deals",
+         FROM deals WHERE {scope}",
+        "account",
         &[],
         &mut |r| {
             let Some(i) = accounts.idx_of(r.i(0)?) else {
                 return Ok(());
             };
-            deals.push(Deal {
+            let deal = Deal {
                 account: i,
                 deal_id: r.string(1)?,
                 stage: r.string(2)?,
@@ -379,7 +451,9 @@ pub(crate) fn load_deals(
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty()),
                 history: stage_history(r.opt_string(9)?)?,
-            });
+            };
+            seen(&deal);
+            deals.push(deal);
             Ok(())
         },
     )?;
@@ -387,19 +461,64 @@ pub(crate) fn load_deals(
     Ok(ByAccount::new(deals, accounts.table.len(), |d| d.account))
 }
 
-fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loaded, StoreError> {
-    let accounts = load_accounts(conn, opts.log)?;
+/// The products a customer's whitespace is measured against as of `rules.as_of`: the
+/// configured list, else every product on a stored deal created by then — over all stored
+/// deals, whatever a load's scope (a run that scales with change assesses everyone when it
+/// changes: [`catalog_mark`]).
+pub(crate) fn product_catalog(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+) -> Result<Vec<String>, StoreError> {
+    let mut named: Vec<(String, Instant)> = Vec::new();
+    if rules.config.customers.products.is_empty() {
+        conn.query_each(
+            "SELECT product, MIN(created_at) FROM deals
+             WHERE product IS NOT NULL AND created_at <= ? GROUP BY product",
+            &[Value::Int(rules.as_of.0)],
+            &mut |r| {
+                named.push((r.string(0)?, Instant(r.i(1)?)));
+                Ok(())
+            },
+        )?;
+    }
+    Ok(abm_core::assess::product_catalog(
+        &rules.config.customers.products,
+        rules.as_of,
+        named.iter().map(|(p, at)| (p.as_str(), *at)),
+    ))
+}
+
+/// A catalog as a non-negative `meta` value: a run assesses every account when it differs
+/// from the previous run's (each customer's whitespace depends on it).
+pub(crate) fn catalog_mark(catalog: &[String]) -> i64 {
+    let parts: Vec<&[u8]> = catalog.iter().map(|p| p.as_bytes()).collect();
+    let id = crate::ident(&parts);
+    i64::from_le_bytes(id[..8].try_into().expect("8 bytes")) & i64::MAX
+}
+
+pub(crate) fn load(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    opts: &RunOptions<'_>,
+    scope: Scope<'_>,
+) -> Result<Loaded, StoreError> {
+    let accounts = load_accounts(conn, opts.log, scope)?;
+    // A scope may name ids no longer stored: only those found are loaded.
     let n = accounts.table.len();
     let id_map = &accounts.id_map;
 
     let mut priors: Vec<Option<PriorState>> = vec![None; n];
     let mut snapshot_of = vec![None; n];
-    conn.query_each(
-        "SELECT account, cluster, entered_at, floor, snapshot_run, snapshot_hash
-         FROM account_state",
+    let mut stored_due = vec![(None, None); n];
+    scope.each(
+        conn,
+        "SELECT account, cluster, entered_at, floor, snapshot_run, snapshot_hash, due_at, score
+         FROM account_state WHERE {scope}",
+        "account",
         &[],
         &mut |r| {
-            if let Some(i) = idx_of(id_map, r.i(0)?) {
+            if let Some(i) = id_map.get(r.i(0)?) {
+                stored_due[i as usize] = (r.int(6)?, r.real(7)?);
                 if let Some(run) = r.int(4)? {
                     let hash = r.blob(5)?.and_then(|b| <[u8; 16]>::try_from(b).ok());
                     snapshot_of[i as usize] = Some((run, hash));
@@ -419,16 +538,18 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     let mut pending_as_of = vec![Instant::MIN; n];
     let mut pending_conflict = vec![None; n];
     let mut decided_conflicts: HashMap<usize, Vec<String>> = HashMap::new();
-    conn.query_each(
+    scope.each(
+        conn,
         // An item the review policy expired (closed, reviewer `policy`) is not re-opened on
         // the same evidence either: it counts as rejected.
         "SELECT id, account, kind, from_cluster, to_cluster, rule, signature,
             CASE WHEN status = 'closed' THEN 'rejected' ELSE status END, as_of
          FROM checkpoints WHERE account IS NOT NULL AND (status IN ('pending', 'rejected', 'approved')
-            OR (status = 'closed' AND reviewer = 'policy'))",
+            OR (status = 'closed' AND reviewer = 'policy')) AND {scope}",
+        "account",
         &[],
         &mut |r| {
-            let Some(i) = idx_of(id_map, r.i(1)?) else {
+            let Some(i) = id_map.get(r.i(1)?) else {
                 return Ok(());
             };
             let i = i as usize;
@@ -497,16 +618,20 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         .collect();
     let mut alt_states: HashMap<usize, EngagementState> = HashMap::new();
     let mut signals = Vec::new();
+    let horizon = Horizon::new(rules);
+    let mut due = vec![horizon.start(); n];
     let (mut read, mut after, mut unknown) = (0u64, 0u64, 0u64);
-    conn.query_each(
-        "SELECT account, occurred_at, type, contact_id FROM events",
+    scope.each(
+        conn,
+        "SELECT account, occurred_at, type, contact_id FROM events WHERE {scope}",
+        "account",
         &[],
         &mut |r| {
             read += 1;
             if read % 1_000_000 == 0 {
                 (opts.progress)("folding events", read, 0);
             }
-            let Some(i) = idx_of(id_map, r.i(0)?) else {
+            let Some(i) = id_map.get(r.i(0)?) else {
                 return Ok(());
             };
             let at = Instant(r.i(1)?);
@@ -514,6 +639,8 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
                 unknown += 1;
                 return Ok(());
             };
+            let d = &mut due[i as usize];
+            *d = (*d).min(horizon.event(code, at));
             let contact = r.s(3)?.as_bytes();
             if !alt_floors.is_empty() {
                 if let Some(f) = alt_floors.get(&(i as usize)) {
@@ -538,21 +665,29 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
     signals.sort_by_key(|s| (s.account, s.at, s.code));
 
     let mut triggers = Vec::new();
-    conn.query_each(
+    scope.each(
+        conn,
+        // Those after as_of only say when they start to count.
         "SELECT account, occurred_at, type, headline FROM triggers
-         WHERE occurred_at >= ? AND occurred_at <= ?",
-        &[Value::Int(rules.trigger_from.0), Value::Int(rules.as_of.0)],
+         WHERE occurred_at >= ? AND {scope}",
+        "account",
+        &[Value::Int(rules.trigger_from.0)],
         &mut |r| {
-            let Some(i) = idx_of(id_map, r.i(0)?) else {
+            let Some(i) = id_map.get(r.i(0)?) else {
                 return Ok(());
             };
             if let Some(code) = rules.triggers.lookup(r.s(2)?.as_bytes()) {
-                triggers.push(Trigger {
-                    account: i,
-                    code,
-                    at: Instant(r.i(1)?),
-                    headline: r.opt_string(3)?.unwrap_or_default(),
-                });
+                let at = Instant(r.i(1)?);
+                let d = &mut due[i as usize];
+                *d = (*d).min(horizon.trigger(at));
+                if at <= rules.as_of {
+                    triggers.push(Trigger {
+                        account: i,
+                        code,
+                        at,
+                        headline: r.opt_string(3)?.unwrap_or_default(),
+                    });
+                }
             }
             Ok(())
         },
@@ -564,12 +699,20 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
             .then(a.code.cmp(&b.code))
     });
 
-    let deals = load_deals(conn, &accounts)?;
-    let products = abm_core::assess::product_catalog(
-        &rules.config.customers.products,
-        rules.as_of,
-        abm_core::assess::deal_products(&deals.items),
-    );
+    let deals = load_deals(conn, &accounts, scope, &mut |d| {
+        let due = &mut due[d.account as usize];
+        let changes = [Some(d.created_at), d.last_stage_change_at]
+            .into_iter()
+            .flatten()
+            .chain(d.history.iter().map(|e| e.at));
+        for at in changes {
+            *due = (*due).min(horizon.deal_change(at));
+        }
+        if let Some(at) = d.closed_at {
+            *due = (*due).min(horizon.deal_closed(at));
+        }
+    })?;
+    let products = product_catalog(conn, rules)?;
     let StoredAccounts { table, ids, .. } = accounts;
 
     Ok(Loaded {
@@ -590,10 +733,13 @@ fn load(conn: &mut dyn Conn, rules: &Rules, opts: &RunOptions<'_>) -> Result<Loa
         events_after: after,
         events_unknown: unknown,
         snapshot_of,
+        stored_due,
+        due,
+        horizon,
     })
 }
 
-fn compute(
+pub(crate) fn compute(
     rules: &Rules,
     model: &ScoringModel,
     l: &Loaded,
@@ -624,19 +770,7 @@ fn compute(
         let mut approved = after.clone();
         apply_approval(&mut approved, &p, proposed_at);
         let empty = EngagementState::default();
-        let engagement = if approved.floor == after.floor {
-            facts.engagement
-        } else if approved.floor >= rules.as_of {
-            // Nothing up to as_of counts after a demotion as of now.
-            &empty
-        } else {
-            l.alt_states.get(&(idx as usize)).unwrap_or(&empty)
-        };
-        let facts_a = Facts {
-            engagement,
-            floor: approved.floor,
-            ..facts
-        };
+        let facts_a = facts_from(rules, l, idx, &facts, approved.floor, &empty);
         let a = compute_with(rules, model, l, idx, Some(&approved), &facts_a, text);
         let mut rejected = after;
         rejected.pending = None;
@@ -655,6 +789,67 @@ fn compute(
             },
         ];
     }
+    c
+}
+
+/// `facts` as a state with floor `floor` reads them: the same, or — after a demotion — those
+/// folded from that floor (nothing up to as_of counts after a demotion as of now).
+fn facts_from<'a>(
+    rules: &Rules,
+    l: &'a Loaded,
+    idx: AccountIdx,
+    facts: &Facts<'a>,
+    floor: Instant,
+    empty: &'a EngagementState,
+) -> Facts<'a> {
+    let engagement = if floor == facts.floor {
+        facts.engagement
+    } else if floor >= rules.as_of {
+        empty
+    } else {
+        l.alt_states.get(&(idx as usize)).unwrap_or(empty)
+    };
+    Facts {
+        engagement,
+        floor,
+        ..*facts
+    }
+}
+
+/// [`compute`] for a re-evaluation between runs: when the outcome changes the account's state
+/// or review items, its current row is the one the next run computes from the new state at the
+/// same as_of (a move shows as done, not as happening), as a decision's row is.
+pub(crate) fn compute_current(
+    rules: &Rules,
+    model: &ScoringModel,
+    l: &Loaded,
+    idx: AccountIdx,
+    text: &mut RowScratch,
+) -> Computed {
+    let mut c = compute(rules, model, l, idx, text);
+    let Some(prior) = l.priors[idx as usize].as_ref() else {
+        return c;
+    };
+    let d = &c.d;
+    let moved =
+        prior.cluster != d.cluster || prior.entered_at != d.entered_at || prior.floor != d.floor;
+    let pending = match &d.proposal {
+        ProposalAction::None | ProposalAction::KeepPending if !moved => return c,
+        ProposalAction::Open(p) => Some(p.clone()),
+        ProposalAction::KeepPending => prior.pending.clone(),
+        ProposalAction::None | ProposalAction::Close(_) => None,
+    };
+    let after = PriorState {
+        cluster: d.cluster,
+        entered_at: d.entered_at,
+        floor: d.floor,
+        pending,
+        rejected: prior.rejected.clone(),
+    };
+    let empty = EngagementState::default();
+    let facts = facts_from(rules, l, idx, &facts_of(l, idx), after.floor, &empty);
+    let shown = compute_with(rules, model, l, idx, Some(&after), &facts, text);
+    c.shown = Some(Box::new((after, shown)));
     c
 }
 
@@ -713,6 +908,7 @@ fn compute_with(
         score_computed: a.score.score_source == abm_core::scoring::Source::Computed,
         decided: Vec::new(),
         content,
+        shown: None,
         d,
     }
 }
@@ -738,8 +934,13 @@ fn program_of(rules: &Rules, customer: bool, cluster: Cluster) -> &str {
     }
 }
 
-/// Interned texts (`texts` table).
-struct Texts(HashMap<String, i64>);
+/// Interned texts (`texts` table): all read up front (a run), or each looked up when first
+/// needed (a re-evaluation of a few accounts).
+pub(crate) struct Texts {
+    known: HashMap<String, i64>,
+    /// Every stored text is in `known`.
+    complete: bool,
+}
 
 impl Texts {
     fn load(conn: &mut dyn Conn) -> Result<Texts, StoreError> {
@@ -748,12 +949,33 @@ impl Texts {
             m.insert(r.string(1)?, r.i(0)?);
             Ok(())
         })?;
-        Ok(Texts(m))
+        Ok(Texts {
+            known: m,
+            complete: true,
+        })
+    }
+
+    pub(crate) fn lazy() -> Texts {
+        Texts {
+            known: HashMap::new(),
+            complete: false,
+        }
     }
 
     fn id(&mut self, conn: &mut dyn Conn, s: &str) -> Result<i64, StoreError> {
-        if let Some(&id) = self.0.get(s) {
+        if let Some(&id) = self.known.get(s) {
             return Ok(id);
+        }
+        if !self.complete {
+            let found = conn.query_one(
+                "SELECT id FROM texts WHERE text = ?",
+                &[Value::Text(s)],
+                |r| r.i(0),
+            )?;
+            if let Some(id) = found {
+                self.known.insert(s.to_string(), id);
+                return Ok(id);
+            }
         }
         let id = conn
             .query_one(
@@ -762,25 +984,39 @@ impl Texts {
                 |r| r.i(0),
             )?
             .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
-        self.0.insert(s.to_string(), id);
+        self.known.insert(s.to_string(), id);
         Ok(id)
     }
 }
 
+/// Where [`write_one`] records an account's outcome.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A run: a snapshot row when the account's row changed.
+    Run,
+    /// A re-evaluation between runs (`Store::reevaluate`): under the latest run, as a review
+    /// decision is — the account's current row (`current_rows`, `decided` 0) over that run's,
+    /// its state, a movement, checkpoints opened or closed.
+    Current,
+}
+
 /// The run's writes, batched.
-struct Writer {
+pub(crate) struct Writer {
+    record: Record,
     run: i64,
     as_of: Instant,
     now: String,
     actor: String,
     snapshots: Batch,
+    /// `current_rows` (a re-evaluation).
+    current: Batch,
     proposal_rows: Batch,
     movements: Batch,
     checkpoints: Batch,
     decisions: Batch,
     states: Batch,
     closed: u64,
-    opened: u64,
+    pub(crate) opened: u64,
     /// Snapshot rows written (accounts whose assessment changed).
     snapshot_rows: u64,
 }
@@ -789,6 +1025,10 @@ const SNAPSHOTS: &str =
     "snapshots (run, account, candidate, cluster, previous, movement, rule, evidence, tier,
     score, engagement, has_triggers, promotion_triggers, program, micro_segment, next_action,
     checkpoint, rationale)";
+const CURRENT_ROWS: &str =
+    "current_rows (account, run, decided, candidate, cluster, previous, movement, rule, evidence,
+    tier, score, engagement, has_triggers, promotion_triggers, program, micro_segment,
+    next_action, checkpoint, rationale)";
 const PROPOSAL_ROWS: &str =
     "proposal_rows (run, account, outcome, candidate, cluster, previous, movement, rule, evidence,
     tier, score, engagement, has_triggers, promotion_triggers, program, micro_segment,
@@ -800,15 +1040,43 @@ const CHECKPOINTS: &str =
     evidence, status, created_at)";
 const DECISIONS: &str = "decisions (checkpoint, action, actor, comment, decided_at, run)";
 const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run,
-    snapshot_run, snapshot_hash)";
+    snapshot_run, snapshot_hash, due_at, score)";
 const STATES_UPSERT: &str = "ON CONFLICT (account) DO UPDATE SET cluster = excluded.cluster,
     entered_at = excluded.entered_at, floor = excluded.floor, updated_run = excluded.updated_run,
-    snapshot_run = excluded.snapshot_run, snapshot_hash = excluded.snapshot_hash";
+    snapshot_run = excluded.snapshot_run, snapshot_hash = excluded.snapshot_hash,
+    due_at = excluded.due_at, score = excluded.score";
 
 impl Writer {
-    fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
+    pub(crate) fn new(
+        record: Record,
+        run: i64,
+        as_of: Instant,
+        now: String,
+        actor: String,
+    ) -> Writer {
+        Writer {
+            record,
+            run,
+            as_of,
+            now,
+            actor,
+            snapshots: Batch::new(18),
+            current: Batch::new(19),
+            proposal_rows: Batch::new(19),
+            movements: Batch::new(10),
+            checkpoints: Batch::new(11),
+            decisions: Batch::new(6),
+            states: Batch::new(9),
+            closed: 0,
+            opened: 0,
+            snapshot_rows: 0,
+        }
+    }
+
+    pub(crate) fn flush(&mut self, conn: &mut dyn Conn, force: bool) -> Result<(), StoreError> {
         for (into, b, suffix) in [
             (SNAPSHOTS, &mut self.snapshots, ""),
+            (CURRENT_ROWS, &mut self.current, ""),
             (PROPOSAL_ROWS, &mut self.proposal_rows, ""),
             (MOVEMENTS, &mut self.movements, ""),
             (CHECKPOINTS, &mut self.checkpoints, ""),
@@ -936,11 +1204,46 @@ pub(crate) fn run(
     tx.execute("DELETE FROM current_rows", &[])?;
     tx.execute("DELETE FROM proposal_rows", &[])?;
     let review_policy = apply_review_policy(&mut *tx, rules, run_id)?;
-    let loaded = load(&mut *tx, rules, opts)?;
+    // Runs that scale with change: unless something changed for all of them, only the
+    // accounts with new rows, a decision or re-evaluation, or a due instant are assessed; the
+    // others keep their state and rows, and count as they stand.
+    let marks = Marks::current(&mut *tx)?;
+    let previous = Marks::of_latest_run(&mut *tx)?;
+    let catalog = catalog_mark(&product_catalog(&mut *tx, rules)?);
+    let mut full = opts.full
+        || latest.as_ref().is_none_or(|l| l.2 != config_hash)
+        || previous.is_none_or(|p| p.columns != marks.columns)
+        || crate::meta(&mut *tx, "run_mark_catalog")? != catalog;
+    let (scope, others) = match (full, previous) {
+        (false, Some(previous)) => {
+            let (ids, others) = select_scope(&mut *tx, &previous, as_of)?;
+            // Reading many accounts' rows by index costs more than reading the tables once
+            // (and assessing everyone gives the same outcome).
+            if ids.len() >= 20_000 && ids.len() > (ids.len() + others.len()) / 4 {
+                full = true;
+                (None, Vec::new())
+            } else {
+                (Some(ids), others)
+            }
+        }
+        _ => (None, Vec::new()),
+    };
+    let loaded = load(
+        &mut *tx,
+        rules,
+        opts,
+        scope.as_deref().map_or(Scope::All, Scope::Ids),
+    )?;
     let n = loaded.table.len();
     (opts.log)(&format!(
-        "run {run_id}: {n} accounts, {} events ({} after as_of)",
-        loaded.events_read, loaded.events_after
+        "run {run_id}: {n} accounts assessed{}, {} events ({} after as_of)",
+        if full {
+            String::new()
+        } else {
+            format!(" ({} unchanged)", others.len())
+        },
+        loaded.events_read,
+        loaded.events_after
     ));
     let mut texts = Texts::load(&mut *tx)?;
     let pending_capacity = tx.query_all(
@@ -951,21 +1254,13 @@ pub(crate) fn run(
 
     let model = ScoringModel::new(&rules.config.icp, loaded.table.schema());
     let mut max_score = f64::NEG_INFINITY;
-    let mut w = Writer {
-        run: run_id,
+    let mut w = Writer::new(
+        Record::Run,
+        run_id,
         as_of,
-        now: now.clone(),
-        actor: format!("abm run {run_id}"),
-        snapshots: Batch::new(18),
-        proposal_rows: Batch::new(19),
-        movements: Batch::new(10),
-        checkpoints: Batch::new(11),
-        decisions: Batch::new(6),
-        states: Batch::new(7),
-        closed: 0,
-        opened: 0,
-        snapshot_rows: 0,
-    };
+        now.clone(),
+        format!("abm run {run_id}"),
+    );
     let mut counts = ClusterCounts::default();
     let (mut promotions, mut demotions, mut proposals) = (0u64, 0u64, 0u64);
 
@@ -1037,6 +1332,14 @@ pub(crate) fn run(
         result
     });
     write_result?;
+    for (cluster, score) in &others {
+        counts.add(*cluster);
+        if let Some(score) = score {
+            max_score = max_score.max(*score);
+        }
+    }
+    marks.record(&mut *tx)?;
+    crate::set_meta(&mut *tx, "run_mark_catalog", catalog)?;
 
     // One capacity checkpoint per run while Active Focus is over its max.
     let capacity = capacity_status(&counts, &rules.config.capacity);
@@ -1108,11 +1411,14 @@ pub(crate) fn run(
         }
     }
     let summary = summary.to_string();
+    let total = n + others.len();
     let report = RunReport {
         run_id,
         as_of,
         config_hash,
-        accounts: n as u64,
+        accounts: total as u64,
+        assessed: n as u64,
+        full,
         counts: counts.clone(),
         capacity,
         promotions,
@@ -1131,7 +1437,7 @@ pub(crate) fn run(
     };
     let ints = [
         new_state_version,
-        n as i64,
+        total as i64,
         counts.cluster_icp as i64,
         counts.future_pipeline as i64,
         counts.active_focus as i64,
@@ -1227,7 +1533,7 @@ fn push_row(
     Ok(())
 }
 
-fn write_one(
+pub(crate) fn write_one(
     conn: &mut dyn Conn,
     w: &mut Writer,
     texts: &mut Texts,
@@ -1267,8 +1573,11 @@ fn write_one(
             );
         }
     }
+    let conflict_opened =
+        !c.conflicts.is_empty() && l.pending_conflict[i].is_none() && !conflict_decided(l, i, c);
+    let conflict_closed = c.conflicts.is_empty() && l.pending_conflict[i].is_some();
     if !c.conflicts.is_empty() {
-        if l.pending_conflict[i].is_none() && !conflict_decided(l, i, c) {
+        if conflict_opened {
             let ev: Vec<Evidence> = c
                 .conflicts
                 .iter()
@@ -1308,32 +1617,51 @@ fn write_one(
     }
 
     // History grows with change: a snapshot row holds from its run until the account's next
-    // one, so it is written only when the row would differ from the latest stored one.
+    // one, so it is written only when the row would differ from the latest stored one. A
+    // re-evaluation writes no snapshot row (the runs' record is immutable): the account's row
+    // becomes its current row.
     let hash = crate::ident(&[&c.content, checkpoint.as_bytes()]);
     let stored = l.snapshot_of[i];
-    let new_snapshot = stored.is_none_or(|(_, h)| h != Some(hash));
-    let (snapshot_run, snapshot_hash) = if new_snapshot {
-        (w.run, Some(hash))
-    } else {
-        stored.expect("an unchanged snapshot is stored")
+    let new_snapshot = w.record == Record::Run && stored.is_none_or(|(_, h)| h != Some(hash));
+    let (snapshot_run, snapshot_hash) = match (new_snapshot, stored) {
+        (true, _) => (Some(w.run), Some(hash)),
+        (false, Some((run, h))) => (Some(run), h),
+        (false, None) => (None, None),
     };
     let prior = l.priors[i].as_ref();
-    let changed = new_snapshot
-        || prior.is_none_or(|p| {
-            p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
-        });
-    if changed {
+    let moved = prior.is_none_or(|p| {
+        p.cluster != d.cluster || p.entered_at != d.entered_at || p.floor != d.floor
+    });
+    // Runs that scale with change: an account whose state and review items this outcome
+    // leaves as they were keeps its assessment until its due instant (as long as its data and
+    // decisions stay as they are); any other is assessed again at the next run.
+    let settled = w.record == Record::Run
+        && !moved
+        && matches!(d.proposal, ProposalAction::None)
+        && l.pending_proposal[i].is_none()
+        && !conflict_opened
+        && !conflict_closed;
+    let due = prior.filter(|_| settled).map(|p| {
+        let h = &l.horizon;
+        l.due[i]
+            .min(h.entered(p.entered_at))
+            .min(h.entered(p.floor))
+            .0
+    });
+    let score = c.score_computed.then_some(c.score);
+    if new_snapshot || moved || w.record == Record::Current || (due, score) != l.stored_due[i] {
         w.states
             .int(account)
             .text(d.cluster.as_str())
             .int(d.entered_at.0)
             .opt_int((d.floor != Instant::MIN).then_some(d.floor.0))
             .int(w.run)
-            .int(snapshot_run);
+            .opt_int(snapshot_run);
         match snapshot_hash {
             Some(h) => w.states.blob(&h),
             None => w.states.null(),
         };
+        w.states.opt_int(due).opt_real(score);
     }
     // The rows a decision would make current are kept for the latest run whether or not its
     // own row changed (they replace the account's row as of this run).
@@ -1341,6 +1669,14 @@ fn write_one(
         let checkpoint = checkpoint_kinds(l, i, Some(&h.prior), &h.c);
         w.proposal_rows.int(w.run).int(account).text(h.outcome);
         push_row(&mut w.proposal_rows, conn, texts, rules, &h.c, &checkpoint)?;
+    }
+    if w.record == Record::Current {
+        let (row, checkpoint) = match &c.shown {
+            Some(s) => (&s.1, checkpoint_kinds(l, i, Some(&s.0), &s.1)),
+            None => (c, checkpoint),
+        };
+        w.current.int(account).int(w.run).int(0);
+        return push_row(&mut w.current, conn, texts, rules, row, &checkpoint);
     }
     if !new_snapshot {
         return Ok(());
@@ -1400,11 +1736,11 @@ pub(crate) fn preview(
     }
     let same = old.config.engagement == new.config.engagement
         && old.config.triggers == new.config.triggers;
-    let first = load(&mut *tx, old, opts)?;
+    let first = load(&mut *tx, old, opts, Scope::All)?;
     let second = if same {
         None
     } else {
-        Some(load(&mut *tx, new, opts)?)
+        Some(load(&mut *tx, new, opts, Scope::All)?)
     };
     drop(tx);
     let l_new = second.as_ref().unwrap_or(&first);

@@ -7,6 +7,7 @@
 
 use crate::db::{Conn, ConnExt, RowExt, TxMode, Value};
 use crate::run::{load_accounts, load_deals, StoredAccounts};
+use crate::scope::Scope;
 use crate::{Store, StoreError, Tx};
 use abm_core::segments::{SegmentDef, SegmentSet};
 use abm_core::{AccountIdx, Cluster, Deal, Instant, Tier};
@@ -209,8 +210,8 @@ impl Store {
     /// Every stored account and its deals, in one read transaction.
     pub fn accounts_and_deals(&mut self) -> Result<(StoredAccounts, ByAccount<Deal>), StoreError> {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
-        let accounts = load_accounts(&mut *tx, &|_: &str| {})?;
-        let deals = load_deals(&mut *tx, &accounts)?;
+        let accounts = load_accounts(&mut *tx, &|_: &str| {}, Scope::All)?;
+        let deals = load_deals(&mut *tx, &accounts, Scope::All, &mut |_| {})?;
         tx.commit()?;
         Ok((accounts, deals))
     }

@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/sqlite/0007_account_lookup.sql"),
     ),
     (
+        "0008_change_driven_runs",
+        include_str!("../migrations/sqlite/0008_change_driven_runs.sql"),
+    ),
+    (
         "0009_stage_history",
         include_str!("../migrations/sqlite/0009_stage_history.sql"),
     ),

@@ -39,6 +39,7 @@ fn readers_and_a_writer(url: &str) {
         let rules = Rules::compile(&config, as_of).unwrap();
         let opts = RunOptions {
             as_of,
+            full: false,
             threads: 1,
             log: &|_| {},
             progress: &|_, _, _| {},

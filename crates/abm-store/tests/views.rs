@@ -65,6 +65,7 @@ fn run(store: &mut Store, config: &Config, as_of: &str) {
     let rules = Rules::compile(config, as_of).unwrap();
     let opts = RunOptions {
         as_of,
+        full: false,
         threads: 1,
         log: &|_| {},
         progress: &|_, _, _| {},

@@ -8,6 +8,20 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 
 fn crash_mid_run(db: Db) {
+    killed_run(db, false, "2026-11-02", None);
+}
+
+/// The same in a run that scales with change: after two runs every account is settled; new
+/// events for a fifth of the accounts, and the next run assesses those (read by index) and the
+/// few due, killed while it writes.
+fn crash_mid_incremental_run(db: Db) {
+    killed_run(db, true, "2026-11-03", Some("unchanged)"));
+}
+
+/// Import a large sample, run as of 2026-11-01 (with `touch`: then as of 2026-11-02, and import
+/// a meeting on 2026-11-02 for every fifth account), and kill -9 the run as of `kill_at` once
+/// it writes (its log naming `expect` first, when given).
+fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
     let w = World::new(db);
     let data = w.dir.path().join("data");
     run_ok(
@@ -24,6 +38,23 @@ fn crash_mid_run(db: Db) {
     );
     w.import("data");
     w.run("2026-11-01");
+    if touch {
+        w.run("2026-11-02");
+        let accounts = std::fs::read_to_string(data.join("accounts.csv")).unwrap();
+        let rows: Vec<String> = accounts
+            .lines()
+            .skip(1)
+            .step_by(5)
+            .map(|line| {
+                let id = line.split(',').next().unwrap();
+                format!("{id},2026-11-02T09:00:00Z,meeting,{id}-new")
+            })
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        w.events("daily", &rows);
+        w.import("daily");
+    }
+    let runs = w.json(&["summary"])["runs"].as_i64().unwrap();
     let before = (
         w.json(&["summary"]),
         w.json(&["review", "list", "--all"]),
@@ -44,7 +75,7 @@ fn crash_mid_run(db: Db) {
     let mut child = abm()
         .current_dir(w.dir.path())
         .env("ABM_DATABASE_URL", w.db.url())
-        .args(["run", "--as-of", "2026-11-02"])
+        .args(["run", "--as-of", kill_at])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -62,6 +93,9 @@ fn crash_mid_run(db: Db) {
         seen.iter().any(|l| l.contains("transaction open")),
         "{seen:?}"
     );
+    if let Some(expect) = expect {
+        assert!(seen.iter().any(|l| l.contains(expect)), "{seen:?}");
+    }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert_eq!(
@@ -81,11 +115,11 @@ fn crash_mid_run(db: Db) {
     );
     assert_eq!(after, before, "the killed run left traces");
     assert_eq!(w.history(&first_id), hist);
-    assert_eq!(after.0["runs"], 1);
+    assert_eq!(after.0["runs"], runs);
     // The database is usable: the same run now completes. (PostgreSQL identities are not
     // transactional, so the killed run may have used up an id.)
-    assert!(w.run("2026-11-02")["run_id"].as_i64().unwrap() >= 2);
-    assert_eq!(w.json(&["summary"])["runs"], 2);
+    assert!(w.run(kill_at)["run_id"].as_i64().unwrap() > runs);
+    assert_eq!(w.json(&["summary"])["runs"], runs + 1);
 }
 
 /// A first import drops the unique identity indexes and builds them at the end (issue 15);
@@ -179,5 +213,6 @@ fn crash_mid_first_import(db: Db) {
 
 both_backends! {
     kill_9_mid_run_leaves_the_previous_snapshot => crash_mid_run;
+    kill_9_mid_incremental_run_leaves_the_previous_state => crash_mid_incremental_run;
     kill_9_mid_first_import_leaves_nothing => crash_mid_first_import;
 }

@@ -171,6 +171,23 @@ fn serve_story(db: &Db) {
     let (st, body) = server.call("GET", "/api/accounts/ACC-0001", Some(&viewer), "");
     assert_eq!(st, 200, "{body}");
     assert!(body["state"]["cluster"].is_string(), "{body}");
+    // Live ingest after a run: the touched account is re-assessed at once, and reads so.
+    let live = format!(
+        r#"[{{"account_id":"ACC-0001","occurred_at":"{}","type":"demo","contact_id":"live","event_id":"bin-live"}}]"#,
+        abm_io::sample::SAMPLE_AS_OF
+    );
+    let (st, body) = server.call(
+        "POST",
+        &format!("/api/events?as_of={}", abm_io::sample::SAMPLE_AS_OF),
+        Some(&admin),
+        &live,
+    );
+    assert_eq!(st, 200, "{body}");
+    let re = &body["reevaluated"]["accounts"][0];
+    assert_eq!(re["account_id"], "ACC-0001", "{body}");
+    assert_eq!(re["recorded"], true, "{body}");
+    let (_, now) = server.call("GET", "/api/accounts/ACC-0001", Some(&viewer), "");
+    assert_eq!(now["state"]["cluster"], re["cluster"], "{now}");
     let (st, page) = server.call("GET", "/api/accounts?limit=100", Some(&viewer), "");
     assert_eq!(st, 200);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
