@@ -1,4 +1,5 @@
-//! `abm serve`: the JSON API over [`abm_app::App`].
+//! `abm serve`: the JSON API over [`abm_app::App`], and the team's dashboard at `/` (HTML
+//! pages signed in with the same tokens: see `dashboard`).
 //!
 //! Handlers parse the request, check the caller's role, call one `App` method on the blocking
 //! pool (the store is synchronous) and serialize its answer; they decide nothing themselves.
@@ -6,6 +7,7 @@
 //! 401; a role too low → 403). Errors are RFC 9457 problem details. `/openapi.json` is
 //! generated from the handlers' annotations.
 
+mod dashboard;
 mod metrics;
 mod problem;
 mod routes;
@@ -27,6 +29,8 @@ pub struct Shared {
     pub(crate) metrics: metrics::Metrics,
     /// Held while a run started through the API is in progress (a second one is a 409).
     pub(crate) run_lock: tokio::sync::Mutex<()>,
+    /// The dashboard's signed-in browsers.
+    pub(crate) sessions: dashboard::session::Sessions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,7 @@ pub fn router(app: App) -> axum::Router {
         app,
         metrics: metrics::Metrics::default(),
         run_lock: tokio::sync::Mutex::new(()),
+        sessions: Default::default(),
     }))
 }
 

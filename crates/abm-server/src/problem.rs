@@ -87,7 +87,10 @@ impl From<AppError> for Problem {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-many-items", detail)
             }
             AppError::Store(s) => match s {
-                StoreError::NoAccount(_) | StoreError::NoCheckpoint(_) | StoreError::NoToken(_) => {
+                StoreError::NoAccount(_)
+                | StoreError::NoCheckpoint(_)
+                | StoreError::NoToken(_)
+                | StoreError::UnknownRun(_) => {
                     Problem::not_found(detail)
                 }
                 StoreError::NoRun | StoreError::NoRuns | StoreError::NoAccounts => {
