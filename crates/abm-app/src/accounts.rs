@@ -165,6 +165,17 @@ impl App {
         Ok(self.store()?.accounts_by_id(ids)?)
     }
 
+    /// The oldest `limit` pending checkpoints and how many are pending (the dashboard's queue:
+    /// never every item at once).
+    pub fn pending_page(&self, limit: usize) -> Result<(Vec<views::CheckpointView>, i64)> {
+        Ok(self.store()?.pending_page(limit)?)
+    }
+
+    /// The latest `limit` approvals and rejections, newest first.
+    pub fn recent_decisions(&self, limit: usize) -> Result<Vec<views::CheckpointView>> {
+        Ok(self.store()?.recent_decisions(limit)?)
+    }
+
     /// The latest `limit` runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
         Ok(self.store()?.list_runs(limit)?)

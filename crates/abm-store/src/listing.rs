@@ -276,6 +276,46 @@ impl crate::Store {
         Ok(out)
     }
 
+    /// The oldest `limit` pending checkpoints (by index), and how many are pending.
+    pub fn pending_page(
+        &mut self,
+        limit: usize,
+    ) -> Result<(Vec<crate::query::CheckpointView>, i64), StoreError> {
+        use crate::query::{checkpoint_row, CHECKPOINT_COLS};
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let items = tx.query_all(
+            &format!("SELECT {CHECKPOINT_COLS} WHERE c.status = 'pending' ORDER BY c.id LIMIT ?"),
+            &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
+            checkpoint_row,
+        )?;
+        let count = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE status = 'pending'",
+            &[],
+        )?;
+        tx.commit()?;
+        Ok((items, count))
+    }
+
+    /// The latest `limit` review decisions (approved or rejected checkpoints), newest first,
+    /// read along the decisions' audit trail.
+    pub fn recent_decisions(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<crate::query::CheckpointView>, StoreError> {
+        use crate::query::{checkpoint_row, CHECKPOINT_COLS};
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let items = tx.query_all(
+            &format!(
+                "SELECT {CHECKPOINT_COLS} JOIN decisions d ON d.checkpoint = c.id
+                 WHERE d.action IN ('approve', 'reject') ORDER BY d.id DESC LIMIT ?"
+            ),
+            &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
+            checkpoint_row,
+        )?;
+        tx.commit()?;
+        Ok(items)
+    }
+
     /// The latest `limit` runs, newest first.
     pub fn list_runs(&mut self, limit: usize) -> Result<Vec<RunListItem>, StoreError> {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;

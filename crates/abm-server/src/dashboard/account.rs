@@ -58,7 +58,9 @@ fn body(me: &Me, h: &History, ex: Option<&Explanation>) -> Markup {
             @if let Some(ex) = ex {
                 div.card { h2 { "ICP score" } p.big { (abm_core::scoring::format_score(ex.score.score)) " / " (abm_core::scoring::format_score(ex.score.possible)) } p { "tier " strong { (ex.score.tier.as_str()) } } }
                 div.card { h2 { "Engagement" } p.big { (ex.engagement.level.as_str()) } p { (ex.engagement.window_days) "-day window" } }
-                div.card { h2 { "Rules say" } p.big { (layout::cluster(ex.cluster)) } p { "row " (ex.decision.rule) } }
+                @if let Some(row) = ex.decision.rows.iter().find(|r| r.outcome == RowOutcome::Matched) {
+                    div.card { h2 { "Decision table says" } p.big { (layout::cluster(row.cluster)) } p { "row " (row.row) ": " (row.description) } }
+                }
             }
         }
         @if !pending.is_empty() {

@@ -98,12 +98,6 @@ fn overview(
             num(sum.events_after_as_of)
         ));
     }
-    if sum.decisions_since_run > 0 {
-        warnings.push(format!(
-            "{} review decisions since the last run (already shown in the clusters)",
-            num(sum.decisions_since_run)
-        ));
-    }
     html! {
         section.cards aria-label="Key figures" {
             div.card { h2 { "Accounts" } p.big { (num(sum.accounts)) } }
@@ -115,6 +109,9 @@ fn overview(
                 h2 { "Last run" }
                 p.big { a href={ "/runs/" (sum.run) } { "#" (sum.run) } }
                 p { "as of " (layout::date(sum.as_of)) ", started " (layout::when(sum.started_at)) }
+                @if sum.decisions_since_run > 0 {
+                    p.small { (num(sum.decisions_since_run)) " review decisions since (shown in the counts)" }
+                }
             }
             div.card {
                 h2 { "Moves in the last run" }

@@ -6,7 +6,6 @@ use super::layout::{self, num, Nav};
 use super::{failed, html, local_path, see_other, Form, Me, S};
 use crate::routes::blocking;
 use abm_app::access::Role;
-use abm_app::accounts::CheckpointStatus as Which;
 use abm_app::views::{AccountListItem, CheckpointView};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -47,16 +46,17 @@ fn decision_controls(comment_id: &str) -> Markup {
 
 struct Loaded {
     pending: Vec<CheckpointView>,
+    /// How many are pending (more than shown at 1M accounts).
+    waiting: i64,
     decided: Vec<CheckpointView>,
     context: HashMap<String, AccountListItem>,
 }
 
 async fn load(s: &S) -> Result<Loaded, crate::Problem> {
     blocking(s, |app| {
-        let pending = app.checkpoints(Which::Pending)?;
+        let (pending, waiting) = app.pending_page(SHOWN)?;
         let ids: Vec<&str> = pending
             .iter()
-            .take(SHOWN)
             .filter_map(|c| c.account_id.as_deref())
             .collect();
         let context = app
@@ -64,16 +64,10 @@ async fn load(s: &S) -> Result<Loaded, crate::Problem> {
             .into_iter()
             .map(|a| (a.account_id.clone(), a))
             .collect();
-        let mut decided: Vec<CheckpointView> = app
-            .checkpoints(Which::All)?
-            .into_iter()
-            .filter(|c| c.decided_at.is_some())
-            .collect();
-        decided.sort_by_key(|c| std::cmp::Reverse((c.decided_at, c.id)));
-        decided.truncate(DECIDED);
         Ok(Loaded {
+            decided: app.recent_decisions(DECIDED)?,
             pending,
-            decided,
+            waiting,
             context,
         })
     })
@@ -182,13 +176,13 @@ fn body(me: &Me, l: &Loaded, outcomes: &[Outcome]) -> Markup {
             }
         }
         section aria-labelledby="pending-h" {
-            h2 id="pending-h" { (num(l.pending.len() as i64)) " pending" @if l.pending.len() > SHOWN { " (the oldest " (SHOWN) " shown)" } }
+            h2 id="pending-h" { (num(l.waiting)) " pending" @if l.waiting > l.pending.len() as i64 { " (the oldest " (l.pending.len()) " shown)" } }
             @if l.pending.is_empty() { p { "Nothing waits for a decision." } } @else if can {
                 form.queue method="post" action="/review" {
                     (layout::csrf(me))
                     p { label { input type="checkbox" data-select-all="id"; " Select all shown" } }
                     ol.items {
-                        @for c in l.pending.iter().take(SHOWN) {
+                        @for c in l.pending.iter() {
                             li.item {
                                 input type="checkbox" name="id" value=(c.id) id={ "cp-" (c.id) };
                                 label.sr-only for={ "cp-" (c.id) } { "Select checkpoint #" (c.id) }
@@ -201,7 +195,7 @@ fn body(me: &Me, l: &Loaded, outcomes: &[Outcome]) -> Markup {
             } @else {
                 p.muted { "You are signed in as a viewer: you can read the queue; a reviewer decides." }
                 ol.items {
-                    @for c in l.pending.iter().take(SHOWN) {
+                    @for c in l.pending.iter() {
                         li.item { div { (item(c, c.account_id.as_ref().and_then(|a| l.context.get(a)))) } }
                     }
                 }

@@ -16,7 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE, REVIEWER, VIEWER, SHOTS = sys.argv[1:5]
 os.makedirs(SHOTS, exist_ok=True)
@@ -41,6 +41,14 @@ def check(cond, why):
         raise AssertionError(why)
 
 
+def wait_url(d, part):
+    WebDriverWait(d, 20).until(lambda d: part in d.current_url)
+
+
+def wait_title(d, part):
+    WebDriverWait(d, 20).until(lambda d: part in d.title)
+
+
 def shot(d, name):
     d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
 
@@ -53,7 +61,7 @@ def sign_in(d, token):
     check(label.text, "the token field is labelled")
     field.send_keys(token)
     field.send_keys(Keys.ENTER)
-    check(d.current_url.rstrip("/") == BASE, f"signed in lands on the overview: {d.current_url}")
+    WebDriverWait(d, 20).until(lambda d: d.current_url.rstrip("/") == BASE)
 
 
 def pending_count(d):
@@ -68,11 +76,11 @@ def reviewer_flow():
         d.get(BASE + "/signin")
         shot(d, "signin")
         sign_in(d, REVIEWER)
+        check("Clusters against capacity" in d.page_source, "the overview shows the funnel")
+        shot(d, "overview")
         # Keyboard: the first Tab reaches the skip link.
         d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         check(d.switch_to.active_element.text == "Skip to content", "the skip link comes first")
-        check("Clusters against capacity" in d.page_source, "the overview shows the funnel")
-        shot(d, "overview")
         before = pending_count(d)
         check(before > 0, "the seeded database has pending checkpoints")
         shot(d, "review")
@@ -80,7 +88,7 @@ def reviewer_flow():
         d.get(BASE + "/accounts")
         Select(d.find_element(By.ID, "candidate")).select_by_value("active_focus")
         d.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-        check("candidate=active_focus" in d.current_url, d.current_url)
+        wait_url(d, "candidate=active_focus")
         shot(d, "accounts")
         rows = d.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
         check(rows, "some accounts are Active Focus candidates")
@@ -93,7 +101,7 @@ def reviewer_flow():
         check(target is not None, "a candidate still waits for a reviewer")
         account = target.text
         target.click()
-        check(account in d.title, f"the account page: {d.title}")
+        wait_title(d, account)
         check("The decision table" in d.page_source, "the account page explains the decision")
         check(d.find_elements(By.CSS_SELECTOR, "svg.chart"), "the events timeline is drawn")
         shot(d, "account")
@@ -106,6 +114,8 @@ def reviewer_flow():
         )
         form.find_element(By.TAG_NAME, "textarea").send_keys("Approved in the browser test")
         form.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        WebDriverWait(d, 20).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide textarea") or
+                                   "Active Focus" in d.find_element(By.CSS_SELECTOR, ".cards .card .badge").text)
         check(account in d.title, "back on the account page")
         now = d.find_element(By.CSS_SELECTOR, ".cards .card .badge").text
         check(now == "Active Focus", f"the account is Active Focus at once (shows {now})")
@@ -119,7 +129,9 @@ def reviewer_flow():
             rows = d.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
             check(len(rows) == 50, f"a full page ({len(rows)} rows)")
             firsts.append(rows[0].find_element(By.TAG_NAME, "a").text)
+            before = d.current_url
             d.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+            WebDriverWait(d, 20).until(lambda d: d.current_url != before)
         check(firsts == sorted(set(firsts)), f"pages move forward: {firsts}")
         # Sorting this page by score, with the keyboard.
         head = d.find_element(By.XPATH, "//table[@id='accounts']//th[5]/button")
@@ -133,11 +145,11 @@ def reviewer_flow():
         d.get(BASE + "/runs")
         shot(d, "runs")
         d.find_element(By.CSS_SELECTOR, "table tbody th a").click()
-        check("transitions" in d.title, d.title)
+        wait_title(d, "transitions")
         shot(d, "transitions")
         link = d.find_element(By.CSS_SELECTOR, "table.matrix td a")
         link.click()
-        check("run=" in d.current_url, d.current_url)
+        wait_url(d, "run=")
         # Tablet width: the page still fits (no horizontal scroll of the whole page).
         d.set_window_size(800, 1000)
         d.get(BASE + "/")
@@ -145,7 +157,7 @@ def reviewer_flow():
         check(width <= 820, f"the overview fits a tablet ({width}px)")
         shot(d, "overview-tablet")
         d.find_element(By.CSS_SELECTOR, "form.signout button").click()
-        check(d.current_url.endswith("/signin"), "signed out")
+        wait_url(d, "/signin")
         return account
     finally:
         d.quit()
@@ -158,24 +170,35 @@ def viewer_flow():
         d.get(BASE + "/review")
         check(not d.find_elements(By.CSS_SELECTOR, "button[value=approve]"), "no approve button in the queue")
         link = d.find_element(By.CSS_SELECTOR, "ol.items a")
+        account = link.text
         link.click()
+        wait_title(d, account)
         check(not d.find_elements(By.CSS_SELECTOR, "button[value=approve]"), "no approve button on the account")
         shot(d, "account-viewer")
         ids = re.findall(r"#(\d+)", d.find_element(By.CSS_SELECTOR, "section.pending").text)
         check(ids, "the pending checkpoint is shown to the viewer")
-        status = d.execute_script(
-            """
-            const csrf = document.querySelector('input[name=csrf]').value;
-            const body = new URLSearchParams({csrf: csrf, id: arguments[0], action: 'approve', comment: 'forged'});
-            return fetch('/review', {method: 'POST', body: body}).then(r => r.status);
-            """,
-            ids[0],
-        )
-        check(status == 403, f"a viewer's forged POST gets 403 (got {status})")
-        status = d.execute_script(
-            "return fetch('/runs', {method: 'POST', body: new URLSearchParams({as_of: ''})}).then(r => r.status);"
-        )
-        check(status == 403, f"a POST without the CSRF token gets 403 (got {status})")
+        # Forged POSTs, as a page could send them: a form with the viewer's own CSRF token
+        # (the role refuses it) and one without (the CSRF check refuses it).
+        forge = """
+            const f = document.createElement('form');
+            f.method = 'post'; f.action = arguments[0];
+            for (const [k, v] of Object.entries(arguments[1])) {
+                const i = document.createElement('input');
+                i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
+            }
+            document.body.appendChild(f); f.submit();
+        """
+        csrf = d.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+        d.execute_script(forge, "/review", {"csrf": csrf, "id": ids[0], "action": "approve", "comment": "forged"})
+        wait_title(d, "Not allowed")
+        check(d.title.startswith("Not allowed"), f"a viewer's forged POST is refused: {d.title}")
+        check("needs the reviewer role" in d.page_source, "403: the role")
+        shot(d, "forbidden")
+        d.get(BASE + "/runs")
+        d.execute_script(forge, "/runs", {"as_of": ""})
+        wait_title(d, "Not allowed")
+        check(d.title.startswith("Not allowed"), f"a POST without the CSRF token is refused: {d.title}")
+        check("CSRF" in d.page_source, "403: the CSRF token")
     finally:
         d.quit()
 
