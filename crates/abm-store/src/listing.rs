@@ -180,12 +180,7 @@ impl crate::Store {
             sql.push_str(" AND ");
             sql.push_str(crate::transitions::CHANGED_WHERE);
             sql.push_str(" AND c.cluster = ?");
-            params.extend([
-                Value::Int(previous),
-                Value::Int(m.run),
-                Value::Int(m.run),
-                Value::Text(m.to.as_str()),
-            ]);
+            params.extend([Value::Int(m.run), Value::Text(m.to.as_str())]);
             match m.from {
                 Some(from) => {
                     sql.push_str(" AND p.cluster = ?");

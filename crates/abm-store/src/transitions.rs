@@ -2,9 +2,8 @@
 //! cluster to each cluster (the dashboard's runs page, issue 18).
 //!
 //! Exact over the change-only history (`history`): an account's cluster at run N is its
-//! snapshot row with the greatest run ≤ N. Only the accounts with a row written after the
-//! previous run P (run in (P, N]: for consecutive runs, the primary-key range of run N) can
-//! have moved; they are counted from their rows, each probed for its row at P by index. Every
+//! snapshot row with the greatest run ≤ N. Only the accounts with a row written by run N (the
+//! primary-key range of run N) can have moved since the previous run P; they are counted from their rows, each probed for its row at P by index. Every
 //! other account kept its row, so it sits on the diagonal: the run's own counts per cluster
 //! minus the changed accounts' counts. No scan of the whole history.
 
@@ -41,14 +40,13 @@ impl Transitions {
     }
 }
 
-/// The snapshot rows `c` of the accounts whose row holding at run n was written after run p,
-/// each with its row `p` holding at run p (absent: the account had none). [`CHANGED_FROM`]
-/// takes p; [`CHANGED_WHERE`] takes p, n, n.
+/// The snapshot rows `c` run n wrote (the accounts whose row changed since the run before it,
+/// p: no run lies between them), each with its row `p` holding at run p (absent: the account
+/// had none). [`CHANGED_FROM`] takes p; [`CHANGED_WHERE`] takes n.
 pub(crate) const CHANGED_FROM: &str = "snapshots c
      LEFT JOIN snapshots p ON p.account = c.account AND p.run = (
          SELECT MAX(x.run) FROM snapshots x WHERE x.account = c.account AND x.run <= ?)";
-pub(crate) const CHANGED_WHERE: &str = "c.run > ? AND c.run <= ?
-     AND c.run = (SELECT MAX(y.run) FROM snapshots y WHERE y.account = c.account AND y.run <= ?)";
+pub(crate) const CHANGED_WHERE: &str = "c.run = ?";
 
 fn cluster(v: &str) -> Result<Cluster, StoreError> {
     Cluster::parse(v).ok_or_else(|| {
@@ -87,7 +85,7 @@ impl crate::Store {
                 "SELECT p.cluster, c.cluster, CAST(COUNT(*) AS BIGINT)
                  FROM {CHANGED_FROM} WHERE {CHANGED_WHERE} GROUP BY p.cluster, c.cluster"
             ),
-            &[Value::Int(p), Value::Int(p), Value::Int(run), Value::Int(run)],
+            &[Value::Int(p), Value::Int(run)],
             |r| {
                 Ok(TransitionCell {
                     from: r.opt_string(0)?.as_deref().map(cluster).transpose()?,
