@@ -146,7 +146,11 @@ impl App {
             }
             out(&buf)?;
             buf.clear();
-            match page.next_cursor.as_deref().and_then(abm_store::listing::Cursor::parse) {
+            match page
+                .next_cursor
+                .as_deref()
+                .and_then(abm_store::listing::Cursor::parse)
+            {
                 Some(c) => f.cursor = Some(c),
                 None => return Ok(rows),
             }

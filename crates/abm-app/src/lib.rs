@@ -38,12 +38,12 @@ pub mod views {
     pub use abm_store::listing::{
         AccountFilter, AccountListItem, AccountPage, Cursor, Moved, RunListItem,
     };
-    pub use abm_store::transitions::{TransitionCell, Transitions};
     pub use abm_store::query::{
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
         SnapshotView, StoreSummary,
     };
     pub use abm_store::review::DecisionOutcome;
+    pub use abm_store::transitions::{TransitionCell, Transitions};
     pub use abm_store::{ImportReport, RunReport};
 }
 

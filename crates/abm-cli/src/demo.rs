@@ -24,7 +24,9 @@ pub(crate) struct DemoDb {
 /// The engagement file's rows split by date: rows up to each cut (and after the previous).
 fn split_events(csv: &str, cuts: &[Instant]) -> Result<Vec<Vec<u8>>> {
     let mut lines = csv.lines();
-    let header = lines.next().context("the sample's engagement file is empty")?;
+    let header = lines
+        .next()
+        .context("the sample's engagement file is empty")?;
     let at_col = header
         .split(',')
         .position(|h| h == "occurred_at")

@@ -593,8 +593,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data.display(),
                 SAMPLE_AS_OF
             )?;
-            let db = demo::build(&out, &data, &config, as_of)
-                .context("building the demo database")?;
+            let db =
+                demo::build(&out, &data, &config, as_of).context("building the demo database")?;
             outln!(
                 "\nDemo database: {} ({} runs, {} movements, {} checkpoints pending review).",
                 db.path.display(),

@@ -90,9 +90,7 @@ impl From<AppError> for Problem {
                 StoreError::NoAccount(_)
                 | StoreError::NoCheckpoint(_)
                 | StoreError::NoToken(_)
-                | StoreError::UnknownRun(_) => {
-                    Problem::not_found(detail)
-                }
+                | StoreError::UnknownRun(_) => Problem::not_found(detail),
                 StoreError::NoRun | StoreError::NoRuns | StoreError::NoAccounts => {
                     Problem::new(StatusCode::NOT_FOUND, "no-run", detail)
                 }

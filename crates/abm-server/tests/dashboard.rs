@@ -260,12 +260,7 @@ fn sessions(url: &str) {
     // Sign-out needs the CSRF token too, then the session is gone.
     let a = w.call("POST", "/signout", Some(&cookie), &[]);
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    let a = w.call(
-        "POST",
-        "/signout",
-        Some(&cookie),
-        &[("csrf", &page.csrf())],
-    );
+    let a = w.call("POST", "/signout", Some(&cookie), &[("csrf", &page.csrf())]);
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert!(a.set_cookies()[0].contains("Max-Age=0"));
     assert_eq!(
@@ -274,7 +269,10 @@ fn sessions(url: &str) {
     );
     // Revoking the token ends its sessions at once.
     let cookie = w.sign_in(&w.viewer);
-    assert_eq!(w.call("GET", "/runs", Some(&cookie), &[]).status, StatusCode::OK);
+    assert_eq!(
+        w.call("GET", "/runs", Some(&cookie), &[]).status,
+        StatusCode::OK
+    );
     w.app.token_revoke("vic").unwrap();
     assert_eq!(
         w.call("GET", "/runs", Some(&cookie), &[]).status,
@@ -315,13 +313,17 @@ fn roles_and_csrf(url: &str) {
     ] {
         let a = w.call("GET", &page, Some(&viewer), &[]);
         assert_eq!(a.status, StatusCode::OK, "{page}: {}", a.body);
-        assert!(!a.body.contains("value=\"approve\""), "{page}: no approve button for a viewer");
+        assert!(
+            !a.body.contains("value=\"approve\""),
+            "{page}: no approve button for a viewer"
+        );
         assert!(!a.body.contains("Start a run"), "{page}");
     }
     let a = w.call("GET", "/accounts?tier=Z", Some(&viewer), &[]);
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        w.call("GET", "/accounts/NO-SUCH", Some(&viewer), &[]).status,
+        w.call("GET", "/accounts/NO-SUCH", Some(&viewer), &[])
+            .status,
         StatusCode::NOT_FOUND
     );
     let csrf = w.call("GET", "/review", Some(&viewer), &[]).csrf();
@@ -335,14 +337,25 @@ fn roles_and_csrf(url: &str) {
     let a = w.call("POST", "/review", Some(&viewer), &decide);
     assert_eq!(a.status, StatusCode::FORBIDDEN, "a viewer cannot decide");
     let a = w.call("POST", "/runs", Some(&viewer), &[("csrf", &csrf)]);
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "a viewer cannot start a run");
+    assert_eq!(
+        a.status,
+        StatusCode::FORBIDDEN,
+        "a viewer cannot start a run"
+    );
     // A reviewer's forms, forged: no session, no token, another session's token.
     let reviewer = w.sign_in(&w.reviewer);
     let page = w.call("GET", &format!("/accounts/{account}"), Some(&reviewer), &[]);
-    assert!(page.body.contains("value=\"approve\""), "a reviewer can decide");
+    assert!(
+        page.body.contains("value=\"approve\""),
+        "a reviewer can decide"
+    );
     let good = page.csrf();
     assert_ne!(good, csrf, "each session has its own CSRF token");
-    for (cookie, token) in [(None, good.as_str()), (Some(&reviewer), ""), (Some(&reviewer), csrf.as_str())] {
+    for (cookie, token) in [
+        (None, good.as_str()),
+        (Some(&reviewer), ""),
+        (Some(&reviewer), csrf.as_str()),
+    ] {
         let a = w.call(
             "POST",
             "/review",
@@ -368,9 +381,9 @@ fn review(url: &str) {
         .app
         .checkpoints(abm_app::accounts::CheckpointStatus::Pending)
         .unwrap();
-    let mut items = pending.iter().filter(|c| {
-        c.account_id.is_some() && c.to.is_some() && c.from != c.to
-    });
+    let mut items = pending
+        .iter()
+        .filter(|c| c.account_id.is_some() && c.to.is_some() && c.from != c.to);
     let cp = items.next().expect("a pending move").clone();
     let account = cp.account_id.clone().unwrap();
     let before = w.app.account(&account).unwrap().state.unwrap().cluster;
@@ -404,7 +417,9 @@ fn review(url: &str) {
     assert_eq!(d.comment.as_deref(), Some("met the CFO"));
     let queue = w.call("GET", "/review", Some(&reviewer), &[]);
     assert!(queue.body.contains("met the CFO"), "decided items say why");
-    assert!(!queue.body.contains(&format!("name=\"id\" value=\"{}\"", cp.id)));
+    assert!(!queue
+        .body
+        .contains(&format!("name=\"id\" value=\"{}\"", cp.id)));
     // Two at once, rejected; a third that is no longer pending is reported, not lost.
     let rest: Vec<String> = items.take(2).map(|c| c.id.to_string()).collect();
     assert_eq!(rest.len(), 2, "the story has three pending moves");
@@ -423,7 +438,11 @@ fn review(url: &str) {
                 ("comment", "later"),
             ],
         );
-        assert_eq!(a.status, StatusCode::CONFLICT, "one of three was not pending");
+        assert_eq!(
+            a.status,
+            StatusCode::CONFLICT,
+            "one of three was not pending"
+        );
         assert!(a.body.contains("2 decided"), "{}", a.body);
         let rejected = w
             .app
@@ -442,7 +461,10 @@ fn csv_and_runs(url: &str) {
     let admin = w.sign_in(&w.admin);
     let csv = w.call("GET", "/accounts.csv", Some(&admin), &[]);
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(
         lines[0],
@@ -454,7 +476,10 @@ fn csv_and_runs(url: &str) {
         "a formula cell is neutralised"
     );
     let page = w.call("GET", "/accounts", Some(&admin), &[]);
-    assert!(page.body.contains("rel=\"next\""), "the first page links the next");
+    assert!(
+        page.body.contains("rel=\"next\""),
+        "the first page links the next"
+    );
     let tier_a = w.call("GET", "/accounts.csv?tier=A", Some(&admin), &[]);
     let listed = w
         .app
@@ -495,7 +520,8 @@ fn csv_and_runs(url: &str) {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        w.call("POST", "/runs", Some(&admin), &[("csrf", "x")]).status,
+        w.call("POST", "/runs", Some(&admin), &[("csrf", "x")])
+            .status,
         StatusCode::FORBIDDEN
     );
 }

@@ -141,12 +141,17 @@ fn story(url: &str) {
         let t = store.transitions(r).unwrap();
         assert_eq!(t.previous, (r > 1).then_some(r - 1));
         let expected = truth(&mut store, &ids, r);
-        let got: BTreeMap<Cell, i64> = t.cells.iter().map(|c| ((c.from, c.to), c.accounts)).collect();
-        let want: BTreeMap<Cell, i64> = expected
+        let got: BTreeMap<Cell, i64> = t
+            .cells
             .iter()
-            .map(|(k, v)| (*k, v.len() as i64))
+            .map(|c| ((c.from, c.to), c.accounts))
             .collect();
-        assert_eq!(got, want, "run {r}: the matrix equals the per-account truth");
+        let want: BTreeMap<Cell, i64> =
+            expected.iter().map(|(k, v)| (*k, v.len() as i64)).collect();
+        assert_eq!(
+            got, want,
+            "run {r}: the matrix equals the per-account truth"
+        );
         for (cell, accounts) in &expected {
             if cell.0 != Some(cell.1) {
                 off_diagonal += 1;
@@ -158,7 +163,10 @@ fn story(url: &str) {
             );
         }
     }
-    assert!(off_diagonal >= 3, "the story moves accounts ({off_diagonal} cells off the diagonal)");
+    assert!(
+        off_diagonal >= 3,
+        "the story moves accounts ({off_diagonal} cells off the diagonal)"
+    );
     assert!(matches!(
         store.transitions(runs + 1),
         Err(abm_store::StoreError::UnknownRun(_))
@@ -182,7 +190,10 @@ fn story(url: &str) {
         }
     }
     assert_eq!(all.len(), ids.len());
-    assert!(all.iter().all(|i| i.tier.is_some()), "every account has its latest row");
+    assert!(
+        all.iter().all(|i| i.tier.is_some()),
+        "every account has its latest row"
+    );
     let tier_a: BTreeSet<_> = all
         .iter()
         .filter(|i| i.tier.as_deref() == Some("A"))

@@ -17,16 +17,12 @@ fn demo_runs_on_the_bundled_sample() {
     assert!(d.path().join("abm-demo/cluster_assignments.csv").is_file());
     // The demo database: several runs, movements and checkpoints waiting for a reviewer, and
     // how to open the dashboard on it.
-    assert!(
-        s.contains("Demo database: abm-demo/abm.db (3 runs,"),
-        "{s}"
-    );
+    assert!(s.contains("Demo database: abm-demo/abm.db (3 runs,"), "{s}");
     assert!(s.contains("abm serve --db abm-demo/abm.db"), "{s}");
     let db = d.path().join("abm-demo/abm.db");
-    let summary: serde_json::Value = serde_json::from_slice(
-        &run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout,
-    )
-    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout)
+            .unwrap();
     assert_eq!(summary["runs"], 3, "{summary}");
     let pending: i64 = summary["pending"]
         .as_object()
@@ -42,10 +38,9 @@ fn demo_runs_on_the_bundled_sample() {
     assert!(moves.as_array().is_some_and(|m| !m.is_empty()), "{moves}");
     // Run again: the demo database is rebuilt, not added to.
     run_ok(abm().current_dir(d.path()).arg("demo"));
-    let again: serde_json::Value = serde_json::from_slice(
-        &run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout,
-    )
-    .unwrap();
+    let again: serde_json::Value =
+        serde_json::from_slice(&run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout)
+            .unwrap();
     assert_eq!(again["runs"], 3);
 }
 

@@ -235,9 +235,7 @@ pub(crate) async fn csv(State(s): State<S>, _me: Me, RawQuery(q): RawQuery) -> R
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::io::Error>(b), rx))
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
     });
     let mut res = Body::from_stream(stream).into_response();
     let h = res.headers_mut();

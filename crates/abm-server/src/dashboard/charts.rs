@@ -129,8 +129,18 @@ pub(crate) fn timeline(dots: &[Dot], from: Instant, as_of: Instant) -> Markup {
     let left = 130.0;
     let right = W - 10.0;
     let row = 22.0;
-    let start = dots.iter().map(|d| d.at.0).min().unwrap_or(from.0).min(from.0);
-    let end = dots.iter().map(|d| d.at.0).max().unwrap_or(as_of.0).max(as_of.0);
+    let start = dots
+        .iter()
+        .map(|d| d.at.0)
+        .min()
+        .unwrap_or(from.0)
+        .min(from.0);
+    let end = dots
+        .iter()
+        .map(|d| d.at.0)
+        .max()
+        .unwrap_or(as_of.0)
+        .max(as_of.0);
     let span = (end - start).max(1) as f64;
     let x = |t: i64| left + (right - left) * ((t - start) as f64 / span);
     let h = row * kinds.len().max(1) as f64 + 30.0;
@@ -177,7 +187,10 @@ mod tests {
         assert_eq!(s(3, Some((1, 5))).status(), "ok");
         assert_eq!(s(3, None).status(), "ok");
         let svg = funnel(&[s(10, Some((1, 5)))]).into_string();
-        assert!(svg.contains("bar over") && svg.contains("10 · over"), "{svg}");
+        assert!(
+            svg.contains("bar over") && svg.contains("10 · over"),
+            "{svg}"
+        );
     }
 
     #[test]

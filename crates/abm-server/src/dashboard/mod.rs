@@ -59,8 +59,8 @@ impl FromRequestParts<S> for Me {
                 forbidden("sign in first (your session ended, or this form is not ours)")
             }
         };
-        let Some(live) = session::cookie(&parts.headers, session::COOKIE)
-            .and_then(|id| s.sessions.get(id))
+        let Some(live) =
+            session::cookie(&parts.headers, session::COOKIE).and_then(|id| s.sessions.get(id))
         else {
             return Err(refuse(&*parts));
         };
@@ -77,20 +77,20 @@ impl FromRequestParts<S> for Me {
 }
 
 impl Me {
-    /// 403 unless `form` carries this session's CSRF token and the caller has `min`.
-    pub(crate) fn check(&self, form: &Form, min: Role) -> Result<(), Response> {
+    /// A 403 unless `form` carries this session's CSRF token and the caller has `min`.
+    pub(crate) fn refusal(&self, form: &Form, min: Role) -> Option<Response> {
         if !session::same(form.get("csrf").unwrap_or(""), &self.csrf) {
-            return Err(forbidden(
+            return Some(forbidden(
                 "this form's CSRF token is missing or wrong: reload the page and try again",
             ));
         }
         if self.caller.role < min {
-            return Err(forbidden(&format!(
+            return Some(forbidden(&format!(
                 "this needs the {min} role; you are signed in as {} ({})",
                 self.caller.name, self.caller.role
             )));
         }
-        Ok(())
+        None
     }
 
     pub(crate) fn may(&self, role: Role) -> bool {
@@ -232,7 +232,7 @@ async fn signout(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = me.check(&Form::parse(&body), Role::Viewer) {
+    if let Some(r) = me.refusal(&Form::parse(&body), Role::Viewer) {
         return r;
     }
     if let Some(id) = session::cookie(&headers, session::COOKIE) {

@@ -40,7 +40,10 @@ pub(crate) async fn page(State(s): State<S>, me: Me) -> Response {
         },
         Some(sum) => overview(&sum, &runs, &capacity),
     };
-    html(StatusCode::OK, layout::page(&me, Nav::Overview, "Overview", body))
+    html(
+        StatusCode::OK,
+        layout::page(&me, Nav::Overview, "Overview", body),
+    )
 }
 
 fn overview(
@@ -68,11 +71,7 @@ fn overview(
             _ => &capacity.active_focus,
         };
         let (min, max) = range.bounds(total);
-        let max = if max == u64::MAX {
-            total.max(min)
-        } else {
-            max
-        };
+        let max = if max == u64::MAX { total.max(min) } else { max };
         Stage {
             cluster: c,
             count: count(c),

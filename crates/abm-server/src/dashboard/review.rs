@@ -92,7 +92,7 @@ struct Outcome {
 
 pub(crate) async fn decide(State(s): State<S>, me: Me, raw: Bytes) -> Response {
     let form = Form::parse(&raw);
-    if let Err(r) = me.check(&form, Role::Reviewer) {
+    if let Some(r) = me.refusal(&form, Role::Reviewer) {
         return r;
     }
     let approve = match form.get("action") {

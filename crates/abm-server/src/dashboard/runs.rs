@@ -74,7 +74,7 @@ fn body(me: &Me, runs: &[RunListItem], notice: Option<&str>) -> Markup {
 
 pub(crate) async fn start(State(s): State<S>, me: Me, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    if let Err(r) = me.check(&form, Role::Admin) {
+    if let Some(r) = me.refusal(&form, Role::Admin) {
         return r;
     }
     let as_of = match form.get("as_of") {

@@ -12,7 +12,9 @@ use std::time::Duration;
 fn missing() -> Option<String> {
     for bin in ["/usr/bin/chromedriver"] {
         if !Path::new(bin).exists() {
-            return Some(format!("{bin} is missing (apt-get install chromium-driver)"));
+            return Some(format!(
+                "{bin} is missing (apt-get install chromium-driver)"
+            ));
         }
     }
     if !Path::new("/usr/bin/chromium").exists() {
@@ -147,7 +149,13 @@ fn a_reviewer_and_a_viewer_in_a_real_browser() {
         "the browser flows failed:\n{}\n{}\nserver log (last lines):\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        log.iter().rev().take(30).rev().cloned().collect::<Vec<_>>().join("\n")
+        log.iter()
+            .rev()
+            .take(30)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The request log: the pages' server time (reported, not asserted: no timing asserts).
     for line in log.iter().filter(|l| l.contains("latency_ms")) {
@@ -156,10 +164,19 @@ fn a_reviewer_and_a_viewer_in_a_real_browser() {
         }
     }
     assert!(
-        !log.iter().any(|l| l.contains(&reviewer) || l.contains(&viewer)),
+        !log.iter()
+            .any(|l| l.contains(&reviewer) || l.contains(&viewer)),
         "no token in the log"
     );
-    for name in ["signin", "overview", "accounts", "account", "review", "runs", "transitions"] {
+    for name in [
+        "signin",
+        "overview",
+        "accounts",
+        "account",
+        "review",
+        "runs",
+        "transitions",
+    ] {
         assert!(shots.join(format!("{name}.png")).is_file(), "{name}.png");
     }
 }
