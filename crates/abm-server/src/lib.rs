@@ -31,6 +31,8 @@ pub struct Shared {
     pub(crate) run_lock: tokio::sync::Mutex<()>,
     /// The dashboard's signed-in browsers.
     pub(crate) sessions: dashboard::session::Sessions,
+    /// Transition matrices already computed (a recorded run's never changes).
+    pub(crate) matrices: dashboard::Matrices,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,7 @@ pub fn router(app: App) -> axum::Router {
         metrics: metrics::Metrics::default(),
         run_lock: tokio::sync::Mutex::new(()),
         sessions: Default::default(),
+        matrices: Default::default(),
     }))
 }
 
