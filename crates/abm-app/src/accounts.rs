@@ -2,7 +2,8 @@
 //! current state; the runs; the review queue by status.
 
 use crate::{views, App, Result, API_VERSION};
-use abm_store::listing::{AccountFilter, AccountPage, RunListItem};
+use abm_store::listing::{AccountFilter, AccountPage, RunListItem, MAX_PAGE};
+use abm_store::transitions::Transitions;
 use serde::Serialize;
 
 /// One account now: its fields, current state, latest snapshot and open checkpoints.
@@ -22,6 +23,18 @@ pub struct AccountDetail {
     /// the decision-table row, next action; docs/explain.md); `null` before the first run.
     pub explanation: Option<abm_core::explanation::Explanation>,
 }
+
+/// The columns of [`App::accounts_csv`].
+pub const ACCOUNTS_CSV_HEADER: [&str; 8] = [
+    "account_id",
+    "name",
+    "cluster",
+    "tier",
+    "icp_score",
+    "engagement_level",
+    "micro_segment",
+    "next_action",
+];
 
 /// Which checkpoints to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -92,6 +105,79 @@ impl App {
                 None => None,
             },
         })
+    }
+
+    /// Every account matching `filter` (its cursor and limit ignored) as CSV, header first,
+    /// handed to `out` a page at a time (so a download of a million rows never holds them
+    /// all). Cells a spreadsheet would evaluate are neutralised as in every abm CSV. Returns
+    /// the rows written; an error from `out` (the client went away) stops it.
+    pub fn accounts_csv(
+        &self,
+        filter: &AccountFilter,
+        out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64> {
+        use abm_io::output::csv_output_line;
+        let mut buf = Vec::with_capacity(1 << 16);
+        csv_output_line(&mut buf, ACCOUNTS_CSV_HEADER);
+        let mut f = filter.clone();
+        f.limit = MAX_PAGE;
+        f.cursor = None;
+        let mut rows = 0u64;
+        loop {
+            let page = self.list_accounts(&f)?;
+            for i in &page.items {
+                fn o(v: &Option<String>) -> &str {
+                    v.as_deref().unwrap_or("")
+                }
+                csv_output_line(
+                    &mut buf,
+                    [
+                        i.account_id.as_str(),
+                        i.name.as_str(),
+                        o(&i.cluster),
+                        o(&i.tier),
+                        o(&i.icp_score),
+                        o(&i.engagement_level),
+                        o(&i.micro_segment),
+                        o(&i.next_action),
+                    ],
+                );
+                rows += 1;
+            }
+            out(&buf)?;
+            buf.clear();
+            match page
+                .next_cursor
+                .as_deref()
+                .and_then(abm_store::listing::Cursor::parse)
+            {
+                Some(c) => f.cursor = Some(c),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// Run `run`'s transition matrix against the run before it: from → to cluster counts,
+    /// exact, from the change-only snapshot history (`AppError::Store(UnknownRun)` when no
+    /// such run).
+    pub fn transitions(&self, run: i64) -> Result<Transitions> {
+        Ok(self.store()?.transitions(run)?)
+    }
+
+    /// The list items (cluster, tier, score, engagement, next action) of the accounts `ids`.
+    pub fn accounts_by_id(&self, ids: &[&str]) -> Result<Vec<abm_store::listing::AccountListItem>> {
+        Ok(self.store()?.accounts_by_id(ids)?)
+    }
+
+    /// The oldest `limit` pending checkpoints and how many are pending (the dashboard's queue:
+    /// never every item at once).
+    pub fn pending_page(&self, limit: usize) -> Result<(Vec<views::CheckpointView>, i64)> {
+        Ok(self.store()?.pending_page(limit)?)
+    }
+
+    /// The latest `limit` approvals and rejections, newest first.
+    pub fn recent_decisions(&self, limit: usize) -> Result<Vec<views::CheckpointView>> {
+        Ok(self.store()?.recent_decisions(limit)?)
     }
 
     /// The latest `limit` runs, newest first.

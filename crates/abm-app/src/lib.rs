@@ -38,7 +38,7 @@ pub mod views {
     pub use abm_core::explanation::{Explained, Explanation};
     pub use abm_store::import::Waiting;
     pub use abm_store::listing::{
-        AccountFilter, AccountListItem, AccountPage, Cursor, RunListItem,
+        AccountFilter, AccountListItem, AccountPage, Cursor, Moved, RunListItem,
     };
     pub use abm_store::query::{
         AccountState, CheckpointView, DecisionView, ExportRow, History, MovementView, RunInfo,
@@ -46,6 +46,7 @@ pub mod views {
     };
     pub use abm_store::reevaluate::{NewCheckpoint, Reassessed, Reevaluation};
     pub use abm_store::review::DecisionOutcome;
+    pub use abm_store::transitions::{TransitionCell, Transitions};
     pub use abm_store::{ImportReport, RunReport};
 }
 
@@ -62,6 +63,8 @@ pub enum AppError {
     Invalid(String),
     #[error("{items} items in one batch; at most {max}")]
     TooManyItems { items: usize, max: usize },
+    #[error("writing the answer: {0}")]
+    Write(#[from] std::io::Error),
 }
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

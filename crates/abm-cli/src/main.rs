@@ -5,6 +5,7 @@
 mod term;
 mod analyze;
 mod config_file;
+mod demo;
 #[cfg(test)]
 mod docs;
 mod progress;
@@ -616,6 +617,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 first_active_focus(&report.out_dir).unwrap_or_else(|| "ACC-0001".into()),
                 data.display(),
                 SAMPLE_AS_OF
+            )?;
+            let db =
+                demo::build(&out, &data, &config, as_of).context("building the demo database")?;
+            outln!(
+                "\nDemo database: {} ({} runs, {} movements, {} checkpoints pending review).",
+                db.path.display(),
+                db.runs,
+                db.movements,
+                db.pending
+            )?;
+            outln!(
+                "Open the dashboard: `abm serve --db {}` prints its URL and a first admin token.",
+                db.path.display()
             )?;
         }
         Command::Segment {

@@ -83,6 +83,7 @@ impl AbmTools {
                 q: p.q.filter(|s| !s.is_empty()),
                 limit: p.limit.unwrap_or(20).clamp(1, abm_store::listing::MAX_PAGE),
                 cursor: opt(p.cursor, "cursor", Cursor::parse)?,
+                ..AccountFilter::default()
             })
         })();
         match filter {

@@ -1,4 +1,5 @@
-//! `abm serve`: the JSON API over [`abm_app::App`].
+//! `abm serve`: the JSON API over [`abm_app::App`], and the team's dashboard at `/` (HTML
+//! pages signed in with the same tokens: see `dashboard`).
 //!
 //! Handlers parse the request, check the caller's role, call one `App` method on the blocking
 //! pool (the store is synchronous) and serialize its answer; they decide nothing themselves.
@@ -8,6 +9,7 @@
 //! the streamable HTTP transport behind the same tokens: any token reaches it, and each tool
 //! checks the caller's role (put into the request by the token check).
 
+mod dashboard;
 mod metrics;
 mod problem;
 mod routes;
@@ -29,6 +31,10 @@ pub struct Shared {
     pub(crate) metrics: metrics::Metrics,
     /// Held while a run started through the API is in progress (a second one is a 409).
     pub(crate) run_lock: tokio::sync::Mutex<()>,
+    /// The dashboard's signed-in browsers.
+    pub(crate) sessions: dashboard::session::Sessions,
+    /// Transition matrices already computed (a recorded run's never changes).
+    pub(crate) matrices: dashboard::Matrices,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,8 @@ pub fn router_with(app: App, connectors: abm_mcp::Connectors) -> axum::Router {
             app,
             metrics: metrics::Metrics::default(),
             run_lock: tokio::sync::Mutex::new(()),
+            sessions: Default::default(),
+            matrices: Default::default(),
         }),
         connectors,
     )

@@ -90,7 +90,8 @@ impl From<AppError> for Problem {
                 StoreError::NoAccount(_)
                 | StoreError::AccountWaiting { .. }
                 | StoreError::NoCheckpoint(_)
-                | StoreError::NoToken(_) => Problem::not_found(detail),
+                | StoreError::NoToken(_)
+                | StoreError::UnknownRun(_) => Problem::not_found(detail),
                 StoreError::NoRun | StoreError::NoRuns | StoreError::NoAccounts => {
                     Problem::new(StatusCode::NOT_FOUND, "no-run", detail)
                 }

@@ -93,6 +93,7 @@ pub(crate) fn router(shared: S, connectors: abm_mcp::Connectors) -> Router {
                 .layer(axum::middleware::map_request(limit_body))
                 .layer(need(Role::Viewer)),
         )
+        .merge(crate::dashboard::router())
         .fallback(|| async { Problem::not_found("no such route (see /openapi.json)") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(from_fn_with_state(shared.clone(), log_request))
@@ -167,7 +168,7 @@ async fn require_role(State((s, min)): State<(S, Role)>, mut req: Request, next:
 }
 
 /// Run `f` on the blocking pool (the store is synchronous).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     s: &S,
     f: impl FnOnce(&App) -> abm_app::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -267,6 +268,7 @@ async fn list_accounts(State(s): State<S>, Query(q): Query<AccountQuery>) -> Api
         })?
         .unwrap_or(50),
         cursor: parse_opt(&q.cursor, "cursor", Cursor::parse)?,
+        ..AccountFilter::default()
     };
     let page = blocking(&s, move |app| app.list_accounts(&filter)).await?;
     Ok(json(StatusCode::OK, &page))

@@ -30,6 +30,7 @@
 //! - [`outbox`]: the durable outbox of CRM writes and the watermarks of incremental pulls.
 //! - [`listing`]: the account list with filters and keyset paging, the list of runs.
 //! - [`tokens`]: the API's bearer tokens (hashed, with a role, revocable).
+//! - [`transitions`]: a run's from → to cluster counts against the previous run.
 
 pub mod account;
 pub mod db;
@@ -50,6 +51,7 @@ pub mod segments;
 pub mod sqlite;
 pub mod tls;
 pub mod tokens;
+pub mod transitions;
 
 use abm_core::Instant;
 use db::{Backend, Conn, TxMode};
@@ -131,6 +133,8 @@ pub enum StoreError {
     },
     #[error("no run yet: run `abm run` first")]
     NoRun,
+    #[error("no run {0} (see the list of runs)")]
+    UnknownRun(i64),
     #[error("a live API token is already named {0:?} (revoke it first, or pick another name)")]
     TokenExists(String),
     #[error("token name {0:?}: use 1 to 100 letters, digits, '-', '_', '.' or '@'")]

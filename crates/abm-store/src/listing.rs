@@ -24,12 +24,27 @@ pub struct AccountFilter {
     pub engagement: Option<EngagementLevel>,
     /// The latest run's micro-segment, as written.
     pub micro_segment: Option<String>,
+    /// The latest assessment's candidate cluster (where the rules would put it; differs from
+    /// `cluster` while a proposal waits for a reviewer).
+    pub candidate: Option<Cluster>,
+    /// Accounts that went from one cluster to another at a run (a cell of its transition
+    /// matrix).
+    pub moved: Option<Moved>,
     /// Text in the account id or the name (case-insensitive for ASCII).
     pub q: Option<String>,
     /// At most this many (1 ..= [`MAX_PAGE`]).
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<Cursor>,
+}
+
+/// A cell of a run's transition matrix: the accounts whose cluster was `from` at the run
+/// before `run` (`None`: no row then) and `to` at `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub run: i64,
+    pub from: Option<Cluster>,
+    pub to: Cluster,
 }
 
 /// Where a page starts: after the account with this row id. Opaque to callers.
@@ -103,6 +118,14 @@ fn like_pattern(q: &str) -> String {
     p
 }
 
+/// The columns [`item`] reads, and the joins that give them (to an `accounts a`).
+const ITEM_COLS: &str = "SELECT a.id, a.account_id, a.name, st.cluster, s.tier, s.score,
+    s.engagement, tm.text, tn.text";
+const ITEM_JOINS: &str = "LEFT JOIN account_state st ON st.account = a.id
+    LEFT JOIN snapshots s ON s.run = st.snapshot_run AND s.account = a.id
+    LEFT JOIN texts tm ON tm.id = s.micro_segment
+    LEFT JOIN texts tn ON tn.id = s.next_action";
+
 fn item(r: &dyn Row) -> Result<(i64, AccountListItem), StoreError> {
     Ok((
         r.i(0)?,
@@ -127,35 +150,65 @@ impl crate::Store {
         let run = tx.query_one("SELECT id FROM runs ORDER BY id DESC LIMIT 1", &[], |r| {
             r.i(0)
         })?;
-        // Page along the table a filter reads, so the scan walks its primary key in order and
-        // stops at the page's end (no sort of every match): the state's account for the
-        // cluster and for what the account's latest row says (tier, engagement,
-        // micro-segment), else the accounts' id. Both are the account's row id.
-        let key = if f.tier.is_some()
-            || f.engagement.is_some()
-            || f.micro_segment.is_some()
-            || f.cluster.is_some()
-        {
-            "st.account"
-        } else {
-            "a.id"
+        // Tier, score, engagement, micro-segment and candidate come from each account's latest
+        // snapshot row (history grows with change: the row of its `snapshot_run`, not
+        // necessarily the latest run's). Pages follow the account's row id; a transition filter
+        // off the diagonal walks the rows its run wrote instead (few, in account order).
+        let moved_off = f.moved.filter(|m| m.from != Some(m.to));
+        let previous = match f.moved {
+            Some(m) => crate::transitions::previous_run(&mut tx, m.run)?.unwrap_or(-1),
+            None => -1,
         };
-        let mut sql = format!(
-            "SELECT a.id, a.account_id, a.name, st.cluster, s.tier, s.score, s.engagement,
-                tm.text, tn.text
-             FROM accounts a
-             LEFT JOIN account_state st ON st.account = a.id
-             LEFT JOIN snapshots s ON s.run = st.snapshot_run AND s.account = a.id
-             LEFT JOIN texts tm ON tm.id = s.micro_segment
-             LEFT JOIN texts tn ON tn.id = s.next_action
-             WHERE {key} > ?"
-        );
+        let (source, key) = match moved_off {
+            Some(_) => (
+                format!(
+                    "{} JOIN accounts a ON a.id = c.account",
+                    crate::transitions::CHANGED_FROM
+                ),
+                "c.account",
+            ),
+            None => ("accounts a".to_string(), "a.id"),
+        };
+        let mut sql = format!("{ITEM_COLS} FROM {source} {ITEM_JOINS} WHERE {key} > ?");
+        let mut params = Vec::with_capacity(16);
+        if moved_off.is_some() {
+            params.push(Value::Int(previous));
+        }
+        params.push(Value::Int(f.cursor.map_or(i64::MIN, |c| c.0)));
+        if let Some(m) = moved_off {
+            // Off the diagonal: only the rows the run wrote (few, in account order).
+            sql.push_str(" AND ");
+            sql.push_str(crate::transitions::CHANGED_WHERE);
+            sql.push_str(" AND c.cluster = ?");
+            params.extend([Value::Int(m.run), Value::Text(m.to.as_str())]);
+            match m.from {
+                Some(from) => {
+                    sql.push_str(" AND p.cluster = ?");
+                    params.push(Value::Text(from.as_str()));
+                }
+                None => sql.push_str(" AND p.account IS NULL"),
+            }
+        }
         let pattern = f.q.as_deref().map(like_pattern);
-        // With history that grows with change, an account's latest row may be an earlier
-        // run's: it holds until the account's next row.
-        let mut params = vec![Value::Int(f.cursor.map_or(i64::MIN, |c| c.0))];
+        if let (Some(m), None) = (f.moved, moved_off) {
+            // On the diagonal: the account's row at the run and at the one before both say
+            // `to` (dense among the accounts, so the walk along their ids stops soon).
+            let at = "(SELECT x.cluster FROM snapshots x WHERE x.account = a.id AND x.run <= ?
+                       ORDER BY x.run DESC LIMIT 1)";
+            sql.push_str(&format!(" AND {at} = ? AND {at} = ?"));
+            params.extend([
+                Value::Int(m.run),
+                Value::Text(m.to.as_str()),
+                Value::Int(previous),
+                Value::Text(m.to.as_str()),
+            ]);
+        }
         if let Some(c) = f.cluster {
             sql.push_str(" AND st.cluster = ?");
+            params.push(Value::Text(c.as_str()));
+        }
+        if let Some(c) = f.candidate {
+            sql.push_str(" AND s.candidate = ?");
             params.push(Value::Text(c.as_str()));
         }
         if let Some(t) = f.tier {
@@ -193,6 +246,75 @@ impl crate::Store {
             items: rows.into_iter().map(|(_, i)| i).collect(),
             next_cursor,
         })
+    }
+
+    /// The list items of the accounts `ids` (unknown ids are left out), in no set order.
+    pub fn accounts_by_id(&mut self, ids: &[&str]) -> Result<Vec<AccountListItem>, StoreError> {
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let params: Vec<Value<'_>> = chunk.iter().map(|i| Value::Text(i)).collect();
+            out.extend(
+                tx.query_all(
+                    &format!(
+                        "{ITEM_COLS} FROM accounts a {ITEM_JOINS} WHERE a.account_id IN ({marks})"
+                    ),
+                    &params,
+                    item,
+                )?
+                .into_iter()
+                .map(|(_, i)| i),
+            );
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The oldest `limit` pending checkpoints (by index), and how many are pending.
+    pub fn pending_page(
+        &mut self,
+        limit: usize,
+    ) -> Result<(Vec<crate::query::CheckpointView>, i64), StoreError> {
+        use crate::query::{checkpoint_row, CHECKPOINT_COLS};
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let items = tx.query_all(
+            // The ids first (from the status index alone), then their rows: sorting every
+            // pending row whole to keep the first few cost 4× more at 1M accounts.
+            &format!(
+                "SELECT {CHECKPOINT_COLS} WHERE c.id IN (
+                     SELECT id FROM checkpoints WHERE status = 'pending' ORDER BY id LIMIT ?)
+                 ORDER BY c.id"
+            ),
+            &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
+            checkpoint_row,
+        )?;
+        let count = tx.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE status = 'pending'",
+            &[],
+        )?;
+        tx.commit()?;
+        Ok((items, count))
+    }
+
+    /// The latest `limit` review decisions (approved or rejected checkpoints), newest first,
+    /// read along the decisions' audit trail.
+    pub fn recent_decisions(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<crate::query::CheckpointView>, StoreError> {
+        use crate::query::{checkpoint_row, CHECKPOINT_COLS};
+        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
+        let items = tx.query_all(
+            &format!(
+                "SELECT {CHECKPOINT_COLS} JOIN decisions d ON d.checkpoint = c.id
+                 WHERE d.action IN ('approve', 'reject') ORDER BY d.id DESC LIMIT ?"
+            ),
+            &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
+            checkpoint_row,
+        )?;
+        tx.commit()?;
+        Ok(items)
     }
 
     /// The latest `limit` runs, newest first.

@@ -146,12 +146,12 @@ pub struct CheckpointView {
     pub reason: Option<String>,
 }
 
-const CHECKPOINT_COLS: &str =
+pub(crate) const CHECKPOINT_COLS: &str =
     "c.id, c.kind, a.account_id, c.from_cluster, c.to_cluster, c.evidence,
     c.status, c.reviewer, c.comment, c.created_at, c.decided_at, c.run, c.as_of, c.rule, c.reason
     FROM checkpoints c LEFT JOIN accounts a ON a.id = c.account";
 
-fn checkpoint_row(r: &dyn Row) -> Result<CheckpointView, StoreError> {
+pub(crate) fn checkpoint_row(r: &dyn Row) -> Result<CheckpointView, StoreError> {
     const T: &str = "checkpoints";
     Ok(CheckpointView {
         id: r.i(0)?,

@@ -15,6 +15,33 @@ fn demo_runs_on_the_bundled_sample() {
         assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
     }
     assert!(d.path().join("abm-demo/cluster_assignments.csv").is_file());
+    // The demo database: several runs, movements and checkpoints waiting for a reviewer, and
+    // how to open the dashboard on it.
+    assert!(s.contains("Demo database: abm-demo/abm.db (3 runs,"), "{s}");
+    assert!(s.contains("abm serve --db abm-demo/abm.db"), "{s}");
+    let db = d.path().join("abm-demo/abm.db");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout)
+            .unwrap();
+    assert_eq!(summary["runs"], 3, "{summary}");
+    let pending: i64 = summary["pending"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert!(pending > 0, "checkpoints wait for a reviewer: {summary}");
+    let moves: serde_json::Value = serde_json::from_slice(
+        &run_ok(abm().args(["movements", "--json", "--db"]).arg(&db)).stdout,
+    )
+    .unwrap();
+    assert!(moves.as_array().is_some_and(|m| !m.is_empty()), "{moves}");
+    // Run again: the demo database is rebuilt, not added to.
+    run_ok(abm().current_dir(d.path()).arg("demo"));
+    let again: serde_json::Value =
+        serde_json::from_slice(&run_ok(abm().args(["summary", "--json", "--db"]).arg(&db)).stdout)
+            .unwrap();
+    assert_eq!(again["runs"], 3);
 }
 
 #[test]

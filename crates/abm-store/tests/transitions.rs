@@ -1,0 +1,241 @@
+//! A run's transition matrix (`Store::transitions`) against the per-account truth
+//! (`Store::assessment_at` at the run and at the one before), and the listing's transition
+//! filter against the same, over a sample imported a slice of events at a time with a run
+//! after each slice and review decisions between runs — on SQLite and PostgreSQL.
+
+use abm_core::{Cluster, Config, Instant, Rules};
+use abm_io::load::LoadOptions;
+use abm_io::sample::{write_sample, SampleSpec};
+use abm_io::source::InputSource;
+use abm_store::listing::{AccountFilter, Cursor, Moved};
+use abm_store::{ImportInputs, RunOptions, Store};
+use std::collections::{BTreeMap, BTreeSet};
+
+const DAY: i64 = 86_400 * 1_000_000;
+
+fn run(store: &mut Store, config: &Config, as_of: Instant) {
+    let rules = Rules::compile(config, as_of).unwrap();
+    let opts = RunOptions {
+        as_of,
+        threads: 2,
+        full: false,
+        log: &|_| {},
+        progress: &|_, _, _| {},
+    };
+    store.run(&rules, &opts).unwrap();
+}
+
+type Cell = (Option<Cluster>, Cluster);
+
+/// Every account's (cluster at the previous run, cluster at `run`), from `assessment_at`.
+fn truth(store: &mut Store, ids: &[String], run: i64) -> BTreeMap<Cell, BTreeSet<String>> {
+    let mut out: BTreeMap<Cell, BTreeSet<String>> = BTreeMap::new();
+    for id in ids {
+        let now = store.assessment_at(id, run).unwrap();
+        let before = if run > 1 {
+            store.assessment_at(id, run - 1).unwrap()
+        } else {
+            None
+        };
+        if let Some(now) = now {
+            let from = before.map(|b| Cluster::parse(&b.cluster).unwrap());
+            let to = Cluster::parse(&now.cluster).unwrap();
+            out.entry((from, to)).or_default().insert(id.clone());
+        }
+    }
+    out
+}
+
+/// The accounts the listing gives for one cell, paged 7 at a time.
+fn listed(store: &mut Store, run: i64, (from, to): Cell) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = store
+            .list_accounts(&AccountFilter {
+                limit: 7,
+                cursor,
+                moved: Some(Moved { run, from, to }),
+                ..AccountFilter::default()
+            })
+            .unwrap();
+        for i in page.items {
+            assert!(got.insert(i.account_id), "an account listed twice");
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(Cursor::parse(&c).unwrap()),
+            None => return got,
+        }
+    }
+}
+
+fn story(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let spec = SampleSpec {
+        accounts: 400,
+        seed: 11,
+        ..SampleSpec::default()
+    };
+    write_sample(dir.path(), &spec).unwrap();
+    let end = spec.as_of;
+    let cuts: Vec<Instant> = [120, 75, 60, 30, 10, 0]
+        .iter()
+        .map(|d| Instant(end.0 - d * DAY))
+        .collect();
+    // The events a slice at a time.
+    let events = std::fs::read_to_string(dir.path().join("engagement.csv")).unwrap();
+    let mut lines = events.lines();
+    let header = lines.next().unwrap().to_string();
+    let at_col = header.split(',').position(|h| h == "occurred_at").unwrap();
+    let rows: Vec<(Instant, String)> = lines
+        .map(|l| {
+            let at = Instant::parse(l.split(',').nth(at_col).unwrap()).unwrap();
+            (at, l.to_string())
+        })
+        .collect();
+    let mut store = Store::open(url).unwrap();
+    let opts = LoadOptions::new(&config);
+    let mut ids: Vec<String> = Vec::new();
+    for (i, cut) in cuts.iter().enumerate() {
+        let lo = if i == 0 { Instant::MIN } else { cuts[i - 1] };
+        let mut slice = format!("{header}\n");
+        for (at, l) in &rows {
+            if *at > lo && *at <= *cut {
+                slice.push_str(l);
+                slice.push('\n');
+            }
+        }
+        let mut inputs = ImportInputs {
+            engagement: Some(InputSource::csv("engagement.csv", slice.into_bytes())),
+            ..ImportInputs::default()
+        };
+        if i == 0 {
+            inputs.accounts = Some(dir.path().join("accounts.csv").into());
+            inputs.triggers = Some(dir.path().join("triggers.csv").into());
+            inputs.deals = Some(dir.path().join("deals.csv").into());
+        }
+        store.import(&inputs, &opts).unwrap();
+        run(&mut store, &config, *cut);
+        if i == 0 {
+            store
+                .export(&mut |r| {
+                    ids.push(r.account_id.clone());
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // Decide some of what waits: approve the first, reject the second.
+        let pending = store.review_list(false).unwrap();
+        let mut accounts = pending.iter().filter(|c| c.account_id.is_some());
+        if let Some(c) = accounts.next() {
+            store.approve(c.id, "ana", Some("ok")).unwrap();
+        }
+        if let Some(c) = accounts.next() {
+            store.reject(c.id, "ben", Some("not yet")).unwrap();
+        }
+    }
+    let runs = store.list_runs(100).unwrap().len() as i64;
+    assert_eq!(runs, cuts.len() as i64, "one run per slice");
+    let mut off_diagonal = 0;
+    for r in 1..=runs {
+        let t = store.transitions(r).unwrap();
+        assert_eq!(t.previous, (r > 1).then_some(r - 1));
+        let expected = truth(&mut store, &ids, r);
+        let got: BTreeMap<Cell, i64> = t
+            .cells
+            .iter()
+            .map(|c| ((c.from, c.to), c.accounts))
+            .collect();
+        let want: BTreeMap<Cell, i64> =
+            expected.iter().map(|(k, v)| (*k, v.len() as i64)).collect();
+        assert_eq!(
+            got, want,
+            "run {r}: the matrix equals the per-account truth"
+        );
+        for (cell, accounts) in &expected {
+            if cell.0 != Some(cell.1) {
+                off_diagonal += 1;
+            }
+            assert_eq!(
+                &listed(&mut store, r, *cell),
+                accounts,
+                "run {r} cell {cell:?}: the listing gives the cell's accounts"
+            );
+        }
+    }
+    assert!(
+        off_diagonal >= 3,
+        "the story moves accounts ({off_diagonal} cells off the diagonal)"
+    );
+    assert!(matches!(
+        store.transitions(runs + 1),
+        Err(abm_store::StoreError::UnknownRun(_))
+    ));
+    // The listing reads each account's latest row, however old: every account has a tier, and
+    // a tier filter gives exactly the accounts of that tier.
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_accounts(&AccountFilter {
+                limit: 1000,
+                cursor,
+                ..AccountFilter::default()
+            })
+            .unwrap();
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(Cursor::parse(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), ids.len());
+    assert!(
+        all.iter().all(|i| i.tier.is_some()),
+        "every account has its latest row"
+    );
+    let tier_a: BTreeSet<_> = all
+        .iter()
+        .filter(|i| i.tier.as_deref() == Some("A"))
+        .map(|i| i.account_id.clone())
+        .collect();
+    let filtered: BTreeSet<_> = store
+        .list_accounts(&AccountFilter {
+            limit: 1000,
+            tier: Some(abm_core::Tier::A),
+            ..AccountFilter::default()
+        })
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.account_id)
+        .collect();
+    assert!(!tier_a.is_empty());
+    assert_eq!(filtered, tier_a);
+}
+
+#[test]
+fn transitions_match_every_account_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    story(&dir.path().join("abm.db").display().to_string());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn transitions_match_every_account_on_postgres() {
+    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
+    let schema = format!("t_trans_{}", std::process::id());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .unwrap();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+    let result = std::panic::catch_unwind(|| story(&url));
+    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
