@@ -16,7 +16,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait as _Wait
 
 BASE, REVIEWER, VIEWER, SHOTS = sys.argv[1:5]
 os.makedirs(SHOTS, exist_ok=True)
@@ -34,6 +36,17 @@ def browser(width=1280, height=860):
             opts.binary_location = path
             break
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def WebDriverWait(d, timeout):
+    """A wait that looks again when the page it looked at was replaced meanwhile."""
+    return _Wait(d, timeout, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def click_away(d, el):
+    """Click `el`, which leaves the page, and wait until the old page is gone."""
+    el.click()
+    WebDriverWait(d, 20).until(expected_conditions.staleness_of(el))
 
 
 def check(cond, why):
@@ -87,7 +100,7 @@ def reviewer_flow():
         # Accounts: filter to Active Focus candidates.
         d.get(BASE + "/accounts")
         Select(d.find_element(By.ID, "candidate")).select_by_value("active_focus")
-        d.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        click_away(d, d.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
         wait_url(d, "candidate=active_focus")
         shot(d, "accounts")
         rows = d.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
@@ -100,7 +113,7 @@ def reviewer_flow():
                 break
         check(target is not None, "a candidate still waits for a reviewer")
         account = target.text
-        target.click()
+        click_away(d, target)
         wait_title(d, account)
         check("The decision table" in d.page_source, "the account page explains the decision")
         check(d.find_elements(By.CSS_SELECTOR, "svg.chart"), "the events timeline is drawn")
@@ -113,7 +126,7 @@ def reviewer_flow():
             forms[0],
         )
         form.find_element(By.TAG_NAME, "textarea").send_keys("Approved in the browser test")
-        form.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        click_away(d, form.find_element(By.CSS_SELECTOR, "button[value=approve]"))
         WebDriverWait(d, 20).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide textarea") or
                                    "Active Focus" in d.find_element(By.CSS_SELECTOR, ".cards .card .badge").text)
         check(account in d.title, "back on the account page")
@@ -130,7 +143,7 @@ def reviewer_flow():
             check(len(rows) == 50, f"a full page ({len(rows)} rows)")
             firsts.append(rows[0].find_element(By.TAG_NAME, "a").text)
             before = d.current_url
-            d.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+            click_away(d, d.find_element(By.CSS_SELECTOR, "a[rel=next]"))
             WebDriverWait(d, 20).until(lambda d: d.current_url != before)
         check(firsts == sorted(set(firsts)), f"pages move forward: {firsts}")
         # Sorting this page by score, with the keyboard.
@@ -144,11 +157,11 @@ def reviewer_flow():
         # Runs and a transition matrix.
         d.get(BASE + "/runs")
         shot(d, "runs")
-        d.find_element(By.CSS_SELECTOR, "table tbody th a").click()
+        click_away(d, d.find_element(By.CSS_SELECTOR, "table tbody th a"))
         wait_title(d, "transitions")
         shot(d, "transitions")
         link = d.find_element(By.CSS_SELECTOR, "table.matrix td a")
-        link.click()
+        click_away(d, link)
         wait_url(d, "run=")
         # Tablet width: the page still fits (no horizontal scroll of the whole page).
         d.set_window_size(800, 1000)
@@ -207,6 +220,10 @@ try:
     account = reviewer_flow()
     viewer_flow()
 except Exception as e:  # the Rust test prints this and fails
-    print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+    import traceback
+
+    here = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+    where = (here or traceback.extract_tb(e.__traceback__))[-1]
+    print(f"FAILED at line {where.lineno} ({where.line}): {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(1)
 print(f"ok: approved {account}; screenshots in {SHOTS}")
