@@ -81,22 +81,9 @@ fn companies_beyond_the_search_cap_are_pulled_in_windows() {
 }
 
 fn on_postgres(name: &str, f: fn(&App)) {
-    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-    let schema = format!("t_connect_{name}_{}", std::process::id());
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    ))
-    .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-    let result = std::panic::catch_unwind(|| {
-        f(&App::open(&StoreSettings::new(&url), Config::default()).unwrap())
+    abm_store::testing::in_pg_schema(&format!("connect_{name}"), |url| {
+        f(&App::open(&StoreSettings::new(url), Config::default()).unwrap())
     });
-    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }
 
 #[test]

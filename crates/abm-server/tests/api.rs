@@ -20,20 +20,7 @@ fn on_sqlite(f: fn(&str)) {
 }
 
 fn on_postgres(name: &str, f: fn(&str)) {
-    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-    let schema = format!("t_srv_{name}_{}", std::process::id());
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    ))
-    .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-    let result = std::panic::catch_unwind(|| f(&url));
-    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    abm_store::testing::in_pg_schema(&format!("srv_{name}"), f);
 }
 
 /// A store holding the 300-account sample (not run yet), and a token per role.

@@ -216,22 +216,9 @@ mod tests {
     #[test]
     #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
     fn migration_0004_converts_postgres() {
-        let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-        let schema = format!("t_hist_{}", std::process::id());
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-        let result = std::panic::catch_unwind(|| {
-            let old = crate::postgres::Postgres::open(&url, Duration::from_secs(5)).unwrap();
-            converts(&url, Box::new(old), crate::postgres::MIGRATIONS);
+        crate::testing::in_pg_schema("hist", |url| {
+            let old = crate::postgres::Postgres::open(url, Duration::from_secs(5)).unwrap();
+            converts(url, Box::new(old), crate::postgres::MIGRATIONS);
         });
-        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
     }
 }

@@ -49,6 +49,7 @@ pub mod run;
 mod scope;
 pub mod segments;
 pub mod sqlite;
+pub mod testing;
 pub mod tls;
 pub mod tokens;
 pub mod transitions;

@@ -422,20 +422,9 @@ mod tests {
     }
 
     fn on_postgres(name: &str, f: fn(&mut Store)) {
-        let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-        let schema = format!("t_outbox_{name}_{}", std::process::id());
-        let mut c = ::postgres::Client::connect(&admin, ::postgres::NoTls).unwrap();
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-        let result = std::panic::catch_unwind(|| f(&mut Store::open(&url).unwrap()));
-        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
+        crate::testing::in_pg_schema(&format!("outbox_{name}"), |url| {
+            f(&mut Store::open(url).unwrap())
+        });
     }
 
     fn new<'a>(key: &'a str, target: &'a str) -> NewOutboxItem<'a> {

@@ -102,18 +102,5 @@ fn eight_readers_and_a_writer_on_sqlite() {
 #[test]
 #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn eight_readers_and_a_writer_on_postgres() {
-    let admin = std::env::var("ABM_TEST_PG_URL").expect("ABM_TEST_PG_URL is not set");
-    let schema = format!("t_pool_{}", std::process::id());
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    ))
-    .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-    let result = std::panic::catch_unwind(|| readers_and_a_writer(&url));
-    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    abm_store::testing::in_pg_schema("pool", readers_and_a_writer);
 }
