@@ -21,6 +21,7 @@ pub mod fold;
 pub mod learn;
 pub mod migration;
 pub mod perf;
+pub mod report;
 pub mod stats;
 
 pub use analysis::{analyze, Analytics, Group, GroupKind, Spend};

@@ -293,8 +293,8 @@ pub fn write_outputs(out: &Path, run: &AnalyzeRun, inputs: &[&Path]) -> Result<V
     let mut files = Vec::new();
     let mut written = Vec::new();
     let json = serde_json::to_string_pretty(&run.analytics)? + "\n";
-    let md = crate::report::markdown(&run.analytics);
-    let html = crate::report::html(&run.analytics);
+    let md = abm_analytics::report::markdown(&run.analytics);
+    let html = abm_analytics::report::html(&run.analytics);
     for (name, body) in [
         ("analytics.json", json.as_bytes()),
         ("report.md", md.as_bytes()),

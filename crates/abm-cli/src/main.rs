@@ -9,7 +9,6 @@ mod demo;
 #[cfg(test)]
 mod docs;
 mod progress;
-mod report;
 mod serve_cmds;
 mod state_cmds;
 mod sync_cmds;

@@ -511,6 +511,32 @@ fn csv_and_runs(url: &str) {
             .status,
         StatusCode::FORBIDDEN
     );
+    // Analytics: the period form, then `abm analyze`'s report on this database.
+    let viewer = w.sign_in(&w.viewer);
+    let form = w.call("GET", "/analytics", Some(&viewer), &[]);
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("name=\"from\""), "{}", form.body);
+    let r = w.call(
+        "GET",
+        "/analytics?from=2026-01-01&to=2026-12-31",
+        Some(&viewer),
+        &[],
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<svg"), "the report draws its charts");
+    assert!(r.body.contains("Cluster ICP"), "by cluster");
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("style-src 'unsafe-inline'") && !csp.contains("script-src"));
+    let bad = w.call(
+        "GET",
+        "/analytics?from=2026-13-01&to=2026-12-31",
+        Some(&viewer),
+        &[],
+    );
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("from:"), "{}", bad.body);
+    let anonymous = w.call("GET", "/analytics?from=2026-01-01&to=2026-12-31", None, &[]);
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub(crate) enum Nav {
     Accounts,
     Review,
     Runs,
+    Analytics,
 }
 
 fn head(title: &str) -> Markup {
@@ -47,6 +48,7 @@ pub(crate) fn page(me: &Me, nav: Nav, title: &str, body: Markup) -> Markup {
                             (entry(Nav::Accounts, "/accounts", "Accounts"))
                             (entry(Nav::Review, "/review", "Review queue"))
                             (entry(Nav::Runs, "/runs", "Runs"))
+                            (entry(Nav::Analytics, "/analytics", "Analytics"))
                         }
                     }
                     form.signout method="post" action="/signout" {

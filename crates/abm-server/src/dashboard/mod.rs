@@ -7,6 +7,7 @@
 
 mod account;
 mod accounts;
+mod analytics;
 mod charts;
 mod layout;
 mod overview;
@@ -40,6 +41,7 @@ pub(crate) fn router() -> Router<S> {
         .route("/review", get(review::page).post(review::decide))
         .route("/runs", get(runs::page).post(runs::start))
         .route("/runs/{id}", get(runs::matrix))
+        .route("/analytics", get(analytics::page))
         .route("/assets/{name}", get(asset))
 }
 

@@ -2,8 +2,8 @@
 //! sales leader would, the HTML one self-contained file with inline SVG charts (no script, no
 //! network).
 
-use abm_analytics::analysis::{Analytics, SegmentRow};
-use abm_analytics::Row;
+use crate::analysis::{Analytics, SegmentRow};
+use crate::Row;
 use std::fmt::Write;
 
 fn pct(v: Option<f64>) -> String {
@@ -79,7 +79,7 @@ fn row_table(o: &mut String, rows: &[Row]) {
 
 /// The user's segments and tiers/clusters, then at most 20 micro-segments by revenue.
 fn shown_segments(a: &Analytics) -> Vec<&SegmentRow> {
-    use abm_analytics::GroupKind;
+    use crate::GroupKind;
     let mut main: Vec<&SegmentRow> = a
         .segments
         .iter()
@@ -298,7 +298,7 @@ fn buying_md(o: &mut String, a: &Analytics) {
     let _ = writeln!(o, "|---|---:|---:|---:|");
     for s in std::iter::once(&a.total).chain(shown_segments(a)) {
         let b = &s.buying_pattern;
-        if b.wins == 0 && s.kind != abm_analytics::GroupKind::All {
+        if b.wins == 0 && s.kind != crate::GroupKind::All {
             continue;
         }
         let _ = writeln!(
@@ -542,10 +542,10 @@ fn quadrant(rows: &[&SegmentRow]) -> String {
     }
     for (r, px, py) in pts {
         let color = match r.recommendation {
-            abm_analytics::analysis::Recommendation::Grow => "#27ae60",
-            abm_analytics::analysis::Recommendation::Maintain => "#2980b9",
-            abm_analytics::analysis::Recommendation::Enter => "#f39c12",
-            abm_analytics::analysis::Recommendation::Exit => "#c0392b",
+            crate::analysis::Recommendation::Grow => "#27ae60",
+            crate::analysis::Recommendation::Maintain => "#2980b9",
+            crate::analysis::Recommendation::Enter => "#f39c12",
+            crate::analysis::Recommendation::Exit => "#c0392b",
         };
         let _ = write!(
             s,
@@ -594,7 +594,7 @@ fn migration(a: &Analytics) -> String {
 
 /// One from → to matrix as a heat map: rows are `from`, columns `to`, each cell shaded by its
 /// share of the row and labelled with its count.
-fn heat_map(title: &str, m: &abm_analytics::migration::Matrix) -> String {
+fn heat_map(title: &str, m: &crate::migration::Matrix) -> String {
     let mut keys: Vec<&str> = Vec::new();
     for c in &m.cells {
         for k in [c.from.as_str(), c.to.as_str()] {
