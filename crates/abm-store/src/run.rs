@@ -1218,9 +1218,8 @@ pub(crate) fn run(
         (false, Some(previous)) => {
             let (ids, others) = select_scope(&mut *tx, &previous, as_of)?;
             // Reading many accounts' rows by index costs more than reading the tables once
-            // (and assessing everyone gives the same outcome). At 1M sample accounts, 11% of
-            // them read by index took 1.5× a full run (bench/README.md): past 5%, read all.
-            if ids.len() >= 20_000 && ids.len() > (ids.len() + others.len()) / 20 {
+            // (and assessing everyone gives the same outcome).
+            if ids.len() >= 20_000 && ids.len() > (ids.len() + others.len()) / 4 {
                 full = true;
                 (None, Vec::new())
             } else {
