@@ -67,9 +67,10 @@ impl FetchPolicy {
     }
 
     fn address_allowed(&self, ip: IpAddr) -> bool {
-        self.allow_hosts
-            .iter()
-            .any(|a| a.parse::<IpAddr>().is_ok_and(|x| canonical(x) == canonical(ip)))
+        self.allow_hosts.iter().any(|a| {
+            a.parse::<IpAddr>()
+                .is_ok_and(|x| canonical(x) == canonical(ip))
+        })
     }
 }
 
@@ -295,7 +296,9 @@ pub fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, ConnectError> {
                 .get("location")
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| {
-                    ConnectError::Invalid(format!("{shown}: redirect ({status}) without a Location"))
+                    ConnectError::Invalid(format!(
+                        "{shown}: redirect ({status}) without a Location"
+                    ))
                 })?
                 .to_string();
             hops += 1;
@@ -402,7 +405,11 @@ mod tests {
     #[test]
     fn the_allow_list_names_hosts_suffixes_and_addresses() {
         let p = FetchPolicy::from_config(&abm_core::config::NewsConfig {
-            allow_hosts: vec![" Feeds.Corp ".into(), "*.intra.example".into(), "[::1]".into()],
+            allow_hosts: vec![
+                " Feeds.Corp ".into(),
+                "*.intra.example".into(),
+                "[::1]".into(),
+            ],
             ..Default::default()
         });
         assert!(p.host_allowed("feeds.corp"));

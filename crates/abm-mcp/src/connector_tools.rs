@@ -387,7 +387,10 @@ mod tests {
             ))
             .unwrap();
         let v = serde_json::to_value(&r).unwrap();
-        let text = v["content"][0]["text"].as_str().unwrap_or_default().to_string();
+        let text = v["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         (r.is_error == Some(true), text)
     }
 
@@ -408,10 +411,14 @@ mod tests {
         let (err, text) = news(&["localhost"], vec![format!("http://localhost:{port}/hop")]);
         assert!(err, "{text}");
         assert!(
-            text.contains(&format!("http://127.0.0.1:{port}/feed.xml")) && text.contains("loopback"),
+            text.contains(&format!("http://127.0.0.1:{port}/feed.xml"))
+                && text.contains("loopback"),
             "{text}"
         );
-        let (err, text) = news(&["localhost"], vec![format!("http://localhost:{port}/loop")]);
+        let (err, text) = news(
+            &["localhost"],
+            vec![format!("http://localhost:{port}/loop")],
+        );
         assert!(err && text.contains("more than 5 redirects"), "{text}");
         // Other schemes never.
         let (err, text) = news(&["127.0.0.1"], vec!["file:///etc/passwd".into()]);
@@ -419,7 +426,10 @@ mod tests {
         // Allowed: read, matched and classified.
         for (allow, url) in [
             (vec!["127.0.0.1"], direct.clone()),
-            (vec!["localhost", "127.0.0.1"], format!("http://localhost:{port}/hop")),
+            (
+                vec!["localhost", "127.0.0.1"],
+                format!("http://localhost:{port}/hop"),
+            ),
         ] {
             let (err, text) = news(&allow, vec![url]);
             assert!(!err, "{text}");

@@ -188,7 +188,8 @@ impl Cache {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).mode(0o600);
+            opts.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .mode(0o600);
         }
         let mut f = opts.open(&tmp).map_err(err)?;
         f.write_all(&body).map_err(err)?;
@@ -383,7 +384,12 @@ mod tests {
     }
 
     fn fields(n: i64) -> Option<Map<String, Value>> {
-        Some(json!({"industry": "software", "n": n}).as_object().unwrap().clone())
+        Some(
+            json!({"industry": "software", "n": n})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
     }
 
     #[test]
@@ -395,12 +401,18 @@ mod tests {
         // 20 answers from day 1 (expired by day 40), then 10 domains answered 4 times each on
         // day 35 (the last answer counts), one "not known", and a torn line.
         for i in 0..20 {
-            c.put("p", &format!("old{i}.example"), day(1), fields(i)).unwrap();
+            c.put("p", &format!("old{i}.example"), day(1), fields(i))
+                .unwrap();
         }
         for round in 0..4 {
             for i in 0..10 {
-                c.put("p", &format!("live{i}.example"), day(35), fields(round * 100 + i))
-                    .unwrap();
+                c.put(
+                    "p",
+                    &format!("live{i}.example"),
+                    day(35),
+                    fields(round * 100 + i),
+                )
+                .unwrap();
             }
         }
         c.put("p", "unknown.example", day(36), None).unwrap();
@@ -500,7 +512,10 @@ mod tests {
         // A compaction killed after creating its file: the cache itself reads as before.
         let tmp = d.path().join(".cache.jsonl.compact");
         std::fs::write(&tmp, "{\"source\":\"p\",\"dom").unwrap();
-        assert_eq!(Cache::open(&path).unwrap().get("p", "a.example").unwrap().1, fields(39));
+        assert_eq!(
+            Cache::open(&path).unwrap().get("p", "a.example").unwrap().1,
+            fields(39)
+        );
         // A symlink planted at the temporary name is unlinked, its target untouched.
         std::fs::remove_file(&tmp).unwrap();
         let precious = d.path().join("precious.txt");
@@ -511,7 +526,10 @@ mod tests {
         assert_eq!((done.lines_before, done.lines_after), (40, 1));
         assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep");
         assert!(!tmp.exists() && std::fs::symlink_metadata(&tmp).is_err());
-        assert_eq!(Cache::open(&path).unwrap().get("p", "a.example").unwrap().1, fields(39));
+        assert_eq!(
+            Cache::open(&path).unwrap().get("p", "a.example").unwrap().1,
+            fields(39)
+        );
     }
 
     #[cfg(unix)]
