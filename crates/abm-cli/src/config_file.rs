@@ -82,6 +82,14 @@ const ENRICH_SECTION: &str = "\n# Enrichment (`abm enrich`, the MCP tool enrich_
 # at most max_per_second requests. Filled fields are marked in the explanation (docs/enrichment.md).\n\
 [enrich]\nprovider = \"none\"\nfile = \"\"\nbase_url = \"\"\npath = \"/companies?domain={domain}\"\ntoken_env = \"ABM_ENRICH_TOKEN\"\nttl_days = 30\ncache = \".abm-enrich-cache.jsonl\"\ntimeout_ms = 10000\nmax_per_second = 10\n\n[enrich.fields]\n";
 
+const NEWS_SECTION: &str = "\n# News feeds a server's caller names (the MCP tool fetch_company_news): http(s) only; a host\n\
+# resolving to a loopback, private, link-local, unique-local, multicast or unspecified address\n\
+# is refused unless allow_hosts names it (a host, \"*.corp.example\" for its subdomains, or an IP\n\
+# address). Every address is checked and connected to as checked; each redirect is checked\n\
+# again (at most max_redirects); a feed over max_bytes or timeout_ms is refused. `abm news fetch`\n\
+# (your own command, your own files and URLs) is not restricted.\n\
+[news]\nallow_hosts = []\nmax_redirects = 5\nmax_bytes = 10485760\ntimeout_ms = 30000\n";
+
 pub fn commented_default() -> String {
     let body = toml::to_string(&Config::default()).expect("config serializes");
     let mut out = String::from(
@@ -123,6 +131,9 @@ pub fn commented_default() -> String {
     if !body.contains("[enrich]") {
         out.push_str(ENRICH_SECTION);
     }
+    if !body.contains("[news]") {
+        out.push_str(NEWS_SECTION);
+    }
     if !body.contains("[columns.accounts]") {
         out.push_str("\n# Column mappings: canonical name = \"header in your file\", per input file, e.g.\n# [columns.accounts]\n# industry = \"sector\"\n# employees = \"num. of employees\"\n# A constant for every row: type = { value = \"order\" }. Per file, by its stem (several\n# engagement files, each its own): [columns.files.orders] account_id = \"CustomerID\"\n");
     }
@@ -144,6 +155,7 @@ mod tests {
         assert!(text.contains("[analytics]\nclv = \"observed\""), "{text}");
         assert!(text.contains("# [[segments]]"), "{text}");
         assert!(text.contains("[enrich]\nprovider = \"none\""), "{text}");
+        assert!(text.contains("[news]\nallow_hosts = []"), "{text}");
         assert!(
             text.contains("conflict_clusters = [\"active_focus\"]"),
             "{text}"

@@ -19,7 +19,8 @@ pub fn config_reference() -> String {
          `[programs]`, `[next_actions]`, `[micro_segment]`, `[verticals]`, `[capacity]`,\n\
          `[columns]` column mappings, `[inputs]` date formats and deal stages, `[values]` value\n\
          maps, `[[segments]]` and `[analytics]` for `abm analyze`, `[enrich]` the enrichment\n\
-         provider ([enrichment.md](enrichment.md)). See [rules.md](rules.md) for\n\
+         provider ([enrichment.md](enrichment.md)), `[news]` which feed hosts the server may fetch\n\
+         for `fetch_company_news`. See [rules.md](rules.md) for\n\
          what the rules mean and [inputs.md](inputs.md) for the input files.\n\n\
          ```toml\n",
     );

@@ -13,6 +13,8 @@
 //!   filling missing account fields.
 //! - [`hubspot`]: HubSpot CRM v3: pull, write-back, delivery of the outbox.
 //! - [`news`]: RSS/Atom news → triggers (matching by domain and name, keyword rules).
+//! - [`safe_fetch`]: fetching a URL a server's caller named (news feeds) without SSRF: http(s)
+//!   only, every resolved address checked and pinned, redirects re-checked, size and time capped.
 //! - [`salesforce`]: Salesforce REST: SOQL pull, sObject Collections write-back.
 
 pub mod backoff;
@@ -20,6 +22,7 @@ pub mod enrich;
 pub mod http;
 pub mod hubspot;
 pub mod news;
+pub mod safe_fetch;
 pub mod salesforce;
 
 use abm_app::AppError;
@@ -187,6 +190,10 @@ pub enum ConnectError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// A URL named by a caller that is not fetched (scheme, an internal address, too many
+    /// redirects, too large): see [`safe_fetch`].
+    #[error("refused to fetch {url}: {reason}")]
+    Refused { url: String, reason: String },
     /// A connector the caller asked for is not set up.
     #[error("{what} is not configured: {how}")]
     NotConfigured {

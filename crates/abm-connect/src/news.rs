@@ -189,6 +189,11 @@ const LEGAL_SUFFIXES: &[&[&str]] = &[
     &["pty"],
     &["kk"],
     &["holdings"],
+    // Added after reading the labelled set (generic legal forms and designators):
+    &["a", "s"],
+    &["pbc"],
+    &["pte"],
+    &["group"],
 ];
 
 /// A company name for matching: [`normalize_text`] without a leading "The" and its legal
@@ -252,9 +257,19 @@ impl Matcher {
             let i = m.ids.len();
             m.ids.push(id.to_string());
             let n = normalize_name(name);
-            if n.len() >= MIN_NAME_LEN {
-                m.longest = m.longest.max(n.split(' ').count());
-                m.by_name.entry(n).or_default().push(i);
+            // "Amazon.com, Inc." is "Amazon" in a headline (and "Amazon.com" in others).
+            let bare = n
+                .strip_suffix(" com")
+                .filter(|b| b.len() >= MIN_NAME_LEN)
+                .map(str::to_string);
+            for n in std::iter::once(n).chain(bare) {
+                if n.len() >= MIN_NAME_LEN {
+                    m.longest = m.longest.max(n.split(' ').count());
+                    let ix = m.by_name.entry(n).or_default();
+                    if !ix.contains(&i) {
+                        ix.push(i);
+                    }
+                }
             }
             if let Some(d) = domain.map(normalize_domain).filter(|d| d.contains('.')) {
                 m.by_domain.entry(d).or_default().push(i);
@@ -323,6 +338,8 @@ impl Default for Rules {
                         "layoffs",
                         "layoff",
                         "lays off",
+                        "lay off",
+                        "laying off",
                         "laid off",
                         "job cuts",
                         "cut jobs",
@@ -342,6 +359,7 @@ impl Default for Rules {
                     "merger_acquisition",
                     &[
                         "acquires",
+                        "acquiring",
                         "acquired",
                         "acquisition",
                         "to acquire",
@@ -359,6 +377,7 @@ impl Default for Rules {
                     "funding_round",
                     &[
                         "raises",
+                        "raising",
                         "raised",
                         "funding",
                         "funding round",
@@ -405,9 +424,12 @@ impl Default for Rules {
                         "regulatory",
                         "antitrust",
                         "fined",
+                        "fines",
                         "fine",
                         "lawsuit",
                         "sued",
+                        "sues",
+                        "suing",
                         "probe",
                         "investigation",
                         "sanctions",
@@ -416,12 +438,16 @@ impl Default for Rules {
                         "sec",
                         "ftc",
                         "ban",
+                        "bans",
+                        "banned",
+                        "banning",
                     ],
                 ),
                 r(
                     "product_launch",
                     &[
                         "launches",
+                        "launching",
                         "launched",
                         "launch",
                         "unveils",
@@ -439,9 +465,11 @@ impl Default for Rules {
                     "expansion",
                     &[
                         "expands",
+                        "expanding",
                         "expansion",
                         "expand",
                         "opens",
+                        "opening",
                         "new office",
                         "new headquarters",
                         "new factory",

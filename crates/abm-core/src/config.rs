@@ -61,6 +61,43 @@ pub struct Config {
     /// Where `abm enrich` and the `enrich_company` tool get firmographics (off by default).
     #[serde(skip_serializing_if = "crate::enrichment::EnrichConfig::is_default")]
     pub enrich: crate::enrichment::EnrichConfig,
+    /// How the server fetches the news feeds a caller names (`fetch_company_news`).
+    #[serde(skip_serializing_if = "NewsConfig::is_default")]
+    pub news: NewsConfig,
+}
+
+/// `[news]`: fetching feed URLs given by a server's caller (the MCP tool `fetch_company_news`).
+/// Only http(s), and never a host that resolves to a loopback, private, link-local,
+/// unique-local, multicast or unspecified address unless it is allowed here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewsConfig {
+    /// Hosts fetched even when they resolve to an internal address: a name (`feeds.corp`), a
+    /// suffix (`*.corp.example`) or an IP address (`127.0.0.1`, `::1`).
+    pub allow_hosts: Vec<String>,
+    /// Redirects followed (each one checked like the first URL).
+    pub max_redirects: u32,
+    /// A feed larger than this many bytes is refused.
+    pub max_bytes: u64,
+    /// Time limit for one feed, redirects included.
+    pub timeout_ms: u64,
+}
+
+impl Default for NewsConfig {
+    fn default() -> Self {
+        NewsConfig {
+            allow_hosts: Vec::new(),
+            max_redirects: 5,
+            max_bytes: 10 * 1024 * 1024,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl NewsConfig {
+    pub fn is_default(&self) -> bool {
+        *self == NewsConfig::default()
+    }
 }
 
 /// `[review]`: a policy for unreviewed checkpoints, applied by `abm run` with ages in days of
@@ -920,6 +957,7 @@ impl Default for Config {
             segments: Vec::new(),
             analytics: Default::default(),
             enrich: Default::default(),
+            news: Default::default(),
         }
     }
 }

@@ -6,8 +6,10 @@
 //!   TTL cache).
 //! - HubSpot: a private app's token and the API's address (the binary reads them from
 //!   `HUBSPOT_TOKEN` and `ABM_HUBSPOT_URL`, default `https://api.hubapi.com`).
-//! - News: the feed URLs passed in (http/https only: the server never reads its own files on
-//!   a caller's behalf).
+//! - News: the feed URLs passed in, fetched by [`abm_connect::safe_fetch`]: http/https only
+//!   (the server never reads its own files on a caller's behalf), never a host resolving to an
+//!   internal address (loopback, private, link-local, …) unless `[news] allow_hosts` of the
+//!   server's abm.toml names it; redirects re-checked, size and time capped (`[news]`).
 
 use crate::{bad, AbmTools};
 use abm_app::access::Role;
@@ -15,6 +17,7 @@ use abm_connect::enrich::{self, Provider};
 use abm_connect::http::{Client, ClientSettings};
 use abm_connect::hubspot::HubSpot;
 use abm_connect::news::{self, Matcher};
+use abm_connect::safe_fetch::{self, FetchPolicy};
 use abm_connect::ConnectError;
 use abm_core::enrichment::EnrichConfig;
 use abm_core::{Config, Instant};
@@ -25,7 +28,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// HubSpot's API address.
 pub const HUBSPOT_URL: &str = "https://api.hubapi.com";
@@ -45,7 +47,7 @@ pub struct Connectors {
     enrich: EnrichConfig,
     enrich_token: String,
     provider: Mutex<Option<Box<dyn Provider + Send>>>,
-    feed_timeout: Duration,
+    feeds: FetchPolicy,
 }
 
 impl std::fmt::Debug for Connectors {
@@ -70,7 +72,7 @@ impl Connectors {
             enrich: config.enrich.clone(),
             enrich_token,
             provider: Mutex::new(None),
-            feed_timeout: Duration::from_secs(30),
+            feeds: FetchPolicy::from_config(&config.news),
         }
     }
 
@@ -201,7 +203,7 @@ impl AbmTools {
     }
 
     #[tool(
-        description = "Recent news about one company from RSS/Atom feeds (http/https URLs), matched by its name or domain and classified into trigger types (funding_round, leadership_change, merger_acquisition, expansion, hiring_surge, product_launch, layoffs, regulatory_change): {items, duplicates, undated, matched, classified, triggers[{occurred_at, type, source, headline}], feeds_failed}. Nothing is stored (`abm news fetch` imports triggers). No news: engagement alone decides. Role: viewer."
+        description = "Recent news about one company from RSS/Atom feeds (http/https URLs; hosts resolving to internal addresses — loopback, private, link-local, … — are refused unless the server's abm.toml allows them in [news] allow_hosts), matched by its name or domain and classified into trigger types (funding_round, leadership_change, merger_acquisition, expansion, hiring_surge, product_launch, layoffs, regulatory_change): {items, duplicates, undated, matched, classified, triggers[{occurred_at, type, source, headline}], feeds_failed}. Nothing is stored (`abm news fetch` imports triggers). No news: engagement alone decides. Role: viewer."
     )]
     async fn fetch_company_news(
         &self,
@@ -215,11 +217,10 @@ impl AbmTools {
         if p.feeds.is_empty() {
             return Ok(bad("give at least one feed URL"));
         }
-        if let Some(f) = p
-            .feeds
-            .iter()
-            .find(|f| !(f.starts_with("http://") || f.starts_with("https://")))
-        {
+        if let Some(f) = p.feeds.iter().find(|f| {
+            let f = f.trim().to_ascii_lowercase();
+            !(f.starts_with("http://") || f.starts_with("https://"))
+        }) {
             return Ok(bad(format!("feed {f:?}: only http:// and https:// URLs")));
         }
         self.call_as(&ext, Role::Viewer, move |_, c, _| {
@@ -227,7 +228,7 @@ impl AbmTools {
             let mut items = Vec::new();
             let mut failed = Vec::new();
             for f in &p.feeds {
-                match news::read_feed(f, c.feed_timeout).and_then(|b| news::parse_feed(&b, f)) {
+                match safe_fetch::fetch(f, &c.feeds).and_then(|b| news::parse_feed(&b, f)) {
                     Ok(mut v) => items.append(&mut v),
                     Err(e) => failed.push(e.to_string()),
                 }
@@ -307,5 +308,134 @@ impl AbmTools {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Access;
+    use abm_app::{App, StoreSettings};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    const RSS: &str = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title>\
+        <item><guid>n1</guid><title>Acme raises $40M Series B</title>\
+        <pubDate>Mon, 04 May 2026 10:00:00 GMT</pubDate></item></channel></rss>";
+
+    /// A feed server on 127.0.0.1: `/feed.xml` the feed, `/hop` a redirect to
+    /// `http://127.0.0.1:PORT/feed.xml`, `/loop` a redirect to itself. Its port.
+    fn serve() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut first = String::new();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                if r.read_line(&mut first).is_err() {
+                    continue;
+                }
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let answer = match path.as_str() {
+                    "/feed.xml" => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{RSS}",
+                        RSS.len()
+                    ),
+                    "/hop" => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/feed.xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                };
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    fn news(allow_hosts: &[&str], feeds: Vec<String>) -> (bool, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("abm.db").display().to_string();
+        let app = App::open(&StoreSettings::new(&db), Config::default()).unwrap();
+        let mut config = Config::default();
+        config.news.allow_hosts = allow_hosts.iter().map(|h| h.to_string()).collect();
+        let tools = crate::AbmTools::new(
+            app,
+            Access::Local {
+                reviewer: "test".into(),
+            },
+            Connectors::new(&config, String::new(), None),
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt
+            .block_on(tools.fetch_company_news(
+                Extensions::default(),
+                Parameters(NewsParams {
+                    feeds,
+                    name: Some("Acme Inc.".into()),
+                    domain: None,
+                }),
+            ))
+            .unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        let text = v["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (r.is_error == Some(true), text)
+    }
+
+    #[test]
+    fn feeds_on_internal_addresses_are_refused_unless_allowed() {
+        let port = serve();
+        let direct = format!("http://127.0.0.1:{port}/feed.xml");
+        // By default: a loopback feed, and a redirect to one, are refused with the reason.
+        let (err, text) = news(&[], vec![direct.clone()]);
+        assert!(err, "{text}");
+        assert!(
+            text.contains("refused to fetch") && text.contains("127.0.0.1 (loopback)"),
+            "{text}"
+        );
+        assert!(text.contains("allow_hosts"), "{text}");
+        // The redirector allowed by name (localhost), its target (127.0.0.1) not: the
+        // redirect is checked like the first URL.
+        let (err, text) = news(&["localhost"], vec![format!("http://localhost:{port}/hop")]);
+        assert!(err, "{text}");
+        assert!(
+            text.contains(&format!("http://127.0.0.1:{port}/feed.xml"))
+                && text.contains("loopback"),
+            "{text}"
+        );
+        let (err, text) = news(
+            &["localhost"],
+            vec![format!("http://localhost:{port}/loop")],
+        );
+        assert!(err && text.contains("more than 5 redirects"), "{text}");
+        // Other schemes never.
+        let (err, text) = news(&["127.0.0.1"], vec!["file:///etc/passwd".into()]);
+        assert!(err && text.contains("only http"), "{text}");
+        // Allowed: read, matched and classified.
+        for (allow, url) in [
+            (vec!["127.0.0.1"], direct.clone()),
+            (
+                vec!["localhost", "127.0.0.1"],
+                format!("http://localhost:{port}/hop"),
+            ),
+        ] {
+            let (err, text) = news(&allow, vec![url]);
+            assert!(!err, "{text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["matched"], 1, "{v}");
+            assert_eq!(v["triggers"][0]["type"], "funding_round", "{v}");
+        }
     }
 }

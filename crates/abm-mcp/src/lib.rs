@@ -234,7 +234,15 @@ pub fn tools_reference() -> String {
          `abm mcp` (stdio) and `/mcp` of `abm serve` (streamable HTTP) list, with its description\n\
          (which says its role over HTTP) and its input schema. Answers are JSON text in the\n\
          tool result's first content item; a failure is a tool error (`isError`) whose text\n\
-         says why. See the README's \"MCP tools for AI agents\".\n",
+         says why. See the README's \"MCP tools for AI agents\".\n\n\
+         Network access: `fetch_company_news` fetches the feed URLs a caller passes under the\n\
+         `[news]` policy of the server's abm.toml — `http`/`https` only; a host resolving to a\n\
+         loopback, private, shared, link-local, unique-local, multicast, unspecified or reserved\n\
+         address is refused (every resolved address is checked and the connection goes to the\n\
+         checked ones) unless `[news] allow_hosts` names it; each redirect is checked the same\n\
+         way (at most `max_redirects`); size (`max_bytes`) and time (`timeout_ms`) are capped.\n\
+         A refusal is the tool's error (`refused to fetch URL: …`), or one entry of\n\
+         `feeds_failed` when another feed could be read.\n",
     );
     for t in tools {
         let schema = serde_json::to_string_pretty(&*t.input_schema).unwrap_or_default();

@@ -42,7 +42,8 @@ fn mcp_story(db: &Db, transport: &str) {
         dir.path(),
         "abm.toml",
         &format!(
-            "[enrich]\nprovider = \"file\"\nfile = {:?}\ncache = {:?}\n",
+            // The feed server below is on 127.0.0.1: fetched only because it is allowed.
+            "[enrich]\nprovider = \"file\"\nfile = {:?}\ncache = {:?}\n\n[news]\nallow_hosts = [\"127.0.0.1\"]\n",
             firmo.display().to_string(),
             dir.path().join("cache.jsonl").display().to_string()
         ),
