@@ -1258,7 +1258,12 @@ impl Explanation {
         } else {
             writeln!(s, "\nDecision table (first match wins):")?;
         }
-        for r in self.decision.rows.iter().filter(|_| self.decision.rule != 0) {
+        for r in self
+            .decision
+            .rows
+            .iter()
+            .filter(|_| self.decision.rule != 0)
+        {
             let why = match r.outcome {
                 RowOutcome::Matched => "← matched".to_string(),
                 RowOutcome::NotMatched => {

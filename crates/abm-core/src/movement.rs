@@ -612,7 +612,12 @@ pub fn customer_evidence(rules: &Rules, facts: &Facts<'_>) -> Vec<Evidence> {
         .deals
         .iter()
         .filter(|d| d.created_at <= as_of && d.won_by(as_of))
-        .map(|d| (d.closed_at_by(as_of).unwrap_or(d.created_at), d.deal_id.as_str()))
+        .map(|d| {
+            (
+                d.closed_at_by(as_of).unwrap_or(d.created_at),
+                d.deal_id.as_str(),
+            )
+        })
         .collect();
     won.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     won.into_iter()
@@ -886,7 +891,12 @@ pub fn decide(
     if track {
         if prior.cluster == Cluster::Customer {
             let why = "account moved on: candidate is now customer".to_string();
-            return stay(Movement::Unchanged, entry_rule, evidence(), close_pending(why));
+            return stay(
+                Movement::Unchanged,
+                entry_rule,
+                evidence(),
+                close_pending(why),
+            );
         }
         return mv(
             Cluster::Customer,
@@ -904,7 +914,10 @@ pub fn decide(
             entered_at: as_of,
             floor: prior.floor,
             movement: Movement::Demotion,
-            rule: format!("demotion: {}: no deal won by as_of", RuleCode::CustomerLeft.name()),
+            rule: format!(
+                "demotion: {}: no deal won by as_of",
+                RuleCode::CustomerLeft.name()
+            ),
             evidence: vec![Evidence::new(
                 EvidenceKind::Deal,
                 "",
@@ -1118,7 +1131,10 @@ mod tests {
         c.won.push(("2026-06-01", "2026-09-15"));
         let (a, d) = run_with(&track(), &c, "2026-11-01", None);
         assert_eq!((a.rule, a.cluster), (0, Cluster::Customer));
-        assert_eq!((d.movement, d.cluster), (Movement::Baseline, Cluster::Customer));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Baseline, Cluster::Customer)
+        );
         assert_eq!(d.rule, CUSTOMER_RULE);
         assert_eq!(d.evidence.len(), 1);
         assert_eq!(d.evidence[0].kind, EvidenceKind::Deal);
@@ -1131,7 +1147,10 @@ mod tests {
         // Tier E does not matter to the track.
         let mut e = case(Tier::E);
         e.won.push(("2026-06-01", "2026-09-15"));
-        assert_eq!(run_with(&track(), &e, "2026-11-01", None).0.cluster, Cluster::Customer);
+        assert_eq!(
+            run_with(&track(), &e, "2026-11-01", None).0.cluster,
+            Cluster::Customer
+        );
     }
 
     /// As of the date: a deal won after as_of was open then, so the account is a prospect in
@@ -1149,24 +1168,38 @@ mod tests {
         let (_, d1) = run_with(&track(), &c, "2026-10-01", Some(&s0));
         assert_eq!(
             (d1.movement, d1.previous, d1.cluster),
-            (Movement::Promotion, Some(Cluster::ClusterIcp), Cluster::Customer)
+            (
+                Movement::Promotion,
+                Some(Cluster::ClusterIcp),
+                Cluster::Customer
+            )
         );
         assert!(matches!(d1.proposal, ProposalAction::None));
         assert_eq!(d1.rule, format!("promotion: {CUSTOMER_RULE}"));
         assert_eq!(d1.evidence[0].code, "W0");
         let s1 = state(&d1, Some(&s0));
         let (_, d2) = run_with(&track(), &c, "2026-10-15", Some(&s1));
-        assert_eq!((d2.movement, d2.cluster), (Movement::Unchanged, Cluster::Customer));
+        assert_eq!(
+            (d2.movement, d2.cluster),
+            (Movement::Unchanged, Cluster::Customer)
+        );
         let (_, d3) = run_with(&track(), &c, "2026-09-10", Some(&s1));
         assert_eq!(
             (d3.movement, d3.previous, d3.cluster),
-            (Movement::Demotion, Some(Cluster::Customer), Cluster::ClusterIcp)
+            (
+                Movement::Demotion,
+                Some(Cluster::Customer),
+                Cluster::ClusterIcp
+            )
         );
         assert_eq!(d3.floor, s1.floor);
         assert!(d3.rule.contains("customer_left"), "{}", d3.rule);
         // Switching the mode back to expansion takes customers out of the track too.
         let (_, d4) = run_with(&Config::default(), &c, "2026-10-15", Some(&s1));
-        assert_eq!((d4.movement, d4.cluster), (Movement::Demotion, Cluster::ClusterIcp));
+        assert_eq!(
+            (d4.movement, d4.cluster),
+            (Movement::Demotion, Cluster::ClusterIcp)
+        );
     }
 
     /// `approve_promotion_to = ["customer"]`: the move into the track waits for a reviewer.
@@ -1179,7 +1212,10 @@ mod tests {
         let (_, d0) = run_with(&cfg, &c, "2026-09-01", None);
         let s0 = state(&d0, None);
         let (a1, d1) = run_with(&cfg, &c, "2026-10-01", Some(&s0));
-        assert_eq!((d1.movement, d1.cluster), (Movement::ProposedPromotion, Cluster::ClusterIcp));
+        assert_eq!(
+            (d1.movement, d1.cluster),
+            (Movement::ProposedPromotion, Cluster::ClusterIcp)
+        );
         let ProposalAction::Open(p) = &d1.proposal else {
             panic!("{:?}", d1.proposal)
         };
@@ -1198,7 +1234,9 @@ mod tests {
         };
         crate::assess::write_effective_rationale(&mut r, &rules, &a1, &facts, d1.cluster);
         assert!(
-            r.ends_with("; a won deal gives customer: a move that needs a reviewer; effective cluster_icp"),
+            r.ends_with(
+                "; a won deal gives customer: a move that needs a reviewer; effective cluster_icp"
+            ),
             "{r}"
         );
     }

@@ -832,10 +832,15 @@ fn customer_track(url: &str) {
     assert_eq!(ids.len() as i64, n);
     let one = w.ok("GET", &format!("/api/accounts/{}", ids[0]), &w.viewer, "");
     assert!(one.to_string().contains("\"customer\""), "{one}");
-    let others: i64 = ["cluster_icp", "future_pipeline", "active_focus", "monitor_only"]
-        .iter()
-        .map(|c| all_ids(&w, &format!("&cluster={c}"), 1000).len() as i64)
-        .sum();
+    let others: i64 = [
+        "cluster_icp",
+        "future_pipeline",
+        "active_focus",
+        "monitor_only",
+    ]
+    .iter()
+    .map(|c| all_ids(&w, &format!("&cluster={c}"), 1000).len() as i64)
+    .sum();
     assert_eq!(others + n, 300);
     let doc = abm_server::openapi_document();
     let params = doc["paths"]["/api/accounts"]["get"]["parameters"].to_string();

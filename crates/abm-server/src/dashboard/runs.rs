@@ -189,9 +189,10 @@ fn table(t: &Transitions) -> Markup {
         froms.push(None);
     }
     // The customer track's row and column only when an account is in it.
-    let track = t.cells.iter().any(|c| {
-        c.to == Cluster::Customer || c.from == Some(Cluster::Customer)
-    });
+    let track = t
+        .cells
+        .iter()
+        .any(|c| c.to == Cluster::Customer || c.from == Some(Cluster::Customer));
     let listed = Cluster::listed(track as u64);
     froms.extend(listed.iter().copied().map(Some));
     let link = |from: Option<Cluster>, to: Cluster| {

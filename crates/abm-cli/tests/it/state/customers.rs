@@ -47,7 +47,10 @@ fn segment_puts_customers_in_the_track_as_of_the_date() {
     inputs(&w, "in");
     std::fs::write(w.dir.path().join("abm.toml"), TRACK).unwrap();
     let run = |as_of: &str, out: &str| {
-        run_ok(w.abm().args(["segment", "in", "--as-of", as_of, "--out", out]));
+        run_ok(
+            w.abm()
+                .args(["segment", "in", "--as-of", as_of, "--out", out]),
+        );
         let dir = w.dir.path().join(out);
         (
             std::fs::read_to_string(dir.join("cluster_assignments.csv")).unwrap(),
@@ -86,7 +89,11 @@ fn segment_puts_customers_in_the_track_as_of_the_date() {
         "{why}"
     );
     // The summary's table lists the track; explain says the decision table is bypassed.
-    let o = run_ok(w.abm().args(["explain", "A1", "--as-of", "2026-03-01"]).arg("in"));
+    let o = run_ok(
+        w.abm()
+            .args(["explain", "A1", "--as-of", "2026-03-01"])
+            .arg("in"),
+    );
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("Decision table: bypassed"), "{text}");
     assert!(text.contains("is in the customer track"), "{text}");
@@ -97,7 +104,10 @@ fn segment_puts_customers_in_the_track_as_of_the_date() {
 fn expansion_mode_has_no_customer_cluster() {
     let w = World::new(Db::sqlite());
     inputs(&w, "in");
-    run_ok(w.abm().args(["segment", "in", "--as-of", "2026-03-01", "--out", "out"]));
+    run_ok(
+        w.abm()
+            .args(["segment", "in", "--as-of", "2026-03-01", "--out", "out"]),
+    );
     let dir = w.dir.path().join("out");
     let csv = std::fs::read_to_string(dir.join("cluster_assignments.csv")).unwrap();
     assert!(!csv.contains(",customer,"), "{csv}");
