@@ -670,9 +670,9 @@ mod tests {
     fn customer_is_no_decision_table_cluster() {
         let mut cfg = Config::default();
         cfg.decision_table[0].cluster = Cluster::Customer;
-        let e = Rules::compile(&cfg, Instant::parse("2026-11-01").unwrap())
-            .err()
-            .expect("refused");
+        let Err(e) = Rules::compile(&cfg, Instant::parse("2026-11-01").unwrap()) else {
+            panic!("refused");
+        };
         assert!(
             e.to_string().contains("decision_table[0].cluster") && e.to_string().contains("track"),
             "{e}"

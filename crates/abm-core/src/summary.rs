@@ -225,11 +225,13 @@ mod tests {
     #[test]
     fn customer_capacity_is_optional() {
         let mut cap = CapacityConfig::default();
-        let mut c = ClusterCounts::default();
-        c.cluster_icp = 200;
-        c.future_pipeline = 60;
-        c.active_focus = 20;
-        c.customer = 500;
+        let mut c = ClusterCounts {
+            cluster_icp: 200,
+            future_pipeline: 60,
+            active_focus: 20,
+            monitor_only: 0,
+            customer: 500,
+        };
         assert!(capacity_status(&c, &cap).warnings.is_empty());
         assert_eq!(c.total(), 780);
         assert_eq!(

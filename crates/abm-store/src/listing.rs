@@ -369,6 +369,10 @@ impl crate::Store {
     }
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,8 +385,4 @@ mod tests {
         assert_eq!(Cursor::parse("ax"), None);
         assert_eq!(like_pattern("A_b%"), "%a\\_b\\%%");
     }
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
 }
