@@ -44,7 +44,7 @@ impl Counts {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BacktestAcc {
     pub all: Counts,
-    pub by_cluster: [Counts; 4],
+    pub by_cluster: [Counts; Cluster::COUNT],
     pub by_tier: [Counts; 5],
 }
 
@@ -136,7 +136,9 @@ fn pct(v: Option<f64>) -> String {
 /// Rates, lifts and the playbook's checks of one (date, horizon).
 pub fn result(at: Instant, horizon_days: u32, acc: &BacktestAcc) -> BacktestResult {
     let base = row("all", &acc.all, &acc.all);
-    let by_cluster: Vec<RateRow> = Cluster::ALL
+    // The customer track's row only when it holds accounts.
+    let customers = acc.by_cluster[Cluster::Customer.index()].accounts;
+    let by_cluster: Vec<RateRow> = Cluster::listed(customers)
         .iter()
         .map(|c| row(c.as_str(), &acc.by_cluster[c.index()], &acc.all))
         .collect();
@@ -170,7 +172,7 @@ pub fn result(at: Instant, horizon_days: u32, acc: &BacktestAcc) -> BacktestResu
     let af = of(Cluster::ActiveFocus);
     let best_other = by_cluster
         .iter()
-        .filter(|r| r.key != Cluster::ActiveFocus.as_str())
+        .filter(|r| r.key != Cluster::ActiveFocus.as_str() && r.key != Cluster::Customer.as_str())
         .filter_map(|r| r.opened.rate)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     let af_check = Check {

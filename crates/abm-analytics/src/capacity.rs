@@ -19,9 +19,9 @@ pub struct Flows {
     pub days: f64,
     pub movements: u64,
     #[serde(skip)]
-    pub inflow: [u64; 4],
+    pub inflow: [u64; Cluster::COUNT],
     #[serde(skip)]
-    pub outflow: [u64; 4],
+    pub outflow: [u64; Cluster::COUNT],
 }
 
 impl Flows {
@@ -31,8 +31,8 @@ impl Flows {
             to: to.to_rfc3339(),
             days: ((to.0 - from.0) as f64 / abm_core::time::MICROS_PER_DAY as f64).max(1.0),
             movements: 0,
-            inflow: [0; 4],
-            outflow: [0; 4],
+            inflow: [0; Cluster::COUNT],
+            outflow: [0; Cluster::COUNT],
         }
     }
 
@@ -84,8 +84,8 @@ fn status(n: f64, min: u64, max: Option<u64>) -> &'static str {
 }
 
 /// Accounts per cluster (by [`Cluster::index`]) from `by_cluster` rows.
-pub fn cluster_counts(by_cluster: &[crate::perf::Row]) -> [u64; 4] {
-    let mut counts = [0u64; 4];
+pub fn cluster_counts(by_cluster: &[crate::perf::Row]) -> [u64; Cluster::COUNT] {
+    let mut counts = [0u64; Cluster::COUNT];
     for r in by_cluster {
         if let Some(c) = Cluster::parse(&r.key) {
             counts[c.index()] = r.accounts;
@@ -96,7 +96,7 @@ pub fn cluster_counts(by_cluster: &[crate::perf::Row]) -> [u64; 4] {
 
 /// The guidance for the clustered accounts: `counts` per cluster (by [`Cluster::index`]).
 pub fn guidance(
-    counts: [u64; 4],
+    counts: [u64; Cluster::COUNT],
     cap: &CapacityConfig,
     flows: Option<Flows>,
     horizon_days: u32,
@@ -106,8 +106,11 @@ pub fn guidance(
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
         Cluster::ActiveFocus,
+        Cluster::Customer,
     ]
     .into_iter()
+    // The customer track only with a configured capacity.
+    .filter(|c| cap.of(*c).is_some())
     .map(|c| {
         let (min, max) = cap.of(c).expect("clustered").bounds(total);
         let max = (max != u64::MAX).then_some(max);
@@ -177,6 +180,7 @@ mod tests {
             cluster_icp: CapacityRange::new(0, 1000),
             future_pipeline: CapacityRange::new(10, 100),
             active_focus: CapacityRange::new(0, 20),
+            customer: None,
         }
     }
 
@@ -189,7 +193,7 @@ mod tests {
         f.add(Cluster::ActiveFocus, Cluster::FuturePipeline, 3);
         f.add(Cluster::ActiveFocus, Cluster::ActiveFocus, 99);
         assert_eq!(f.movements, 15);
-        let g = guidance([100, 50, 15, 0], &cap(), Some(f), 90);
+        let g = guidance([100, 50, 15, 0, 0], &cap(), Some(f), 90);
         let af = &g.clusters[2];
         // 15 + (12 − 3) / 30 × 90 = 42 > 20.
         assert_eq!(af.projected, Some(42.0));
@@ -202,13 +206,13 @@ mod tests {
         // Never below zero.
         let mut f = Flows::new(day("2026-01-01"), day("2026-01-02"));
         f.add(Cluster::ActiveFocus, Cluster::MonitorOnly, 10);
-        let g = guidance([0, 0, 15, 0], &cap(), Some(f), 90);
+        let g = guidance([0, 0, 15, 0, 0], &cap(), Some(f), 90);
         assert_eq!(g.clusters[2].projected, Some(0.0));
     }
 
     #[test]
     fn without_recorded_runs_the_projection_is_null() {
-        let g = guidance([100, 5, 30, 0], &cap(), None, 91);
+        let g = guidance([100, 5, 30, 0, 0], &cap(), None, 91);
         assert!(g.observed.is_none());
         let fp = &g.clusters[1];
         assert_eq!(

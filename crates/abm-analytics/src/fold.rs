@@ -1,4 +1,5 @@
-//! The accounts summed into their groups: all accounts, the four clusters, the five tiers, the
+//! The accounts summed into their groups: all accounts, the clusters (the customer track only
+//! when it holds accounts), the five tiers, the
 //! `[[segments]]` and the Future Pipeline micro-segments. The caller says how each account was
 //! assessed (from the files, `abm analyze DIR`; or as a recorded run left it, `abm analyze` on
 //! the store); the sums are the same either way. Parallel: one [`Fold`] per worker, merged
@@ -11,9 +12,9 @@ use abm_core::segments::{SegmentDef, SegmentSet};
 use abm_core::{AccountIdx, AccountRef, AccountSchema, Cluster, Deal, Tier};
 use std::collections::BTreeMap;
 
-/// Fixed groups: all accounts, the four clusters, the five tiers, then the user's segments.
+/// Fixed groups: all accounts, the clusters, the five tiers, then the user's segments.
 const CLUSTERS_AT: usize = 1;
-const TIERS_AT: usize = CLUSTERS_AT + 4;
+const TIERS_AT: usize = CLUSTERS_AT + Cluster::COUNT;
 const SEGMENTS_AT: usize = TIERS_AT + 5;
 
 /// One account as assessed, with its deals (and events, for the buying pattern).
@@ -113,12 +114,16 @@ impl Fold {
             acc: next(),
         }];
         for c in Cluster::ALL {
+            let acc = next();
+            if c == Cluster::Customer && acc.accounts == 0 {
+                continue;
+            }
             out.push(Group {
                 name: c.as_str().into(),
                 kind: GroupKind::Cluster,
                 description: format!("cluster {}", c.label()),
                 version: None,
-                acc: next(),
+                acc,
             });
         }
         for t in Tier::ALL {

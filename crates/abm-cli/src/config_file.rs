@@ -15,7 +15,7 @@ const COMMENTS: &[(&str, &str)] = &[
     ("[next_actions]", "# The first half of each cluster's next action; the engine appends what is missing for the\n# next promotion, computed from the decision table."),
     ("[micro_segment]", "# Future Pipeline micro-segments: challenge/vertical/stage."),
     ("[verticals]", "# industry (lower case) → vertical, for micro-segments. Unknown industries are \"other\"."),
-    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint. Each bound is absolute (min, max) or a share of the accounts\n# (min_share, max_share between 0 and 1, e.g. max_share = 0.05 for 5%)."),
+    ("[capacity.cluster_icp]", "# Recommended cluster sizes; counts outside are warnings. Active Focus above max opens a\n# capacity checkpoint. Each bound is absolute (min, max) or a share of the accounts\n# (min_share, max_share between 0 and 1, e.g. max_share = 0.05 for 5%).\n# [capacity.customer] (the customer track, [customers] mode = \"track\") is optional: no\n# range and no warning when left out."),
     ("[inputs]", "# How real export files are read. builtin_values: the built-in value maps (HubSpot and\n# Salesforce industry labels, country names and codes, CRM activity types) under [values].\n# date_formats: strftime per file kind, file stem or column (engagement = \"%m/%d/%Y\",\n# orders = \"%d-%m-%Y\", \"deals.closed_at\" = \"%Y%m%d\"); ISO dates are always accepted."),
     ("[inputs.deals]", "# A deal's outcome when the file has no outcome column: is_closed/is_won columns, else the\n# stage (case-insensitive): won_stages → won, lost_stages → lost, any other → open.\n# Per pipeline: [inputs.deals.pipelines.NAME] won_stages = [...], lost_stages = [...]."),
     ("[values]", "# Value maps: [values.FIELD] \"label in the file\" = \"value in this config\" (case-insensitive),\n# e.g. [values.industry] \"Hospital & Health Care\" = \"healthcare\"; [values.country] USA = \"US\";\n# [values.event_types] \"Demo Booked\" = \"demo\", NOTE = \"ignore\" (accepted, counts for nothing)."),
@@ -31,7 +31,9 @@ const ICP_SECTION: &str =
 
 const CUSTOMERS_SECTION: &str = "\n# Customers: an account with a won deal by as_of. mode = \"expansion\" keeps it in its\n\
 # prospect cluster with this program and expansion/renewal next actions (renewal due\n\
-# renewal_days after the last win; 0 = none); mode = \"off\" reads customers as prospects.\n\
+# renewal_days after the last win; 0 = none); mode = \"track\" moves it to the customer\n\
+# track (cluster `customer`, beside the decision table; [capacity.customer] is optional);\n\
+# mode = \"off\" reads customers as prospects.\n\
 # products: what a customer could buy; its next action and explanation name the ones none of\n\
 # its won deals carries (whitespace). Empty: every product named on a deal created by as_of.\n\
 [customers]\nmode = \"expansion\"\nprogram = \"expansion\"\nnext_action = \"Account management: expand and renew\"\nrenewal_days = 365\nproducts = []\n";

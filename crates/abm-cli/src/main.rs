@@ -1185,7 +1185,8 @@ fn print_segments(
             last.last_run
         )?;
     }
-    for c in Cluster::ALL {
+    let track = config.customers.mode == abm_core::config::CustomerMode::Track;
+    for c in Cluster::listed(track as u64) {
         outln!("cluster:{:<20} cluster {}", c.as_str(), c.label())?;
     }
     for t in abm_core::Tier::ALL {
@@ -1295,6 +1296,9 @@ fn print_summary(r: &SegmentReport, cap: &abm_core::config::CapacityConfig) -> R
         Some(&cap.active_focus),
     )?;
     row("Monitor Only", s.monitor_only_count, None)?;
+    if s.customer_count > 0 {
+        row("Customer", s.customer_count, cap.customer.as_ref())?;
+    }
     outln!("  {:<16} {:>9}", "accounts", s.accounts)?;
     for n in &s.notes {
         outln!("  note: {n}")?;
@@ -1350,12 +1354,17 @@ fn print_cluster_tables(path: &Path) -> Result<()> {
         col("cluster"),
         col("next_action"),
     );
+    let customers = rows.iter().any(|r| r[cl] == Cluster::Customer.as_str());
     for c in [
         Cluster::ActiveFocus,
         Cluster::FuturePipeline,
         Cluster::ClusterIcp,
         Cluster::MonitorOnly,
+        Cluster::Customer,
     ] {
+        if c == Cluster::Customer && !customers {
+            continue;
+        }
         let mut of: Vec<&Vec<String>> = rows.iter().filter(|r| r[cl] == c.as_str()).collect();
         of.sort_by(|a, b| {
             let s = |r: &Vec<String>| r[score].parse::<f64>().unwrap_or(0.0);
@@ -1397,15 +1406,16 @@ fn print_whatif(w: &abm_core::whatif::WhatIf, show: usize, out: Option<&Path>) -
         w.tier_changed
     )?;
     writeln!(o, "\nClusters (rows: now, columns: with the new config)")?;
-    let labels: Vec<&str> = Cluster::ALL.iter().map(|c| c.label()).collect();
+    let listed = Cluster::listed(w.matrix.contains_key(Cluster::Customer.as_str()) as u64);
+    let labels: Vec<&str> = listed.iter().map(|c| c.label()).collect();
     write!(o, "  {:<16}", "")?;
     for l in &labels {
         write!(o, " {l:>16}")?;
     }
     writeln!(o)?;
-    for from in Cluster::ALL {
+    for &from in listed {
         write!(o, "  {:<16}", from.label())?;
-        for to in Cluster::ALL {
+        for &to in listed {
             let n = w.matrix[from.as_str()][to.as_str()];
             write!(o, " {n:>16}")?;
         }

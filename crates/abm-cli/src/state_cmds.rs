@@ -749,8 +749,12 @@ fn summary_cmd(json: bool, db: DbArgs) -> Result<()> {
         ("Future Pipeline", s.future_pipeline_count),
         ("Active Focus", s.active_focus_count),
         ("Monitor Only", s.monitor_only_count),
+        ("Customer", s.customer_count),
         ("accounts", s.accounts),
     ] {
+        if label == "Customer" && n == 0 {
+            continue;
+        }
         outln!("  {label:<16} {n:>9}")?;
     }
     outln!(
@@ -1189,6 +1193,7 @@ fn export(out: &Path, db: &DbArgs, segment_column: bool) -> Result<()> {
         future_pipeline: info.future_pipeline as u64,
         active_focus: info.active_focus as u64,
         monitor_only: info.monitor_only as u64,
+        customer: info.customer as u64,
     };
     // Rows, counts, capacity and what was stored: one read transaction (`Store::export`).
     let capacity = info.capacity.clone();
@@ -1205,6 +1210,7 @@ fn export(out: &Path, db: &DbArgs, segment_column: bool) -> Result<()> {
         future_pipeline_count: counts.future_pipeline,
         active_focus_count: counts.active_focus,
         monitor_only_count: counts.monitor_only,
+        customer_count: counts.customer,
         capacity,
         checkpoints,
         rejected_rows: info.rejected_rows as u64,

@@ -99,9 +99,10 @@ pub struct Assessment {
     /// Indexes into `Facts::deals`.
     pub active_deals: Vec<usize>,
     pub stalled_deals: Vec<usize>,
-    /// 1-based decision-table row.
+    /// 1-based decision-table row; 0 for a customer in the customer track (`[customers]
+    /// mode = "track"`), which bypasses the decision table.
     pub rule: u8,
-    /// What the entry rules say.
+    /// What the entry rules say ([`Cluster::Customer`] for a customer in the track).
     pub cluster: Cluster,
     pub conflicts: Vec<Conflict>,
     /// Won deals by as_of (`None`: a prospect, or `[customers] mode = "off"`).
@@ -323,7 +324,7 @@ pub fn assess(
         basis = LevelBasis::Contacts(contacts);
     }
 
-    let (rule, cluster) = rules
+    let (mut rule, mut cluster) = rules
         .decision
         .decide(score.tier, level, !triggers.is_empty());
 
@@ -358,6 +359,10 @@ pub fn assess(
     }
 
     let customer = customer_facts(rules, facts.deals);
+    if customer.is_some() && rules.config.customers.mode == crate::config::CustomerMode::Track {
+        // The customer track: a won deal by as_of, whatever the decision table says.
+        (rule, cluster) = (0, Cluster::Customer);
+    }
     let whitespace = match customer {
         Some(_) => whitespace(rules.as_of, facts.products, facts.deals),
         None => Vec::new(),
@@ -438,7 +443,9 @@ pub struct NextActionCache {
 
 impl NextActionCache {
     pub fn write(&mut self, s: &mut String, rules: &Rules, a: &Assessment, cluster: Cluster) {
-        if (cluster == Cluster::MonitorOnly && !a.score.missing.is_empty()) || a.customer.is_some()
+        if (cluster == Cluster::MonitorOnly && !a.score.missing.is_empty())
+            || a.customer.is_some()
+            || cluster == Cluster::Customer
         {
             return write_next_action(s, rules, a, cluster);
         }
@@ -764,8 +771,12 @@ pub fn write_rationale(s: &mut String, rules: &Rules, a: &Assessment, facts: &Fa
         }
         None => s.push_str("; no triggers"),
     }
-    s.push_str("; rule ");
-    push_padded(s, a.rule as i64, 1);
+    if a.rule == 0 {
+        s.push_str("; customer track (no decision-table row)");
+    } else {
+        s.push_str("; rule ");
+        push_padded(s, a.rule as i64, 1);
+    }
     if let Some(c) = &a.customer {
         s.push_str("; customer (");
         push_padded(s, c.won as i64, 1);
@@ -792,7 +803,12 @@ pub fn write_effective_rationale(
 ) {
     write_rationale(s, rules, a, facts);
     if cluster != a.cluster {
-        if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() {
+        if a.cluster == Cluster::Customer {
+            let _ = write!(
+                s,
+                "; a won deal gives customer: a move that needs a reviewer; effective {cluster}"
+            );
+        } else if a.cluster.rank() > cluster.rank() && cluster.rank().is_some() {
             let _ = write!(
                 s,
                 "; rule {} gives {}: a promotion that needs a reviewer; effective {}",

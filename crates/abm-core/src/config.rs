@@ -124,7 +124,9 @@ impl ReviewPolicy {
 #[serde(deny_unknown_fields, default)]
 pub struct CustomerConfig {
     /// `expansion` (default): a customer stays in its prospect cluster with the expansion
-    /// program and expansion/renewal next actions; `off`: customers are read as prospects.
+    /// program and expansion/renewal next actions; `track`: a customer leaves the prospect
+    /// clusters for the `customer` track (same program and next actions); `off`: customers are
+    /// read as prospects.
     pub mode: CustomerMode,
     /// The program of a customer, whatever its cluster.
     pub program: String,
@@ -144,6 +146,8 @@ pub enum CustomerMode {
     #[default]
     Expansion,
     Off,
+    /// A customer is in [`Cluster::Customer`], beside the decision table.
+    Track,
 }
 
 impl Default for CustomerConfig {
@@ -705,6 +709,8 @@ impl Programs {
             Cluster::FuturePipeline => &self.future_pipeline,
             Cluster::ActiveFocus => &self.active_focus,
             Cluster::MonitorOnly => &self.monitor_only,
+            // A customer's program is `[customers] program` (`Assessment::program`).
+            Cluster::Customer => "expansion",
         }
     }
 }
@@ -738,6 +744,8 @@ impl NextActions {
             Cluster::FuturePipeline => &self.future_pipeline,
             Cluster::ActiveFocus => &self.active_focus,
             Cluster::MonitorOnly => &self.monitor_only,
+            // A customer's next action starts with `[customers] next_action`.
+            Cluster::Customer => "Account management: expand and renew",
         }
     }
 }
@@ -840,6 +848,9 @@ pub struct CapacityConfig {
     pub cluster_icp: CapacityRange,
     pub future_pipeline: CapacityRange,
     pub active_focus: CapacityRange,
+    /// The customer track (`[customers] mode = "track"`): optional, no warning when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CapacityRange>,
 }
 
 /// A recommended cluster size: an absolute range (`min`, `max`) or a share of the accounts
@@ -907,6 +918,7 @@ impl Default for CapacityConfig {
             cluster_icp: CapacityRange::new(100, 500),
             future_pipeline: CapacityRange::new(50, 100),
             active_focus: CapacityRange::new(10, 30),
+            customer: None,
         }
     }
 }
@@ -918,6 +930,7 @@ impl CapacityConfig {
             Cluster::FuturePipeline => Some(&self.future_pipeline),
             Cluster::ActiveFocus => Some(&self.active_focus),
             Cluster::MonitorOnly => None,
+            Cluster::Customer => self.customer.as_ref(),
         }
     }
 }

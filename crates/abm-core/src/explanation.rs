@@ -427,7 +427,8 @@ pub struct SignalExplanation {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionExplanation {
-    /// The matched row, 1-based.
+    /// The matched row, 1-based; 0: a customer in the customer track (`[customers] mode =
+    /// "track"`), which bypasses the table (every row is then `not_reached`).
     pub rule: u8,
     pub rows: Vec<DecisionRowExplanation>,
 }
@@ -1248,8 +1249,21 @@ impl Explanation {
     }
 
     fn write_decision(&self, s: &mut String) -> std::fmt::Result {
-        writeln!(s, "\nDecision table (first match wins):")?;
-        for r in &self.decision.rows {
+        if self.decision.rule == 0 {
+            writeln!(
+                s,
+                "\nDecision table: bypassed: a customer (a deal won by as_of) is in the customer \
+                 track ([customers] mode = \"track\")"
+            )?;
+        } else {
+            writeln!(s, "\nDecision table (first match wins):")?;
+        }
+        for r in self
+            .decision
+            .rows
+            .iter()
+            .filter(|_| self.decision.rule != 0)
+        {
             let why = match r.outcome {
                 RowOutcome::Matched => "← matched".to_string(),
                 RowOutcome::NotMatched => {
@@ -1271,13 +1285,17 @@ impl Explanation {
         }
         writeln!(s, "\nCluster: {} · program {}", self.cluster, self.program)?;
         if let Some(c) = &self.customer {
+            let place = if self.cluster == Cluster::Customer {
+                "is in the customer track".to_string()
+            } else {
+                format!("stays in {}", self.cluster)
+            };
             writeln!(
                 s,
-                "Customer: {} won deal(s) by as_of (last {}), {} lost; stays in {} with the {} program",
+                "Customer: {} won deal(s) by as_of (last {}), {} lost; {place} with the {} program",
                 c.won,
                 c.last_won.date_string(),
                 c.lost,
-                self.cluster,
                 c.program
             )?;
             if !c.not_yet_bought.is_empty() {

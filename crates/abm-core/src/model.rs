@@ -89,7 +89,8 @@ impl fmt::Display for EngagementLevel {
     }
 }
 
-/// The four clusters of the playbook.
+/// The four clusters of the playbook, and the `customer` track (`[customers] mode = "track"`:
+/// an account with a deal won by as_of leaves the prospect clusters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cluster {
@@ -97,15 +98,29 @@ pub enum Cluster {
     FuturePipeline,
     ActiveFocus,
     MonitorOnly,
+    Customer,
 }
 
 impl Cluster {
-    pub const ALL: [Cluster; 4] = [
+    /// Every cluster, the customer track last (its index is 4).
+    pub const ALL: [Cluster; 5] = [
+        Cluster::ClusterIcp,
+        Cluster::FuturePipeline,
+        Cluster::ActiveFocus,
+        Cluster::MonitorOnly,
+        Cluster::Customer,
+    ];
+
+    /// The playbook's four clusters (what the decision table can give).
+    pub const PROSPECT: [Cluster; 4] = [
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
         Cluster::ActiveFocus,
         Cluster::MonitorOnly,
     ];
+
+    /// How many clusters there are (the size of per-cluster arrays).
+    pub const COUNT: usize = 5;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -113,6 +128,7 @@ impl Cluster {
             Cluster::FuturePipeline => "future_pipeline",
             Cluster::ActiveFocus => "active_focus",
             Cluster::MonitorOnly => "monitor_only",
+            Cluster::Customer => "customer",
         }
     }
 
@@ -122,6 +138,7 @@ impl Cluster {
             Cluster::FuturePipeline => "Future Pipeline",
             Cluster::ActiveFocus => "Active Focus",
             Cluster::MonitorOnly => "Monitor Only",
+            Cluster::Customer => "Customer",
         }
     }
 
@@ -130,13 +147,23 @@ impl Cluster {
     }
 
     /// Position in the promotion order `cluster_icp < future_pipeline < active_focus`;
-    /// Monitor Only sits outside it (SPEC §4.5).
+    /// Monitor Only and the customer track sit outside it (SPEC §4.5).
     pub fn rank(self) -> Option<u8> {
         match self {
             Cluster::ClusterIcp => Some(0),
             Cluster::FuturePipeline => Some(1),
             Cluster::ActiveFocus => Some(2),
-            Cluster::MonitorOnly => None,
+            Cluster::MonitorOnly | Cluster::Customer => None,
+        }
+    }
+
+    /// The clusters to list for a set of counts: the four always, the customer track only
+    /// when it holds accounts (a run without the track reads as before it existed).
+    pub fn listed(customers: u64) -> &'static [Cluster] {
+        if customers > 0 {
+            &Self::ALL
+        } else {
+            &Self::PROSPECT
         }
     }
 

@@ -367,6 +367,11 @@ pub enum RuleCode {
     AfInactivity,
     /// Future Pipeline: no engagement for `fp_inactivity_days`.
     FpInactivity,
+    /// The customer track: a deal won by as_of (`[customers] mode = "track"`).
+    CustomerWon,
+    /// Out of the customer track: no deal won by as_of any more (an earlier as_of, corrected
+    /// deals, or the mode switched off the track).
+    CustomerLeft,
 }
 
 impl RuleCode {
@@ -389,6 +394,8 @@ impl RuleCode {
             RuleCode::Signal(t) => t,
             RuleCode::AfInactivity => "af_inactivity",
             RuleCode::FpInactivity => "fp_inactivity",
+            RuleCode::CustomerWon => "customer_won",
+            RuleCode::CustomerLeft => "customer_left",
         }
     }
 }
@@ -598,6 +605,37 @@ pub fn entry_evidence(rules: &Rules, a: &Assessment, facts: &Facts<'_>) -> Vec<E
     ev
 }
 
+/// The evidence of a customer in the track: its deals won by as_of, newest first (5 at most).
+pub fn customer_evidence(rules: &Rules, facts: &Facts<'_>) -> Vec<Evidence> {
+    let as_of = rules.as_of;
+    let mut won: Vec<(Instant, &str)> = facts
+        .deals
+        .iter()
+        .filter(|d| d.created_at <= as_of && d.won_by(as_of))
+        .map(|d| {
+            (
+                d.closed_at_by(as_of).unwrap_or(d.created_at),
+                d.deal_id.as_str(),
+            )
+        })
+        .collect();
+    won.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    won.into_iter()
+        .take(5)
+        .map(|(at, id)| {
+            Evidence::new(
+                EvidenceKind::Deal,
+                id,
+                format!("deal {id} won {}", at.date_string()),
+                Some(at),
+            )
+        })
+        .collect()
+}
+
+/// The customer track's rule text.
+pub const CUSTOMER_RULE: &str = "customer: a deal won by as_of (the decision table is bypassed)";
+
 fn signal_evidence(rules: &Rules, code: crate::rules::Code, at: Instant) -> Evidence {
     let name = rules.event_name(code);
     Evidence::new(EvidenceKind::Signal, name, name, Some(at))
@@ -714,7 +752,7 @@ fn demotion(
                 ));
             }
         }
-        Cluster::ClusterIcp | Cluster::MonitorOnly => {}
+        Cluster::ClusterIcp | Cluster::MonitorOnly | Cluster::Customer => {}
     }
     None
 }
@@ -727,11 +765,23 @@ pub fn decide(
     facts: &Facts<'_>,
 ) -> Decision {
     let as_of = rules.as_of;
-    let entry_rule = format!(
-        "entry rule {}: {}",
-        a.rule,
-        rules.decision.rows[a.rule as usize - 1].describe()
-    );
+    let track = a.cluster == Cluster::Customer;
+    let entry_rule = if track {
+        CUSTOMER_RULE.to_string()
+    } else {
+        format!(
+            "entry rule {}: {}",
+            a.rule,
+            rules.decision.rows[a.rule as usize - 1].describe()
+        )
+    };
+    let evidence = || {
+        if track {
+            customer_evidence(rules, facts)
+        } else {
+            entry_evidence(rules, a, facts)
+        }
+    };
     let Some(prior) = prior else {
         return Decision {
             candidate: a.cluster,
@@ -741,7 +791,7 @@ pub fn decide(
             floor: Instant::MIN,
             movement: Movement::Baseline,
             rule: entry_rule,
-            evidence: entry_evidence(rules, a, facts),
+            evidence: evidence(),
             proposal: ProposalAction::None,
             close_reason: None,
         };
@@ -835,6 +885,50 @@ pub fn decide(
         }
     };
 
+    // The customer track (`[customers] mode = "track"`): a won deal moves the account in (a
+    // promotion, applied at once unless `approve_promotion_to` names `customer`); without a
+    // deal won by as_of it leaves at once, back to what the entry rules say.
+    if track {
+        if prior.cluster == Cluster::Customer {
+            let why = "account moved on: candidate is now customer".to_string();
+            return stay(
+                Movement::Unchanged,
+                entry_rule,
+                evidence(),
+                close_pending(why),
+            );
+        }
+        return mv(
+            Cluster::Customer,
+            true,
+            RuleCode::CustomerWon,
+            format!("promotion: {entry_rule}"),
+            evidence(),
+        );
+    }
+    if prior.cluster == Cluster::Customer {
+        return Decision {
+            candidate: a.cluster,
+            cluster: a.cluster,
+            previous: Some(prior.cluster),
+            entered_at: as_of,
+            floor: prior.floor,
+            movement: Movement::Demotion,
+            rule: format!(
+                "demotion: {}: no deal won by as_of",
+                RuleCode::CustomerLeft.name()
+            ),
+            evidence: vec![Evidence::new(
+                EvidenceKind::Deal,
+                "",
+                "no deal won by as_of: out of the customer track",
+                None,
+            )],
+            proposal: close_pending(format!("account moved on: now {}", a.cluster)),
+            close_reason: None,
+        };
+    }
+
     if let Some((to, rule, evidence)) = demotion(rules, prior, a, facts) {
         let immediate = to == Cluster::MonitorOnly;
         if immediate {
@@ -919,6 +1013,8 @@ mod tests {
         events: Vec<(&'static str, &'static str, &'static str)>,
         triggers: Vec<(&'static str, &'static str)>,
         deals: Vec<(&'static str, Option<&'static str>)>,
+        /// Won deals: (created_at, closed_at).
+        won: Vec<(&'static str, &'static str)>,
     }
 
     fn case(tier: Tier) -> Case {
@@ -927,11 +1023,22 @@ mod tests {
             events: vec![],
             triggers: vec![],
             deals: vec![],
+            won: vec![],
         }
     }
 
     fn run(c: &Case, as_of: &str, prior: Option<&PriorState>) -> Decision {
-        let rules = Rules::compile(&Config::default(), t(as_of)).unwrap();
+        run_with(&Config::default(), c, as_of, prior).1
+    }
+
+    /// The assessment and the decision under `cfg`.
+    fn run_with(
+        cfg: &Config,
+        c: &Case,
+        as_of: &str,
+        prior: Option<&PriorState>,
+    ) -> (crate::assess::Assessment, Decision) {
+        let rules = Rules::compile(cfg, t(as_of)).unwrap();
         let mut table = AccountTable::new(AccountSchema::new(["name".to_string()]));
         table.push(
             ["A1", "Acme"],
@@ -982,6 +1089,18 @@ mod tests {
                 last_stage_change_at: changed.map(t),
                 outcome: DealOutcome::Open,
             })
+            .chain(c.won.iter().enumerate().map(|(i, (created, closed))| Deal {
+                product: None,
+                history: Vec::new(),
+                account: 0,
+                deal_id: format!("W{i}"),
+                stage: "closed won".into(),
+                amount: None,
+                created_at: t(created),
+                closed_at: Some(t(closed)),
+                last_stage_change_at: Some(t(closed)),
+                outcome: DealOutcome::Won,
+            }))
             .collect();
         let facts = Facts {
             engagement: &st,
@@ -992,7 +1111,134 @@ mod tests {
             products: &[],
         };
         let a = assess(&rules, &model, &table.get(0), &facts, false);
-        decide(&rules, prior, &a, &facts)
+        let d = decide(&rules, prior, &a, &facts);
+        (a, d)
+    }
+
+    fn track() -> Config {
+        let mut cfg = Config::default();
+        cfg.customers.mode = crate::config::CustomerMode::Track;
+        cfg
+    }
+
+    /// `[customers] mode = "track"`: a deal won by as_of puts the account in the customer
+    /// track whatever the decision table says (rule 0); in `expansion` mode the same account
+    /// stays in its prospect cluster.
+    #[test]
+    fn a_won_deal_puts_the_account_in_the_customer_track() {
+        let mut c = case(Tier::A);
+        c.events.push(("meeting", "2026-10-20", "c1"));
+        c.won.push(("2026-06-01", "2026-09-15"));
+        let (a, d) = run_with(&track(), &c, "2026-11-01", None);
+        assert_eq!((a.rule, a.cluster), (0, Cluster::Customer));
+        assert_eq!(
+            (d.movement, d.cluster),
+            (Movement::Baseline, Cluster::Customer)
+        );
+        assert_eq!(d.rule, CUSTOMER_RULE);
+        assert_eq!(d.evidence.len(), 1);
+        assert_eq!(d.evidence[0].kind, EvidenceKind::Deal);
+        assert_eq!(d.evidence[0].code, "W0");
+        assert_eq!(d.evidence[0].detail, "deal W0 won 2026-09-15");
+        // A customer's next action and rationale still say expansion and renewal.
+        let (a2, _) = run_with(&Config::default(), &c, "2026-11-01", None);
+        assert_eq!((a2.rule, a2.cluster), (2, Cluster::ActiveFocus));
+        assert!(a2.customer.is_some());
+        // Tier E does not matter to the track.
+        let mut e = case(Tier::E);
+        e.won.push(("2026-06-01", "2026-09-15"));
+        assert_eq!(
+            run_with(&track(), &e, "2026-11-01", None).0.cluster,
+            Cluster::Customer
+        );
+    }
+
+    /// As of the date: a deal won after as_of was open then, so the account is a prospect in
+    /// a replay of that date; the run after the win moves it into the track (a promotion, no
+    /// reviewer by default, the won deal as evidence); a replay of an earlier date takes it
+    /// out again (the entry rules' cluster, evidence windows not restarted).
+    #[test]
+    fn customer_track_follows_the_as_of_date() {
+        let mut c = case(Tier::B);
+        c.won.push(("2026-06-01", "2026-09-15"));
+        let (a0, d0) = run_with(&track(), &c, "2026-09-01", None);
+        assert!(a0.customer.is_none());
+        assert_eq!((a0.rule, d0.cluster), (7, Cluster::ClusterIcp));
+        let s0 = state(&d0, None);
+        let (_, d1) = run_with(&track(), &c, "2026-10-01", Some(&s0));
+        assert_eq!(
+            (d1.movement, d1.previous, d1.cluster),
+            (
+                Movement::Promotion,
+                Some(Cluster::ClusterIcp),
+                Cluster::Customer
+            )
+        );
+        assert!(matches!(d1.proposal, ProposalAction::None));
+        assert_eq!(d1.rule, format!("promotion: {CUSTOMER_RULE}"));
+        assert_eq!(d1.evidence[0].code, "W0");
+        let s1 = state(&d1, Some(&s0));
+        let (_, d2) = run_with(&track(), &c, "2026-10-15", Some(&s1));
+        assert_eq!(
+            (d2.movement, d2.cluster),
+            (Movement::Unchanged, Cluster::Customer)
+        );
+        let (_, d3) = run_with(&track(), &c, "2026-09-10", Some(&s1));
+        assert_eq!(
+            (d3.movement, d3.previous, d3.cluster),
+            (
+                Movement::Demotion,
+                Some(Cluster::Customer),
+                Cluster::ClusterIcp
+            )
+        );
+        assert_eq!(d3.floor, s1.floor);
+        assert!(d3.rule.contains("customer_left"), "{}", d3.rule);
+        // Switching the mode back to expansion takes customers out of the track too.
+        let (_, d4) = run_with(&Config::default(), &c, "2026-10-15", Some(&s1));
+        assert_eq!(
+            (d4.movement, d4.cluster),
+            (Movement::Demotion, Cluster::ClusterIcp)
+        );
+    }
+
+    /// `approve_promotion_to = ["customer"]`: the move into the track waits for a reviewer.
+    #[test]
+    fn entering_the_customer_track_can_need_a_reviewer() {
+        let mut cfg = track();
+        cfg.movement.approve_promotion_to.push(Cluster::Customer);
+        let mut c = case(Tier::B);
+        c.won.push(("2026-06-01", "2026-09-15"));
+        let (_, d0) = run_with(&cfg, &c, "2026-09-01", None);
+        let s0 = state(&d0, None);
+        let (a1, d1) = run_with(&cfg, &c, "2026-10-01", Some(&s0));
+        assert_eq!(
+            (d1.movement, d1.cluster),
+            (Movement::ProposedPromotion, Cluster::ClusterIcp)
+        );
+        let ProposalAction::Open(p) = &d1.proposal else {
+            panic!("{:?}", d1.proposal)
+        };
+        assert_eq!((p.kind, p.to), (ProposalKind::Promotion, Cluster::Customer));
+        let mut r = String::new();
+        let rules = Rules::compile(&cfg, t("2026-10-01")).unwrap();
+        let deals = [];
+        let st = EngagementState::default();
+        let facts = Facts {
+            engagement: &st,
+            triggers: &[],
+            deals: &deals,
+            signals: &[],
+            floor: Instant::MIN,
+            products: &[],
+        };
+        crate::assess::write_effective_rationale(&mut r, &rules, &a1, &facts, d1.cluster);
+        assert!(
+            r.ends_with(
+                "; a won deal gives customer: a move that needs a reviewer; effective cluster_icp"
+            ),
+            "{r}"
+        );
     }
 
     fn state(d: &Decision, prior: Option<&PriorState>) -> PriorState {

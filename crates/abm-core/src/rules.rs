@@ -263,6 +263,13 @@ impl DecisionTable {
                     ))
                 }
             };
+            if r.cluster == Cluster::Customer {
+                return Err(invalid(
+                    format!("{key}.cluster"),
+                    "`customer` is no decision-table cluster: a customer enters the track by \
+                     `[customers] mode = \"track\"`",
+                ));
+            }
             rows.push(CompiledRow {
                 tiers,
                 levels,
@@ -656,6 +663,20 @@ mod tests {
         ] {
             assert_eq!(v.lookup(miss.as_bytes()), Option::None, "{miss}");
         }
+    }
+
+    /// The customer track is no decision-table cluster: a row giving `customer` is refused.
+    #[test]
+    fn customer_is_no_decision_table_cluster() {
+        let mut cfg = Config::default();
+        cfg.decision_table[0].cluster = Cluster::Customer;
+        let Err(e) = Rules::compile(&cfg, Instant::parse("2026-11-01").unwrap()) else {
+            panic!("refused");
+        };
+        assert!(
+            e.to_string().contains("decision_table[0].cluster") && e.to_string().contains("track"),
+            "{e}"
+        );
     }
 
     #[test]

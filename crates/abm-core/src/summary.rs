@@ -10,6 +10,13 @@ pub struct ClusterCounts {
     pub future_pipeline: u64,
     pub active_focus: u64,
     pub monitor_only: u64,
+    /// The customer track (`[customers] mode = "track"`); left out of the JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub customer: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ClusterCounts {
@@ -29,6 +36,7 @@ impl ClusterCounts {
             Cluster::FuturePipeline => self.future_pipeline,
             Cluster::ActiveFocus => self.active_focus,
             Cluster::MonitorOnly => self.monitor_only,
+            Cluster::Customer => self.customer,
         }
     }
 
@@ -38,6 +46,7 @@ impl ClusterCounts {
             Cluster::FuturePipeline => &mut self.future_pipeline,
             Cluster::ActiveFocus => &mut self.active_focus,
             Cluster::MonitorOnly => &mut self.monitor_only,
+            Cluster::Customer => &mut self.customer,
         }
     }
 
@@ -94,8 +103,10 @@ pub fn capacity_status(counts: &ClusterCounts, cap: &CapacityConfig) -> Capacity
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
         Cluster::ActiveFocus,
+        Cluster::Customer,
     ] {
-        let r = cap.of(c).expect("clustered");
+        // The customer track has a capacity only when one is configured.
+        let Some(r) = cap.of(c) else { continue };
         let n = counts.get(c);
         let (min, max) = r.bounds(total);
         if n < min {
@@ -171,6 +182,7 @@ pub fn outcome_notes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CapacityRange;
 
     #[test]
     fn degenerate_outcomes_are_explained() {
@@ -207,6 +219,33 @@ mod tests {
         assert!(s.warnings[1].contains("Active Focus has 31"));
         c.active_focus = 30;
         assert_eq!(capacity_status(&c, &cap).active_focus, CapacityLevel::Ok);
+    }
+
+    /// The customer track: no capacity, no warning; a configured one warns like the others.
+    #[test]
+    fn customer_capacity_is_optional() {
+        let mut cap = CapacityConfig::default();
+        let mut c = ClusterCounts {
+            cluster_icp: 200,
+            future_pipeline: 60,
+            active_focus: 20,
+            monitor_only: 0,
+            customer: 500,
+        };
+        assert!(capacity_status(&c, &cap).warnings.is_empty());
+        assert_eq!(c.total(), 780);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["customer"],
+            serde_json::json!(500)
+        );
+        cap.customer = Some(CapacityRange::new(0, 300));
+        assert_eq!(
+            capacity_status(&c, &cap).warnings,
+            vec!["Customer has 500 accounts, above the recommended 0–300"]
+        );
+        // Without customers the counts' JSON is as before the track existed.
+        c.customer = 0;
+        assert!(serde_json::to_value(&c).unwrap().get("customer").is_none());
     }
 
     /// Issue 13: "capacity ranges are absolute, so a 99-account book warns on every run".

@@ -89,7 +89,7 @@ pub struct WhatIf {
 /// Accumulates the comparison account by account (mergeable across threads).
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    matrix: [[u64; 4]; 4],
+    matrix: [[u64; Cluster::COUNT]; Cluster::COUNT],
     tiers: [[u64; 5]; 5],
     pub changes: Vec<AccountChange>,
 }
@@ -100,6 +100,7 @@ fn add_n(counts: &mut ClusterCounts, c: Cluster, n: u64) {
         Cluster::FuturePipeline => counts.future_pipeline += n,
         Cluster::ActiveFocus => counts.active_focus += n,
         Cluster::MonitorOnly => counts.monitor_only += n,
+        Cluster::Customer => counts.customer += n,
     }
 }
 
@@ -126,8 +127,8 @@ impl Tally {
     }
 
     pub fn merge(&mut self, other: Tally) {
-        for i in 0..4 {
-            for j in 0..4 {
+        for i in 0..Cluster::COUNT {
+            for j in 0..Cluster::COUNT {
                 self.matrix[i][j] += other.matrix[i][j];
             }
         }
@@ -145,13 +146,19 @@ impl Tally {
         let (mut before, mut after) = (ClusterCounts::default(), ClusterCounts::default());
         let mut total = 0;
         let mut changed = 0;
-        for (i, from) in Cluster::ALL.iter().enumerate() {
-            let row: BTreeMap<String, u64> = Cluster::ALL
+        // The customer track's row and column only when an account is in it, before or after.
+        let c = Cluster::Customer.index();
+        let customers: u64 = (0..Cluster::COUNT)
+            .map(|k| self.matrix[c][k] + self.matrix[k][c])
+            .sum();
+        let listed = Cluster::listed(customers);
+        for (i, from) in listed.iter().enumerate() {
+            let row: BTreeMap<String, u64> = listed
                 .iter()
                 .enumerate()
                 .map(|(j, to)| (to.as_str().to_string(), self.matrix[i][j]))
                 .collect();
-            for (j, to) in Cluster::ALL.iter().enumerate() {
+            for (j, to) in listed.iter().enumerate() {
                 let n = self.matrix[i][j];
                 add_n(&mut before, *from, n);
                 add_n(&mut after, *to, n);
@@ -200,7 +207,10 @@ impl Tally {
 }
 
 /// "+42 to Active Focus (30 from Future Pipeline, 12 from Cluster ICP), mostly because …".
-fn summary_lines(m: &[[u64; 4]; 4], changes: &[AccountChange]) -> Vec<String> {
+fn summary_lines(
+    m: &[[u64; Cluster::COUNT]; Cluster::COUNT],
+    changes: &[AccountChange],
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (j, to) in Cluster::ALL.iter().enumerate() {
         let inflow: Vec<(Cluster, u64)> = Cluster::ALL
@@ -243,7 +253,10 @@ fn summary_lines(m: &[[u64; 4]; 4], changes: &[AccountChange]) -> Vec<String> {
         ));
     }
     for (i, from) in Cluster::ALL.iter().enumerate() {
-        let lost: u64 = (0..4).filter(|j| *j != i).map(|j| m[i][j]).sum();
+        let lost: u64 = (0..Cluster::COUNT)
+            .filter(|j| *j != i)
+            .map(|j| m[i][j])
+            .sum();
         if lost > 0 {
             lines.push(format!("-{lost} from {}", from.label()));
         }
@@ -341,7 +354,15 @@ pub fn because(
         ));
         keys.push("trigger rules".into());
     }
-    if old.rule != new.rule || old.cluster != new.cluster {
+    if (old.rule == 0) != (new.rule == 0) {
+        // One config puts the customer in the customer track, the other does not.
+        let row = |a: &Assessment| match a.rule {
+            0 => "the customer track".to_string(),
+            n => format!("decision row {n}"),
+        };
+        parts.push(format!("{} → {} ([customers] mode)", row(old), row(new)));
+        keys.push("customers mode".into());
+    } else if old.rule != new.rule || old.cluster != new.cluster {
         let same_inputs = old.score.tier == new.score.tier
             && old.level == new.level
             && old.has_triggers() == new.has_triggers();

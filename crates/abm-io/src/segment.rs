@@ -648,6 +648,7 @@ pub fn segment(
         future_pipeline_count: counts.future_pipeline,
         active_focus_count: counts.active_focus,
         monitor_only_count: counts.monitor_only,
+        customer_count: counts.customer,
         capacity,
         checkpoints,
         rejected_rows: loaded.rejects.len() as u64,

@@ -78,7 +78,7 @@ impl AbmTools {
     }
 
     #[tool(
-        description = "Assign an account to a cluster from its facts passed in (firmographics, engagement events, triggers, deals, as_of; stateless, nothing is stored), as `abm segment` would: {cluster (cluster_icp, future_pipeline, active_focus, monitor_only), program, tier, icp_score, engagement_level, rule, rationale, next_action, micro_segment, rejected_items (index, field, reason), explanation (the whole reasoning)}. Uses the server's abm.toml. Role: viewer."
+        description = "Assign an account to a cluster from its facts passed in (firmographics, engagement events, triggers, deals, as_of; stateless, nothing is stored), as `abm segment` would: {cluster (cluster_icp, future_pipeline, active_focus, monitor_only; customer in the customer track), program, tier, icp_score, engagement_level, rule, rationale, next_action, micro_segment, rejected_items (index, field, reason), explanation (the whole reasoning)}. Uses the server's abm.toml. Role: viewer."
     )]
     async fn assign_cluster(
         &self,

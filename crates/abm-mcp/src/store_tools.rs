@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchParams {
-    /// Current cluster: cluster_icp, future_pipeline, active_focus or monitor_only.
+    /// Current cluster: cluster_icp, future_pipeline, active_focus, monitor_only or customer
+    /// (the customer track).
     pub cluster: Option<String>,
     /// ICP tier A–E (latest run).
     pub tier: Option<String>,

@@ -218,10 +218,25 @@ async fn metrics(State(s): State<S>) -> Response {
         .into_response()
 }
 
+/// A cluster's code, for the OpenAPI document (`abm_core::Cluster` in text).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ClusterCode {
+    ClusterIcp,
+    FuturePipeline,
+    ActiveFocus,
+    MonitorOnly,
+    /// The customer track (`[customers] mode = "track"`).
+    Customer,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AccountQuery {
-    /// Current cluster: cluster_icp, future_pipeline, active_focus, monitor_only.
+    /// Current cluster: cluster_icp, future_pipeline, active_focus, monitor_only, customer (the
+    /// customer track, `[customers] mode = "track"`).
+    #[param(inline, value_type = Option<ClusterCode>)]
     cluster: Option<String>,
     /// Tier A–E (latest run).
     tier: Option<String>,

@@ -34,6 +34,10 @@ struct World {
 }
 
 fn world(url: &str) -> World {
+    world_with(url, Config::default())
+}
+
+fn world_with(url: &str, config: Config) -> World {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     write_sample(
@@ -44,7 +48,7 @@ fn world(url: &str) -> World {
         },
     )
     .unwrap();
-    let app = App::open(&StoreSettings::new(url), Config::default()).unwrap();
+    let app = App::open(&StoreSettings::new(url), config).unwrap();
     let inputs = ImportInputs {
         accounts: Some(data.join("accounts.csv").into()),
         engagement: Some(data.join("engagement.csv").into()),
@@ -806,6 +810,54 @@ fn live(url: &str) {
     assert_eq!(early_again.body["accepted"], 1, "{}", early_again.body);
     let bad = w.call("POST", "/api/events?as_of=soon", Some(&w.admin), &body);
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+/// `[customers] mode = "track"`: the summary counts the fifth cluster, `cluster=customer`
+/// filters it (every item a customer: a deal won by as_of), and the OpenAPI document lists
+/// `customer` in the cluster filter's enum.
+fn customer_track(url: &str) {
+    let mut cfg = Config::default();
+    cfg.customers.mode = abm_core::config::CustomerMode::Track;
+    let w = world_with(url, cfg);
+    w.ok(
+        "POST",
+        "/api/runs",
+        &w.admin,
+        &json!({"as_of": abm_io::sample::SAMPLE_AS_OF}).to_string(),
+    );
+    let sum = w.ok("GET", "/api/summary", &w.viewer, "");
+    let n = sum["customer_count"].as_i64().unwrap_or(0);
+    assert!(n > 0, "the sample has customers: {sum}");
+    let ids = all_ids(&w, "&cluster=customer", 1000);
+    assert_eq!(ids.len() as i64, n);
+    let one = w.ok("GET", &format!("/api/accounts/{}", ids[0]), &w.viewer, "");
+    assert!(one.to_string().contains("\"customer\""), "{one}");
+    let others: i64 = [
+        "cluster_icp",
+        "future_pipeline",
+        "active_focus",
+        "monitor_only",
+    ]
+    .iter()
+    .map(|c| all_ids(&w, &format!("&cluster={c}"), 1000).len() as i64)
+    .sum();
+    assert_eq!(others + n, 300);
+    let doc = abm_server::openapi_document();
+    let params = doc["paths"]["/api/accounts"]["get"]["parameters"].to_string();
+    assert!(
+        params.contains("\"customer\"") && params.contains("\"monitor_only\""),
+        "{params}"
+    );
+}
+
+#[test]
+fn customer_track_on_sqlite() {
+    on_sqlite(customer_track);
+}
+#[test]
+#[ignore = "needs PostgreSQL (ABM_TEST_PG_URL)"]
+fn customer_track_on_postgres() {
+    on_postgres("customer_track", customer_track);
 }
 
 #[test]

@@ -99,6 +99,9 @@ pub struct RunListItem {
     pub future_pipeline: i64,
     pub active_focus: i64,
     pub monitor_only: i64,
+    /// The customer track (`[customers] mode = "track"`); absent when 0.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub customer: i64,
     pub promotions: i64,
     pub demotions: i64,
     pub checkpoints_opened: i64,
@@ -323,7 +326,7 @@ impl crate::Store {
         let v = tx.query_all(
             "SELECT id, as_of, started_at, config_hash, accounts, cluster_icp, future_pipeline,
                 active_focus, monitor_only, promotions, demotions, checkpoints_opened,
-                checkpoints_closed
+                checkpoints_closed, accounts - cluster_icp - future_pipeline - active_focus - monitor_only
              FROM runs ORDER BY id DESC LIMIT ?",
             &[Value::Int(limit.clamp(1, MAX_PAGE) as i64)],
             |r| {
@@ -341,6 +344,7 @@ impl crate::Store {
                     demotions: r.i(10)?,
                     checkpoints_opened: r.i(11)?,
                     checkpoints_closed: r.i(12)?,
+                    customer: r.i(13)?,
                 })
             },
         )?;
@@ -363,6 +367,10 @@ impl crate::Store {
         tx.commit()?;
         Ok((pending, run))
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -194,6 +194,9 @@ pub struct StoreSummary {
     pub future_pipeline_count: i64,
     pub active_focus_count: i64,
     pub monitor_only_count: i64,
+    /// The customer track (`[customers] mode = "track"`); absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub customer_count: i64,
     /// Capacity against the current counts.
     pub capacity: CapacityStatus,
     pub promotions: i64,
@@ -344,6 +347,9 @@ pub struct RunInfo {
     pub future_pipeline: i64,
     pub active_focus: i64,
     pub monitor_only: i64,
+    /// The customer track; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub customer: i64,
     pub events_after_as_of: i64,
     /// Checkpoint kinds open in the rows (capacity: this run's, 0/1): kind → count.
     pub checkpoints: BTreeMap<CheckpointKind, u64>,
@@ -478,7 +484,8 @@ impl crate::Store {
             .query_one(
                 "SELECT id, as_of, started_at, config_hash, accounts, cluster_icp, future_pipeline,
                     active_focus, monitor_only, summary, promotions, demotions, proposals_opened,
-                    checkpoints_opened, checkpoints_closed, events_after_as_of, state_version
+                    checkpoints_opened, checkpoints_closed, events_after_as_of, state_version,
+                    accounts - cluster_icp - future_pipeline - active_focus - monitor_only
                  FROM runs WHERE id = ?",
                 &[Value::Int(run)],
                 |r| {
@@ -487,6 +494,7 @@ impl crate::Store {
                         future_pipeline: r.i(6)? as u64,
                         active_focus: r.i(7)? as u64,
                         monitor_only: r.i(8)? as u64,
+                        customer: r.i(17)?.max(0) as u64,
                     };
                     let s = StoreSummary {
                         run: r.i(0)?,
@@ -498,6 +506,7 @@ impl crate::Store {
                         future_pipeline_count: 0,
                         active_focus_count: 0,
                         monitor_only_count: 0,
+                        customer_count: 0,
                         capacity: abm_core::summary::CapacityStatus {
                             active_focus: abm_core::summary::CapacityLevel::Ok,
                             active_focus_max: 0,
@@ -526,6 +535,7 @@ impl crate::Store {
         s.future_pipeline_count = now.counts.future_pipeline as i64;
         s.active_focus_count = now.counts.active_focus as i64;
         s.monitor_only_count = now.counts.monitor_only as i64;
+        s.customer_count = now.counts.customer as i64;
         s.capacity = now.capacity;
         tx.query_each(
             "SELECT status, kind, CAST(COUNT(*) AS BIGINT) FROM checkpoints GROUP BY status, kind",
@@ -671,7 +681,8 @@ impl crate::Store {
         let (mut info, counts, summary) = tx
             .query_one(
                 "SELECT id, as_of, config_hash, accounts, cluster_icp, future_pipeline, active_focus,
-                    monitor_only, events_after_as_of, state_version, summary
+                    monitor_only, events_after_as_of, state_version, summary,
+                    accounts - cluster_icp - future_pipeline - active_focus - monitor_only
                  FROM runs WHERE id = ?",
                 &[Value::Int(run)],
                 |r| {
@@ -680,6 +691,7 @@ impl crate::Store {
                         future_pipeline: r.i(5)? as u64,
                         active_focus: r.i(6)? as u64,
                         monitor_only: r.i(7)? as u64,
+                        customer: r.i(11)?.max(0) as u64,
                     };
                     let info = RunInfo {
                         run: r.i(0)?,
@@ -690,6 +702,7 @@ impl crate::Store {
                         future_pipeline: 0,
                         active_focus: 0,
                         monitor_only: 0,
+                        customer: 0,
                         events_after_as_of: r.i(8)?,
                         checkpoints: BTreeMap::new(),
                         capacity: abm_core::summary::CapacityStatus {
@@ -712,6 +725,7 @@ impl crate::Store {
         info.future_pipeline = now.counts.future_pipeline as i64;
         info.active_focus = now.counts.active_focus as i64;
         info.monitor_only = now.counts.monitor_only as i64;
+        info.customer = now.counts.customer as i64;
         info.capacity = now.capacity;
         let capacity = tx.scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM checkpoints WHERE run = ? AND kind = 'capacity'",
@@ -834,4 +848,8 @@ impl crate::Store {
         }
         Ok(info)
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

@@ -72,10 +72,12 @@ impl crate::Store {
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let totals = tx
             .query_one(
-                "SELECT cluster_icp, future_pipeline, active_focus, monitor_only FROM runs
+                // The customer track has no column: the accounts the four do not hold.
+                "SELECT cluster_icp, future_pipeline, active_focus, monitor_only,
+                    accounts - cluster_icp - future_pipeline - active_focus - monitor_only FROM runs
                  WHERE id = ?",
                 &[Value::Int(run)],
-                |r| Ok([r.i(0)?, r.i(1)?, r.i(2)?, r.i(3)?]),
+                |r| Ok([r.i(0)?, r.i(1)?, r.i(2)?, r.i(3)?, r.i(4)?]),
             )?
             .ok_or(StoreError::UnknownRun(run))?;
         let previous = previous_run(&mut tx, run)?;
@@ -96,12 +98,7 @@ impl crate::Store {
         )?;
         tx.commit()?;
         let mut cells: Vec<TransitionCell> = Vec::new();
-        let order = [
-            Cluster::ClusterIcp,
-            Cluster::FuturePipeline,
-            Cluster::ActiveFocus,
-            Cluster::MonitorOnly,
-        ];
+        let order = Cluster::ALL;
         for (c, total) in order.into_iter().zip(totals) {
             let moved_in: i64 = changed
                 .iter()

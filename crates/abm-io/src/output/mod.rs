@@ -287,6 +287,9 @@ pub struct Summary {
     pub future_pipeline_count: u64,
     pub active_focus_count: u64,
     pub monitor_only_count: u64,
+    /// The customer track (`[customers] mode = "track"`); absent when 0.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub customer_count: u64,
     pub capacity: CapacityStatus,
     /// Checkpoint kind → count (`capacity`, `conflict`, …).
     pub checkpoints: std::collections::BTreeMap<String, u64>,
@@ -311,8 +314,13 @@ impl Summary {
             future_pipeline: self.future_pipeline_count,
             active_focus: self.active_focus_count,
             monitor_only: self.monitor_only_count,
+            customer: self.customer_count,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -57,25 +57,28 @@ fn overview(
         Cluster::FuturePipeline => sum.future_pipeline_count,
         Cluster::ActiveFocus => sum.active_focus_count,
         Cluster::MonitorOnly => sum.monitor_only_count,
+        Cluster::Customer => sum.customer_count,
     };
+    // The customer track is the funnel's last stage when it holds accounts (its capacity is
+    // optional: no range, no status, when `[capacity.customer]` is unset).
     let stages: Vec<Stage> = [
         Cluster::ClusterIcp,
         Cluster::FuturePipeline,
         Cluster::ActiveFocus,
+        Cluster::Customer,
     ]
     .into_iter()
+    .filter(|c| *c != Cluster::Customer || sum.customer_count > 0)
     .map(|c| {
-        let range = match c {
-            Cluster::ClusterIcp => &capacity.cluster_icp,
-            Cluster::FuturePipeline => &capacity.future_pipeline,
-            _ => &capacity.active_focus,
-        };
-        let (min, max) = range.bounds(total);
-        let max = if max == u64::MAX { total.max(min) } else { max };
+        let range = capacity.of(c).map(|range| {
+            let (min, max) = range.bounds(total);
+            let max = if max == u64::MAX { total.max(min) } else { max };
+            (min as i64, max as i64)
+        });
         Stage {
             cluster: c,
             count: count(c),
-            range: Some((min as i64, max as i64)),
+            range,
         }
     })
     .collect();
@@ -137,7 +140,7 @@ fn overview(
                         tr {
                             th scope="row" { a href={ "/accounts?cluster=" (st.cluster.as_str()) } { (st.cluster.label()) } }
                             td.n { (num(st.count)) }
-                            td { @if let Some((a, b)) = st.range { (num(a)) "–" (num(b)) } }
+                            td { @if let Some((a, b)) = st.range { (num(a)) "–" (num(b)) } @else { "—" } }
                             td { span class={ "status " (st.status()) } { (st.status()) } }
                         }
                     }

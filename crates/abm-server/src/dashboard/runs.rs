@@ -87,6 +87,8 @@ async fn list(s: &S, me: &Me, status: StatusCode, notice: Option<&str>) -> Respo
 }
 
 fn body(me: &Me, runs: &[RunListItem], notice: Option<&str>) -> Markup {
+    // A Customer column only when a listed run holds customers (`[customers] mode = "track"`).
+    let track = runs.iter().any(|r| r.customer > 0);
     html! {
         @if let Some(n) = notice { p.error role="alert" { (n) } }
         @if me.may(Role::Admin) {
@@ -108,6 +110,7 @@ fn body(me: &Me, runs: &[RunListItem], notice: Option<&str>) -> Markup {
                         th scope="col" { "Run" } th scope="col" { "As of" } th scope="col" { "Started" }
                         th scope="col" { "Accounts" } th scope="col" { "Cluster ICP" } th scope="col" { "Future Pipeline" }
                         th scope="col" { "Active Focus" } th scope="col" { "Monitor Only" }
+                        @if track { th scope="col" { "Customer" } }
                         th scope="col" { "Promotions" } th scope="col" { "Demotions" } th scope="col" { "Checkpoints opened" }
                     } }
                     tbody { @for r in runs {
@@ -117,6 +120,7 @@ fn body(me: &Me, runs: &[RunListItem], notice: Option<&str>) -> Markup {
                             td { (r.started_at.get(..16).unwrap_or(&r.started_at).replace('T', " ")) }
                             td.n { (num(r.accounts)) } td.n { (num(r.cluster_icp)) } td.n { (num(r.future_pipeline)) }
                             td.n { (num(r.active_focus)) } td.n { (num(r.monitor_only)) }
+                            @if track { td.n { (num(r.customer)) } }
                             td.n { (num(r.promotions)) } td.n { (num(r.demotions)) } td.n { (num(r.checkpoints_opened)) }
                         }
                     } }
@@ -184,7 +188,13 @@ fn table(t: &Transitions) -> Markup {
     if t.cells.iter().any(|c| c.from.is_none()) {
         froms.push(None);
     }
-    froms.extend(Cluster::ALL.into_iter().map(Some));
+    // The customer track's row and column only when an account is in it.
+    let track = t
+        .cells
+        .iter()
+        .any(|c| c.to == Cluster::Customer || c.from == Some(Cluster::Customer));
+    let listed = Cluster::listed(track as u64);
+    froms.extend(listed.iter().copied().map(Some));
     let link = |from: Option<Cluster>, to: Cluster| {
         format!(
             "/accounts{}",
@@ -205,12 +215,12 @@ fn table(t: &Transitions) -> Markup {
                 caption { "From (rows) → to (columns), accounts" }
                 thead { tr {
                     td {}
-                    @for to in Cluster::ALL { th scope="col" { (to.label()) } }
+                    @for to in listed { th scope="col" { (to.label()) } }
                 } }
                 tbody { @for from in &froms {
                     tr {
                         th scope="row" { @match from { Some(c) => { (c.label()) } None => { "(new)" } } }
-                        @for to in Cluster::ALL {
+                        @for &to in listed {
                             @let n = t.count(*from, to);
                             td.n.moved[*from != Some(to) && n > 0] {
                                 @if n > 0 { a href=(link(*from, to)) { (num(n)) } } @else { span.muted { "0" } }

@@ -8,6 +8,7 @@ mod arrival;
 mod bad_input;
 mod crash;
 mod current;
+mod customers;
 mod dashboard;
 mod explain;
 mod growth;
