@@ -172,7 +172,10 @@ mod tests {
         // A later event: its instant.
         assert_eq!(h.event(meeting, day("2026-07-01")), day("2026-07-01"));
         // Out of its window: never again (the clocks are the caller's).
-        assert_eq!(h.event(meeting, as_of.minus_days(own as u32 + 1)), Instant::MAX);
+        assert_eq!(
+            h.event(meeting, as_of.minus_days(own as u32 + 1)),
+            Instant::MAX
+        );
         // A demotion signal: the whole window.
         let signal = code("champion_left");
         assert_eq!(

@@ -84,10 +84,7 @@ fn sorted_each(
             ),
             &[],
         )?;
-        let q = sql.replace(
-            "{scope}",
-            "rowid IN (SELECT rid FROM temp.abm_scope_rows)",
-        );
+        let q = sql.replace("{scope}", "rowid IN (SELECT rid FROM temp.abm_scope_rows)");
         conn.query_each(&q, params, f)
     })();
     conn.batch_execute("DELETE FROM temp.abm_scope; DELETE FROM temp.abm_scope_rows;")?;
@@ -270,7 +267,9 @@ mod tests {
             };
             let params = [Value::Int(3)];
             if sorted {
-                Scope::Ids(&ids).each(conn, sql, "account", &params, &mut f).unwrap();
+                Scope::Ids(&ids)
+                    .each(conn, sql, "account", &params, &mut f)
+                    .unwrap();
             } else {
                 let values: Vec<Value<'_>> = ids.iter().map(|&id| Value::Int(id)).collect();
                 for (q, p) in in_chunks(sql, "account", &params, &values) {
