@@ -76,17 +76,16 @@ fn sorted_each(
         batch.int(id);
     }
     conn.insert_batch("temp.abm_scope (id)", &batch, "")?;
-    let result = (|| {
-        conn.execute(
+    let q = sql.replace("{scope}", "rowid IN (SELECT rid FROM temp.abm_scope_rows)");
+    let result = conn
+        .execute(
             &format!(
                 "INSERT INTO temp.abm_scope_rows (rid) SELECT t.rowid FROM temp.abm_scope s
                  CROSS JOIN {table} t ON t.{column} = s.id"
             ),
             &[],
-        )?;
-        let q = sql.replace("{scope}", "rowid IN (SELECT rid FROM temp.abm_scope_rows)");
-        conn.query_each(&q, params, f)
-    })();
+        )
+        .and_then(|_| conn.query_each(&q, params, f));
     conn.batch_execute("DELETE FROM temp.abm_scope; DELETE FROM temp.abm_scope_rows;")?;
     result
 }
