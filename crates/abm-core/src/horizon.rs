@@ -3,9 +3,17 @@
 //! cluster or its floor — shifted by a configured number of days, or reads the calendar year of
 //! `as_of` (a company's age). Between two such instants nothing can flip: an account assessed
 //! at `as_of` whose data and state stay as they are gets the same assessment at every later
-//! as_of before the earliest of them. Conservative by construction: every configured day count
-//! is tried on every dated fact, whether or not a rule pairs them.
+//! as_of before the earliest of them.
+//!
+//! Tight where it matters (issue 15: the due instant decides how many accounts a daily run
+//! assesses): an engagement event only counts from its instant until it leaves its type's
+//! window (the count, the best event and the contacts read it); a demotion signal counts
+//! within its window; the two inactivity clocks run from the *latest* event and the latest
+//! Medium+ event only ([`Horizon::clocks`]), not from every event; events at or before the
+//! account's floor never count again (the caller skips them). Deals, triggers and the
+//! account's entry keep every day count that a rule may pair with them.
 
+use crate::model::EventClass;
 use crate::rules::Rules;
 use crate::time::{civil_from_days, days_from_civil, MICROS_PER_DAY};
 use crate::Instant;
@@ -14,8 +22,11 @@ use crate::Instant;
 #[derive(Debug, Clone)]
 pub struct Horizon {
     as_of: Instant,
-    /// Per event type: 0, its window, the two inactivity clocks (microseconds).
-    events: Vec<[i64; 4]>,
+    /// Per event type: 0, its own window, and the whole window for a demotion signal (its own
+    /// window again for an engagement event) (microseconds).
+    events: Vec<[i64; 3]>,
+    /// The two inactivity clocks (microseconds).
+    clocks: [i64; 2],
     /// 0 and the trigger window.
     triggers: [i64; 2],
     /// A deal's creation and last stage change: 0, the stall, the renewal.
@@ -54,17 +65,22 @@ impl Horizon {
         Horizon {
             as_of: rules.as_of,
             // An event counts from its instant while within its type's window (shorter for
-            // some types) and as a demotion signal within the whole window; the inactivity
-            // clocks run from the latest ones.
+            // some types), a demotion signal within the whole window; the inactivity clocks
+            // run from the latest ones.
             events: rules
                 .event_from
                 .iter()
-                .map(|&from| {
+                .zip(&rules.event_class)
+                .map(|(&from, class)| {
                     let own = rules.as_of.0.saturating_sub(from.0);
-                    let whole = micros(c.engagement.window_days);
-                    [own, whole, af, fp]
+                    let whole = match class {
+                        EventClass::DemotionSignal => micros(c.engagement.window_days),
+                        EventClass::Engagement(_) => own,
+                    };
+                    [0, own, whole]
                 })
                 .collect(),
+            clocks: [af, fp],
             triggers: [0, micros(c.triggers.window_days)],
             deal_change: [0, micros(c.engagement.stalled_after_days), renewal],
             deal_closed: [0, renewal],
@@ -73,11 +89,20 @@ impl Horizon {
         }
     }
 
-    /// When a rule reading an event of type `code` at `at` could next flip (`Instant::MAX`:
-    /// never again).
+    /// When a rule reading an event of type `code` at `at` (after the account's floor) could
+    /// next flip (`Instant::MAX`: never again), the inactivity clocks aside ([`Self::clocks`]).
     pub fn event(&self, code: crate::rules::Code, at: Instant) -> Instant {
-        let o = &self.events[code as usize];
-        first(self.as_of, at, &[0, o[0], o[1], o[2], o[3]])
+        first(self.as_of, at, &self.events[code as usize])
+    }
+
+    /// When an inactivity clock running from the account's latest event or latest Medium+
+    /// event (`EngagementState::last_any`, `last_medium_plus`) could next run out.
+    pub fn clocks(&self, last_any: Instant, last_medium_plus: Instant) -> Instant {
+        first(self.as_of, last_any, &self.clocks).min(first(
+            self.as_of,
+            last_medium_plus,
+            &self.clocks,
+        ))
     }
 
     pub fn trigger(&self, at: Instant) -> Instant {
@@ -128,5 +153,44 @@ mod tests {
         assert_eq!(h.deal_change(day("2020-01-01")), Instant::MAX);
         assert_eq!(h.entered(day("2020-01-01")), Instant::MAX);
         assert_eq!(h.start(), day("2027-01-01"));
+    }
+
+    #[test]
+    fn an_event_matters_until_it_leaves_its_window_and_the_clocks_run_from_the_latest() {
+        let as_of = Instant::parse("2026-06-10").unwrap();
+        let rules = Rules::compile(&Config::default(), as_of).unwrap();
+        let h = Horizon::new(&rules);
+        let day = |s: &str| Instant::parse(s).unwrap();
+        let code = |name: &str| rules.events.lookup(name.as_bytes()).unwrap();
+        let c = &rules.config;
+        let window = c.engagement.window_days as i64;
+        // An engagement event: its window's end only (not the whole window's, not the clocks).
+        let meeting = code("meeting");
+        let own = as_of.days_since(rules.event_from[meeting as usize]);
+        let at = day("2026-06-01");
+        assert_eq!(h.event(meeting, at), Instant(at.0 + own * MICROS_PER_DAY));
+        // A later event: its instant.
+        assert_eq!(h.event(meeting, day("2026-07-01")), day("2026-07-01"));
+        // Out of its window: never again (the clocks are the caller's).
+        assert_eq!(
+            h.event(meeting, as_of.minus_days(own as u32 + 1)),
+            Instant::MAX
+        );
+        // A demotion signal: the whole window.
+        let signal = code("champion_left");
+        assert_eq!(
+            h.event(signal, day("2026-06-01")),
+            Instant(day("2026-06-01").0 + window * MICROS_PER_DAY)
+        );
+        // The clocks: from the latest event and the latest Medium+ one.
+        let (af, fp) = (
+            c.movement.af_inactivity_days as i64,
+            c.movement.fp_inactivity_days as i64,
+        );
+        let last = day("2026-06-01");
+        let first_clock = Instant(last.0 + af.min(fp) * MICROS_PER_DAY);
+        assert_eq!(h.clocks(last, Instant::MIN), first_clock);
+        assert_eq!(h.clocks(Instant::MIN, last), first_clock);
+        assert_eq!(h.clocks(Instant::MIN, Instant::MIN), Instant::MAX);
     }
 }

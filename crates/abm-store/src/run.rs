@@ -639,8 +639,12 @@ pub(crate) fn load(
                 unknown += 1;
                 return Ok(());
             };
-            let d = &mut due[i as usize];
-            *d = (*d).min(horizon.event(code, at));
+            // An event at or before the floor never counts again (a move of the floor changes
+            // the state, and a changed state is assessed at the next run).
+            if at > floors[i as usize] {
+                let d = &mut due[i as usize];
+                *d = (*d).min(horizon.event(code, at));
+            }
             let contact = r.s(3)?.as_bytes();
             if !alt_floors.is_empty() {
                 if let Some(f) = alt_floors.get(&(i as usize)) {
@@ -663,6 +667,10 @@ pub(crate) fn load(
         },
     )?;
     signals.sort_by_key(|s| (s.account, s.at, s.code));
+    // The inactivity clocks run from the latest event and the latest Medium+ event.
+    for (d, st) in due.iter_mut().zip(&states) {
+        *d = (*d).min(horizon.clocks(st.last_any(), st.last_medium_plus()));
+    }
 
     let mut triggers = Vec::new();
     scope.each(
