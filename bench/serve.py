@@ -9,9 +9,15 @@ admin token for the run (revoked at the end), then measures:
 3. POST /api/events: --batches batches of --batch-size new events, one after another;
 4. the server's peak RSS (VmHWM).
 
-Each client is a thread with one keep-alive connection (http.client); the figures include the
-client's own overhead (Python), so they are an upper bound of the server's latency.
+The GET phases run the compiled load client `crates/abm-server/examples/load.rs` (`--load`,
+build it with `cargo build --release -p abm-server --example load`): --clients keep-alive
+connections on one thread, so the client costs one core at most, not 64 Python threads. With
+`--python-client` the old Python threads are used instead (their overhead is in the figures).
+The ingest phases are one sequential client (Python): batch throughput, then --singles posts of
+one new event each, timed from the POST until a GET of the account returns the new cluster
+(p50/p99 of "one event -> its account's new cluster readable").
 
+    cargo build --release -p abm-cli --bin abm && cargo build --release -p abm-server --example load
     python3 bench/serve.py --db /tmp/abm-1m.db                    # the benchmark (release build)
     python3 bench/serve.py --db /tmp/small.db --seconds 3 --clients 8 --batches 3   # smoke test
 """
@@ -24,6 +30,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -106,6 +113,23 @@ def load(addr, token, clients, seconds, make_path):
     return lat, errors[0]
 
 
+def load_compiled(exe, addr, token, clients, seconds, paths):
+    with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as f:
+        f.write("\n".join(paths) + "\n")
+    try:
+        out = subprocess.run([exe, "--addr", addr, "--token", token, "--paths", f.name,
+                              "--clients", str(clients), "--seconds", str(seconds)],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def report_compiled(name, r):
+    print(f"{name}: {r['requests']} requests in {r['seconds']:.1f}s ({r['per_second']:,.0f}/s), "
+          f"errors {r['errors']}, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms")
+
+
 def report(name, lat, errors, seconds):
     ms = [x * 1e3 for x in lat]
     print(f"{name}: {len(lat)} requests in {seconds}s ({len(lat) / seconds:,.0f}/s), errors {errors}, "
@@ -120,9 +144,15 @@ def main():
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--singles", type=int, default=200, help="posts of one event each, timed to readable")
+    ap.add_argument("--load", default="target/release/examples/load", help="the compiled load client")
+    ap.add_argument("--python-client", action="store_true", help="Python threads instead of --load")
     a = ap.parse_args()
     a.seconds = min(a.seconds, 300)
     a.batches = min(a.batches, 200)
+    a.singles = min(a.singles, 2000)
+    if not a.python_client and not os.path.exists(a.load):
+        sys.exit(f"{a.load} missing: cargo build --release -p abm-server --example load (or --python-client)")
 
     name = f"bench-{os.getpid()}"
     out = subprocess.run([a.abm, "token", "create", "--role", "admin", "--name", name, "--db", a.db],
@@ -144,13 +174,19 @@ def main():
             sys.exit("the store has no accounts: abm import and abm run first")
         print(f"abm serve on {addr}, {a.db}; {a.clients} clients, {a.seconds} s per phase")
 
-        lat, err = load(addr, token, a.clients, a.seconds, lambda r: f"/api/accounts/{r.choice(ids)}")
-        report("GET /api/accounts/{id}", lat, err, a.seconds)
-
         filters = ["", "&tier=A", "&cluster=active_focus", "&engagement=high", "&tier=B&engagement=medium"]
-        lat, err = load(addr, token, a.clients, a.seconds,
-                        lambda r: f"/api/accounts?limit=50{r.choice(filters)}")
-        report("GET /api/accounts?limit=50", lat, err, a.seconds)
+        if a.python_client:
+            lat, err = load(addr, token, a.clients, a.seconds, lambda r: f"/api/accounts/{r.choice(ids)}")
+            report("GET /api/accounts/{id}", lat, err, a.seconds)
+            lat, err = load(addr, token, a.clients, a.seconds,
+                            lambda r: f"/api/accounts?limit=50{r.choice(filters)}")
+            report("GET /api/accounts?limit=50", lat, err, a.seconds)
+        else:
+            r = load_compiled(a.load, addr, token, a.clients, a.seconds, [f"/api/accounts/{i}" for i in ids])
+            report_compiled("GET /api/accounts/{id}", r)
+            r = load_compiled(a.load, addr, token, a.clients, a.seconds,
+                              [f"/api/accounts?limit=50{f}" for f in filters])
+            report_compiled("GET /api/accounts?limit=50", r)
 
         run = f"{os.getpid()}-{int(time.time())}"
         t0, events, errors = time.perf_counter(), 0, 0
@@ -165,6 +201,33 @@ def main():
         secs = time.perf_counter() - t0
         print(f"POST /api/events: {events:,} events in {a.batches} batches of {a.batch_size} in {secs:.2f} s "
               f"= {events / secs:,.0f} events/s, errors {errors}")
+
+        # One event at a time: from the POST until a GET of its account shows the cluster the
+        # POST answered (the re-evaluation is committed before the answer).
+        took, post_only, errors = [], [], 0
+        for k in range(a.singles):
+            account = random.choice(ids)
+            event = [{"account_id": account, "occurred_at": "2026-10-31T09:00:00Z", "type": "meeting",
+                      "contact_id": f"bench-single-{k % 5}", "event_id": f"bench-{run}-single-{k}"}]
+            t = time.perf_counter()
+            status, body = c.call("POST", "/api/events", json.dumps(event))
+            t_post = time.perf_counter()
+            ok = status == 200
+            if ok:
+                re_ = json.loads(body).get("reevaluated") or {}
+                want = [x["cluster"] for x in re_.get("accounts", []) if x["account_id"] == account]
+                status, body = c.call("GET", f"/api/accounts/{account}")
+                t_read = time.perf_counter()
+                ok = status == 200 and bool(want) and (json.loads(body).get("state") or {}).get("cluster") == want[0]
+            else:
+                t_read = time.perf_counter()
+            errors += not ok
+            took.append((t_read - t) * 1e3)
+            post_only.append((t_post - t) * 1e3)
+        if took:
+            print(f"one event -> new cluster readable: {len(took)} single-event posts, errors {errors}, "
+                  f"POST+GET p50 {percentile(took, 50):.2f} ms, p99 {percentile(took, 99):.2f} ms; "
+                  f"POST alone p50 {percentile(post_only, 50):.2f} ms, p99 {percentile(post_only, 99):.2f} ms")
         print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB")
     finally:
         server.terminate()

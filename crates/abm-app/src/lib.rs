@@ -99,6 +99,9 @@ pub struct App {
     pool: Arc<StorePool>,
     config: Arc<Config>,
     location: abm_store::Location,
+    /// The rules of the latest as_of asked for (the one-account calls and explanations of a
+    /// server ask for the same as_of again and again: compiled once).
+    rules: Arc<std::sync::Mutex<Option<Arc<Rules>>>>,
 }
 
 /// What [`App::import_records`] did: the import's counts, and every item not imported with
@@ -140,7 +143,19 @@ impl App {
             pool,
             config: Arc::new(config),
             location: abm_store::Location::parse(&settings.url),
+            rules: Arc::default(),
         })
+    }
+
+    /// This config's rules as of `as_of`, compiled once per as_of in a row.
+    fn rules_at(&self, as_of: Instant) -> Result<Arc<Rules>> {
+        let mut kept = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = kept.as_ref().filter(|r| r.as_of == as_of) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Rules::compile(&self.config, as_of)?);
+        *kept = Some(r.clone());
+        Ok(r)
     }
 
     pub fn config(&self) -> &Config {
@@ -298,7 +313,7 @@ impl App {
                 store.latest_as_of()?.map_or(now, |latest| latest.max(now))
             }
         };
-        let rules = Rules::compile(&self.config, as_of)?;
+        let rules = self.rules_at(as_of)?;
         Ok(store.reevaluate(&rules, account_ids)?)
     }
 
@@ -341,7 +356,7 @@ impl App {
         account_id: &str,
         as_of: Instant,
     ) -> Result<abm_core::explanation::Explanation> {
-        let rules = Rules::compile(&self.config, as_of)?;
+        let rules = self.rules_at(as_of)?;
         Ok(self.pool.get()?.explain(account_id, &rules)?)
     }
 

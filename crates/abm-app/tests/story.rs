@@ -378,3 +378,79 @@ fn files_in_on_sqlite() {
 fn files_in_on_postgres() {
     on_postgres("files", files_in);
 }
+
+/// The product catalog a re-evaluation measures customers' whitespace against is kept between
+/// calls and read again when a deal changes: after a deal with a new product, re-evaluated
+/// customers show it as not yet bought, exactly as a full run at the same as_of computes them.
+fn catalog_follows_deals(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_sample(
+        &data,
+        &SampleSpec {
+            accounts: 300,
+            ..SampleSpec::default()
+        },
+    )
+    .unwrap();
+    let app = app(url);
+    let inputs = ImportInputs {
+        accounts: Some(data.join("accounts.csv").into()),
+        engagement: Some(data.join("engagement.csv").into()),
+        triggers: Some(data.join("triggers.csv").into()),
+        deals: Some(data.join("deals.csv").into()),
+        more_engagement: Vec::new(),
+    };
+    app.import(&inputs, &app.load_options(), &mut |_| Ok(()))
+        .unwrap();
+    let t0 = Instant::parse(abm_io::sample::SAMPLE_AS_OF).unwrap();
+    app.run(Some(t0), Some(2), RunObserver::default()).unwrap();
+    let customers: Vec<String> = export_rows(&app)
+        .into_keys()
+        .filter(|id| {
+            let ex = serde_json::to_value(app.explain(id, t0).unwrap()).unwrap();
+            !ex["customer"].is_null()
+        })
+        .take(6)
+        .collect();
+    assert!(customers.len() >= 2, "the sample has customers");
+    // Twice on every pooled connection the calls may get: the catalog is kept.
+    for _ in 0..2 {
+        app.reevaluate(&customers, Some(t0)).unwrap();
+    }
+    let before = export_rows(&app);
+    let deal = json!({"deal_id": "D-NEW-PRODUCT", "account_id": customers[0], "stage": "discovery",
+                      "amount": 1000, "created_at": Instant(t0.0 - 86_400_000_000).to_string(),
+                      "outcome": "open", "product": "Zeta Widgets"});
+    let done = app.ingest(RecordKind::Deals, vec![deal], Some(t0)).unwrap();
+    assert_eq!(done.accepted, 1, "{done:?}");
+    app.reevaluate(&customers, Some(t0)).unwrap();
+    let now = export_rows(&app);
+    for id in &customers {
+        assert_ne!(
+            now[id], before[id],
+            "{id}: the new product changes its whitespace"
+        );
+        let ex = app.explain(id, t0).unwrap();
+        let ws = serde_json::to_value(&ex).unwrap()["customer"]["not_yet_bought"].to_string();
+        assert!(ws.contains("Zeta Widgets"), "{id}: {ws}");
+    }
+    // A full run at the same as_of computes the same rows for them.
+    app.run_full(Some(t0), Some(2), RunObserver::default())
+        .unwrap();
+    let after = export_rows(&app);
+    for id in &customers {
+        assert_eq!(after[id], now[id], "{id}");
+    }
+}
+
+#[test]
+fn catalog_follows_deals_on_sqlite() {
+    on_sqlite("catalog", catalog_follows_deals);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn catalog_follows_deals_on_postgres() {
+    on_postgres("catalog", catalog_follows_deals);
+}

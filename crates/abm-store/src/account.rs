@@ -29,8 +29,9 @@ impl crate::Store {
     /// The whole reasoning for one stored account as of `rules.as_of`: what a run then would
     /// compute and decide for it from its current state, and that state.
     pub fn explain(&mut self, account_id: &str, rules: &Rules) -> Result<Explanation, StoreError> {
-        let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
-        explain(&mut *tx, account_id, rules)
+        let crate::Store { conn, catalog, .. } = self;
+        let mut tx = Tx::begin(conn.as_mut(), TxMode::Read)?;
+        explain(&mut *tx, account_id, rules, catalog)
     }
 }
 
@@ -51,9 +52,6 @@ const DEALS: &str =
     "SELECT deal_id, stage, amount, created_at, closed_at, last_stage_change_at, outcome, product,
         stage_history
      FROM deals WHERE account = ? ORDER BY deal_id";
-/// Every product named on a deal, with its first deal's creation (the whitespace catalog).
-const PRODUCTS: &str = "SELECT product, MIN(created_at) FROM deals
-     WHERE product IS NOT NULL AND product <> '' GROUP BY product";
 const LATEST_RUN: &str = "SELECT id, as_of FROM runs ORDER BY id DESC LIMIT 1";
 const SNAPSHOT: &str =
     "SELECT s.cluster, s.candidate, s.movement, s.tier, s.score, na.text, s.rationale
@@ -89,6 +87,7 @@ fn explain(
     conn: &mut dyn Conn,
     account_id: &str,
     rules: &Rules,
+    catalog: &mut crate::reevaluate::Catalog,
 ) -> Result<Explanation, StoreError> {
     let schema = account_schema(conn)?;
     let cols = schema.columns().to_vec();
@@ -256,10 +255,12 @@ fn explain(
         }),
     };
 
-    let named = if rules.config.customers.products.is_empty() {
-        conn.query_all(PRODUCTS, &[], |r| Ok((r.string(0)?, Instant(r.i(1)?))))?
+    // Every product on a stored deal with its first creation: kept on the connection and read
+    // again only when a deal changed (`reevaluate::product_dates`).
+    let named: &[(String, Instant)] = if rules.config.customers.products.is_empty() {
+        crate::reevaluate::product_dates(conn, catalog)?
     } else {
-        Vec::new()
+        &[]
     };
     let products = abm_core::assess::product_catalog(
         &rules.config.customers.products,

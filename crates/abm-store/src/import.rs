@@ -434,8 +434,15 @@ pub(crate) fn import(
         import_accounts(&mut *tx, input, opts, import_id, &mut rep, &mut rejects)?;
     }
 
-    // account_id → accounts.id, for the other files.
-    let index = stored_accounts(&mut *tx)?;
+    // account_id → accounts.id, for the other files (looked up as named for in-memory inputs).
+    let lazy = inputs
+        .engagement
+        .iter()
+        .chain(&inputs.more_engagement)
+        .chain(&inputs.triggers)
+        .chain(&inputs.deals)
+        .all(|i| matches!(i, InputSource::Memory { .. }));
+    let index = std::cell::RefCell::new(Accounts::new(&mut *tx, lazy)?);
     let cx = Rows {
         opts,
         rules: &rules,
@@ -573,12 +580,79 @@ fn stored_accounts(tx: &mut dyn Conn) -> Result<IdIndex, StoreError> {
     tx.query_each("SELECT id, account_id FROM accounts", &[], &mut |r| {
         let id = r.i(0)?;
         let key = r.s(1)?;
-        let id = u32::try_from(id)
-            .map_err(|_| StoreError::Corrupt(format!("account row id {id} exceeds u32")))?;
-        let _ = index.insert(key.as_bytes(), id);
+        let _ = index.insert(key.as_bytes(), row_id(id)?);
         Ok(())
     })?;
     Ok(index)
+}
+
+fn row_id(id: i64) -> Result<u32, StoreError> {
+    u32::try_from(id).map_err(|_| StoreError::Corrupt(format!("account row id {id} exceeds u32")))
+}
+
+/// `account_id` → `accounts.id` for the rows of one import: every stored account read up front
+/// (files), or — for in-memory batches (an API body, a CRM page: a few thousand rows against
+/// up to millions of stored accounts) — each id looked up by the unique index the first time a
+/// row names it, in the import's transaction (so accounts imported just before are found).
+/// The same answers either way.
+struct Accounts {
+    index: IdIndex,
+    lazy: bool,
+    /// Ids looked up and not stored (lazy only).
+    absent: HashSet<Vec<u8>>,
+    /// A failed lookup: the scan goes on, the import fails with it.
+    error: Option<StoreError>,
+}
+
+impl Accounts {
+    fn new(tx: &mut dyn Conn, lazy: bool) -> Result<Accounts, StoreError> {
+        Ok(Accounts {
+            index: if lazy {
+                IdIndex::default()
+            } else {
+                stored_accounts(tx)?
+            },
+            lazy,
+            absent: HashSet::new(),
+            error: None,
+        })
+    }
+
+    /// Make `key`'s answer known to [`Accounts::index`].
+    fn resolve(&mut self, tx: &mut dyn Conn, key: &[u8]) {
+        if !self.lazy
+            || key.is_empty()
+            || self.error.is_some()
+            || self.index.get_listed(key).is_some()
+            || self.absent.contains(key)
+        {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(key) else {
+            self.absent.insert(key.to_vec());
+            return;
+        };
+        match tx
+            .query_one(
+                "SELECT id FROM accounts WHERE account_id = ?",
+                &[Value::Text(text)],
+                |r| r.i(0),
+            )
+            .and_then(|id| id.map(row_id).transpose())
+        {
+            Ok(Some(id)) => {
+                let _ = self.index.insert(key, id);
+            }
+            Ok(None) => {
+                self.absent.insert(key.to_vec());
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn check(&mut self) -> Result<(), StoreError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
 }
 
 /// What the events, triggers and deals of one import share: how to read them, the rules, the
@@ -587,7 +661,7 @@ fn stored_accounts(tx: &mut dyn Conn) -> Result<IdIndex, StoreError> {
 struct Rows<'a, 'o> {
     opts: &'a LoadOptions<'o>,
     rules: &'a Rules,
-    index: &'a IdIndex,
+    index: &'a std::cell::RefCell<Accounts>,
     import_id: i64,
 }
 
@@ -629,7 +703,9 @@ fn import_events(
         opts,
         |src, rec| {
             let key = rec.get(cols.account_id).trim_ascii();
-            let (idx, waiting) = account_index(index, &mut unknown, key);
+            index.borrow_mut().resolve(&mut *tx, key);
+            let accounts = index.borrow();
+            let (idx, waiting) = account_index(&accounts.index, &mut unknown, key);
             let Some(ev) = parse_event(src, rec, &cols, rules, idx)? else {
                 return Ok(());
             };
@@ -684,6 +760,7 @@ fn import_events(
         },
         rejects,
     )?;
+    index.borrow_mut().check()?;
     rep.events_added += sink.finish(&mut *tx)?;
     rep.waiting_added += wait.finish(&mut *tx)?;
     rep.events_waiting += n_wait;
@@ -726,7 +803,10 @@ fn import_triggers(
         |src, rec| {
             let p = &src.projection;
             let account_id = field(src, rec, p.slots[0], "account_id")?;
-            let (idx, waiting) = account_index(index, &mut unknown, account_id.as_bytes());
+            index.borrow_mut().resolve(&mut *tx, account_id.as_bytes());
+            let accounts = index.borrow();
+            let (idx, waiting) =
+                account_index(&accounts.index, &mut unknown, account_id.as_bytes());
             let t = parse_trigger(src, rec, rules, idx)?;
             let source = field(src, rec, p.slots[3], "source")?;
             let strength = field(src, rec, p.slots[5], "strength")?;
@@ -763,6 +843,7 @@ fn import_triggers(
         },
         rejects,
     )?;
+    index.borrow_mut().check()?;
     rep.triggers_added = sink.finish(&mut *tx)?;
     rep.waiting_added += wait.finish(&mut *tx)?;
     rep.triggers_waiting = n_wait;
@@ -818,7 +899,10 @@ fn import_deals(
         opts,
         |src, rec| {
             let account_id = field(src, rec, src.projection.slots[1], "account_id")?;
-            let (idx, waiting) = account_index(index, &mut unknown, account_id.as_bytes());
+            index.borrow_mut().resolve(&mut *tx, account_id.as_bytes());
+            let accounts = index.borrow();
+            let (idx, waiting) =
+                account_index(&accounts.index, &mut unknown, account_id.as_bytes());
             let d = parse_deal(src, rec, idx)?;
             if let Err(first) = seen.insert(d.deal_id.as_bytes(), rec.line as u32) {
                 // The rule `segment` applies: the first occurrence wins.
@@ -878,6 +962,7 @@ fn import_deals(
         },
         rejects,
     )?;
+    index.borrow_mut().check()?;
     rep.deals_changed = sink.finish(&mut *tx)?;
     rep.waiting_added += wait.finish(&mut *tx)?;
     rep.deals_waiting = n_wait;

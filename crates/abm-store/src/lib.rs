@@ -221,6 +221,9 @@ impl Location {
 pub struct Store {
     conn: Box<dyn Conn>,
     location: Location,
+    /// The deals' products with their first creation, as of the deals' mark it was read at
+    /// (`reevaluate`: the catalog without a `GROUP BY` over every deal per call).
+    pub(crate) catalog: reevaluate::Catalog,
 }
 
 impl Store {
@@ -251,7 +254,11 @@ impl Store {
             Backend::Postgres => postgres::MIGRATIONS,
         };
         migrate::migrate(conn.as_mut(), list)?;
-        Ok(Store { conn, location })
+        Ok(Store {
+            conn,
+            location,
+            catalog: None,
+        })
     }
 
     pub fn backend(&self) -> Backend {

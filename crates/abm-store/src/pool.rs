@@ -39,13 +39,26 @@ impl StorePool {
         create: bool,
         max_idle: usize,
     ) -> Result<Arc<StorePool>, StoreError> {
-        let first = Store::open_with(url, lock_timeout, create)?;
-        Ok(Arc::new(StorePool {
+        let mut first = Store::open_with(url, lock_timeout, create)?;
+        let sqlite = first.backend() == crate::db::Backend::Sqlite;
+        if sqlite {
+            no_autocheckpoint(&mut first)?;
+        }
+        let pool = Arc::new(StorePool {
             url: url.to_string(),
             lock_timeout,
             idle: Mutex::new(vec![first]),
             max_idle: max_idle.max(1),
-        }))
+        });
+        if sqlite {
+            let checkpointer = Store::open_with(url, lock_timeout, false)?;
+            let weak = Arc::downgrade(&pool);
+            std::thread::Builder::new()
+                .name("abm-wal-checkpoint".into())
+                .spawn(move || checkpoints(checkpointer, weak))
+                .map_err(|e| StoreError::Corrupt(format!("starting the WAL checkpointer: {e}")))?;
+        }
+        Ok(pool)
     }
 
     /// A connection: an idle one, or a new one (migrations already ran: opening is cheap).
@@ -53,7 +66,13 @@ impl StorePool {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let store = match idle {
             Some(s) => s,
-            None => Store::open_with(&self.url, self.lock_timeout, false)?,
+            None => {
+                let mut s = Store::open_with(&self.url, self.lock_timeout, false)?;
+                if s.backend() == crate::db::Backend::Sqlite {
+                    no_autocheckpoint(&mut s)?;
+                }
+                s
+            }
         };
         Ok(PooledStore {
             store: Some(store),
@@ -64,6 +83,30 @@ impl StorePool {
     /// Idle connections held now.
     pub fn idle(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// SQLite: a pooled connection never checkpoints the WAL on commit (the commit that crosses
+/// SQLite's 1,000-page mark would copy the pages into the database and sync it: tens of ms for
+/// one unlucky request); the pool's checkpointer thread does it instead.
+fn no_autocheckpoint(s: &mut Store) -> Result<(), StoreError> {
+    s.conn()
+        .query_each("PRAGMA wal_autocheckpoint = 0", &[], &mut |_| Ok(()))
+}
+
+/// The pool's WAL checkpointer (SQLite): a passive checkpoint every 100 ms on a connection of
+/// its own — it copies committed pages back into the database without blocking readers or the
+/// writer — until the pool is dropped.
+fn checkpoints(mut store: Store, pool: std::sync::Weak<StorePool>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if pool.strong_count() == 0 {
+            return;
+        }
+        // A busy or failed checkpoint is tried again at the next tick.
+        let _ = store
+            .conn()
+            .query_each("PRAGMA wal_checkpoint(PASSIVE)", &[], &mut |_| Ok(()));
     }
 }
 

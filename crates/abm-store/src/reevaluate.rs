@@ -17,7 +17,9 @@
 //! transaction.
 
 use crate::db::{Conn, ConnExt, RowExt, TxMode, Value};
-use crate::run::{compute_current, load, write_one, Record, RunOptions, Texts, Writer};
+use crate::run::{
+    compute_current, deal_product_dates, load_with, write_one, Record, RunOptions, Texts, Writer,
+};
 use crate::scope::{in_chunks, Scope};
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::movement::{CheckpointKind, Movement};
@@ -75,17 +77,60 @@ impl crate::Store {
         rules: &Rules,
         account_ids: &[String],
     ) -> Result<Reevaluation, StoreError> {
+        // Kept only once the transaction it was read in commits.
+        let mut catalog = self.catalog.take();
         let mut tx = Tx::begin(self.conn(), TxMode::Write)?;
-        let r = reevaluate(&mut *tx, rules, account_ids)?;
+        let r = reevaluate(&mut *tx, rules, account_ids, &mut catalog)?;
         tx.commit()?;
+        self.catalog = catalog;
         Ok(r)
     }
+}
+
+/// What the deals' product catalog depends on: the greatest deal row id and the latest import
+/// that changed a deal (deals are only ever inserted or upserted by an import, which sets
+/// their `import_id`; never deleted). Two index lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DealsMark(i64, i64);
+
+const DEALS_MAX_ID: &str = "SELECT MAX(id) FROM deals";
+const DEALS_MAX_IMPORT: &str = "SELECT MAX(import_id) FROM deals";
+
+impl DealsMark {
+    fn current(conn: &mut dyn Conn) -> Result<DealsMark, StoreError> {
+        // Bare `MAX(column)`: what SQLite answers from the index alone.
+        let mut max = |sql: &str| -> Result<i64, StoreError> {
+            Ok(conn
+                .query_one(sql, &[], |r| r.int(0))?
+                .flatten()
+                .unwrap_or(0))
+        };
+        Ok(DealsMark(max(DEALS_MAX_ID)?, max(DEALS_MAX_IMPORT)?))
+    }
+}
+
+/// Every product named on a stored deal with its first deal's creation, as of a deals' mark
+/// (kept on a store's connection).
+pub(crate) type Catalog = Option<(DealsMark, Vec<(String, Instant)>)>;
+
+/// The deals' product dates (`run::deal_product_dates`): `cache` when the deals' mark is the
+/// one it was read at, else read again into it. Call inside the transaction that uses them.
+pub(crate) fn product_dates<'c>(
+    conn: &mut dyn Conn,
+    cache: &'c mut Catalog,
+) -> Result<&'c [(String, Instant)], StoreError> {
+    let mark = DealsMark::current(conn)?;
+    if cache.as_ref().is_none_or(|(m, _)| *m != mark) {
+        *cache = Some((mark, deal_product_dates(conn)?));
+    }
+    Ok(cache.as_ref().map_or(&[], |(_, d)| d.as_slice()))
 }
 
 fn reevaluate(
     conn: &mut dyn Conn,
     rules: &Rules,
     account_ids: &[String],
+    catalog: &mut Catalog,
 ) -> Result<Reevaluation, StoreError> {
     let (run, latest) = conn
         .query_one(
@@ -126,7 +171,14 @@ fn reevaluate(
         log: &|_| {},
         progress: &|_, _, _| {},
     };
-    let loaded = load(conn, rules, &opts, Scope::Ids(&found))?;
+    // The product catalog (customers' whitespace) from the deals' product dates, read again
+    // only when a deal changed.
+    let dates = if rules.config.customers.products.is_empty() {
+        Some(product_dates(conn, catalog)?)
+    } else {
+        None
+    };
+    let loaded = load_with(conn, rules, &opts, Scope::Ids(&found), dates)?;
     let ids: Vec<Value<'_>> = found.iter().map(|&id| Value::Int(id)).collect();
     // The rows of the previous outcome these accounts replace (only the latest run's exist).
     for table in ["current_rows", "proposal_rows"] {
@@ -221,4 +273,30 @@ fn reevaluate(
         accounts,
         unknown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalog's mark costs two index lookups, never a scan of the deals (SQLite's plans).
+    #[test]
+    fn the_deals_mark_reads_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::Store::open(dir.path().join("a.db").to_str().unwrap()).unwrap();
+        for sql in [DEALS_MAX_ID, DEALS_MAX_IMPORT] {
+            let mut plan = Vec::new();
+            store
+                .conn()
+                .query_each(&format!("EXPLAIN QUERY PLAN {sql}"), &[], &mut |r| {
+                    plan.push(r.string(3)?);
+                    Ok(())
+                })
+                .unwrap();
+            assert!(
+                plan.iter().all(|s| s.starts_with("SEARCH")),
+                "{sql}\n  plan: {plan:?}"
+            );
+        }
+    }
 }

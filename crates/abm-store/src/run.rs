@@ -469,6 +469,23 @@ pub(crate) fn product_catalog(
     conn: &mut dyn Conn,
     rules: &Rules,
 ) -> Result<Vec<String>, StoreError> {
+    product_catalog_with(conn, rules, None)
+}
+
+/// [`product_catalog`], or — given `dates`, every product on a stored deal with its first
+/// deal's creation (see [`deal_product_dates`]) — the same catalog without reading the deals.
+pub(crate) fn product_catalog_with(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    dates: Option<&[(String, Instant)]>,
+) -> Result<Vec<String>, StoreError> {
+    if let Some(dates) = dates {
+        return Ok(abm_core::assess::product_catalog(
+            &rules.config.customers.products,
+            rules.as_of,
+            dates.iter().map(|(p, at)| (p.as_str(), *at)),
+        ));
+    }
     let mut named: Vec<(String, Instant)> = Vec::new();
     if rules.config.customers.products.is_empty() {
         conn.query_each(
@@ -488,6 +505,18 @@ pub(crate) fn product_catalog(
     ))
 }
 
+/// Every product named on a stored deal with its first deal's creation, whatever the as_of
+/// (the catalog as of `t` is those created by `t`: [`product_catalog_with`]).
+pub(crate) fn deal_product_dates(
+    conn: &mut dyn Conn,
+) -> Result<Vec<(String, Instant)>, StoreError> {
+    conn.query_all(
+        "SELECT product, MIN(created_at) FROM deals WHERE product IS NOT NULL GROUP BY product",
+        &[],
+        |r| Ok((r.string(0)?, Instant(r.i(1)?))),
+    )
+}
+
 /// A catalog as a non-negative `meta` value: a run assesses every account when it differs
 /// from the previous run's (each customer's whitespace depends on it).
 pub(crate) fn catalog_mark(catalog: &[String]) -> i64 {
@@ -501,6 +530,17 @@ pub(crate) fn load(
     rules: &Rules,
     opts: &RunOptions<'_>,
     scope: Scope<'_>,
+) -> Result<Loaded, StoreError> {
+    load_with(conn, rules, opts, scope, None)
+}
+
+/// [`load`], with the deals' product dates when the caller has them ([`product_catalog_with`]).
+pub(crate) fn load_with(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    opts: &RunOptions<'_>,
+    scope: Scope<'_>,
+    product_dates: Option<&[(String, Instant)]>,
 ) -> Result<Loaded, StoreError> {
     let accounts = load_accounts(conn, opts.log, scope)?;
     // A scope may name ids no longer stored: only those found are loaded.
@@ -720,7 +760,7 @@ pub(crate) fn load(
             *due = (*due).min(horizon.deal_closed(at));
         }
     })?;
-    let products = product_catalog(conn, rules)?;
+    let products = product_catalog_with(conn, rules, product_dates)?;
     let StoredAccounts { table, ids, .. } = accounts;
 
     Ok(Loaded {

@@ -75,6 +75,9 @@ impl Sqlite {
             reason: e.to_string(),
         })?;
         conn.busy_timeout(lock_timeout).map_err(sql_err)?;
+        // Every statement shape the store uses stays prepared (rusqlite keeps 16 by default: a
+        // re-evaluation alone uses more, and evicting them re-parses each call).
+        conn.set_prepared_statement_cache_capacity(256);
         // WAL: readers never block the writer; a killed writer leaves its frames uncommitted.
         // synchronous=NORMAL is safe against process crashes (a power loss may drop the last
         // committed transaction, never corrupt the file).
