@@ -1387,7 +1387,10 @@ pub(crate) fn run(
     }
     w.flush(&mut *tx, true)?;
     let counted = std::mem::take(&mut w.transitions);
-    crate::transitions::record(&mut *tx, run_id, &counts, counted)?;
+    let looked_up = crate::transitions::record(&mut *tx, run_id, &counts, counted)?;
+    (opts.log)(&format!(
+        "run {run_id}: transition matrix recorded ({looked_up} previous rows read)"
+    ));
 
     let new_state_version = state_version + 1;
     set_meta(&mut *tx, "state_version", new_state_version)?;

@@ -204,18 +204,19 @@ impl Counter {
 
 /// Store run `run`'s matrix: the cells `counter` counted (the previous rows it could not know
 /// looked up now) and the diagonal of every account the run wrote no row for (`totals`: the
-/// run's accounts per cluster).
+/// run's accounts per cluster). Returns how many previous rows were looked up.
 pub(crate) fn record(
     conn: &mut dyn Conn,
     run: i64,
     totals: &abm_core::summary::ClusterCounts,
     counter: Counter,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let Counter {
         mut known,
         mut lookup,
     } = counter;
     lookup.sort_unstable();
+    let looked_up = lookup.len();
     for group in lookup.chunk_by(|a, b| a.0 == b.0) {
         let prev = group[0].0;
         let ids: Vec<Value<'_>> = group.iter().map(|g| Value::Int(g.1)).collect();
@@ -244,7 +245,8 @@ pub(crate) fn record(
         .into_iter()
         .map(|c| (c, totals.get(c) as i64))
         .collect();
-    store_cells(conn, run, &assemble(&totals, changed))
+    store_cells(conn, run, &assemble(&totals, changed))?;
+    Ok(looked_up)
 }
 
 impl crate::Store {
