@@ -101,6 +101,12 @@ for line in log[marker + 1:]:
     m = re.search(r"method=GET path=(\S+) status=(\d+) latency_ms=([\d.]+)", line)
     if m:
         times.setdefault(m.group(1), []).append(float(m.group(3)))
+# The matrix's very first view in the server's life (the page read before the timed rounds).
+for line in log[:marker]:
+    m = re.search(r"method=GET path=/runs/(\d+) status=(\d+) latency_ms=([\d.]+)", line)
+    if m:
+        print(f"transition matrix of run {m.group(1)}, first view after the server started: {float(m.group(3)):.1f} ms")
+        break
 print(f"{'page':52} {'first ms':>9} {'median ms':>10} {'max ms':>9}")
 for name, path in pages.items():
     p = urllib.parse.urlsplit(path).path

@@ -119,6 +119,11 @@ pub struct AccountDeals {
     pub meetings_before_win: Vec<f64>,
     /// Per deal open at the period's end: (stage, whole days in it so far).
     pub stage_days: Vec<(String, f64)>,
+    /// The period's won deals that carry a stage history.
+    pub won_with_history: u64,
+    /// Per such deal and stage it went through before the win: (stage, its place in the
+    /// deal's history, whole days spent in it).
+    pub won_stage_days: Vec<(String, usize, f64)>,
 }
 
 impl AccountDeals {
@@ -130,6 +135,7 @@ impl AccountDeals {
             std::mem::take(&mut self.contacts_before_win),
             std::mem::take(&mut self.meetings_before_win),
             std::mem::take(&mut self.stage_days),
+            std::mem::take(&mut self.won_stage_days),
         );
         *self = AccountDeals {
             cycles: keep.0,
@@ -137,6 +143,7 @@ impl AccountDeals {
             contacts_before_win: keep.2,
             meetings_before_win: keep.3,
             stage_days: keep.4,
+            won_stage_days: keep.5,
             ..AccountDeals::default()
         };
         self.cycles.clear();
@@ -144,6 +151,7 @@ impl AccountDeals {
         self.contacts_before_win.clear();
         self.meetings_before_win.clear();
         self.stage_days.clear();
+        self.won_stage_days.clear();
         let prev = p.previous();
         let mut first_win: Option<Instant> = None;
         for d in deals {
@@ -165,6 +173,10 @@ impl AccountDeals {
                         self.won_amounts += 1;
                     }
                     self.cycles.push(c.days_since(d.created_at) as f64);
+                    if !d.history.is_empty() {
+                        self.won_with_history += 1;
+                        stages_before_win(d, c, &mut self.won_stage_days);
+                    }
                 }
                 (DealOutcome::Won, Some(c)) if prev.contains(c) => {
                     self.prev_won += 1;
@@ -200,6 +212,11 @@ impl AccountDeals {
         self.new_customer = first_win.is_some_and(|f| p.contains(f));
     }
 
+    /// Whitespace: no open deal and no win by the period's end.
+    pub fn is_whitespace(&self) -> bool {
+        !self.customer && self.open == 0
+    }
+
     /// The buying pattern of the period's wins: for each, the distinct contacts engaged and
     /// the meetings from `window_days` before the deal was created to its close (both
     /// included). `touches` are the account's events (any order).
@@ -233,10 +250,29 @@ impl AccountDeals {
             self.meetings_before_win.push(meetings as f64);
         }
     }
+}
 
-    /// Whitespace: no open deal and no win by the period's end.
-    pub fn is_whitespace(&self) -> bool {
-        !self.customer && self.open == 0
+/// The stages a won deal went through before its win, from its stage history (oldest first):
+/// each open stage lasts from its entry to the next entry (the last one to `closed`, when the
+/// history has no winning entry), whole days rounded down; the first winning entry ends the
+/// walk (stages after it are not before the win); a stage entered twice adds up. Appended as
+/// (stage, its first place in the history, days).
+fn stages_before_win(d: &Deal, closed: Instant, out: &mut Vec<(String, usize, f64)>) {
+    let start = out.len();
+    let h = &d.history;
+    for (k, e) in h.iter().enumerate() {
+        match e.outcome {
+            DealOutcome::Won => break,
+            DealOutcome::Lost => continue,
+            DealOutcome::Open => {}
+        }
+        let end = h.get(k + 1).map_or(closed, |n| n.at);
+        let days = end.days_since(e.at) as f64;
+        let stage = e.stage.trim();
+        match out[start..].iter_mut().find(|x| x.0 == stage) {
+            Some(x) => x.2 += days,
+            None => out.push((stage.to_string(), k, days)),
+        }
     }
 }
 
@@ -270,6 +306,11 @@ pub struct GroupAcc {
     pub meetings_before_win: Vec<f64>,
     /// Stage → days in it so far of the deals open at the period's end.
     pub stage_days: std::collections::BTreeMap<String, Vec<f64>>,
+    /// The period's won deals with a stage history.
+    pub won_with_history: u64,
+    /// Stage → (its earliest place in a history, days spent in it by each won deal before
+    /// the win).
+    pub won_stage_days: std::collections::BTreeMap<String, (usize, Vec<f64>)>,
 }
 
 impl GroupAcc {
@@ -300,6 +341,19 @@ impl GroupAcc {
                 Some(v) => v.push(*days),
                 None => {
                     self.stage_days.insert(stage.clone(), vec![*days]);
+                }
+            }
+        }
+        self.won_with_history += d.won_with_history;
+        for (stage, place, days) in &d.won_stage_days {
+            match self.won_stage_days.get_mut(stage) {
+                Some(v) => {
+                    v.0 = v.0.min(*place);
+                    v.1.push(*days);
+                }
+                None => {
+                    self.won_stage_days
+                        .insert(stage.clone(), (*place, vec![*days]));
                 }
             }
         }
@@ -350,6 +404,15 @@ impl GroupAcc {
                 .entry(stage.clone())
                 .or_default()
                 .extend_from_slice(days);
+        }
+        self.won_with_history += o.won_with_history;
+        for (stage, (place, days)) in &o.won_stage_days {
+            let v = self
+                .won_stage_days
+                .entry(stage.clone())
+                .or_insert((*place, Vec::new()));
+            v.0 = v.0.min(*place);
+            v.1.extend_from_slice(days);
         }
         self.whitespace += o.whitespace;
         for &(s, i) in &o.whitespace_top {
@@ -413,7 +476,33 @@ impl GroupAcc {
                     median_days: stats::median(days),
                 })
                 .collect(),
+            stage_days_before_win: self.stage_days_before_win(),
         }
+    }
+
+    /// Per stage, the median days the period's won deals with a stage history spent in it
+    /// before the win, in pipeline order (earliest place in a history, then name); `None`
+    /// when no won deal of the period has a history.
+    fn stage_days_before_win(&mut self) -> Option<Vec<WonStageDays>> {
+        if self.won_with_history == 0 {
+            return None;
+        }
+        let mut out: Vec<(usize, WonStageDays)> = self
+            .won_stage_days
+            .iter_mut()
+            .map(|(stage, (place, days))| {
+                (
+                    *place,
+                    WonStageDays {
+                        stage: stage.clone(),
+                        won_deals: days.len() as u64,
+                        median_days: stats::median(days),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.stage.cmp(&b.1.stage)));
+        Some(out.into_iter().map(|x| x.1).collect())
     }
 
     /// Customers ÷ accounts.
@@ -453,8 +542,19 @@ pub struct BuyingPattern {
     /// Median meetings (`[analytics] meeting_types`) in the same span.
     pub median_meetings: Option<f64>,
     /// Per stage: the deals open at the period's end and the median days they have spent in
-    /// it so far (from their last stage change; the stored deals keep no stage history).
+    /// it so far (from their last stage change).
     pub stage_days: Vec<StageDays>,
+    /// Typical stage durations: per stage, the period's won deals with a stage history that
+    /// went through it and the median whole days they spent in it before the win; `None` when
+    /// no won deal of the period has a stage history.
+    pub stage_days_before_win: Option<Vec<WonStageDays>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WonStageDays {
+    pub stage: String,
+    pub won_deals: u64,
+    pub median_days: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -556,6 +656,76 @@ pub(crate) mod tests {
         // Without engagement data: null, never 0.
         let b = GroupAcc::default().buying_pattern(false);
         assert_eq!((b.median_engaged_contacts, b.median_meetings), (None, None));
+    }
+
+    #[test]
+    fn typical_stage_durations_come_from_the_won_deals_histories() {
+        use DealOutcome::*;
+        let p = period();
+        let e = |stage: &str, at: &str, outcome| abm_core::engagement::StageEntry {
+            stage: stage.into(),
+            at: day(at),
+            outcome,
+        };
+        // discovery 10 days, proposal 5 + 3 (entered twice), a lost step in between (not a
+        // stage before the win), then won; the entry after the win is not counted.
+        let mut a1 = deal(Won, "2026-01-01", Some("2026-02-01"), Some(10.0));
+        a1.history = vec![
+            e("discovery", "2026-01-01", Open),
+            e("proposal", "2026-01-11", Open),
+            e("negotiation lost", "2026-01-16", Lost),
+            e("proposal", "2026-01-17", Open),
+            e("won", "2026-01-20T12:00:00Z", Won),
+            e("renewal", "2026-01-25", Open),
+        ];
+        // No winning entry: the last stage lasts to the close.
+        let mut a2 = deal(Won, "2026-02-01", Some("2026-03-01"), Some(10.0));
+        a2.history = vec![
+            e("discovery", "2026-02-01", Open),
+            e("proposal", "2026-02-21", Open),
+        ];
+        // Won without a history, won before the period, lost: not counted.
+        let a3 = deal(Won, "2026-01-01", Some("2026-01-05"), None);
+        let mut a4 = deal(Won, "2025-10-01", Some("2025-11-01"), None);
+        a4.history = vec![e("discovery", "2025-10-01", Open)];
+        let mut a5 = deal(Lost, "2026-01-01", Some("2026-01-05"), None);
+        a5.history = vec![e("discovery", "2026-01-01", Open)];
+        let mut a = AccountDeals::default();
+        a.read(&[a1, a2, a3, a4, a5], &p);
+        assert_eq!(a.won_with_history, 2);
+        assert_eq!(
+            a.won_stage_days,
+            vec![
+                ("discovery".to_string(), 0, 10.0),
+                ("proposal".to_string(), 1, 8.0),
+                ("discovery".to_string(), 0, 20.0),
+                ("proposal".to_string(), 1, 8.0),
+            ]
+        );
+        let mut g = GroupAcc::default();
+        g.add(&a, 0, 0.0);
+        let b = g.buying_pattern(false);
+        assert_eq!(
+            b.stage_days_before_win,
+            Some(vec![
+                WonStageDays {
+                    stage: "discovery".into(),
+                    won_deals: 2,
+                    median_days: Some(15.0)
+                },
+                WonStageDays {
+                    stage: "proposal".into(),
+                    won_deals: 2,
+                    median_days: Some(8.0)
+                },
+            ])
+        );
+        // No won deal with a history: null, never an empty list.
+        let mut none = AccountDeals::default();
+        none.read(&[deal(Won, "2026-01-01", Some("2026-01-05"), None)], &p);
+        let mut g = GroupAcc::default();
+        g.add(&none, 0, 0.0);
+        assert_eq!(g.buying_pattern(false).stage_days_before_win, None);
     }
 
     pub fn period() -> Period {

@@ -328,6 +328,47 @@ fn buying_md(o: &mut String, a: &Analytics) {
             );
         }
     }
+    let with_history: Vec<(&SegmentRow, &Vec<crate::perf::WonStageDays>)> =
+        std::iter::once(&a.total)
+            .chain(shown_segments(a))
+            .filter_map(|s| Some((s, s.buying_pattern.stage_days_before_win.as_ref()?)))
+            .collect();
+    if with_history.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nTypical stage durations: no won deal of the period has a stage history."
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "\nTypical stage durations: the period's won deals with a stage history, the median days spent in each stage before the win (won deals through that stage in brackets).\n"
+        );
+        let _ = writeln!(o, "| segment | stages before the win |");
+        let _ = writeln!(o, "|---|---|");
+        for (s, stages) in with_history {
+            let text: Vec<String> = stages
+                .iter()
+                .map(|st| {
+                    format!(
+                        "{} {} d ({})",
+                        st.stage,
+                        num(st.median_days, 0),
+                        st.won_deals
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} |",
+                cell(&s.row.key),
+                cell(&if text.is_empty() {
+                    "–".to_string()
+                } else {
+                    text.join(" → ")
+                })
+            );
+        }
+    }
 }
 
 fn migration_md(o: &mut String, a: &Analytics) {

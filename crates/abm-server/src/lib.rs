@@ -33,8 +33,6 @@ pub struct Shared {
     pub(crate) run_lock: tokio::sync::Mutex<()>,
     /// The dashboard's signed-in browsers.
     pub(crate) sessions: dashboard::session::Sessions,
-    /// Transition matrices already computed (a recorded run's never changes).
-    pub(crate) matrices: dashboard::Matrices,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +61,6 @@ pub fn router_with(app: App, connectors: abm_mcp::Connectors) -> axum::Router {
             metrics: metrics::Metrics::default(),
             run_lock: tokio::sync::Mutex::new(()),
             sessions: Default::default(),
-            matrices: Default::default(),
         }),
         connectors,
     )

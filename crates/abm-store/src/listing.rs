@@ -159,7 +159,7 @@ impl crate::Store {
         // off the diagonal walks the rows its run wrote instead (few, in account order).
         let moved_off = f.moved.filter(|m| m.from != Some(m.to));
         let previous = match f.moved {
-            Some(m) => crate::transitions::previous_run(&mut tx, m.run)?.unwrap_or(-1),
+            Some(m) => crate::transitions::previous_run(&mut *tx, m.run)?.unwrap_or(-1),
             None => -1,
         };
         let (source, key) = match moved_off {

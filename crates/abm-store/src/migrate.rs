@@ -93,6 +93,7 @@ pub(crate) fn migrate(conn: &mut dyn Conn, list: &[(&str, &str)]) -> Result<(), 
 fn after(conn: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
     match name {
         "0003_stable_signatures" => stable_signatures(conn),
+        "0011_run_transitions" => crate::transitions::record_recorded_runs(conn),
         _ => Ok(()),
     }
 }
@@ -154,6 +155,7 @@ mod tests {
             "112fdd86cbb8c9882a02b9a09cbdc6db096a46c6b9eec58bf54dfd19301bc9c4",
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
             "e5760153e739e0a348f10fcbda796d497812d3b912c566d75049abc142d10833",
+            "219f2b3f4d39bebe4a77c8e7b0b0f0ae64d43794c48a3b1ac16333c4ea3b8f0f",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
@@ -166,6 +168,7 @@ mod tests {
             "46572d8293806670f2db4c32e60a702ebb95fe05c595794567c2bc60a6dfc0f1",
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
             "937215910e39bb9721823d73bb28f3a75cbd3df0ec321a26f86e2b37e0a7bcc2",
+            "dec08c8724727a87019d9967673301d1197050e4f1cfee3802b7d066db73cd99",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_segment_versions",
         include_str!("../migrations/postgres/0010_segment_versions.sql"),
     ),
+    (
+        "0011_run_transitions",
+        include_str!("../migrations/postgres/0011_run_transitions.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

@@ -273,9 +273,9 @@ pub(crate) struct Loaded {
     events_after: u64,
     events_unknown: u64,
     /// Per account: the run and content hash of its latest snapshot row (`account_state`).
-    snapshot_of: Vec<Option<(i64, Option<[u8; 16]>)>>,
+    pub(crate) snapshot_of: Vec<Option<(i64, Option<[u8; 16]>)>>,
     /// Per account: the due instant and computed score `account_state` holds.
-    stored_due: Vec<(Option<i64>, Option<f64>)>,
+    pub(crate) stored_due: Vec<(Option<i64>, Option<f64>)>,
     /// Per account: the earliest instant a rule reading its events, triggers or deals could
     /// change its assessment (the entry and floor of its state are added when it is decided).
     due: Vec<Instant>,
@@ -1067,6 +1067,8 @@ pub(crate) struct Writer {
     pub(crate) opened: u64,
     /// Snapshot rows written (accounts whose assessment changed).
     snapshot_rows: u64,
+    /// The run's transition matrix, counted as its rows are written.
+    transitions: crate::transitions::Counter,
 }
 
 const SNAPSHOTS: &str =
@@ -1118,6 +1120,7 @@ impl Writer {
             closed: 0,
             opened: 0,
             snapshot_rows: 0,
+            transitions: Default::default(),
         }
     }
 
@@ -1431,6 +1434,11 @@ pub(crate) fn run(
         }
     }
     w.flush(&mut *tx, true)?;
+    let counted = std::mem::take(&mut w.transitions);
+    let looked_up = crate::transitions::record(&mut *tx, run_id, &counts, counted)?;
+    (opts.log)(&format!(
+        "run {run_id}: transition matrix recorded ({looked_up} previous rows read)"
+    ));
 
     let new_state_version = state_version + 1;
     set_meta(&mut *tx, "state_version", new_state_version)?;
@@ -1730,6 +1738,7 @@ pub(crate) fn write_one(
         return Ok(());
     }
     w.snapshot_rows += 1;
+    w.transitions.add(l, i, d.cluster);
 
     w.snapshots.int(w.run).int(account);
     push_row(&mut w.snapshots, conn, texts, rules, c, &checkpoint)?;

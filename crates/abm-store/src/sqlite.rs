@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_segment_versions",
         include_str!("../migrations/sqlite/0010_segment_versions.sql"),
     ),
+    (
+        "0011_run_transitions",
+        include_str!("../migrations/sqlite/0011_run_transitions.sql"),
+    ),
 ];
 
 pub struct Sqlite {

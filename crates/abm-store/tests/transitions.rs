@@ -1,7 +1,10 @@
 //! A run's transition matrix (`Store::transitions`) against the per-account truth
 //! (`Store::assessment_at` at the run and at the one before), and the listing's transition
 //! filter against the same, over a sample imported a slice of events at a time with a run
-//! after each slice and review decisions between runs — on SQLite and PostgreSQL.
+//! after each slice and review decisions and re-evaluations between runs (one run full, the
+//! others scaled with change) — on SQLite and PostgreSQL. The matrix each run stored equals the
+//! one counted afresh from the history (`transitions_recomputed`, the oracle), and so does the
+//! one migration 0011 counts for runs recorded before it.
 
 use abm_core::{Cluster, Config, Instant, Rules};
 use abm_io::load::LoadOptions;
@@ -13,12 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const DAY: i64 = 86_400 * 1_000_000;
 
-fn run(store: &mut Store, config: &Config, as_of: Instant) {
+fn run(store: &mut Store, config: &Config, as_of: Instant, full: bool) {
     let rules = Rules::compile(config, as_of).unwrap();
     let opts = RunOptions {
         as_of,
         threads: 2,
-        full: false,
+        full,
         log: &|_| {},
         progress: &|_, _, _| {},
     };
@@ -116,7 +119,7 @@ fn story(url: &str) {
             inputs.deals = Some(dir.path().join("deals.csv").into());
         }
         store.import(&inputs, &opts).unwrap();
-        run(&mut store, &config, *cut);
+        run(&mut store, &config, *cut, i == 3);
         if i == 0 {
             store
                 .export(&mut |r| {
@@ -134,12 +137,25 @@ fn story(url: &str) {
         if let Some(c) = accounts.next() {
             store.reject(c.id, "ben", Some("not yet")).unwrap();
         }
+        // Re-evaluate a few accounts a little later (their state may change without a
+        // snapshot row: the next run's matrix reads their row, not their state).
+        let later = Instant(cut.0 + 3 * DAY);
+        let rules = Rules::compile(&config, later).unwrap();
+        let some: Vec<String> = ids.iter().skip(i * 7).step_by(37).cloned().collect();
+        store.reevaluate(&rules, &some).unwrap();
     }
     let runs = store.list_runs(100).unwrap().len() as i64;
     assert_eq!(runs, cuts.len() as i64, "one run per slice");
     let mut off_diagonal = 0;
+    let mut stored = Vec::new();
     for r in 1..=runs {
         let t = store.transitions(r).unwrap();
+        assert_eq!(
+            t,
+            store.transitions_recomputed(r).unwrap(),
+            "run {r}: the stored matrix equals the one counted from the history"
+        );
+        stored.push(t.clone());
         assert_eq!(t.previous, (r > 1).then_some(r - 1));
         let expected = truth(&mut store, &ids, r);
         let got: BTreeMap<Cell, i64> = t
@@ -172,6 +188,18 @@ fn story(url: &str) {
         store.transitions(runs + 1),
         Err(abm_store::StoreError::UnknownRun(_))
     ));
+    // Runs recorded before migration 0011: the migration counts their matrices.
+    drop(store);
+    forget_stored_matrices(url);
+    let mut store = Store::open(url).unwrap();
+    for t in &stored {
+        let r = t.run;
+        assert_eq!(
+            &store.transitions(r).unwrap(),
+            t,
+            "run {r} after migration 0011"
+        );
+    }
     // The listing reads each account's latest row, however old: every account has a tier, and
     // a tier filter gives exactly the accounts of that tier.
     let mut all = Vec::new();
@@ -213,6 +241,18 @@ fn story(url: &str) {
         .collect();
     assert!(!tier_a.is_empty());
     assert_eq!(filtered, tier_a);
+}
+
+/// The store as it was before migration 0011 (no stored matrix), its runs kept.
+fn forget_stored_matrices(url: &str) {
+    let sql = "DROP TABLE run_transitions; DELETE FROM schema_migrations WHERE version = 11";
+    if url.starts_with("postgres") {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.batch_execute(sql).unwrap();
+    } else {
+        let c = rusqlite::Connection::open(url).unwrap();
+        c.execute_batch(sql).unwrap();
+    }
 }
 
 #[test]

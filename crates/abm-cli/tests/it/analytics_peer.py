@@ -15,7 +15,10 @@ Writes {"all": ROW, "by_cluster": {key: ROW}, "by_tier": {key: ROW}, "seg": ROW}
 analytics.json, computed from the definitions of issue 16 alone; "seg_members" (the accounts
 in `seg`); with ENGAGEMENT, "buying": {"all"|"seg": [wins, median contacts, median meetings]}:
 per won deal of the period, the distinct contacts and the `meeting` events of its account from
-90 days before the deal's creation to its close.
+90 days before the deal's creation to its close; "stages": {"all"|"seg"|"cluster:NAME": null |
+{stage: [won deals, median days]}}: per won deal of the period with a `stage_history`, the whole
+days (rounded down) from each open stage's entry to the next entry (the last one to the close),
+up to its first winning entry (entries in time order, then as written), added up per stage; null when no won deal of the group has one.
 """
 import json
 import sys
@@ -53,7 +56,8 @@ con.execute(
            TRY_CAST(NULLIF(trim(r.{col('amount')}), '') AS DOUBLE) AS amount,
            CAST(NULLIF(trim(r.{col('created_at')}), '') AS TIMESTAMP) AS created_at,
            CAST(NULLIF(trim(r.{col('closed_at')}), '') AS TIMESTAMP) AS closed_at,
-           {"NULLIF(trim(r." + col('product') + "), '')" if m.get('product', 'product') in cols else 'NULL'} AS product
+           {"NULLIF(trim(r." + col('product') + "), '')" if m.get('product', 'product') in cols else 'NULL'} AS product,
+           {"NULLIF(trim(r." + col('stage_history') + "), '')" if m.get('stage_history', 'stage_history') in cols else 'NULL'} AS history
     FROM raw r
     WHERE NULLIF(trim(r.{col('deal_id')}), '') IS NOT NULL
       AND NULLIF(trim(r.{col('created_at')}), '') IS NOT NULL
@@ -159,6 +163,61 @@ result["pairs"] = {
         "SELECT x.product, y.product, count(*) FROM held x JOIN held y "
         "ON x.account_id = y.account_id AND x.product < y.product GROUP BY 1, 2"
     ).fetchall()
+}
+# Typical stage durations before a win, from the won deals' stage histories.
+con.execute(
+    """CREATE TABLE hw AS
+       SELECT row_number() OVER () AS w, f.closed_at, f.history, p.in_seg, p.cluster
+       FROM facts f JOIN per_account p ON p.account_id = f.account_id
+       WHERE f.won_in AND f.history IS NOT NULL"""
+)
+con.execute(
+    """CREATE TABLE he AS
+       SELECT w, closed_at, k, trim(regexp_extract(e, '^(.*)@[^@]*$', 1)) AS stage,
+              CAST(trim(regexp_extract(e, '@([^@]*)$', 1)) AS TIMESTAMP) AS ts
+       FROM (SELECT w, closed_at, unnest(string_split(history, ';')) AS e,
+                    generate_subscripts(string_split(history, ';'), 1) AS k FROM hw)
+       WHERE trim(e) <> ''"""
+)
+con.execute(
+    """CREATE TABLE per_deal AS
+       WITH o AS (
+         SELECT *, lead(ts) OVER (PARTITION BY w ORDER BY ts, k) AS nxt,
+                row_number() OVER (PARTITION BY w ORDER BY ts, k) AS pos,
+                lower(stage) IN ('won', 'closedwon', 'closed won') AS is_won,
+                lower(stage) IN ('lost', 'closedlost', 'closed lost') AS is_lost
+         FROM he),
+       f AS (SELECT *, min(pos) FILTER (WHERE is_won) OVER (PARTITION BY w) AS won_pos FROM o)
+       SELECT w, stage,
+              sum(floor((epoch_us(coalesce(nxt, closed_at)) - epoch_us(ts)) / 86400000000.0)) AS days
+       FROM f WHERE NOT is_won AND NOT is_lost AND (won_pos IS NULL OR pos < won_pos)
+       GROUP BY w, stage"""
+)
+
+
+def stages(key_sql, keys):
+    out = {}
+    for k in keys:
+        cond = key_sql.format(k=k)
+        n = con.execute(f"SELECT count(*) FROM hw WHERE {cond}").fetchone()[0]
+        if n == 0:
+            out[k] = None
+            continue
+        out[k] = {
+            stage: [cnt, float(med)]
+            for stage, cnt, med in con.execute(
+                f"SELECT stage, count(*), median(days) FROM per_deal JOIN hw USING (w) "
+                f"WHERE {cond} GROUP BY stage"
+            ).fetchall()
+        }
+    return out
+
+
+clusters = [r[0] for r in con.execute("SELECT DISTINCT cluster FROM per_account").fetchall()]
+result["stages"] = {
+    **stages("true", ["all"]),
+    **stages("in_seg", ["seg"]),
+    **{f"cluster:{k}": v for k, v in stages("cluster = '{k}'", clusters).items()},
 }
 result["seg_members"] = sorted(
     r[0] for r in con.execute("SELECT account_id FROM per_account WHERE in_seg").fetchall()

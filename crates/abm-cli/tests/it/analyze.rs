@@ -198,6 +198,37 @@ fn cross_check(d: &Path, c: &Case<'_>) -> Value {
     } else {
         assert!(ours["total"]["buying_pattern"]["median_engaged_contacts"].is_null());
     }
+    // Typical stage durations before a win: per stage, won deals and median days; null when
+    // no won deal of the group has a stage history.
+    let mut rows: Vec<(String, &Value)> = vec![("all".into(), &ours["total"])];
+    for s in ours["segments"].as_array().unwrap() {
+        let key = s["key"].as_str().unwrap();
+        if key == "seg" || key.starts_with("cluster:") {
+            rows.push((key.to_string(), s));
+        }
+    }
+    for (key, row) in rows {
+        let got = &row["buying_pattern"]["stage_days_before_win"];
+        let want = peer["stages"].get(&key).unwrap_or(&Value::Null);
+        if want.is_null() {
+            assert!(got.is_null(), "{key}: stage durations {got} vs DuckDB null");
+            continue;
+        }
+        let want = want.as_object().unwrap();
+        let got = got
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {got} vs {want:?}"));
+        assert_eq!(got.len(), want.len(), "{key}: stages {got:?} vs {want:?}");
+        for st in got {
+            let p = &want[st["stage"].as_str().unwrap()];
+            assert_eq!(
+                st["won_deals"].as_f64(),
+                p[0].as_f64(),
+                "{key}: {st} vs {p}"
+            );
+            assert!(same_number(&st["median_days"], &p[1]), "{key}: {st} vs {p}");
+        }
+    }
     // Cross-sell: holders per product and customers holding both of each pair.
     let holders = peer["holders"].as_object().unwrap();
     if holders.is_empty() {
@@ -241,6 +272,8 @@ fn analyze_agrees_with_duckdb_on_generated_data() {
     }
     let d = tempfile::tempdir().unwrap();
     let data = sample_data(d.path(), 3000);
+    let won_with_history = add_stage_histories(&data.join("deals.csv"));
+    assert!(won_with_history > 20, "{won_with_history}");
     let cfg = write(d.path(), "abm.toml", SEG_SAMPLE);
     let c = Case {
         config: &cfg,
@@ -256,6 +289,80 @@ fn analyze_agrees_with_duckdb_on_generated_data() {
     };
     let a = cross_check(d.path(), &c);
     assert!(a["total"]["won"].as_u64().unwrap() > 10, "{}", a["total"]);
+    let stages = &a["total"]["buying_pattern"]["stage_days_before_win"];
+    assert!(stages.as_array().unwrap().len() >= 3, "{stages}");
+}
+
+/// Give three won deals in four a `stage_history` column (the others none) ending in a `won`
+/// entry at the deal's close: discovery then proposal; discovery, qualification, proposal;
+/// or discovery and proposal each entered twice. Returns the won deals given one.
+fn add_stage_histories(deals: &Path) -> usize {
+    let text = std::fs::read_to_string(deals).unwrap();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    abm_io::csv::for_each_record(text.as_bytes(), 1, |r| {
+        rows.push(
+            (0..r.len())
+                .map(|i| String::from_utf8_lossy(r.get(i)).into_owned())
+                .collect(),
+        );
+    });
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let (id, outcome, created, closed) = (
+        col("deal_id"),
+        col("outcome"),
+        col("created_at"),
+        col("closed_at"),
+    );
+    rows[0].push("stage_history".into());
+    let mut given = 0;
+    for (n, row) in rows.iter_mut().enumerate().skip(1) {
+        let mut history = String::new();
+        if row[outcome].trim().eq_ignore_ascii_case("won")
+            && !row[closed].trim().is_empty()
+            && n % 4 != 0
+        {
+            let a = abm_core::Instant::parse(row[created].trim()).unwrap();
+            let b = abm_core::Instant::parse(row[closed].trim()).unwrap();
+            let at = |share: f64| {
+                // Whole seconds, so that both sides read the same instant.
+                let t = a.0 + ((b.0 - a.0) as f64 * share) as i64;
+                abm_core::Instant(t - t.rem_euclid(1_000_000)).to_rfc3339()
+            };
+            let steps: &[(&str, f64)] = if b.0 - a.0 < 4 * 86_400_000_000 {
+                &[("discovery", 0.0)]
+            } else {
+                match row[id].bytes().map(|b| b as usize).sum::<usize>() % 3 {
+                    0 => &[("discovery", 0.0), ("proposal", 0.4)],
+                    1 => &[
+                        ("discovery", 0.0),
+                        ("qualification", 0.25),
+                        ("proposal", 0.6),
+                    ],
+                    _ => &[
+                        ("discovery", 0.0),
+                        ("proposal", 0.3),
+                        ("discovery", 0.5),
+                        ("proposal", 0.8),
+                    ],
+                }
+            };
+            let mut parts: Vec<String> = steps
+                .iter()
+                .map(|(s, x)| format!("{s}@{}", at(*x)))
+                .collect();
+            parts.push(format!("won@{}", b.to_rfc3339()));
+            history = parts.join(";");
+            given += 1;
+        }
+        row.push(history);
+    }
+    let quote = |f: &String| format!("\"{}\"", f.replace('"', "\"\""));
+    let out: String = rows
+        .iter()
+        .map(|r| r.iter().map(quote).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    std::fs::write(deals, out).unwrap();
+    given
 }
 
 #[test]

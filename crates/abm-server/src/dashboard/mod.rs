@@ -15,8 +15,6 @@ mod review;
 mod runs;
 pub(crate) mod session;
 
-pub(crate) use runs::Matrices;
-
 use crate::routes::blocking;
 use crate::Shared;
 use abm_app::access::{Caller, Role};

@@ -14,51 +14,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use std::sync::Arc;
 
 /// Runs listed.
 const LISTED: usize = 100;
-/// Matrices kept in memory.
-const KEPT: usize = 64;
-
-/// The transition matrices computed so far, by run. A recorded run's matrix never changes (runs
-/// are immutable; decisions and re-evaluations write no snapshot rows), and computing one reads
-/// every row its run wrote (about a second at 1M accounts when a third of them changed), so
-/// each is computed once per server; the runs page computes the latest one in the background.
-#[derive(Default)]
-pub(crate) struct Matrices {
-    done: std::sync::Mutex<std::collections::HashMap<i64, Arc<Transitions>>>,
-}
-
-impl Matrices {
-    fn get(&self, run: i64) -> Option<Arc<Transitions>> {
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&run)
-            .cloned()
-    }
-
-    fn put(&self, t: Transitions) -> Arc<Transitions> {
-        let t = Arc::new(t);
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        if done.len() >= KEPT {
-            if let Some(oldest) = done.keys().min().copied() {
-                done.remove(&oldest);
-            }
-        }
-        done.insert(t.run, t.clone());
-        t
-    }
-}
-
-/// Run `run`'s matrix, computed once.
-async fn transitions(s: &S, run: i64) -> Result<Arc<Transitions>, Problem> {
-    if let Some(t) = s.matrices.get(run) {
-        return Ok(t);
-    }
-    let t = blocking(s, move |app| app.transitions(run)).await?;
-    Ok(s.matrices.put(t))
+/// Run `run`'s matrix (stored with the run: a few rows read).
+async fn transitions(s: &S, run: i64) -> Result<Transitions, Problem> {
+    blocking(s, move |app| app.transitions(run)).await
 }
 
 pub(crate) async fn page(State(s): State<S>, me: Me) -> Response {
@@ -67,21 +28,10 @@ pub(crate) async fn page(State(s): State<S>, me: Me) -> Response {
 
 async fn list(s: &S, me: &Me, status: StatusCode, notice: Option<&str>) -> Response {
     match blocking(s, |app| app.runs(LISTED)).await {
-        Ok(runs) => {
-            // Have the latest run's matrix ready for the click that usually follows.
-            if let Some(latest) = runs.first().map(|r| r.run) {
-                if s.matrices.get(latest).is_none() {
-                    let s = s.clone();
-                    tokio::spawn(async move {
-                        let _ = transitions(&s, latest).await;
-                    });
-                }
-            }
-            html(
-                status,
-                layout::page(me, Nav::Runs, "Runs", body(me, &runs, notice)),
-            )
-        }
+        Ok(runs) => html(
+            status,
+            layout::page(me, Nav::Runs, "Runs", body(me, &runs, notice)),
+        ),
         Err(p) => failed(p),
     }
 }
