@@ -16,6 +16,14 @@ pub struct StorePool {
     /// Idle connections, at most `max_idle` kept.
     idle: Mutex<Vec<Store>>,
     max_idle: usize,
+    /// SQLite: the WAL checkpointer thread, stopped and joined when the pool is dropped.
+    checkpointer: Mutex<Option<Checkpointer>>,
+}
+
+/// The pool's WAL checkpointer thread and the channel that stops it.
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// A connection checked out of a [`StorePool`]; it goes back when dropped.
@@ -49,14 +57,17 @@ impl StorePool {
             lock_timeout,
             idle: Mutex::new(vec![first]),
             max_idle: max_idle.max(1),
+            checkpointer: Mutex::new(None),
         });
         if sqlite {
-            let checkpointer = Store::open_with(url, lock_timeout, false)?;
-            let weak = Arc::downgrade(&pool);
-            std::thread::Builder::new()
+            let store = Store::open_with(url, lock_timeout, false)?;
+            let (stop, stopped) = std::sync::mpsc::channel();
+            let thread = std::thread::Builder::new()
                 .name("abm-wal-checkpoint".into())
-                .spawn(move || checkpoints(checkpointer, weak))
+                .spawn(move || checkpoints(store, stopped))
                 .map_err(|e| StoreError::Corrupt(format!("starting the WAL checkpointer: {e}")))?;
+            *pool.checkpointer.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Checkpointer { stop, thread });
         }
         Ok(pool)
     }
@@ -96,17 +107,33 @@ fn no_autocheckpoint(s: &mut Store) -> Result<(), StoreError> {
 
 /// The pool's WAL checkpointer (SQLite): a passive checkpoint every 100 ms on a connection of
 /// its own — it copies committed pages back into the database without blocking readers or the
-/// writer — until the pool is dropped.
-fn checkpoints(mut store: Store, pool: std::sync::Weak<StorePool>) {
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        if pool.strong_count() == 0 {
-            return;
-        }
+/// writer — until the pool is dropped (`stopped` then says so, or hangs up).
+fn checkpoints(mut store: Store, stopped: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(Duration::from_millis(100))
+    {
         // A busy or failed checkpoint is tried again at the next tick.
         let _ = store
             .conn()
             .query_each("PRAGMA wal_checkpoint(PASSIVE)", &[], &mut |_| Ok(()));
+    }
+    // The store closes here, after every idle connection (`StorePool`'s drop): the last
+    // connection to close copies the WAL into the database and removes it, so a finished
+    // command leaves one self-contained database file.
+}
+
+impl Drop for StorePool {
+    fn drop(&mut self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(c) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = c.stop.send(());
+            let _ = c.thread.join();
+        }
     }
 }
 
@@ -137,6 +164,7 @@ impl Drop for PooledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{ConnExt, RowExt};
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>() {}
@@ -165,5 +193,46 @@ mod tests {
             }
         }
         assert_eq!(pool.idle(), 2, "at most max_idle kept");
+    }
+
+    /// A command that used the pool leaves one self-contained database file: dropping the pool
+    /// stops the checkpointer and closes every connection, and the last close moves the WAL
+    /// into the database (a copy of `abm.db` alone holds everything committed).
+    #[test]
+    fn dropping_the_pool_leaves_no_wal_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abm.db");
+        let url = path.display().to_string();
+        let pool = StorePool::open(&url, 2).unwrap();
+        {
+            let mut s = pool.get().unwrap();
+            s.conn()
+                .query_each(
+                    "CREATE TABLE t AS SELECT 'x' AS v FROM accounts WHERE 0",
+                    &[],
+                    &mut |_| Ok(()),
+                )
+                .unwrap();
+        }
+        let wal = dir.path().join("abm.db-wal");
+        assert!(wal.exists(), "the pool writes through the WAL");
+        drop(pool);
+        assert!(
+            !wal.exists(),
+            "the WAL is checkpointed and removed when the pool is dropped"
+        );
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let mut store =
+            Store::open_with(&copy.display().to_string(), DEFAULT_LOCK_TIMEOUT, false).unwrap();
+        let n = store
+            .conn()
+            .query_one(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 't'",
+                &[],
+                |r| r.i(0),
+            )
+            .unwrap();
+        assert_eq!(n, Some(1), "the copy of the file alone holds the table");
     }
 }
