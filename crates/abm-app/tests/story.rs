@@ -234,16 +234,14 @@ fn export_rows(app: &App) -> std::collections::BTreeMap<String, serde_json::Valu
     rows
 }
 
-/// Live ingest: events posted between runs re-assess their accounts at once, recorded under
-/// the latest run as current state; the next run at the same as_of computes the same rows
-/// for them and records no movement of its own for them. A re-post changes nothing.
-fn live_ingest(url: &str) {
+/// A store at `url` with `accounts` sample accounts imported (the directory holds the files).
+fn imported_sample(url: &str, accounts: u64) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     write_sample(
         &data,
         &SampleSpec {
-            accounts: 300,
+            accounts,
             ..SampleSpec::default()
         },
     )
@@ -258,6 +256,14 @@ fn live_ingest(url: &str) {
     };
     app.import(&inputs, &app.load_options(), &mut |_| Ok(()))
         .unwrap();
+    (dir, app)
+}
+
+/// Live ingest: events posted between runs re-assess their accounts at once, recorded under
+/// the latest run as current state; the next run at the same as_of computes the same rows
+/// for them and records no movement of its own for them. A re-post changes nothing.
+fn live_ingest(url: &str) {
+    let (_dir, app) = imported_sample(url, 300);
     let t0 = Instant::parse(abm_io::sample::SAMPLE_AS_OF).unwrap();
     let event = |account: &str, contact: &str, at: Instant| {
         json!({"account_id": account, "occurred_at": at.to_string(), "type": "meeting",
@@ -383,26 +389,7 @@ fn files_in_on_postgres() {
 /// calls and read again when a deal changes: after a deal with a new product, re-evaluated
 /// customers show it as not yet bought, exactly as a full run at the same as_of computes them.
 fn catalog_follows_deals(url: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    write_sample(
-        &data,
-        &SampleSpec {
-            accounts: 300,
-            ..SampleSpec::default()
-        },
-    )
-    .unwrap();
-    let app = app(url);
-    let inputs = ImportInputs {
-        accounts: Some(data.join("accounts.csv").into()),
-        engagement: Some(data.join("engagement.csv").into()),
-        triggers: Some(data.join("triggers.csv").into()),
-        deals: Some(data.join("deals.csv").into()),
-        more_engagement: Vec::new(),
-    };
-    app.import(&inputs, &app.load_options(), &mut |_| Ok(()))
-        .unwrap();
+    let (_dir, app) = imported_sample(url, 300);
     let t0 = Instant::parse(abm_io::sample::SAMPLE_AS_OF).unwrap();
     app.run(Some(t0), Some(2), RunObserver::default()).unwrap();
     let customers: Vec<String> = export_rows(&app)
