@@ -136,6 +136,8 @@ def main():
     ap.add_argument("--pg", help="PostgreSQL URL; the benchmark creates and drops its own databases")
     ap.add_argument("--skip-anchors", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--keep-pg", action="store_true",
+                    help="keep the PostgreSQL database abm_bench_state at the end (for bench/serve.py)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--one-account", default=str(ROOT / "target/release/examples/one_account"),
                     help="the one-account call's benchmark (abm-app's example)")
@@ -230,7 +232,7 @@ def main():
         else:
             print(f"{a.one_account} not found (cargo build --release -p abm-app --example "
                   f"one_account): one-account call skipped")
-        if backend == "postgres":
+        if backend == "postgres" and not a.keep_pg:
             psql(pg_url_for(a.pg, "postgres"), "DROP DATABASE IF EXISTS abm_bench_state")
 
     by = {(r["backend"], r["step"]): r["seconds"] for r in results if "seconds" in r}
