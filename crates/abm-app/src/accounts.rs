@@ -87,7 +87,16 @@ impl App {
 
     /// One account now (`StoreError::NoAccount` when unknown).
     pub fn account(&self, account_id: &str) -> Result<AccountDetail> {
-        let h = self.history(account_id)?;
+        // One connection for the three reads (a by-id request is mostly overhead otherwise).
+        let mut store = self.store()?;
+        let h = store.history(account_id)?;
+        let explanation = match store.latest_as_of()? {
+            Some(as_of) => {
+                let rules = self.rules_at(as_of)?;
+                Some(store.explain(account_id, &rules)?)
+            }
+            None => None,
+        };
         Ok(AccountDetail {
             api_version: API_VERSION,
             account_id: h.account_id,
@@ -100,10 +109,7 @@ impl App {
                 .into_iter()
                 .filter(|c| c.status == abm_core::movement::CheckpointStatus::Pending)
                 .collect(),
-            explanation: match self.latest_as_of()? {
-                Some(as_of) => Some(self.explain(account_id, as_of)?),
-                None => None,
-            },
+            explanation,
         })
     }
 

@@ -148,7 +148,7 @@ impl App {
     }
 
     /// This config's rules as of `as_of`, compiled once per as_of in a row.
-    fn rules_at(&self, as_of: Instant) -> Result<Arc<Rules>> {
+    pub(crate) fn rules_at(&self, as_of: Instant) -> Result<Arc<Rules>> {
         let mut kept = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = kept.as_ref().filter(|r| r.as_of == as_of) {
             return Ok(r.clone());

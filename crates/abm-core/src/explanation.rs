@@ -903,7 +903,7 @@ impl Explanation {
             origin: Origin::Files,
             source: None,
             as_of,
-            config_hash: rules.config.hash(),
+            config_hash: rules.config_hash().to_string(),
             score,
             engagement,
             deals,

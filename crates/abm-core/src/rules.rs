@@ -332,6 +332,8 @@ pub struct Rules {
     pub contacts_needed: u32,
     pub af_signal: Vec<bool>,
     pub fp_signal: Vec<bool>,
+    /// `config.hash()`, computed once (it serializes the whole config: too slow per account).
+    config_hash: String,
 }
 
 /// Engaged contacts tracked per account in bulk state (see `EngagementState`).
@@ -567,8 +569,14 @@ impl Rules {
             contacts_needed: e.high_contacts.max(e.medium_contacts),
             af_signal,
             fp_signal,
+            config_hash: cfg.hash(),
             config: cfg.clone(),
         })
+    }
+
+    /// The stable hash of the config these rules were compiled from (`Config::hash`).
+    pub fn config_hash(&self) -> &str {
+        &self.config_hash
     }
 
     pub fn event_name(&self, code: Code) -> &str {

@@ -642,7 +642,7 @@ pub fn segment(
     checkpoints.insert("conflict".to_string(), conflicts);
     let summary = Summary {
         as_of: rules.as_of.to_string(),
-        config_hash: rules.config.hash(),
+        config_hash: rules.config_hash().to_string(),
         accounts: counts.total(),
         cluster_icp_count: counts.cluster_icp,
         future_pipeline_count: counts.future_pipeline,

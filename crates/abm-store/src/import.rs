@@ -138,9 +138,14 @@ struct Sink {
     /// The staging table, once created, and the rows copied into it.
     stage: Option<String>,
     staged_rows: u64,
-    /// A first load (see [`Sink::prepare`]): the keys written so far, and the constraint to
-    /// build again at the end.
-    direct: Option<(HashSet<u128, BuildHasherDefault<KeyHasher>>, String)>,
+    /// A first load (see [`Sink::prepare`]): the low 64 bits of the keys written so far, and
+    /// the constraint to build again at the end.
+    direct: Option<(HashSet<u64, BuildHasherDefault<KeyHasher>>, String)>,
+    /// First load: rows whose key's low 64 bits were seen already — a repeat of a written row,
+    /// or (about once in 10^5 loads of 20M rows) another key sharing them. They go in after
+    /// the unique index is built, with the sink's `DO NOTHING`: a repeat adds nothing, a
+    /// distinct key is stored (after the others, so with a later row id).
+    held: Batch,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
@@ -160,6 +165,7 @@ impl Sink {
             stage: None,
             staged_rows: 0,
             direct: None,
+            held: Batch::new(ncols),
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
@@ -216,12 +222,18 @@ impl Sink {
         Ok(())
     }
 
-    /// Whether a row with this key (the row's first column) is to be written: always, but in
-    /// a first load, where only the first of a key is.
-    fn keep(&mut self, key: &[u8; 16]) -> bool {
-        match &mut self.direct {
-            None => true,
-            Some((seen, _)) => seen.insert(u128::from_le_bytes(*key)),
+    /// The batch a row with this key (the row's first column) is to be written to: the sink's
+    /// batch — but in a first load, the first row of a key's low 64 bits goes there and later
+    /// ones are held for the end (see `held`). Memory: 8 bytes (plus the set's slack) a row.
+    fn row(&mut self, key: &[u8; 16]) -> &mut Batch {
+        let repeat = match &mut self.direct {
+            Some((seen, _)) => !seen.insert(u128::from_le_bytes(*key) as u64),
+            None => false,
+        };
+        if repeat {
+            &mut self.held
+        } else {
+            &mut self.batch
         }
     }
 
@@ -356,7 +368,14 @@ impl Sink {
         }
         if let Some((seen, add_index)) = self.direct.take() {
             drop(seen);
-            conn.batch_execute(&add_index)?;
+            build_indexes(conn, &add_index)?;
+            if !self.held.is_empty() {
+                self.affected += conn.insert_batch(
+                    &format!("{} ({})", self.table, self.cols),
+                    &self.held,
+                    self.suffix,
+                )?;
+            }
             return Ok(self.affected);
         }
         if let Some(stage) = &self.stage {
@@ -382,6 +401,22 @@ impl Sink {
     }
 }
 
+/// Builds a first load's indexes (`sql`). On SQLite the sorter may use a helper thread for
+/// the build and a small page cache (the sort spills to temporary files, not to memory: see
+/// `import`), restored afterwards.
+fn build_indexes(conn: &mut dyn Conn, sql: &str) -> Result<(), StoreError> {
+    if conn.backend() != Backend::Sqlite {
+        return conn.batch_execute(sql);
+    }
+    conn.batch_execute("PRAGMA threads = 2; PRAGMA cache_size = -16384")?;
+    let built = conn.batch_execute(sql);
+    let restored = conn.batch_execute(&format!(
+        "PRAGMA threads = 0; PRAGMA cache_size = {}",
+        crate::sqlite::CACHE_SIZE
+    ));
+    built.and(restored)
+}
+
 /// A JSON object of `(column, value)` pairs in column order.
 fn fields_json(names: &[String], values: &[&str]) -> String {
     struct Obj<'a>(&'a [String], &'a [&'a str]);
@@ -397,6 +432,27 @@ fn fields_json(names: &[String], values: &[&str]) -> String {
 pub type BeforeCommit<'a> = &'a mut dyn FnMut(&Rejects) -> Result<(), StoreError>;
 
 pub(crate) fn import(
+    conn: &mut dyn Conn,
+    inputs: &ImportInputs,
+    opts: &LoadOptions<'_>,
+    before_commit: BeforeCommit<'_>,
+) -> Result<ImportReport, StoreError> {
+    // SQLite: a bulk load sorts millions of keys to build its indexes; with temporary storage
+    // in memory (the connection's default, right for queries) that sort is held in RAM. During
+    // an import it spills to temporary files instead (best effort: the setting can only change
+    // outside a transaction).
+    let sqlite = conn.backend() == Backend::Sqlite;
+    if sqlite {
+        let _ = conn.batch_execute("PRAGMA temp_store = FILE");
+    }
+    let done = import_in_tx(conn, inputs, opts, before_commit);
+    if sqlite {
+        let _ = conn.batch_execute("PRAGMA temp_store = MEMORY");
+    }
+    done
+}
+
+fn import_in_tx(
     conn: &mut dyn Conn,
     inputs: &ImportInputs,
     opts: &LoadOptions<'_>,
@@ -730,11 +786,8 @@ fn import_events(
             } else {
                 ident(&[b"event_id", event_id.as_bytes()])
             };
-            if !(if waiting { &mut wait } else { &mut sink }).keep(&id) {
-                return Ok(());
-            }
             if waiting {
-                wait.batch
+                wait.row(&id)
                     .blob(&id)
                     .text(std::str::from_utf8(account_id).unwrap_or_default())
                     .int(ev.at.0)
@@ -746,7 +799,7 @@ fn import_events(
                 wait.maybe_flush(&mut *tx);
                 return Ok(());
             }
-            sink.batch
+            sink.row(&id)
                 .blob(&id)
                 .int(ev.account as i64)
                 .int(ev.at.0)
@@ -823,10 +876,7 @@ fn import_triggers(
                 strength.as_bytes(),
             ]);
             let sink = if waiting { &mut wait } else { &mut sink };
-            if !sink.keep(&id) {
-                return Ok(());
-            }
-            let b = sink.batch.blob(&id);
+            let b = sink.row(&id).blob(&id);
             let b = if waiting {
                 b.text(account_id)
             } else {
@@ -1089,5 +1139,63 @@ impl crate::Store {
         before_commit: BeforeCommit<'_>,
     ) -> Result<ImportReport, StoreError> {
         import(self.conn(), inputs, opts, before_commit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{Sqlite, MIGRATIONS};
+    use std::time::Duration;
+
+    /// A first load remembers 64 bits of each key: a second key sharing them is still stored,
+    /// and a repeat of a key is still dropped (the first row of a key wins).
+    #[test]
+    fn first_load_tells_a_repeat_from_a_key_sharing_its_low_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1)).unwrap();
+        crate::migrate::migrate(&mut conn, MIGRATIONS).unwrap();
+        let mut sink = Sink::new(
+            "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
+            8,
+            "ON CONFLICT (ident) DO NOTHING",
+        );
+        sink.prepare(&mut conn).unwrap();
+        assert!(sink.direct.is_some(), "an empty table is a first load");
+        let a = [1u8; 16];
+        let mut b = a; // same low 64 bits (little-endian: the first 8 bytes), other high bits
+        b[15] = 2;
+        let c = [3u8; 16];
+        for (key, headline) in [(a, "a first"), (b, "b"), (a, "a again"), (c, "c")] {
+            sink.row(&key)
+                .blob(&key)
+                .int(1)
+                .int(0)
+                .text("funding_round")
+                .null()
+                .text(headline)
+                .null()
+                .int(1);
+        }
+        assert_eq!(
+            sink.held.rows(),
+            2,
+            "b and the repeat of a wait for the index"
+        );
+        assert_eq!(sink.finish(&mut conn).unwrap(), 3);
+        let rows = conn
+            .query_all("SELECT headline FROM triggers ORDER BY id", &[], |r| {
+                r.string(0)
+            })
+            .unwrap();
+        assert_eq!(rows, ["a first", "c", "b"]);
+        // The unique index is back.
+        assert!(conn
+            .execute(
+                "INSERT INTO triggers (ident, account, occurred_at, type, headline, import_id)
+                 VALUES (?, 1, 0, 'x', 'dup', 1)",
+                &[Value::Blob(&c)],
+            )
+            .is_err());
     }
 }

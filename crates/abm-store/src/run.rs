@@ -1204,7 +1204,7 @@ pub(crate) fn run(
     opts: &RunOptions<'_>,
 ) -> Result<RunOutcome, StoreError> {
     let as_of = rules.as_of;
-    let config_hash = rules.config.hash();
+    let config_hash = rules.config_hash().to_string();
     let mut tx = Tx::begin(conn, TxMode::Write)?;
     let data_version = meta(&mut *tx, "data_version")?;
     let state_version = meta(&mut *tx, "state_version")?;

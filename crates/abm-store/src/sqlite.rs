@@ -55,6 +55,9 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The page cache of every connection (`PRAGMA cache_size`: negative is KiB), 128 MiB.
+pub(crate) const CACHE_SIZE: i64 = -131072;
+
 pub struct Sqlite {
     conn: Connection,
     lock_timeout: Duration,
@@ -89,8 +92,18 @@ impl Sqlite {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA journal_size_limit = 67108864;
-             PRAGMA cache_size = -131072;
              PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(sql_err)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = {CACHE_SIZE}"))
+            .map_err(sql_err)?;
+        // The query planner stability guarantee: a statement's plan does not depend on the
+        // values bound to it. Without it SQLite re-prepares a cached statement on every call
+        // whose bound value could change its plan (the account search's LIKE patterns; with
+        // STAT4 statistics, ranges too): the statement cache is then no cache at all.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
         )
         .map_err(sql_err)?;
         Ok(Sqlite { conn, lock_timeout })
@@ -244,5 +257,54 @@ impl Conn for Sqlite {
 
     fn bytewise(&self) -> &'static str {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::ConnExt;
+    use rusqlite::StatementStatus;
+
+    /// How often SQLite re-prepared the cached statement `sql` after running it with each of
+    /// `params` in turn.
+    fn reprepares(conn: &mut Sqlite, sql: &str, params: &[Vec<Value<'_>>]) -> i32 {
+        for p in params {
+            conn.query_each(sql, p, &mut |_| Ok(())).unwrap();
+        }
+        let st = conn.conn.prepare_cached(sql).unwrap();
+        st.get_status(StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn cached_statements_are_not_prepared_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1)).unwrap();
+        crate::migrate::migrate(&mut conn, MIGRATIONS).unwrap();
+        for i in 0..200 {
+            conn.execute(
+                "INSERT INTO accounts (account_id, name, fields, row_hash, import_id) VALUES (?, ?, '{}', x'00', 1)",
+                &[Value::Text(&format!("ACC-{i}")), Value::Text(&format!("Name {i}"))],
+            )
+            .unwrap();
+        }
+        // The search filter of the account list: a LIKE on a bound pattern, which SQLite
+        // re-plans for every new pattern unless the planner's stability guarantee is on.
+        let search = "SELECT id FROM accounts a WHERE LOWER(a.account_id) LIKE ? ESCAPE '\\'
+                      OR LOWER(a.name) LIKE ? ESCAPE '\\' ORDER BY id LIMIT 50";
+        let patterns = ["acc-1%", "%name 2%", "acc-3%", "x%"];
+        let params: Vec<Vec<Value<'_>>> = patterns
+            .iter()
+            .map(|p| vec![Value::Text(p), Value::Text(p)])
+            .collect();
+        assert_eq!(reprepares(&mut conn, search, &params), 0);
+        let by_id = "SELECT id, name FROM accounts WHERE account_id = ?";
+        let ids = ["ACC-1", "ACC-77", "ACC-150"];
+        let params: Vec<Vec<Value<'_>>> = ids.iter().map(|i| vec![Value::Text(i)]).collect();
+        assert_eq!(reprepares(&mut conn, by_id, &params), 0);
+        assert_eq!(
+            conn.scalar("SELECT COUNT(*) FROM accounts", &[]).unwrap(),
+            200
+        );
     }
 }
