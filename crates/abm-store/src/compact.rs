@@ -227,9 +227,9 @@ pub(crate) fn decode(s: &str) -> Result<Cow<'_, str>, String> {
 
 /// [`decode`] of `table.column`, an error naming them.
 pub(crate) fn read(table: &str, column: &str, s: &str) -> Result<String, crate::StoreError> {
-    decode(s).map(Cow::into_owned).map_err(|e| {
-        crate::StoreError::Corrupt(format!("{table}.{column} holds {s:?}: {e}"))
-    })
+    decode(s)
+        .map(Cow::into_owned)
+        .map_err(|e| crate::StoreError::Corrupt(format!("{table}.{column} holds {s:?}: {e}")))
 }
 
 #[cfg(test)]

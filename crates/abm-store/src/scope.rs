@@ -423,8 +423,11 @@ mod tests {
             "",
         )
         .unwrap();
-        conn.execute("UPDATE account_state SET due_at = ? WHERE account = 77", &[Value::Int(as_of + 5)])
-            .unwrap();
+        conn.execute(
+            "UPDATE account_state SET due_at = ? WHERE account = 77",
+            &[Value::Int(as_of + 5)],
+        )
+        .unwrap();
         for (events_mark, at) in [
             (event_id, as_of),
             (event_id / 2, as_of),
