@@ -248,7 +248,7 @@ fn explain(
                             .ok_or_else(|| StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
                         score: r.real(4)?.unwrap_or(0.0),
                         next_action: r.string(5)?,
-                        rationale: r.string(6)?,
+                        rationale: crate::compact::read("snapshots", "rationale", r.s(6)?)?,
                     })
                 },
             )?,

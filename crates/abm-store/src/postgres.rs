@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_run_transitions",
         include_str!("../migrations/postgres/0011_run_transitions.sql"),
     ),
+    (
+        "0013_due_index",
+        include_str!("../migrations/postgres/0013_due_index.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

@@ -13,7 +13,7 @@
 use crate::db::{Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::query::parse_code;
 use crate::scope::Scope;
-use crate::scope::{select_scope, Marks};
+use crate::scope::{select_scope, Marks, Others};
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::account::{AccountSchema, AccountTable, Firmographics};
 use abm_core::assess::{assess, Facts};
@@ -221,11 +221,15 @@ pub(crate) struct Computed {
     score: f64,
     level: &'static str,
     has_triggers: bool,
+    /// The evidence JSON (checkpoints and movements keep it as it is).
     evidence: String,
+    /// The evidence as a row stores it ([`crate::compact`]).
+    stored_evidence: String,
     promotion_triggers: String,
     micro_segment: String,
     next_action: String,
-    rationale: String,
+    /// The rationale as a row stores it ([`crate::compact`]).
+    stored_rationale: String,
     /// (code, description) of each conflict that needs a reviewer.
     conflicts: Vec<(String, String)>,
     /// A customer's program (else the cluster's).
@@ -941,11 +945,12 @@ fn compute_with(
         score: a.score.score,
         level: a.level.as_str(),
         has_triggers,
+        stored_evidence: crate::compact::encode(&evidence).into_owned(),
         evidence,
         promotion_triggers: text.promotion_triggers.clone(),
         micro_segment: text.micro_segment.clone(),
         next_action: text.next_action.clone(),
-        rationale: text.rationale.clone(),
+        stored_rationale: crate::compact::encode(&text.rationale).into_owned(),
         // Only for an account in (effective) or entering (candidate) a cluster whose
         // conflicts need a reviewer.
         conflicts: a
@@ -1270,14 +1275,14 @@ pub(crate) fn run(
             let (ids, others) = select_scope(&mut *tx, &previous, as_of)?;
             // Reading many accounts' rows by index costs more than reading the tables once
             // (and assessing everyone gives the same outcome).
-            if ids.len() >= 20_000 && ids.len() > (ids.len() + others.len()) / 4 {
+            if ids.len() >= 20_000 && ids.len() > (ids.len() + others.len) / 4 {
                 full = true;
-                (None, Vec::new())
+                (None, Others::default())
             } else {
                 (Some(ids), others)
             }
         }
-        _ => (None, Vec::new()),
+        _ => (None, Others::default()),
     };
     let loaded = load(
         &mut *tx,
@@ -1291,7 +1296,7 @@ pub(crate) fn run(
         if full {
             String::new()
         } else {
-            format!(" ({} unchanged)", others.len())
+            format!(" ({} unchanged)", others.len)
         },
         loaded.events_read,
         loaded.events_after
@@ -1383,11 +1388,13 @@ pub(crate) fn run(
         result
     });
     write_result?;
-    for (cluster, score) in &others {
-        counts.add(*cluster);
-        if let Some(score) = score {
-            max_score = max_score.max(*score);
+    for c in Cluster::ALL {
+        for _ in 0..others.counts.get(c) {
+            counts.add(c);
         }
+    }
+    if let Some(score) = others.max_score {
+        max_score = max_score.max(score);
     }
     marks.record(&mut *tx)?;
     crate::set_meta(&mut *tx, "run_mark_catalog", catalog)?;
@@ -1467,7 +1474,7 @@ pub(crate) fn run(
         }
     }
     let summary = summary.to_string();
-    let total = n + others.len();
+    let total = n + others.len;
     let report = RunReport {
         run_id,
         as_of,
@@ -1571,21 +1578,21 @@ fn push_row(
         .opt_text(d.previous.map(|c| c.as_str()))
         .text(d.movement.as_str())
         .int(rule)
-        .text(&c.evidence)
+        .text(&c.stored_evidence)
         .text(c.tier.as_str())
         .real(c.score)
         .text(c.level)
         .int(c.has_triggers as i64)
-        .text(&c.promotion_triggers)
-        .text(if c.customer_program {
+        .text(&crate::compact::encode(&c.promotion_triggers))
+        .text(&crate::compact::encode(if c.customer_program {
             &rules.config.customers.program
         } else {
             rules.config.programs.of(d.cluster)
-        })
+        }))
         .int(micro)
         .int(next)
         .text(checkpoint)
-        .text(&c.rationale);
+        .text(&c.stored_rationale);
     Ok(())
 }
 

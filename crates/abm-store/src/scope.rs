@@ -5,6 +5,7 @@
 use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, Value};
 use crate::run::cluster;
 use crate::{meta, set_meta, StoreError};
+use abm_core::summary::ClusterCounts;
 use abm_core::{Cluster, Instant};
 
 /// Which accounts a load reads: every stored one (a run), or some by `accounts.id`, each
@@ -178,17 +179,36 @@ impl Marks {
     }
 }
 
-/// The accounts (`accounts.id`, ascending) a run that scales with change assesses — those
-/// with rows added or changed since the previous run's `marks` (a greater id, a later import;
-/// a deal that moved away marks its old account through a trigger), and those whose state
-/// says to (`due_at` NULL: a decision, a re-evaluation, a state the previous run changed; or
-/// due by `as_of`) — and the cluster and computed score of every other one.
-#[allow(clippy::type_complexity)]
-pub(crate) fn select_scope(
-    conn: &mut dyn Conn,
-    marks: &Marks,
-    as_of: Instant,
-) -> Result<(Vec<i64>, Vec<(Cluster, Option<f64>)>), StoreError> {
+/// The accounts a run that scales with change does not assess, as they count: how many per
+/// cluster, and the greatest computed score among them (what the run's counts and notes add).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Others {
+    pub(crate) counts: ClusterCounts,
+    pub(crate) len: usize,
+    pub(crate) max_score: Option<f64>,
+}
+
+impl Others {
+    fn add(&mut self, c: Cluster, n: u64, score: Option<f64>) {
+        for _ in 0..n {
+            self.counts.add(c);
+        }
+        self.len += n as usize;
+        self.max_score = max(self.max_score, score);
+    }
+}
+
+fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The accounts with rows added or changed since the previous run's `marks` (a greater id, a
+/// later import; a deal that moved away marks its old account through a trigger), ascending.
+fn changed_since(conn: &mut dyn Conn, marks: &Marks) -> Result<Vec<i64>, StoreError> {
     let mut ids: Vec<i64> = Vec::new();
     for (sql, mark) in [
         ("SELECT id FROM accounts WHERE import_id > ?", marks.import),
@@ -205,6 +225,104 @@ pub(crate) fn select_scope(
             Ok(())
         })?;
     }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The accounts (`accounts.id`, ascending) a run that scales with change assesses — those
+/// with rows added or changed since the previous run's `marks`, and those whose state says to
+/// (`due_at` NULL: a decision, a re-evaluation, a state the previous run changed; or due by
+/// `as_of`: both read by the `account_state_due` index, migration 0013) — and how every other
+/// one counts: one aggregate over the states due later, less the changed accounts among them
+/// (read by key).
+pub(crate) fn select_scope(
+    conn: &mut dyn Conn,
+    marks: &Marks,
+    as_of: Instant,
+) -> Result<(Vec<i64>, Others), StoreError> {
+    let changed = changed_since(conn, marks)?;
+    let mut ids = changed.clone();
+    for (sql, params) in [
+        (
+            "SELECT account FROM account_state WHERE due_at IS NULL",
+            &[][..],
+        ),
+        (
+            "SELECT account FROM account_state WHERE due_at <= ?",
+            &[Value::Int(as_of.0)][..],
+        ),
+    ] {
+        conn.query_each(sql, params, &mut |r| {
+            ids.push(r.i(0)?);
+            Ok(())
+        })?;
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // Every state due later, counted where it lies (a full pass over `account_state` in the
+    // database: most states are due later, so no index helps), …
+    let mut others = Others::default();
+    let later = Value::Int(as_of.0);
+    conn.query_each(
+        "SELECT cluster, CAST(SUM(CASE WHEN due_at > ? THEN 1 ELSE 0 END) AS BIGINT),
+            MAX(CASE WHEN due_at > ? THEN score END)
+         FROM account_state GROUP BY cluster",
+        &[later, later],
+        &mut |r| {
+            let c = cluster("account_state", "cluster", r.s(0)?)?;
+            others.add(c, r.i(1)?.max(0) as u64, r.real(2)?);
+            Ok(())
+        },
+    )?;
+    // … less the changed accounts among them, which the run assesses.
+    let mut taken: Vec<(i64, Option<f64>)> = Vec::new();
+    Scope::Ids(&changed).each(
+        conn,
+        "SELECT account, cluster, score FROM account_state WHERE due_at > ? AND {scope}",
+        "account",
+        &[later],
+        &mut |r| {
+            let c = cluster("account_state", "cluster", r.s(1)?)?;
+            others.counts.sub(c);
+            others.len -= 1;
+            taken.push((r.i(0)?, r.real(2)?));
+            Ok(())
+        },
+    )?;
+    // The greatest score again when it may have been one of theirs: the best states due later
+    // until one that is not taken.
+    if let Some(best) = others.max_score {
+        if taken.iter().any(|(_, s)| s.is_some_and(|s| s >= best)) {
+            taken.sort_unstable_by_key(|t| t.0);
+            let mut found = None;
+            conn.query_each(
+                "SELECT account, score FROM account_state WHERE due_at > ? AND score IS NOT NULL
+                 ORDER BY score DESC LIMIT ?",
+                &[later, Value::Int(taken.len() as i64 + 1)],
+                &mut |r| {
+                    let a = r.i(0)?;
+                    if found.is_none() && taken.binary_search_by_key(&a, |t| t.0).is_err() {
+                        found = r.real(1)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            others.max_score = found;
+        }
+    }
+    Ok((ids, others))
+}
+
+/// [`select_scope`] as it was before migration 0013, every state walked in Rust: the tests'
+/// oracle.
+#[cfg(test)]
+pub(crate) fn select_scope_walked(
+    conn: &mut dyn Conn,
+    marks: &Marks,
+    as_of: Instant,
+) -> Result<(Vec<i64>, Others), StoreError> {
+    let mut ids = changed_since(conn, marks)?;
     let mut others = Vec::new();
     conn.query_each(
         "SELECT account, cluster, due_at, score FROM account_state",
@@ -224,18 +342,124 @@ pub(crate) fn select_scope(
     )?;
     ids.sort_unstable();
     ids.dedup();
-    let others = others
-        .into_iter()
-        .filter(|(a, ..)| ids.binary_search(a).is_err())
-        .map(|(_, c, s)| (c, s))
-        .collect();
-    Ok((ids, others))
+    let mut o = Others::default();
+    for (a, c, s) in others {
+        if ids.binary_search(&a).is_err() {
+            o.add(c, 1, s);
+        }
+    }
+    Ok((ids, o))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Store;
+
+    /// The indexed selection and its aggregate equal the walk over every state (both
+    /// backends): states with no due instant, due before, at and after as_of, scores and none,
+    /// changed accounts among every kind — the best score among them too — and enough of them
+    /// for SQLite's sorted pass.
+    fn indexed_selection_equals_the_walk(url: &str) {
+        let mut store = Store::open(url).unwrap();
+        let conn = store.conn();
+        let n = 12_000i64;
+        let as_of = 1_000_000i64;
+        let mut states = Batch::new(6);
+        let mut events = Batch::new(7);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let mut event_id = 0i64;
+        for a in 1..=n {
+            let c = Cluster::ALL[next(5) as usize].as_str();
+            let due = match next(6) {
+                0 => None,
+                1 => Some(as_of - 1 - next(1000) as i64),
+                2 => Some(as_of),
+                _ => Some(as_of + 1 + next(1000) as i64),
+            };
+            // The best score on an account due later that gets new events.
+            let score = if a == 77 {
+                Some(1000.0)
+            } else if next(4) == 0 {
+                None
+            } else {
+                Some(next(10_000) as f64 / 100.0)
+            };
+            states
+                .int(a)
+                .text(c)
+                .int(0)
+                .opt_int(due)
+                .opt_real(score)
+                .int(1);
+            let k = if a == 77 { 2 } else { next(3) };
+            for _ in 0..k {
+                event_id += 1;
+                events
+                    .int(event_id)
+                    .blob(&event_id.to_le_bytes())
+                    .int(a)
+                    .int(0)
+                    .text("t")
+                    .text("c")
+                    .int(1);
+            }
+        }
+        conn.insert_batch(
+            "account_state (account, cluster, entered_at, due_at, score, updated_run)",
+            &states,
+            "",
+        )
+        .unwrap();
+        conn.insert_batch(
+            "events (id, ident, account, occurred_at, type, contact_id, import_id)",
+            &events,
+            "",
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE account_state SET due_at = ? WHERE account = 77",
+            &[Value::Int(as_of + 5)],
+        )
+        .unwrap();
+        for (events_mark, at) in [
+            (event_id, as_of),
+            (event_id / 2, as_of),
+            (0, as_of),
+            (event_id - 3, as_of - 500),
+            (event_id / 3, as_of + 2000),
+        ] {
+            let marks = Marks {
+                events: events_mark,
+                triggers: 0,
+                deals: 0,
+                import: 1,
+                columns: 0,
+            };
+            let want = select_scope_walked(conn, &marks, Instant(at)).unwrap();
+            let got = select_scope(conn, &marks, Instant(at)).unwrap();
+            assert_eq!(got, want, "events after {events_mark}, as of {at}");
+            assert!(got.1.len > 0 || at > as_of + 1000);
+        }
+    }
+
+    #[test]
+    fn indexed_selection_equals_the_walk_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        indexed_selection_equals_the_walk(&dir.path().join("s.db").display().to_string());
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+    fn indexed_selection_equals_the_walk_on_postgres() {
+        crate::testing::in_pg_schema("scope_select", indexed_selection_equals_the_walk);
+    }
 
     /// The sorted pass reads the same rows as the `IN` lists (a table with an index on its
     /// account column, rows of each account scattered over the table).

@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_run_transitions",
         include_str!("../migrations/sqlite/0011_run_transitions.sql"),
     ),
+    (
+        "0013_due_index",
+        include_str!("../migrations/sqlite/0013_due_index.sql"),
+    ),
 ];
 
 /// The page cache of every connection (`PRAGMA cache_size`: negative is KiB), 128 MiB.
