@@ -39,6 +39,7 @@ pub mod history;
 pub mod import;
 pub mod listing;
 mod migrate;
+pub mod packs;
 pub mod outbox;
 pub mod pool;
 pub mod postgres;

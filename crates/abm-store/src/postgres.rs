@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_run_transitions",
         include_str!("../migrations/postgres/0011_run_transitions.sql"),
     ),
+    (
+        "0012_event_packs",
+        include_str!("../migrations/postgres/0012_event_packs.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

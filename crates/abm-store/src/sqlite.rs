@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_run_transitions",
         include_str!("../migrations/sqlite/0011_run_transitions.sql"),
     ),
+    (
+        "0012_event_packs",
+        include_str!("../migrations/sqlite/0012_event_packs.sql"),
+    ),
 ];
 
 pub struct Sqlite {
