@@ -6,7 +6,8 @@
 //! **Format.** A sequence of events, each three LEB128 varints (or more, for a new text):
 //! the time as the zigzag delta from the previous event's (the first from 0), shifted left by
 //! one with the low bit 0 when the delta is whole seconds (then stored in seconds) and 1 when it
-//! is in microseconds; then the type and the contact, each a reference into the pack's own
+//! is in microseconds (`1` alone: the delta follows as a plain 64-bit varint, for |delta| ≥
+//! 2^62); then the type and the contact, each a reference into the pack's own
 //! dictionary of distinct texts (one per column): `k > 0` is the (k-1)-th text already seen,
 //! `0` a new text, followed by its length and its UTF-8 bytes. Deltas use wrapping arithmetic,
 //! so every `i64` instant round-trips. A pack is appendable: [`PackWriter::resume`] reads one
@@ -121,11 +122,12 @@ where
     let (mut pos, mut last, mut count) = (0usize, 0i64, 0u64);
     while pos < data.len() {
         let t = get_varint(data, &mut pos)?;
-        let delta = unzigzag(t >> 1);
-        let delta = if t & 1 == 0 {
-            delta.wrapping_mul(SECOND)
+        let delta = if t == 1 {
+            get_varint(data, &mut pos)? as i64
+        } else if t & 1 == 0 {
+            unzigzag(t >> 1).wrapping_mul(SECOND)
         } else {
-            delta
+            unzigzag(t >> 1)
         };
         last = last.wrapping_add(delta);
         let ty = get_text(data, &mut pos, &mut types)?;
@@ -182,8 +184,12 @@ impl PackWriter {
         let delta = at.wrapping_sub(self.last);
         if delta % SECOND == 0 {
             put_varint(&mut self.buf, zigzag(delta / SECOND) << 1);
-        } else {
+        } else if zigzag(delta) < 1 << 63 {
+            // Never 1: the delta is not 0.
             put_varint(&mut self.buf, (zigzag(delta) << 1) | 1);
+        } else {
+            put_varint(&mut self.buf, 1);
+            put_varint(&mut self.buf, delta as u64);
         }
         self.last = at;
         Self::text(&mut self.buf, &mut self.types, ty);
