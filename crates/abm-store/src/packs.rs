@@ -338,11 +338,7 @@ fn upsert(
     let suffix = "ON CONFLICT (account) DO UPDATE SET upto = excluded.upto,
         events = excluded.events, data = excluded.data";
     for (account, count, data) in packs {
-        batch
-            .int(account)
-            .int(upto)
-            .int(count as i64)
-            .blob(&data);
+        batch.int(account).int(upto).int(count as i64).blob(&data);
         n += 1;
         if batch.rows() >= 1000 || batch.weight() >= 8 << 20 {
             conn.insert_batch("event_packs (account, upto, events, data)", &batch, suffix)?;
@@ -363,11 +359,7 @@ pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError
         upto,
         complete,
     } = delta;
-    let with_pack: Vec<i64> = writers
-        .iter()
-        .filter(|w| w.1)
-        .map(|w| w.0)
-        .collect();
+    let with_pack: Vec<i64> = writers.iter().filter(|w| w.1).map(|w| w.0).collect();
     let mut old: HashMap<i64, Vec<u8>> = HashMap::with_capacity(with_pack.len());
     if !with_pack.is_empty() {
         Scope::Ids(&with_pack).each(
@@ -450,21 +442,17 @@ pub(crate) fn account_events(
     f: &mut dyn FnMut(i64, &str, &str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut upto = 0i64;
-    conn.query_each(
-        PACK_OF_ACCOUNT,
-        &[Value::Int(account)],
-        &mut |r| {
-            upto = r.i(0)?;
-            let n = decode(r.blob(2)?.unwrap_or_default(), |at, ty, c| f(at, ty, c))?;
-            if n != r.i(1)? as u64 {
-                return Err(corrupt(&format!(
-                    "the pack of account {account} holds {n} events, not {}",
-                    r.i(1)?
-                )));
-            }
-            Ok(())
-        },
-    )?;
+    conn.query_each(PACK_OF_ACCOUNT, &[Value::Int(account)], &mut |r| {
+        upto = r.i(0)?;
+        let n = decode(r.blob(2)?.unwrap_or_default(), |at, ty, c| f(at, ty, c))?;
+        if n != r.i(1)? as u64 {
+            return Err(corrupt(&format!(
+                "the pack of account {account} holds {n} events, not {}",
+                r.i(1)?
+            )));
+        }
+        Ok(())
+    })?;
     conn.query_each(
         NEWER_EVENTS_OF_ACCOUNT,
         &[Value::Int(account), Value::Int(upto)],
@@ -643,13 +631,16 @@ mod tests {
     #[test]
     fn typed_errors() {
         for bad in [
-            &[0x80u8][..],                   // truncated varint
-            &[1, 5][..],                     // reference out of range
-            &[1, 0, 9, b'a'][..],            // text past the end
-            &[1, 0, 1, 0xff, 0, 0][..],      // not UTF-8
-            &[0xff; 11][..],                 // varint overflow
+            &[0x80u8][..],              // truncated varint
+            &[1, 5][..],                // reference out of range
+            &[1, 0, 9, b'a'][..],       // text past the end
+            &[1, 0, 1, 0xff, 0, 0][..], // not UTF-8
+            &[0xff; 11][..],            // varint overflow
         ] {
-            assert!(matches!(decoded(bad), Err(StoreError::Corrupt(_))), "{bad:?}");
+            assert!(
+                matches!(decoded(bad), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
         }
     }
 }

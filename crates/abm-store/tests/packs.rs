@@ -105,7 +105,10 @@ fn story(url: &str, twin: &str) {
         if i == 0 {
             // The first load built every pack.
             let (upto, n, _) = store.pack_stats().unwrap();
-            assert!(upto > 0 && n > 0, "first load: packs_upto {upto}, {n} packs");
+            assert!(
+                upto > 0 && n > 0,
+                "first load: packs_upto {upto}, {n} packs"
+            );
         }
         // A scoped run, then (every other step) a full one; the twin runs the same over its
         // rows alone (its packs dropped before each run).
@@ -215,6 +218,9 @@ fn a_corrupt_pack_is_an_error() {
         log: &|_| {},
         progress: &|_, _, _| {},
     };
-    let err = store.run(&rules, &opts).err().expect("a corrupt pack fails the run");
+    let err = store
+        .run(&rules, &opts)
+        .err()
+        .expect("a corrupt pack fails the run");
     assert!(err.to_string().contains("event_packs"), "{err}");
 }

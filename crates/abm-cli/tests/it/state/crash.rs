@@ -123,7 +123,11 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
     // The event packs too (a run rewrites them in its transaction).
     {
         let mut store = abm_store::Store::open(&w.db.url()).unwrap();
-        assert_eq!(store.pack_stats().unwrap(), packs, "the killed run left packs");
+        assert_eq!(
+            store.pack_stats().unwrap(),
+            packs,
+            "the killed run left packs"
+        );
         store.check_packs().unwrap();
     }
     // The database is usable: the same run now completes. (PostgreSQL identities are not
