@@ -237,6 +237,9 @@ pub(crate) struct Delta {
     complete: bool,
 }
 
+/// Receives `(position, occurred_at, type, contact_id)` for each event read.
+pub(crate) type EventSink<'a> = dyn FnMut(u32, i64, &str, &str) -> Result<(), StoreError> + 'a;
+
 /// From this many accounts on, a scoped read takes every event newer than `packs_upto` (by id
 /// range) and keeps those of its accounts, rather than the events of each account by index.
 const TAIL_BY_RANGE_FROM: usize = 4096;
@@ -249,7 +252,7 @@ pub(crate) fn read_events(
     scope: Scope<'_>,
     ids: &[i64],
     idx_of: &dyn Fn(i64) -> Option<u32>,
-    f: &mut dyn FnMut(u32, i64, &str, &str) -> Result<(), StoreError>,
+    f: &mut EventSink<'_>,
 ) -> Result<Delta, StoreError> {
     let floor = meta(conn, "packs_upto")?;
     let upto = conn.scalar(
@@ -444,7 +447,7 @@ pub(crate) fn account_events(
     let mut upto = 0i64;
     conn.query_each(PACK_OF_ACCOUNT, &[Value::Int(account)], &mut |r| {
         upto = r.i(0)?;
-        let n = decode(r.blob(2)?.unwrap_or_default(), |at, ty, c| f(at, ty, c))?;
+        let n = decode(r.blob(2)?.unwrap_or_default(), &mut *f)?;
         if n != r.i(1)? as u64 {
             return Err(corrupt(&format!(
                 "the pack of account {account} holds {n} events, not {}",

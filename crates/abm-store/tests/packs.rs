@@ -218,9 +218,8 @@ fn a_corrupt_pack_is_an_error() {
         log: &|_| {},
         progress: &|_, _, _| {},
     };
-    let err = store
-        .run(&rules, &opts)
-        .err()
-        .expect("a corrupt pack fails the run");
+    let Err(err) = store.run(&rules, &opts) else {
+        panic!("a corrupt pack fails the run");
+    };
     assert!(err.to_string().contains("event_packs"), "{err}");
 }
