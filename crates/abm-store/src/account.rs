@@ -44,8 +44,6 @@ const CHECKPOINTS: &str = "SELECT id, kind, from_cluster, to_cluster, rule, sign
      FROM checkpoints WHERE account = ? AND (status IN ('pending', 'rejected')
         OR (status = 'closed' AND reviewer = 'policy'))
      ORDER BY id";
-const EVENTS: &str =
-    "SELECT occurred_at, type, contact_id FROM events WHERE account = ? ORDER BY id";
 const TRIGGERS: &str =
     "SELECT occurred_at, type, headline FROM triggers WHERE account = ? ORDER BY id";
 const DEALS: &str =
@@ -166,13 +164,12 @@ fn explain(
     let mut events = Vec::new();
     let mut signals = Vec::new();
     let mut unknown = 0u64;
-    conn.query_each(EVENTS, &key, &mut |r| {
-        let at = Instant(r.i(0)?);
-        let Some(code) = rules.events.lookup(r.s(1)?.as_bytes()) else {
+    crate::packs::account_events(conn, id, &mut |at, ty, contact| {
+        let at = Instant(at);
+        let Some(code) = rules.events.lookup(ty.as_bytes()) else {
             unknown += 1;
             return Ok(());
         };
-        let contact = r.s(2)?;
         let verdict = st.observe(rules, code, at, contact.as_bytes(), floor);
         if let Verdict::Signal { .. } = verdict {
             signals.push(Signal {
@@ -305,7 +302,8 @@ mod tests {
             account.as_str(),
             STATE,
             CHECKPOINTS,
-            EVENTS,
+            crate::packs::PACK_OF_ACCOUNT,
+            crate::packs::NEWER_EVENTS_OF_ACCOUNT,
             TRIGGERS,
             DEALS,
             LATEST_RUN,

@@ -483,6 +483,12 @@ fn import_in_tx(
         import_id,
         ..Default::default()
     };
+    // A first load of events builds every account's event pack at the end (`packs.rs`); any
+    // other import leaves the packs, and the next run folds the newer events into them.
+    let first_events = tx.scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 AS x FROM events LIMIT 1) e",
+        &[],
+    )? == 0;
     let mut rejects = Rejects::default();
 
     // Accounts.
@@ -517,6 +523,9 @@ fn import_in_tx(
 
     // Waiting rows whose account is here now count from this import on.
     resolve_waiting(&mut *tx, &mut rep)?;
+    if first_events && rep.events_added > 0 {
+        crate::packs::rebuild_all(&mut *tx)?;
+    }
 
     rep.rejected = rejects.len() as u64;
     rep.data_version = meta(&mut *tx, "data_version")?;

@@ -41,6 +41,7 @@ pub mod import;
 pub mod listing;
 mod migrate;
 pub mod outbox;
+pub mod packs;
 pub mod pool;
 pub mod postgres;
 pub mod query;

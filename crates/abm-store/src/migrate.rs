@@ -156,6 +156,7 @@ mod tests {
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
             "e5760153e739e0a348f10fcbda796d497812d3b912c566d75049abc142d10833",
             "219f2b3f4d39bebe4a77c8e7b0b0f0ae64d43794c48a3b1ac16333c4ea3b8f0f",
+            "d063607e0a78ab6fcd1ccfe6b61d4b30114d33d48032110bc20bb2246e68f5fb",
             "c4df000f95e3133e2a1386f8d8e3566e99817c7e3bc6d7e79bbc0880944aba84",
         ];
         let frozen_pg = [
@@ -170,6 +171,7 @@ mod tests {
             "3850ad324d4b5e493e06885a842a9fac9db6983e36e8027c6f268b698a1dffa3",
             "937215910e39bb9721823d73bb28f3a75cbd3df0ec321a26f86e2b37e0a7bcc2",
             "dec08c8724727a87019d9967673301d1197050e4f1cfee3802b7d066db73cd99",
+            "3446aa1a5073006ee81e6cf4e32cb1560b6fae351be3012aad8a5d61ad98e993",
             "c4df000f95e3133e2a1386f8d8e3566e99817c7e3bc6d7e79bbc0880944aba84",
         ];
         for (list, frozen) in [

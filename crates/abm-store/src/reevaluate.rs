@@ -178,7 +178,9 @@ fn reevaluate(
     } else {
         None
     };
-    let loaded = load_with(conn, rules, &opts, Scope::Ids(&found), dates)?;
+    let mut loaded = load_with(conn, rules, &opts, Scope::Ids(&found), dates)?;
+    // Their newer events into their packs (in this transaction).
+    crate::packs::write(conn, std::mem::take(&mut loaded.pack_delta))?;
     let ids: Vec<Value<'_>> = found.iter().map(|&id| Value::Int(id)).collect();
     // The rows of the previous outcome these accounts replace (only the latest run's exist).
     for table in ["current_rows", "proposal_rows"] {

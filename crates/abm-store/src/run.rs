@@ -284,6 +284,8 @@ pub(crate) struct Loaded {
     /// change its assessment (the entry and floor of its state are added when it is decided).
     due: Vec<Instant>,
     horizon: Horizon,
+    /// The events read beyond the packs, for the packs (`packs::write`, by a writing caller).
+    pub(crate) pack_delta: crate::packs::Delta,
 }
 
 /// The columns [`push_account`] reads, in its order.
@@ -665,21 +667,20 @@ pub(crate) fn load_with(
     let horizon = Horizon::new(rules);
     let mut due = vec![horizon.start(); n];
     let (mut read, mut after, mut unknown) = (0u64, 0u64, 0u64);
-    scope.each(
+    // Each account's pack, then its events newer than the packs (`packs.rs`).
+    let ids_of_idx = &accounts.ids;
+    let pack_delta = crate::packs::read_events(
         conn,
-        "SELECT account, occurred_at, type, contact_id FROM events WHERE {scope}",
-        "account",
-        &[],
-        &mut |r| {
+        scope,
+        ids_of_idx,
+        &|id| id_map.get(id),
+        &mut |i, at, ty, contact| {
             read += 1;
             if read % 1_000_000 == 0 {
                 (opts.progress)("folding events", read, 0);
             }
-            let Some(i) = id_map.get(r.i(0)?) else {
-                return Ok(());
-            };
-            let at = Instant(r.i(1)?);
-            let Some(code) = rules.events.lookup(r.s(2)?.as_bytes()) else {
+            let at = Instant(at);
+            let Some(code) = rules.events.lookup(ty.as_bytes()) else {
                 unknown += 1;
                 return Ok(());
             };
@@ -689,7 +690,7 @@ pub(crate) fn load_with(
                 let d = &mut due[i as usize];
                 *d = (*d).min(horizon.event(code, at));
             }
-            let contact = r.s(3)?.as_bytes();
+            let contact = contact.as_bytes();
             if !alt_floors.is_empty() {
                 if let Some(f) = alt_floors.get(&(i as usize)) {
                     alt_states
@@ -788,6 +789,7 @@ pub(crate) fn load_with(
         stored_due,
         due,
         horizon,
+        pack_delta,
     })
 }
 
@@ -1284,12 +1286,16 @@ pub(crate) fn run(
         }
         _ => (None, Others::default()),
     };
-    let loaded = load(
+    let mut loaded = load(
         &mut *tx,
         rules,
         opts,
         scope.as_deref().map_or(Scope::All, Scope::Ids),
     )?;
+    // The accounts' newer events into their packs (in this transaction: a killed run leaves
+    // them as they were).
+    let packed = crate::packs::write(&mut *tx, std::mem::take(&mut loaded.pack_delta))?;
+    (opts.log)(&format!("run {run_id}: {packed} event packs written"));
     let n = loaded.table.len();
     (opts.log)(&format!(
         "run {run_id}: {n} accounts assessed{}, {} events ({} after as_of)",

@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/sqlite/0011_run_transitions.sql"),
     ),
     (
+        "0012_event_packs",
+        include_str!("../migrations/sqlite/0012_event_packs.sql"),
+    ),
+    (
         "0013_due_index",
         include_str!("../migrations/sqlite/0013_due_index.sql"),
     ),

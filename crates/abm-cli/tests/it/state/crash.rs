@@ -70,6 +70,10 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
         .unwrap()
         .to_string();
     let hist = w.history(&first_id);
+    let packs = abm_store::Store::open(&w.db.url())
+        .unwrap()
+        .pack_stats()
+        .unwrap();
 
     // Not --quiet: the run logs its phases on stderr.
     let mut child = abm()
@@ -116,6 +120,16 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
     assert_eq!(after, before, "the killed run left traces");
     assert_eq!(w.history(&first_id), hist);
     assert_eq!(after.0["runs"], runs);
+    // The event packs too (a run rewrites them in its transaction).
+    {
+        let mut store = abm_store::Store::open(&w.db.url()).unwrap();
+        assert_eq!(
+            store.pack_stats().unwrap(),
+            packs,
+            "the killed run left packs"
+        );
+        store.check_packs().unwrap();
+    }
     // The database is usable: the same run now completes. (PostgreSQL identities are not
     // transactional, so the killed run may have used up an id.)
     assert!(w.run(kill_at)["run_id"].as_i64().unwrap() > runs);

@@ -1,0 +1,649 @@
+//! Per-account event packs (migration 0012, issue 15): an account's stored events — exactly the
+//! columns a run and `explain` read from `events` (`occurred_at`, `type`, `contact_id`), in id
+//! order — encoded in one blob (`event_packs.data`), so a run decodes one row per account
+//! instead of reading and decoding its events row by row.
+//!
+//! **Format.** A sequence of events, each three LEB128 varints (or more, for a new text):
+//! the time as the zigzag delta from the previous event's (the first from 0), shifted left by
+//! one with the low bit 0 when the delta is whole seconds (then stored in seconds) and 1 when it
+//! is in microseconds (`1` alone: the delta follows as a plain 64-bit varint, for |delta| ≥
+//! 2^62); then the type and the contact, each a reference into the pack's own
+//! dictionary of distinct texts (one per column): `k > 0` is the (k-1)-th text already seen,
+//! `0` a new text, followed by its length and its UTF-8 bytes. Deltas use wrapping arithmetic,
+//! so every `i64` instant round-trips. A pack is appendable: [`PackWriter::resume`] reads one
+//! back into a writer. Bytes that do not decode (truncated, a reference out of range, invalid
+//! UTF-8, a count that does not match) are a [`StoreError::Corrupt`], never a panic.
+//!
+//! **Invariants.** `event_packs(account, upto, events, data)`: a pack holds exactly its
+//! account's events with `id <= upto`, in id order; every event with `id <= meta.packs_upto` is
+//! in its account's pack. So an account's events are its pack followed by its `events` rows with
+//! `id > max(packs_upto, upto)`, read by id ([`read_events`], [`account_events`]). Events are
+//! never updated or deleted (`prune` deletes snapshot rows only; an import appends), so a pack
+//! only ever grows: a run rewrites the packs of the accounts whose newer events it read, in its
+//! own transaction, and advances `packs_upto` only when it read every newer event (a scoped run
+//! may not have). The first load into an empty `events` table builds every pack
+//! ([`rebuild_all`]); any other import leaves them and the next run folds the tail.
+
+use std::collections::HashMap;
+
+use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, Value};
+use crate::scope::Scope;
+use crate::{meta, set_meta, StoreError};
+
+const SECOND: i64 = 1_000_000;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("event_packs.data: {what}"))
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+#[inline]
+fn get_varint(data: &[u8], pos: &mut usize) -> Result<u64, StoreError> {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let Some(&b) = data.get(*pos) else {
+            return Err(corrupt("truncated"));
+        };
+        *pos += 1;
+        if shift == 63 && b > 1 {
+            return Err(corrupt("a varint overflows 64 bits"));
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return Err(corrupt("a varint overflows 64 bits"));
+        }
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// One dictionary entry: the offset and length of the text's bytes in the pack.
+type Entry = (u32, u32);
+
+/// Read one text reference at `pos`, adding a new text to `dict`.
+#[inline]
+fn get_text<'a>(
+    data: &'a [u8],
+    pos: &mut usize,
+    dict: &mut Vec<&'a str>,
+) -> Result<&'a str, StoreError> {
+    let k = get_varint(data, pos)?;
+    if k == 0 {
+        let len = get_varint(data, pos)?;
+        let off = *pos;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(off))
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| corrupt("a text runs past the end"))?;
+        let s = std::str::from_utf8(&data[off..end]).map_err(|_| corrupt("a text is not UTF-8"))?;
+        *pos = end;
+        dict.push(s);
+        Ok(s)
+    } else {
+        usize::try_from(k - 1)
+            .ok()
+            .and_then(|k| dict.get(k))
+            .copied()
+            .ok_or_else(|| corrupt("a text reference out of range"))
+    }
+}
+
+type Walked<'a> = (Vec<&'a str>, Vec<&'a str>, i64, u64);
+
+/// Walk a pack: `f(at, type, contact)` for each event in order. Returns the writer state
+/// (dictionaries, last instant, count).
+fn walk<'a, F>(data: &'a [u8], mut f: F) -> Result<Walked<'a>, StoreError>
+where
+    F: FnMut(i64, &'a str, &'a str) -> Result<(), StoreError>,
+{
+    if data.len() > u32::MAX as usize {
+        return Err(corrupt("a pack over 4 GiB"));
+    }
+    let (mut types, mut contacts) = (Vec::new(), Vec::new());
+    let (mut pos, mut last, mut count) = (0usize, 0i64, 0u64);
+    while pos < data.len() {
+        let t = get_varint(data, &mut pos)?;
+        let delta = if t == 1 {
+            get_varint(data, &mut pos)? as i64
+        } else if t & 1 == 0 {
+            unzigzag(t >> 1).wrapping_mul(SECOND)
+        } else {
+            unzigzag(t >> 1)
+        };
+        last = last.wrapping_add(delta);
+        let ty = get_text(data, &mut pos, &mut types)?;
+        let contact = get_text(data, &mut pos, &mut contacts)?;
+        f(last, ty, contact)?;
+        count += 1;
+    }
+    Ok((types, contacts, last, count))
+}
+
+/// Decode a pack: `f(occurred_at, type, contact_id)` for each event, in id order. Returns how
+/// many there were.
+pub fn decode<'a, F>(data: &'a [u8], f: F) -> Result<u64, StoreError>
+where
+    F: FnMut(i64, &'a str, &'a str) -> Result<(), StoreError>,
+{
+    walk(data, f).map(|w| w.3)
+}
+
+/// Builds a pack event by event (in id order).
+#[derive(Default, Debug, Clone)]
+pub struct PackWriter {
+    buf: Vec<u8>,
+    types: Vec<Entry>,
+    contacts: Vec<Entry>,
+    last: i64,
+    count: u64,
+}
+
+impl PackWriter {
+    pub fn new() -> PackWriter {
+        PackWriter::default()
+    }
+
+    /// A writer that appends to an existing pack.
+    pub fn resume(data: &[u8]) -> Result<PackWriter, StoreError> {
+        let (types, contacts, last, count) = walk(data, |_, _, _| Ok(()))?;
+        let base = data.as_ptr() as usize;
+        let entries = |d: Vec<&str>| -> Vec<Entry> {
+            d.iter()
+                .map(|s| ((s.as_ptr() as usize - base) as u32, s.len() as u32))
+                .collect()
+        };
+        Ok(PackWriter {
+            buf: data.to_vec(),
+            types: entries(types),
+            contacts: entries(contacts),
+            last,
+            count,
+        })
+    }
+
+    pub fn push(&mut self, at: i64, ty: &str, contact: &str) {
+        let delta = at.wrapping_sub(self.last);
+        if delta % SECOND == 0 {
+            put_varint(&mut self.buf, zigzag(delta / SECOND) << 1);
+        } else if zigzag(delta) < 1 << 63 {
+            // Never 1: the delta is not 0.
+            put_varint(&mut self.buf, (zigzag(delta) << 1) | 1);
+        } else {
+            put_varint(&mut self.buf, 1);
+            put_varint(&mut self.buf, delta as u64);
+        }
+        self.last = at;
+        Self::text(&mut self.buf, &mut self.types, ty);
+        Self::text(&mut self.buf, &mut self.contacts, contact);
+        self.count += 1;
+    }
+
+    fn text(buf: &mut Vec<u8>, dict: &mut Vec<Entry>, s: &str) {
+        let found = dict.iter().position(|&(off, len)| {
+            len as usize == s.len() && &buf[off as usize..(off + len) as usize] == s.as_bytes()
+        });
+        match found {
+            Some(k) => put_varint(buf, k as u64 + 1),
+            None => {
+                buf.push(0);
+                put_varint(buf, s.len() as u64);
+                dict.push((buf.len() as u32, s.len() as u32));
+                buf.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// What a load read beyond the packs: the newer events of each account it read them for, to be
+/// folded into the packs by [`write`] (in the loading transaction), and whether every event
+/// newer than `packs_upto` was read (then `packs_upto` advances to `upto`).
+#[derive(Default)]
+pub(crate) struct Delta {
+    /// (accounts.id, whether it has a pack, its newer events).
+    writers: Vec<(i64, bool, PackWriter)>,
+    /// The greatest `events.id` when read.
+    upto: i64,
+    complete: bool,
+}
+
+/// Receives `(position, occurred_at, type, contact_id)` for each event read.
+pub(crate) type EventSink<'a> = dyn FnMut(u32, i64, &str, &str) -> Result<(), StoreError> + 'a;
+
+/// From this many accounts on, a scoped read takes every event newer than `packs_upto` (by id
+/// range) and keeps those of its accounts, rather than the events of each account by index.
+const TAIL_BY_RANGE_FROM: usize = 4096;
+
+/// Every stored event of the accounts in `scope` (`idx_of`: `accounts.id` → position in `ids`,
+/// `None` for an account not loaded): `f(position, occurred_at, type, contact_id)`, each
+/// account's in id order (packs first, then the newer rows).
+pub(crate) fn read_events(
+    conn: &mut dyn Conn,
+    scope: Scope<'_>,
+    ids: &[i64],
+    idx_of: &dyn Fn(i64) -> Option<u32>,
+    f: &mut EventSink<'_>,
+) -> Result<Delta, StoreError> {
+    let floor = meta(conn, "packs_upto")?;
+    let upto = conn.scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
+        &[],
+    )?;
+    // Per position: the pack's upto (-1: no pack).
+    let mut packed = vec![-1i64; ids.len()];
+    scope.each(
+        conn,
+        "SELECT account, upto, events, data FROM event_packs WHERE {scope}",
+        "account",
+        &[],
+        &mut |r| {
+            let Some(i) = idx_of(r.i(0)?) else {
+                return Ok(());
+            };
+            packed[i as usize] = r.i(1)?;
+            let data = r.blob(3)?.unwrap_or_default();
+            let n = decode(data, |at, ty, contact| f(i, at, ty, contact))?;
+            if n != r.i(2)? as u64 {
+                return Err(corrupt(&format!(
+                    "the pack of account {} holds {n} events, not {}",
+                    r.i(0)?,
+                    r.i(2)?
+                )));
+            }
+            Ok(())
+        },
+    )?;
+    let mut writers: HashMap<u32, PackWriter> = HashMap::new();
+    let (mut read, mut outside) = (0i64, false);
+    let sql = "SELECT id, account, occurred_at, type, contact_id FROM events
+               WHERE id > ? AND {scope} ORDER BY id";
+    let mut row = |r: &dyn crate::db::Row| {
+        read += 1;
+        let Some(i) = idx_of(r.i(1)?) else {
+            outside = true;
+            return Ok(());
+        };
+        if r.i(0)? <= packed[i as usize] {
+            return Ok(());
+        }
+        let (at, ty, contact) = (r.i(2)?, r.s(3)?, r.s(4)?);
+        f(i, at, ty, contact)?;
+        writers.entry(i).or_default().push(at, ty, contact);
+        Ok(())
+    };
+    let by_range = match scope {
+        Scope::All => true,
+        Scope::Ids(s) => s.len() >= TAIL_BY_RANGE_FROM,
+    };
+    if by_range {
+        Scope::All.each(conn, sql, "account", &[Value::Int(floor)], &mut row)?;
+    } else {
+        scope.each(conn, sql, "account", &[Value::Int(floor)], &mut row)?;
+    }
+    let complete = if by_range {
+        !outside
+    } else {
+        read == conn.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM events WHERE id > ?",
+            &[Value::Int(floor)],
+        )?
+    };
+    let mut writers: Vec<(i64, bool, PackWriter)> = writers
+        .into_iter()
+        .map(|(i, w)| (ids[i as usize], packed[i as usize] >= 0, w))
+        .collect();
+    writers.sort_unstable_by_key(|w| w.0);
+    Ok(Delta {
+        writers,
+        upto,
+        complete,
+    })
+}
+
+/// Upsert packs (`account`, `events`, `data`), all covering events up to `upto`.
+fn upsert(
+    conn: &mut dyn Conn,
+    upto: i64,
+    packs: impl Iterator<Item = (i64, u64, Vec<u8>)>,
+) -> Result<u64, StoreError> {
+    let mut batch = Batch::new(4);
+    let mut n = 0u64;
+    let suffix = "ON CONFLICT (account) DO UPDATE SET upto = excluded.upto,
+        events = excluded.events, data = excluded.data";
+    for (account, count, data) in packs {
+        batch.int(account).int(upto).int(count as i64).blob(&data);
+        n += 1;
+        if batch.rows() >= 1000 || batch.weight() >= 8 << 20 {
+            conn.insert_batch("event_packs (account, upto, events, data)", &batch, suffix)?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        conn.insert_batch("event_packs (account, upto, events, data)", &batch, suffix)?;
+    }
+    Ok(n)
+}
+
+/// Fold what a load read beyond the packs into them (inside the loading transaction), and
+/// advance `packs_upto` when it read every newer event. Returns the packs written.
+pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError> {
+    let Delta {
+        writers,
+        upto,
+        complete,
+    } = delta;
+    let with_pack: Vec<i64> = writers.iter().filter(|w| w.1).map(|w| w.0).collect();
+    let mut old: HashMap<i64, Vec<u8>> = HashMap::with_capacity(with_pack.len());
+    if !with_pack.is_empty() {
+        Scope::Ids(&with_pack).each(
+            conn,
+            "SELECT account, data FROM event_packs WHERE {scope}",
+            "account",
+            &[],
+            &mut |r| {
+                old.insert(r.i(0)?, r.blob(1)?.unwrap_or_default().to_vec());
+                Ok(())
+            },
+        )?;
+    }
+    let mut merged = Vec::with_capacity(writers.len());
+    for (account, _, w) in writers {
+        match old.remove(&account) {
+            Some(data) => {
+                let mut m = PackWriter::resume(&data)?;
+                decode(w.bytes(), |at, ty, contact| {
+                    m.push(at, ty, contact);
+                    Ok(())
+                })?;
+                merged.push((account, m.count(), m.into_bytes()));
+            }
+            None => merged.push((account, w.count(), w.into_bytes())),
+        }
+    }
+    let n = upsert(conn, upto, merged.into_iter())?;
+    if complete && upto > meta(conn, "packs_upto")? {
+        set_meta(conn, "packs_upto", upto)?;
+    }
+    Ok(n)
+}
+
+/// Build every pack from `events` (the first load into an empty table; also a repair): the
+/// packs are replaced and `packs_upto` is the greatest event id.
+pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
+    conn.execute("DELETE FROM event_packs", &[])?;
+    let upto = conn.scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
+        &[],
+    )?;
+    let mut writers: HashMap<i64, PackWriter> = HashMap::new();
+    // SQLite reads its table in rowid (id) order; PostgreSQL is told to.
+    let sql = match conn.backend() {
+        Backend::Sqlite => "SELECT account, occurred_at, type, contact_id FROM events",
+        Backend::Postgres => {
+            "SELECT account, occurred_at, type, contact_id FROM events ORDER BY id"
+        }
+    };
+    conn.query_each(sql, &[], &mut |r| {
+        writers
+            .entry(r.i(0)?)
+            .or_default()
+            .push(r.i(1)?, r.s(2)?, r.s(3)?);
+        Ok(())
+    })?;
+    let mut packs: Vec<(i64, PackWriter)> = writers.into_iter().collect();
+    packs.sort_unstable_by_key(|p| p.0);
+    let n = upsert(
+        conn,
+        upto,
+        packs
+            .into_iter()
+            .map(|(a, w)| (a, w.count(), w.into_bytes())),
+    )?;
+    set_meta(conn, "packs_upto", upto)?;
+    Ok(n)
+}
+
+pub(crate) const PACK_OF_ACCOUNT: &str =
+    "SELECT upto, events, data FROM event_packs WHERE account = ?";
+pub(crate) const NEWER_EVENTS_OF_ACCOUNT: &str =
+    "SELECT occurred_at, type, contact_id FROM events WHERE account = ? AND id > ? ORDER BY id";
+
+/// One account's events in id order (`explain`): its pack, then its newer rows.
+pub(crate) fn account_events(
+    conn: &mut dyn Conn,
+    account: i64,
+    f: &mut dyn FnMut(i64, &str, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut upto = 0i64;
+    conn.query_each(PACK_OF_ACCOUNT, &[Value::Int(account)], &mut |r| {
+        upto = r.i(0)?;
+        let n = decode(r.blob(2)?.unwrap_or_default(), &mut *f)?;
+        if n != r.i(1)? as u64 {
+            return Err(corrupt(&format!(
+                "the pack of account {account} holds {n} events, not {}",
+                r.i(1)?
+            )));
+        }
+        Ok(())
+    })?;
+    conn.query_each(
+        NEWER_EVENTS_OF_ACCOUNT,
+        &[Value::Int(account), Value::Int(upto)],
+        &mut |r| f(r.i(0)?, r.s(1)?, r.s(2)?),
+    )
+}
+
+/// Every account's events as the packs and newer rows give them, and as `events` alone does
+/// (tests: the packs are exact).
+pub(crate) fn check_exact(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    type Events = Vec<(i64, String, String)>;
+    let mut want: HashMap<i64, Events> = HashMap::new();
+    conn.query_each(
+        "SELECT account, occurred_at, type, contact_id FROM events ORDER BY id",
+        &[],
+        &mut |r| {
+            want.entry(r.i(0)?)
+                .or_default()
+                .push((r.i(1)?, r.string(2)?, r.string(3)?));
+            Ok(())
+        },
+    )?;
+    let floor = meta(conn, "packs_upto")?;
+    let packs = conn.query_all("SELECT account, upto FROM event_packs", &[], |r| {
+        Ok((r.i(0)?, r.i(1)?))
+    })?;
+    let accounts = conn.query_all("SELECT id FROM accounts ORDER BY id", &[], |r| r.i(0))?;
+    for account in accounts {
+        let mut got: Events = Vec::new();
+        account_events(conn, account, &mut |at, ty, c| {
+            got.push((at, ty.to_string(), c.to_string()));
+            Ok(())
+        })?;
+        let w = want.remove(&account).unwrap_or_default();
+        if got != w {
+            return Err(StoreError::Corrupt(format!(
+                "account {account}: packs and newer rows give {got:?}, events hold {w:?}"
+            )));
+        }
+    }
+    // Every event up to packs_upto is packed.
+    for (account, upto) in packs {
+        if upto < floor {
+            let n = conn.scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM events WHERE account = ? AND id > ? AND id <= ?",
+                &[Value::Int(account), Value::Int(upto), Value::Int(floor)],
+            )?;
+            if n > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "account {account}: {n} events at or below packs_upto are not packed"
+                )));
+            }
+        }
+    }
+    let unpacked = conn.scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM events e WHERE e.id <= ? AND NOT EXISTS
+            (SELECT 1 FROM event_packs p WHERE p.account = e.account AND p.upto >= e.id)",
+        &[Value::Int(floor)],
+    )?;
+    if unpacked > 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{unpacked} events at or below packs_upto are in no pack"
+        )));
+    }
+    Ok(())
+}
+
+impl crate::Store {
+    /// Check that every account's event pack and newer rows give exactly its `events` rows, in
+    /// id order, and that every event up to `packs_upto` is packed (`StoreError::Corrupt`
+    /// naming the first difference otherwise). Reads every event: for tests and repairs.
+    pub fn check_packs(&mut self) -> Result<(), StoreError> {
+        let mut tx = crate::Tx::begin(self.conn(), crate::db::TxMode::Read)?;
+        check_exact(&mut *tx)?;
+        tx.commit()
+    }
+
+    /// Rebuild every event pack from `events` (a repair; the first load does it by itself).
+    pub fn rebuild_packs(&mut self) -> Result<u64, StoreError> {
+        let mut tx = crate::Tx::begin(self.conn(), crate::db::TxMode::Write)?;
+        let n = rebuild_all(&mut *tx)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// `packs_upto`, the number of packs stored and the greatest event id.
+    pub fn pack_stats(&mut self) -> Result<(i64, i64, i64), StoreError> {
+        let upto = meta(self.conn(), "packs_upto")?;
+        let n = self
+            .conn()
+            .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM event_packs", &[])?;
+        let max = self.conn().scalar(
+            "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
+            &[],
+        )?;
+        Ok((upto, n, max))
+    }
+
+    /// Drop every event pack (`packs_upto` 0): the next run reads every event from `events`
+    /// and packs them again (tests compare runs over packs and over rows alone).
+    pub fn drop_packs(&mut self) -> Result<(), StoreError> {
+        let mut tx = crate::Tx::begin(self.conn(), crate::db::TxMode::Write)?;
+        tx.execute("DELETE FROM event_packs", &[])?;
+        set_meta(&mut *tx, "packs_upto", 0)?;
+        tx.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(events: &[(i64, String, String)]) -> Vec<u8> {
+        let mut w = PackWriter::new();
+        for (at, ty, c) in events {
+            w.push(*at, ty, c);
+        }
+        w.into_bytes()
+    }
+
+    fn decoded(data: &[u8]) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut out = Vec::new();
+        decode(data, |at, ty, c| {
+            out.push((at, ty.to_string(), c.to_string()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn event() -> impl Strategy<Value = (i64, String, String)> {
+        (
+            prop_oneof![
+                any::<i64>(),
+                (0i64..4_000_000_000).prop_map(|s| s * SECOND),
+                1_600_000_000_000_000i64..1_800_000_000_000_000,
+            ],
+            prop_oneof!["[a-z_]{0,12}", "\\PC{0,4}"],
+            prop_oneof!["c[0-9]{1,2}", "\\PC{0,6}", Just(String::new())],
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(events in prop::collection::vec(event(), 0..60), split in 0usize..60) {
+            let data = encode(&events);
+            prop_assert_eq!(decoded(&data).unwrap(), events.clone());
+            // Appending to a resumed pack gives the pack of the whole sequence.
+            let k = split.min(events.len());
+            let mut w = PackWriter::resume(&encode(&events[..k])).unwrap();
+            for (at, ty, c) in &events[k..] {
+                w.push(*at, ty, c);
+            }
+            prop_assert_eq!(w.count(), events.len() as u64);
+            prop_assert_eq!(w.into_bytes(), data);
+        }
+
+        #[test]
+        fn garbage_is_an_error_never_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decoded(&bytes);
+            let _ = PackWriter::resume(&bytes);
+        }
+
+        #[test]
+        fn truncated_packs_are_errors(events in prop::collection::vec(event(), 1..30), cut in 0usize..1000) {
+            let data = encode(&events);
+            let cut = cut % data.len();
+            // A strict prefix either fails or decodes to fewer events (a cut between events).
+            match decoded(&data[..cut]) {
+                Ok(got) => prop_assert!(got.len() < events.len()),
+                Err(e) => prop_assert!(matches!(e, StoreError::Corrupt(_))),
+            }
+        }
+    }
+
+    #[test]
+    fn typed_errors() {
+        for bad in [
+            &[0x80u8][..],              // truncated varint
+            &[1, 5][..],                // reference out of range
+            &[1, 0, 9, b'a'][..],       // text past the end
+            &[1, 0, 1, 0xff, 0, 0][..], // not UTF-8
+            &[0xff; 11][..],            // varint overflow
+        ] {
+            assert!(
+                matches!(decoded(bad), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
