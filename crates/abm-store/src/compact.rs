@@ -341,13 +341,7 @@ mod tests {
         };
         store.run(&rules, &opts).unwrap();
         let views = |store: &mut Store| {
-            let mut rows = Vec::new();
-            store
-                .export(&mut |r| {
-                    rows.push(serde_json::to_string(r).unwrap());
-                    Ok(())
-                })
-                .unwrap();
+            let mut rows = crate::testing::export_json(store);
             for id in ["A1", "B2", "C3", "D4"] {
                 rows.push(serde_json::to_string(&store.history(id).unwrap()).unwrap());
             }

@@ -23,3 +23,34 @@ pub fn in_pg_schema<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
         Err(e) => std::panic::resume_unwind(e),
     }
 }
+
+/// One slice of a dated timeline, as a CSV file's bytes: `header`, then the lines of `rows`
+/// (each with its instant) dated after `after` and up to `upto` — for tests that import a
+/// timeline a piece at a time with a run after each piece.
+pub fn csv_slice(
+    header: &str,
+    rows: &[(abm_core::Instant, String)],
+    after: abm_core::Instant,
+    upto: abm_core::Instant,
+) -> Vec<u8> {
+    let mut slice = format!("{header}\n");
+    for (at, l) in rows {
+        if *at > after && *at <= upto {
+            slice.push_str(l);
+            slice.push('\n');
+        }
+    }
+    slice.into_bytes()
+}
+
+/// The latest run's export, each row as its JSON (for comparing two stores row by row).
+pub fn export_json(store: &mut crate::Store) -> Vec<String> {
+    let mut rows = Vec::new();
+    store
+        .export(&mut |r| {
+            rows.push(serde_json::to_string(r).expect("an export row serializes"));
+            Ok(())
+        })
+        .expect("the store exports");
+    rows
+}

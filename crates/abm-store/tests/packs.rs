@@ -25,17 +25,6 @@ fn run(store: &mut Store, config: &Config, as_of: Instant, full: bool) -> RunOut
     store.run(&rules, &opts).unwrap()
 }
 
-fn export(store: &mut Store) -> Vec<String> {
-    let mut rows = Vec::new();
-    store
-        .export(&mut |r| {
-            rows.push(serde_json::to_string(r).unwrap());
-            Ok(())
-        })
-        .unwrap();
-    rows
-}
-
 fn story(url: &str, twin: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::default();
@@ -76,15 +65,9 @@ fn story(url: &str, twin: &str) {
     let opts = LoadOptions::new(&config);
     for (i, cut) in cuts.iter().enumerate() {
         let lo = if i == 0 { Instant::MIN } else { cuts[i - 1] };
-        let mut slice = format!("{header}\n");
-        for (at, l) in &rows {
-            if *at > lo && *at <= *cut {
-                slice.push_str(l);
-                slice.push('\n');
-            }
-        }
+        let slice = abm_store::testing::csv_slice(&header, &rows, lo, *cut);
         let mut inputs = ImportInputs {
-            engagement: Some(InputSource::csv("engagement.csv", slice.into_bytes())),
+            engagement: Some(InputSource::csv("engagement.csv", slice)),
             ..ImportInputs::default()
         };
         if i == 0 {
@@ -129,7 +112,11 @@ fn story(url: &str, twin: &str) {
             let (upto, _, max) = store.pack_stats().unwrap();
             assert_eq!(upto, max, "a full run packs every event");
         }
-        assert_eq!(export(&mut store), export(&mut plain), "step {i}");
+        assert_eq!(
+            abm_store::testing::export_json(&mut store),
+            abm_store::testing::export_json(&mut plain),
+            "step {i}"
+        );
         // Re-evaluate a few accounts (their packs are rewritten in its transaction).
         let rules = Rules::compile(&config, Instant(cut.0 + DAY)).unwrap();
         let mut some: Vec<String> = late.iter().take(3).cloned().collect();
@@ -158,7 +145,10 @@ fn story(url: &str, twin: &str) {
         panic!("the last runs did nothing");
     };
     assert_eq!(a.counts, b.counts);
-    assert_eq!(export(&mut store), export(&mut plain));
+    assert_eq!(
+        abm_store::testing::export_json(&mut store),
+        abm_store::testing::export_json(&mut plain)
+    );
 }
 
 #[test]

@@ -102,15 +102,9 @@ fn story(url: &str) {
     let mut ids: Vec<String> = Vec::new();
     for (i, cut) in cuts.iter().enumerate() {
         let lo = if i == 0 { Instant::MIN } else { cuts[i - 1] };
-        let mut slice = format!("{header}\n");
-        for (at, l) in &rows {
-            if *at > lo && *at <= *cut {
-                slice.push_str(l);
-                slice.push('\n');
-            }
-        }
+        let slice = abm_store::testing::csv_slice(&header, &rows, lo, *cut);
         let mut inputs = ImportInputs {
-            engagement: Some(InputSource::csv("engagement.csv", slice.into_bytes())),
+            engagement: Some(InputSource::csv("engagement.csv", slice)),
             ..ImportInputs::default()
         };
         if i == 0 {
