@@ -151,10 +151,71 @@ impl fmt::Display for DateOnly {
     }
 }
 
-impl fmt::Display for Instant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Instant {
+    /// RFC 3339 text (as `Display` writes it) into `buf`, for years 0 to 9999; `None` outside
+    /// them. No formatter machinery: an explanation serializes dozens of instants.
+    pub fn rfc3339_into(self, buf: &mut [u8; 27]) -> Option<&str> {
         let days = self.0.div_euclid(MICROS_PER_DAY);
         let rem = self.0.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let secs = rem / MICROS_PER_SEC;
+        let mut micros = rem % MICROS_PER_SEC;
+        let two = |b: &mut [u8], v: i64| {
+            b[0] = b'0' + (v / 10) as u8;
+            b[1] = b'0' + (v % 10) as u8;
+        };
+        two(&mut buf[0..2], y / 100);
+        two(&mut buf[2..4], y % 100);
+        buf[4] = b'-';
+        two(&mut buf[5..7], m);
+        buf[7] = b'-';
+        two(&mut buf[8..10], d);
+        buf[10] = b'T';
+        two(&mut buf[11..13], secs / 3600);
+        buf[13] = b':';
+        two(&mut buf[14..16], (secs / 60) % 60);
+        buf[16] = b':';
+        two(&mut buf[17..19], secs % 60);
+        let mut len = 19;
+        if micros != 0 {
+            buf[19] = b'.';
+            let mut digits = 6;
+            while micros % 10 == 0 {
+                micros /= 10;
+                digits -= 1;
+            }
+            for i in (0..digits).rev() {
+                buf[20 + i] = b'0' + (micros % 10) as u8;
+                micros /= 10;
+            }
+            len = 20 + digits;
+        }
+        buf[len] = b'Z';
+        std::str::from_utf8(&buf[..=len]).ok()
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 27];
+        match self.rfc3339_into(&mut buf) {
+            Some(s) => f.write_str(s),
+            None => Generic(*self).fmt(f),
+        }
+    }
+}
+
+/// An instant's text by the formatter (any year): what `rfc3339_into` must equal.
+pub(crate) struct Generic(pub(crate) Instant);
+
+impl fmt::Display for Generic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Generic(t) = self;
+        let days = t.0.div_euclid(MICROS_PER_DAY);
+        let rem = t.0.rem_euclid(MICROS_PER_DAY);
         let (y, m, d) = civil_from_days(days);
         let secs = rem / MICROS_PER_SEC;
         let micros = rem % MICROS_PER_SEC;
@@ -182,7 +243,11 @@ impl serde::Serialize for Instant {
         if *self == Instant::MIN {
             s.serialize_str("never")
         } else {
-            s.collect_str(self)
+            let mut buf = [0u8; 27];
+            match self.rfc3339_into(&mut buf) {
+                Some(text) => s.serialize_str(text),
+                None => s.collect_str(self),
+            }
         }
     }
 }

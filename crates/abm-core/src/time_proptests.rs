@@ -1,7 +1,9 @@
 //! Property tests of the timestamp parsers against `chrono` as the oracle, and of the
 //! remembering parser against the plain one.
 
-use crate::time::{parse_bytes, Instant, TimestampParser};
+use crate::time::{
+    civil_from_days, parse_bytes, Generic, Instant, TimestampParser, MICROS_PER_DAY,
+};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
 
@@ -72,6 +74,24 @@ fn oracle(t: &str, date_only: bool) -> Option<i64> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The hand-written RFC 3339 text equals the formatter's for every instant of years 0 to
+    /// 9999 (whole seconds and every fraction length), and declines the others.
+    #[test]
+    fn fast_instant_text_equals_the_formatters(
+        micros in -62_200_000_000_000_000i64..253_500_000_000_000_000,
+        trim in 0u32..7,
+    ) {
+        let t = Instant(micros - micros.rem_euclid(10i64.pow(trim)));
+        let mut buf = [0u8; 27];
+        let want = Generic(t).to_string();
+        let (year, _, _) = civil_from_days(t.0.div_euclid(MICROS_PER_DAY));
+        match t.rfc3339_into(&mut buf) {
+            Some(got) => prop_assert_eq!(got, want.as_str()),
+            None => prop_assert!(!(0..=9999).contains(&year), "{}", want),
+        }
+        prop_assert_eq!(serde_json::to_string(&t).unwrap(), format!("{:?}", t.to_string()));
+    }
 
     /// Valid and invalid dates, times, fractions and zones: accepted exactly when chrono
     /// accepts them, at the same instant.
