@@ -89,7 +89,7 @@ impl App {
     pub fn account(&self, account_id: &str) -> Result<AccountDetail> {
         // One connection for the three reads (a by-id request is mostly overhead otherwise).
         let mut store = self.store()?;
-        let h = store.history(account_id)?;
+        let h = store.account_now(account_id)?;
         let explanation = match store.latest_as_of()? {
             Some(as_of) => {
                 let rules = self.rules_at(as_of)?;

@@ -6,7 +6,7 @@
 use crate::records::{RecordBatch, RecordKind, RejectedItem};
 use crate::{App, AppError, Result, API_VERSION};
 use abm_core::explanation::{CriterionExplanation, Explained, Explanation};
-use abm_core::{Cluster, EngagementLevel, Instant, Rules, Tier};
+use abm_core::{Cluster, EngagementLevel, Instant, Tier};
 use abm_io::load::Rejects;
 use abm_io::segment::Inputs;
 use serde::Serialize;
@@ -157,10 +157,7 @@ impl App {
             triggers: input(&batches[2]),
             deals: input(&batches[3]),
         };
-        let rules = Rules::compile(
-            self.config(),
-            facts.as_of.unwrap_or_else(abm_store::wall_clock),
-        )?;
+        let rules = self.rules_at(facts.as_of.unwrap_or_else(abm_store::wall_clock))?;
         let mut opts = self.load_options();
         opts.threads = 1;
         let (explained, rejects) = abm_io::explain::explain_inputs(&id, &inputs, &rules, &opts)?;

@@ -147,15 +147,27 @@ impl App {
         })
     }
 
-    /// This config's rules as of `as_of`, compiled once per as_of in a row.
+    /// This config's rules as of `as_of`: compiled once, then re-dated (`Rules::at`) when
+    /// another as_of is asked for (a server's "as of now" changes on every request).
     pub(crate) fn rules_at(&self, as_of: Instant) -> Result<Arc<Rules>> {
         let mut kept = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = kept.as_ref().filter(|r| r.as_of == as_of) {
-            return Ok(r.clone());
-        }
-        let r = Arc::new(Rules::compile(&self.config, as_of)?);
+        let r = match kept.as_ref() {
+            Some(r) if r.as_of == as_of => return Ok(r.clone()),
+            Some(r) => Arc::new(r.at(as_of)),
+            None => Arc::new(Rules::compile(&self.config, as_of)?),
+        };
         *kept = Some(r.clone());
         Ok(r)
+    }
+
+    /// The compiled rules at whatever as_of was asked for last (for work that reads only the
+    /// config's vocabularies, such as an import).
+    fn any_rules(&self) -> Result<Arc<Rules>> {
+        let kept = self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match kept {
+            Some(r) => Ok(r),
+            None => self.rules_at(abm_store::wall_clock()),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -229,9 +241,11 @@ impl App {
             }
             *slot = Some(input);
         }
+        let rules = self.any_rules()?;
         let mut opts = LoadOptions::new(&self.config);
         // In-memory batches are small: one thread, no blocks to cut.
         opts.threads = 1;
+        opts.rules = Some(&rules);
         let report = self.pool.get()?.import(&inputs, &opts)?;
         for r in &report.rejects.rows {
             let kind = names

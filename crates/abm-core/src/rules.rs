@@ -574,6 +574,30 @@ impl Rules {
         })
     }
 
+    /// These rules as of another instant: the same compiled config (vocabularies, decision
+    /// table, hash), with every date that depends on `as_of` computed again exactly as
+    /// [`Rules::compile`] computes it. Cheap (no validation, no hashing of the config): what a
+    /// server re-evaluating accounts "as of now" on every request uses.
+    pub fn at(&self, as_of: Instant) -> Rules {
+        let e = &self.config.engagement;
+        let engagement_from = as_of.minus_days(e.window_days);
+        let mut event_from = vec![engagement_from; self.events.len()];
+        for (name, days) in &e.short_windows {
+            // Every name was checked by `compile`.
+            if let Some(code) = self.events.lookup(name.as_bytes()) {
+                event_from[code as usize] = as_of.minus_days(*days).max(engagement_from);
+            }
+        }
+        Rules {
+            as_of,
+            engagement_from,
+            trigger_from: as_of.minus_days(self.config.triggers.window_days),
+            event_from,
+            stalled_before: as_of.minus_days(e.stalled_after_days),
+            ..self.clone()
+        }
+    }
+
     /// The stable hash of the config these rules were compiled from (`Config::hash`).
     pub fn config_hash(&self) -> &str {
         &self.config_hash
@@ -611,6 +635,28 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::compile(&Config::default(), Instant::parse("2026-11-01").unwrap()).unwrap()
+    }
+
+    /// Re-dated rules are exactly the rules compiled at the new instant (short windows
+    /// included), for instants before, after and at the original.
+    #[test]
+    fn rules_at_another_instant_equal_rules_compiled_there() {
+        let mut cfg = Config::default();
+        cfg.engagement.short_windows.insert("email_open".into(), 7);
+        cfg.engagement.window_days = 60;
+        cfg.triggers.window_days = 45;
+        let base = Rules::compile(&cfg, Instant::parse("2026-11-01").unwrap()).unwrap();
+        for t in [
+            "2026-11-01",
+            "2026-12-01T13:45:07Z",
+            "2025-02-28T23:59:59Z",
+            "2030-01-01",
+        ] {
+            let at = Instant::parse(t).unwrap();
+            let want = Rules::compile(&cfg, at).unwrap();
+            let got = base.at(at);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{t}");
+        }
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct ScoringModel {
     /// of labels; the default industry and country are graded over dozens): one hash lookup
     /// instead of a scan.
     sets: Vec<Option<foldhash::HashMap<String, usize>>>,
+    /// Each criterion's test in words ([`Self::test_text`]), written once per model when an
+    /// explanation first asks (a run or a re-evaluation never does).
+    tests: std::sync::OnceLock<Vec<String>>,
     pub tiers: TierThresholds,
     /// Points possible over the criteria whose field the input provides.
     pub possible: f64,
@@ -175,6 +178,7 @@ impl ScoringModel {
             })
             .collect();
         ScoringModel {
+            tests: std::sync::OnceLock::new(),
             possible: icp
                 .criteria
                 .iter()
@@ -275,7 +279,7 @@ impl ScoringModel {
                 if detailed {
                     out.push(CriterionResult {
                         field: field.to_string(),
-                        test: Self::test_text(c),
+                        test: self.test(i),
                         value: None,
                         earned: 0.0,
                         possible: 0.0,
@@ -307,7 +311,7 @@ impl ScoringModel {
                 };
                 out.push(CriterionResult {
                     field: field.to_string(),
-                    test: Self::test_text(c),
+                    test: self.test(i),
                     value,
                     earned,
                     possible: if status == CriterionStatus::MissingNeutral {
@@ -390,6 +394,17 @@ impl ScoringModel {
     /// Score every criterion, each listed (see [`Self::criteria_with`]).
     pub fn criteria(&self, account: &AccountRef<'_>) -> (f64, Vec<CriterionResult>, Vec<String>) {
         self.criteria_with(account, true)
+    }
+
+    /// Criterion `i`'s test in words.
+    fn test(&self, i: usize) -> String {
+        let tests = self.tests.get_or_init(|| {
+            self.criteria
+                .iter()
+                .map(|(c, _)| Self::test_text(c))
+                .collect()
+        });
+        tests[i].clone()
     }
 
     /// A criterion's test in words: `industry in [software, fintech]`.

@@ -26,6 +26,9 @@ pub struct BlockReader<R> {
     done: bool,
 }
 
+/// The most bytes one read asks for (and zeroes first).
+const READ_STEP: usize = 128 * 1024;
+
 impl<R: Read> BlockReader<R> {
     pub fn new(reader: R, block_size: usize, quote_aware: bool) -> Self {
         BlockReader {
@@ -51,7 +54,9 @@ impl<R: Read> BlockReader<R> {
             let mut eof = false;
             while buf.len() < want {
                 let len = buf.len();
-                buf.resize(want, 0);
+                // Grow by at most READ_STEP at a time: zeroing a whole block up front cost a
+                // small in-memory input (one API event) more than parsing it.
+                buf.resize(want.min(len + READ_STEP), 0);
                 let n = match self.reader.read(&mut buf[len..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
@@ -362,11 +367,15 @@ const READ_BLOCK: usize = 1 << 20;
 /// Bytes read at a cut to find the line end before it.
 const CUT_WINDOW: usize = 4096;
 
-/// Workers to use: the machine's cores.
+/// Workers to use: the machine's cores, read once (`available_parallelism` reads the cgroup
+/// files on every call: a server building load options per request paid for it each time).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 #[cfg(test)]

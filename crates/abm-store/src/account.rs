@@ -29,9 +29,14 @@ impl crate::Store {
     /// The whole reasoning for one stored account as of `rules.as_of`: what a run then would
     /// compute and decide for it from its current state, and that state.
     pub fn explain(&mut self, account_id: &str, rules: &Rules) -> Result<Explanation, StoreError> {
-        let crate::Store { conn, catalog, .. } = self;
+        let crate::Store {
+            conn,
+            catalog,
+            scoring,
+            ..
+        } = self;
         let mut tx = Tx::begin(conn.as_mut(), TxMode::Read)?;
-        explain(&mut *tx, account_id, rules, catalog)
+        explain(&mut *tx, account_id, rules, catalog, scoring)
     }
 }
 
@@ -56,6 +61,33 @@ const SNAPSHOT: &str =
      FROM snapshots s JOIN texts na ON na.id = s.next_action
      WHERE s.account = ? AND s.run = (
          SELECT MAX(run) FROM snapshots WHERE account = ? AND run <= ?)";
+
+/// The scoring model last built on a connection, with the config hash and account columns it
+/// was built for.
+pub(crate) type ScoringCache = Option<(String, Vec<String>, std::sync::Arc<ScoringModel>)>;
+
+/// The scoring model of `rules` over `schema`: the cached one when it was built for the same
+/// config and columns, else a new one (kept).
+pub(crate) fn scoring_model(
+    cache: &mut ScoringCache,
+    rules: &Rules,
+    schema: &abm_core::AccountSchema,
+) -> std::sync::Arc<ScoringModel> {
+    match cache {
+        Some((hash, names, m)) if hash == rules.config_hash() && names == schema.columns() => {
+            m.clone()
+        }
+        _ => {
+            let m = std::sync::Arc::new(ScoringModel::new(&rules.config.icp, schema));
+            *cache = Some((
+                rules.config_hash().to_string(),
+                schema.columns().to_vec(),
+                m.clone(),
+            ));
+            m
+        }
+    }
+}
 
 /// Why an account is not in the database: not known at all, or rows wait for it.
 fn not_stored(conn: &mut dyn Conn, account_id: &str) -> Result<StoreError, StoreError> {
@@ -86,6 +118,7 @@ fn explain(
     account_id: &str,
     rules: &Rules,
     catalog: &mut crate::reevaluate::Catalog,
+    scoring: &mut ScoringCache,
 ) -> Result<Explanation, StoreError> {
     let schema = account_schema(conn)?;
     let cols = schema.columns().to_vec();
@@ -266,7 +299,7 @@ fn explain(
     );
 
     let account = table.get(idx);
-    let model = ScoringModel::new(&rules.config.icp, table.schema());
+    let model = scoring_model(scoring, rules, table.schema());
     let facts = Facts {
         engagement: &st,
         triggers: &triggers,

@@ -181,10 +181,17 @@ impl Sink {
     /// written are remembered here: 16 bytes a row), and the index is built again from sorted
     /// keys at the end — load speed, same rows and counts as row-by-row inserts. (PostgreSQL:
     /// the `UNIQUE` constraint `{table}_{key}_key`; SQLite: the index `{table}_{key}`.)
-    fn prepare(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+    ///
+    /// Only for a file (`bulk`): an in-memory batch is small, and dropping and creating an
+    /// index changes the schema, which expires every statement the connection has prepared
+    /// (a server's next requests would prepare them all again).
+    fn prepare(&mut self, conn: &mut dyn Conn, bulk: bool) -> Result<(), StoreError> {
         let Some(key) = self.do_nothing_key() else {
             return Ok(());
         };
+        if !bulk {
+            return Ok(());
+        }
         let table = self.table;
         let empty = conn.scalar(
             &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
@@ -431,6 +438,11 @@ fn fields_json(names: &[String], values: &[&str]) -> String {
 /// What runs after every row is written and before the commit; an error rolls the import back.
 pub type BeforeCommit<'a> = &'a mut dyn FnMut(&Rejects) -> Result<(), StoreError>;
 
+/// Whether an input is a file (a bulk load) rather than an in-memory batch.
+fn bulk(input: &InputSource) -> bool {
+    matches!(input, InputSource::File(_))
+}
+
 pub(crate) fn import(
     conn: &mut dyn Conn,
     inputs: &ImportInputs,
@@ -440,8 +452,20 @@ pub(crate) fn import(
     // SQLite: a bulk load sorts millions of keys to build its indexes; with temporary storage
     // in memory (the connection's default, right for queries) that sort is held in RAM. During
     // an import it spills to temporary files instead (best effort: the setting can only change
-    // outside a transaction).
-    let sqlite = conn.backend() == Backend::Sqlite;
+    // outside a transaction). Only for files: changing the setting drops the connection's
+    // temporary tables and expires every prepared statement, which would cost a server's
+    // small in-memory batches more than the whole import.
+    let files = [
+        &inputs.accounts,
+        &inputs.engagement,
+        &inputs.triggers,
+        &inputs.deals,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(&inputs.more_engagement)
+    .any(bulk);
+    let sqlite = files && conn.backend() == Backend::Sqlite;
     if sqlite {
         let _ = conn.batch_execute("PRAGMA temp_store = FILE");
     }
@@ -458,7 +482,15 @@ fn import_in_tx(
     opts: &LoadOptions<'_>,
     before_commit: BeforeCommit<'_>,
 ) -> Result<ImportReport, StoreError> {
-    let rules = Rules::compile(opts.config, Instant(0))?;
+    // Only the vocabularies' names are used here: any as_of will do.
+    let compiled;
+    let rules = match opts.rules {
+        Some(r) => r,
+        None => {
+            compiled = Rules::compile(opts.config, Instant(0))?;
+            &compiled
+        }
+    };
     let mut tx = Tx::begin(conn, TxMode::Write)?;
     let now = crate::wall_clock().to_string();
     let sources = serde_json::json!({
@@ -507,7 +539,7 @@ fn import_in_tx(
     let index = std::cell::RefCell::new(Accounts::new(&mut *tx, lazy)?);
     let cx = Rows {
         opts,
-        rules: &rules,
+        rules,
         index: &index,
         import_id,
     };
@@ -759,8 +791,8 @@ fn import_events(
         8,
         "ON CONFLICT (ident) DO NOTHING",
     );
-    sink.prepare(&mut *tx)?;
-    wait.prepare(&mut *tx)?;
+    sink.prepare(&mut *tx, bulk(input))?;
+    wait.prepare(&mut *tx, bulk(input))?;
     let mut unknown = IdIndex::default();
     let mut n_wait = 0u64;
     rep.events_read += scan_seq(
@@ -855,8 +887,8 @@ fn import_triggers(
         8,
         "ON CONFLICT (ident) DO NOTHING",
     );
-    sink.prepare(&mut *tx)?;
-    wait.prepare(&mut *tx)?;
+    sink.prepare(&mut *tx, bulk(input))?;
+    wait.prepare(&mut *tx, bulk(input))?;
     let mut unknown = IdIndex::default();
     let mut n_wait = 0u64;
     rep.triggers_read = scan_seq(
@@ -1157,6 +1189,51 @@ mod tests {
     use crate::sqlite::{Sqlite, MIGRATIONS};
     use std::time::Duration;
 
+    /// An import of in-memory batches (a server's) leaves the connection's temporary tables
+    /// and prepared statements alone: switching `temp_store` (done for file imports, whose
+    /// index builds sort millions of keys) would drop the one and expire the other.
+    #[test]
+    fn an_in_memory_import_keeps_the_connections_temporary_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1)).unwrap();
+        crate::migrate::migrate(&mut conn, MIGRATIONS).unwrap();
+        conn.batch_execute("CREATE TEMP TABLE kept (x INTEGER); INSERT INTO kept VALUES (7)")
+            .unwrap();
+        let config = abm_core::Config::default();
+        let opts = LoadOptions::new(&config);
+        let schema = |conn: &mut Sqlite| conn.scalar("PRAGMA schema_version", &[]).unwrap();
+        let before = schema(&mut conn);
+        for n in 0..2 {
+            // Into empty tables (events, and waiting_events for B, not imported): a file
+            // import would take the first-load path and drop their indexes.
+            let inputs = ImportInputs {
+                accounts: Some(InputSource::csv(
+                    "accounts.csv",
+                    format!("account_id,name\nA{n},Acme {n}\n").into_bytes(),
+                )),
+                engagement: Some(InputSource::csv(
+                    "engagement.csv",
+                    format!(
+                        "account_id,occurred_at,type,contact_id\n\
+                         A{n},2026-10-01,meeting,c1\nB{n},2026-10-01,meeting,c1\n"
+                    )
+                    .into_bytes(),
+                )),
+                ..ImportInputs::default()
+            };
+            let report = import(&mut conn, &inputs, &opts, &mut |_| Ok(())).unwrap();
+            assert_eq!(report.accounts_changed, 1);
+            assert_eq!(report.events_added, 1);
+            assert_eq!(report.waiting_added, 1);
+            assert_eq!(
+                conn.scalar("SELECT x FROM kept", &[]).unwrap(),
+                7,
+                "import {n}"
+            );
+            assert_eq!(schema(&mut conn), before, "import {n} changed no index");
+        }
+    }
+
     /// A first load remembers 64 bits of each key: a second key sharing them is still stored,
     /// and a repeat of a key is still dropped (the first row of a key wins).
     #[test]
@@ -1169,7 +1246,7 @@ mod tests {
             8,
             "ON CONFLICT (ident) DO NOTHING",
         );
-        sink.prepare(&mut conn).unwrap();
+        sink.prepare(&mut conn, true).unwrap();
         assert!(sink.direct.is_some(), "an empty table is a first load");
         let a = [1u8; 16];
         let mut b = a; // same low 64 bits (little-endian: the first 8 bytes), other high bits

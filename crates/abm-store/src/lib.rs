@@ -226,6 +226,9 @@ pub struct Store {
     /// The deals' products with their first creation, as of the deals' mark it was read at
     /// (`reevaluate`: the catalog without a `GROUP BY` over every deal per call).
     pub(crate) catalog: reevaluate::Catalog,
+    /// The scoring model of the last explanation, with the config hash and account columns it
+    /// was built for (an explanation per request need not build it again).
+    pub(crate) scoring: account::ScoringCache,
 }
 
 impl Store {
@@ -260,6 +263,7 @@ impl Store {
             conn,
             location,
             catalog: None,
+            scoring: None,
         })
     }
 

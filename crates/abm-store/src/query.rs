@@ -576,6 +576,22 @@ impl crate::Store {
     /// walks the runs and probes the `(run, account)` key of each: `CROSS JOIN` fixes that
     /// order on SQLite, whose planner would otherwise scan every snapshot row.)
     pub fn history(&mut self, account_id: &str) -> Result<History, StoreError> {
+        self.history_of(account_id, false)
+    }
+
+    /// One account now, for a by-id read: [`Store::history`] with only its latest snapshot
+    /// row and its pending checkpoints (no movements, no decisions). The same rows and types,
+    /// read by index with `LIMIT 1`, so its cost does not grow with the number of runs.
+    pub fn account_now(&mut self, account_id: &str) -> Result<History, StoreError> {
+        self.history_of(account_id, true)
+    }
+
+    fn history_of(&mut self, account_id: &str, now: bool) -> Result<History, StoreError> {
+        let (order, pending) = if now {
+            ("ORDER BY r.id DESC LIMIT 1", " AND c.status = 'pending'")
+        } else {
+            ("ORDER BY r.id", "")
+        };
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let (id, name, fields) = tx
             .query_one(
@@ -596,7 +612,8 @@ impl crate::Store {
             },
         )?;
         let snapshots = tx.query_all(
-            "SELECT r.id, r.as_of, s.candidate, s.cluster, s.previous, s.movement, rt.text,
+            &format!(
+                "SELECT r.id, r.as_of, s.candidate, s.cluster, s.previous, s.movement, rt.text,
                 s.evidence, s.tier, s.score, s.engagement, s.has_triggers, s.promotion_triggers,
                 s.program, ms.text, na.text, s.checkpoint, s.rationale
              FROM runs r
@@ -605,7 +622,8 @@ impl crate::Store {
              JOIN texts ms ON ms.id = s.micro_segment
              JOIN texts na ON na.id = s.next_action
              WHERE s.run = r.id AND s.account = ?
-             ORDER BY r.id",
+             {order}"
+            ),
             &[Value::Int(id)],
             |r| {
                 const T: &str = "snapshots";
@@ -631,31 +649,39 @@ impl crate::Store {
                 })
             },
         )?;
-        let movements = tx.query_all(
-            &format!("SELECT {MOVEMENT_COLS} WHERE m.account = ? ORDER BY m.as_of, m.id"),
-            &[Value::Int(id)],
-            movement_row,
-        )?;
+        let movements = if now {
+            Vec::new()
+        } else {
+            tx.query_all(
+                &format!("SELECT {MOVEMENT_COLS} WHERE m.account = ? ORDER BY m.as_of, m.id"),
+                &[Value::Int(id)],
+                movement_row,
+            )?
+        };
         let checkpoints = tx.query_all(
-            &format!("SELECT {CHECKPOINT_COLS} WHERE c.account = ? ORDER BY c.id"),
+            &format!("SELECT {CHECKPOINT_COLS} WHERE c.account = ?{pending} ORDER BY c.id"),
             &[Value::Int(id)],
             checkpoint_row,
         )?;
-        let decisions = tx.query_all(
-            "SELECT d.checkpoint, d.action, d.actor, d.comment, d.decided_at
-             FROM decisions d JOIN checkpoints c ON c.id = d.checkpoint
-             WHERE c.account = ? ORDER BY d.id",
-            &[Value::Int(id)],
-            |r| {
-                Ok(DecisionView {
-                    checkpoint: r.i(0)?,
-                    action: parse_code(DecisionAction::parse, "decisions", "action", r.s(1)?)?,
-                    actor: r.string(2)?,
-                    comment: r.opt_string(3)?,
-                    decided_at: wall("decisions", "decided_at", r.s(4)?)?,
-                })
-            },
-        )?;
+        let decisions = if now {
+            Vec::new()
+        } else {
+            tx.query_all(
+                "SELECT d.checkpoint, d.action, d.actor, d.comment, d.decided_at
+                 FROM decisions d JOIN checkpoints c ON c.id = d.checkpoint
+                 WHERE c.account = ? ORDER BY d.id",
+                &[Value::Int(id)],
+                |r| {
+                    Ok(DecisionView {
+                        checkpoint: r.i(0)?,
+                        action: parse_code(DecisionAction::parse, "decisions", "action", r.s(1)?)?,
+                        actor: r.string(2)?,
+                        comment: r.opt_string(3)?,
+                        decided_at: wall("decisions", "decided_at", r.s(4)?)?,
+                    })
+                },
+            )?
+        };
         tx.commit()?;
         Ok(History {
             account_id: account_id.to_string(),

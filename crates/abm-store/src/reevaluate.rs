@@ -23,7 +23,7 @@ use crate::run::{
 use crate::scope::{in_chunks, Scope};
 use crate::{meta, set_meta, StoreError, Tx};
 use abm_core::movement::{CheckpointKind, Movement};
-use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel};
+use abm_core::{AccountIdx, Cluster, Instant, Rules};
 use abm_io::segment::RowScratch;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -79,8 +79,9 @@ impl crate::Store {
     ) -> Result<Reevaluation, StoreError> {
         // Kept only once the transaction it was read in commits.
         let mut catalog = self.catalog.take();
-        let mut tx = Tx::begin(self.conn(), TxMode::Write)?;
-        let r = reevaluate(&mut *tx, rules, account_ids, &mut catalog)?;
+        let crate::Store { conn, scoring, .. } = self;
+        let mut tx = Tx::begin(conn.as_mut(), TxMode::Write)?;
+        let r = reevaluate(&mut *tx, rules, account_ids, &mut catalog, scoring)?;
         tx.commit()?;
         self.catalog = catalog;
         Ok(r)
@@ -131,6 +132,7 @@ fn reevaluate(
     rules: &Rules,
     account_ids: &[String],
     catalog: &mut Catalog,
+    scoring: &mut crate::account::ScoringCache,
 ) -> Result<Reevaluation, StoreError> {
     let (run, latest) = conn
         .query_one(
@@ -206,7 +208,7 @@ fn reevaluate(
         format!("re-evaluation as of {}", rules.as_of),
     );
     let mut texts = Texts::lazy();
-    let model = ScoringModel::new(&rules.config.icp, loaded.table.schema());
+    let model = crate::account::scoring_model(scoring, rules, loaded.table.schema());
     let mut scratch = RowScratch::default();
     let mut accounts = Vec::with_capacity(loaded.ids.len());
     for i in 0..loaded.ids.len() {

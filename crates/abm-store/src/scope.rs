@@ -67,11 +67,16 @@ fn sorted_each(
         .split_once(" FROM ")
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .ok_or_else(|| StoreError::Corrupt(format!("a scoped query without a table: {sql}")))?;
-    conn.batch_execute(
-        "CREATE TEMP TABLE IF NOT EXISTS abm_scope (id INTEGER PRIMARY KEY);
-         CREATE TEMP TABLE IF NOT EXISTS abm_scope_rows (rid INTEGER PRIMARY KEY);
-         DELETE FROM temp.abm_scope; DELETE FROM temp.abm_scope_rows;",
-    )?;
+    // One statement at a time, each prepared once per connection (a batch is parsed again
+    // on every call: a server's one-account re-evaluations run this for every query).
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS abm_scope (id INTEGER PRIMARY KEY)",
+        "CREATE TEMP TABLE IF NOT EXISTS abm_scope_rows (rid INTEGER PRIMARY KEY)",
+        CLEAR_SCOPE,
+        CLEAR_SCOPE_ROWS,
+    ] {
+        conn.execute(sql, &[])?;
+    }
     let mut batch = Batch::new(1);
     for &id in ids {
         batch.int(id);
@@ -87,9 +92,13 @@ fn sorted_each(
             &[],
         )
         .and_then(|_| conn.query_each(&q, params, f));
-    conn.batch_execute("DELETE FROM temp.abm_scope; DELETE FROM temp.abm_scope_rows;")?;
+    conn.execute(CLEAR_SCOPE, &[])?;
+    conn.execute(CLEAR_SCOPE_ROWS, &[])?;
     result
 }
+
+const CLEAR_SCOPE: &str = "DELETE FROM temp.abm_scope";
+const CLEAR_SCOPE_ROWS: &str = "DELETE FROM temp.abm_scope_rows";
 
 /// `sql` with its `{scope}` replaced by `column IN (…)` for each chunk of `values`, with its
 /// parameters (`params`, then the chunk's values, padded with its last one to one of

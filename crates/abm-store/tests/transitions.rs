@@ -235,6 +235,43 @@ fn story(url: &str) {
         .collect();
     assert!(!tier_a.is_empty());
     assert_eq!(filtered, tier_a);
+
+    // One account now (a by-id read) is its history cut to the latest row and the pending
+    // checkpoints, for every account of a story with approvals, rejections and re-evaluations.
+    fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+    let mut with_pending = 0;
+    for id in &ids {
+        let h = store.history(id).unwrap();
+        let now = store.account_now(id).unwrap();
+        assert_eq!(
+            (&now.account_id, &now.name, &now.fields),
+            (&h.account_id, &h.name, &h.fields)
+        );
+        assert_eq!(json(&now.state), json(&h.state), "{id}");
+        let latest: Vec<_> = h
+            .snapshots
+            .iter()
+            .max_by_key(|s| s.run)
+            .into_iter()
+            .collect();
+        assert_eq!(now.snapshots.len(), latest.len(), "{id}");
+        assert_eq!(
+            json(&now.snapshots.first()),
+            json(&latest.first().copied()),
+            "{id}"
+        );
+        let pending: Vec<_> = h
+            .checkpoints
+            .iter()
+            .filter(|c| c.status == abm_core::movement::CheckpointStatus::Pending)
+            .collect();
+        with_pending += usize::from(!pending.is_empty());
+        assert_eq!(json(&now.checkpoints), json(&pending), "{id}");
+        assert!(now.movements.is_empty() && now.decisions.is_empty());
+    }
+    assert!(with_pending > 0, "the story leaves checkpoints pending");
 }
 
 /// The store as it was before migration 0011 (no stored matrix), its runs kept.

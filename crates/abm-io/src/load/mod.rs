@@ -86,6 +86,9 @@ pub struct LoadOptions<'a> {
     pub block_size: usize,
     /// How inputs are read (mapping, blocks) and outputs written.
     pub tuning: crate::Tuning,
+    /// The config's rules, already compiled (any as_of): a caller importing many small
+    /// batches (a server) passes them so an import does not compile the config again.
+    pub rules: Option<&'a abm_core::Rules>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -98,6 +101,7 @@ impl<'a> LoadOptions<'a> {
             progress: &no_progress,
             block_size: DEFAULT_BLOCK,
             tuning: crate::Tuning::default(),
+            rules: None,
         }
     }
 
