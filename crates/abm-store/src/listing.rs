@@ -155,7 +155,8 @@ impl crate::Store {
         })?;
         // Tier, score, engagement, micro-segment and candidate come from each account's latest
         // snapshot row (history grows with change: the row of its `snapshot_run`, not
-        // necessarily the latest run's). Pages follow the account's row id; a transition filter
+        // necessarily the latest run's); the filters read their copy on the state row
+        // (migration 0014), so the accounts a filtered page skips cost no snapshot lookup. Pages follow the account's row id; a transition filter
         // off the diagonal walks the rows its run wrote instead (few, in account order).
         let moved_off = f.moved.filter(|m| m.from != Some(m.to));
         let previous = match f.moved {
@@ -211,19 +212,19 @@ impl crate::Store {
             params.push(Value::Text(c.as_str()));
         }
         if let Some(c) = f.candidate {
-            sql.push_str(" AND s.candidate = ?");
+            sql.push_str(" AND st.candidate = ?");
             params.push(Value::Text(c.as_str()));
         }
         if let Some(t) = f.tier {
-            sql.push_str(" AND s.tier = ?");
+            sql.push_str(" AND st.tier = ?");
             params.push(Value::Text(t.as_str()));
         }
         if let Some(e) = f.engagement {
-            sql.push_str(" AND s.engagement = ?");
+            sql.push_str(" AND st.engagement = ?");
             params.push(Value::Text(e.as_str()));
         }
         if let Some(m) = &f.micro_segment {
-            sql.push_str(" AND s.micro_segment = (SELECT id FROM texts WHERE text = ?)");
+            sql.push_str(" AND st.micro_segment = (SELECT id FROM texts WHERE text = ?)");
             params.push(Value::Text(m));
         }
         if let Some(p) = &pattern {

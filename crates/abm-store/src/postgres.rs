@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_due_index",
         include_str!("../migrations/postgres/0013_due_index.sql"),
     ),
+    (
+        "0014_state_list_columns",
+        include_str!("../migrations/postgres/0014_state_list_columns.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

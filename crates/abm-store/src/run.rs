@@ -1096,12 +1096,18 @@ const CHECKPOINTS: &str =
     "checkpoints (kind, account, run, as_of, from_cluster, to_cluster, rule, signature,
     evidence, status, created_at)";
 const DECISIONS: &str = "decisions (checkpoint, action, actor, comment, decided_at, run)";
+// The last four repeat the snapshot row of `snapshot_run` for the account list's filters
+// (migration 0014): written with a new snapshot row, NULL (kept as they are) otherwise.
 const STATES: &str = "account_state (account, cluster, entered_at, floor, updated_run,
-    snapshot_run, snapshot_hash, due_at, score)";
+    snapshot_run, snapshot_hash, due_at, score, tier, engagement, candidate, micro_segment)";
 const STATES_UPSERT: &str = "ON CONFLICT (account) DO UPDATE SET cluster = excluded.cluster,
     entered_at = excluded.entered_at, floor = excluded.floor, updated_run = excluded.updated_run,
     snapshot_run = excluded.snapshot_run, snapshot_hash = excluded.snapshot_hash,
-    due_at = excluded.due_at, score = excluded.score";
+    due_at = excluded.due_at, score = excluded.score,
+    tier = COALESCE(excluded.tier, account_state.tier),
+    engagement = COALESCE(excluded.engagement, account_state.engagement),
+    candidate = COALESCE(excluded.candidate, account_state.candidate),
+    micro_segment = COALESCE(excluded.micro_segment, account_state.micro_segment)";
 
 impl Writer {
     pub(crate) fn new(
@@ -1123,7 +1129,7 @@ impl Writer {
             movements: Batch::new(10),
             checkpoints: Batch::new(11),
             decisions: Batch::new(6),
-            states: Batch::new(9),
+            states: Batch::new(13),
             closed: 0,
             opened: 0,
             snapshot_rows: 0,
@@ -1731,6 +1737,16 @@ pub(crate) fn write_one(
             None => w.states.null(),
         };
         w.states.opt_int(due).opt_real(score);
+        if new_snapshot {
+            let micro = texts.id(conn, &c.micro_segment)?;
+            w.states
+                .text(c.tier.as_str())
+                .text(c.level)
+                .text(d.candidate.as_str())
+                .int(micro);
+        } else {
+            w.states.null().null().null().null();
+        }
     }
     // The rows a decision would make current are kept for the latest run whether or not its
     // own row changed (they replace the account's row as of this run).

@@ -61,6 +61,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_due_index",
         include_str!("../migrations/sqlite/0013_due_index.sql"),
     ),
+    (
+        "0014_state_list_columns",
+        include_str!("../migrations/sqlite/0014_state_list_columns.sql"),
+    ),
 ];
 
 /// The page cache of every connection (`PRAGMA cache_size`: negative is KiB), 128 MiB.

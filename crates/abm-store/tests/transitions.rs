@@ -6,11 +6,11 @@
 //! one counted afresh from the history (`transitions_recomputed`, the oracle), and so does the
 //! one migration 0011 counts for runs recorded before it.
 
-use abm_core::{Cluster, Config, Instant, Rules};
+use abm_core::{Cluster, Config, EngagementLevel, Instant, Rules, Tier};
 use abm_io::load::LoadOptions;
 use abm_io::sample::{write_sample, SampleSpec};
 use abm_io::source::InputSource;
-use abm_store::listing::{AccountFilter, Cursor, Moved};
+use abm_store::listing::{AccountFilter, AccountListItem, Cursor, Moved};
 use abm_store::{ImportInputs, RunOptions, Store};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -182,6 +182,8 @@ fn story(url: &str) {
         store.transitions(runs + 1),
         Err(abm_store::StoreError::UnknownRun(_))
     ));
+    // The filters as the runs, decisions and re-evaluations left the state rows' copies.
+    check_filters(&mut store, ids.len());
     // Runs recorded before migration 0011: the migration counts their matrices.
     drop(store);
     forget_stored_matrices(url);
@@ -194,47 +196,7 @@ fn story(url: &str) {
             "run {r} after migration 0011"
         );
     }
-    // The listing reads each account's latest row, however old: every account has a tier, and
-    // a tier filter gives exactly the accounts of that tier.
-    let mut all = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list_accounts(&AccountFilter {
-                limit: 1000,
-                cursor,
-                ..AccountFilter::default()
-            })
-            .unwrap();
-        all.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(Cursor::parse(&c).unwrap()),
-            None => break,
-        }
-    }
-    assert_eq!(all.len(), ids.len());
-    assert!(
-        all.iter().all(|i| i.tier.is_some()),
-        "every account has its latest row"
-    );
-    let tier_a: BTreeSet<_> = all
-        .iter()
-        .filter(|i| i.tier.as_deref() == Some("A"))
-        .map(|i| i.account_id.clone())
-        .collect();
-    let filtered: BTreeSet<_> = store
-        .list_accounts(&AccountFilter {
-            limit: 1000,
-            tier: Some(abm_core::Tier::A),
-            ..AccountFilter::default()
-        })
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|i| i.account_id)
-        .collect();
-    assert!(!tier_a.is_empty());
-    assert_eq!(filtered, tier_a);
+    check_filters(&mut store, ids.len());
 
     // One account now (a by-id read) is its history cut to the latest row and the pending
     // checkpoints, for every account of a story with approvals, rejections and re-evaluations.
@@ -274,9 +236,109 @@ fn story(url: &str) {
     assert!(with_pending > 0, "the story leaves checkpoints pending");
 }
 
-/// The store as it was before migration 0011 (no stored matrix), its runs kept.
+/// The listing reads each account's latest row, however old: every account has a tier, and
+/// each filter on the latest row (read from the state row's copy, migration 0014) gives exactly
+/// the accounts whose row says so.
+fn check_filters(store: &mut Store, accounts: usize) {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_accounts(&AccountFilter {
+                limit: 1000,
+                cursor,
+                ..AccountFilter::default()
+            })
+            .unwrap();
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(Cursor::parse(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), accounts);
+    assert!(
+        all.iter().all(|i| i.tier.is_some()),
+        "every account has its latest row"
+    );
+    let mut filters: Vec<(AccountFilter, Box<dyn Fn(&AccountListItem) -> bool>)> = Vec::new();
+    for t in [Tier::A, Tier::B, Tier::C, Tier::D, Tier::E] {
+        filters.push((
+            AccountFilter {
+                tier: Some(t),
+                ..AccountFilter::default()
+            },
+            Box::new(move |i| i.tier.as_deref() == Some(t.as_str())),
+        ));
+    }
+    for e in [
+        EngagementLevel::None,
+        EngagementLevel::Low,
+        EngagementLevel::Medium,
+        EngagementLevel::High,
+    ] {
+        filters.push((
+            AccountFilter {
+                engagement: Some(e),
+                ..AccountFilter::default()
+            },
+            Box::new(move |i| i.engagement_level.as_deref() == Some(e.as_str())),
+        ));
+    }
+    let segments: BTreeSet<String> = all.iter().filter_map(|i| i.micro_segment.clone()).collect();
+    assert!(segments.len() >= 2, "{segments:?}");
+    for m in segments {
+        let f = AccountFilter {
+            micro_segment: Some(m.clone()),
+            ..AccountFilter::default()
+        };
+        filters.push((
+            f,
+            Box::new(move |i| i.micro_segment.as_deref() == Some(m.as_str())),
+        ));
+    }
+    filters.push((
+        AccountFilter {
+            tier: Some(Tier::B),
+            engagement: Some(EngagementLevel::Medium),
+            ..AccountFilter::default()
+        },
+        Box::new(|i| {
+            i.tier.as_deref() == Some("B") && i.engagement_level.as_deref() == Some("medium")
+        }),
+    ));
+    let mut nonempty = 0;
+    for (f, holds) in &filters {
+        let want: BTreeSet<_> = all
+            .iter()
+            .filter(|i| holds(i))
+            .map(|i| i.account_id.clone())
+            .collect();
+        let got: BTreeSet<_> = store
+            .list_accounts(&AccountFilter {
+                limit: 1000,
+                ..f.clone()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.account_id)
+            .collect();
+        nonempty += usize::from(!want.is_empty());
+        assert_eq!(got, want, "{f:?}");
+    }
+    assert!(nonempty >= 8, "the story fills most filters ({nonempty})");
+}
+
+/// The store as it was before migrations 0011 (no stored matrix) and 0014 (no list columns on
+/// the state rows), its runs kept.
 fn forget_stored_matrices(url: &str) {
-    let sql = "DROP TABLE run_transitions; DELETE FROM schema_migrations WHERE version = 11";
+    let sql = "DROP TABLE run_transitions; DELETE FROM schema_migrations WHERE version = 11;
+        ALTER TABLE account_state DROP COLUMN tier;
+        ALTER TABLE account_state DROP COLUMN engagement;
+        ALTER TABLE account_state DROP COLUMN candidate;
+        ALTER TABLE account_state DROP COLUMN micro_segment;
+        DELETE FROM schema_migrations WHERE version = 14";
     if url.starts_with("postgres") {
         let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
         c.batch_execute(sql).unwrap();
