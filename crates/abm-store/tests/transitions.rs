@@ -236,6 +236,9 @@ fn story(url: &str) {
     assert!(with_pending > 0, "the story leaves checkpoints pending");
 }
 
+/// Whether a listed account matches a filter.
+type Holds = Box<dyn Fn(&AccountListItem) -> bool>;
+
 /// The listing reads each account's latest row, however old: every account has a tier, and
 /// each filter on the latest row (read from the state row's copy, migration 0014) gives exactly
 /// the accounts whose row says so.
@@ -261,7 +264,7 @@ fn check_filters(store: &mut Store, accounts: usize) {
         all.iter().all(|i| i.tier.is_some()),
         "every account has its latest row"
     );
-    let mut filters: Vec<(AccountFilter, Box<dyn Fn(&AccountListItem) -> bool>)> = Vec::new();
+    let mut filters: Vec<(AccountFilter, Holds)> = Vec::new();
     for t in [Tier::A, Tier::B, Tier::C, Tier::D, Tier::E] {
         filters.push((
             AccountFilter {
