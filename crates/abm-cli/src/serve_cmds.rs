@@ -112,7 +112,7 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         &args.db,
         true,
         load_config(config)?,
-        abm_server::MAX_BLOCKING,
+        abm_server::store_calls(),
     )?;
     abm_server::init_logging();
     if let Some(secret) = app.token_create_first(abm_server::FIRST_TOKEN_NAME)? {
