@@ -112,7 +112,7 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         &args.db,
         true,
         load_config(config)?,
-        abm_server::store_calls(),
+        abm_server::store_calls(args.db.url()),
     )?;
     abm_server::init_logging();
     if let Some(secret) = app.token_create_first(abm_server::FIRST_TOKEN_NAME)? {
@@ -123,7 +123,7 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         print_secret(&secret)?;
     }
     let connectors = connectors(app.config());
-    let rt = tokio_runtime()?;
+    let rt = tokio_runtime(abm_server::store_calls(args.db.url()))?;
     // The store's last handle is dropped here, outside the runtime: a PostgreSQL client owns a
     // runtime of its own, which must not be dropped from async code.
     let keep = app.clone();
@@ -168,8 +168,8 @@ fn connectors(config: &abm_core::Config) -> abm_mcp::Connectors {
     abm_mcp::Connectors::new(config, enrich_token, hubspot)
 }
 
-fn tokio_runtime() -> Result<abm_server::Runtime> {
-    match abm_server::runtime() {
+fn tokio_runtime(store_calls: usize) -> Result<abm_server::Runtime> {
+    match abm_server::runtime(store_calls) {
         Ok(rt) => Ok(rt),
         Err(e) => bail!("cannot start the server's runtime: {e}"),
     }

@@ -30,6 +30,13 @@ pub struct DbArgs {
     lock_timeout: u64,
 }
 
+impl DbArgs {
+    /// The database URL or path given (or the default).
+    pub fn url(&self) -> &str {
+        &self.database
+    }
+}
+
 #[derive(Subcommand)]
 pub enum StateCommand {
     /// Import a directory of inputs into the database: accounts upserted, events and triggers

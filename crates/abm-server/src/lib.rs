@@ -150,24 +150,30 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 /// The runtime `abm serve` runs on (so the binary needs no tokio of its own).
 pub type Runtime = tokio::runtime::Runtime;
 
-/// The most store calls in flight at once (the blocking pool's size): twice the cores, at
-/// least 4 and at most 32; keep as many idle connections in the store's pool. The store calls
-/// are CPU-bound on SQLite, so more of them than the cores can run only spreads the requests
-/// over more connections, each with a page cache of its own to fill (up to 128 MiB each): at
-/// 1M accounts on 2 cores, 16 connections cost 207 µs of server CPU per by-id request and
-/// 2.2 GB of memory, 4 cost 141–171 µs and 0.58 GB (bench/README.md).
-pub fn store_calls() -> usize {
+/// The most store calls in flight at once for a store at `url` (the blocking pool's size); keep
+/// as many idle connections in the store's pool.
+///
+/// SQLite: twice the cores, at least 4 and at most 32. Its store calls are CPU-bound, so more
+/// of them than the cores can run only spreads the requests over more connections, each with a
+/// page cache of its own to fill (up to 128 MiB each): at 1M accounts on 2 cores, 16
+/// connections cost 207 µs of server CPU per by-id request and 2.2 GB of memory, 4 cost
+/// 141–171 µs and 0.58 GB (bench/README.md). PostgreSQL: 16 (a call waits on round trips to the
+/// server, which does the work: 4 connections gave 488 by-id requests/s where 16 gave 741).
+pub fn store_calls(url: &str) -> usize {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return 16;
+    }
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .saturating_mul(2)
         .clamp(4, 32)
 }
 
-/// A multi-threaded runtime with the blocking pool the store calls run on.
-pub fn runtime() -> std::io::Result<Runtime> {
+/// A multi-threaded runtime with a blocking pool of `store_calls` threads for the store calls.
+pub fn runtime(store_calls: usize) -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(store_calls())
+        .max_blocking_threads(store_calls)
         .build()
 }
 

@@ -1168,7 +1168,7 @@ impl crate::Store {
         inputs: &ImportInputs,
         opts: &LoadOptions<'_>,
     ) -> Result<ImportReport, StoreError> {
-        import(self.conn(), inputs, opts, &mut |_| Ok(()))
+        self.import_with(inputs, opts, &mut |_| Ok(()))
     }
 
     /// [`Self::import`], calling `before_commit` with the rejected rows once every row is
@@ -1179,7 +1179,24 @@ impl crate::Store {
         opts: &LoadOptions<'_>,
         before_commit: BeforeCommit<'_>,
     ) -> Result<ImportReport, StoreError> {
-        import(self.conn(), inputs, opts, before_commit)
+        let report = import(self.conn(), inputs, opts, before_commit)?;
+        let rows = report.accounts_changed
+            + report.events_added
+            + report.triggers_added
+            + report.deals_changed
+            + report.waiting_added;
+        if rows >= crate::ANALYZE_FROM_ROWS {
+            self.analyze(&[
+                "accounts",
+                "events",
+                "triggers",
+                "deals",
+                "waiting_events",
+                "waiting_triggers",
+                "waiting_deals",
+            ]);
+        }
+        Ok(report)
     }
 }
 

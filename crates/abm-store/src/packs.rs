@@ -313,9 +313,14 @@ pub(crate) fn read_events(
     let complete = if by_range {
         !outside
     } else {
+        // Whether more rows lie above the floor than were read: at most `read + 1` of them
+        // counted, in id order. (A bare `COUNT(*) … WHERE id > ?` let PostgreSQL settle on a
+        // generic plan, a scan of every event, once the first calls on a connection had counted
+        // many: 660 ms per one-event ingest at 1M accounts.)
         read == conn.scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM events WHERE id > ?",
-            &[Value::Int(floor)],
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM (
+                 SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?) t",
+            &[Value::Int(floor), Value::Int(read + 1)],
         )?
     };
     let mut writers: Vec<(i64, bool, PackWriter)> = writers

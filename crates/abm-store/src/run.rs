@@ -1777,7 +1777,13 @@ pub(crate) fn write_one(
 impl crate::Store {
     /// Evaluate every account as of `rules.as_of` and record the run (one transaction).
     pub fn run(&mut self, rules: &Rules, opts: &RunOptions<'_>) -> Result<RunOutcome, StoreError> {
-        run(self.conn(), rules, opts)
+        let outcome = run(self.conn(), rules, opts)?;
+        if let RunOutcome::Done(r) = &outcome {
+            if r.snapshot_rows >= crate::ANALYZE_FROM_ROWS {
+                self.analyze(&["account_state", "snapshots", "event_packs"]);
+            }
+        }
+        Ok(outcome)
     }
 }
 
