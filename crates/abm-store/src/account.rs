@@ -324,8 +324,9 @@ fn explain(
 mod tests {
     use super::*;
 
-    /// Explaining one account reads only its rows: every query is a search by an index,
-    /// never a scan of a table that grows with the data (SQLite's query plans).
+    /// Explaining one account (and its detail and history) reads only its rows: every query is
+    /// a search by an index, never a scan of a table that grows with the data or the runs
+    /// (SQLite's query plans).
     #[test]
     fn every_query_reads_by_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -341,6 +342,11 @@ mod tests {
             DEALS,
             LATEST_RUN,
             SNAPSHOT,
+            &format!(
+                "{} ORDER BY s.run DESC LIMIT 1",
+                crate::query::SNAPSHOTS_OF_ACCOUNT
+            ),
+            &format!("{} ORDER BY s.run", crate::query::SNAPSHOTS_OF_ACCOUNT),
         ] {
             let mut plan = Vec::new();
             let n = sql.matches('?').count();

@@ -462,6 +462,23 @@ fn cur(col: &str, overlay: bool) -> String {
     }
 }
 
+/// One account's snapshot rows (`?`: its row id) with their runs, to be ordered by `s.run`.
+/// They are read from the account's `snapshots_account` entries, so the work grows with its own
+/// history, not with the runs: walking the runs and probing each one's `(run, account)` key
+/// (which the `CROSS JOIN` used to fix) cost a probe per run for the latest row of an account
+/// unchanged since the first run — 365 probes per account detail after a year of daily runs.
+/// `CROSS JOIN` keeps SQLite's planner from starting at `runs`.
+pub(crate) const SNAPSHOTS_OF_ACCOUNT: &str =
+    "SELECT r.id, r.as_of, s.candidate, s.cluster, s.previous, s.movement, rt.text,
+        s.evidence, s.tier, s.score, s.engagement, s.has_triggers, s.promotion_triggers,
+        s.program, ms.text, na.text, s.checkpoint, s.rationale
+     FROM snapshots s
+     CROSS JOIN runs r
+     JOIN texts rt ON rt.id = s.rule
+     JOIN texts ms ON ms.id = s.micro_segment
+     JOIN texts na ON na.id = s.next_action
+     WHERE r.id = s.run AND s.account = ?";
+
 impl crate::Store {
     /// The review queue: pending items, or all with `all`.
     pub fn review_list(&mut self, all: bool) -> Result<Vec<CheckpointView>, StoreError> {
@@ -572,9 +589,7 @@ impl crate::Store {
         Ok(v)
     }
 
-    /// Every snapshot, movement, checkpoint and decision of one account. (The snapshot query
-    /// walks the runs and probes the `(run, account)` key of each: `CROSS JOIN` fixes that
-    /// order on SQLite, whose planner would otherwise scan every snapshot row.)
+    /// Every snapshot, movement, checkpoint and decision of one account.
     pub fn history(&mut self, account_id: &str) -> Result<History, StoreError> {
         self.history_of(account_id, false)
     }
@@ -588,9 +603,9 @@ impl crate::Store {
 
     fn history_of(&mut self, account_id: &str, now: bool) -> Result<History, StoreError> {
         let (order, pending) = if now {
-            ("ORDER BY r.id DESC LIMIT 1", " AND c.status = 'pending'")
+            ("ORDER BY s.run DESC LIMIT 1", " AND c.status = 'pending'")
         } else {
-            ("ORDER BY r.id", "")
+            ("ORDER BY s.run", "")
         };
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
         let (id, name, fields) = tx
@@ -612,18 +627,7 @@ impl crate::Store {
             },
         )?;
         let snapshots = tx.query_all(
-            &format!(
-                "SELECT r.id, r.as_of, s.candidate, s.cluster, s.previous, s.movement, rt.text,
-                s.evidence, s.tier, s.score, s.engagement, s.has_triggers, s.promotion_triggers,
-                s.program, ms.text, na.text, s.checkpoint, s.rationale
-             FROM runs r
-             CROSS JOIN snapshots s
-             JOIN texts rt ON rt.id = s.rule
-             JOIN texts ms ON ms.id = s.micro_segment
-             JOIN texts na ON na.id = s.next_action
-             WHERE s.run = r.id AND s.account = ?
-             {order}"
-            ),
+            &format!("{SNAPSHOTS_OF_ACCOUNT} {order}"),
             &[Value::Int(id)],
             |r| {
                 const T: &str = "snapshots";
