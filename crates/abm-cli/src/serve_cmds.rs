@@ -108,12 +108,8 @@ pub fn token(cmd: TokenCommand, config: Option<&Path>) -> Result<()> {
 
 pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
     // As many idle connections as blocking threads: no connection opened per request.
-    let app = open_pooled(
-        &args.db,
-        true,
-        load_config(config)?,
-        abm_server::store_calls(args.db.url()),
-    )?;
+    let store_calls = abm_server::store_calls(args.db.url());
+    let app = open_pooled(&args.db, true, load_config(config)?, store_calls)?;
     abm_server::init_logging();
     if let Some(secret) = app.token_create_first(abm_server::FIRST_TOKEN_NAME)? {
         outln!(
@@ -123,7 +119,7 @@ pub fn serve(args: ServeArgs, config: Option<&Path>) -> Result<()> {
         print_secret(&secret)?;
     }
     let connectors = connectors(app.config());
-    let rt = tokio_runtime(abm_server::store_calls(args.db.url()))?;
+    let rt = tokio_runtime(store_calls)?;
     // The store's last handle is dropped here, outside the runtime: a PostgreSQL client owns a
     // runtime of its own, which must not be dropped from async code.
     let keep = app.clone();

@@ -160,7 +160,7 @@ pub type Runtime = tokio::runtime::Runtime;
 /// 141–171 µs and 0.58 GB (bench/README.md). PostgreSQL: 16 (a call waits on round trips to the
 /// server, which does the work: 4 connections gave 488 by-id requests/s where 16 gave 741).
 pub fn store_calls(url: &str) -> usize {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if let abm_store::Location::Postgres(_) = abm_store::Location::parse(url) {
         return 16;
     }
     std::thread::available_parallelism()

@@ -156,8 +156,9 @@ impl crate::Store {
         // Tier, score, engagement, micro-segment and candidate come from each account's latest
         // snapshot row (history grows with change: the row of its `snapshot_run`, not
         // necessarily the latest run's); the filters read their copy on the state row
-        // (migration 0014), so the accounts a filtered page skips cost no snapshot lookup. Pages follow the account's row id; a transition filter
-        // off the diagonal walks the rows its run wrote instead (few, in account order).
+        // (migration 0014), so the accounts a filtered page skips cost no snapshot lookup.
+        // Pages follow the account's row id; a transition filter off the diagonal walks the
+        // rows its run wrote instead (few, in account order).
         let moved_off = f.moved.filter(|m| m.from != Some(m.to));
         let previous = match f.moved {
             Some(m) => crate::transitions::previous_run(&mut *tx, m.run)?.unwrap_or(-1),
