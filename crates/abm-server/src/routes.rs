@@ -148,23 +148,48 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// request's extensions.
 async fn require_role(State((s, min)): State<(S, Role)>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(req.headers()).map(str::to_string) else {
-        return Problem::unauthorized("send Authorization: Bearer TOKEN (see `abm token create`)")
-            .into_response();
+        return refuse(
+            &req,
+            Problem::unauthorized("send Authorization: Bearer TOKEN (see `abm token create`)"),
+        );
     };
     let caller = match blocking(&s, move |app| app.authenticate(&token)).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Problem::unauthorized("unknown or revoked token").into_response(),
-        Err(p) => return p.into_response(),
+        Ok(None) => return refuse(&req, Problem::unauthorized("unknown or revoked token")),
+        Err(p) => return refuse(&req, p),
     };
     if caller.role < min {
-        return Problem::forbidden(format!(
+        let p = Problem::forbidden(format!(
             "this needs the {min} role; token {:?} has the {} role",
             caller.name, caller.role
-        ))
-        .into_response();
+        ));
+        return refuse(&req, p);
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// A refusal before the request's body was read. The server then closes the connection rather
+/// than read a body nobody wants (hyper gives up on an unread body that has not fully arrived), so
+/// such an answer says `Connection: close`: without it a keep-alive client may send its next
+/// request down a connection that is going away and see it dropped with no answer.
+fn refuse(req: &Request, p: Problem) -> Response {
+    let mut r = p.into_response();
+    if may_have_body(req.headers()) {
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    r
+}
+
+fn may_have_body(h: &axum::http::HeaderMap) -> bool {
+    use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    h.contains_key(TRANSFER_ENCODING)
+        || h.get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Run `f` on the blocking pool (the store is synchronous).

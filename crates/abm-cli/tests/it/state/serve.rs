@@ -128,6 +128,27 @@ fn call(
     Some((status, v))
 }
 
+/// The head of the answer to a keep-alive `POST /api/events` whose body has not been sent.
+fn refused_head(addr: &str, token: Option<&str>) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST /api/events HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "an answer");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
 fn token_create(url: &str, role: &str, name: &str) -> String {
     let out = run_ok(abm().args([
         "token", "create", "--role", role, "--name", name, "--db", url,
@@ -161,6 +182,20 @@ fn serve_story(db: &Db) {
         403
     );
     assert_eq!(server.call("POST", "/api/runs", Some(&viewer), "").0, 403);
+    // Refused before its body arrived: the answer says the connection closes, so a keep-alive
+    // client does not send its next request down it (seen as "server disconnected").
+    for token in [None, Some("abm_nope"), Some(viewer.as_str())] {
+        let head = refused_head(&server.addr, token);
+        assert!(
+            head.starts_with("HTTP/1.1 401") || head.starts_with("HTTP/1.1 403"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("\r\nconnection: close\r\n"),
+            "{head}"
+        );
+    }
     let (st, body) = server.call("POST", "/api/events", Some(&admin), event);
     assert_eq!((st, body["accepted"].as_u64()), (200, Some(1)), "{body}");
     let (st, body) = server.call("POST", "/api/events", Some(&admin), event);
