@@ -19,11 +19,12 @@
 //! in its account's pack. So an account's events are its pack followed by its `events` rows with
 //! `id > max(packs_upto, upto)`, read by id ([`read_events`], [`account_events`]). Events are
 //! never updated or deleted (`prune` deletes snapshot rows only; an import appends), so a pack
-//! only ever grows: a run rewrites the packs of the accounts whose newer events it read, in its
-//! own transaction, and advances `packs_upto` only when it read every newer event (a scoped run
-//! may not have). The first load into an empty `events` table builds every pack
+//! only ever grows: a full run, or a read by id range once the tail is long enough
+//! ([`fold_from`]), folds the newer events into the packs in its own transaction and advances
+//! `packs_upto` (it read every newer event); a read by account never rewrites a pack. The first load into an empty `events` table builds every pack
 //! ([`rebuild_all`]); any other import leaves them and the next run folds the tail.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, Value};
@@ -226,15 +227,54 @@ impl PackWriter {
 }
 
 /// What a load read beyond the packs: the newer events of each account it read them for, to be
-/// folded into the packs by [`write`] (in the loading transaction), and whether every event
-/// newer than `packs_upto` was read (then `packs_upto` advances to `upto`).
+/// folded into the packs by [`write`] (in the loading transaction) when `fold`, and whether every
+/// event newer than `packs_upto` was read (then `packs_upto` advances to `upto`).
 #[derive(Default)]
 pub(crate) struct Delta {
     /// (accounts.id, whether it has a pack, its newer events).
     writers: Vec<(i64, bool, PackWriter)>,
+    /// The newer events of accounts the load did not assess (a folding read by id range takes
+    /// them too, so the tail it folds is the whole tail): per account, their ids and events.
+    others: HashMap<i64, (Vec<i64>, PackWriter)>,
     /// The greatest `events.id` when read.
     upto: i64,
     complete: bool,
+    /// Whether [`write`] folds this delta into the packs (see [`fold_from`]).
+    fold: bool,
+}
+
+/// When the events newer than the packs (the tail) are folded into them. A fold rewrites each
+/// touched account's pack a little longer, and a longer row in a full page splits it: on a
+/// database whose packs were just built, folding a 1% daily tail (10,000 packs at 1M accounts)
+/// grew the file by 15 MB, more than the tail itself. The tail costs nothing to leave where it
+/// is: a read by account takes its rows by the `events_account` index whatever the tail's size,
+/// and only a read by id range (a full run, a scoped run of [`TAIL_BY_RANGE_FROM`] accounts or
+/// more) reads the whole of it. So a full run always folds (it reads everything anyway), a read
+/// by range folds once the tail spans [`fold_from`] ids (1/32 of the packed ones, at least
+/// 65,536: at 1M accounts with 20M events, about every three days of 1% changes), and a read by
+/// account never does (a live ingest's one-account call writes no pack).
+pub(crate) fn fold_from(floor: i64) -> i64 {
+    POLICY
+        .with(|p| p.get().0)
+        .unwrap_or_else(|| (floor / 32).max(65_536))
+}
+
+/// From how many accounts on a scoped read takes the tail by id range.
+fn by_range_from() -> usize {
+    POLICY.with(|p| p.get().1).unwrap_or(TAIL_BY_RANGE_FROM)
+}
+
+thread_local! {
+    /// Tests' overrides of [`fold_from`] and [`TAIL_BY_RANGE_FROM`] (per thread: a test's store
+    /// calls run on its own thread).
+    static POLICY: Cell<(Option<i64>, Option<usize>)> = const { Cell::new((None, None)) };
+}
+
+/// Tests: on this thread, fold a tail read by range from `fold_from` ids on and read by range
+/// from `by_range_from` accounts on (`None`: the defaults). Any policy gives the same events;
+/// it only chooses how they are read and when packs are rewritten.
+pub(crate) fn set_fold_policy(fold_from: Option<i64>, by_range_from: Option<usize>) {
+    POLICY.with(|p| p.set((fold_from, by_range_from)));
 }
 
 /// Receives `(position, occurred_at, type, contact_id)` for each event read.
@@ -283,14 +323,29 @@ pub(crate) fn read_events(
             Ok(())
         },
     )?;
+    let by_range = match scope {
+        Scope::All => true,
+        Scope::Ids(s) => s.len() >= by_range_from(),
+    };
+    // A read by range that folds takes the other accounts' newer events too.
+    let fold = match scope {
+        Scope::All => true,
+        Scope::Ids(_) => by_range && upto - floor >= fold_from(floor),
+    };
     let mut writers: HashMap<u32, PackWriter> = HashMap::new();
-    let (mut read, mut outside) = (0i64, false);
+    let mut others: HashMap<i64, (Vec<i64>, PackWriter)> = HashMap::new();
+    let mut outside = false;
     let sql = "SELECT id, account, occurred_at, type, contact_id FROM events
                WHERE id > ? AND {scope} ORDER BY id";
     let mut row = |r: &dyn crate::db::Row| {
-        read += 1;
         let Some(i) = idx_of(r.i(1)?) else {
-            outside = true;
+            if fold {
+                let o = others.entry(r.i(1)?).or_default();
+                o.0.push(r.i(0)?);
+                o.1.push(r.i(2)?, r.s(3)?, r.s(4)?);
+            } else {
+                outside = true;
+            }
             return Ok(());
         };
         if r.i(0)? <= packed[i as usize] {
@@ -301,28 +356,14 @@ pub(crate) fn read_events(
         writers.entry(i).or_default().push(at, ty, contact);
         Ok(())
     };
-    let by_range = match scope {
-        Scope::All => true,
-        Scope::Ids(s) => s.len() >= TAIL_BY_RANGE_FROM,
-    };
     if by_range {
         Scope::All.each(conn, sql, "account", &[Value::Int(floor)], &mut row)?;
     } else {
         scope.each(conn, sql, "account", &[Value::Int(floor)], &mut row)?;
     }
-    let complete = if by_range {
-        !outside
-    } else {
-        // Whether more rows lie above the floor than were read: at most `read + 1` of them
-        // counted, in id order. (A bare `COUNT(*) … WHERE id > ?` let PostgreSQL settle on a
-        // generic plan, a scan of every event, once the first calls on a connection had counted
-        // many: 660 ms per one-event ingest at 1M accounts.)
-        read == conn.scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM (
-                 SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?) t",
-            &[Value::Int(floor), Value::Int(read + 1)],
-        )?
-    };
+    // Only a read by range folds (`fold_from`), and only it can know that it read every newer
+    // event.
+    let complete = by_range && !outside;
     let mut writers: Vec<(i64, bool, PackWriter)> = writers
         .into_iter()
         .map(|(i, w)| (ids[i as usize], packed[i as usize] >= 0, w))
@@ -330,8 +371,10 @@ pub(crate) fn read_events(
     writers.sort_unstable_by_key(|w| w.0);
     Ok(Delta {
         writers,
+        others,
         upto,
         complete,
+        fold,
     })
 }
 
@@ -359,47 +402,83 @@ fn upsert(
     Ok(n)
 }
 
-/// Fold what a load read beyond the packs into them (inside the loading transaction), and
-/// advance `packs_upto` when it read every newer event. Returns the packs written.
+/// Fold what a load read beyond the packs into them (inside the loading transaction) when the
+/// load chose to ([`fold_from`]), and advance `packs_upto` when it read every newer event.
+/// Returns the packs written.
 pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError> {
     let Delta {
         writers,
+        others,
         upto,
         complete,
+        fold,
     } = delta;
-    let with_pack: Vec<i64> = writers.iter().filter(|w| w.1).map(|w| w.0).collect();
-    let mut old: HashMap<i64, Vec<u8>> = HashMap::with_capacity(with_pack.len());
+    if !fold {
+        return Ok(0);
+    }
+    // The stored packs these events extend: those of the loaded accounts that have one, and any
+    // of the others' (whose `upto` may lie inside the tail: a pack written by an earlier fold).
+    let mut with_pack: Vec<i64> = writers.iter().filter(|w| w.1).map(|w| w.0).collect();
+    with_pack.extend(others.keys().copied());
+    with_pack.sort_unstable();
+    let mut old: HashMap<i64, (i64, Vec<u8>)> = HashMap::with_capacity(with_pack.len());
     if !with_pack.is_empty() {
         Scope::Ids(&with_pack).each(
             conn,
-            "SELECT account, data FROM event_packs WHERE {scope}",
+            "SELECT account, upto, data FROM event_packs WHERE {scope}",
             "account",
             &[],
             &mut |r| {
-                old.insert(r.i(0)?, r.blob(1)?.unwrap_or_default().to_vec());
+                old.insert(r.i(0)?, (r.i(1)?, r.blob(2)?.unwrap_or_default().to_vec()));
                 Ok(())
             },
         )?;
     }
-    let mut merged = Vec::with_capacity(writers.len());
+    let mut merged = Vec::with_capacity(writers.len() + others.len());
     for (account, _, w) in writers {
-        match old.remove(&account) {
-            Some(data) => {
-                let mut m = PackWriter::resume(&data)?;
-                decode(w.bytes(), |at, ty, contact| {
-                    m.push(at, ty, contact);
-                    Ok(())
-                })?;
-                merged.push((account, m.count(), m.into_bytes()));
-            }
-            None => merged.push((account, w.count(), w.into_bytes())),
+        merged.push(merge(old.remove(&account), account, 0, w)?);
+    }
+    let mut others: Vec<(i64, (Vec<i64>, PackWriter))> = others.into_iter().collect();
+    others.sort_unstable_by_key(|o| o.0);
+    for (account, (event_ids, w)) in others {
+        // Events a pack already holds (its `upto` past the floor) are not added twice.
+        let stored = old.remove(&account);
+        let covered = stored.as_ref().map_or(0, |(u, _)| *u);
+        let skip = event_ids.partition_point(|&id| id <= covered);
+        if skip < event_ids.len() {
+            merged.push(merge(stored, account, skip, w)?);
         }
     }
+    merged.sort_unstable_by_key(|m| m.0);
     let n = upsert(conn, upto, merged.into_iter())?;
     if complete && upto > meta(conn, "packs_upto")? {
         set_meta(conn, "packs_upto", upto)?;
     }
     Ok(n)
+}
+
+/// `w`'s events after the first `skip`, appended to the account's `stored` pack (if any): the
+/// row to upsert.
+fn merge(
+    stored: Option<(i64, Vec<u8>)>,
+    account: i64,
+    skip: usize,
+    w: PackWriter,
+) -> Result<(i64, u64, Vec<u8>), StoreError> {
+    let mut m = match stored {
+        Some((_, data)) => PackWriter::resume(&data)?,
+        None if skip == 0 => return Ok((account, w.count(), w.into_bytes())),
+        None => PackWriter::new(),
+    };
+    let mut k = 0usize;
+    decode(w.bytes(), |at, ty, contact| {
+        if k >= skip {
+            m.push(at, ty, contact);
+        }
+        k += 1;
+        Ok(())
+    })?;
+    Ok((account, m.count(), m.into_bytes()))
 }
 
 /// Build every pack from `events` (the first load into an empty table; also a repair): the
@@ -601,6 +680,27 @@ mod tests {
             prop_oneof!["[a-z_]{0,12}", "\\PC{0,4}"],
             prop_oneof!["c[0-9]{1,2}", "\\PC{0,6}", Just(String::new())],
         )
+    }
+
+    /// Folding another account's tail events skips those its pack already holds (a pack written
+    /// past the floor), and a pack-less account gets the rest alone.
+    #[test]
+    fn merge_skips_what_the_pack_holds() {
+        let ev = |k: i64| (k * SECOND, format!("t{}", k % 2), format!("c{k}"));
+        let stored = encode(&[ev(1), ev(2), ev(3)]);
+        let mut tail = PackWriter::new();
+        for k in 2..=5 {
+            let (at, ty, c) = ev(k);
+            tail.push(at, &ty, &c);
+        }
+        // Tail ids 12..=15 hold events 2..=5; the pack covers up to id 13 (events 1..=3).
+        let skip = [12i64, 13, 14, 15].partition_point(|&id| id <= 13);
+        let (_, n, data) = merge(Some((13, stored)), 7, skip, tail.clone()).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(decoded(&data).unwrap(), (1..=5).map(ev).collect::<Vec<_>>());
+        let (_, n, data) = merge(None, 7, 1, tail).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(decoded(&data).unwrap(), (3..=5).map(ev).collect::<Vec<_>>());
     }
 
     proptest! {

@@ -181,7 +181,8 @@ fn reevaluate(
         None
     };
     let mut loaded = load_with(conn, rules, &opts, Scope::Ids(&found), dates)?;
-    // Their newer events into their packs (in this transaction).
+    // Their newer events into their packs (in this transaction) if the read chose to fold (a read
+    // by account never does: `packs::fold_from`).
     crate::packs::write(conn, std::mem::take(&mut loaded.pack_delta))?;
     let ids: Vec<Value<'_>> = found.iter().map(|&id| Value::Int(id)).collect();
     // The rows of the previous outcome these accounts replace (only the latest run's exist).

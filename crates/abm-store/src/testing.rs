@@ -54,3 +54,10 @@ pub fn export_json(store: &mut crate::Store) -> Vec<String> {
         .expect("the store exports");
     rows
 }
+
+/// On this thread, fold the events newer than the packs into them from `fold_from` ids of tail on,
+/// and read a scoped run's tail by id range from `by_range_from` accounts on (`None`: the
+/// defaults). Results never depend on it; it picks the code path (`packs.rs`).
+pub fn set_pack_policy(fold_from: Option<i64>, by_range_from: Option<usize>) {
+    crate::packs::set_fold_policy(fold_from, by_range_from);
+}

@@ -25,7 +25,19 @@ fn run(store: &mut Store, config: &Config, as_of: Instant, full: bool) -> RunOut
     store.run(&rules, &opts).unwrap()
 }
 
-fn story(url: &str, twin: &str) {
+/// How the story sets the store's pack policy (`abm_store::testing::set_pack_policy`).
+#[derive(Clone, Copy, PartialEq)]
+enum Policy {
+    /// The defaults: on this small database a scoped run reads by account and never folds.
+    Default,
+    /// The first two runs leave the tail in `events`; then every scoped run reads the whole tail
+    /// by id range and folds all of it, so it folds the events of accounts it does not assess
+    /// (those of the earlier steps). One full run, at step 3.
+    Mixed,
+}
+
+fn story(url: &str, twin: &str, policy: Policy) {
+    abm_store::testing::set_pack_policy(None, None);
     let dir = tempfile::tempdir().unwrap();
     let config = Config::default();
     let spec = SampleSpec {
@@ -95,7 +107,15 @@ fn story(url: &str, twin: &str) {
         }
         // A scoped run, then (every other step) a full one; the twin runs the same over its
         // rows alone (its packs dropped before each run).
-        let full = i % 2 == 1;
+        let full = match policy {
+            Policy::Default => i % 2 == 1,
+            Policy::Mixed => i == 3,
+        };
+        let fold = policy == Policy::Mixed && i >= 2;
+        if fold {
+            abm_store::testing::set_pack_policy(Some(0), Some(1));
+        }
+        let before = store.pack_stats().unwrap();
         let a = run(&mut store, &config, *cut, full);
         plain.drop_packs().unwrap();
         let b = run(&mut plain, &config, *cut, full);
@@ -108,9 +128,20 @@ fn story(url: &str, twin: &str) {
             _ => panic!("step {i}: a run did nothing"),
         }
         store.check_packs().unwrap();
+        let (upto, n, max) = store.pack_stats().unwrap();
         if full {
-            let (upto, _, max) = store.pack_stats().unwrap();
             assert_eq!(upto, max, "a full run packs every event");
+        } else if fold {
+            assert_eq!(
+                upto, max,
+                "step {i}: a folding scoped run packs the whole tail"
+            );
+        } else {
+            assert_eq!(
+                (upto, n),
+                (before.0, before.1),
+                "step {i}: a scoped run by account leaves the packs"
+            );
         }
         assert_eq!(
             abm_store::testing::export_json(&mut store),
@@ -153,19 +184,24 @@ fn story(url: &str, twin: &str) {
 
 #[test]
 fn packs_stay_exact_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    story(
-        dir.path().join("p.db").to_str().unwrap(),
-        dir.path().join("q.db").to_str().unwrap(),
-    );
+    for policy in [Policy::Default, Policy::Mixed] {
+        let dir = tempfile::tempdir().unwrap();
+        story(
+            dir.path().join("p.db").to_str().unwrap(),
+            dir.path().join("q.db").to_str().unwrap(),
+            policy,
+        );
+    }
 }
 
 #[test]
 #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn packs_stay_exact_on_postgres() {
-    abm_store::testing::in_pg_schema("packs", |url| {
-        abm_store::testing::in_pg_schema("packs_twin", |twin| story(url, twin))
-    });
+    for policy in [Policy::Default, Policy::Mixed] {
+        abm_store::testing::in_pg_schema("packs", |url| {
+            abm_store::testing::in_pg_schema("packs_twin", |twin| story(url, twin, policy))
+        });
+    }
 }
 
 /// A pack that does not decode is a typed error naming the table, never a panic.
