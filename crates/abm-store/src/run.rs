@@ -312,13 +312,13 @@ pub(crate) fn push_account(
     r: &dyn crate::db::Row,
 ) -> Result<(i64, AccountIdx), StoreError> {
     let id = r.i(0)?;
-    let mut fields: HashMap<String, String> = serde_json::from_str(r.s(2)?)
-        .map_err(|e| StoreError::Corrupt(format!("accounts.fields of id {id}: {e}")))?;
-    vals.clear();
-    vals.push(r.string(1)?);
-    for c in &cols[1..] {
-        vals.push(fields.remove(c).unwrap_or_default());
+    vals.resize(cols.len(), String::new());
+    for v in vals.iter_mut() {
+        v.clear();
     }
+    vals[0].push_str(r.s(1)?);
+    fields_into(r.s(2)?, &cols[1..], &mut vals[1..])
+        .map_err(|e| StoreError::Corrupt(format!("accounts.fields of id {id}: {e}")))?;
     let f = Firmographics {
         employees: r.real(3)?,
         annual_revenue: r.real(4)?,
@@ -330,6 +330,79 @@ pub(crate) fn push_account(
         id,
         table.push(vals.iter().map(String::as_str), &f, id as u64),
     ))
+}
+
+/// Parse `accounts.fields` (a JSON object of strings) into `vals`, each value at its column's
+/// position in `cols` (a column it lacks stays empty; keys that name no column are skipped; of
+/// repeated keys the last wins). No map is built: at 1M accounts a `HashMap` per row was a fifth
+/// of a full run. The objects are written in column order, so a key is looked for first where
+/// the previous key's column was followed.
+fn fields_into(json: &str, cols: &[String], vals: &mut [String]) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, MapAccess, Visitor};
+    use std::borrow::Cow;
+
+    /// A string, borrowed from the input when it has no escapes.
+    struct Text<'de>(Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Text<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Text<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Owned(v.to_string())))
+                }
+                fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Owned(v)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    struct Fields<'a> {
+        cols: &'a [String],
+        vals: &'a mut [String],
+    }
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+            let mut next = 0usize;
+            while let Some(Text(key)) = m.next_key::<Text<'de>>()? {
+                let Text(value) = m.next_value::<Text<'de>>()?;
+                let at = if self.cols.get(next).is_some_and(|c| *c == key) {
+                    Some(next)
+                } else {
+                    self.cols.iter().position(|c| *c == key)
+                };
+                if let Some(k) = at {
+                    let slot = &mut self.vals[k];
+                    slot.clear();
+                    slot.push_str(&value);
+                    next = k + 1;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Fields<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(json);
+    Fields { cols, vals }.deserialize(&mut de)?;
+    de.end()
 }
 
 pub(crate) fn cluster(table: &str, column: &str, s: &str) -> Result<Cluster, StoreError> {
@@ -1906,5 +1979,79 @@ impl crate::Store {
         opts: &RunOptions<'_>,
     ) -> Result<abm_core::whatif::WhatIf, StoreError> {
         preview(self.conn(), old, new, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `fields_into` replaced: a map of the object, then each column's value.
+    fn by_map(json: &str, cols: &[String]) -> Vec<String> {
+        let mut m: HashMap<String, String> = serde_json::from_str(json).unwrap();
+        cols.iter()
+            .map(|c| m.remove(c).unwrap_or_default())
+            .collect()
+    }
+
+    fn filled(json: &str, cols: &[String]) -> Result<Vec<String>, serde_json::Error> {
+        let mut vals = vec!["stale".to_string(); cols.len()];
+        for v in vals.iter_mut() {
+            v.clear();
+        }
+        fields_into(json, cols, &mut vals).map(|()| vals)
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fields_land_on_their_columns() {
+        let cols = strings(&["industry", "country", "tech_stack"]);
+        // In order, out of order, missing, unknown, escaped, repeated (the last wins).
+        for json in [
+            r#"{"industry":"Software","country":"DE","tech_stack":"aws"}"#,
+            r#"{"tech_stack":"aws","industry":"Software","country":"DE"}"#,
+            r#"{"country":"D\u00e9","extra":"x","industry":"So\"ft\\ware"}"#,
+            r#"{"industry":"a","industry":"b"}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(filled(json, &cols).unwrap(), by_map(json, &cols), "{json}");
+        }
+        assert_eq!(
+            filled(r#"{"country":"D\u00e9"}"#, &cols).unwrap(),
+            strings(&["", "Dé", ""])
+        );
+        // Not an object of strings, or trailing bytes: errors, as the map's parse was.
+        for bad in [
+            r#"{"industry":1}"#,
+            r#"["a"]"#,
+            r#"{"a":"b"} x"#,
+            r#"{"a":"b""#,
+        ] {
+            assert!(filled(bad, &cols).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fields_equal_the_map_parse(
+            pairs in prop::collection::vec(("[a-d]{1,2}", "\\PC{0,5}"), 0..8),
+            cols in prop::collection::vec("[a-d]{1,2}", 1..6),
+        ) {
+            // An object in the pairs' order, repeated keys included.
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(),
+                                      serde_json::to_string(v).unwrap()))
+                .collect();
+            let json = format!("{{{}}}", body.join(","));
+            // Column names are unique (the account schema's).
+            let mut seen = std::collections::HashSet::new();
+            let cols: Vec<String> = cols.into_iter().filter(|c| seen.insert(c.clone())).collect();
+            prop_assert_eq!(filled(&json, &cols).unwrap(), by_map(&json, &cols));
+        }
     }
 }
