@@ -221,15 +221,14 @@ pub(crate) struct Computed {
     score: f64,
     level: &'static str,
     has_triggers: bool,
-    /// The evidence JSON (checkpoints and movements keep it as it is).
+    /// The evidence JSON (checkpoints and movements keep it as it is; a row codes it when it
+    /// is written, [`crate::compact`]: most accounts' rows are not).
     evidence: String,
-    /// The evidence as a row stores it ([`crate::compact`]).
-    stored_evidence: String,
     promotion_triggers: String,
     micro_segment: String,
     next_action: String,
-    /// The rationale as a row stores it ([`crate::compact`]).
-    stored_rationale: String,
+    /// The rationale (coded when a row is written).
+    rationale: String,
     /// (code, description) of each conflict that needs a reviewer.
     conflicts: Vec<(String, String)>,
     /// A customer's program (else the cluster's).
@@ -1020,12 +1019,11 @@ fn compute_with(
         score: a.score.score,
         level: a.level.as_str(),
         has_triggers,
-        stored_evidence: crate::compact::encode(&evidence).into_owned(),
         evidence,
         promotion_triggers: text.promotion_triggers.clone(),
         micro_segment: text.micro_segment.clone(),
         next_action: text.next_action.clone(),
-        stored_rationale: crate::compact::encode(&text.rationale).into_owned(),
+        rationale: text.rationale.clone(),
         // Only for an account in (effective) or entering (candidate) a cluster whose
         // conflicts need a reviewer.
         conflicts: a
@@ -1663,7 +1661,7 @@ fn push_row(
         .opt_text(d.previous.map(|c| c.as_str()))
         .text(d.movement.as_str())
         .int(rule)
-        .text(&c.stored_evidence)
+        .text(&crate::compact::encode(&c.evidence))
         .text(c.tier.as_str())
         .real(c.score)
         .text(c.level)
@@ -1677,7 +1675,7 @@ fn push_row(
         .int(micro)
         .int(next)
         .text(checkpoint)
-        .text(&c.stored_rationale);
+        .text(&crate::compact::encode(&c.rationale));
     Ok(())
 }
 
