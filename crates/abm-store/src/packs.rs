@@ -489,7 +489,16 @@ pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
         &[],
     )?;
-    let mut writers: HashMap<i64, PackWriter> = HashMap::new();
+    // One writer per account, indexed by `accounts.id` (dense: an integer primary key).
+    let max_account = conn.scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
+        &[],
+    )?;
+    let mut writers: Vec<PackWriter> = Vec::new();
+    writers.resize_with(
+        usize::try_from(max_account.max(0)).unwrap_or(0) + 1,
+        PackWriter::new,
+    );
     // SQLite reads its table in rowid (id) order; PostgreSQL is told to.
     let sql = match conn.backend() {
         Backend::Sqlite => "SELECT account, occurred_at, type, contact_id FROM events",
@@ -498,20 +507,24 @@ pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
         }
     };
     conn.query_each(sql, &[], &mut |r| {
-        writers
-            .entry(r.i(0)?)
-            .or_default()
-            .push(r.i(1)?, r.s(2)?, r.s(3)?);
+        let account = r.i(0)?;
+        let w = usize::try_from(account)
+            .ok()
+            .and_then(|a| writers.get_mut(a))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("events.account: {account} is no stored account"))
+            })?;
+        w.push(r.i(1)?, r.s(2)?, r.s(3)?);
         Ok(())
     })?;
-    let mut packs: Vec<(i64, PackWriter)> = writers.into_iter().collect();
-    packs.sort_unstable_by_key(|p| p.0);
     let n = upsert(
         conn,
         upto,
-        packs
+        writers
             .into_iter()
-            .map(|(a, w)| (a, w.count(), w.into_bytes())),
+            .enumerate()
+            .filter(|(_, w)| w.count() > 0)
+            .map(|(a, w)| (a as i64, w.count(), w.into_bytes())),
     )?;
     set_meta(conn, "packs_upto", upto)?;
     Ok(n)
