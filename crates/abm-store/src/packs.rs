@@ -21,8 +21,9 @@
 //! never updated or deleted (`prune` deletes snapshot rows only; an import appends), so a pack
 //! only ever grows: a full run, or a read by id range once the tail is long enough
 //! ([`fold_from`]), folds the newer events into the packs in its own transaction and advances
-//! `packs_upto` (it read every newer event); a read by account never rewrites a pack. The first load into an empty `events` table builds every pack
-//! ([`rebuild_all`]); any other import leaves them and the next run folds the tail.
+//! `packs_upto` (it read every newer event); a read by account never rewrites a pack. The first
+//! load into an empty `events` table builds every pack ([`rebuild_all`]); any other import
+//! leaves them, and a later run folds the tail.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -353,7 +354,9 @@ pub(crate) fn read_events(
         }
         let (at, ty, contact) = (r.i(2)?, r.s(3)?, r.s(4)?);
         f(i, at, ty, contact)?;
-        writers.entry(i).or_default().push(at, ty, contact);
+        if fold {
+            writers.entry(i).or_default().push(at, ty, contact);
+        }
         Ok(())
     };
     if by_range {
