@@ -21,7 +21,8 @@
 //! never updated or deleted (`prune` deletes snapshot rows only; an import appends), so a pack
 //! only ever grows: a full run, or a read by id range once the tail is long enough
 //! ([`fold_from`]), folds the newer events into the packs in its own transaction and advances
-//! `packs_upto` (it read every newer event); a read by account never rewrites a pack. The first
+//! `packs_upto` (it read every newer event); any other read folds only the accounts with 32 newer
+//! events of their own or more, each pack alone (`packs_upto` stays). The first
 //! load into an empty `events` table builds every pack ([`rebuild_all`]); any other import
 //! leaves them, and a later run folds the tail.
 
@@ -253,7 +254,8 @@ pub(crate) struct Delta {
 /// more) reads the whole of it. So a full run always folds (it reads everything anyway), a read
 /// by range folds once the tail spans [`fold_from`] ids (1/32 of the packed ones, at least
 /// 65,536: at 1M accounts with 20M events, about every three days of 1% changes), and a read by
-/// account never does (a live ingest's one-account call writes no pack).
+/// account never does (a live ingest's one-account call writes no pack, but for an account
+/// whose own newer events reach [`ACCOUNT_FOLD_FROM`]).
 pub(crate) fn fold_from(floor: i64) -> i64 {
     POLICY
         .with(|p| p.get().0)
@@ -265,17 +267,34 @@ fn by_range_from() -> usize {
     POLICY.with(|p| p.get().1).unwrap_or(TAIL_BY_RANGE_FROM)
 }
 
+/// From how many newer events on a read that does not fold the tail still folds one account's
+/// (that account's pack alone, `packs_upto` unchanged): a hot account fed by a live ingest
+/// would otherwise be read row by row — each row an index entry and a table seek — on every
+/// request until the next fold. Rewriting a pack once per 32 of its events, not once per
+/// batch, keeps the page splits the tail avoids rare.
+const ACCOUNT_FOLD_FROM: u64 = 32;
+
+fn account_fold_from() -> u64 {
+    POLICY.with(|p| p.get().2).unwrap_or(ACCOUNT_FOLD_FROM)
+}
+
 thread_local! {
     /// Tests' overrides of [`fold_from`] and [`TAIL_BY_RANGE_FROM`] (per thread: a test's store
     /// calls run on its own thread).
-    static POLICY: Cell<(Option<i64>, Option<usize>)> = const { Cell::new((None, None)) };
+    static POLICY: Cell<(Option<i64>, Option<usize>, Option<u64>)> =
+        const { Cell::new((None, None, None)) };
 }
 
-/// Tests: on this thread, fold a tail read by range from `fold_from` ids on and read by range
-/// from `by_range_from` accounts on (`None`: the defaults). Any policy gives the same events;
-/// it only chooses how they are read and when packs are rewritten.
-pub(crate) fn set_fold_policy(fold_from: Option<i64>, by_range_from: Option<usize>) {
-    POLICY.with(|p| p.set((fold_from, by_range_from)));
+/// Tests: on this thread, fold a tail read by range from `fold_from` ids on, read by range
+/// from `by_range_from` accounts on, and fold one account's newer events from `account_from` of
+/// them on (`None`: the defaults). Any policy gives the same events; it only chooses how they
+/// are read and when packs are rewritten.
+pub(crate) fn set_fold_policy(
+    fold_from: Option<i64>,
+    by_range_from: Option<usize>,
+    account_from: Option<u64>,
+) {
+    POLICY.with(|p| p.set((fold_from, by_range_from, account_from)));
 }
 
 /// Receives `(position, occurred_at, type, contact_id)` for each event read.
@@ -354,9 +373,7 @@ pub(crate) fn read_events(
         }
         let (at, ty, contact) = (r.i(2)?, r.s(3)?, r.s(4)?);
         f(i, at, ty, contact)?;
-        if fold {
-            writers.entry(i).or_default().push(at, ty, contact);
-        }
+        writers.entry(i).or_default().push(at, ty, contact);
         Ok(())
     };
     if by_range {
@@ -417,26 +434,29 @@ pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError
         fold,
     } = delta;
     if !fold {
-        return Ok(0);
+        // Only the accounts with a long tail of their own, each pack covering every event of
+        // its account up to `upto` (it read them all: by range, or by account from its pack's
+        // `upto` on); `packs_upto` stays.
+        let from = account_fold_from();
+        let long: Vec<(i64, bool, PackWriter)> = writers
+            .into_iter()
+            .filter(|w| w.2.count() >= from)
+            .collect();
+        if long.is_empty() {
+            return Ok(0);
+        }
+        let mut old = stored_packs(conn, long.iter().filter(|w| w.1).map(|w| w.0).collect())?;
+        let mut merged = Vec::with_capacity(long.len());
+        for (account, _, w) in long {
+            merged.push(merge(old.remove(&account), account, 0, w)?);
+        }
+        return upsert(conn, upto, merged.into_iter());
     }
     // The stored packs these events extend: those of the loaded accounts that have one, and any
     // of the others' (whose `upto` may lie inside the tail: a pack written by an earlier fold).
     let mut with_pack: Vec<i64> = writers.iter().filter(|w| w.1).map(|w| w.0).collect();
     with_pack.extend(others.keys().copied());
-    with_pack.sort_unstable();
-    let mut old: HashMap<i64, (i64, Vec<u8>)> = HashMap::with_capacity(with_pack.len());
-    if !with_pack.is_empty() {
-        Scope::Ids(&with_pack).each(
-            conn,
-            "SELECT account, upto, data FROM event_packs WHERE {scope}",
-            "account",
-            &[],
-            &mut |r| {
-                old.insert(r.i(0)?, (r.i(1)?, r.blob(2)?.unwrap_or_default().to_vec()));
-                Ok(())
-            },
-        )?;
-    }
+    let mut old = stored_packs(conn, with_pack)?;
     let mut merged = Vec::with_capacity(writers.len() + others.len());
     for (account, _, w) in writers {
         merged.push(merge(old.remove(&account), account, 0, w)?);
@@ -458,6 +478,28 @@ pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError
         set_meta(conn, "packs_upto", upto)?;
     }
     Ok(n)
+}
+
+/// The stored packs of `accounts`: account → (upto, data).
+fn stored_packs(
+    conn: &mut dyn Conn,
+    mut accounts: Vec<i64>,
+) -> Result<HashMap<i64, (i64, Vec<u8>)>, StoreError> {
+    accounts.sort_unstable();
+    let mut old = HashMap::with_capacity(accounts.len());
+    if !accounts.is_empty() {
+        Scope::Ids(&accounts).each(
+            conn,
+            "SELECT account, upto, data FROM event_packs WHERE {scope}",
+            "account",
+            &[],
+            &mut |r| {
+                old.insert(r.i(0)?, (r.i(1)?, r.blob(2)?.unwrap_or_default().to_vec()));
+                Ok(())
+            },
+        )?;
+    }
+    Ok(old)
 }
 
 /// `w`'s events after the first `skip`, appended to the account's `stored` pack (if any): the

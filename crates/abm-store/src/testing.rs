@@ -55,9 +55,27 @@ pub fn export_json(store: &mut crate::Store) -> Vec<String> {
     rows
 }
 
-/// On this thread, fold the events newer than the packs into them from `fold_from` ids of tail on,
-/// and read a scoped run's tail by id range from `by_range_from` accounts on (`None`: the
+/// On this thread, fold the events newer than the packs into them from `fold_from` ids of tail
+/// on, read a scoped run's tail by id range from `by_range_from` accounts on, and fold one
+/// account's newer events (its pack alone) from `account_from` of them on (`None`: the
 /// defaults). Results never depend on it; it picks the code path (`packs.rs`).
-pub fn set_pack_policy(fold_from: Option<i64>, by_range_from: Option<usize>) {
-    crate::packs::set_fold_policy(fold_from, by_range_from);
+pub fn set_pack_policy(
+    fold_from: Option<i64>,
+    by_range_from: Option<usize>,
+    account_from: Option<u64>,
+) {
+    crate::packs::set_fold_policy(fold_from, by_range_from, account_from);
+}
+
+/// How many packs cover events past `packs_upto` (written by a read that folded one account's
+/// tail alone).
+pub fn packs_past_floor(store: &mut crate::Store) -> i64 {
+    use crate::db::ConnExt;
+    let conn = store.conn();
+    let floor = crate::meta(conn, "packs_upto").unwrap();
+    conn.scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM event_packs WHERE upto > ?",
+        &[crate::db::Value::Int(floor)],
+    )
+    .unwrap()
 }

@@ -30,6 +30,9 @@ fn run(store: &mut Store, config: &Config, as_of: Instant, full: bool) -> RunOut
 enum Policy {
     /// The defaults: on this small database a scoped run reads by account and never folds.
     Default,
+    /// Every read by account folds each account's newer events into its pack alone (one event
+    /// is enough), `packs_upto` unchanged.
+    AccountFolds,
     /// The first two runs leave the tail in `events`; then every scoped run reads the whole tail
     /// by id range and folds all of it, so it folds the events of accounts it does not assess
     /// (those of the earlier steps). One full run, at step 3.
@@ -37,7 +40,10 @@ enum Policy {
 }
 
 fn story(url: &str, twin: &str, policy: Policy) {
-    abm_store::testing::set_pack_policy(None, None);
+    match policy {
+        Policy::AccountFolds => abm_store::testing::set_pack_policy(None, None, Some(1)),
+        _ => abm_store::testing::set_pack_policy(None, None, None),
+    }
     let dir = tempfile::tempdir().unwrap();
     let config = Config::default();
     let spec = SampleSpec {
@@ -108,12 +114,12 @@ fn story(url: &str, twin: &str, policy: Policy) {
         // A scoped run, then (every other step) a full one; the twin runs the same over its
         // rows alone (its packs dropped before each run).
         let full = match policy {
-            Policy::Default => i % 2 == 1,
+            Policy::Default | Policy::AccountFolds => i % 2 == 1,
             Policy::Mixed => i == 3,
         };
         let fold = policy == Policy::Mixed && i >= 2;
         if fold {
-            abm_store::testing::set_pack_policy(Some(0), Some(1));
+            abm_store::testing::set_pack_policy(Some(0), Some(1), None);
         }
         let before = store.pack_stats().unwrap();
         let a = run(&mut store, &config, *cut, full);
@@ -128,7 +134,7 @@ fn story(url: &str, twin: &str, policy: Policy) {
             _ => panic!("step {i}: a run did nothing"),
         }
         store.check_packs().unwrap();
-        let (upto, n, max) = store.pack_stats().unwrap();
+        let (upto, _, max) = store.pack_stats().unwrap();
         if full {
             assert_eq!(upto, max, "a full run packs every event");
         } else if fold {
@@ -138,10 +144,13 @@ fn story(url: &str, twin: &str, policy: Policy) {
             );
         } else {
             assert_eq!(
-                (upto, n),
-                (before.0, before.1),
-                "step {i}: a scoped run by account leaves the packs"
+                upto, before.0,
+                "step {i}: a scoped run by account leaves packs_upto"
             );
+            let past = abm_store::testing::packs_past_floor(&mut store);
+            if policy == Policy::AccountFolds && i > 0 {
+                assert!(past > 0, "step {i}: accounts' tails folded one by one");
+            }
         }
         assert_eq!(
             abm_store::testing::export_json(&mut store),
@@ -184,7 +193,7 @@ fn story(url: &str, twin: &str, policy: Policy) {
 
 #[test]
 fn packs_stay_exact_on_sqlite() {
-    for policy in [Policy::Default, Policy::Mixed] {
+    for policy in [Policy::Default, Policy::AccountFolds, Policy::Mixed] {
         let dir = tempfile::tempdir().unwrap();
         story(
             dir.path().join("p.db").to_str().unwrap(),
@@ -197,7 +206,7 @@ fn packs_stay_exact_on_sqlite() {
 #[test]
 #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn packs_stay_exact_on_postgres() {
-    for policy in [Policy::Default, Policy::Mixed] {
+    for policy in [Policy::Default, Policy::AccountFolds, Policy::Mixed] {
         abm_store::testing::in_pg_schema("packs", |url| {
             abm_store::testing::in_pg_schema("packs_twin", |twin| story(url, twin, policy))
         });
