@@ -433,24 +433,20 @@ pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError
         complete,
         fold,
     } = delta;
-    if !fold {
-        // Only the accounts with a long tail of their own, each pack covering every event of
-        // its account up to `upto` (it read them all: by range, or by account from its pack's
-        // `upto` on); `packs_upto` stays.
+    // Without a fold of the tail, only the accounts with a long tail of their own, each pack
+    // covering every event of its account up to `upto` (it read them all: by range, or by
+    // account from its pack's `upto` on); `packs_upto` stays.
+    let writers: Vec<(i64, bool, PackWriter)> = if fold {
+        writers
+    } else {
         let from = account_fold_from();
-        let long: Vec<(i64, bool, PackWriter)> = writers
+        writers
             .into_iter()
             .filter(|w| w.2.count() >= from)
-            .collect();
-        if long.is_empty() {
-            return Ok(0);
-        }
-        let mut old = stored_packs(conn, long.iter().filter(|w| w.1).map(|w| w.0).collect())?;
-        let mut merged = Vec::with_capacity(long.len());
-        for (account, _, w) in long {
-            merged.push(merge(old.remove(&account), account, 0, w)?);
-        }
-        return upsert(conn, upto, merged.into_iter());
+            .collect()
+    };
+    if !fold && writers.is_empty() {
+        return Ok(0);
     }
     // The stored packs these events extend: those of the loaded accounts that have one, and any
     // of the others' (whose `upto` may lie inside the tail: a pack written by an earlier fold).
@@ -474,7 +470,7 @@ pub(crate) fn write(conn: &mut dyn Conn, delta: Delta) -> Result<u64, StoreError
     }
     merged.sort_unstable_by_key(|m| m.0);
     let n = upsert(conn, upto, merged.into_iter())?;
-    if complete && upto > meta(conn, "packs_upto")? {
+    if fold && complete && upto > meta(conn, "packs_upto")? {
         set_meta(conn, "packs_upto", upto)?;
     }
     Ok(n)
