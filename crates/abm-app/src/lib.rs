@@ -198,6 +198,9 @@ impl App {
         opts: &LoadOptions<'_>,
         before_commit: BeforeCommit<'_>,
     ) -> Result<ImportReport> {
+        // A file import may run a first load outside WAL mode, which needs the database's only
+        // connection: the pool's checkpointer closes its own meanwhile.
+        let _paused = inputs.has_files().then(|| self.pool.pause_checkpoints());
         Ok(self.pool.get()?.import_with(inputs, opts, before_commit)?)
     }
 

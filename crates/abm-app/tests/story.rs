@@ -159,12 +159,18 @@ fn files_in(url: &str) {
         more_engagement: Vec::new(),
     };
     let mut seen_rejects = None;
+    let journaled = abm_store::testing::journaled_loads();
     let rep = app
         .import(&inputs, &app.load_options(), &mut |r| {
             seen_rejects = Some(r.len());
             Ok(())
         })
         .unwrap();
+    if !url.starts_with("postgres") {
+        // The pool's checkpointer closed its connection meanwhile: the first load could
+        // leave WAL mode for its transaction (`abm_store::import`).
+        assert_eq!(abm_store::testing::journaled_loads(), journaled + 1);
+    }
     assert_eq!(rep.accounts_read, 400);
     assert_eq!(seen_rejects, Some(rep.rejected as usize));
     let rep2 = app

@@ -146,6 +146,8 @@ struct Sink {
     /// the unique index is built, with the sink's `DO NOTHING`: a repeat adds nothing, a
     /// distinct key is stored (after the others, so with a later row id).
     held: Batch,
+    /// Whether the last row asked for ([`Sink::row`]) was held.
+    last_held: bool,
     batch: Batch,
     affected: u64,
     error: Option<StoreError>,
@@ -166,6 +168,7 @@ impl Sink {
             staged_rows: 0,
             direct: None,
             held: Batch::new(ncols),
+            last_held: false,
             batch: Batch::new(ncols),
             affected: 0,
             error: None,
@@ -229,6 +232,14 @@ impl Sink {
         Ok(())
     }
 
+    /// A first load: room for about `rows` keys at once (a set grown by doubling holds the old
+    /// table and the new one for a moment: +50% of the peak at 20M keys).
+    fn expect_rows(&mut self, rows: u64) {
+        if let Some((seen, _)) = &mut self.direct {
+            seen.reserve(usize::try_from(rows).unwrap_or(0));
+        }
+    }
+
     /// The batch a row with this key (the row's first column) is to be written to: the sink's
     /// batch — but in a first load, the first row of a key's low 64 bits goes there and later
     /// ones are held for the end (see `held`). Memory: 8 bytes (plus the set's slack) a row.
@@ -237,6 +248,7 @@ impl Sink {
             Some((seen, _)) => !seen.insert(u128::from_le_bytes(*key) as u64),
             None => false,
         };
+        self.last_held = repeat;
         if repeat {
             &mut self.held
         } else {
@@ -438,6 +450,22 @@ fn fields_json(names: &[String], values: &[&str]) -> String {
 /// What runs after every row is written and before the commit; an error rolls the import back.
 pub type BeforeCommit<'a> = &'a mut dyn FnMut(&Rejects) -> Result<(), StoreError>;
 
+impl ImportInputs {
+    /// Whether any input is a file (a bulk load) rather than an in-memory batch.
+    pub fn has_files(&self) -> bool {
+        [
+            &self.accounts,
+            &self.engagement,
+            &self.triggers,
+            &self.deals,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(&self.more_engagement)
+        .any(bulk)
+    }
+}
+
 /// Whether an input is a file (a bulk load) rather than an in-memory batch.
 fn bulk(input: &InputSource) -> bool {
     matches!(input, InputSource::File(_))
@@ -455,25 +483,81 @@ pub(crate) fn import(
     // outside a transaction). Only for files: changing the setting drops the connection's
     // temporary tables and expires every prepared statement, which would cost a server's
     // small in-memory batches more than the whole import.
-    let files = [
-        &inputs.accounts,
-        &inputs.engagement,
-        &inputs.triggers,
-        &inputs.deals,
-    ]
-    .into_iter()
-    .flatten()
-    .chain(&inputs.more_engagement)
-    .any(bulk);
+    let files = inputs.has_files();
     let sqlite = files && conn.backend() == Backend::Sqlite;
+    let mut journal = false;
     if sqlite {
         let _ = conn.batch_execute("PRAGMA temp_store = FILE");
+        journal = first_load_journal(conn);
     }
     let done = import_in_tx(conn, inputs, opts, before_commit);
     if sqlite {
         let _ = conn.batch_execute("PRAGMA temp_store = MEMORY");
     }
+    if journal {
+        // Back to WAL whatever happened: a failed import was rolled back from the journal.
+        let back = conn.batch_execute(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = {}",
+            crate::sqlite::CACHE_SIZE
+        ));
+        if let (Ok(_), Err(e)) = (&done, back) {
+            return Err(e);
+        }
+    }
     done
+}
+
+/// SQLite, a load of files into a database with no events yet: the transaction runs in
+/// rollback-journal mode instead of WAL. In WAL every page is written twice — as a frame into
+/// the log, then copied into the file by the checkpoint when the connection closes (at 1M
+/// accounts, 3 GB twice: a sixth of the import's time). A rollback journal holds only the
+/// original content of the pages the transaction changes, and pages appended past the file's
+/// original end (nearly all of a first load) have none: they are written once. A killed or
+/// failed load still leaves the previous state (the next open rolls the hot journal back).
+/// `synchronous = FULL` while in that mode (the journal is synced before the file is changed).
+/// Only when this connection is the database's only one (leaving WAL needs that); otherwise,
+/// or on any error, the load stays in WAL. Returns whether the mode changed.
+fn first_load_journal(conn: &mut dyn Conn) -> bool {
+    let empty = conn
+        .scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 AS x FROM events LIMIT 1) e",
+            &[],
+        )
+        .is_ok_and(|n| n == 0);
+    if !empty {
+        return false;
+    }
+    let mut mode = String::new();
+    let switched = conn
+        .query_each("PRAGMA journal_mode = TRUNCATE", &[], &mut |r| {
+            mode = r.string(0)?;
+            Ok(())
+        })
+        .is_ok()
+        && mode.eq_ignore_ascii_case("truncate");
+    // A smaller page cache meanwhile: the load appends (written once, never read back) and
+    // builds its indexes from sorted keys (see `build_indexes`): 128 MiB held for nothing.
+    if switched
+        && conn
+            .batch_execute("PRAGMA synchronous = FULL; PRAGMA cache_size = -32768")
+            .is_err()
+    {
+        let _ = conn.batch_execute("PRAGMA journal_mode = WAL");
+        return false;
+    }
+    if switched {
+        JOURNALED.with(|n| n.set(n.get() + 1));
+    }
+    switched
+}
+
+thread_local! {
+    /// Loads on this thread that ran in rollback-journal mode (tests).
+    static JOURNALED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+pub(crate) fn journaled_loads() -> u64 {
+    JOURNALED.with(std::cell::Cell::get)
 }
 
 fn import_in_tx(
@@ -543,8 +627,18 @@ fn import_in_tx(
         index: &index,
         import_id,
     };
+    // A first load builds the packs from the rows as they are written (checked below).
+    let mut packs = None;
     for input in inputs.engagement.iter().chain(&inputs.more_engagement) {
-        import_events(&mut *tx, input, &cx, &mut rep, &mut rejects)?;
+        let stream = first_events && rep.events_added == 0 && packs.is_none();
+        import_events(
+            &mut *tx,
+            input,
+            &cx,
+            &mut rep,
+            &mut rejects,
+            stream.then_some(&mut packs),
+        )?;
     }
     if let Some(input) = &inputs.triggers {
         import_triggers(&mut *tx, input, &cx, &mut rep, &mut rejects)?;
@@ -556,7 +650,12 @@ fn import_in_tx(
     // Waiting rows whose account is here now count from this import on.
     resolve_waiting(&mut *tx, &mut rep)?;
     if first_events && rep.events_added > 0 {
-        crate::packs::rebuild_all(&mut *tx)?;
+        match packs {
+            // Every event added is a row the builder was given, in order (none came from
+            // another input, a held repeat's distinct key or a waiting row).
+            Some(p) if p.rows() == rep.events_added => p.write(&mut *tx)?,
+            _ => crate::packs::rebuild_all(&mut *tx)?,
+        };
     }
 
     rep.rejected = rejects.len() as u64;
@@ -770,6 +869,7 @@ fn import_events(
     cx: &Rows<'_, '_>,
     rep: &mut ImportReport,
     rejects: &mut Rejects,
+    packs: Option<&mut Option<crate::packs::PackBuild>>,
 ) -> Result<(), StoreError> {
     let Rows {
         opts,
@@ -793,6 +893,21 @@ fn import_events(
     );
     sink.prepare(&mut *tx, bulk(input))?;
     wait.prepare(&mut *tx, bulk(input))?;
+    if let InputSource::File(path) = input {
+        // An event row takes 48 bytes or more (an id, an instant, a type and a contact).
+        sink.expect_rows(std::fs::metadata(path).map_or(0, |m| m.len() / 48));
+    }
+    // A first load into the empty table: its rows get ids in the order written.
+    let mut stream = match packs {
+        Some(p) if sink.direct.is_some() => {
+            let accounts = tx.scalar(
+                "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
+                &[],
+            )?;
+            Some(p.insert(crate::packs::PackBuild::start(accounts)?))
+        }
+        _ => None,
+    };
     let mut unknown = IdIndex::default();
     let mut n_wait = 0u64;
     rep.events_read += scan_seq(
@@ -849,6 +964,9 @@ fn import_events(
                 .opt_text(nonempty(event_id))
                 .opt_text(nonempty(detail))
                 .int(import_id);
+            if let (Some(p), false) = (stream.as_mut(), sink.last_held) {
+                p.push(ev.account as i64, ev.at.0, ty, contact);
+            }
             sink.maybe_flush(&mut *tx);
             Ok(())
         },

@@ -78,8 +78,11 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// One dictionary entry: the offset and length of the text's bytes in the pack.
+/// One dictionary entry of a [`PackWriter`]: the offset of the text's bytes in the pack, and
+/// its length with [`CONTACT`] set for a contact (clear for a type): both dictionaries in one
+/// vector, one allocation per writer (a first load holds a million writers at once).
 type Entry = (u32, u32);
+const CONTACT: u32 = 1 << 31;
 
 /// Read one text reference at `pos`, adding a new text to `dict`.
 #[inline]
@@ -154,8 +157,7 @@ where
 #[derive(Default, Debug, Clone)]
 pub struct PackWriter {
     buf: Vec<u8>,
-    types: Vec<Entry>,
-    contacts: Vec<Entry>,
+    dict: Vec<Entry>,
     last: i64,
     count: u64,
 }
@@ -169,21 +171,26 @@ impl PackWriter {
     pub fn resume(data: &[u8]) -> Result<PackWriter, StoreError> {
         let (types, contacts, last, count) = walk(data, |_, _, _| Ok(()))?;
         let base = data.as_ptr() as usize;
-        let entries = |d: Vec<&str>| -> Vec<Entry> {
-            d.iter()
-                .map(|s| ((s.as_ptr() as usize - base) as u32, s.len() as u32))
-                .collect()
-        };
+        let entry =
+            |s: &&str, tag: u32| ((s.as_ptr() as usize - base) as u32, s.len() as u32 | tag);
+        // The writer looks a text up among the entries of its kind, in order: the two kinds'
+        // relative order does not matter.
+        let dict = (types.iter().map(|s| entry(s, 0)))
+            .chain(contacts.iter().map(|s| entry(s, CONTACT)))
+            .collect();
         Ok(PackWriter {
             buf: data.to_vec(),
-            types: entries(types),
-            contacts: entries(contacts),
+            dict,
             last,
             count,
         })
     }
 
     pub fn push(&mut self, at: i64, ty: &str, contact: &str) {
+        // Grown by an eighth rather than doubled: a first load holds every pack in memory.
+        if self.buf.capacity() - self.buf.len() < 32 {
+            self.buf.reserve_exact(self.buf.len() / 8 + 32);
+        }
         let delta = at.wrapping_sub(self.last);
         if delta % SECOND == 0 {
             put_varint(&mut self.buf, zigzag(delta / SECOND) << 1);
@@ -195,24 +202,28 @@ impl PackWriter {
             put_varint(&mut self.buf, delta as u64);
         }
         self.last = at;
-        Self::text(&mut self.buf, &mut self.types, ty);
-        Self::text(&mut self.buf, &mut self.contacts, contact);
+        Self::text(&mut self.buf, &mut self.dict, 0, ty);
+        Self::text(&mut self.buf, &mut self.dict, CONTACT, contact);
         self.count += 1;
     }
 
-    fn text(buf: &mut Vec<u8>, dict: &mut Vec<Entry>, s: &str) {
-        let found = dict.iter().position(|&(off, len)| {
-            len as usize == s.len() && &buf[off as usize..(off + len) as usize] == s.as_bytes()
-        });
-        match found {
-            Some(k) => put_varint(buf, k as u64 + 1),
-            None => {
-                buf.push(0);
-                put_varint(buf, s.len() as u64);
-                dict.push((buf.len() as u32, s.len() as u32));
-                buf.extend_from_slice(s.as_bytes());
+    /// A reference to `s` among the texts of kind `tag` (0: types, [`CONTACT`]), or `s` itself.
+    fn text(buf: &mut Vec<u8>, dict: &mut Vec<Entry>, tag: u32, s: &str) {
+        let mut k = 0u64;
+        for &(off, len) in dict.iter() {
+            if len & CONTACT != tag {
+                continue;
+            }
+            k += 1;
+            let len = len & !CONTACT;
+            if len as usize == s.len() && &buf[off as usize..(off + len) as usize] == s.as_bytes() {
+                return put_varint(buf, k);
             }
         }
+        buf.push(0);
+        put_varint(buf, s.len() as u64);
+        dict.push((buf.len() as u32, s.len() as u32 | tag));
+        buf.extend_from_slice(s.as_bytes());
     }
 
     pub fn count(&self) -> u64 {
@@ -283,6 +294,15 @@ thread_local! {
     /// calls run on its own thread).
     static POLICY: Cell<(Option<i64>, Option<usize>, Option<u64>)> =
         const { Cell::new((None, None, None)) };
+}
+
+thread_local! {
+    /// First loads on this thread whose packs were built from the rows as written (tests).
+    static STREAMED: Cell<u64> = const { Cell::new(0) };
+}
+
+pub(crate) fn streamed_builds() -> u64 {
+    STREAMED.with(Cell::get)
 }
 
 /// Tests: on this thread, fold a tail read by range from `fold_from` ids on, read by range
@@ -525,11 +545,6 @@ fn merge(
 /// Build every pack from `events` (the first load into an empty table; also a repair): the
 /// packs are replaced and `packs_upto` is the greatest event id.
 pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
-    conn.execute("DELETE FROM event_packs", &[])?;
-    let upto = conn.scalar(
-        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
-        &[],
-    )?;
     // One writer per account, indexed by `accounts.id` (dense: an integer primary key).
     let max_account = conn.scalar(
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
@@ -558,6 +573,17 @@ pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
         w.push(r.i(1)?, r.s(2)?, r.s(3)?);
         Ok(())
     })?;
+    write_all(conn, writers)
+}
+
+/// Replaces every pack with `writers` (indexed by `accounts.id`), which hold every stored
+/// event, and sets `packs_upto` to the greatest event id.
+fn write_all(conn: &mut dyn Conn, writers: Vec<PackWriter>) -> Result<u64, StoreError> {
+    conn.execute("DELETE FROM event_packs", &[])?;
+    let upto = conn.scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
+        &[],
+    )?;
     let n = upsert(
         conn,
         upto,
@@ -569,6 +595,122 @@ pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
     )?;
     set_meta(conn, "packs_upto", upto)?;
     Ok(n)
+}
+
+/// A first load's packs, built on a helper thread from the rows as the load writes them, so
+/// that the load does not read its 20M rows back ([`rebuild_all`]) once they are written: the
+/// loading thread hands over the rows in order, in blocks, and the helper (otherwise idle
+/// core) encodes them. Exact only when the rows pushed are exactly the rows the `events` table
+/// holds, in id order — the importer checks that ([`PackBuild::rows`] against the events it
+/// added) and otherwise rebuilds from the table.
+pub(crate) struct PackBuild {
+    send: Option<std::sync::mpsc::SyncSender<Block>>,
+    block: Block,
+    rows: u64,
+    thread: Option<std::thread::JoinHandle<Result<Vec<PackWriter>, StoreError>>>,
+}
+
+/// Rows on their way to the helper: per row its account, time, and the ends of its type and
+/// contact in `texts`.
+#[derive(Default)]
+struct Block {
+    accounts: Vec<i64>,
+    ats: Vec<i64>,
+    ends: Vec<(u32, u32)>,
+    texts: String,
+}
+
+const BLOCK_ROWS: usize = 8192;
+
+impl PackBuild {
+    /// `accounts`: the greatest `accounts.id` expected (the writers are sized for it).
+    pub(crate) fn start(accounts: i64) -> Result<PackBuild, StoreError> {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Block>(8);
+        let thread = std::thread::Builder::new()
+            .name("abm-packs".into())
+            .spawn(move || {
+                let mut writers: Vec<PackWriter> = Vec::new();
+                writers.resize_with(
+                    usize::try_from(accounts.max(0)).unwrap_or(0) + 1,
+                    PackWriter::new,
+                );
+                for b in receive {
+                    let mut start = 0usize;
+                    for (i, &account) in b.accounts.iter().enumerate() {
+                        let a = usize::try_from(account).map_err(|_| {
+                            StoreError::Corrupt(format!("events.account: {account}"))
+                        })?;
+                        if a >= writers.len() {
+                            writers.resize_with(a + 1, PackWriter::new);
+                        }
+                        let (ty, end) = b.ends[i];
+                        let (ty, end) = (ty as usize, end as usize);
+                        writers[a].push(b.ats[i], &b.texts[start..ty], &b.texts[ty..end]);
+                        start = end;
+                    }
+                }
+                Ok(writers)
+            })
+            .map_err(|e| StoreError::Corrupt(format!("starting the pack builder: {e}")))?;
+        Ok(PackBuild {
+            send: Some(send),
+            block: Block::default(),
+            rows: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next row written to `events` (in id order).
+    pub(crate) fn push(&mut self, account: i64, at: i64, ty: &str, contact: &str) {
+        let b = &mut self.block;
+        b.accounts.push(account);
+        b.ats.push(at);
+        b.texts.push_str(ty);
+        let t = b.texts.len() as u32;
+        b.texts.push_str(contact);
+        b.ends.push((t, b.texts.len() as u32));
+        self.rows += 1;
+        if b.accounts.len() >= BLOCK_ROWS || b.texts.len() >= 1 << 20 {
+            self.send_block();
+        }
+    }
+
+    fn send_block(&mut self) {
+        let block = std::mem::take(&mut self.block);
+        // A helper that stopped (an error) is seen by `finish`.
+        if let Some(s) = &self.send {
+            let _ = s.send(block);
+        }
+    }
+
+    /// The rows pushed.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes the packs built (every pack replaced; `packs_upto` = the greatest event id).
+    pub(crate) fn write(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
+        self.send_block();
+        self.send = None;
+        let writers = self
+            .thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| StoreError::Corrupt("the pack builder panicked".into()))??;
+        STREAMED.with(|n| n.set(n.get() + 1));
+        write_all(conn, writers)
+    }
+}
+
+impl Drop for PackBuild {
+    fn drop(&mut self) {
+        // Unused (the load failed or fell back to a rebuild): stop the helper.
+        self.send = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 pub(crate) const PACK_OF_ACCOUNT: &str =

@@ -20,10 +20,38 @@ pub struct StorePool {
     checkpointer: Mutex<Option<Checkpointer>>,
 }
 
-/// The pool's WAL checkpointer thread and the channel that stops it.
+/// The pool's WAL checkpointer thread and the channel that stops or pauses it.
 struct Checkpointer {
-    stop: std::sync::mpsc::Sender<()>,
+    stop: std::sync::mpsc::Sender<Tick>,
     thread: std::thread::JoinHandle<()>,
+}
+
+/// What the checkpointer is told.
+enum Tick {
+    Stop,
+    /// Close the connection (then say so on the channel given) until [`Tick::Resume`].
+    Pause(std::sync::mpsc::Sender<()>),
+    Resume,
+}
+
+/// While held, the pool's checkpointer has closed its connection (see
+/// [`StorePool::pause_checkpoints`]); dropping it lets the checkpointer reopen one.
+pub struct CheckpointPause<'a> {
+    pool: &'a StorePool,
+}
+
+impl Drop for CheckpointPause<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self
+            .pool
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = c.stop.send(Tick::Resume);
+        }
+    }
 }
 
 /// A connection checked out of a [`StorePool`]; it goes back when dropped.
@@ -62,9 +90,10 @@ impl StorePool {
         if sqlite {
             let store = Store::open_with(url, lock_timeout, false)?;
             let (stop, stopped) = std::sync::mpsc::channel();
+            let reopen = (url.to_string(), lock_timeout);
             let thread = std::thread::Builder::new()
                 .name("abm-wal-checkpoint".into())
-                .spawn(move || checkpoints(store, stopped))
+                .spawn(move || checkpoints(store, reopen, stopped))
                 .map_err(|e| StoreError::Corrupt(format!("starting the WAL checkpointer: {e}")))?;
             *pool.checkpointer.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(Checkpointer { stop, thread });
@@ -91,6 +120,24 @@ impl StorePool {
         })
     }
 
+    /// SQLite: the checkpointer closes its connection until the returned guard is dropped (it
+    /// waits for the close), so that a command holding the pool's only other connection may
+    /// leave WAL mode for a while (a first load: see `import`). PostgreSQL: nothing to pause.
+    pub fn pause_checkpoints(&self) -> CheckpointPause<'_> {
+        if let Some(c) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let (ack, acked) = std::sync::mpsc::channel();
+            if c.stop.send(Tick::Pause(ack)).is_ok() {
+                let _ = acked.recv_timeout(Duration::from_secs(10));
+            }
+        }
+        CheckpointPause { pool: self }
+    }
+
     /// Idle connections held now.
     pub fn idle(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -108,14 +155,36 @@ fn no_autocheckpoint(s: &mut Store) -> Result<(), StoreError> {
 /// The pool's WAL checkpointer (SQLite): a passive checkpoint every 100 ms on a connection of
 /// its own — it copies committed pages back into the database without blocking readers or the
 /// writer — until the pool is dropped (`stopped` then says so, or hangs up).
-fn checkpoints(mut store: Store, stopped: std::sync::mpsc::Receiver<()>) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stopped.recv_timeout(Duration::from_millis(100))
-    {
-        // A busy or failed checkpoint is tried again at the next tick.
-        let _ = store
-            .conn()
-            .query_each("PRAGMA wal_checkpoint(PASSIVE)", &[], &mut |_| Ok(()));
+fn checkpoints(
+    store: Store,
+    (url, lock_timeout): (String, Duration),
+    stopped: std::sync::mpsc::Receiver<Tick>,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut store = Some(store);
+    loop {
+        match stopped.recv_timeout(Duration::from_millis(100)) {
+            Err(RecvTimeoutError::Timeout) => {
+                // A busy or failed checkpoint is tried again at the next tick.
+                if let Some(s) = store.as_mut() {
+                    let _ = s
+                        .conn()
+                        .query_each("PRAGMA wal_checkpoint(PASSIVE)", &[], &mut |_| Ok(()));
+                }
+            }
+            Ok(Tick::Pause(ack)) => {
+                store = None;
+                let _ = ack.send(());
+            }
+            // A failed reopen is tried again at the next resume; until then, no checkpoints
+            // (the last connection to close still moves the WAL into the file).
+            Ok(Tick::Resume) => {
+                if store.is_none() {
+                    store = Store::open_with(&url, lock_timeout, false).ok();
+                }
+            }
+            Ok(Tick::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
     // The store closes here, after every idle connection (`StorePool`'s drop): the last
     // connection to close copies the WAL into the database and removes it, so a finished
@@ -131,7 +200,7 @@ impl Drop for StorePool {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            let _ = c.stop.send(());
+            let _ = c.stop.send(Tick::Stop);
             let _ = c.thread.join();
         }
     }

@@ -79,3 +79,15 @@ pub fn packs_past_floor(store: &mut crate::Store) -> i64 {
     )
     .unwrap()
 }
+
+/// How many first loads on this thread built their packs from the rows as they were written
+/// (rather than reading the table back): tells a test which path it exercised.
+pub fn streamed_pack_builds() -> u64 {
+    crate::packs::streamed_builds()
+}
+
+/// How many SQLite loads on this thread ran in rollback-journal mode (a first load of files
+/// with no other connection open: see `import`).
+pub fn journaled_loads() -> u64 {
+    crate::import::journaled_loads()
+}

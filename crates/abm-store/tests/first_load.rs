@@ -1,0 +1,200 @@
+//! A first load of files (events into an empty table) builds every account's pack from the rows
+//! as it writes them, on a helper thread; when anything else adds events in the same import (a
+//! second engagement file, waiting rows whose account arrived) it reads the table back instead.
+//! Either way the packs are exact (`Store::check_packs`): each account's pack holds exactly its
+//! `events` rows in id order. On SQLite and PostgreSQL.
+
+use abm_core::Config;
+use abm_io::load::LoadOptions;
+use abm_io::sample::{write_sample, SampleSpec};
+use abm_store::testing::streamed_pack_builds;
+use abm_store::{ImportInputs, Store};
+use std::path::Path;
+
+/// The sample's engagement file with its rows reversed (no account order, no time order) and
+/// two of them repeated (a repeat is a duplicate: the first wins, nothing is added).
+fn shuffled_with_repeats(dir: &Path) -> (std::path::PathBuf, usize) {
+    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mut rows: Vec<&str> = lines.collect();
+    rows.reverse();
+    let n = rows.len();
+    let (a, b) = (rows[3], rows[n / 2]);
+    rows.insert(n / 3, a);
+    rows.push(b);
+    let out = dir.join("events-first.csv");
+    std::fs::write(&out, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    (out, n)
+}
+
+/// Every stored event is in a pack (`packs_upto` is the greatest event id), and some packs exist.
+fn all_packed(store: &mut Store) {
+    let (upto, packs, max) = store.pack_stats().unwrap();
+    assert!(
+        packs > 0 && max > 0,
+        "{packs} packs, greatest event id {max}"
+    );
+    assert_eq!(upto, max, "packs_upto");
+}
+
+fn journal_mode(path: &str) -> String {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn sample(dir: &Path) {
+    let spec = SampleSpec {
+        accounts: 120,
+        seed: 11,
+        ..SampleSpec::default()
+    };
+    write_sample(dir, &spec).unwrap();
+}
+
+/// One file of events: the packs come from the rows as written, and they are exact.
+fn streamed(url: &str, dir: &Path) {
+    sample(dir);
+    let (file, rows) = shuffled_with_repeats(dir);
+    let config = Config::default();
+    let mut store = Store::open(url).unwrap();
+    let before = streamed_pack_builds();
+    let journaled = abm_store::testing::journaled_loads();
+    let rep = store
+        .import(
+            &ImportInputs {
+                accounts: Some(dir.join("accounts.csv").into()),
+                engagement: Some(file.into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&config),
+        )
+        .unwrap();
+    let journaled = abm_store::testing::journaled_loads() - journaled;
+    assert_eq!(rep.events_read as usize, rows + 2);
+    assert_eq!(
+        rep.events_added as usize, rows,
+        "the two repeats add nothing"
+    );
+    assert_eq!(
+        streamed_pack_builds(),
+        before + 1,
+        "built from the rows as written"
+    );
+    if !url.starts_with("postgres") {
+        assert_eq!(
+            journaled, 1,
+            "a first load of files leaves WAL for its transaction"
+        );
+        assert_eq!(journal_mode(url), "wal", "and goes back to it");
+    }
+    store.check_packs().unwrap();
+    all_packed(&mut store);
+}
+
+/// Two engagement files in one first load: the second goes into a table that is no longer
+/// empty (some of its rows repeat the first's), so the packs are read back from the table.
+fn two_files(url: &str, dir: &Path) {
+    sample(dir);
+    let (file, rows) = shuffled_with_repeats(dir);
+    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    // Ten rows of the first file again, and ten new ones (another event id, a minute later
+    // than a real row).
+    let mut second: Vec<String> = body[..10].iter().map(|s| s.to_string()).collect();
+    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
+    let (at, id) = (col("occurred_at"), col("event_id"));
+    for l in &body[10..20] {
+        let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+        let t = abm_core::Instant::parse(&f[at]).unwrap();
+        f[at] = abm_core::Instant(t.0 + 60_000_000).to_string();
+        f[id] = format!("{}-again", f[id]);
+        second.push(f.join(","));
+    }
+    let more = dir.join("events-more.csv");
+    std::fs::write(&more, format!("{header}\n{}\n", second.join("\n"))).unwrap();
+    let config = Config::default();
+    let mut store = Store::open(url).unwrap();
+    let before = streamed_pack_builds();
+    let rep = store
+        .import(
+            &ImportInputs {
+                accounts: Some(dir.join("accounts.csv").into()),
+                engagement: Some(file.into()),
+                more_engagement: vec![more.into()],
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&config),
+        )
+        .unwrap();
+    assert_eq!(rep.events_added as usize, rows + 10);
+    assert_eq!(streamed_pack_builds(), before, "read back from the table");
+    store.check_packs().unwrap();
+    all_packed(&mut store);
+}
+
+/// Events whose accounts arrive later wait; the import that brings the accounts with the first
+/// events into the table also moves the waiting rows in: read back from the table.
+fn waiting_rows(url: &str, dir: &Path) {
+    sample(dir);
+    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    let half = body.len() / 2;
+    let early = dir.join("events-early.csv");
+    let late = dir.join("events-late.csv");
+    std::fs::write(&early, format!("{header}\n{}\n", body[..half].join("\n"))).unwrap();
+    std::fs::write(&late, format!("{header}\n{}\n", body[half..].join("\n"))).unwrap();
+    let config = Config::default();
+    let mut store = Store::open(url).unwrap();
+    let opts = LoadOptions::new(&config);
+    let rep = store
+        .import(
+            &ImportInputs {
+                engagement: Some(early.into()),
+                ..ImportInputs::default()
+            },
+            &opts,
+        )
+        .unwrap();
+    assert_eq!(rep.events_added, 0, "no account yet: every row waits");
+    let before = streamed_pack_builds();
+    let rep = store
+        .import(
+            &ImportInputs {
+                accounts: Some(dir.join("accounts.csv").into()),
+                engagement: Some(late.into()),
+                ..ImportInputs::default()
+            },
+            &opts,
+        )
+        .unwrap();
+    assert_eq!(rep.events_added as usize, body.len());
+    assert_eq!(streamed_pack_builds(), before, "read back from the table");
+    store.check_packs().unwrap();
+    all_packed(&mut store);
+}
+
+#[test]
+fn first_loads_pack_exactly_on_sqlite() {
+    for (i, case) in [streamed, two_files, waiting_rows].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        case(
+            dir.path().join(format!("f{i}.db")).to_str().unwrap(),
+            dir.path(),
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
+fn first_loads_pack_exactly_on_postgres() {
+    for (i, case) in [streamed, two_files, waiting_rows].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        abm_store::testing::in_pg_schema(&format!("first_load_{i}"), |url| case(url, dir.path()));
+    }
+}
