@@ -496,10 +496,7 @@ pub(crate) fn import(
     }
     if journal {
         // Back to WAL whatever happened: a failed import was rolled back from the journal.
-        let back = conn.batch_execute(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = {}",
-            crate::sqlite::CACHE_SIZE
-        ));
+        let back = crate::journal::back_to_wal(conn);
         if let (Ok(_), Err(e)) = (&done, back) {
             return Err(e);
         }
@@ -508,15 +505,10 @@ pub(crate) fn import(
 }
 
 /// SQLite, a load of files into a database with no events yet: the transaction runs in
-/// rollback-journal mode instead of WAL. In WAL every page is written twice — as a frame into
-/// the log, then copied into the file by the checkpoint when the connection closes (at 1M
-/// accounts, 3 GB twice: a sixth of the import's time). A rollback journal holds only the
-/// original content of the pages the transaction changes, and pages appended past the file's
-/// original end (nearly all of a first load) have none: they are written once. A killed or
-/// failed load still leaves the previous state (the next open rolls the hot journal back).
-/// `synchronous = FULL` while in that mode (the journal is synced before the file is changed).
-/// Only when this connection is the database's only one (leaving WAL needs that); otherwise,
-/// or on any error, the load stays in WAL. Returns whether the mode changed.
+/// rollback-journal mode instead of WAL (`journal`): at 1M accounts 3 GB written once instead
+/// of twice (into the log, then by the checkpoint when the connection closes: a sixth of the
+/// import's time). A smaller page cache meanwhile: the load appends (written once, never read
+/// back) and builds its indexes from sorted keys (see `build_indexes`).
 fn first_load_journal(conn: &mut dyn Conn) -> bool {
     let empty = conn
         .scalar(
@@ -524,40 +516,7 @@ fn first_load_journal(conn: &mut dyn Conn) -> bool {
             &[],
         )
         .is_ok_and(|n| n == 0);
-    if !empty {
-        return false;
-    }
-    let mut mode = String::new();
-    let switched = conn
-        .query_each("PRAGMA journal_mode = TRUNCATE", &[], &mut |r| {
-            mode = r.string(0)?;
-            Ok(())
-        })
-        .is_ok()
-        && mode.eq_ignore_ascii_case("truncate");
-    // A smaller page cache meanwhile: the load appends (written once, never read back) and
-    // builds its indexes from sorted keys (see `build_indexes`): 128 MiB held for nothing.
-    if switched
-        && conn
-            .batch_execute("PRAGMA synchronous = FULL; PRAGMA cache_size = -32768")
-            .is_err()
-    {
-        let _ = conn.batch_execute("PRAGMA journal_mode = WAL");
-        return false;
-    }
-    if switched {
-        JOURNALED.with(|n| n.set(n.get() + 1));
-    }
-    switched
-}
-
-thread_local! {
-    /// Loads on this thread that ran in rollback-journal mode (tests).
-    static JOURNALED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-pub(crate) fn journaled_loads() -> u64 {
-    JOURNALED.with(std::cell::Cell::get)
+    empty && crate::journal::leave_wal(conn, Some(32 << 10))
 }
 
 fn import_in_tx(

@@ -38,6 +38,7 @@ pub mod db;
 pub mod directory;
 pub mod history;
 pub mod import;
+mod journal;
 pub mod listing;
 mod migrate;
 pub mod outbox;

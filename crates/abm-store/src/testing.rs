@@ -86,8 +86,8 @@ pub fn streamed_pack_builds() -> u64 {
     crate::packs::streamed_builds()
 }
 
-/// How many SQLite loads on this thread ran in rollback-journal mode (a first load of files
-/// with no other connection open: see `import`).
+/// How many SQLite transactions on this thread ran in rollback-journal mode (a first load of
+/// files with no other connection open: see `journal`).
 pub fn journaled_loads() -> u64 {
-    crate::import::journaled_loads()
+    crate::journal::journaled()
 }
