@@ -28,6 +28,7 @@ use abm_core::{AccountIdx, Cluster, Instant, Rules, ScoringModel, Tier};
 use abm_io::load::ByAccount;
 use abm_io::segment::RowScratch;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -243,6 +244,23 @@ pub(crate) struct Computed {
     /// A re-evaluation's current row when it differs from this outcome's: the state after it,
     /// and what the next run computes from that state ([`compute_current`]).
     shown: Option<Box<(PriorState, Computed)>>,
+    /// A run's row that will be written, prepared on the worker ([`compute`]).
+    coded: Option<Box<Coded<'static>>>,
+}
+
+/// What the writer thread would otherwise compute for a snapshot row it writes — the review
+/// items' column, the row's hash and its texts coded for storage ([`crate::compact`]) — done
+/// on the worker that computed the row when the row is new (its hash differs from the stored
+/// one): at 1M accounts a first run's writer thread spent 9% of its time there, and the writer
+/// is the run's one busy thread. Pure functions of the loaded data and the row, so equal to
+/// what the writer would compute.
+pub(crate) struct Coded<'a> {
+    checkpoint: String,
+    hash: [u8; 16],
+    evidence: Cow<'a, str>,
+    promotion_triggers: Cow<'a, str>,
+    program: Cow<'a, str>,
+    rationale: Cow<'a, str>,
 }
 
 /// This run's outcome for an account under a review decision not taken yet.
@@ -915,6 +933,26 @@ pub(crate) fn compute(
             },
         ];
     }
+    let i = idx as usize;
+    let checkpoint = checkpoint_kinds(l, i, prior, &c);
+    let hash = crate::ident(&[&c.content, checkpoint.as_bytes()]);
+    if l.snapshot_of[i].is_none_or(|(_, h)| h != Some(hash)) {
+        let program = if c.customer_program {
+            &rules.config.customers.program
+        } else {
+            rules.config.programs.of(c.d.cluster)
+        };
+        c.coded = Some(Box::new(Coded {
+            checkpoint,
+            hash,
+            evidence: Cow::Owned(crate::compact::encode(&c.evidence).into_owned()),
+            promotion_triggers: Cow::Owned(
+                crate::compact::encode(&c.promotion_triggers).into_owned(),
+            ),
+            program: Cow::Owned(crate::compact::encode(program).into_owned()),
+            rationale: Cow::Owned(crate::compact::encode(&c.rationale).into_owned()),
+        }));
+    }
     c
 }
 
@@ -1035,6 +1073,7 @@ fn compute_with(
         decided: Vec::new(),
         content,
         shown: None,
+        coded: None,
         d,
     }
 }
@@ -1060,17 +1099,39 @@ fn program_of(rules: &Rules, customer: bool, cluster: Cluster) -> &str {
     }
 }
 
+/// FNV-1a: the interned texts' keys are a few dozen short strings looked up three times per
+/// row written (SipHash was 2% of a first run's writer thread at 1M accounts).
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// Interned texts (`texts` table): all read up front (a run), or each looked up when first
 /// needed (a re-evaluation of a few accounts).
 pub(crate) struct Texts {
-    known: HashMap<String, i64>,
+    known: HashMap<String, i64, std::hash::BuildHasherDefault<Fnv>>,
     /// Every stored text is in `known`.
     complete: bool,
 }
 
 impl Texts {
     fn load(conn: &mut dyn Conn) -> Result<Texts, StoreError> {
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         conn.query_each("SELECT id, text FROM texts", &[], &mut |r| {
             m.insert(r.string(1)?, r.i(0)?);
             Ok(())
@@ -1083,7 +1144,7 @@ impl Texts {
 
     pub(crate) fn lazy() -> Texts {
         Texts {
-            known: HashMap::new(),
+            known: HashMap::default(),
             complete: false,
         }
     }
@@ -1656,26 +1717,41 @@ fn push_row(
     let rule = texts.id(conn, &d.rule)?;
     let micro = texts.id(conn, &c.micro_segment)?;
     let next = texts.id(conn, &c.next_action)?;
+    let coded;
+    let k = match &c.coded {
+        Some(k) => &**k,
+        None => {
+            coded = Coded {
+                checkpoint: String::new(),
+                hash: [0; 16],
+                evidence: crate::compact::encode(&c.evidence),
+                promotion_triggers: crate::compact::encode(&c.promotion_triggers),
+                program: crate::compact::encode(if c.customer_program {
+                    &rules.config.customers.program
+                } else {
+                    rules.config.programs.of(d.cluster)
+                }),
+                rationale: crate::compact::encode(&c.rationale),
+            };
+            &coded
+        }
+    };
     b.text(d.candidate.as_str())
         .text(d.cluster.as_str())
         .opt_text(d.previous.map(|c| c.as_str()))
         .text(d.movement.as_str())
         .int(rule)
-        .text(&crate::compact::encode(&c.evidence))
+        .text(&k.evidence)
         .text(c.tier.as_str())
         .real(c.score)
         .text(c.level)
         .int(c.has_triggers as i64)
-        .text(&crate::compact::encode(&c.promotion_triggers))
-        .text(&crate::compact::encode(if c.customer_program {
-            &rules.config.customers.program
-        } else {
-            rules.config.programs.of(d.cluster)
-        }))
+        .text(&k.promotion_triggers)
+        .text(&k.program)
         .int(micro)
         .int(next)
         .text(checkpoint)
-        .text(&crate::compact::encode(&c.rationale));
+        .text(&k.rationale);
     Ok(())
 }
 
@@ -1691,7 +1767,10 @@ pub(crate) fn write_one(
     let account = l.ids[i];
     let d = &c.d;
     let prior = l.priors[i].as_ref();
-    let checkpoint = checkpoint_kinds(l, i, prior, c);
+    let checkpoint = match &c.coded {
+        Some(k) => k.checkpoint.clone(),
+        None => checkpoint_kinds(l, i, prior, c),
+    };
 
     match &d.proposal {
         ProposalAction::None | ProposalAction::KeepPending => {}
@@ -1766,7 +1845,10 @@ pub(crate) fn write_one(
     // one, so it is written only when the row would differ from the latest stored one. A
     // re-evaluation writes no snapshot row (the runs' record is immutable): the account's row
     // becomes its current row.
-    let hash = crate::ident(&[&c.content, checkpoint.as_bytes()]);
+    let hash = match &c.coded {
+        Some(k) => k.hash,
+        None => crate::ident(&[&c.content, checkpoint.as_bytes()]),
+    };
     let stored = l.snapshot_of[i];
     let new_snapshot = w.record == Record::Run && stored.is_none_or(|(_, h)| h != Some(hash));
     let (snapshot_run, snapshot_hash) = match (new_snapshot, stored) {
