@@ -245,7 +245,7 @@ pub(crate) struct Computed {
     /// and what the next run computes from that state ([`compute_current`]).
     shown: Option<Box<(PriorState, Computed)>>,
     /// A run's row that will be written, prepared on the worker ([`compute`]).
-    coded: Option<Box<Coded<'static>>>,
+    coded: Option<Box<Coded>>,
 }
 
 /// What the writer thread would otherwise compute for a snapshot row it writes — the review
@@ -254,13 +254,43 @@ pub(crate) struct Computed {
 /// one): at 1M accounts a first run's writer thread spent 9% of its time there, and the writer
 /// is the run's one busy thread. Pure functions of the loaded data and the row, so equal to
 /// what the writer would compute.
-pub(crate) struct Coded<'a> {
+pub(crate) struct Coded {
     checkpoint: String,
     hash: [u8; 16],
+    texts: RowTexts<'static>,
+}
+
+/// A row's texts as stored: coded ([`crate::compact`]).
+struct RowTexts<'a> {
     evidence: Cow<'a, str>,
     promotion_triggers: Cow<'a, str>,
     program: Cow<'a, str>,
     rationale: Cow<'a, str>,
+}
+
+impl<'a> RowTexts<'a> {
+    fn of(rules: &'a Rules, c: &'a Computed) -> RowTexts<'a> {
+        use crate::compact::encode;
+        RowTexts {
+            evidence: encode(&c.evidence),
+            promotion_triggers: encode(&c.promotion_triggers),
+            program: encode(if c.customer_program {
+                &rules.config.customers.program
+            } else {
+                rules.config.programs.of(c.d.cluster)
+            }),
+            rationale: encode(&c.rationale),
+        }
+    }
+
+    fn owned(self) -> RowTexts<'static> {
+        RowTexts {
+            evidence: Cow::Owned(self.evidence.into_owned()),
+            promotion_triggers: Cow::Owned(self.promotion_triggers.into_owned()),
+            program: Cow::Owned(self.program.into_owned()),
+            rationale: Cow::Owned(self.rationale.into_owned()),
+        }
+    }
 }
 
 /// This run's outcome for an account under a review decision not taken yet.
@@ -937,20 +967,11 @@ pub(crate) fn compute(
     let checkpoint = checkpoint_kinds(l, i, prior, &c);
     let hash = crate::ident(&[&c.content, checkpoint.as_bytes()]);
     if l.snapshot_of[i].is_none_or(|(_, h)| h != Some(hash)) {
-        let program = if c.customer_program {
-            &rules.config.customers.program
-        } else {
-            rules.config.programs.of(c.d.cluster)
-        };
+        let texts = RowTexts::of(rules, &c).owned();
         c.coded = Some(Box::new(Coded {
             checkpoint,
             hash,
-            evidence: Cow::Owned(crate::compact::encode(&c.evidence).into_owned()),
-            promotion_triggers: Cow::Owned(
-                crate::compact::encode(&c.promotion_triggers).into_owned(),
-            ),
-            program: Cow::Owned(crate::compact::encode(program).into_owned()),
-            rationale: Cow::Owned(crate::compact::encode(&c.rationale).into_owned()),
+            texts,
         }));
     }
     c
@@ -1717,23 +1738,12 @@ fn push_row(
     let rule = texts.id(conn, &d.rule)?;
     let micro = texts.id(conn, &c.micro_segment)?;
     let next = texts.id(conn, &c.next_action)?;
-    let coded;
+    let made;
     let k = match &c.coded {
-        Some(k) => &**k,
+        Some(k) => &k.texts,
         None => {
-            coded = Coded {
-                checkpoint: String::new(),
-                hash: [0; 16],
-                evidence: crate::compact::encode(&c.evidence),
-                promotion_triggers: crate::compact::encode(&c.promotion_triggers),
-                program: crate::compact::encode(if c.customer_program {
-                    &rules.config.customers.program
-                } else {
-                    rules.config.programs.of(d.cluster)
-                }),
-                rationale: crate::compact::encode(&c.rationale),
-            };
-            &coded
+            made = RowTexts::of(rules, c);
+            &made
         }
     };
     b.text(d.candidate.as_str())
