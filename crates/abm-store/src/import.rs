@@ -422,17 +422,16 @@ impl Sink {
 
 /// Builds a first load's indexes (`sql`). On SQLite the sorter may use a helper thread for
 /// the build and a small page cache (the sort spills to temporary files, not to memory: see
-/// `import`), restored afterwards.
+/// `import`); the connection's cache size is restored afterwards.
 fn build_indexes(conn: &mut dyn Conn, sql: &str) -> Result<(), StoreError> {
     if conn.backend() != Backend::Sqlite {
         return conn.batch_execute(sql);
     }
+    // The cache as it was (a first load outside WAL runs with a smaller one: `journal`).
+    let cache = conn.scalar("PRAGMA cache_size", &[])?;
     conn.batch_execute("PRAGMA threads = 2; PRAGMA cache_size = -16384")?;
     let built = conn.batch_execute(sql);
-    let restored = conn.batch_execute(&format!(
-        "PRAGMA threads = 0; PRAGMA cache_size = {}",
-        crate::sqlite::CACHE_SIZE
-    ));
+    let restored = conn.batch_execute(&format!("PRAGMA threads = 0; PRAGMA cache_size = {cache}"));
     built.and(restored)
 }
 
