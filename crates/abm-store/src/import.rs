@@ -858,11 +858,7 @@ fn import_events(
     // A first load into the empty table: its rows get ids in the order written.
     let mut stream = match packs {
         Some(p) if sink.direct.is_some() => {
-            let accounts = tx.scalar(
-                "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
-                &[],
-            )?;
-            Some(p.insert(crate::packs::PackBuild::start(accounts)?))
+            Some(p.insert(crate::packs::PackBuild::start(&mut *tx)?))
         }
         _ => None,
     };

@@ -545,16 +545,7 @@ fn merge(
 /// Build every pack from `events` (the first load into an empty table; also a repair): the
 /// packs are replaced and `packs_upto` is the greatest event id.
 pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
-    // One writer per account, indexed by `accounts.id` (dense: an integer primary key).
-    let max_account = conn.scalar(
-        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
-        &[],
-    )?;
-    let mut writers: Vec<PackWriter> = Vec::new();
-    writers.resize_with(
-        usize::try_from(max_account.max(0)).unwrap_or(0) + 1,
-        PackWriter::new,
-    );
+    let mut writers = account_writers(conn)?;
     // SQLite reads its table in rowid (id) order; PostgreSQL is told to.
     let sql = match conn.backend() {
         Backend::Sqlite => "SELECT account, occurred_at, type, contact_id FROM events",
@@ -574,6 +565,21 @@ pub(crate) fn rebuild_all(conn: &mut dyn Conn) -> Result<u64, StoreError> {
         Ok(())
     })?;
     write_all(conn, writers)
+}
+
+/// One empty writer per stored account, indexed by `accounts.id` (dense: an integer primary
+/// key).
+fn account_writers(conn: &mut dyn Conn) -> Result<Vec<PackWriter>, StoreError> {
+    let max_account = conn.scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts",
+        &[],
+    )?;
+    let mut writers = Vec::new();
+    writers.resize_with(
+        usize::try_from(max_account.max(0)).unwrap_or(0) + 1,
+        PackWriter::new,
+    );
+    Ok(writers)
 }
 
 /// Replaces every pack with `writers` (indexed by `accounts.id`), which hold every stored
@@ -623,17 +629,13 @@ struct Block {
 const BLOCK_ROWS: usize = 8192;
 
 impl PackBuild {
-    /// `accounts`: the greatest `accounts.id` expected (the writers are sized for it).
-    pub(crate) fn start(accounts: i64) -> Result<PackBuild, StoreError> {
+    /// For the accounts stored now (the load's accounts are written before its events).
+    pub(crate) fn start(conn: &mut dyn Conn) -> Result<PackBuild, StoreError> {
+        let mut writers = account_writers(conn)?;
         let (send, receive) = std::sync::mpsc::sync_channel::<Block>(8);
         let thread = std::thread::Builder::new()
             .name("abm-packs".into())
             .spawn(move || {
-                let mut writers: Vec<PackWriter> = Vec::new();
-                writers.resize_with(
-                    usize::try_from(accounts.max(0)).unwrap_or(0) + 1,
-                    PackWriter::new,
-                );
                 for b in receive {
                     let mut start = 0usize;
                     for (i, &account) in b.accounts.iter().enumerate() {
