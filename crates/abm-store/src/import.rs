@@ -7,11 +7,12 @@ use crate::db::{Backend, Batch, Conn, ConnExt, RowExt, TxMode, Value};
 use crate::{ident, meta, set_meta, StoreError, Tx};
 use abm_core::engagement::StageEntry;
 use abm_core::{Instant, Rules};
+use abm_io::csv::Record;
 use abm_io::load::{
-    duplicate_deal, field, parse_deal, parse_event, parse_trigger, reject, scan_seq, AccountLayout,
-    EventCols, IdIndex, LoadOptions, Rejects,
+    duplicate_deal, field, parse_deal, parse_event, parse_trigger, reject, scan_handoff, scan_seq,
+    AccountLayout, EventCols, IdIndex, LoadOptions, Rejects,
 };
-use abm_io::source::InputSource;
+use abm_io::source::{InputSource, Source};
 use abm_io::FileKind;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -138,19 +139,56 @@ struct Sink {
     /// The staging table, once created, and the rows copied into it.
     stage: Option<String>,
     staged_rows: u64,
-    /// A first load (see [`Sink::prepare`]): the low 64 bits of the keys written so far, and
-    /// the constraint to build again at the end.
-    direct: Option<(HashSet<u64, BuildHasherDefault<KeyHasher>>, String)>,
+    /// A first load (see [`Sink::prepare`]): the constraint to build again at the end.
+    rebuild: Option<String>,
+    /// The rows collected and not written yet (lent to the thread that reads the input:
+    /// [`Sink::lend_rows`]).
+    rows: SinkRows,
+    affected: u64,
+    error: Option<StoreError>,
+}
+
+/// The rows a [`Sink`] collects before it writes them: built by whichever thread reads the
+/// input (the one holding the transaction, or the reader of [`scan_handoff`]).
+struct SinkRows {
+    ncols: usize,
+    /// The most rows, then bytes, a batch collects before it is written.
+    limit: (usize, usize),
+    /// A first load: the low 64 bits of the keys written so far.
+    seen: Option<HashSet<u64, BuildHasherDefault<KeyHasher>>>,
     /// First load: rows whose key's low 64 bits were seen already — a repeat of a written row,
     /// or (about once in 10^5 loads of 20M rows) another key sharing them. They go in after
     /// the unique index is built, with the sink's `DO NOTHING`: a repeat adds nothing, a
     /// distinct key is stored (after the others, so with a later row id).
     held: Batch,
-    /// Whether the last row asked for ([`Sink::row`]) was held.
+    /// Whether the last row asked for ([`SinkRows::row`]) was held.
     last_held: bool,
     batch: Batch,
-    affected: u64,
-    error: Option<StoreError>,
+}
+
+impl SinkRows {
+    /// The batch a row with this key (the row's first column) is to be written to: the
+    /// batch — but in a first load, the first row of a key's low 64 bits goes there and later
+    /// ones are held for the end (see `held`). Memory: 8 bytes (plus the set's slack) a row.
+    fn row(&mut self, key: &[u8; 16]) -> &mut Batch {
+        let repeat = match &mut self.seen {
+            Some(seen) => !seen.insert(u128::from_le_bytes(*key) as u64),
+            None => false,
+        };
+        self.last_held = repeat;
+        if repeat {
+            &mut self.held
+        } else {
+            &mut self.batch
+        }
+    }
+
+    /// The batch when it is full (to be written), leaving an empty one.
+    fn take_full(&mut self) -> Option<Batch> {
+        let (rows, bytes) = self.limit;
+        (self.batch.rows() >= rows || self.batch.weight() > bytes)
+            .then(|| std::mem::replace(&mut self.batch, Batch::new(self.ncols)))
+    }
 }
 
 impl Sink {
@@ -166,10 +204,15 @@ impl Sink {
             suffix,
             stage: None,
             staged_rows: 0,
-            direct: None,
-            held: Batch::new(ncols),
-            last_held: false,
-            batch: Batch::new(ncols),
+            rebuild: None,
+            rows: SinkRows {
+                ncols,
+                limit: (BATCH_ROWS, 8 << 20),
+                seen: None,
+                held: Batch::new(ncols),
+                last_held: false,
+                batch: Batch::new(ncols),
+            },
             affected: 0,
             error: None,
         }
@@ -189,6 +232,9 @@ impl Sink {
     /// index changes the schema, which expires every statement the connection has prepared
     /// (a server's next requests would prepare them all again).
     fn prepare(&mut self, conn: &mut dyn Conn, bulk: bool) -> Result<(), StoreError> {
+        if Self::staged(conn) {
+            self.rows.limit.0 = STAGE_ROWS;
+        }
         let Some(key) = self.do_nothing_key() else {
             return Ok(());
         };
@@ -227,7 +273,8 @@ impl Sink {
                 _ => (drop, add),
             };
             conn.batch_execute(&drop)?;
-            self.direct = Some((HashSet::default(), add));
+            self.rows.seen = Some(HashSet::default());
+            self.rebuild = Some(add);
         }
         Ok(())
     }
@@ -235,52 +282,55 @@ impl Sink {
     /// A first load: room for about `rows` keys at once (a set grown by doubling holds the old
     /// table and the new one for a moment: +50% of the peak at 20M keys).
     fn expect_rows(&mut self, rows: u64) {
-        if let Some((seen, _)) = &mut self.direct {
+        if let Some(seen) = &mut self.rows.seen {
             seen.reserve(usize::try_from(rows).unwrap_or(0));
         }
     }
 
-    /// The batch a row with this key (the row's first column) is to be written to: the sink's
-    /// batch — but in a first load, the first row of a key's low 64 bits goes there and later
-    /// ones are held for the end (see `held`). Memory: 8 bytes (plus the set's slack) a row.
+    /// A first load (its unique index dropped until the end).
+    fn direct(&self) -> bool {
+        self.rebuild.is_some()
+    }
+
+    /// See [`SinkRows::row`].
     fn row(&mut self, key: &[u8; 16]) -> &mut Batch {
-        let repeat = match &mut self.direct {
-            Some((seen, _)) => !seen.insert(u128::from_le_bytes(*key) as u64),
-            None => false,
+        self.rows.row(key)
+    }
+
+    /// The rows, to be built on another thread while this one writes the batches it hands
+    /// back ([`Sink::write`]); [`Sink::finish`] takes them back.
+    fn lend_rows(&mut self) -> SinkRows {
+        let empty = SinkRows {
+            ncols: self.rows.ncols,
+            limit: self.rows.limit,
+            seen: None,
+            held: Batch::new(0),
+            last_held: false,
+            batch: Batch::new(0),
         };
-        self.last_held = repeat;
-        if repeat {
-            &mut self.held
-        } else {
-            &mut self.batch
-        }
+        std::mem::replace(&mut self.rows, empty)
     }
 
     fn maybe_flush(&mut self, conn: &mut dyn Conn) {
-        let rows = if Self::staged(conn) {
-            STAGE_ROWS
-        } else {
-            BATCH_ROWS
-        };
-        if self.batch.rows() >= rows || self.batch.weight() > 8 << 20 {
-            self.flush(conn);
+        if let Some(batch) = self.rows.take_full() {
+            self.write(conn, batch);
         }
     }
 
-    fn flush(&mut self, conn: &mut dyn Conn) {
-        if self.error.is_some() || self.batch.is_empty() {
-            self.batch.clear();
+    /// Writes a batch of this sink's rows (after an error: drops it).
+    fn write(&mut self, conn: &mut dyn Conn, batch: Batch) {
+        if self.error.is_some() || batch.is_empty() {
             return;
         }
-        let done = if self.direct.is_some() {
-            conn.copy_in(&format!("{} ({})", self.table, self.cols), &self.batch)
+        let done = if self.direct() {
+            conn.copy_in(&format!("{} ({})", self.table, self.cols), &batch)
                 .map(|n| self.affected += n)
         } else if Self::staged(conn) {
-            self.copy_to_stage(conn)
+            self.copy_to_stage(conn, &batch)
         } else {
             conn.insert_batch(
                 &format!("{} ({})", self.table, self.cols),
-                &self.batch,
+                &batch,
                 self.suffix,
             )
             .map(|n| self.affected += n)
@@ -288,10 +338,9 @@ impl Sink {
         if let Err(e) = done {
             self.error = Some(e);
         }
-        self.batch.clear();
     }
 
-    fn copy_to_stage(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+    fn copy_to_stage(&mut self, conn: &mut dyn Conn, batch: &Batch) -> Result<(), StoreError> {
         let stage = match &self.stage {
             Some(s) => s.clone(),
             None => {
@@ -305,7 +354,7 @@ impl Sink {
                 stage
             }
         };
-        self.staged_rows += conn.copy_in(&format!("{stage} ({})", self.cols), &self.batch)?;
+        self.staged_rows += conn.copy_in(&format!("{stage} ({})", self.cols), batch)?;
         Ok(())
     }
 
@@ -380,18 +429,23 @@ impl Sink {
         Ok(n)
     }
 
-    fn finish(mut self, conn: &mut dyn Conn) -> Result<u64, StoreError> {
-        self.flush(conn);
+    /// Writes what is left and ends the load (`rows`: the rows lent out, if they were).
+    fn finish(mut self, conn: &mut dyn Conn, rows: Option<SinkRows>) -> Result<u64, StoreError> {
+        if let Some(rows) = rows {
+            self.rows = rows;
+        }
+        let last = std::mem::replace(&mut self.rows.batch, Batch::new(0));
+        self.write(conn, last);
         if let Some(e) = self.error {
             return Err(e);
         }
-        if let Some((seen, add_index)) = self.direct.take() {
-            drop(seen);
+        if let Some(add_index) = self.rebuild.take() {
+            self.rows.seen = None;
             build_indexes(conn, &add_index)?;
-            if !self.held.is_empty() {
+            if !self.rows.held.is_empty() {
                 self.affected += conn.insert_batch(
                     &format!("{} ({})", self.table, self.cols),
-                    &self.held,
+                    &self.rows.held,
                     self.suffix,
                 )?;
             }
@@ -707,7 +761,8 @@ fn import_accounts(
             }
             let fields = fields_json(&names, &vals);
             let hash = ident(&[fields.as_bytes()]);
-            sink.batch
+            sink.rows
+                .batch
                 .text(vals[0])
                 .text(name_col.map(|c| vals[c]).unwrap_or(""))
                 .text(&fields)
@@ -724,7 +779,7 @@ fn import_accounts(
         rejects,
     )?;
     drop(seen);
-    rep.accounts_changed = sink.finish(&mut *tx)?;
+    rep.accounts_changed = sink.finish(&mut *tx, None)?;
     Ok(())
 }
 
@@ -857,80 +912,116 @@ fn import_events(
     }
     // A first load into the empty table: its rows get ids in the order written.
     let mut stream = match packs {
-        Some(p) if sink.direct.is_some() => {
-            Some(p.insert(crate::packs::PackBuild::start(&mut *tx)?))
-        }
+        Some(p) if sink.direct() => Some(p.insert(crate::packs::PackBuild::start(&mut *tx)?)),
         _ => None,
     };
     let mut unknown = IdIndex::default();
     let mut n_wait = 0u64;
-    rep.events_read += scan_seq(
-        src,
-        opts,
-        |src, rec| {
-            let key = rec.get(cols.account_id).trim_ascii();
-            index.borrow_mut().resolve(&mut *tx, key);
-            let accounts = index.borrow();
-            let (idx, waiting) = account_index(&accounts.index, &mut unknown, key);
-            let Some(ev) = parse_event(src, rec, &cols, rules, idx)? else {
-                return Ok(());
-            };
-            n_wait += waiting as u64;
-            let contact = std::str::from_utf8(ev.contact)
-                .map_err(|_| reject(&src.name, rec, "contact_id", "not valid UTF-8"))?;
-            let event_id = field(src, rec, cols.event_id, "event_id")?;
-            let detail = field(src, rec, cols.detail, "detail")?;
-            let ty = rules.event_name(ev.code);
-            let account_id = rec.get(cols.account_id).trim_ascii();
-            let id = if event_id.is_empty() {
-                micros.clear();
-                micros.push_str(&ev.at.0.to_string());
-                ident(&[
-                    b"content",
-                    account_id,
-                    micros.as_bytes(),
-                    ty.as_bytes(),
-                    contact.as_bytes(),
-                    detail.as_bytes(),
-                ])
-            } else {
-                ident(&[b"event_id", event_id.as_bytes()])
-            };
-            if waiting {
-                wait.row(&id)
-                    .blob(&id)
-                    .text(std::str::from_utf8(account_id).unwrap_or_default())
-                    .int(ev.at.0)
-                    .text(ty)
-                    .text(contact)
-                    .opt_text(nonempty(event_id))
-                    .opt_text(nonempty(detail))
-                    .int(import_id);
-                wait.maybe_flush(&mut *tx);
-                return Ok(());
-            }
-            sink.row(&id)
+    let (mut rows, mut waiting_rows) = (sink.lend_rows(), wait.lend_rows());
+    // One record: checked, given its identity, added to the rows to write; full batches go
+    // out to be written.
+    let mut visit = |src: &Source, rec: &Record<'_>, stored: &IdIndex, out: &mut Vec<Full>| {
+        let key = rec.get(cols.account_id).trim_ascii();
+        let (idx, waiting) = account_index(stored, &mut unknown, key);
+        let Some(ev) = parse_event(src, rec, &cols, rules, idx)? else {
+            return Ok(());
+        };
+        n_wait += waiting as u64;
+        let contact = std::str::from_utf8(ev.contact)
+            .map_err(|_| reject(&src.name, rec, "contact_id", "not valid UTF-8"))?;
+        let event_id = field(src, rec, cols.event_id, "event_id")?;
+        let detail = field(src, rec, cols.detail, "detail")?;
+        let ty = rules.event_name(ev.code);
+        let account_id = rec.get(cols.account_id).trim_ascii();
+        let id = if event_id.is_empty() {
+            micros.clear();
+            micros.push_str(&ev.at.0.to_string());
+            ident(&[
+                b"content",
+                account_id,
+                micros.as_bytes(),
+                ty.as_bytes(),
+                contact.as_bytes(),
+                detail.as_bytes(),
+            ])
+        } else {
+            ident(&[b"event_id", event_id.as_bytes()])
+        };
+        if waiting {
+            waiting_rows
+                .row(&id)
                 .blob(&id)
-                .int(ev.account as i64)
+                .text(std::str::from_utf8(account_id).unwrap_or_default())
                 .int(ev.at.0)
                 .text(ty)
                 .text(contact)
                 .opt_text(nonempty(event_id))
                 .opt_text(nonempty(detail))
                 .int(import_id);
-            if let (Some(p), false) = (stream.as_mut(), sink.last_held) {
-                p.push(ev.account as i64, ev.at.0, ty, contact);
-            }
-            sink.maybe_flush(&mut *tx);
-            Ok(())
-        },
-        rejects,
-    )?;
+            out.extend(waiting_rows.take_full().map(Full::Waiting));
+            return Ok(());
+        }
+        rows.row(&id)
+            .blob(&id)
+            .int(ev.account as i64)
+            .int(ev.at.0)
+            .text(ty)
+            .text(contact)
+            .opt_text(nonempty(event_id))
+            .opt_text(nonempty(detail))
+            .int(import_id);
+        if let (Some(p), false) = (stream.as_mut(), rows.last_held) {
+            p.push(ev.account as i64, ev.at.0, ty, contact);
+        }
+        out.extend(rows.take_full().map(Full::Events));
+        Ok(())
+    };
+    let mut write = |full: Full, tx: &mut dyn Conn| match full {
+        Full::Events(b) => sink.write(tx, b),
+        Full::Waiting(b) => wait.write(tx, b),
+    };
+    let read = if index.borrow().lazy {
+        // An in-memory batch: accounts looked up in the transaction as rows name them.
+        let mut out = Vec::new();
+        scan_seq(
+            src,
+            opts,
+            |src, rec| {
+                let key = rec.get(cols.account_id).trim_ascii();
+                index.borrow_mut().resolve(&mut *tx, key);
+                visit(src, rec, &index.borrow().index, &mut out)?;
+                for full in out.drain(..) {
+                    write(full, &mut *tx);
+                }
+                Ok(())
+            },
+            rejects,
+        )?
+    } else {
+        // Files: every account known up front; the records are read, checked and hashed on
+        // a helper thread while this one writes.
+        let stored = index.borrow();
+        let stored = &stored.index;
+        scan_handoff(
+            src,
+            opts,
+            |src, rec, out| visit(src, rec, stored, out),
+            |full| write(full, &mut *tx),
+            rejects,
+        )?
+    };
+    rep.events_read += read;
     index.borrow_mut().check()?;
-    rep.events_added += sink.finish(&mut *tx)?;
-    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.events_added += sink.finish(&mut *tx, Some(rows))?;
+    rep.waiting_added += wait.finish(&mut *tx, Some(waiting_rows))?;
     rep.events_waiting += n_wait;
     Ok(())
+}
+
+/// A full batch of one import's rows, to be written.
+enum Full {
+    Events(Batch),
+    Waiting(Batch),
 }
 
 /// The triggers: appended by content; rows naming an account not stored yet wait for it.
@@ -1007,8 +1098,8 @@ fn import_triggers(
         rejects,
     )?;
     index.borrow_mut().check()?;
-    rep.triggers_added = sink.finish(&mut *tx)?;
-    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.triggers_added = sink.finish(&mut *tx, None)?;
+    rep.waiting_added += wait.finish(&mut *tx, None)?;
     rep.triggers_waiting = n_wait;
     Ok(())
 }
@@ -1103,7 +1194,7 @@ fn import_deals(
             }
             let hash = ident(&parts);
             let sink = if waiting { &mut wait } else { &mut sink };
-            let b = sink.batch.text(&d.deal_id);
+            let b = sink.rows.batch.text(&d.deal_id);
             let b = if waiting {
                 b.text(account_id)
             } else {
@@ -1126,8 +1217,8 @@ fn import_deals(
         rejects,
     )?;
     index.borrow_mut().check()?;
-    rep.deals_changed = sink.finish(&mut *tx)?;
-    rep.waiting_added += wait.finish(&mut *tx)?;
+    rep.deals_changed = sink.finish(&mut *tx, None)?;
+    rep.waiting_added += wait.finish(&mut *tx, None)?;
     rep.deals_waiting = n_wait;
     Ok(())
 }
@@ -1336,7 +1427,7 @@ mod tests {
             "ON CONFLICT (ident) DO NOTHING",
         );
         sink.prepare(&mut conn, true).unwrap();
-        assert!(sink.direct.is_some(), "an empty table is a first load");
+        assert!(sink.direct(), "an empty table is a first load");
         let a = [1u8; 16];
         let mut b = a; // same low 64 bits (little-endian: the first 8 bytes), other high bits
         b[15] = 2;
@@ -1353,11 +1444,11 @@ mod tests {
                 .int(1);
         }
         assert_eq!(
-            sink.held.rows(),
+            sink.rows.held.rows(),
             2,
             "b and the repeat of a wait for the index"
         );
-        assert_eq!(sink.finish(&mut conn).unwrap(), 3);
+        assert_eq!(sink.finish(&mut conn, None).unwrap(), 3);
         let rows = conn
             .query_all("SELECT headline FROM triggers ORDER BY id", &[], |r| {
                 r.string(0)

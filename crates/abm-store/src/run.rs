@@ -258,6 +258,21 @@ pub(crate) struct Coded {
     checkpoint: String,
     hash: [u8; 16],
     texts: RowTexts<'static>,
+    /// The `texts` ids of the row's rule, micro-segment and next action, when they were stored
+    /// before the run began ([`Coded::resolve`]; the writer interns the others).
+    ids: [Option<i64>; 3],
+}
+
+impl Coded {
+    /// Looks the interned texts of `c`'s prepared row up among those stored when the run
+    /// began.
+    fn resolve(c: &mut Computed, known: &TextIds) {
+        let id = |s: &str| known.get(s).copied();
+        let ids = [id(&c.d.rule), id(&c.micro_segment), id(&c.next_action)];
+        if let Some(k) = c.coded.as_mut() {
+            k.ids = ids;
+        }
+    }
 }
 
 /// A row's texts as stored: coded ([`crate::compact`]).
@@ -972,6 +987,7 @@ pub(crate) fn compute(
             checkpoint,
             hash,
             texts,
+            ids: [None; 3],
         }));
     }
     c
@@ -1144,8 +1160,11 @@ impl std::hash::Hasher for Fnv {
 
 /// Interned texts (`texts` table): all read up front (a run), or each looked up when first
 /// needed (a re-evaluation of a few accounts).
+/// Interned texts by text.
+type TextIds = HashMap<String, i64, std::hash::BuildHasherDefault<Fnv>>;
+
 pub(crate) struct Texts {
-    known: HashMap<String, i64, std::hash::BuildHasherDefault<Fnv>>,
+    known: TextIds,
     /// Every stored text is in `known`.
     complete: bool,
 }
@@ -1490,19 +1509,34 @@ pub(crate) fn run(
     let next = AtomicUsize::new(0);
     let threads = opts.threads.max(1);
     let (sender, rx) = mpsc::sync_channel::<(usize, Vec<Computed>)>(threads * 2);
+    // The blocks written go back to the workers to be freed: the writer is the run's one busy
+    // thread, and a worker frees what it allocated faster than another thread can.
+    let (spent_tx, spent_rx) = mpsc::channel::<Vec<Computed>>();
+    let spent_rx = std::sync::Mutex::new(spent_rx);
+    // The texts stored when the run began, for the workers to look the rows' ids up in.
+    let known = &texts.known.clone();
     let write_result: Result<(), StoreError> = std::thread::scope(|s| {
         for _ in 0..threads {
             let sender = sender.clone();
-            let (next, loaded, model) = (&next, &loaded, &model);
+            let (next, loaded, model, spent_rx) = (&next, &loaded, &model, &spent_rx);
             s.spawn(move || {
                 let mut text = RowScratch::default();
                 loop {
+                    if let Ok(spent) = spent_rx.try_lock() {
+                        while let Ok(block) = spent.try_recv() {
+                            drop(block);
+                        }
+                    }
                     let b = next.fetch_add(1, Ordering::Relaxed);
                     if b >= n_blocks {
                         break;
                     }
                     let out: Vec<Computed> = (b * BLOCK..((b + 1) * BLOCK).min(n))
-                        .map(|i| compute(rules, model, loaded, i as AccountIdx, &mut text))
+                        .map(|i| {
+                            let mut c = compute(rules, model, loaded, i as AccountIdx, &mut text);
+                            Coded::resolve(&mut c, known);
+                            c
+                        })
                         .collect();
                     if sender.send((b, out)).is_err() {
                         break;
@@ -1521,8 +1555,8 @@ pub(crate) fn run(
             }
             waiting.insert(b, out);
             while let Some(block) = waiting.remove(&want) {
-                for c in block {
-                    if let Err(e) = write_one(&mut *tx, &mut w, &mut texts, &loaded, rules, &c) {
+                for c in &block {
+                    if let Err(e) = write_one(&mut *tx, &mut w, &mut texts, &loaded, rules, c) {
                         result = Err(e);
                         break;
                     }
@@ -1539,6 +1573,7 @@ pub(crate) fn run(
                         proposals += 1;
                     }
                 }
+                let _ = spent_tx.send(block);
                 if result.is_ok() {
                     result = w.flush(&mut *tx, false);
                 }
@@ -1735,9 +1770,14 @@ fn push_row(
     checkpoint: &str,
 ) -> Result<(), StoreError> {
     let d = &c.d;
-    let rule = texts.id(conn, &d.rule)?;
-    let micro = texts.id(conn, &c.micro_segment)?;
-    let next = texts.id(conn, &c.next_action)?;
+    let ids = c.coded.as_ref().map_or([None; 3], |k| k.ids);
+    let mut id = |i: usize, s: &str| match ids[i] {
+        Some(id) => Ok(id),
+        None => texts.id(conn, s),
+    };
+    let rule = id(0, &d.rule)?;
+    let micro = id(1, &c.micro_segment)?;
+    let next = id(2, &c.next_action)?;
     let made;
     let k = match &c.coded {
         Some(k) => &k.texts,
@@ -1901,7 +1941,10 @@ pub(crate) fn write_one(
         };
         w.states.opt_int(due).opt_real(score);
         if new_snapshot {
-            let micro = texts.id(conn, &c.micro_segment)?;
+            let micro = match c.coded.as_ref().and_then(|k| k.ids[1]) {
+                Some(id) => id,
+                None => texts.id(conn, &c.micro_segment)?,
+            };
             w.states
                 .text(c.tier.as_str())
                 .text(c.level)
