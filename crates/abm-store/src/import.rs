@@ -745,10 +745,12 @@ fn import_accounts(
      WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
     );
     let mut seen = IdIndex::default();
-    rep.accounts_read = scan_seq(
+    // Read, parsed and hashed on a helper thread while this one writes (`scan_handoff`).
+    let mut rows = sink.lend_rows();
+    rep.accounts_read = scan_handoff(
         src,
         opts,
-        |src, rec| {
+        |src, rec, out| {
             let mut vals: Vec<&str> = Vec::with_capacity(names.len());
             let f = layout.parse(src, rec, &mut vals)?;
             if let Err(first) = seen.insert(vals[0].as_bytes(), rec.line as u32) {
@@ -761,8 +763,7 @@ fn import_accounts(
             }
             let fields = fields_json(&names, &vals);
             let hash = ident(&[fields.as_bytes()]);
-            sink.rows
-                .batch
+            rows.batch
                 .text(vals[0])
                 .text(name_col.map(|c| vals[c]).unwrap_or(""))
                 .text(&fields)
@@ -773,13 +774,14 @@ fn import_accounts(
                 .opt_int(f.founded_year.map(|y| y as i64))
                 .blob(&hash)
                 .int(import_id);
-            sink.maybe_flush(&mut *tx);
+            out.extend(rows.take_full());
             Ok(())
         },
+        |batch| sink.write(&mut *tx, batch),
         rejects,
     )?;
     drop(seen);
-    rep.accounts_changed = sink.finish(&mut *tx, None)?;
+    rep.accounts_changed = sink.finish(&mut *tx, Some(rows))?;
     Ok(())
 }
 
