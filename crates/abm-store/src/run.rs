@@ -1158,11 +1158,11 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-/// Interned texts (`texts` table): all read up front (a run), or each looked up when first
-/// needed (a re-evaluation of a few accounts).
-/// Interned texts by text.
+/// Interned texts' ids by text.
 type TextIds = HashMap<String, i64, std::hash::BuildHasherDefault<Fnv>>;
 
+/// Interned texts (`texts` table): all read up front (a run), or each looked up when first
+/// needed (a re-evaluation of a few accounts).
 pub(crate) struct Texts {
     known: TextIds,
     /// Every stored text is in `known`.
