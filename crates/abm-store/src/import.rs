@@ -949,29 +949,26 @@ fn import_events(
         } else {
             ident(&[b"event_id", event_id.as_bytes()])
         };
-        if waiting {
-            waiting_rows
-                .row(&id)
-                .blob(&id)
-                .text(std::str::from_utf8(account_id).unwrap_or_default())
-                .int(ev.at.0)
+        // The columns after the account's, alike in both tables.
+        let rest = |b: &mut Batch| {
+            b.int(ev.at.0)
                 .text(ty)
                 .text(contact)
                 .opt_text(nonempty(event_id))
                 .opt_text(nonempty(detail))
                 .int(import_id);
+        };
+        if waiting {
+            rest(
+                waiting_rows
+                    .row(&id)
+                    .blob(&id)
+                    .text(std::str::from_utf8(account_id).unwrap_or_default()),
+            );
             out.extend(waiting_rows.take_full().map(Full::Waiting));
             return Ok(());
         }
-        rows.row(&id)
-            .blob(&id)
-            .int(ev.account as i64)
-            .int(ev.at.0)
-            .text(ty)
-            .text(contact)
-            .opt_text(nonempty(event_id))
-            .opt_text(nonempty(detail))
-            .int(import_id);
+        rest(rows.row(&id).blob(&id).int(ev.account as i64));
         if let (Some(p), false) = (stream.as_mut(), rows.last_held) {
             p.push(ev.account as i64, ev.at.0, ty, contact);
         }
