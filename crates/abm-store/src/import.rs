@@ -477,7 +477,7 @@ impl Sink {
 /// Builds a first load's indexes (`sql`). On SQLite the sorter may use a helper thread for
 /// the build and a small page cache (the sort spills to temporary files, not to memory: see
 /// `import`); the connection's cache size is restored afterwards.
-fn build_indexes(conn: &mut dyn Conn, sql: &str) -> Result<(), StoreError> {
+pub(crate) fn build_indexes(conn: &mut dyn Conn, sql: &str) -> Result<(), StoreError> {
     if conn.backend() != Backend::Sqlite {
         return conn.batch_execute(sql);
     }

@@ -317,8 +317,67 @@ pub(crate) fn set_fold_policy(
     POLICY.with(|p| p.set((fold_from, by_range_from, account_from)));
 }
 
-/// Receives `(position, occurred_at, type, contact_id)` for each event read.
-pub(crate) type EventSink<'a> = dyn FnMut(u32, i64, &str, &str) -> Result<(), StoreError> + 'a;
+/// Receives `(position, occurred_at, type, contact_id)` for each event read (on a helper thread
+/// while the packs of many accounts are read: [`DECODE_BESIDE_FROM`]).
+pub(crate) type EventSink<'a> =
+    dyn FnMut(u32, i64, &str, &str) -> Result<(), StoreError> + Send + 'a;
+
+/// From this many accounts read on, a helper thread decodes the packs and feeds their events to
+/// the sink while this one reads the next packs from the database: at 1M accounts the two
+/// halves of the work (SQLite's reads; decoding and folding 20M events) are about equal, and
+/// the load had the other core idle. A few accounts' packs are decoded in turn (a thread
+/// would cost more than it saves).
+const DECODE_BESIDE_FROM: usize = 4096;
+
+/// From how many accounts on a load's helper thread takes a part of the work: `default`
+/// unless a test set it ([`set_beside_from`]).
+pub(crate) fn beside_from(default: usize) -> usize {
+    BESIDE.with(Cell::get).unwrap_or(default)
+}
+
+thread_local! {
+    /// Tests' override of [`DECODE_BESIDE_FROM`] and of the accounts' parsing on a helper
+    /// thread (`run.rs`).
+    static BESIDE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Tests: on this thread, use a load's helper threads from `from` accounts read on (`None`:
+/// the defaults).
+pub(crate) fn set_beside_from(from: Option<usize>) {
+    BESIDE.with(|c| c.set(from));
+}
+
+/// Packs read, waiting to be decoded: each one's position, account, event count and bytes.
+#[derive(Default)]
+struct PackBlock {
+    packs: Vec<(u32, i64, u64, std::ops::Range<usize>)>,
+    data: Vec<u8>,
+}
+
+impl PackBlock {
+    /// Hand the block over once it holds this many bytes or packs.
+    const BYTES: usize = 1 << 20;
+    const PACKS: usize = 4096;
+
+    fn full(&self) -> bool {
+        self.data.len() >= Self::BYTES || self.packs.len() >= Self::PACKS
+    }
+
+    /// Feed the block's events to `f`, pack by pack.
+    fn decode_into(&self, f: &mut EventSink<'_>) -> Result<(), StoreError> {
+        for (i, account, events, range) in &self.packs {
+            let n = decode(&self.data[range.clone()], |at, ty, contact| {
+                f(*i, at, ty, contact)
+            })?;
+            if n != *events {
+                return Err(corrupt(&format!(
+                    "the pack of account {account} holds {n} events, not {events}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// From this many accounts on, a scoped read takes every event newer than `packs_upto` (by id
 /// range) and keeps those of its accounts, rather than the events of each account by index.
@@ -341,28 +400,71 @@ pub(crate) fn read_events(
     )?;
     // Per position: the pack's upto (-1: no pack).
     let mut packed = vec![-1i64; ids.len()];
-    scope.each(
-        conn,
-        "SELECT account, upto, events, data FROM event_packs WHERE {scope}",
-        "account",
-        &[],
-        &mut |r| {
-            let Some(i) = idx_of(r.i(0)?) else {
-                return Ok(());
-            };
-            packed[i as usize] = r.i(1)?;
-            let data = r.blob(3)?.unwrap_or_default();
-            let n = decode(data, |at, ty, contact| f(i, at, ty, contact))?;
-            if n != r.i(2)? as u64 {
-                return Err(corrupt(&format!(
-                    "the pack of account {} holds {n} events, not {}",
-                    r.i(0)?,
-                    r.i(2)?
-                )));
+    let packs_sql = "SELECT account, upto, events, data FROM event_packs WHERE {scope}";
+    // One pack's row into `block`.
+    let mut take = |block: &mut PackBlock, r: &dyn crate::db::Row| -> Result<bool, StoreError> {
+        let Some(i) = idx_of(r.i(0)?) else {
+            return Ok(false);
+        };
+        packed[i as usize] = r.i(1)?;
+        let data = r.blob(3)?.unwrap_or_default();
+        let start = block.data.len();
+        block.data.extend_from_slice(data);
+        let range = start..block.data.len();
+        block.packs.push((i, r.i(0)?, r.i(2)? as u64, range));
+        Ok(true)
+    };
+    if ids.len() >= beside_from(DECODE_BESIDE_FROM) {
+        std::thread::scope(|s| -> Result<(), StoreError> {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<PackBlock>(2);
+            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<PackBlock>();
+            let sink = &mut *f;
+            let decoder = s.spawn(move || -> Result<(), StoreError> {
+                for block in full_rx {
+                    block.decode_into(sink)?;
+                    let _ = spent_tx.send(block);
+                }
+                Ok(())
+            });
+            let mut block = PackBlock::default();
+            let mut stopped = false;
+            let read = scope.each(conn, packs_sql, "account", &[], &mut |r| {
+                if take(&mut block, r)? && block.full() {
+                    let mut next = spent_rx.try_recv().unwrap_or_default();
+                    next.packs.clear();
+                    next.data.clear();
+                    if full_tx.send(std::mem::replace(&mut block, next)).is_err() {
+                        // The decoder stopped on an error: it is the one to report.
+                        stopped = true;
+                        return Err(StoreError::Corrupt("event_packs: decoding stopped".into()));
+                    }
+                }
+                Ok(())
+            });
+            if read.is_ok() && !block.packs.is_empty() {
+                let _ = full_tx.send(block);
+            }
+            drop(full_tx);
+            let decoded = decoder
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            match (read, decoded) {
+                (Err(_), Err(e)) if stopped => Err(e),
+                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+                (Ok(()), Ok(())) => Ok(()),
+            }
+        })?;
+    } else {
+        let mut block = PackBlock::default();
+        scope.each(conn, packs_sql, "account", &[], &mut |r| {
+            if take(&mut block, r)? {
+                block.decode_into(f)?;
+                block.packs.clear();
+                block.data.clear();
             }
             Ok(())
-        },
-    )?;
+        })?;
+    }
     let by_range = match scope {
         Scope::All => true,
         Scope::Ids(s) => s.len() >= by_range_from(),

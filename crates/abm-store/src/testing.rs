@@ -67,6 +67,13 @@ pub fn set_pack_policy(
     crate::packs::set_fold_policy(fold_from, by_range_from, account_from);
 }
 
+/// On this thread, parse the accounts' rows and decode the packs a load reads on helper
+/// threads from `from` accounts read on (`None`: the defaults, 4096). Results never depend on
+/// it.
+pub fn set_load_helpers_from(from: Option<usize>) {
+    crate::packs::set_beside_from(from);
+}
+
 /// How many packs cover events past `packs_upto` (written by a read that folded one account's
 /// tail alone).
 pub fn packs_past_floor(store: &mut crate::Store) -> i64 {

@@ -44,6 +44,12 @@ fn story(url: &str, twin: &str, policy: Policy) {
         Policy::AccountFolds => abm_store::testing::set_pack_policy(None, None, Some(1)),
         _ => abm_store::testing::set_pack_policy(None, None, None),
     }
+    // The default loads this small database on one thread; the others parse its accounts and
+    // decode its packs on helper threads whatever the number of accounts read.
+    abm_store::testing::set_load_helpers_from(match policy {
+        Policy::Default => None,
+        Policy::AccountFolds | Policy::Mixed => Some(0),
+    });
     let dir = tempfile::tempdir().unwrap();
     let config = Config::default();
     let spec = SampleSpec {
@@ -213,9 +219,17 @@ fn packs_stay_exact_on_postgres() {
     }
 }
 
-/// A pack that does not decode is a typed error naming the table, never a panic.
+/// A pack that does not decode is a typed error naming the table, never a panic: decoded in
+/// turn, or on a helper thread.
 #[test]
 fn a_corrupt_pack_is_an_error() {
+    for beside in [None, Some(0)] {
+        abm_store::testing::set_load_helpers_from(beside);
+        corrupt_pack_fails_the_run();
+    }
+}
+
+fn corrupt_pack_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let config = Config::default();

@@ -1,6 +1,8 @@
 //! kill -9 in the middle of a large `abm run`: the database opens, passes an integrity check,
 //! and holds exactly the previous snapshot and review queue. The same in the middle of a first
-//! import (the one that drops the identity indexes and builds them again).
+//! import (the one that drops the identity indexes and builds them again) and of a database's
+//! first run (on SQLite it drops the state's and the history's secondary indexes and builds
+//! them after its rows).
 
 use super::*;
 use crate::both_backends;
@@ -136,6 +138,121 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
     assert_eq!(w.json(&["summary"])["runs"], runs + 1);
 }
 
+/// The indexes of a SQLite database, by name, with the statements that made them.
+fn sqlite_indexes(path: &std::path::Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A database's first run, killed while it writes: no run, no state, every index as it was;
+/// then the run completes, with the indexes it dropped built again.
+fn crash_mid_first_run(db: Db) {
+    let w = World::new(db);
+    let data = w.dir.path().join("data");
+    run_ok(
+        abm()
+            .args([
+                "sample",
+                "--accounts",
+                "200000",
+                "--events-per-account",
+                "1",
+                "--out",
+            ])
+            .arg(&data),
+    );
+    w.import("data");
+    let sqlite = match &w.db {
+        Db::Sqlite(dir) => Some(dir.path().join("abm.db")),
+        _ => None,
+    };
+    let indexes = sqlite.as_deref().map(sqlite_indexes);
+    if let Some(ix) = &indexes {
+        for name in ["account_state_due", "snapshots_account"] {
+            assert!(ix.iter().any(|(n, _)| n == name), "{name} in {ix:?}");
+        }
+    }
+    let mut child = abm()
+        .current_dir(w.dir.path())
+        .env("ABM_DATABASE_URL", w.db.url())
+        .args(["run", "--as-of", "2026-11-01"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the run ended before writing").unwrap();
+        if line.contains("writing snapshot") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run finished before it could be killed"
+    );
+    if let Some(path) = &sqlite {
+        assert_eq!(abm_store::sqlite_integrity_check(path).unwrap(), "ok");
+        assert_eq!(
+            Some(sqlite_indexes(path)),
+            indexes,
+            "the killed run left its indexes dropped"
+        );
+    }
+    {
+        let mut store = abm_store::Store::open(&w.db.url()).unwrap();
+        assert_eq!(
+            store.latest_as_of().unwrap(),
+            None,
+            "the killed run left a run"
+        );
+    }
+    // The run completes; it logs the indexes it built after its rows (SQLite).
+    let out = abm()
+        .current_dir(w.dir.path())
+        .env("ABM_DATABASE_URL", w.db.url())
+        .args(["run", "--as-of", "2026-11-01"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        log.contains("state and history indexes built"),
+        sqlite.is_some(),
+        "{log}"
+    );
+    if let Some(path) = &sqlite {
+        assert_eq!(abm_store::sqlite_integrity_check(path).unwrap(), "ok");
+        assert_eq!(Some(sqlite_indexes(path)), indexes);
+    }
+    // The next run finds state and history, and keeps its indexes as they are.
+    let out = abm()
+        .current_dir(w.dir.path())
+        .env("ABM_DATABASE_URL", w.db.url())
+        .args(["run", "--as-of", "2026-11-02"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("indexes built"));
+}
+
 /// A first import drops the unique identity indexes and builds them at the end (issue 15), and
 /// on SQLite runs outside WAL (a rollback journal); killed half-way, it leaves nothing, and the
 /// indexes are there again: the next import adds every row, the one after it none.
@@ -241,4 +358,5 @@ both_backends! {
     kill_9_mid_run_leaves_the_previous_snapshot => crash_mid_run;
     kill_9_mid_incremental_run_leaves_the_previous_state => crash_mid_incremental_run;
     kill_9_mid_first_import_leaves_nothing => crash_mid_first_import;
+    kill_9_mid_first_run_leaves_the_indexes => crash_mid_first_run;
 }
