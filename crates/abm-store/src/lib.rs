@@ -33,6 +33,7 @@
 //! - [`transitions`]: a run's from → to cluster counts against the previous run.
 
 pub mod account;
+mod beside;
 mod compact;
 pub mod db;
 pub mod directory;

@@ -354,14 +354,25 @@ struct PackBlock {
     data: Vec<u8>,
 }
 
+impl crate::beside::Block for PackBlock {
+    fn full(&self) -> bool {
+        self.data.len() >= Self::BYTES || self.packs.len() >= Self::PACKS
+    }
+
+    fn is_empty(&self) -> bool {
+        self.packs.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.packs.clear();
+        self.data.clear();
+    }
+}
+
 impl PackBlock {
     /// Hand the block over once it holds this many bytes or packs.
     const BYTES: usize = 1 << 20;
     const PACKS: usize = 4096;
-
-    fn full(&self) -> bool {
-        self.data.len() >= Self::BYTES || self.packs.len() >= Self::PACKS
-    }
 
     /// Feed the block's events to `f`, pack by pack.
     fn decode_into(&self, f: &mut EventSink<'_>) -> Result<(), StoreError> {
@@ -415,52 +426,21 @@ pub(crate) fn read_events(
         Ok(true)
     };
     if ids.len() >= beside_from(DECODE_BESIDE_FROM) {
-        std::thread::scope(|s| -> Result<(), StoreError> {
-            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<PackBlock>(2);
-            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<PackBlock>();
-            let sink = &mut *f;
-            let decoder = s.spawn(move || -> Result<(), StoreError> {
-                for block in full_rx {
-                    block.decode_into(sink)?;
-                    let _ = spent_tx.send(block);
+        crate::beside::read_beside(&mut |b: &PackBlock| b.decode_into(f), |filler| {
+            scope.each(conn, packs_sql, "account", &[], &mut |r| {
+                if take(filler.block(), r)? {
+                    filler.hand_over_if_full()?;
                 }
                 Ok(())
-            });
-            let mut block = PackBlock::default();
-            let mut stopped = false;
-            let read = scope.each(conn, packs_sql, "account", &[], &mut |r| {
-                if take(&mut block, r)? && block.full() {
-                    let mut next = spent_rx.try_recv().unwrap_or_default();
-                    next.packs.clear();
-                    next.data.clear();
-                    if full_tx.send(std::mem::replace(&mut block, next)).is_err() {
-                        // The decoder stopped on an error: it is the one to report.
-                        stopped = true;
-                        return Err(StoreError::Corrupt("event_packs: decoding stopped".into()));
-                    }
-                }
-                Ok(())
-            });
-            if read.is_ok() && !block.packs.is_empty() {
-                let _ = full_tx.send(block);
-            }
-            drop(full_tx);
-            let decoded = decoder
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            match (read, decoded) {
-                (Err(_), Err(e)) if stopped => Err(e),
-                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-                (Ok(()), Ok(())) => Ok(()),
-            }
+            })
         })?;
     } else {
+        use crate::beside::Block;
         let mut block = PackBlock::default();
         scope.each(conn, packs_sql, "account", &[], &mut |r| {
             if take(&mut block, r)? {
                 block.decode_into(f)?;
-                block.packs.clear();
-                block.data.clear();
+                block.clear();
             }
             Ok(())
         })?;

@@ -439,6 +439,16 @@ impl AccountBlock {
         self.rows.push((raw, start..mid, mid..self.text.len()));
         Ok(())
     }
+}
+
+impl crate::beside::Block for AccountBlock {
+    fn full(&self) -> bool {
+        self.rows.len() >= Self::ROWS
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 
     fn clear(&mut self) {
         self.rows.clear();
@@ -616,6 +626,7 @@ pub(crate) fn load_accounts(
         Ok(())
     };
     if n < crate::packs::beside_from(PARSE_BESIDE_FROM) {
+        use crate::beside::Block;
         let mut block = AccountBlock::default();
         scope.each(conn, &sql, "id", &[], &mut |r| {
             block.clear();
@@ -623,44 +634,11 @@ pub(crate) fn load_accounts(
             push(&block)
         })?;
     } else {
-        std::thread::scope(|s| -> Result<(), StoreError> {
-            let (full_tx, full_rx) = mpsc::sync_channel::<AccountBlock>(2);
-            let (spent_tx, spent_rx) = mpsc::channel::<AccountBlock>();
-            let push = &mut push;
-            let parser = s.spawn(move || -> Result<(), StoreError> {
-                for block in full_rx {
-                    push(&block)?;
-                    let _ = spent_tx.send(block);
-                }
-                Ok(())
-            });
-            let mut block = AccountBlock::default();
-            let mut stopped = false;
-            let read = scope.each(conn, &sql, "id", &[], &mut |r| {
-                block.take(r)?;
-                if block.rows.len() >= AccountBlock::ROWS {
-                    let mut next = spent_rx.try_recv().unwrap_or_default();
-                    next.clear();
-                    if full_tx.send(std::mem::replace(&mut block, next)).is_err() {
-                        // The parser stopped on an error: it is the one to report.
-                        stopped = true;
-                        return Err(StoreError::Corrupt("accounts: parsing stopped".into()));
-                    }
-                }
-                Ok(())
-            });
-            if read.is_ok() && !block.rows.is_empty() {
-                let _ = full_tx.send(block);
-            }
-            drop(full_tx);
-            let parsed = parser
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            match (read, parsed) {
-                (Err(_), Err(e)) if stopped => Err(e),
-                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-                (Ok(()), Ok(())) => Ok(()),
-            }
+        crate::beside::read_beside(&mut push, |filler| {
+            scope.each(conn, &sql, "id", &[], &mut |r| {
+                filler.block().take(r)?;
+                filler.hand_over_if_full()
+            })
         })?;
     }
     Ok(StoredAccounts { table, ids, id_map })
