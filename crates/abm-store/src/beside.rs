@@ -5,7 +5,26 @@
 //! exactly the order, that a consumer on the reading thread would.
 
 use crate::StoreError;
+use std::cell::Cell;
 use std::sync::mpsc;
+
+/// From how many accounts on a load hands a part of its work to a helper thread: `default`
+/// (each caller's own) unless a test set it ([`set_beside_from`]).
+pub(crate) fn beside_from(default: usize) -> usize {
+    BESIDE.with(Cell::get).unwrap_or(default)
+}
+
+thread_local! {
+    /// Tests' override of every caller's threshold (per thread: a test's store calls run on
+    /// its own thread).
+    static BESIDE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Tests: on this thread, use a load's helper threads from `from` accounts read on (`None`:
+/// the defaults).
+pub(crate) fn set_beside_from(from: Option<usize>) {
+    BESIDE.with(|c| c.set(from));
+}
 
 /// Rows read and not consumed yet.
 pub(crate) trait Block: Default + Send {

@@ -329,24 +329,6 @@ pub(crate) type EventSink<'a> =
 /// would cost more than it saves).
 const DECODE_BESIDE_FROM: usize = 4096;
 
-/// From how many accounts on a load's helper thread takes a part of the work: `default`
-/// unless a test set it ([`set_beside_from`]).
-pub(crate) fn beside_from(default: usize) -> usize {
-    BESIDE.with(Cell::get).unwrap_or(default)
-}
-
-thread_local! {
-    /// Tests' override of [`DECODE_BESIDE_FROM`] and of the accounts' parsing on a helper
-    /// thread (`run.rs`).
-    static BESIDE: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// Tests: on this thread, use a load's helper threads from `from` accounts read on (`None`:
-/// the defaults).
-pub(crate) fn set_beside_from(from: Option<usize>) {
-    BESIDE.with(|c| c.set(from));
-}
-
 /// Packs read, waiting to be decoded: each one's position, account, event count and bytes.
 #[derive(Default)]
 struct PackBlock {
@@ -425,7 +407,7 @@ pub(crate) fn read_events(
         block.packs.push((i, r.i(0)?, r.i(2)? as u64, range));
         Ok(true)
     };
-    if ids.len() >= beside_from(DECODE_BESIDE_FROM) {
+    if ids.len() >= crate::beside::beside_from(DECODE_BESIDE_FROM) {
         crate::beside::read_beside(&mut |b: &PackBlock| b.decode_into(f), |filler| {
             scope.each(conn, packs_sql, "account", &[], &mut |r| {
                 if take(filler.block(), r)? {

@@ -625,7 +625,7 @@ pub(crate) fn load_accounts(
         }
         Ok(())
     };
-    if n < crate::packs::beside_from(PARSE_BESIDE_FROM) {
+    if n < crate::beside::beside_from(PARSE_BESIDE_FROM) {
         use crate::beside::Block;
         let mut block = AccountBlock::default();
         scope.each(conn, &sql, "id", &[], &mut |r| {

@@ -71,7 +71,7 @@ pub fn set_pack_policy(
 /// threads from `from` accounts read on (`None`: the defaults, 4096). Results never depend on
 /// it.
 pub fn set_load_helpers_from(from: Option<usize>) {
-    crate::packs::set_beside_from(from);
+    crate::beside::set_beside_from(from);
 }
 
 /// How many packs cover events past `packs_upto` (written by a read that folded one account's

@@ -20,10 +20,8 @@ fn crash_mid_incremental_run(db: Db) {
     killed_run(db, true, "2026-11-03", Some("unchanged)"));
 }
 
-/// Import a large sample, run as of 2026-11-01 (with `touch`: then as of 2026-11-02, and import
-/// a meeting on 2026-11-02 for every fifth account), and kill -9 the run as of `kill_at` once
-/// it writes (its log naming `expect` first, when given).
-fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
+/// A world with a large sample (200,000 accounts, one event each) imported from its `data`.
+fn large_sample(db: Db) -> (World, std::path::PathBuf) {
     let w = World::new(db);
     let data = w.dir.path().join("data");
     run_ok(
@@ -39,6 +37,57 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
             .arg(&data),
     );
     w.import("data");
+    (w, data)
+}
+
+/// Start `abm run --as-of AS_OF` (not --quiet: it logs its phases on stderr) and kill -9 it
+/// once it writes its snapshot; the lines it logged.
+fn kill_while_writing(w: &World, as_of: &str) -> Vec<String> {
+    let mut child = abm()
+        .current_dir(w.dir.path())
+        .env("ABM_DATABASE_URL", w.db.url())
+        .args(["run", "--as-of", as_of])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("the run ended before writing").unwrap();
+        seen.push(line.clone());
+        if line.contains("writing snapshot") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run finished before it could be killed: {seen:?}"
+    );
+    seen
+}
+
+/// `abm run --as-of AS_OF` to its end: what it logged on stderr.
+fn logged_run(w: &World, as_of: &str) -> String {
+    let out = abm()
+        .current_dir(w.dir.path())
+        .env("ABM_DATABASE_URL", w.db.url())
+        .args(["run", "--as-of", as_of])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+/// Import a large sample, run as of 2026-11-01 (with `touch`: then as of 2026-11-02, and import
+/// a meeting on 2026-11-02 for every fifth account), and kill -9 the run as of `kill_at` once
+/// it writes (its log naming `expect` first, when given).
+fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
+    let (w, data) = large_sample(db);
     w.run("2026-11-01");
     if touch {
         w.run("2026-11-02");
@@ -77,24 +126,7 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
         .pack_stats()
         .unwrap();
 
-    // Not --quiet: the run logs its phases on stderr.
-    let mut child = abm()
-        .current_dir(w.dir.path())
-        .env("ABM_DATABASE_URL", w.db.url())
-        .args(["run", "--as-of", kill_at])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines.next().expect("the run ended before writing").unwrap();
-        seen.push(line.clone());
-        if line.contains("writing snapshot") {
-            break;
-        }
-    }
+    let seen = kill_while_writing(&w, kill_at);
     assert!(
         seen.iter().any(|l| l.contains("transaction open")),
         "{seen:?}"
@@ -102,13 +134,6 @@ fn killed_run(db: Db, touch: bool, kill_at: &str, expect: Option<&str>) {
     if let Some(expect) = expect {
         assert!(seen.iter().any(|l| l.contains(expect)), "{seen:?}");
     }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the run finished before it could be killed: {seen:?}"
-    );
 
     if let Db::Sqlite(dir) = &w.db {
         let ok = abm_store::sqlite_integrity_check(&dir.path().join("abm.db")).unwrap();
@@ -153,21 +178,7 @@ fn sqlite_indexes(path: &std::path::Path) -> Vec<(String, String)> {
 /// A database's first run, killed while it writes: no run, no state, every index as it was;
 /// then the run completes, with the indexes it dropped built again.
 fn crash_mid_first_run(db: Db) {
-    let w = World::new(db);
-    let data = w.dir.path().join("data");
-    run_ok(
-        abm()
-            .args([
-                "sample",
-                "--accounts",
-                "200000",
-                "--events-per-account",
-                "1",
-                "--out",
-            ])
-            .arg(&data),
-    );
-    w.import("data");
+    let (w, _) = large_sample(db);
     let sqlite = match &w.db {
         Db::Sqlite(dir) => Some(dir.path().join("abm.db")),
         _ => None,
@@ -178,28 +189,7 @@ fn crash_mid_first_run(db: Db) {
             assert!(ix.iter().any(|(n, _)| n == name), "{name} in {ix:?}");
         }
     }
-    let mut child = abm()
-        .current_dir(w.dir.path())
-        .env("ABM_DATABASE_URL", w.db.url())
-        .args(["run", "--as-of", "2026-11-01"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("the run ended before writing").unwrap();
-        if line.contains("writing snapshot") {
-            break;
-        }
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the run finished before it could be killed"
-    );
+    kill_while_writing(&w, "2026-11-01");
     if let Some(path) = &sqlite {
         assert_eq!(abm_store::sqlite_integrity_check(path).unwrap(), "ok");
         assert_eq!(
@@ -217,18 +207,7 @@ fn crash_mid_first_run(db: Db) {
         );
     }
     // The run completes; it logs the indexes it built after its rows (SQLite).
-    let out = abm()
-        .current_dir(w.dir.path())
-        .env("ABM_DATABASE_URL", w.db.url())
-        .args(["run", "--as-of", "2026-11-01"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = logged_run(&w, "2026-11-01");
     assert_eq!(
         log.contains("state and history indexes built"),
         sqlite.is_some(),
@@ -239,18 +218,8 @@ fn crash_mid_first_run(db: Db) {
         assert_eq!(Some(sqlite_indexes(path)), indexes);
     }
     // The next run finds state and history, and keeps its indexes as they are.
-    let out = abm()
-        .current_dir(w.dir.path())
-        .env("ABM_DATABASE_URL", w.db.url())
-        .args(["run", "--as-of", "2026-11-02"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("indexes built"));
+    let log = logged_run(&w, "2026-11-02");
+    assert!(!log.contains("indexes built"), "{log}");
 }
 
 /// A first import drops the unique identity indexes and builds them at the end (issue 15), and
