@@ -60,14 +60,18 @@ fn kill_while_writing(w: &World, as_of: &str) -> Vec<String> {
             break;
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the run finished before it could be killed: {seen:?}"
+    kill_9(
+        child,
+        &format!("the run finished before it could be killed: {seen:?}"),
     );
     seen
+}
+
+/// SIGKILL `child`, which must still have been running (`late`: what it means if not).
+fn kill_9(mut child: std::process::Child, late: &str) {
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{late}");
 }
 
 /// `abm run --as-of AS_OF` to its end: what it logged on stderr.
@@ -247,7 +251,7 @@ fn crash_mid_first_import(db: Db) {
         Db::Postgres { url, .. } => format!("{url}&application_name={app}"),
         Db::Sqlite(_) => w.db.url(),
     };
-    let mut child = w
+    let child = w
         .abm()
         .env("ABM_DATABASE_URL", &url)
         .args(["import", "data"])
@@ -275,13 +279,7 @@ fn crash_mid_first_import(db: Db) {
         }
         Db::Sqlite(_) => std::thread::sleep(std::time::Duration::from_millis(1500)),
     }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the import finished before it could be killed"
-    );
+    kill_9(child, "the import finished before it could be killed");
     assert!(!w.dir.path().join("rejected_rows.csv").exists());
     if let Db::Sqlite(dir) = &w.db {
         let path = dir.path().join("abm.db");
