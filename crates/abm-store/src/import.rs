@@ -141,6 +141,9 @@ struct Sink {
     staged_rows: u64,
     /// A first load (see [`Sink::prepare`]): the constraint to build again at the end.
     rebuild: Option<String>,
+    /// The key of an upsert whose rows the caller has made distinct (see
+    /// [`Sink::distinct_rows`]).
+    distinct_key: Option<&'static str>,
     /// The rows collected and not written yet (lent to the thread that reads the input:
     /// [`Sink::lend_rows`]).
     rows: SinkRows,
@@ -205,6 +208,7 @@ impl Sink {
             stage: None,
             staged_rows: 0,
             rebuild: None,
+            distinct_key: None,
             rows: SinkRows {
                 ncols,
                 limit: (BATCH_ROWS, 8 << 20),
@@ -235,18 +239,34 @@ impl Sink {
         if Self::staged(conn) {
             self.rows.limit.0 = STAGE_ROWS;
         }
-        let Some(key) = self.do_nothing_key() else {
-            return Ok(());
-        };
         if !bulk {
             return Ok(());
         }
         let table = self.table;
-        let empty = conn.scalar(
-            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
-            &[],
-        )? == 0;
-        if empty {
+        let empty = |conn: &mut dyn Conn| -> Result<bool, StoreError> {
+            Ok(conn.scalar(
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM {table} LIMIT 1) x"),
+                &[],
+            )? == 0)
+        };
+        if let (Some(key), true) = (self.distinct_key, Self::staged(conn)) {
+            // An upsert of distinct keys into an empty table inserts every row as it comes:
+            // copied straight in, the unique constraint built again at the end (PostgreSQL;
+            // SQLite's inline `UNIQUE` cannot be dropped, and its inserts are direct anyway).
+            if empty(conn)? {
+                let c = format!("{table}_{key}_key");
+                conn.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {c}"))?;
+                self.rebuild = Some(format!(
+                    "SET LOCAL maintenance_work_mem = '512MB';
+                     ALTER TABLE {table} ADD CONSTRAINT {c} UNIQUE ({key})"
+                ));
+            }
+            return Ok(());
+        }
+        let Some(key) = self.do_nothing_key() else {
+            return Ok(());
+        };
+        if empty(conn)? {
             let (drop, add) = if Self::staged(conn) {
                 let c = format!("{table}_{key}_key");
                 (
@@ -277,6 +297,13 @@ impl Sink {
             self.rebuild = Some(add);
         }
         Ok(())
+    }
+
+    /// The rows this sink is given have distinct values of `key` (the caller rejects
+    /// repeats), so a load into an empty table may skip the upsert: see [`Sink::prepare`].
+    fn distinct_rows(mut self, key: &'static str) -> Sink {
+        self.distinct_key = Some(key);
+        self
     }
 
     /// A first load: room for about `rows` keys at once (a set grown by doubling holds the old
@@ -743,7 +770,9 @@ fn import_accounts(
         founded_year = excluded.founded_year, row_hash = excluded.row_hash,
         import_id = excluded.import_id
      WHERE accounts.row_hash IS DISTINCT FROM excluded.row_hash",
-    );
+    )
+    .distinct_rows("account_id");
+    sink.prepare(&mut *tx, bulk(input))?;
     let mut seen = IdIndex::default();
     // Read, parsed and hashed on a helper thread while this one writes (`scan_handoff`).
     let mut rows = sink.lend_rows();

@@ -654,15 +654,30 @@ fn write_all(conn: &mut dyn Conn, writers: Vec<PackWriter>) -> Result<u64, Store
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events",
         &[],
     )?;
-    let n = upsert(
-        conn,
-        upto,
-        writers
-            .into_iter()
-            .enumerate()
-            .filter(|(_, w)| w.count() > 0)
-            .map(|(a, w)| (a as i64, w.count(), w.into_bytes())),
-    )?;
+    // The table is empty now: the packs go in by `COPY` (PostgreSQL; plain inserts on SQLite),
+    // with no conflict to look for — at 1M accounts an upsert of multi-row `VALUES` took 13 s
+    // of a PostgreSQL first load, the copy 2 s.
+    let mut batch = Batch::new(4);
+    let mut n = 0u64;
+    for (account, w) in writers.into_iter().enumerate() {
+        if w.count() == 0 {
+            continue;
+        }
+        let count = w.count() as i64;
+        batch
+            .int(account as i64)
+            .int(upto)
+            .int(count)
+            .blob(&w.into_bytes());
+        n += 1;
+        if batch.rows() >= 20_000 || batch.weight() >= 16 << 20 {
+            conn.copy_in("event_packs (account, upto, events, data)", &batch)?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        conn.copy_in("event_packs (account, upto, events, data)", &batch)?;
+    }
     set_meta(conn, "packs_upto", upto)?;
     Ok(n)
 }
