@@ -153,7 +153,13 @@ async fn require_role(State((s, min)): State<(S, Role)>, mut req: Request, next:
             Problem::unauthorized("send Authorization: Bearer TOKEN (see `abm token create`)"),
         );
     };
-    let caller = match blocking(&s, move |app| app.authenticate(&token)).await {
+    // A token found live before, with nothing committed since, needs no store call.
+    let known = s.app.known_caller(&token);
+    let found = match known {
+        Some(c) => Ok(Some(c)),
+        None => blocking(&s, move |app| app.authenticate(&token)).await,
+    };
+    let caller = match found {
         Ok(Some(c)) => c,
         Ok(None) => return refuse(&req, Problem::unauthorized("unknown or revoked token")),
         Err(p) => return refuse(&req, p),

@@ -7,6 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::db::ConnExt;
+use crate::tokens::Caller;
 use crate::{Store, StoreError, DEFAULT_LOCK_TIMEOUT};
 
 /// A pool of connections to one store; clone the `Arc` to share it across threads.
@@ -18,6 +20,31 @@ pub struct StorePool {
     max_idle: usize,
     /// SQLite: the WAL checkpointer thread, stopped and joined when the pool is dropped.
     checkpointer: Mutex<Option<Checkpointer>>,
+    /// Tokens found live, answered again without a store call while nothing was committed
+    /// since (SQLite; see [`StorePool::known_caller`]).
+    callers: Mutex<CallerMemo>,
+}
+
+/// SQLite: a connection that only reads `PRAGMA data_version` (it changes for a connection
+/// when any other connection, in this process or another, commits), and the callers of the
+/// tokens found live, by the SHA-256 of their secret, at the version read before each check.
+#[derive(Default)]
+struct CallerMemo {
+    version_conn: Option<Store>,
+    callers: std::collections::HashMap<[u8; 32], (i64, Caller)>,
+}
+
+impl CallerMemo {
+    /// The store's data version as this memo's connection sees it (opened if need be).
+    fn version(&mut self, url: &str, lock_timeout: Duration) -> Result<i64, StoreError> {
+        let conn = match &mut self.version_conn {
+            Some(c) => c,
+            None => self
+                .version_conn
+                .insert(Store::open_with(url, lock_timeout, false)?),
+        };
+        conn.conn().scalar("PRAGMA data_version", &[])
+    }
 }
 
 /// The pool's WAL checkpointer thread and the channel that stops or pauses it.
@@ -86,6 +113,7 @@ impl StorePool {
             idle: Mutex::new(vec![first]),
             max_idle: max_idle.max(1),
             checkpointer: Mutex::new(None),
+            callers: Mutex::default(),
         });
         if sqlite {
             let store = Store::open_with(url, lock_timeout, false)?;
@@ -124,6 +152,11 @@ impl StorePool {
     /// waits for the close), so that a command holding the pool's only other connection may
     /// leave WAL mode for a while (a first load: see `import`). PostgreSQL: nothing to pause.
     pub fn pause_checkpoints(&self) -> CheckpointPause<'_> {
+        // The memo's connection too (it opens again when a token is next checked).
+        self.callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .version_conn = None;
         if let Some(c) = self
             .checkpointer
             .lock()
@@ -136,6 +169,48 @@ impl StorePool {
             }
         }
         CheckpointPause { pool: self }
+    }
+
+    fn sqlite(&self) -> bool {
+        !matches!(
+            crate::Location::parse(&self.url),
+            crate::Location::Postgres(_)
+        )
+    }
+
+    /// The caller of `secret` when [`StorePool::authenticate`] found it live and nothing was
+    /// committed to the store since (no token revoked, by this process or another): a request's
+    /// token check without a store call but one `PRAGMA data_version` (SQLite). `None` means
+    /// "check it": always on PostgreSQL, and after any commit.
+    pub fn known_caller(&self, secret: &str) -> Option<Caller> {
+        if !self.sqlite() {
+            return None;
+        }
+        let mut memo = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, caller) = memo.callers.get(&crate::tokens::digest(secret))?.clone();
+        let now = memo.version(&self.url, self.lock_timeout).ok()?;
+        (now == seen).then_some(caller)
+    }
+
+    /// The live token `secret` presents, if any, checked in the store; on SQLite its caller is
+    /// remembered for [`StorePool::known_caller`] with the data version read before the check
+    /// (a commit in between makes the memo stale, never wrong).
+    pub fn authenticate(self: &Arc<Self>, secret: &str) -> Result<Option<Caller>, StoreError> {
+        let version = if self.sqlite() {
+            let mut memo = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+            memo.version(&self.url, self.lock_timeout).ok()
+        } else {
+            None
+        };
+        let caller = self.get()?.token_authenticate(secret)?;
+        if let (Some(v), Some(c)) = (version, &caller) {
+            let mut memo = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+            // Only the callers of the current version are worth keeping.
+            memo.callers.retain(|_, (seen, _)| *seen == v);
+            memo.callers
+                .insert(crate::tokens::digest(secret), (v, c.clone()));
+        }
+        Ok(caller)
     }
 
     /// Idle connections held now.
@@ -194,6 +269,10 @@ fn checkpoints(
 impl Drop for StorePool {
     fn drop(&mut self) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .version_conn = None;
         if let Some(c) = self
             .checkpointer
             .lock()
@@ -244,6 +323,46 @@ mod tests {
         assert_send_sync::<Arc<StorePool>>();
         assert_send::<Store>();
         assert_send::<PooledStore>();
+    }
+
+    /// A token found live is known again without a store call until anything is committed —
+    /// a revoke through another connection (as `abm token revoke` in another process) included.
+    #[test]
+    fn a_live_token_is_known_until_the_next_commit() {
+        use crate::tokens::Role;
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("abm.db").display().to_string();
+        let pool = StorePool::open(&url, 2).unwrap();
+        let secret = pool
+            .get()
+            .unwrap()
+            .token_create("ann", Role::Viewer)
+            .unwrap();
+        assert_eq!(pool.known_caller(&secret), None, "not checked yet");
+        let ann = pool.authenticate(&secret).unwrap().unwrap();
+        assert_eq!(ann.role, Role::Viewer);
+        assert_eq!(pool.known_caller(&secret), Some(ann.clone()));
+        assert_eq!(pool.known_caller("abm_not-a-token"), None);
+        assert_eq!(pool.authenticate("abm_not-a-token").unwrap(), None);
+
+        let mut other = Store::open(&url).unwrap();
+        other.token_create("bob", Role::Admin).unwrap();
+        assert_eq!(
+            pool.known_caller(&secret),
+            None,
+            "a commit since: check again"
+        );
+        assert_eq!(pool.authenticate(&secret).unwrap(), Some(ann.clone()));
+        assert_eq!(pool.known_caller(&secret), Some(ann));
+
+        other.token_revoke("ann").unwrap();
+        assert_eq!(
+            pool.known_caller(&secret),
+            None,
+            "revoked elsewhere: refused at once"
+        );
+        assert_eq!(pool.authenticate(&secret).unwrap(), None);
+        assert_eq!(pool.known_caller(&secret), None);
     }
 
     #[test]

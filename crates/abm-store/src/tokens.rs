@@ -63,6 +63,12 @@ pub struct TokenInfo {
 /// What every secret starts with (so a leaked one is recognisable in a scan).
 pub const TOKEN_PREFIX: &str = "abm_";
 
+/// The SHA-256 of a secret (the key of the pool's memo of live tokens).
+pub(crate) fn digest(secret: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 fn hash(secret: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(secret.as_bytes())
