@@ -70,11 +70,7 @@ pub(crate) fn digest(secret: &str) -> [u8; 32] {
 }
 
 fn hash(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest(secret).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn new_secret() -> Result<String, StoreError> {

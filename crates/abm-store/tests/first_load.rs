@@ -14,13 +14,10 @@ use std::path::Path;
 /// The sample's engagement file with its rows reversed (no account order, no time order) and
 /// two of them repeated (a repeat is a duplicate: the first wins, nothing is added).
 fn shuffled_with_repeats(dir: &Path) -> (std::path::PathBuf, usize) {
-    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let mut rows: Vec<&str> = lines.collect();
+    let (header, mut rows) = header_and_rows(&dir.join("engagement.csv"));
     rows.reverse();
     let n = rows.len();
-    let (a, b) = (rows[3], rows[n / 2]);
+    let (a, b) = (rows[3].clone(), rows[n / 2].clone());
     rows.insert(n / 3, a);
     rows.push(b);
     let out = dir.join("events-first.csv");
@@ -36,6 +33,14 @@ fn all_packed(store: &mut Store) {
         "{packs} packs, greatest event id {max}"
     );
     assert_eq!(upto, max, "packs_upto");
+}
+
+/// A CSV file's header and its other lines.
+fn header_and_rows(path: &Path) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let header = lines.next().unwrap();
+    (header, lines.collect())
 }
 
 fn journal_mode(path: &str) -> String {
@@ -98,10 +103,7 @@ fn streamed(url: &str, dir: &Path) {
 fn two_files(url: &str, dir: &Path) {
     sample(dir);
     let (file, rows) = shuffled_with_repeats(dir);
-    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
     // Ten rows of the first file again, and ten new ones (another event id, a minute later
     // than a real row).
     let mut second: Vec<String> = body[..10].iter().map(|s| s.to_string()).collect();
@@ -140,10 +142,7 @@ fn two_files(url: &str, dir: &Path) {
 /// events into the table also moves the waiting rows in: read back from the table.
 fn waiting_rows(url: &str, dir: &Path) {
     sample(dir);
-    let text = std::fs::read_to_string(dir.join("engagement.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
     let half = body.len() / 2;
     let early = dir.join("events-early.csv");
     let late = dir.join("events-late.csv");
@@ -185,10 +184,7 @@ fn waiting_rows(url: &str, dir: &Path) {
 /// constraint and the row hashes are there as after any other load.
 fn accounts_first(url: &str, dir: &Path) {
     sample(dir);
-    let text = std::fs::read_to_string(dir.join("accounts.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
+    let (header, body) = header_and_rows(&dir.join("accounts.csv"));
     let first = dir.join("accounts-first.csv");
     let with_repeat = format!("{header}\n{}\n{}\n", body.join("\n"), body[7]);
     std::fs::write(&first, with_repeat).unwrap();
@@ -221,7 +217,7 @@ fn accounts_first(url: &str, dir: &Path) {
     );
     // One row edited (its name), one new account.
     let id = |l: &str| l.split(',').next().unwrap().to_string();
-    let (edited, new_id) = (id(body[3]), "A-NEW-1".to_string());
+    let (edited, new_id) = (id(&body[3]), "A-NEW-1".to_string());
     let mut rows: Vec<String> = body.iter().map(|l| l.to_string()).collect();
     let name = header.split(',').position(|h| h == "name").unwrap();
     let mut f: Vec<String> = rows[3].split(',').map(str::to_string).collect();
