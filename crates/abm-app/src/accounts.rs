@@ -88,15 +88,9 @@ impl App {
     /// One account now (`StoreError::NoAccount` when unknown).
     pub fn account(&self, account_id: &str) -> Result<AccountDetail> {
         // One connection for the three reads (a by-id request is mostly overhead otherwise).
+        // One read transaction too: the state and the explanation from the same snapshot.
         let mut store = self.store()?;
-        let h = store.account_now(account_id)?;
-        let explanation = match store.latest_as_of()? {
-            Some(as_of) => {
-                let rules = self.rules_at(as_of)?;
-                Some(store.explain(account_id, &rules)?)
-            }
-            None => None,
-        };
+        let (h, explanation) = store.account_detail(account_id, |as_of| self.rules_at(as_of))?;
         Ok(AccountDetail {
             api_version: API_VERSION,
             account_id: h.account_id,

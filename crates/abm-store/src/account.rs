@@ -19,11 +19,7 @@ use abm_core::{AccountTable, Instant, Rules, ScoringModel, Tier};
 impl crate::Store {
     /// The as_of of the latest run (`None` before the first).
     pub fn latest_as_of(&mut self) -> Result<Option<Instant>, StoreError> {
-        self.conn().query_one(
-            "SELECT as_of FROM runs ORDER BY id DESC LIMIT 1",
-            &[],
-            |r| Ok(Instant(r.i(0)?)),
-        )
+        latest_as_of(self.conn())
     }
 
     /// The whole reasoning for one stored account as of `rules.as_of`: what a run then would
@@ -113,7 +109,16 @@ fn not_stored(conn: &mut dyn Conn, account_id: &str) -> Result<StoreError, Store
     })
 }
 
-fn explain(
+/// The latest run's as_of, if any run was made.
+pub(crate) fn latest_as_of(conn: &mut dyn Conn) -> Result<Option<Instant>, StoreError> {
+    conn.query_one(
+        "SELECT as_of FROM runs ORDER BY id DESC LIMIT 1",
+        &[],
+        |r| Ok(Instant(r.i(0)?)),
+    )
+}
+
+pub(crate) fn explain(
     conn: &mut dyn Conn,
     account_id: &str,
     rules: &Rules,

@@ -602,103 +602,141 @@ impl crate::Store {
     }
 
     fn history_of(&mut self, account_id: &str, now: bool) -> Result<History, StoreError> {
-        let (order, pending) = if now {
-            ("ORDER BY s.run DESC LIMIT 1", " AND c.status = 'pending'")
-        } else {
-            ("ORDER BY s.run", "")
-        };
         let mut tx = Tx::begin(self.conn(), TxMode::Read)?;
-        let (id, name, fields) = tx
-            .query_one(
-                "SELECT id, name, fields FROM accounts WHERE account_id = ?",
-                &[Value::Text(account_id)],
-                |r| Ok((r.i(0)?, r.string(1)?, json(r.s(2)?))),
-            )?
-            .ok_or_else(|| StoreError::NoAccount(account_id.to_string()))?;
-        let state = tx.query_one(
-            "SELECT cluster, entered_at, floor FROM account_state WHERE account = ?",
-            &[Value::Int(id)],
-            |r| {
-                Ok(AccountState {
-                    cluster: cluster("account_state", "cluster", r.s(0)?)?,
-                    entered_at: Instant(r.i(1)?),
-                    floor: r.int(2)?.map(Instant),
-                })
-            },
-        )?;
-        let snapshots = tx.query_all(
-            &format!("{SNAPSHOTS_OF_ACCOUNT} {order}"),
-            &[Value::Int(id)],
-            |r| {
-                const T: &str = "snapshots";
-                Ok(SnapshotView {
-                    run: r.i(0)?,
-                    as_of: Instant(r.i(1)?),
-                    candidate: cluster(T, "candidate", r.s(2)?)?,
-                    cluster: cluster(T, "cluster", r.s(3)?)?,
-                    previous: opt_cluster(T, "previous", r.text(4)?)?,
-                    movement: movement(T, "movement", r.s(5)?)?,
-                    rule: r.string(6)?,
-                    evidence: evidence(T, &crate::compact::read(T, "evidence", r.s(7)?)?)?,
-                    tier: tier(T, r.s(8)?)?,
-                    icp_score: score_text(r.real(9)?.unwrap_or(0.0)),
-                    engagement_level: level(T, r.s(10)?)?,
-                    has_triggers: r.i(11)? != 0,
-                    promotion_triggers: crate::compact::read(T, "promotion_triggers", r.s(12)?)?,
-                    program_type: crate::compact::read(T, "program", r.s(13)?)?,
-                    micro_segment: r.string(14)?,
-                    next_action: r.string(15)?,
-                    checkpoint: CheckpointKinds::parse(T, r.s(16)?)?,
-                    rationale: crate::compact::read(T, "rationale", r.s(17)?)?,
-                })
-            },
-        )?;
-        let movements = if now {
-            Vec::new()
-        } else {
-            tx.query_all(
-                &format!("SELECT {MOVEMENT_COLS} WHERE m.account = ? ORDER BY m.as_of, m.id"),
-                &[Value::Int(id)],
-                movement_row,
-            )?
-        };
-        let checkpoints = tx.query_all(
-            &format!("SELECT {CHECKPOINT_COLS} WHERE c.account = ?{pending} ORDER BY c.id"),
-            &[Value::Int(id)],
-            checkpoint_row,
-        )?;
-        let decisions = if now {
-            Vec::new()
-        } else {
-            tx.query_all(
-                "SELECT d.checkpoint, d.action, d.actor, d.comment, d.decided_at
-                 FROM decisions d JOIN checkpoints c ON c.id = d.checkpoint
-                 WHERE c.account = ? ORDER BY d.id",
-                &[Value::Int(id)],
-                |r| {
-                    Ok(DecisionView {
-                        checkpoint: r.i(0)?,
-                        action: parse_code(DecisionAction::parse, "decisions", "action", r.s(1)?)?,
-                        actor: r.string(2)?,
-                        comment: r.opt_string(3)?,
-                        decided_at: wall("decisions", "decided_at", r.s(4)?)?,
-                    })
-                },
-            )?
-        };
+        let h = history_in(&mut *tx, account_id, now)?;
         tx.commit()?;
-        Ok(History {
-            account_id: account_id.to_string(),
-            name,
-            fields,
-            state,
-            snapshots,
-            movements,
-            checkpoints,
-            decisions,
-        })
+        Ok(h)
     }
 
+    /// [`Store::account_now`] and [`Store::explain`] as of the latest run (its as_of handed to
+    /// `rules_at` for the rules), read in one transaction: one snapshot of the store, so a run
+    /// or an ingest committing meanwhile is in both or in neither. `None` for the explanation
+    /// before the first run.
+    pub fn account_detail<E: From<StoreError>>(
+        &mut self,
+        account_id: &str,
+        rules_at: impl FnOnce(Instant) -> Result<std::sync::Arc<abm_core::rules::Rules>, E>,
+    ) -> Result<(History, Option<abm_core::explanation::Explanation>), E> {
+        let crate::Store {
+            conn,
+            catalog,
+            scoring,
+            ..
+        } = self;
+        let mut tx = Tx::begin(conn.as_mut(), TxMode::Read)?;
+        let now = history_in(&mut *tx, account_id, true)?;
+        let explanation = match crate::account::latest_as_of(&mut *tx)? {
+            Some(as_of) => {
+                let rules = rules_at(as_of)?;
+                Some(crate::account::explain(
+                    &mut *tx, account_id, &rules, catalog, scoring,
+                )?)
+            }
+            None => None,
+        };
+        tx.commit()?;
+        Ok((now, explanation))
+    }
+}
+
+/// [`Store::history`] (`now`: [`Store::account_now`]) inside the caller's transaction.
+fn history_in(tx: &mut dyn Conn, account_id: &str, now: bool) -> Result<History, StoreError> {
+    let (order, pending) = if now {
+        ("ORDER BY s.run DESC LIMIT 1", " AND c.status = 'pending'")
+    } else {
+        ("ORDER BY s.run", "")
+    };
+    let (id, name, fields) = tx
+        .query_one(
+            "SELECT id, name, fields FROM accounts WHERE account_id = ?",
+            &[Value::Text(account_id)],
+            |r| Ok((r.i(0)?, r.string(1)?, json(r.s(2)?))),
+        )?
+        .ok_or_else(|| StoreError::NoAccount(account_id.to_string()))?;
+    let state = tx.query_one(
+        "SELECT cluster, entered_at, floor FROM account_state WHERE account = ?",
+        &[Value::Int(id)],
+        |r| {
+            Ok(AccountState {
+                cluster: cluster("account_state", "cluster", r.s(0)?)?,
+                entered_at: Instant(r.i(1)?),
+                floor: r.int(2)?.map(Instant),
+            })
+        },
+    )?;
+    let snapshots = tx.query_all(
+        &format!("{SNAPSHOTS_OF_ACCOUNT} {order}"),
+        &[Value::Int(id)],
+        |r| {
+            const T: &str = "snapshots";
+            Ok(SnapshotView {
+                run: r.i(0)?,
+                as_of: Instant(r.i(1)?),
+                candidate: cluster(T, "candidate", r.s(2)?)?,
+                cluster: cluster(T, "cluster", r.s(3)?)?,
+                previous: opt_cluster(T, "previous", r.text(4)?)?,
+                movement: movement(T, "movement", r.s(5)?)?,
+                rule: r.string(6)?,
+                evidence: evidence(T, &crate::compact::read(T, "evidence", r.s(7)?)?)?,
+                tier: tier(T, r.s(8)?)?,
+                icp_score: score_text(r.real(9)?.unwrap_or(0.0)),
+                engagement_level: level(T, r.s(10)?)?,
+                has_triggers: r.i(11)? != 0,
+                promotion_triggers: crate::compact::read(T, "promotion_triggers", r.s(12)?)?,
+                program_type: crate::compact::read(T, "program", r.s(13)?)?,
+                micro_segment: r.string(14)?,
+                next_action: r.string(15)?,
+                checkpoint: CheckpointKinds::parse(T, r.s(16)?)?,
+                rationale: crate::compact::read(T, "rationale", r.s(17)?)?,
+            })
+        },
+    )?;
+    let movements = if now {
+        Vec::new()
+    } else {
+        tx.query_all(
+            &format!("SELECT {MOVEMENT_COLS} WHERE m.account = ? ORDER BY m.as_of, m.id"),
+            &[Value::Int(id)],
+            movement_row,
+        )?
+    };
+    let checkpoints = tx.query_all(
+        &format!("SELECT {CHECKPOINT_COLS} WHERE c.account = ?{pending} ORDER BY c.id"),
+        &[Value::Int(id)],
+        checkpoint_row,
+    )?;
+    let decisions = if now {
+        Vec::new()
+    } else {
+        tx.query_all(
+            "SELECT d.checkpoint, d.action, d.actor, d.comment, d.decided_at
+             FROM decisions d JOIN checkpoints c ON c.id = d.checkpoint
+             WHERE c.account = ? ORDER BY d.id",
+            &[Value::Int(id)],
+            |r| {
+                Ok(DecisionView {
+                    checkpoint: r.i(0)?,
+                    action: parse_code(DecisionAction::parse, "decisions", "action", r.s(1)?)?,
+                    actor: r.string(2)?,
+                    comment: r.opt_string(3)?,
+                    decided_at: wall("decisions", "decided_at", r.s(4)?)?,
+                })
+            },
+        )?
+    };
+    Ok(History {
+        account_id: account_id.to_string(),
+        name,
+        fields,
+        state,
+        snapshots,
+        movements,
+        checkpoints,
+        decisions,
+    })
+}
+
+impl crate::Store {
     /// Stream the current rows (the latest run's snapshot rows, each replaced by the row a review
     /// decision since made current) in `account_id` order (bytewise) to `f`.
     pub fn export(

@@ -236,6 +236,14 @@ fn accounts_first(url: &str, dir: &Path) {
     let h = store.account_now(&edited).unwrap();
     assert!(h.name.ends_with(" Renamed"), "{:?}", h.name);
     store.account_now(&new_id).unwrap();
+    // No run yet: the detail has no explanation, and asks for no rules.
+    let (now, explanation) = store
+        .account_detail(&new_id, |_| -> Result<_, abm_store::StoreError> {
+            panic!("no run, no rules")
+        })
+        .unwrap();
+    assert_eq!(now.account_id, new_id);
+    assert!(explanation.is_none());
 }
 
 #[test]

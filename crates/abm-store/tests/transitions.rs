@@ -204,9 +204,22 @@ fn story(url: &str) {
         serde_json::to_value(v).unwrap()
     }
     let mut with_pending = 0;
+    let as_of = store.latest_as_of().unwrap().unwrap();
+    let rules = std::sync::Arc::new(Rules::compile(&config, as_of).unwrap());
     for id in &ids {
         let h = store.history(id).unwrap();
         let now = store.account_now(id).unwrap();
+        // The detail (one transaction) is the account now and its explanation as of the
+        // latest run, as read one after the other.
+        let (d_now, d_ex) = store
+            .account_detail(id, |a| {
+                assert_eq!(a, as_of, "the rules asked for the latest run's as_of");
+                Ok::<_, abm_store::StoreError>(rules.clone())
+            })
+            .unwrap();
+        assert_eq!(json(&d_now), json(&now), "{id}");
+        let ex = store.explain(id, &rules).unwrap();
+        assert_eq!(d_ex.as_ref(), Some(&ex), "{id}");
         assert_eq!(
             (&now.account_id, &now.name, &now.fields),
             (&h.account_id, &h.name, &h.fields)
