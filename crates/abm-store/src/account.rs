@@ -25,14 +25,21 @@ impl crate::Store {
     /// The whole reasoning for one stored account as of `rules.as_of`: what a run then would
     /// compute and decide for it from its current state, and that state.
     pub fn explain(&mut self, account_id: &str, rules: &Rules) -> Result<Explanation, StoreError> {
+        let (mut tx, catalog, scoring) = self.read_with_caches()?;
+        explain(&mut *tx, account_id, rules, catalog, scoring)
+    }
+
+    /// A read transaction, and beside it the connection's caches an explanation uses.
+    pub(crate) fn read_with_caches(
+        &mut self,
+    ) -> Result<(Tx<'_>, &mut crate::reevaluate::Catalog, &mut ScoringCache), StoreError> {
         let crate::Store {
             conn,
             catalog,
             scoring,
             ..
         } = self;
-        let mut tx = Tx::begin(conn.as_mut(), TxMode::Read)?;
-        explain(&mut *tx, account_id, rules, catalog, scoring)
+        Ok((Tx::begin(conn.as_mut(), TxMode::Read)?, catalog, scoring))
     }
 }
 

@@ -617,13 +617,7 @@ impl crate::Store {
         account_id: &str,
         rules_at: impl FnOnce(Instant) -> Result<std::sync::Arc<abm_core::rules::Rules>, E>,
     ) -> Result<(History, Option<abm_core::explanation::Explanation>), E> {
-        let crate::Store {
-            conn,
-            catalog,
-            scoring,
-            ..
-        } = self;
-        let mut tx = Tx::begin(conn.as_mut(), TxMode::Read)?;
+        let (mut tx, catalog, scoring) = self.read_with_caches()?;
         let now = history_in(&mut *tx, account_id, true)?;
         let explanation = match crate::account::latest_as_of(&mut *tx)? {
             Some(as_of) => {
