@@ -285,8 +285,17 @@ impl Sink {
             // The index by account (migration 0007) too: maintained row by row it is a random
             // insert per row (the files are in no account order); built once from sorted keys
             // at the end, it costs a sort.
+            // For events, over the rows above the load's only (migration 0015: a read by
+            // account takes the packed events from the packs this load writes): the bound
+            // is filled in at the end ([`Sink::finish`]).
             let (drop, add) = match self.table {
-                "events" | "triggers" => (
+                "events" => (
+                    format!("{drop}; DROP INDEX {table}_account"),
+                    format!(
+                        "{add}; CREATE INDEX {table}_account ON {table} (account) WHERE id > {TAIL_FROM}"
+                    ),
+                ),
+                "triggers" => (
                     format!("{drop}; DROP INDEX {table}_account"),
                     format!("{add}; CREATE INDEX {table}_account ON {table} (account)"),
                 ),
@@ -466,8 +475,22 @@ impl Sink {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if let Some(add_index) = self.rebuild.take() {
+        if let Some(mut add_index) = self.rebuild.take() {
             self.rows.seen = None;
+            if add_index.contains(TAIL_FROM) {
+                // The events of a first load are all packed by the end of its import (every
+                // event with an id up to `packs_upto` is), so the index by account need only
+                // hold the ones after them.
+                let from = conn.scalar(
+                    &format!(
+                        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {}",
+                        self.table
+                    ),
+                    &[],
+                )?;
+                add_index = add_index.replace(TAIL_FROM, &from.to_string());
+                set_meta(conn, "events_account_from", from)?;
+            }
             build_indexes(conn, &add_index)?;
             if !self.rows.held.is_empty() {
                 self.affected += conn.insert_batch(
@@ -500,6 +523,10 @@ impl Sink {
         Ok(self.affected)
     }
 }
+
+/// Where a first load's partial `events_account` index takes its bound (the greatest event id
+/// it loaded), filled in when the index is built.
+const TAIL_FROM: &str = "{events_account_from}";
 
 /// The page cache while [`build_indexes`] runs (KiB, as `PRAGMA cache_size` takes it negated).
 /// It also sizes the sorter's in-memory runs, which SQLite sorts as linked lists: runs that fit

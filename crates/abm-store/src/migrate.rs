@@ -159,6 +159,7 @@ mod tests {
             "d063607e0a78ab6fcd1ccfe6b61d4b30114d33d48032110bc20bb2246e68f5fb",
             "c4df000f95e3133e2a1386f8d8e3566e99817c7e3bc6d7e79bbc0880944aba84",
             "98d9c54fb3648884ab8e195bfe51612390ad2809915a17b643cbaff0e9f168ad",
+            "b5c4c3a7354cf58de888872006eb6143969899d8be328e4b6e4e2c776d777c82",
         ];
         let frozen_pg = [
             "b29ae179d3e86ff32b43ccabba41c858fd24ae4c075932e574f1f803e623feda",
@@ -175,6 +176,7 @@ mod tests {
             "3446aa1a5073006ee81e6cf4e32cb1560b6fae351be3012aad8a5d61ad98e993",
             "c4df000f95e3133e2a1386f8d8e3566e99817c7e3bc6d7e79bbc0880944aba84",
             "c0ef259d9585706f1725c2aae1a0dabf13ec46694fdc43f0b48de797e7845ea2",
+            "b5c4c3a7354cf58de888872006eb6143969899d8be328e4b6e4e2c776d777c82",
         ];
         for (list, frozen) in [
             (crate::sqlite::MIGRATIONS, &frozen_sqlite),

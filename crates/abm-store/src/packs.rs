@@ -439,8 +439,20 @@ pub(crate) fn read_events(
     let mut writers: HashMap<u32, PackWriter> = HashMap::new();
     let mut others: HashMap<i64, (Vec<i64>, PackWriter)> = HashMap::new();
     let mut outside = false;
-    let sql = "SELECT id, account, occurred_at, type, contact_id FROM events
-               WHERE id > ? AND {scope} ORDER BY id";
+    // By account: the literal bound of the partial index (see `newer_events_of_account`); by
+    // range, the range alone (a second lower bound could become the one the scan starts at).
+    let sql = if by_range {
+        "SELECT id, account, occurred_at, type, contact_id FROM events
+         WHERE id > ? AND {scope} ORDER BY id"
+            .to_string()
+    } else {
+        format!(
+            "SELECT id, account, occurred_at, type, contact_id FROM events
+             WHERE id > ? AND id > {} AND {{scope}} ORDER BY id",
+            events_account_from(conn)?
+        )
+    };
+    let sql = sql.as_str();
     let mut row = |r: &dyn crate::db::Row| {
         let Some(i) = idx_of(r.i(1)?) else {
             if fold {
@@ -796,8 +808,23 @@ impl Drop for PackBuild {
 
 pub(crate) const PACK_OF_ACCOUNT: &str =
     "SELECT upto, events, data FROM event_packs WHERE account = ?";
-pub(crate) const NEWER_EVENTS_OF_ACCOUNT: &str =
-    "SELECT occurred_at, type, contact_id FROM events WHERE account = ? AND id > ? ORDER BY id";
+/// One account's events newer than its pack (`?`: the pack's `upto`), by the partial
+/// `events_account` index over the ids above `from` ([`events_account_from`]): the literal
+/// bound lets a planner use it, and changes nothing else (every event at or below it is in its
+/// account's pack).
+pub(crate) fn newer_events_of_account(from: i64) -> String {
+    format!(
+        "SELECT occurred_at, type, contact_id FROM events
+         WHERE account = ? AND id > ? AND id > {from} ORDER BY id"
+    )
+}
+
+/// The bound of the partial `events_account` index (migration 0015): it holds the events with
+/// a greater id. Never above `packs_upto`, so every event at or below it is packed and a read
+/// of an account's newer events may state `id > bound` without losing one.
+pub(crate) fn events_account_from(conn: &mut dyn Conn) -> Result<i64, StoreError> {
+    meta(conn, "events_account_from")
+}
 
 /// One account's events in id order (`explain`): its pack, then its newer rows.
 pub(crate) fn account_events(
@@ -817,8 +844,9 @@ pub(crate) fn account_events(
         }
         Ok(())
     })?;
+    let from = events_account_from(conn)?;
     conn.query_each(
-        NEWER_EVENTS_OF_ACCOUNT,
+        &newer_events_of_account(from),
         &[Value::Int(account), Value::Int(upto)],
         &mut |r| f(r.i(0)?, r.s(1)?, r.s(2)?),
     )

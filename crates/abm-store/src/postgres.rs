@@ -69,6 +69,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_state_list_columns",
         include_str!("../migrations/postgres/0014_state_list_columns.sql"),
     ),
+    (
+        "0015_partial_account_index",
+        include_str!("../migrations/postgres/0015_partial_account_index.sql"),
+    ),
 ];
 
 /// The key of the advisory lock every writer takes (any constant: "abm" in ASCII).

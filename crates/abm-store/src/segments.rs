@@ -266,24 +266,30 @@ impl Store {
             tx.commit()?;
             return Ok(None);
         }
-        tx.query_each(
-            "SELECT e.account, e.occurred_at, e.type, e.contact_id FROM events e
-             WHERE e.occurred_at <= ? AND e.account IN (
-                SELECT account FROM deals
-                WHERE outcome = 'won' AND closed_at >= ? AND closed_at <= ?)",
-            &[Value::Int(to.0), Value::Int(from.0), Value::Int(to.0)],
-            &mut |r| {
-                if let Some(i) = accounts.idx_of(r.i(0)?) {
+        // Each winner's events from its pack and its newer rows (the index by account holds
+        // only those: migration 0015), in id order.
+        let winners = tx.query_all(
+            "SELECT DISTINCT account FROM deals
+             WHERE outcome = 'won' AND closed_at >= ? AND closed_at <= ? ORDER BY account",
+            &[Value::Int(from.0), Value::Int(to.0)],
+            |r| r.i(0),
+        )?;
+        for account in winners {
+            let Some(i) = accounts.idx_of(account) else {
+                continue;
+            };
+            crate::packs::account_events(&mut *tx, account, &mut |at, kind, contact| {
+                if at <= to.0 {
                     out.push(StoredTouch {
                         account: i,
-                        at: Instant(r.i(1)?),
-                        kind: r.string(2)?,
-                        contact: r.string(3)?,
+                        at: Instant(at),
+                        kind: kind.to_string(),
+                        contact: contact.to_string(),
                     });
                 }
                 Ok(())
-            },
-        )?;
+            })?;
+        }
         tx.commit()?;
         Ok(Some(out))
     }

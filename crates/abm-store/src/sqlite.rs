@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_state_list_columns",
         include_str!("../migrations/sqlite/0014_state_list_columns.sql"),
     ),
+    (
+        "0015_partial_account_index",
+        include_str!("../migrations/sqlite/0015_partial_account_index.sql"),
+    ),
 ];
 
 /// The page cache of every connection (`PRAGMA cache_size`: negative is KiB), 128 MiB.

@@ -98,3 +98,43 @@ pub fn streamed_pack_builds() -> u64 {
 pub fn journaled_loads() -> u64 {
     crate::journal::journaled()
 }
+
+/// The partial `events_account` index (migration 0015): its bound (`meta`), its definition as
+/// the database keeps it, and — on SQLite — the plan of an account's newer events under that
+/// bound.
+pub fn events_account_index(store: &mut crate::Store) -> (i64, String, Option<String>) {
+    use crate::db::{Backend, ConnExt, RowExt};
+    let conn = store.conn();
+    let from = crate::packs::events_account_from(conn).unwrap();
+    let sqlite = conn.backend() == Backend::Sqlite;
+    let def = conn
+        .query_one(
+            if sqlite {
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_account'"
+            } else {
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_account'
+                 AND schemaname = current_schema()"
+            },
+            &[],
+            |r| r.string(0),
+        )
+        .unwrap()
+        .unwrap_or_default();
+    let plan = sqlite.then(|| {
+        let mut plan = Vec::new();
+        conn.query_each(
+            &format!(
+                "EXPLAIN QUERY PLAN {}",
+                crate::packs::newer_events_of_account(from)
+            ),
+            &[crate::db::Value::Int(1), crate::db::Value::Int(0)],
+            &mut |r| {
+                plan.push(r.string(3)?);
+                Ok(())
+            },
+        )
+        .unwrap();
+        plan.join("; ")
+    });
+    (from, def, plan)
+}

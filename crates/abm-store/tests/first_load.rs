@@ -246,9 +246,77 @@ fn accounts_first(url: &str, dir: &Path) {
     assert!(explanation.is_none());
 }
 
+/// A first load builds the index by account over the events after its own only (they are all
+/// packed), keeps its bound, and the reads by account use it; the events a later import adds go
+/// into it, and every account's events still read exactly (`check_packs`).
+fn account_index_over_the_tail(url: &str, dir: &Path) {
+    sample(dir);
+    let config = Config::default();
+    let mut store = Store::open(url).unwrap();
+    store
+        .import(
+            &ImportInputs {
+                accounts: Some(dir.join("accounts.csv").into()),
+                engagement: Some(dir.join("engagement.csv").into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&config),
+        )
+        .unwrap();
+    let (_, _, max) = store.pack_stats().unwrap();
+    let (from, def, plan) = abm_store::testing::events_account_index(&mut store);
+    assert_eq!(from, max, "the bound is the load's greatest event id");
+    assert!(
+        def.contains("WHERE") && def.contains(&max.to_string()),
+        "a partial index: {def}"
+    );
+    if let Some(plan) = plan {
+        assert!(plan.contains("events_account"), "plan: {plan}");
+    }
+    // Later events (new ids, a minute after real rows) go into the index and are read back.
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
+    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
+    let (at, id) = (col("occurred_at"), col("event_id"));
+    let later: Vec<String> = body[..25]
+        .iter()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            let t = abm_core::Instant::parse(&f[at]).unwrap();
+            f[at] = abm_core::Instant(t.0 + 60_000_000).to_string();
+            f[id] = format!("{}-later", f[id]);
+            f.join(",")
+        })
+        .collect();
+    let file = dir.join("events-later.csv");
+    std::fs::write(&file, format!("{header}\n{}\n", later.join("\n"))).unwrap();
+    let rep = store
+        .import(
+            &ImportInputs {
+                engagement: Some(file.into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&config),
+        )
+        .unwrap();
+    assert_eq!(rep.events_added, 25);
+    let (again, def_again, _) = abm_store::testing::events_account_index(&mut store);
+    assert_eq!(
+        (again, &def_again),
+        (from, &def),
+        "a later import keeps the index"
+    );
+    store.check_packs().unwrap();
+}
+
 #[test]
 fn first_loads_pack_exactly_on_sqlite() {
-    let cases: [fn(&str, &Path); 4] = [streamed, two_files, waiting_rows, accounts_first];
+    let cases: [fn(&str, &Path); 5] = [
+        streamed,
+        two_files,
+        waiting_rows,
+        accounts_first,
+        account_index_over_the_tail,
+    ];
     for (i, case) in cases.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         case(
@@ -261,7 +329,13 @@ fn first_loads_pack_exactly_on_sqlite() {
 #[test]
 #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn first_loads_pack_exactly_on_postgres() {
-    let cases: [fn(&str, &Path); 4] = [streamed, two_files, waiting_rows, accounts_first];
+    let cases: [fn(&str, &Path); 5] = [
+        streamed,
+        two_files,
+        waiting_rows,
+        accounts_first,
+        account_index_over_the_tail,
+    ];
     for (i, case) in cases.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         abm_store::testing::in_pg_schema(&format!("first_load_{i}"), |url| case(url, dir.path()));
