@@ -35,6 +35,22 @@ fn all_packed(store: &mut Store) {
     assert_eq!(upto, max, "packs_upto");
 }
 
+/// New events from `rows` of an engagement file: each a minute after its row, under another
+/// event id (`ID-suffix`).
+fn a_minute_later(header: &str, rows: &[String], suffix: &str) -> Vec<String> {
+    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
+    let (at, id) = (col("occurred_at"), col("event_id"));
+    rows.iter()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            let t = abm_core::Instant::parse(&f[at]).unwrap();
+            f[at] = abm_core::Instant(t.0 + 60_000_000).to_string();
+            f[id] = format!("{}-{suffix}", f[id]);
+            f.join(",")
+        })
+        .collect()
+}
+
 /// A CSV file's header and its other lines.
 fn header_and_rows(path: &Path) -> (String, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -107,15 +123,7 @@ fn two_files(url: &str, dir: &Path) {
     // Ten rows of the first file again, and ten new ones (another event id, a minute later
     // than a real row).
     let mut second: Vec<String> = body[..10].iter().map(|s| s.to_string()).collect();
-    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
-    let (at, id) = (col("occurred_at"), col("event_id"));
-    for l in &body[10..20] {
-        let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
-        let t = abm_core::Instant::parse(&f[at]).unwrap();
-        f[at] = abm_core::Instant(t.0 + 60_000_000).to_string();
-        f[id] = format!("{}-again", f[id]);
-        second.push(f.join(","));
-    }
+    second.extend(a_minute_later(&header, &body[10..20], "again"));
     let more = dir.join("events-more.csv");
     std::fs::write(&more, format!("{header}\n{}\n", second.join("\n"))).unwrap();
     let config = Config::default();
@@ -275,18 +283,7 @@ fn account_index_over_the_tail(url: &str, dir: &Path) {
     }
     // Later events (new ids, a minute after real rows) go into the index and are read back.
     let (header, body) = header_and_rows(&dir.join("engagement.csv"));
-    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
-    let (at, id) = (col("occurred_at"), col("event_id"));
-    let later: Vec<String> = body[..25]
-        .iter()
-        .map(|l| {
-            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
-            let t = abm_core::Instant::parse(&f[at]).unwrap();
-            f[at] = abm_core::Instant(t.0 + 60_000_000).to_string();
-            f[id] = format!("{}-later", f[id]);
-            f.join(",")
-        })
-        .collect();
+    let later = a_minute_later(&header, &body[..25], "later");
     let file = dir.join("events-later.csv");
     std::fs::write(&file, format!("{header}\n{}\n", later.join("\n"))).unwrap();
     let rep = store
@@ -308,16 +305,17 @@ fn account_index_over_the_tail(url: &str, dir: &Path) {
     store.check_packs().unwrap();
 }
 
+const CASES: [fn(&str, &Path); 5] = [
+    streamed,
+    two_files,
+    waiting_rows,
+    accounts_first,
+    account_index_over_the_tail,
+];
+
 #[test]
 fn first_loads_pack_exactly_on_sqlite() {
-    let cases: [fn(&str, &Path); 5] = [
-        streamed,
-        two_files,
-        waiting_rows,
-        accounts_first,
-        account_index_over_the_tail,
-    ];
-    for (i, case) in cases.into_iter().enumerate() {
+    for (i, case) in CASES.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         case(
             dir.path().join(format!("f{i}.db")).to_str().unwrap(),
@@ -329,14 +327,7 @@ fn first_loads_pack_exactly_on_sqlite() {
 #[test]
 #[ignore = "needs PostgreSQL: set ABM_TEST_PG_URL (run by .ci/run)"]
 fn first_loads_pack_exactly_on_postgres() {
-    let cases: [fn(&str, &Path); 5] = [
-        streamed,
-        two_files,
-        waiting_rows,
-        accounts_first,
-        account_index_over_the_tail,
-    ];
-    for (i, case) in cases.into_iter().enumerate() {
+    for (i, case) in CASES.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         abm_store::testing::in_pg_schema(&format!("first_load_{i}"), |url| case(url, dir.path()));
     }
