@@ -209,7 +209,8 @@ pub(crate) fn explain(
     let mut events = Vec::new();
     let mut signals = Vec::new();
     let mut unknown = 0u64;
-    crate::packs::account_events(conn, id, &mut |at, ty, contact| {
+    let from = crate::packs::events_account_from(conn)?;
+    crate::packs::account_events(conn, from, id, &mut |at, ty, contact| {
         let at = Instant(at);
         let Some(code) = rules.events.lookup(ty.as_bytes()) else {
             unknown += 1;

@@ -826,9 +826,11 @@ pub(crate) fn events_account_from(conn: &mut dyn Conn) -> Result<i64, StoreError
     meta(conn, "events_account_from")
 }
 
-/// One account's events in id order (`explain`): its pack, then its newer rows.
+/// One account's events in id order (`explain`): its pack, then its newer rows (`from`: the
+/// index's bound, [`events_account_from`], read once by a caller that reads many accounts).
 pub(crate) fn account_events(
     conn: &mut dyn Conn,
+    from: i64,
     account: i64,
     f: &mut dyn FnMut(i64, &str, &str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
@@ -844,7 +846,6 @@ pub(crate) fn account_events(
         }
         Ok(())
     })?;
-    let from = events_account_from(conn)?;
     conn.query_each(
         &newer_events_of_account(from),
         &[Value::Int(account), Value::Int(upto)],
@@ -872,9 +873,10 @@ pub(crate) fn check_exact(conn: &mut dyn Conn) -> Result<(), StoreError> {
         Ok((r.i(0)?, r.i(1)?))
     })?;
     let accounts = conn.query_all("SELECT id FROM accounts ORDER BY id", &[], |r| r.i(0))?;
+    let from = events_account_from(conn)?;
     for account in accounts {
         let mut got: Events = Vec::new();
-        account_events(conn, account, &mut |at, ty, c| {
+        account_events(conn, from, account, &mut |at, ty, c| {
             got.push((at, ty.to_string(), c.to_string()));
             Ok(())
         })?;

@@ -274,11 +274,12 @@ impl Store {
             &[Value::Int(from.0), Value::Int(to.0)],
             |r| r.i(0),
         )?;
+        let from = crate::packs::events_account_from(&mut *tx)?;
         for account in winners {
             let Some(i) = accounts.idx_of(account) else {
                 continue;
             };
-            crate::packs::account_events(&mut *tx, account, &mut |at, kind, contact| {
+            crate::packs::account_events(&mut *tx, from, account, &mut |at, kind, contact| {
                 if at <= to.0 {
                     out.push(StoredTouch {
                         account: i,
