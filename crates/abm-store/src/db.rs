@@ -168,6 +168,30 @@ impl Batch {
         self.value(self.cells[row * self.ncols + col])
     }
 
+    /// Appends one value (of the row being built).
+    pub fn push(&mut self, v: Value<'_>) -> &mut Self {
+        match v {
+            Value::Null => self.null(),
+            Value::Int(v) => self.int(v),
+            Value::Real(v) => self.real(v),
+            Value::Text(s) => self.text(s),
+            Value::Blob(b) => self.blob(b),
+        }
+    }
+
+    /// The rows `keep` says yes to, in order.
+    pub fn retain(&self, mut keep: impl FnMut(usize) -> bool) -> Batch {
+        let mut out = Batch::new(self.ncols);
+        for r in 0..self.rows() {
+            if keep(r) {
+                for c in 0..self.ncols {
+                    out.push(self.get(r, c));
+                }
+            }
+        }
+        out
+    }
+
     /// Values of rows `from..to`, row-major.
     pub fn values(&self, from: usize, to: usize) -> Vec<Value<'_>> {
         self.cells[from * self.ncols..to * self.ncols]
@@ -306,6 +330,29 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4)"
         );
         assert_eq!(values_list(2, 2), "(?,?),(?,?)");
+    }
+
+    #[test]
+    fn retain_copies_the_rows_kept_with_every_kind_of_value() {
+        let mut b = Batch::new(3);
+        b.int(1).text("a").null();
+        b.int(2).opt_text(Some("bé")).blob(&[1, 2]);
+        b.real(0.5).text("").blob(&[]);
+        let kept = b.retain(|r| r != 1);
+        assert_eq!(kept.rows(), 2);
+        assert_eq!(
+            kept.values(0, 2),
+            vec![
+                Value::Int(1),
+                Value::Text("a"),
+                Value::Null,
+                Value::Real(0.5),
+                Value::Text(""),
+                Value::Blob(&[])
+            ]
+        );
+        assert_eq!(b.retain(|_| true).values(0, 3), b.values(0, 3));
+        assert!(b.retain(|_| false).is_empty());
     }
 
     #[test]

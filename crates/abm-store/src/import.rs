@@ -144,6 +144,8 @@ struct Sink {
     /// The key of an upsert whose rows the caller has made distinct (see
     /// [`Sink::distinct_rows`]).
     distinct_key: Option<&'static str>,
+    /// `events` on SQLite: the bound its identity index is split at ([`IdentitySplit`]).
+    split: Option<IdentitySplit>,
     /// The rows collected and not written yet (lent to the thread that reads the input:
     /// [`Sink::lend_rows`]).
     rows: SinkRows,
@@ -209,6 +211,7 @@ impl Sink {
             staged_rows: 0,
             rebuild: None,
             distinct_key: None,
+            split: None,
             rows: SinkRows {
                 ncols,
                 limit: (BATCH_ROWS, 8 << 20),
@@ -288,11 +291,25 @@ impl Sink {
             // For events, over the rows above the load's only (migration 0015: a read by
             // account takes the packed events from the packs this load writes): the bound
             // is filled in at the end ([`Sink::finish`]).
+            // SQLite: the identity index split at the same bound (see [`IdentitySplit`]), and
+            // the index by account covering what a read of an account's newer events takes
+            // (`packs::newer_events_of_account`): a read by index alone, no lookup of each row
+            // in the 20M-row table (a server's re-evaluation of a batch's accounts).
+            let (add, by_account) = match (self.table, Self::staged(conn)) {
+                ("events", false) => (
+                    IdentitySplit::CREATE.to_string(),
+                    "account, id, occurred_at, type, contact_id",
+                ),
+                _ => (add, "account"),
+            };
             let (drop, add) = match self.table {
                 "events" => (
-                    format!("{drop}; DROP INDEX {table}_account"),
                     format!(
-                        "{add}; CREATE INDEX {table}_account ON {table} (account) WHERE id > {TAIL_FROM}"
+                        "{drop}; DROP INDEX IF EXISTS {}; DROP INDEX {table}_account",
+                        IdentitySplit::INDEX
+                    ),
+                    format!(
+                        "{add}; CREATE INDEX {table}_account ON {table} ({by_account}) WHERE id > {TAIL_FROM}"
                     ),
                 ),
                 "triggers" => (
@@ -364,16 +381,30 @@ impl Sink {
         } else if Self::staged(conn) {
             self.copy_to_stage(conn, &batch)
         } else {
-            conn.insert_batch(
-                &format!("{} ({})", self.table, self.cols),
-                &batch,
-                self.suffix,
-            )
-            .map(|n| self.affected += n)
+            self.insert(conn, &batch).map(|n| self.affected += n)
         };
         if let Err(e) = done {
             self.error = Some(e);
         }
+    }
+
+    /// `INSERT … {suffix}` of `batch`, row by row (SQLite); once the target's identity index
+    /// is split ([`IdentitySplit`]), without the rows whose key is stored below the bound and
+    /// with the conflict rule of the index above it.
+    fn insert(&self, conn: &mut dyn Conn, batch: &Batch) -> Result<u64, StoreError> {
+        let into = format!("{} ({})", self.table, self.cols);
+        let Some(split) = self.split else {
+            return conn.insert_batch(&into, batch, self.suffix);
+        };
+        let stored = split.stored_below(conn, batch)?;
+        let kept;
+        let rows = if stored.iter().any(|&s| s) {
+            kept = batch.retain(|r| !stored[r]);
+            &kept
+        } else {
+            batch
+        };
+        conn.insert_batch(&into, rows, &split.conflict())
     }
 
     fn copy_to_stage(&mut self, conn: &mut dyn Conn, batch: &Batch) -> Result<(), StoreError> {
@@ -492,12 +523,12 @@ impl Sink {
                 set_meta(conn, "events_account_from", from)?;
             }
             build_indexes(conn, &add_index)?;
+            if add_index.contains(IdentitySplit::INDEX) {
+                self.split = Some(IdentitySplit::read(conn)?);
+            }
             if !self.rows.held.is_empty() {
-                self.affected += conn.insert_batch(
-                    &format!("{} ({})", self.table, self.cols),
-                    &self.rows.held,
-                    self.suffix,
-                )?;
+                let held = std::mem::replace(&mut self.rows.held, Batch::new(0));
+                self.affected += self.insert(conn, &held)?;
             }
             return Ok(self.affected);
         }
@@ -524,9 +555,85 @@ impl Sink {
     }
 }
 
-/// Where a first load's partial `events_account` index takes its bound (the greatest event id
-/// it loaded), filled in when the index is built.
+/// Where a first load's partial indexes on `events` take their bound (the greatest event id
+/// it loaded), filled in when they are built: `events_account`, and on SQLite the two halves of
+/// the identity index ([`IdentitySplit`]).
 const TAIL_FROM: &str = "{events_account_from}";
+
+/// SQLite, `events` after a first load: the identity index is split at the load's bound N
+/// (`meta.events_account_from`, as `events_account`): `events_ident` holds the keys of the
+/// events up to N and never changes again (ids only grow); `events_ident_tail`, unique too,
+/// the keys of the later ones. An insert first drops the rows whose key is stored up to N (a
+/// read of the unchanging index) and lets `ON CONFLICT (ident) WHERE id > N` catch repeats
+/// among the later ones: the same rows kept and counts as with one unique index, but a new
+/// event dirties a page of a small, hot index instead of a random one of a 20M-key index (a
+/// server's 1,000-event batch: 1,000 random pages; bench/README.md). A database loaded before
+/// keeps its one index over every key: its `WHERE id > N` conflict target is that index, and
+/// the probe below N reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdentitySplit {
+    bound: i64,
+}
+
+impl IdentitySplit {
+    /// The index over the keys above the bound.
+    const INDEX: &'static str = "events_ident_tail";
+    /// A first load's identity indexes ([`TAIL_FROM`] filled in at the end).
+    const CREATE: &'static str =
+        "CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {events_account_from};
+         CREATE UNIQUE INDEX events_ident_tail ON events (ident) WHERE id > {events_account_from}";
+
+    /// The split of the store `conn` opens (SQLite; `None` on PostgreSQL).
+    pub(crate) fn of(conn: &mut dyn Conn) -> Result<Option<IdentitySplit>, StoreError> {
+        if conn.backend() != Backend::Sqlite {
+            return Ok(None);
+        }
+        Self::read(conn).map(Some)
+    }
+
+    fn read(conn: &mut dyn Conn) -> Result<IdentitySplit, StoreError> {
+        Ok(IdentitySplit {
+            bound: crate::packs::events_account_from(conn)?,
+        })
+    }
+
+    /// The conflict rule of an insert into `events`.
+    pub(crate) fn conflict(&self) -> String {
+        format!("ON CONFLICT (ident) WHERE id > {} DO NOTHING", self.bound)
+    }
+
+    /// A condition on `{alias}.ident` that holds when no event up to the bound has that key
+    /// (`TRUE` when the bound is 0).
+    pub(crate) fn not_stored_below(&self, alias: &str) -> String {
+        if self.bound == 0 {
+            return "true".into();
+        }
+        format!(
+            "NOT EXISTS (SELECT 1 FROM events e WHERE e.ident = {alias}.ident AND e.id <= {})",
+            self.bound
+        )
+    }
+
+    /// For each row of `batch` (its key, a blob, first), whether an event up to the bound has
+    /// that key (the bound a literal: the planner uses a partial index only for a query that
+    /// implies its condition).
+    fn stored_below(&self, conn: &mut dyn Conn, batch: &Batch) -> Result<Vec<bool>, StoreError> {
+        let mut stored = vec![false; batch.rows()];
+        if self.bound == 0 {
+            return Ok(stored);
+        }
+        let sql = format!(
+            "SELECT 1 FROM events WHERE ident = ? AND id <= {}",
+            self.bound
+        );
+        for (r, s) in stored.iter_mut().enumerate() {
+            *s = conn
+                .query_one(&sql, &[batch.get(r, 0)], |_| Ok(()))?
+                .is_some();
+        }
+        Ok(stored)
+    }
+}
 
 /// The page cache while [`build_indexes`] runs (KiB, as `PRAGMA cache_size` takes it negated).
 /// It also sizes the sorter's in-memory runs, which SQLite sorts as linked lists: runs that fit
@@ -973,6 +1080,9 @@ fn import_events(
     );
     sink.prepare(&mut *tx, bulk(input))?;
     wait.prepare(&mut *tx, bulk(input))?;
+    if !sink.direct() {
+        sink.split = IdentitySplit::of(&mut *tx)?;
+    }
     if let InputSource::File(path) = input {
         // An event row takes 48 bytes or more (an id, an instant, a type and a contact).
         sink.expect_rows(std::fs::metadata(path).map_or(0, |m| m.len() / 48));
@@ -1289,17 +1399,27 @@ fn import_deals(
 
 /// Move waiting rows whose account exists into events, triggers and deals.
 fn resolve_waiting(tx: &mut dyn Conn, rep: &mut ImportReport) -> Result<(), StoreError> {
-    let moves: [(&str, &str, &str, &str); 3] = [
+    // Events: on SQLite, by the identity index's split.
+    let (events_filter, events_conflict) = match IdentitySplit::of(&mut *tx)? {
+        Some(split) => (split.not_stored_below("w"), split.conflict()),
+        None => (
+            "true".to_string(),
+            "ON CONFLICT (ident) DO NOTHING".to_string(),
+        ),
+    };
+    let moves: [(&str, &str, &str, &str, &str); 3] = [
         (
             "waiting_events",
             "events (ident, account, occurred_at, type, contact_id, event_id, detail, import_id)",
             "w.ident, a.id, w.occurred_at, w.type, w.contact_id, w.event_id, w.detail, w.import_id",
-            "ON CONFLICT (ident) DO NOTHING",
+            &events_filter,
+            &events_conflict,
         ),
         (
             "waiting_triggers",
             "triggers (ident, account, occurred_at, type, source, headline, strength, import_id)",
             "w.ident, a.id, w.occurred_at, w.type, w.source, w.headline, w.strength, w.import_id",
+            "true",
             "ON CONFLICT (ident) DO NOTHING",
         ),
         (
@@ -1309,10 +1429,11 @@ fn resolve_waiting(tx: &mut dyn Conn, rep: &mut ImportReport) -> Result<(), Stor
             "w.deal_id, a.id, w.stage, w.amount, w.created_at, w.closed_at,
                 w.last_stage_change_at, w.outcome, w.product, w.owner, w.stage_history,
                 w.row_hash, w.import_id",
+            "true",
             "ON CONFLICT (deal_id) DO NOTHING",
         ),
     ];
-    for (i, (from, into, cols, conflict)) in moves.into_iter().enumerate() {
+    for (i, (from, into, cols, filter, conflict)) in moves.into_iter().enumerate() {
         let arrived = tx.scalar(
             &format!(
                 "SELECT CAST(COUNT(*) AS BIGINT) FROM {from} w
@@ -1326,7 +1447,7 @@ fn resolve_waiting(tx: &mut dyn Conn, rep: &mut ImportReport) -> Result<(), Stor
         let moved = tx.execute(
             &format!(
                 "INSERT INTO {into} SELECT {cols} FROM {from} w
-                 JOIN accounts a ON a.account_id = w.account_id WHERE true {conflict}"
+                 JOIN accounts a ON a.account_id = w.account_id WHERE {filter} {conflict}"
             ),
             &[],
         )?;

@@ -305,12 +305,164 @@ fn account_index_over_the_tail(url: &str, dir: &Path) {
     store.check_packs().unwrap();
 }
 
-const CASES: [fn(&str, &Path); 5] = [
+/// Repeats and new events against a first load's events, through every way events go in: a
+/// file of the load's own rows again adds nothing; new events go in once, the first of a
+/// repeated one wins, and a file of them again adds nothing; events waiting for a new account
+/// go in when it arrives, except the one repeating a stored event. `tag` makes the new ids.
+fn repeats_and_new_events(store: &mut Store, dir: &Path, tag: &str) {
+    let config = Config::default();
+    let stored = store.pack_stats().unwrap().2;
+    let mut import =
+        |inputs: ImportInputs| store.import(&inputs, &LoadOptions::new(&config)).unwrap();
+    let file = |name: &str, header: &str, rows: &[String]| {
+        let path = dir.join(format!("{tag}-{name}.csv"));
+        std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        Some(path.into())
+    };
+    let again = import(ImportInputs {
+        engagement: Some(dir.join("engagement.csv").into()),
+        ..ImportInputs::default()
+    });
+    assert_eq!(
+        (again.events_read > 0, again.events_added),
+        (true, 0),
+        "the load's rows again"
+    );
+
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
+    let mut later = a_minute_later(&header, &body[..25], tag);
+    later.push(later[7].clone());
+    later.push(body[40].clone());
+    let new = import(ImportInputs {
+        engagement: file("later", &header, &later),
+        ..ImportInputs::default()
+    });
+    assert_eq!(
+        (new.events_read, new.events_added),
+        (27, 25),
+        "25 new, a repeat, a stored one"
+    );
+    let again = import(ImportInputs {
+        engagement: file("later-again", &header, &later),
+        ..ImportInputs::default()
+    });
+    assert_eq!(again.events_added, 0, "the new events again");
+
+    // Two events for an account not stored yet: one repeating a stored event's id.
+    let account = format!("ZZ-{tag}");
+    let col = |name: &str| header.split(',').position(|h| h == name).unwrap();
+    let for_new = |line: &str, id: Option<&str>| {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        f[col("account_id")] = account.clone();
+        if let Some(id) = id {
+            f[col("event_id")] = id.to_string();
+        }
+        f.join(",")
+    };
+    let waiting = [
+        for_new(&body[50], None),
+        for_new(&body[51], Some(&format!("{tag}-waiting"))),
+    ];
+    let wait = import(ImportInputs {
+        engagement: file("waiting", &header, &waiting),
+        ..ImportInputs::default()
+    });
+    assert_eq!((wait.events_added, wait.events_waiting), (0, 2));
+    let (acc_header, acc_body) = header_and_rows(&dir.join("accounts.csv"));
+    let mut acc: Vec<String> = acc_body[0].split(',').map(str::to_string).collect();
+    acc[0] = account.clone();
+    let arrived = import(ImportInputs {
+        accounts: file("accounts", &acc_header, &[acc.join(",")]),
+        ..ImportInputs::default()
+    });
+    assert_eq!(
+        (arrived.waiting_resolved, arrived.events_added),
+        (2, 1),
+        "the waiting event with a stored id is a repeat"
+    );
+    assert!(store.pack_stats().unwrap().2 > stored);
+    store.check_packs().unwrap();
+}
+
+/// The identity index's definitions on SQLite (`events_ident*`), sorted.
+fn identity_indexes(path: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'events_ident%'
+             ORDER BY name",
+        )
+        .unwrap();
+    let defs = st.query_map([], |r| r.get(0)).unwrap();
+    defs.map(Result::unwrap).collect()
+}
+
+/// SQLite: a first load splits the identity index at its bound (the keys up to it, the keys
+/// after), and repeats are still told from new events whichever way they come in; a database
+/// loaded before the split (one index over every key) gives the same answers. PostgreSQL keeps
+/// one unique constraint: the same answers.
+fn identity_split_at_the_bound(url: &str, dir: &Path) {
+    sample(dir);
+    let config = Config::default();
+    let load = |url: &str| {
+        let mut store = Store::open(url).unwrap();
+        store
+            .import(
+                &ImportInputs {
+                    accounts: Some(dir.join("accounts.csv").into()),
+                    engagement: Some(dir.join("engagement.csv").into()),
+                    ..ImportInputs::default()
+                },
+                &LoadOptions::new(&config),
+            )
+            .unwrap();
+        store
+    };
+    let mut store = load(url);
+    if url.starts_with("postgres") {
+        return repeats_and_new_events(&mut store, dir, "pg");
+    }
+    let max = store.pack_stats().unwrap().2;
+    assert_eq!(
+        identity_indexes(url),
+        [
+            format!("CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {max}"),
+            format!("CREATE UNIQUE INDEX events_ident_tail ON events (ident) WHERE id > {max}"),
+        ]
+    );
+    repeats_and_new_events(&mut store, dir, "split");
+    assert_eq!(
+        identity_indexes(url).len(),
+        2,
+        "later imports keep the split"
+    );
+
+    // A database loaded before: one index over every key, the bound set (migration 0015).
+    let before = dir.join("before.db");
+    let before = before.to_str().unwrap();
+    drop(load(before));
+    rusqlite::Connection::open(before)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX events_ident; DROP INDEX events_ident_tail;
+             CREATE UNIQUE INDEX events_ident ON events (ident)",
+        )
+        .unwrap();
+    let mut store = Store::open(before).unwrap();
+    repeats_and_new_events(&mut store, dir, "one-index");
+    assert_eq!(
+        identity_indexes(before),
+        ["CREATE UNIQUE INDEX events_ident ON events (ident)"]
+    );
+}
+
+const CASES: [fn(&str, &Path); 6] = [
     streamed,
     two_files,
     waiting_rows,
     accounts_first,
     account_index_over_the_tail,
+    identity_split_at_the_bound,
 ];
 
 #[test]
