@@ -297,7 +297,7 @@ impl Sink {
             // in the 20M-row table (a server's re-evaluation of a batch's accounts).
             let (add, by_account) = match (self.table, Self::staged(conn)) {
                 ("events", false) => (
-                    IdentitySplit::CREATE.to_string(),
+                    IdentitySplit::create(),
                     "account, id, occurred_at, type, contact_id",
                 ),
                 _ => (add, "account"),
@@ -579,9 +579,13 @@ impl IdentitySplit {
     /// The index over the keys above the bound.
     const INDEX: &'static str = "events_ident_tail";
     /// A first load's identity indexes ([`TAIL_FROM`] filled in at the end).
-    const CREATE: &'static str =
-        "CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {events_account_from};
-         CREATE UNIQUE INDEX events_ident_tail ON events (ident) WHERE id > {events_account_from}";
+    fn create() -> String {
+        format!(
+            "CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {TAIL_FROM};
+             CREATE UNIQUE INDEX {} ON events (ident) WHERE id > {TAIL_FROM}",
+            Self::INDEX
+        )
+    }
 
     /// The split of the store `conn` opens (SQLite; `None` on PostgreSQL).
     pub(crate) fn of(conn: &mut dyn Conn) -> Result<Option<IdentitySplit>, StoreError> {

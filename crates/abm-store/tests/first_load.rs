@@ -51,6 +51,22 @@ fn a_minute_later(header: &str, rows: &[String], suffix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A store at `url` after a first load of the sample's accounts and engagement files.
+fn loaded(url: &str, dir: &Path) -> Store {
+    let mut store = Store::open(url).unwrap();
+    store
+        .import(
+            &ImportInputs {
+                accounts: Some(dir.join("accounts.csv").into()),
+                engagement: Some(dir.join("engagement.csv").into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&Config::default()),
+        )
+        .unwrap();
+    store
+}
+
 /// A CSV file's header and its other lines.
 fn header_and_rows(path: &Path) -> (String, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -260,17 +276,7 @@ fn accounts_first(url: &str, dir: &Path) {
 fn account_index_over_the_tail(url: &str, dir: &Path) {
     sample(dir);
     let config = Config::default();
-    let mut store = Store::open(url).unwrap();
-    store
-        .import(
-            &ImportInputs {
-                accounts: Some(dir.join("accounts.csv").into()),
-                engagement: Some(dir.join("engagement.csv").into()),
-                ..ImportInputs::default()
-            },
-            &LoadOptions::new(&config),
-        )
-        .unwrap();
+    let mut store = loaded(url, dir);
     let (_, _, max) = store.pack_stats().unwrap();
     let (from, def, plan) = abm_store::testing::events_account_index(&mut store);
     assert_eq!(from, max, "the bound is the load's greatest event id");
@@ -403,21 +409,7 @@ fn identity_indexes(path: &str) -> Vec<String> {
 /// one unique constraint: the same answers.
 fn identity_split_at_the_bound(url: &str, dir: &Path) {
     sample(dir);
-    let config = Config::default();
-    let load = |url: &str| {
-        let mut store = Store::open(url).unwrap();
-        store
-            .import(
-                &ImportInputs {
-                    accounts: Some(dir.join("accounts.csv").into()),
-                    engagement: Some(dir.join("engagement.csv").into()),
-                    ..ImportInputs::default()
-                },
-                &LoadOptions::new(&config),
-            )
-            .unwrap();
-        store
-    };
+    let load = |url: &str| loaded(url, dir);
     let mut store = load(url);
     if url.starts_with("postgres") {
         return repeats_and_new_events(&mut store, dir, "pg");
