@@ -295,13 +295,11 @@ impl Sink {
             // the index by account covering what a read of an account's newer events takes
             // (`packs::newer_events_of_account`): a read by index alone, no lookup of each row
             // in the 20M-row table (a server's re-evaluation of a batch's accounts).
-            let (add, by_account) = match (self.table, Self::staged(conn)) {
-                ("events", false) => (
-                    IdentitySplit::create(),
-                    "account, id, occurred_at, type, contact_id",
-                ),
-                _ => (add, "account"),
+            let add = match (self.table, Self::staged(conn)) {
+                ("events", false) => IdentitySplit::create(),
+                _ => add,
             };
+            let by_account = crate::packs::events_account_columns(conn.backend());
             let (drop, add) = match self.table {
                 "events" => (
                     format!(
@@ -558,7 +556,7 @@ impl Sink {
 /// Where a first load's partial indexes on `events` take their bound (the greatest event id
 /// it loaded), filled in when they are built: `events_account`, and on SQLite the two halves of
 /// the identity index ([`IdentitySplit`]).
-const TAIL_FROM: &str = "{events_account_from}";
+pub(crate) const TAIL_FROM: &str = "{events_account_from}";
 
 /// SQLite, `events` after a first load: the identity index is split at the load's bound N
 /// (`meta.events_account_from`, as `events_account`): `events_ident` holds the keys of the
@@ -579,7 +577,7 @@ impl IdentitySplit {
     /// The index over the keys above the bound.
     const INDEX: &'static str = "events_ident_tail";
     /// A first load's identity indexes ([`TAIL_FROM`] filled in at the end).
-    fn create() -> String {
+    pub(crate) fn create() -> String {
         format!(
             "CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {TAIL_FROM};
              CREATE UNIQUE INDEX {} ON events (ident) WHERE id > {TAIL_FROM}",

@@ -826,6 +826,68 @@ pub(crate) fn events_account_from(conn: &mut dyn Conn) -> Result<i64, StoreError
     meta(conn, "events_account_from")
 }
 
+/// The columns of `events_account` (over the events after the bound): on SQLite it covers a
+/// read of an account's newer events ([`newer_events_of_account`]: the rows come from the
+/// index, not from a lookup of each in the table); PostgreSQL's reads fetch them from the heap.
+pub(crate) fn events_account_columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "account, id, occurred_at, type, contact_id",
+        Backend::Postgres => "account",
+    }
+}
+
+/// The bound moves up once the events after it reach this share of those up to it (a quarter).
+const BOUND_MOVES_AT: i64 = 4;
+
+/// After a run folded the newer events into the packs (`packs_upto` advanced): once the events
+/// between the partial indexes' bound ([`events_account_from`]) and `packs_upto` reach a
+/// quarter of those up to the bound, the indexes over the events after it are built again at
+/// `packs_upto` — `events_account`, and on SQLite the identity index's two halves
+/// (`import::IdentitySplit`) — so that they stay small however many days of events follow a
+/// first load (at 1M accounts and 1% of them a day: about once a month, ≈ 13 s). In the run's
+/// transaction: a killed run leaves them as they were, and readers (WAL) keep the old ones
+/// until it commits. SQLite only: on PostgreSQL dropping an index locks the table against
+/// readers until the commit, so its `events_account` keeps the first load's bound. Databases
+/// whose first load set no bound (0) keep their whole indexes. The new bound, if it moved.
+pub(crate) fn advance_bound(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
+    let backend = conn.backend();
+    if backend != Backend::Sqlite {
+        return Ok(None);
+    }
+    let bound = events_account_from(conn)?;
+    let upto = meta(conn, "packs_upto")?;
+    if bound <= 0 || upto - bound < (bound / BOUND_MOVES_AT).max(1) {
+        return Ok(None);
+    }
+    rebuild_tail_indexes(conn, upto)?;
+    Ok(Some(upto))
+}
+
+/// `events_account` (and on SQLite, when split, the identity index's halves) built again
+/// over the events after `bound`, which becomes `meta.events_account_from`.
+fn rebuild_tail_indexes(conn: &mut dyn Conn, bound: i64) -> Result<(), StoreError> {
+    let backend = conn.backend();
+    let split = backend == Backend::Sqlite
+        && conn.scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM sqlite_master
+             WHERE type = 'index' AND name = 'events_ident_tail'",
+            &[],
+        )? > 0;
+    let mut sql = format!(
+        "DROP INDEX events_account; CREATE INDEX events_account ON events ({}) WHERE id > {bound}",
+        events_account_columns(backend)
+    );
+    if split {
+        sql = format!(
+            "DROP INDEX events_ident; DROP INDEX events_ident_tail; {sql}; {}",
+            crate::import::IdentitySplit::create()
+                .replace(crate::import::TAIL_FROM, &bound.to_string())
+        );
+    }
+    crate::import::build_indexes(conn, &sql)?;
+    set_meta(conn, "events_account_from", bound)
+}
+
 /// One account's events in id order (`explain`): its pack, then its newer rows (`from`: the
 /// index's bound, [`events_account_from`], read once by a caller that reads many accounts).
 pub(crate) fn account_events(
@@ -946,11 +1008,16 @@ impl crate::Store {
     }
 
     /// Drop every event pack (`packs_upto` 0): the next run reads every event from `events`
-    /// and packs them again (tests compare runs over packs and over rows alone).
+    /// and packs them again (tests compare runs over packs and over rows alone). The indexes
+    /// over newer events then cover every event (their bound 0: it may not exceed
+    /// `packs_upto`).
     pub fn drop_packs(&mut self) -> Result<(), StoreError> {
         let mut tx = crate::Tx::begin(self.conn(), crate::db::TxMode::Write)?;
         tx.execute("DELETE FROM event_packs", &[])?;
         set_meta(&mut *tx, "packs_upto", 0)?;
+        if events_account_from(&mut *tx)? > 0 {
+            rebuild_tail_indexes(&mut *tx, 0)?;
+        }
         tx.commit()
     }
 }

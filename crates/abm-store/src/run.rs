@@ -1572,6 +1572,11 @@ pub(crate) fn run(
     // them as they were).
     let packed = crate::packs::write(&mut *tx, std::mem::take(&mut loaded.pack_delta))?;
     (opts.log)(&format!("run {run_id}: {packed} event packs written"));
+    if let Some(bound) = crate::packs::advance_bound(&mut *tx)? {
+        (opts.log)(&format!(
+            "run {run_id}: the indexes over newer events rebuilt after event {bound}"
+        ));
+    }
     let n = loaded.table.len();
     (opts.log)(&format!(
         "run {run_id}: {n} accounts assessed{}, {} events ({} after as_of)",

@@ -448,13 +448,68 @@ fn identity_split_at_the_bound(url: &str, dir: &Path) {
     );
 }
 
-const CASES: [fn(&str, &Path); 6] = [
+/// A run that folds the newer events into the packs, once they reach a quarter of the events
+/// up to the bound, builds the indexes over newer events again at `packs_upto` (SQLite: the
+/// index by account and both halves of the identity index; PostgreSQL keeps its bound); the
+/// reads by account and the repeats still come out exact.
+fn bound_moves_after_a_fold(url: &str, dir: &Path) {
+    sample(dir);
+    let mut store = loaded(url, dir);
+    let config = Config::default();
+    let (first, _, _) = abm_store::testing::events_account_index(&mut store);
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
+    let later = dir.join("events-moved.csv");
+    let rows = a_minute_later(&header, &body, "moved");
+    std::fs::write(&later, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let rep = store
+        .import(
+            &ImportInputs {
+                engagement: Some(later.into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&config),
+        )
+        .unwrap();
+    assert_eq!(rep.events_added as usize, body.len());
+    let as_of = abm_core::Instant::parse("2026-11-30T00:00:00Z").unwrap();
+    let rules = abm_core::Rules::compile(&config, as_of).unwrap();
+    let opts = abm_store::RunOptions {
+        as_of,
+        threads: 2,
+        full: true,
+        log: &|_| {},
+        progress: &|_, _, _| {},
+    };
+    store.run(&rules, &opts).unwrap();
+    let (upto, _, max) = store.pack_stats().unwrap();
+    assert_eq!(upto, max, "the full run folded every event");
+    let (bound, def, plan) = abm_store::testing::events_account_index(&mut store);
+    if url.starts_with("postgres") {
+        assert_eq!(bound, first, "PostgreSQL keeps the first load's bound");
+    } else {
+        assert_eq!(bound, max, "the bound moved to packs_upto");
+        assert!(def.contains(&format!("WHERE id > {max}")), "{def}");
+        assert!(plan.unwrap().contains("events_account"));
+        assert_eq!(
+            identity_indexes(url),
+            [
+                format!("CREATE UNIQUE INDEX events_ident ON events (ident) WHERE id <= {max}"),
+                format!("CREATE UNIQUE INDEX events_ident_tail ON events (ident) WHERE id > {max}"),
+            ]
+        );
+    }
+    store.check_packs().unwrap();
+    repeats_and_new_events(&mut store, dir, "after-move");
+}
+
+const CASES: [fn(&str, &Path); 7] = [
     streamed,
     two_files,
     waiting_rows,
     accounts_first,
     account_index_over_the_tail,
     identity_split_at_the_bound,
+    bound_moves_after_a_fold,
 ];
 
 #[test]
