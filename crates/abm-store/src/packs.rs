@@ -844,23 +844,29 @@ const BOUND_MOVES_AT: i64 = 4;
 /// quarter of those up to the bound, the indexes over the events after it are built again at
 /// `packs_upto` — `events_account`, and on SQLite the identity index's two halves
 /// (`import::IdentitySplit`) — so that they stay small however many days of events follow a
-/// first load (at 1M accounts and 1% of them a day: about once a month, ≈ 13 s). In the run's
-/// transaction: a killed run leaves them as they were, and readers (WAL) keep the old ones
-/// until it commits. SQLite only: on PostgreSQL dropping an index locks the table against
+/// first load (at 1M accounts and 1% of them a day: about once a month; ≈ 18 s at 25M
+/// events). In a transaction of its own after the run's (`Store::run`): a killed rebuild
+/// leaves them and their bound as they were, and readers (WAL) keep the old ones until it
+/// commits. SQLite only: on PostgreSQL dropping an index locks the table against
 /// readers until the commit, so its `events_account` keeps the first load's bound. Databases
 /// whose first load set no bound (0) keep their whole indexes. The new bound, if it moved.
 pub(crate) fn advance_bound(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
-    let backend = conn.backend();
-    if backend != Backend::Sqlite {
+    if !bound_move_due(conn)? {
         return Ok(None);
+    }
+    let upto = meta(conn, "packs_upto")?;
+    rebuild_tail_indexes(conn, upto)?;
+    Ok(Some(upto))
+}
+
+/// Whether [`advance_bound`] would move the bound now.
+pub(crate) fn bound_move_due(conn: &mut dyn Conn) -> Result<bool, StoreError> {
+    if conn.backend() != Backend::Sqlite {
+        return Ok(false);
     }
     let bound = events_account_from(conn)?;
     let upto = meta(conn, "packs_upto")?;
-    if bound <= 0 || upto - bound < (bound / BOUND_MOVES_AT).max(1) {
-        return Ok(None);
-    }
-    rebuild_tail_indexes(conn, upto)?;
-    Ok(Some(upto))
+    Ok(bound > 0 && upto - bound >= (bound / BOUND_MOVES_AT).max(1))
 }
 
 /// `events_account` (and on SQLite, when split, the identity index's halves) built again
