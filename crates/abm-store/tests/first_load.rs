@@ -67,6 +67,29 @@ fn loaded(url: &str, dir: &Path) -> Store {
     store
 }
 
+/// Imports new events a minute after the first `rows` rows of the sample's engagement file
+/// (their ids suffixed with `suffix`).
+fn import_later(
+    store: &mut Store,
+    dir: &Path,
+    rows: usize,
+    suffix: &str,
+) -> abm_store::ImportReport {
+    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
+    let later = a_minute_later(&header, &body[..rows], suffix);
+    let file = dir.join(format!("events-{suffix}.csv"));
+    std::fs::write(&file, format!("{header}\n{}\n", later.join("\n"))).unwrap();
+    store
+        .import(
+            &ImportInputs {
+                engagement: Some(file.into()),
+                ..ImportInputs::default()
+            },
+            &LoadOptions::new(&Config::default()),
+        )
+        .unwrap()
+}
+
 /// A CSV file's header and its other lines.
 fn header_and_rows(path: &Path) -> (String, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -275,7 +298,6 @@ fn accounts_first(url: &str, dir: &Path) {
 /// into it, and every account's events still read exactly (`check_packs`).
 fn account_index_over_the_tail(url: &str, dir: &Path) {
     sample(dir);
-    let config = Config::default();
     let mut store = loaded(url, dir);
     let (_, _, max) = store.pack_stats().unwrap();
     let (from, def, plan) = abm_store::testing::events_account_index(&mut store);
@@ -288,19 +310,7 @@ fn account_index_over_the_tail(url: &str, dir: &Path) {
         assert!(plan.contains("events_account"), "plan: {plan}");
     }
     // Later events (new ids, a minute after real rows) go into the index and are read back.
-    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
-    let later = a_minute_later(&header, &body[..25], "later");
-    let file = dir.join("events-later.csv");
-    std::fs::write(&file, format!("{header}\n{}\n", later.join("\n"))).unwrap();
-    let rep = store
-        .import(
-            &ImportInputs {
-                engagement: Some(file.into()),
-                ..ImportInputs::default()
-            },
-            &LoadOptions::new(&config),
-        )
-        .unwrap();
+    let rep = import_later(&mut store, dir, 25, "later");
     assert_eq!(rep.events_added, 25);
     let (again, def_again, _) = abm_store::testing::events_account_index(&mut store);
     assert_eq!(
@@ -457,20 +467,9 @@ fn bound_moves_after_a_fold(url: &str, dir: &Path) {
     let mut store = loaded(url, dir);
     let config = Config::default();
     let (first, _, _) = abm_store::testing::events_account_index(&mut store);
-    let (header, body) = header_and_rows(&dir.join("engagement.csv"));
-    let later = dir.join("events-moved.csv");
-    let rows = a_minute_later(&header, &body, "moved");
-    std::fs::write(&later, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
-    let rep = store
-        .import(
-            &ImportInputs {
-                engagement: Some(later.into()),
-                ..ImportInputs::default()
-            },
-            &LoadOptions::new(&config),
-        )
-        .unwrap();
-    assert_eq!(rep.events_added as usize, body.len());
+    let all = header_and_rows(&dir.join("engagement.csv")).1.len();
+    let rep = import_later(&mut store, dir, all, "moved");
+    assert_eq!(rep.events_added as usize, all);
     let as_of = abm_core::Instant::parse("2026-11-30T00:00:00Z").unwrap();
     let rules = abm_core::Rules::compile(&config, as_of).unwrap();
     let opts = abm_store::RunOptions {
