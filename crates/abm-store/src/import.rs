@@ -575,7 +575,7 @@ pub(crate) struct IdentitySplit {
 
 impl IdentitySplit {
     /// The index over the keys above the bound.
-    const INDEX: &'static str = "events_ident_tail";
+    pub(crate) const INDEX: &'static str = "events_ident_tail";
     /// A first load's identity indexes ([`TAIL_FROM`] filled in at the end).
     pub(crate) fn create() -> String {
         format!(

@@ -2134,29 +2134,12 @@ pub(crate) fn write_one(
 }
 
 impl crate::Store {
-    /// Evaluate every account as of `rules.as_of` and record the run (one transaction).
+    /// Evaluate every account as of `rules.as_of` and record the run (one transaction; then,
+    /// when due, the indexes over newer events built again further on: `packs::advance_bound`).
     pub fn run(&mut self, rules: &Rules, opts: &RunOptions<'_>) -> Result<RunOutcome, StoreError> {
         let outcome = run(self.conn(), rules, opts)?;
         if let RunOutcome::Done(r) = &outcome {
-            // The bound of the indexes over newer events moved up when due, in a transaction
-            // of its own after the run's: a killed rebuild leaves the indexes and their bound
-            // as they were, which stay exact.
-            // The sorts spill to temporary files, as an import's do (with temporary storage
-            // in memory, the connection's default, the rebuild took 53–58 s instead of 18 s
-            // at 25M events; the setting changes only outside a transaction).
-            let conn = self.conn();
-            let moved = if crate::packs::bound_move_due(conn)? {
-                let _ = conn.batch_execute("PRAGMA temp_store = FILE");
-                let moved = crate::Tx::begin(conn, crate::db::TxMode::Write).and_then(|mut tx| {
-                    let moved = crate::packs::advance_bound(&mut *tx)?;
-                    tx.commit()?;
-                    Ok(moved)
-                });
-                let _ = conn.batch_execute("PRAGMA temp_store = MEMORY");
-                moved?
-            } else {
-                None
-            };
+            let moved = crate::packs::advance_bound(self.conn())?;
             if let Some(bound) = moved {
                 (opts.log)(&format!(
                     "run {}: the indexes over newer events rebuilt after event {bound}",
