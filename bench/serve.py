@@ -4,6 +4,9 @@
 Starts `abm serve --listen 127.0.0.1:0 --db URL` on an imported (and run) store, creates an
 admin token for the run (revoked at the end), then measures:
 
+0. the floor: GET /healthz (no token check, no store) the same way, so that every figure below
+   can be read against what the HTTP stack, the load client and the machine cost alone (on 2
+   cores the client and the server share them; skip with --no-floor);
 1. GET /api/accounts/{id} (random ids) under --clients concurrent clients for --seconds;
 2. GET /api/accounts?limit=50 (random filters and cursors) the same way;
 3. POST /api/events: --batches batches of --batch-size new events, one after another;
@@ -147,6 +150,7 @@ def main():
     ap.add_argument("--singles", type=int, default=200, help="posts of one event each, timed to readable")
     ap.add_argument("--load", default="target/release/examples/load", help="the compiled load client")
     ap.add_argument("--python-client", action="store_true", help="Python threads instead of --load")
+    ap.add_argument("--no-floor", action="store_true", help="skip the GET /healthz floor phase")
     a = ap.parse_args()
     a.seconds = min(a.seconds, 300)
     a.batches = min(a.batches, 200)
@@ -187,6 +191,9 @@ def main():
                             lambda r: f"/api/accounts?limit=50{r.choice(filters)}")
             report("GET /api/accounts?limit=50", lat, err, a.seconds)
         else:
+            if not a.no_floor:
+                r = load_compiled(a.load, addr, token, a.clients, a.seconds, ["/healthz"])
+                report_compiled("floor: GET /healthz", r)
             r = load_compiled(a.load, addr, token, a.clients, a.seconds, [f"/api/accounts/{i}" for i in ids])
             report_compiled("GET /api/accounts/{id}", r)
             r = load_compiled(a.load, addr, token, a.clients, a.seconds,
