@@ -36,6 +36,12 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+
+
+def account_path(account_id):
+    """`/api/accounts/{id}` with the id percent-encoded (a real export's ids hold spaces, `/`, …)."""
+    return "/api/accounts/" + urllib.parse.quote(account_id, safe="")
 
 
 def percentile(xs, p):
@@ -185,7 +191,7 @@ def main():
 
         filters = ["", "&tier=A", "&cluster=active_focus", "&engagement=high", "&tier=B&engagement=medium"]
         if a.python_client:
-            lat, err = load(addr, token, a.clients, a.seconds, lambda r: f"/api/accounts/{r.choice(ids)}")
+            lat, err = load(addr, token, a.clients, a.seconds, lambda r: account_path(r.choice(ids)))
             report("GET /api/accounts/{id}", lat, err, a.seconds)
             lat, err = load(addr, token, a.clients, a.seconds,
                             lambda r: f"/api/accounts?limit=50{r.choice(filters)}")
@@ -194,7 +200,7 @@ def main():
             if not a.no_floor:
                 r = load_compiled(a.load, addr, token, a.clients, a.seconds, ["/healthz"])
                 report_compiled("floor: GET /healthz", r)
-            r = load_compiled(a.load, addr, token, a.clients, a.seconds, [f"/api/accounts/{i}" for i in ids])
+            r = load_compiled(a.load, addr, token, a.clients, a.seconds, [account_path(i) for i in ids])
             report_compiled("GET /api/accounts/{id}", r)
             r = load_compiled(a.load, addr, token, a.clients, a.seconds,
                               [f"/api/accounts?limit=50{f}" for f in filters])
@@ -228,7 +234,7 @@ def main():
             if ok:
                 re_ = json.loads(body).get("reevaluated") or {}
                 want = [x["cluster"] for x in re_.get("accounts", []) if x["account_id"] == account]
-                status, body = c.call("GET", f"/api/accounts/{account}")
+                status, body = c.call("GET", account_path(account))
                 t_read = time.perf_counter()
                 ok = status == 200 and bool(want) and (json.loads(body).get("state") or {}).get("cluster") == want[0]
             else:
