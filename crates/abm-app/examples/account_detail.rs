@@ -1,10 +1,12 @@
 //! Benchmark of an account's detail (`App::account`, what `GET /api/accounts/{id}` answers),
 //! in-process and on one thread: read `N` accounts picked evenly over a stored database, then
-//! read them again `--passes` times (the pages cached, as a busy server has them), and print
+//! read them again `PASSES` times (the pages cached, as a busy server has them), and print
 //! per call the mean and percentiles of the store's part and of the JSON encoding, as JSON.
 //! Read-only.
 //!
 //! cargo run --release -p abm-app --example account_detail -- DATABASE_URL [N] [PASSES]
+
+mod common;
 
 use abm_app::{App, StoreSettings};
 use abm_core::Config;
@@ -25,30 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = StoreSettings::new(url);
     settings.create = false;
     let app = App::open(&settings, Config::default())?;
-    let total = app.summary().map_err(|e| e.to_string())?.accounts.max(1) as usize;
-    let step = (total / n).max(1);
-    let mut ids = Vec::with_capacity(n);
-    let mut filter = abm_app::views::AccountFilter {
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut seen = 0usize;
-    'pages: loop {
-        let page = app.list_accounts(&filter)?;
-        for item in &page.items {
-            if seen.is_multiple_of(step) {
-                ids.push(item.account_id.clone());
-                if ids.len() == n {
-                    break 'pages;
-                }
-            }
-            seen += 1;
-        }
-        match page.next_cursor {
-            Some(c) => filter.cursor = Some(abm_app::views::Cursor::parse(&c).ok_or("cursor")?),
-            None => break,
-        }
-    }
+    let ids = common::spread_ids(&app, n)?;
     if ids.is_empty() {
         return Err("the store has no accounts: abm import first".into());
     }

@@ -5,6 +5,8 @@
 //!
 //! cargo run --release -p abm-app --example one_account -- DATABASE_URL [N]
 
+mod common;
+
 use abm_app::{App, StoreSettings};
 use abm_core::Config;
 use std::time::Instant as Clock;
@@ -17,31 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     settings.create = false;
     let app = App::open(&settings, Config::default())?;
     let as_of = app.latest_as_of()?.ok_or("no run yet")?;
-    let total = app.summary()?.accounts.max(1) as usize;
-    // Every (total / n)-th account of the list, by keyset pages.
-    let step = (total / n).max(1);
-    let mut ids = Vec::with_capacity(n);
-    let mut filter = abm_app::views::AccountFilter {
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut seen = 0usize;
-    'pages: loop {
-        let page = app.list_accounts(&filter)?;
-        for item in &page.items {
-            if seen.is_multiple_of(step) {
-                ids.push(item.account_id.clone());
-                if ids.len() == n {
-                    break 'pages;
-                }
-            }
-            seen += 1;
-        }
-        match page.next_cursor {
-            Some(c) => filter.cursor = Some(abm_app::views::Cursor::parse(&c).ok_or("cursor")?),
-            None => break,
-        }
-    }
+    let ids = common::spread_ids(&app, n)?;
     let mut took = Vec::with_capacity(ids.len());
     for id in &ids {
         let t = Clock::now();
