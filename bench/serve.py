@@ -191,6 +191,9 @@ def main():
 
         filters = ["", "&tier=A", "&cluster=active_focus", "&engagement=high", "&tier=B&engagement=medium"]
         if a.python_client:
+            if not a.no_floor:
+                lat, err = load(addr, token, a.clients, a.seconds, lambda r: "/healthz")
+                report("floor: GET /healthz", lat, err, a.seconds)
             lat, err = load(addr, token, a.clients, a.seconds, lambda r: account_path(r.choice(ids)))
             report("GET /api/accounts/{id}", lat, err, a.seconds)
             lat, err = load(addr, token, a.clients, a.seconds,
